@@ -1,0 +1,56 @@
+"""AtomicSeats: a ticket booking platform that never sells a seat twice.
+
+`create_app` is the one composition root: the API, the CLI, the Celery worker and
+the Kafka bridge all start from it.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from config import load_config
+
+
+def create_app(config_name: str | None = None, overrides: dict | None = None) -> Flask:
+    from atomicseats.adapters.registry import register_adapters
+    from atomicseats.api import register_blueprints
+    from atomicseats.auth import register_auth
+    from atomicseats.cli import register_cli
+    from atomicseats.http import register_error_handlers, register_request_hooks
+    from atomicseats.observability import configure_logging
+
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.from_object(load_config(config_name))
+    if overrides:
+        app.config.update(overrides)
+    configure_logging(app.config["LOG_LEVEL"], app.config["LOG_JSON"])
+    bind_extensions(app)
+    register_auth(app)
+    register_adapters(app)
+    register_request_hooks(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_cli(app)
+    return app
+
+
+def bind_extensions(app: Flask) -> None:
+    from pathlib import Path
+
+    from atomicseats.extensions import db, limiter, mail, migrate
+    from atomicseats.services._work import install_sqlite_pragmas
+
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    db.init_app(app)
+    migrate.init_app(
+        app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"), render_as_batch=True
+    )
+    mail.init_app(app)
+    limiter.init_app(app)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            install_sqlite_pragmas(db.engine)

@@ -1,0 +1,12 @@
+"""JSON API blueprints: parse with a schema, call one service, answer in the envelope."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register_blueprints(app: Flask) -> None:
+    from atomicseats.api import admin, bookings, docs, events, users
+
+    for module in (users, events, bookings, admin, docs):
+        app.register_blueprint(module.bp)

@@ -1,0 +1,72 @@
+"""Booking: POST/DELETE /api/events/book and the request outcome endpoint."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from flask import Blueprint, url_for
+
+from atomicseats.api import schemas
+from atomicseats.api._io import correlation_id, idempotency_key, load_body, load_query
+from atomicseats.api.openapi import documented
+from atomicseats.auth import current_account, login_required
+from atomicseats.http import envelope
+from atomicseats.services import booking
+
+bp = Blueprint("api_bookings", __name__, url_prefix="/api")
+
+
+@bp.post("/events/book")
+@login_required
+@documented(
+    "Request seats; answers 202 with the request id (send Idempotency-Key to retry safely)",
+    "bookings",
+    body=schemas.BookSchema,
+    response=schemas.AcceptedOut,
+    status=202,
+    errors=(404, 409, 503),
+)
+def book_seats():
+    body = load_body(schemas.BookSchema())
+    status = booking.submit_request(
+        user_id=current_account().id,
+        event_id=body["event_id"],
+        seats=body["seats"],
+        idempotency_key=idempotency_key(),
+        correlation_id=correlation_id(),
+    )
+    data = schemas.AcceptedOut().dump(
+        {**asdict(status), "status_url": url_for("api_bookings.request_status", request_id=status.request_id)}
+    )
+    return envelope(202, data, "Booking request accepted")
+
+
+@bp.delete("/events/book")
+@login_required
+@documented(
+    "Cancel a booking (bookingId), your latest, or all of yours for the event (cancelAll)",
+    "bookings",
+    body=schemas.CancelSchema,
+    response=schemas.CancelOut,
+    errors=(404, 409),
+)
+def cancel_booking():
+    body = load_body(schemas.CancelSchema())
+    result = booking.cancel_bookings(current_account().id, body["event_id"], body.get("booking_id"), body["cancel_all"])
+    return envelope(200, schemas.CancelOut().dump(result), "Booking cancelled successfully")
+
+
+@bp.get("/bookings/requests/<request_id>")
+@login_required
+@documented(
+    "The outcome of a booking request; ?wait=N waits up to N s for a final one",
+    "bookings",
+    query=schemas.RequestStatusQuery,
+    response=schemas.RequestStatusOut,
+    errors=(404,),
+)
+def request_status(request_id: str):
+    query = load_query(schemas.RequestStatusQuery())
+    account = current_account()
+    status = booking.request_status(request_id, account.id, account.role == "admin", query["wait"])
+    return envelope(200, schemas.RequestStatusOut().dump(status), f"Request {status.status}")

@@ -1,0 +1,121 @@
+"""/api/events: list, read, create, update, delete, waitlist switch, host roster."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from atomicseats.api import schemas
+from atomicseats.api._io import load_body, load_query
+from atomicseats.api.openapi import documented
+from atomicseats.auth import current_account, login_required, role_required
+from atomicseats.http import envelope
+from atomicseats.services import events
+
+bp = Blueprint("api_events", __name__, url_prefix="/api/events")
+
+
+@bp.get("/all")
+@documented(
+    "All published events, soonest first",
+    "events",
+    query=schemas.EventListQuery,
+    response=schemas.EventOut,
+    response_is_list=True,
+    is_authenticated=False,
+)
+def list_events():
+    query = load_query(schemas.EventListQuery())
+    views = events.list_events(host_id=query.get("host_id"))
+    return envelope(200, schemas.EventOut(many=True).dump(views), "Events found")
+
+
+@bp.get("/<int:event_id>")
+@documented(
+    "One event with live availability", "events", response=schemas.EventOut, is_authenticated=False, errors=(404,)
+)
+def get_event(event_id: int):
+    return envelope(200, schemas.EventOut().dump(events.get_event(event_id)), "Event found")
+
+
+@bp.post("/create")
+@role_required("host", "admin")
+@documented(
+    "Publish an event (hosts)",
+    "events",
+    body=schemas.EventCreateSchema,
+    response=schemas.EventOut,
+    status=201,
+    errors=(403,),
+)
+def create_event():
+    body = load_body(schemas.EventCreateSchema())
+    view = events.create_event(current_account(), body)
+    return envelope(201, schemas.EventOut().dump(view), "Event created successfully")
+
+
+@bp.post("/update")
+@login_required
+@documented(
+    "Change an event (its host or an admin); capacity never below seats sold",
+    "events",
+    body=schemas.EventUpdateSchema,
+    response=schemas.EventOut,
+    errors=(403, 404, 409),
+)
+def update_event():
+    body = load_body(schemas.EventUpdateSchema())
+    event_id = body.pop("event_id")
+    if "is_waitlist_closed" in body:
+        body["is_waitlist_open"] = not body.pop("is_waitlist_closed")
+    view = events.update_event(current_account(), event_id, body)
+    return envelope(200, schemas.EventOut().dump(view), "Event updated successfully")
+
+
+@bp.post("/delete")
+@login_required
+@documented(
+    "Withdraw an event: cancels its bookings and tells every guest",
+    "events",
+    body=schemas.EventIdSchema,
+    response=schemas.EventOut,
+    errors=(403, 404),
+)
+def delete_event():
+    body = load_body(schemas.EventIdSchema())
+    view = events.delete_event(current_account(), body["event_id"])
+    return envelope(200, schemas.EventOut().dump(view), "Event deleted successfully")
+
+
+@bp.post("/<int:event_id>/waitlist/close")
+@login_required
+@documented(
+    "Close the waitlist: new requests beyond the free seats are rejected",
+    "events",
+    response=schemas.EventOut,
+    errors=(403, 404),
+)
+def close_waitlist(event_id: int):
+    view = events.set_waitlist_open(current_account(), event_id, False)
+    return envelope(200, schemas.EventOut().dump(view), "Waitlist closed")
+
+
+@bp.post("/<int:event_id>/waitlist/reopen")
+@login_required
+@documented(
+    "Reopen the waitlist (free seats go to its head first)", "events", response=schemas.EventOut, errors=(403, 404)
+)
+def reopen_waitlist(event_id: int):
+    view = events.set_waitlist_open(current_account(), event_id, True)
+    return envelope(200, schemas.EventOut().dump(view), "Waitlist reopened")
+
+
+@bp.get("/<int:event_id>/roster")
+@login_required
+@documented(
+    "The host's view: confirmed bookings and the waitlist in queue order",
+    "events",
+    response=schemas.RosterOut,
+    errors=(403, 404),
+)
+def roster(event_id: int):
+    return envelope(200, schemas.RosterOut().dump(events.event_roster(current_account(), event_id)), "Event roster")

@@ -1,0 +1,316 @@
+"""Marshmallow schemas: every payload in and out of the JSON API, camelCase on the wire.
+
+Types are strict: "3" is not an integer, 2.5 is not a seat count, "true" is not a
+boolean. Unknown fields are refused, so a misspelt or forbidden field (say,
+`reservedSeats`) is a 400 rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
+
+from atomicseats.domain import limits
+
+USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
+ID_MAX = 2**63 - 1
+
+
+class StrictBoolean(fields.Boolean):
+    """Only JSON true/false."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+def strict_int(minimum: int, maximum: int, **kwargs) -> fields.Integer:
+    return fields.Integer(strict=True, validate=validate.Range(min=minimum, max=maximum), **kwargs)
+
+
+def id_field(**kwargs) -> fields.Integer:
+    return strict_int(1, ID_MAX, **kwargs)
+
+
+def query_int(minimum: int, maximum: int, **kwargs) -> fields.Integer:
+    """Query strings are text; accept only plain decimal integers."""
+    return fields.Integer(validate=validate.Range(min=minimum, max=maximum), **kwargs)
+
+
+def aware_datetime(**kwargs) -> fields.AwareDateTime:
+    return fields.AwareDateTime(default_timezone=UTC, **kwargs)
+
+
+def text(length_max: int, length_min: int = 1, **kwargs) -> fields.String:
+    return fields.String(validate=validate.Length(min=length_min, max=length_max), **kwargs)
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    @pre_load
+    def require_object(self, data, **kwargs):
+        if not isinstance(data, dict):
+            raise ValidationError("Expected a JSON object.", "_schema")
+        return data
+
+
+# --- users -------------------------------------------------------------------------------
+
+
+class RegisterSchema(StrictSchema):
+    username = fields.String(
+        required=True, validate=validate.Regexp(USERNAME_PATTERN, error="3-32 letters, digits, _ . -")
+    )
+    name = text(100, required=True)
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    password = text(128, 8, required=True, load_only=True)
+    role = fields.String(load_default="guest", validate=validate.OneOf(["guest", "host", "admin"]))
+
+
+class LoginSchema(StrictSchema):
+    username = text(254)
+    email = text(254)
+    password = text(128, required=True, load_only=True)
+
+    @validates_schema
+    def require_login(self, data, **kwargs):
+        if not data.get("username") and not data.get("email"):
+            raise ValidationError("Give a username or an email.", "username")
+
+
+class RefreshSchema(StrictSchema):
+    refreshToken = text(4096, data_key="refreshToken", attribute="refresh_token")
+
+
+class UserOut(Schema):
+    id = fields.Integer()
+    username = fields.String()
+    name = fields.String()
+    email = fields.String()
+    role = fields.String()
+
+
+class LoginOut(Schema):
+    user = fields.Nested(UserOut)
+    accessToken = fields.String(attribute="access_token")
+    refreshToken = fields.String(attribute="refresh_token")
+
+
+# --- events ------------------------------------------------------------------------------
+
+
+class EventFieldsSchema(StrictSchema):
+    name = text(200, attribute="name")
+    description = text(5000, 0, attribute="description")
+    venue = text(200, attribute="venue")
+    startsAt = aware_datetime(attribute="starts_at")
+    endsAt = aware_datetime(attribute="ends_at")
+    capacity = strict_int(1, limits.CAPACITY_SEATS_MAX, attribute="capacity_seats")
+    price = strict_int(0, limits.PRICE_MINOR_MAX, attribute="price_minor", metadata={"description": "minor units"})
+    waitlistOpen = StrictBoolean(attribute="is_waitlist_open")
+
+
+class EventCreateSchema(EventFieldsSchema):
+    name = text(200, required=True, attribute="name")
+    venue = text(200, required=True, attribute="venue")
+    startsAt = aware_datetime(required=True, attribute="starts_at")
+    endsAt = aware_datetime(required=True, attribute="ends_at")
+    capacity = strict_int(1, limits.CAPACITY_SEATS_MAX, required=True, attribute="capacity_seats")
+
+
+class EventUpdateSchema(EventFieldsSchema):
+    id = id_field(required=True, attribute="event_id")
+    waitlistClosed = StrictBoolean(attribute="is_waitlist_closed", metadata={"description": "seed alias"})
+
+    @pre_load
+    def accept_seed_names(self, data, **kwargs):
+        """The seed's update used startAt/endAt; accept them as aliases."""
+        if isinstance(data, dict):
+            data = dict(data)
+            for seed_name, name in (("startAt", "startsAt"), ("endAt", "endsAt")):
+                if seed_name in data and name not in data:
+                    data[name] = data.pop(seed_name)
+        return data
+
+    @validates_schema
+    def require_a_change(self, data, **kwargs):
+        if len(data) < 2:
+            raise ValidationError("Give at least one field to change.", "_schema")
+        if "is_waitlist_open" in data and "is_waitlist_closed" in data:
+            raise ValidationError("Give waitlistOpen or waitlistClosed, not both.", "waitlistClosed")
+
+
+class EventIdSchema(StrictSchema):
+    id = id_field(required=True, attribute="event_id")
+
+
+class EventListQuery(StrictSchema):
+    hostId = query_int(1, ID_MAX, attribute="host_id")
+
+
+class EventOut(Schema):
+    id = fields.Integer(attribute="event.id")
+    name = fields.String(attribute="event.name")
+    description = fields.String(attribute="event.description")
+    hostId = fields.Integer(attribute="event.host_id")
+    venue = fields.String(attribute="event.venue")
+    startsAt = fields.DateTime(attribute="event.starts_at")
+    endsAt = fields.DateTime(attribute="event.ends_at")
+    capacity = fields.Integer(attribute="event.capacity_seats")
+    reservedSeats = fields.Integer(attribute="event.reserved_seats")
+    seatsLeft = fields.Integer(attribute="event.seats_left")
+    price = fields.Integer(attribute="event.price_minor", metadata={"description": "minor units"})
+    waitlistOpen = fields.Boolean(attribute="event.is_waitlist_open")
+    waitlistLength = fields.Integer(attribute="waitlist_length", metadata={"description": "people waiting"})
+    waitlistSeats = fields.Integer(attribute="waitlist_seats", metadata={"description": "seats they wait for"})
+    status = fields.String(attribute="event.status")
+
+
+class RosterBookingOut(Schema):
+    id = fields.Integer()
+    userId = fields.Integer(attribute="user_id")
+    numberOfSeats = fields.Integer(attribute="seats")
+    cost = fields.Integer(attribute="cost_minor")
+    createdAt = fields.DateTime(attribute="created_at")
+
+
+class RosterWaitlistOut(Schema):
+    id = fields.Integer()
+    userId = fields.Integer(attribute="user_id")
+    seatsWaitlisted = fields.Integer(attribute="seats_waitlisted")
+    seatsRemaining = fields.Integer(attribute="seats_remaining")
+    createdAt = fields.DateTime(attribute="created_at")
+
+
+class RosterOut(Schema):
+    event = fields.Nested(EventOut)
+    bookings = fields.List(fields.Nested(RosterBookingOut))
+    waitlist = fields.List(fields.Nested(RosterWaitlistOut), metadata={"description": "queue order, head first"})
+
+
+# --- bookings ----------------------------------------------------------------------------
+
+
+class BookSchema(StrictSchema):
+    eventId = id_field(required=True, attribute="event_id")
+    numberOfSeats = strict_int(1, limits.SEATS_PER_REQUEST_MAX, required=True, attribute="seats")
+
+
+class CancelSchema(StrictSchema):
+    eventId = id_field(required=True, attribute="event_id")
+    bookingId = id_field(attribute="booking_id")
+    cancelAll = StrictBoolean(load_default=False, attribute="cancel_all")
+
+    @validates_schema
+    def one_target(self, data, **kwargs):
+        if data.get("booking_id") is not None and data.get("cancel_all"):
+            raise ValidationError("Give bookingId or cancelAll, not both.", "cancelAll")
+
+
+IDEMPOTENCY_KEY_LENGTH_MAX = 255
+
+
+class RequestStatusQuery(StrictSchema):
+    wait = fields.Float(
+        load_default=0,
+        validate=validate.Range(min=0, max=limits.LONG_POLL_WAIT_S_MAX),
+        allow_nan=False,
+        metadata={"description": "seconds to wait for a final outcome"},
+    )
+
+
+class RequestStatusOut(Schema):
+    requestId = fields.String(attribute="request_id")
+    eventId = fields.Integer(attribute="event_id")
+    status = fields.String(metadata={"enum": ["pending", "confirmed", "partial", "waitlisted", "rejected"]})
+    seatsRequested = fields.Integer(attribute="seats_requested")
+    seatsConfirmed = fields.Integer(attribute="seats_confirmed")
+    seatsWaitlisted = fields.Integer(attribute="seats_waitlisted")
+    bookingIds = fields.List(fields.Integer(), attribute="booking_ids")
+    waitlistPosition = fields.Integer(attribute="waitlist_position", allow_none=True)
+    reason = fields.String(allow_none=True)
+    createdAt = fields.DateTime(attribute="created_at", allow_none=True)
+    decidedAt = fields.DateTime(attribute="decided_at", allow_none=True)
+
+
+class AcceptedOut(RequestStatusOut):
+    statusUrl = fields.String(attribute="status_url")
+
+
+class CancelOut(Schema):
+    eventId = fields.Integer(attribute="event_id")
+    seatsFreed = fields.Integer(attribute="seats_freed")
+    bookingsCancelled = fields.Integer(attribute="bookings_cancelled")
+    waitlistEntriesCancelled = fields.Integer(attribute="waitlist_entries_cancelled")
+
+
+class HistoryQuery(StrictSchema):
+    limit = query_int(1, limits.HISTORY_PAGE_SIZE_MAX, load_default=limits.HISTORY_PAGE_SIZE_DEFAULT)
+    cursor = text(200)
+    view = fields.String(load_default="tickets", validate=validate.OneOf(["tickets", "summary"]))
+    eventId = query_int(1, ID_MAX, attribute="event_id")
+    status = fields.String(validate=validate.OneOf(["confirmed", "cancelled"]))
+    from_ = aware_datetime(data_key="from", attribute="created_from")
+    to = aware_datetime(attribute="created_to")
+
+
+class EventBriefOut(Schema):
+    name = fields.String()
+    venue = fields.String()
+    startsAt = fields.DateTime(attribute="starts_at")
+    endsAt = fields.DateTime(attribute="ends_at")
+    price = fields.Integer(attribute="price_minor")
+
+
+class TicketOut(Schema):
+    id = fields.Integer()
+    eventId = fields.Integer(attribute="event_id")
+    event = fields.Nested(EventBriefOut)
+    numberOfSeats = fields.Integer(attribute="seats")
+    cost = fields.Integer(attribute="cost_minor")
+    status = fields.String()
+    createdAt = fields.DateTime(attribute="created_at")
+    cancelledAt = fields.DateTime(attribute="cancelled_at", allow_none=True)
+
+
+class SummaryOut(Schema):
+    eventId = fields.Integer(attribute="event.id")
+    event = fields.Nested(EventBriefOut)
+    totalTickets = fields.Integer(attribute="total_tickets")
+    activeTickets = fields.Integer(attribute="active_tickets")
+    cancelledTickets = fields.Integer(attribute="cancelled_tickets")
+    totalCost = fields.Integer(attribute="total_cost")
+    firstBookedAt = fields.DateTime(attribute="first_booked_at")
+    lastBookedAt = fields.DateTime(attribute="last_booked_at")
+
+
+class PageInfoOut(Schema):
+    hasMore = fields.Boolean(attribute="has_more")
+    nextCursor = fields.String(attribute="next_cursor", allow_none=True)
+
+
+# --- admin -------------------------------------------------------------------------------
+
+
+class EventStatsOut(Schema):
+    eventId = fields.Integer(attribute="event_id")
+    name = fields.String()
+    capacity = fields.Integer(attribute="capacity_seats")
+    reservedSeats = fields.Integer(attribute="reserved_seats")
+    utilisation = fields.Float()
+    revenue = fields.Integer(attribute="revenue_minor")
+    waitlistLength = fields.Integer(attribute="waitlist_length")
+    waitlistSeats = fields.Integer(attribute="waitlist_seats")
+
+
+class AnalyticsOut(Schema):
+    totals = fields.Dict(keys=fields.String(), values=fields.Integer())
+    capacityUtilisation = fields.Float(attribute="capacity_utilisation")
+    revenue = fields.Integer(attribute="revenue_minor")
+    topEvents = fields.List(fields.Nested(EventStatsOut), attribute="top_events")
+    events = fields.List(fields.Nested(EventStatsOut))
+    requestOutcomes = fields.Dict(keys=fields.String(), values=fields.Integer(), attribute="request_outcomes")

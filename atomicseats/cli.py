@@ -1,0 +1,73 @@
+"""Operator commands: `flask users create-admin`, `flask seed-demo`, `flask audit`."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from atomicseats.errors import AtomicSeatsError
+from atomicseats.services import audit, demo, users
+
+users_cli = AppGroup("users", help="Manage accounts.")
+
+
+@users_cli.command("create-admin")
+@click.option("--username", required=True)
+@click.option("--email", required=True)
+@click.option("--password", required=True, help="At least 8 characters.")
+@click.option("--name", default=None, help="Display name (defaults to the username).")
+def create_admin_command(username: str, email: str, password: str, name: str | None) -> None:
+    """Create an administrator (the only way to get one besides another admin)."""
+    try:
+        user = users.create_admin(username, name or username, email, password)
+    except AtomicSeatsError as error:
+        raise click.ClickException(_describe(error)) from error
+    click.echo(f"created admin {user.username} (id {user.id})")
+
+
+@click.command("seed-demo")
+def seed_demo_command() -> None:
+    """Create demo accounts and events (embedded default only; idempotent)."""
+    try:
+        created = demo.seed_demo()
+    except AtomicSeatsError as error:
+        raise click.ClickException(_describe(error)) from error
+    click.echo("Demo accounts (username / password):")
+    for account in demo.DEMO_ACCOUNTS:
+        marker = "new" if account in created else "existing"
+        click.echo(f"  {account.role:<6} {account.username:<8} / {account.password}   ({account.email}, {marker})")
+
+
+@click.command("audit")
+@click.option(
+    "--pending-grace-s",
+    default=audit.PENDING_GRACE_S_DEFAULT,
+    show_default=True,
+    type=click.IntRange(0, 86400),
+    help="How long a request may stay pending before it counts as stranded.",
+)
+def audit_command(pending_grace_s: int) -> None:
+    """Check every invariant of DESIGN.md; exit 1 and list violations if any fail."""
+    report = audit.run_audit(pending_grace_s)
+    click.echo(f"audited {report.events_checked} events, {report.requests_checked} booking requests")
+    if report.is_clean:
+        click.echo("audit clean: no oversell, counters agree, every request has one outcome, FIFO holds")
+        return
+    for violation in report.violations:
+        click.echo(f"VIOLATION {violation}", err=True)
+    click.echo(f"{len(report.violations)} violation(s)", err=True)
+    sys.exit(1)
+
+
+def _describe(error: AtomicSeatsError) -> str:
+    details = "; ".join(f"{field}: {' '.join(map(str, messages))}" for field, messages in error.errors.items())
+    return f"{error.message}{' (' + details + ')' if details else ''}"
+
+
+def register_cli(app: Flask) -> None:
+    app.cli.add_command(users_cli)
+    app.cli.add_command(seed_demo_command)
+    app.cli.add_command(audit_command)

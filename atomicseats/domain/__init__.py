@@ -1,0 +1,1 @@
+"""Pure domain core: stdlib only, no Flask, SQLAlchemy, clock, I/O or randomness."""

@@ -1,0 +1,248 @@
+"""The seat allocator: event state + waitlist + ordered requests -> decisions.
+
+Pure: no I/O, no clock, no randomness. Every path (inline and Kafka) calls this one.
+
+Rules (DESIGN.md, "Allocation semantics"):
+- Waitlist promotion runs first, open or closed: closing the waitlist only stops new
+  people joining. Free seats go to the head; the head may be served partially and
+  keeps its place with the remainder; nobody behind it is served before it.
+- Then new requests in arrival order: confirmed if enough seats are free; otherwise
+  the free seats are confirmed (partial) and the remainder waits, or is rejected
+  when the waitlist is closed; with no seats free, waitlisted or rejected.
+
+Because promotion runs first, a non-empty waitlist implies no seats are free, so a
+new request can never overtake anyone already waiting (including requests that
+were waitlisted earlier in the same batch).
+
+A rejection is a decision, never an exception. Bad input (seats out of range,
+oversized batches) is the caller's job to refuse; here it trips an assertion.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from atomicseats.domain.limits import (
+    ALLOCATION_BATCH_SIZE_MAX,
+    CAPACITY_SEATS_MAX,
+    SEATS_PER_REQUEST_MAX,
+    WAITLIST_PROMOTION_BATCH_MAX,
+)
+
+REASON_WAITLIST_CLOSED = "waitlist_closed"
+
+
+class Outcome(enum.StrEnum):
+    CONFIRMED = "confirmed"
+    PARTIAL = "partial"
+    WAITLISTED = "waitlisted"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class EventState:
+    capacity_seats: int
+    reserved_seats: int
+    is_waitlist_open: bool
+
+    @property
+    def seats_free(self) -> int:
+        return self.capacity_seats - self.reserved_seats
+
+
+@dataclass(frozen=True)
+class SeatRequest:
+    request_id: str
+    seats: int
+
+
+@dataclass(frozen=True)
+class WaitlistSlot:
+    """A waiting entry; a waitlist is a sequence of these, head first."""
+
+    entry_id: int
+    seats_remaining: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    request_id: str
+    seats_requested: int
+    seats_confirmed: int
+    seats_waitlisted: int
+    outcome: Outcome
+    reason: str | None = None  # None, or REASON_WAITLIST_CLOSED
+
+    def __post_init__(self) -> None:
+        assert self.seats_requested >= 1
+        assert self.seats_confirmed >= 0
+        assert self.seats_waitlisted >= 0
+        assert self.seats_confirmed + self.seats_waitlisted <= self.seats_requested
+
+    @property
+    def seats_rejected(self) -> int:
+        return self.seats_requested - self.seats_confirmed - self.seats_waitlisted
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """Seats handed to a waiting entry; seats_remaining is what it still waits for."""
+
+    entry_id: int
+    seats_promoted: int
+    seats_remaining: int  # after this promotion; 0 = fully served, leaves the waitlist
+
+    def __post_init__(self) -> None:
+        assert self.seats_promoted >= 1
+        assert self.seats_remaining >= 0
+
+
+@dataclass(frozen=True)
+class Allocation:
+    promotions: tuple[Promotion, ...]
+    decisions: tuple[Decision, ...]
+    reserved_seats: int  # after this allocation
+    capacity_seats: int
+
+    def __post_init__(self) -> None:
+        assert self.reserved_seats >= 0
+        assert self.reserved_seats <= self.capacity_seats
+
+    @property
+    def seats_free(self) -> int:
+        return self.capacity_seats - self.reserved_seats
+
+    @property
+    def seats_confirmed_total(self) -> int:
+        seats_promoted = sum(promotion.seats_promoted for promotion in self.promotions)
+        seats_decided = sum(decision.seats_confirmed for decision in self.decisions)
+        return seats_promoted + seats_decided
+
+
+def promote_waitlist(state: EventState, waitlist: Sequence[WaitlistSlot]) -> tuple[tuple[Promotion, ...], EventState]:
+    """Hand free seats to the waitlist, head first. Runs whether it is open or closed.
+
+    The caller passes the waitlist from its head. If it holds more entries than it
+    passed (a batch of WAITLIST_PROMOTION_BATCH_MAX) and every passed entry was
+    fully served, it must promote again before deciding new requests.
+    """
+    _assert_state_valid(state)
+    _assert_waitlist_valid(waitlist)
+    seats_free = state.seats_free
+    promotions: list[Promotion] = []
+    for slot in waitlist:
+        if seats_free == 0:
+            break
+        promotion = _promote_one(slot, seats_free)
+        seats_free -= promotion.seats_promoted
+        promotions.append(promotion)
+    assert seats_free >= 0
+    # Nobody behind the head is served before the head is fully served.
+    assert all(promotion.seats_remaining == 0 for promotion in promotions[:-1])
+    reserved_seats = state.capacity_seats - seats_free
+    return tuple(promotions), dataclasses.replace(state, reserved_seats=reserved_seats)
+
+
+def allocate(state: EventState, waitlist: Sequence[WaitlistSlot], requests: Sequence[SeatRequest]) -> Allocation:
+    """Promote the waitlist, then decide new requests in arrival order."""
+    assert len(requests) <= ALLOCATION_BATCH_SIZE_MAX
+    assert len({request.request_id for request in requests}) == len(requests)
+    promotions, state = promote_waitlist(state, waitlist)
+    seats_free = state.seats_free
+    decisions: list[Decision] = []
+    for request in requests:
+        assert request.seats >= 1
+        assert request.seats <= SEATS_PER_REQUEST_MAX
+        decision = _decide_one(request, seats_free, state.is_waitlist_open)
+        seats_free -= decision.seats_confirmed
+        assert seats_free >= 0
+        decisions.append(decision)
+    allocation = Allocation(
+        promotions=promotions,
+        decisions=tuple(decisions),
+        reserved_seats=state.capacity_seats - seats_free,
+        capacity_seats=state.capacity_seats,
+    )
+    _assert_nobody_waits_beside_free_seats(allocation, waitlist)
+    return allocation
+
+
+def release_seats(state: EventState, seats: int) -> EventState:
+    """Cancellation: free confirmed seats. The caller then promotes the waitlist."""
+    _assert_state_valid(state)
+    assert seats > 0
+    assert seats <= state.reserved_seats
+    return dataclasses.replace(state, reserved_seats=state.reserved_seats - seats)
+
+
+def resize_capacity(state: EventState, capacity_seats: int) -> EventState | None:
+    """New capacity, or None when it would drop below the seats already confirmed.
+
+    After raising capacity the caller promotes the waitlist.
+    """
+    _assert_state_valid(state)
+    assert capacity_seats >= 0
+    assert capacity_seats <= CAPACITY_SEATS_MAX
+    if capacity_seats < state.reserved_seats:
+        return None
+    return dataclasses.replace(state, capacity_seats=capacity_seats)
+
+
+def _promote_one(slot: WaitlistSlot, seats_free: int) -> Promotion:
+    assert seats_free > 0
+    seats_promoted = min(seats_free, slot.seats_remaining)
+    return Promotion(
+        entry_id=slot.entry_id,
+        seats_promoted=seats_promoted,
+        seats_remaining=slot.seats_remaining - seats_promoted,
+    )
+
+
+def _decide_one(request: SeatRequest, seats_free: int, is_waitlist_open: bool) -> Decision:
+    assert seats_free >= 0
+    seats_confirmed = min(seats_free, request.seats)
+    seats_short = request.seats - seats_confirmed
+    if seats_short == 0:
+        outcome = Outcome.CONFIRMED
+    elif seats_confirmed > 0:
+        outcome = Outcome.PARTIAL
+    elif is_waitlist_open:
+        outcome = Outcome.WAITLISTED
+    else:
+        outcome = Outcome.REJECTED
+    is_short_rejected = seats_short > 0 and not is_waitlist_open
+    return Decision(
+        request_id=request.request_id,
+        seats_requested=request.seats,
+        seats_confirmed=seats_confirmed,
+        seats_waitlisted=0 if is_short_rejected else seats_short,
+        outcome=outcome,
+        reason=REASON_WAITLIST_CLOSED if is_short_rejected else None,
+    )
+
+
+def _assert_state_valid(state: EventState) -> None:
+    assert state.reserved_seats >= 0
+    assert state.reserved_seats <= state.capacity_seats
+    assert state.capacity_seats <= CAPACITY_SEATS_MAX
+
+
+def _assert_waitlist_valid(waitlist: Sequence[WaitlistSlot]) -> None:
+    assert len(waitlist) <= WAITLIST_PROMOTION_BATCH_MAX
+    assert len({slot.entry_id for slot in waitlist}) == len(waitlist)
+    for slot in waitlist:
+        assert slot.seats_remaining >= 1
+        assert slot.seats_remaining <= SEATS_PER_REQUEST_MAX
+
+
+def _assert_nobody_waits_beside_free_seats(allocation: Allocation, waitlist: Sequence[WaitlistSlot]) -> None:
+    """If anyone (old or new in this batch) still waits, no seat may be free."""
+    seats_remaining_old = sum(slot.seats_remaining for slot in waitlist)
+    seats_promoted = sum(promotion.seats_promoted for promotion in allocation.promotions)
+    seats_waitlisted_new = sum(decision.seats_waitlisted for decision in allocation.decisions)
+    assert seats_promoted <= seats_remaining_old
+    if seats_remaining_old - seats_promoted + seats_waitlisted_new > 0:
+        assert allocation.seats_free == 0

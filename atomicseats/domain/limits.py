@@ -1,0 +1,49 @@
+"""Named limits for every loop, batch, queue, poll, retry and wait.
+
+Config may lower some of these (never raise them); the relations between them are
+asserted at import so a bad edit fails at start-up, not under load.
+"""
+
+from __future__ import annotations
+
+# Booking.
+SEATS_PER_REQUEST_MAX = 10  # the default upper bound; config may lower it
+ALLOCATION_BATCH_SIZE_MAX = 500  # new requests decided in one allocation transaction
+WAITLIST_PROMOTION_BATCH_MAX = 1000  # waiting entries read for one promotion
+CAPACITY_SEATS_MAX = 1_000_000
+PRICE_MINOR_MAX = 100_000_000  # integer minor units, never float
+
+# Reading.
+HISTORY_PAGE_SIZE_MAX = 100
+HISTORY_PAGE_SIZE_DEFAULT = 20
+LONG_POLL_WAIT_S_MAX = 30
+
+# Database.
+LOCK_TIMEOUT_MS = 3000
+STATEMENT_TIMEOUT_MS = 10000
+
+# Outbox.
+OUTBOX_SEND_ATTEMPTS_MAX = 8
+OUTBOX_BATCH_SIZE_MAX = 200
+
+# HTTP.
+JSON_BODY_BYTES_MAX = 64 * 1024
+
+assert SEATS_PER_REQUEST_MAX >= 1
+assert SEATS_PER_REQUEST_MAX <= CAPACITY_SEATS_MAX
+assert ALLOCATION_BATCH_SIZE_MAX >= 1
+assert WAITLIST_PROMOTION_BATCH_MAX >= 1
+# One allocation's seat arithmetic stays far inside exact integer range.
+assert ALLOCATION_BATCH_SIZE_MAX * SEATS_PER_REQUEST_MAX <= CAPACITY_SEATS_MAX
+assert WAITLIST_PROMOTION_BATCH_MAX * SEATS_PER_REQUEST_MAX <= CAPACITY_SEATS_MAX
+assert PRICE_MINOR_MAX >= 1
+# Cost of one request (seats * price) must fit a signed 64-bit column.
+assert SEATS_PER_REQUEST_MAX * PRICE_MINOR_MAX < 2**63
+assert HISTORY_PAGE_SIZE_DEFAULT >= 1
+assert HISTORY_PAGE_SIZE_DEFAULT <= HISTORY_PAGE_SIZE_MAX
+assert LONG_POLL_WAIT_S_MAX >= 1
+assert LOCK_TIMEOUT_MS > 0
+assert LOCK_TIMEOUT_MS < STATEMENT_TIMEOUT_MS
+assert OUTBOX_SEND_ATTEMPTS_MAX >= 1
+assert OUTBOX_BATCH_SIZE_MAX >= 1
+assert JSON_BODY_BYTES_MAX >= 1024

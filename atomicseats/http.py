@@ -1,0 +1,108 @@
+"""The HTTP edge: envelope, correlation ids, and the only place errors become responses."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Flask, g, jsonify, make_response, render_template_string, request
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from atomicseats.errors import AtomicSeatsError
+from atomicseats.observability import (
+    CORRELATION_HEADER,
+    accept_correlation_id,
+    get_correlation_id,
+    reset_correlation_id,
+    set_correlation_id,
+)
+
+log = logging.getLogger("atomicseats.http")
+
+_ERROR_PAGE = """<!doctype html><title>{{ status }} · AtomicSeats</title>
+<main style="font-family:system-ui;max-width:40rem;margin:4rem auto">
+<h1>{{ status }}</h1><p>{{ message }}</p><p><a href="/">Back to events</a></p>
+<p style="color:#777;font-size:.8rem">Reference: {{ correlation_id }}</p></main>"""
+
+
+def envelope(status: int, data, message: str, headers: dict | None = None):
+    response = jsonify({"statusCode": status, "data": data, "message": message})
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def error_response(status: int, message: str, errors: dict | None = None, headers: dict | None = None):
+    if request.path.startswith("/api") or request.accept_mimetypes.best == "application/json":
+        response = jsonify({"statusCode": status, "message": message, "errors": errors or {}})
+    else:
+        html = render_template_string(_ERROR_PAGE, status=status, message=message, correlation_id=get_correlation_id())
+        response = make_response(html)
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def register_request_hooks(app: Flask) -> None:
+    @app.before_request
+    def _start_request():
+        g.correlation_token = set_correlation_id(accept_correlation_id(request.headers.get(CORRELATION_HEADER)))
+        g.started_at = time.perf_counter()
+
+    @app.after_request
+    def _finish_request(response):
+        response.headers[CORRELATION_HEADER] = get_correlation_id() or ""
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if request.path.startswith("/api"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        elapsed_ms = round((time.perf_counter() - g.get("started_at", time.perf_counter())) * 1000, 2)
+        log.info(
+            "http.request",
+            extra={"method": request.method, "path": request.path, "status": response.status_code, "ms": elapsed_ms},
+        )
+        return response
+
+    @app.teardown_request
+    def _end_request(_error):
+        token = g.pop("correlation_token", None)
+        if token is not None:
+            reset_correlation_id(token)
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(AtomicSeatsError)
+    def _domain_error(error: AtomicSeatsError):
+        return error_response(error.status, error.message, error.errors, error.headers)
+
+    @app.errorhandler(ValidationError)
+    def _validation_error(error: ValidationError):
+        messages = error.messages if isinstance(error.messages, dict) else {"_schema": error.messages}
+        return error_response(400, "Invalid input", messages)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException):
+        status = error.code or 500
+        message = _HTTP_MESSAGES.get(status, error.description or error.name)
+        headers = {"Allow": ", ".join(error.valid_methods)} if getattr(error, "valid_methods", None) else None
+        if status == 429:
+            headers = {"Retry-After": error.get_response().headers.get("Retry-After", "60")}
+        return error_response(status, message, None, headers)
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        log.exception("http.unhandled_error", extra={"path": request.path})
+        return error_response(500, f"Internal error (reference {get_correlation_id()})")
+
+
+_HTTP_MESSAGES = {
+    400: "Malformed request",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Request body too large (64 KiB at most)",
+    415: "Request body must be JSON",
+    429: "Too many requests, slow down",
+}

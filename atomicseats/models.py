@@ -1,0 +1,254 @@
+"""Tables and constraints. No commits and no business rules here: services own both.
+
+The CHECK constraints are the database's copy of the invariants in DESIGN.md, so a
+bug in a service cannot commit an oversold event even if every assertion missed it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.types import DateTime, TypeDecorator
+
+from atomicseats.domain import allocator, limits
+from atomicseats.extensions import db
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; Postgres gets BIGINT identities.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+USER_ROLES = ("guest", "host", "admin")
+EVENT_STATUSES = ("published", "deleted")
+BOOKING_STATUSES = ("confirmed", "cancelled")
+REQUEST_STATUSES = ("pending", "confirmed", "partial", "waitlisted", "rejected")
+WAITLIST_STATUSES = ("waiting", "served", "cancelled")
+OUTBOX_STATUSES = ("pending", "sent", "failed")
+OUTBOX_CHANNELS = ("email", "event")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{value}'" for value in values)
+    return f"{column} IN ({quoted})"
+
+
+class User(db.Model):
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(_in("role", USER_ROLES), name="role_known"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    username: Mapped[str] = mapped_column(String(32), unique=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    email: Mapped[str] = mapped_column(String(254), unique=True, nullable=False)
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    role: Mapped[str] = mapped_column(String(10), nullable=False, default="guest")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
+
+    # flask-login protocol, for the browser pages.
+    is_active = True
+    is_anonymous = False
+    is_authenticated = True
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+
+class AuthSession(db.Model):
+    """One login: its access and refresh tokens carry this id, so logout revokes both.
+
+    Refresh rotation replaces `refresh_jti`; a rotated-out refresh token no longer matches.
+    """
+
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    refresh_jti: Mapped[str] = mapped_column(String(36), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Event(db.Model):
+    __tablename__ = "events"
+    __table_args__ = (
+        CheckConstraint("capacity_seats >= 0", name="capacity_non_negative"),
+        CheckConstraint("reserved_seats >= 0", name="reserved_non_negative"),
+        CheckConstraint("reserved_seats <= capacity_seats", name="never_oversold"),
+        CheckConstraint("price_minor >= 0", name="price_non_negative"),
+        CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+        CheckConstraint(_in("status", EVENT_STATUSES), name="status_known"),
+        Index("ix_events_status_starts_at", "status", "starts_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), nullable=False, index=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    venue: Mapped[str] = mapped_column(String(200), nullable=False)
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    ends_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    capacity_seats: Mapped[int] = mapped_column(Integer, nullable=False)
+    reserved_seats: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    price_minor: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    is_waitlist_open: Mapped[bool] = mapped_column(nullable=False, default=True)
+    status: Mapped[str] = mapped_column(String(12), nullable=False, default="published")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    host: Mapped[User] = relationship()
+
+    @property
+    def seats_left(self) -> int:
+        return self.capacity_seats - self.reserved_seats
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.status == "deleted"
+
+    def to_state(self) -> allocator.EventState:
+        return allocator.EventState(
+            capacity_seats=self.capacity_seats,
+            reserved_seats=self.reserved_seats,
+            is_waitlist_open=self.is_waitlist_open,
+        )
+
+
+class BookingRequest(db.Model):
+    """A request to book seats. `id` is the arrival sequence: allocation follows it."""
+
+    __tablename__ = "booking_requests"
+    __table_args__ = (
+        UniqueConstraint("user_id", "idempotency_key", name="uq_booking_requests_user_idempotency_key"),
+        CheckConstraint("seats_requested >= 1", name="seats_requested_positive"),
+        CheckConstraint(f"seats_requested <= {limits.SEATS_PER_REQUEST_MAX}", name="seats_requested_within_max"),
+        CheckConstraint("seats_confirmed >= 0", name="seats_confirmed_non_negative"),
+        CheckConstraint("seats_waitlisted >= 0", name="seats_waitlisted_non_negative"),
+        CheckConstraint("seats_confirmed + seats_waitlisted <= seats_requested", name="seats_add_up"),
+        CheckConstraint(_in("status", REQUEST_STATUSES), name="status_known"),
+        Index("ix_booking_requests_event_status_id", "event_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(36), unique=True, nullable=False)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), nullable=False)
+    seats_requested: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[str] = mapped_column(String(12), nullable=False, default="pending")
+    seats_confirmed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    seats_waitlisted: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    reason: Mapped[str | None] = mapped_column(String(64))
+    correlation_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status != "pending"
+
+    def to_domain(self) -> allocator.SeatRequest:
+        return allocator.SeatRequest(request_id=self.request_id, seats=self.seats_requested)
+
+
+class Booking(db.Model):
+    __tablename__ = "bookings"
+    __table_args__ = (
+        CheckConstraint("seats > 0", name="seats_positive"),
+        CheckConstraint("cost_minor >= 0", name="cost_non_negative"),
+        CheckConstraint(_in("status", BOOKING_STATUSES), name="status_known"),
+        Index("ix_bookings_user_id_id", "user_id", "id"),
+        Index("ix_bookings_event_status", "event_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), nullable=False)
+    booking_request_id: Mapped[int | None] = mapped_column(
+        ForeignKey("booking_requests.id", ondelete="SET NULL"), index=True
+    )
+    seats: Mapped[int] = mapped_column(Integer, nullable=False)
+    cost_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    status: Mapped[str] = mapped_column(String(12), nullable=False, default="confirmed")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    event: Mapped[Event] = relationship(lazy="joined")
+
+
+class WaitlistEntry(db.Model):
+    """Durable FIFO: `id` order is the queue order within an event."""
+
+    __tablename__ = "waitlist_entries"
+    __table_args__ = (
+        CheckConstraint("seats_remaining >= 0", name="remaining_non_negative"),
+        CheckConstraint("seats_remaining <= seats_waitlisted", name="remaining_within_waitlisted"),
+        CheckConstraint(_in("status", WAITLIST_STATUSES), name="status_known"),
+        Index("ix_waitlist_entries_event_status_id", "event_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), nullable=False)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    booking_request_id: Mapped[int] = mapped_column(
+        ForeignKey("booking_requests.id", ondelete="CASCADE"), nullable=False, unique=True
+    )
+    seats_waitlisted: Mapped[int] = mapped_column(Integer, nullable=False)
+    seats_remaining: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[str] = mapped_column(String(12), nullable=False, default="waiting")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
+
+    def to_slot(self) -> allocator.WaitlistSlot:
+        return allocator.WaitlistSlot(entry_id=self.id, seats_remaining=self.seats_remaining)
+
+
+class OutboxMessage(db.Model):
+    """What must not be lost (e-mails, domain events), written with the decision."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        CheckConstraint(_in("status", OUTBOX_STATUSES), name="status_known"),
+        CheckConstraint(_in("channel", OUTBOX_CHANNELS), name="channel_known"),
+        Index("ix_outbox_status_next_attempt", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(8), nullable=False)
+    kind: Mapped[str] = mapped_column(String(40), nullable=False)
+    message_id: Mapped[str] = mapped_column(String(200), unique=True, nullable=False)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="SET NULL"), index=True)
+    payload: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(String(8), nullable=False, default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -1,0 +1,93 @@
+"""Structured JSON logs with a correlation id that follows a booking across processes.
+
+The API takes `X-Request-ID` or makes one; the Kafka adapter writes it into message
+headers, the bridge restores it per message and Celery carries it in task headers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import uuid
+from contextvars import ContextVar
+from datetime import UTC, datetime
+
+CORRELATION_HEADER = "X-Request-ID"
+_CORRELATION_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+
+_RESERVED_RECORD_KEYS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+
+def new_correlation_id() -> str:
+    return uuid.uuid4().hex
+
+
+def accept_correlation_id(candidate: str | None) -> str:
+    """Use the caller's id if it is a sane token, else make one (never trust a header blindly)."""
+    if candidate and _CORRELATION_ID_PATTERN.match(candidate):
+        return candidate
+    return new_correlation_id()
+
+
+def get_correlation_id() -> str | None:
+    return _correlation_id.get()
+
+
+def set_correlation_id(value: str | None):
+    return _correlation_id.set(value)
+
+
+def reset_correlation_id(token) -> None:
+    _correlation_id.reset(token)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, event, correlation_id, then fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "event": record.getMessage(),
+            "logger": record.name,
+            "correlation_id": get_correlation_id(),
+        }
+        for key, value in vars(record).items():
+            if key not in _RESERVED_RECORD_KEYS and not key.startswith("_"):
+                line[key] = value
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """Readable lines for a developer's terminal, same fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = {
+            key: value
+            for key, value in vars(record).items()
+            if key not in _RESERVED_RECORD_KEYS and not key.startswith("_")
+        }
+        rendered = " ".join(f"{key}={value}" for key, value in fields.items())
+        correlation_id = get_correlation_id() or "-"
+        text = f"{record.levelname:<7} {record.getMessage()} [{correlation_id}] {rendered}".rstrip()
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+def configure_logging(level: str, as_json: bool) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter() if as_json else TextFormatter())
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        if getattr(existing, "_atomicseats", False):
+            root.removeHandler(existing)
+    handler._atomicseats = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    logging.getLogger("werkzeug").setLevel("WARNING")

@@ -1,0 +1,189 @@
+"""Private helpers shared by the services that change who holds seats.
+
+Every path that moves seats (new requests, cancellation, capacity change, reopening
+the waitlist, deleting an event) locks the event row and ends in `settle_event`,
+which runs the one pure allocator and writes its decisions. Nothing here commits.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from atomicseats.domain import allocator, limits
+from atomicseats.errors import NotFound
+from atomicseats.models import Booking, BookingRequest, Event, WaitlistEntry, utcnow
+from atomicseats.services._outbox import Notification, outbox_row
+from atomicseats.services._work import UnitOfWork
+from atomicseats.services.contracts import EventAvailability
+
+# Bounded number of promotion rounds per transaction: each round serves up to
+# WAITLIST_PROMOTION_BATCH_MAX entries, so this covers any capacity we accept.
+PROMOTION_ROUNDS_MAX = limits.CAPACITY_SEATS_MAX // limits.WAITLIST_PROMOTION_BATCH_MAX + 1
+
+
+def lock_event(work: UnitOfWork, event_id: int) -> Event:
+    """SELECT ... FOR UPDATE on the event row: every seat change for it serializes here."""
+    config = current_app.config
+    statement = select(Event).where(Event.id == event_id)
+    if not config.get("TESTING_SKIP_EVENT_LOCK"):
+        statement = statement.with_for_update()
+    event = work.session.execute(statement).scalar_one_or_none()
+    if event is None:
+        raise NotFound("Event not found")
+    pause_s = config.get("TESTING_PAUSE_AFTER_READ_S", 0)
+    if pause_s:  # negative control for the concurrency tests: widen the race window
+        time.sleep(pause_s)
+    return event
+
+
+def settle_event(work: UnitOfWork, event: Event, pending: list[BookingRequest]) -> allocator.Allocation:
+    """Serve the waitlist head first, then decide `pending` in arrival order; write it all."""
+    now = utcnow()
+    seats_promoted = 0
+    for _ in range(PROMOTION_ROUNDS_MAX):
+        if event.seats_left == 0:
+            break
+        entries = _waiting_entries(work, event.id, min(event.seats_left, limits.WAITLIST_PROMOTION_BATCH_MAX))
+        if not entries:
+            break
+        promotions, state = allocator.promote_waitlist(event.to_state(), [entry.to_slot() for entry in entries])
+        _write_promotions(work, event, entries, promotions, now)
+        seats_promoted += state.reserved_seats - event.reserved_seats
+        event.reserved_seats = state.reserved_seats
+    allocation = allocator.allocate(event.to_state(), [], [request.to_domain() for request in pending])
+    _write_decisions(work, event, pending, allocation.decisions, now)
+    event.reserved_seats = allocation.reserved_seats
+    event.updated_at = now
+    assert event.reserved_seats >= 0
+    assert event.reserved_seats <= event.capacity_seats
+    work.session.flush()
+    return allocation
+
+
+def _waiting_entries(work: UnitOfWork, event_id: int, limit: int) -> list[WaitlistEntry]:
+    statement = (
+        select(WaitlistEntry)
+        .where(WaitlistEntry.event_id == event_id, WaitlistEntry.status == "waiting")
+        .order_by(WaitlistEntry.id)
+        .limit(limit)
+    )
+    return list(work.session.execute(statement).scalars())
+
+
+def _write_promotions(
+    work: UnitOfWork,
+    event: Event,
+    entries: list[WaitlistEntry],
+    promotions: tuple[allocator.Promotion, ...],
+    now: datetime,
+) -> None:
+    entries_by_id = {entry.id: entry for entry in entries}
+    for promotion in promotions:
+        entry = entries_by_id[promotion.entry_id]
+        request = work.session.get(BookingRequest, entry.booking_request_id)
+        assert request is not None
+        entry.seats_remaining = promotion.seats_remaining
+        entry.status = "waiting" if promotion.seats_remaining else "served"
+        entry.updated_at = now
+        request.seats_confirmed += promotion.seats_promoted
+        request.seats_waitlisted -= promotion.seats_promoted
+        booking = _new_booking(event, request, promotion.seats_promoted, now)
+        work.session.add(booking)
+        work.session.flush()  # the booking id goes into the notification
+        fields = {
+            "requestId": request.request_id,
+            "bookingId": booking.id,
+            "seatsPromoted": promotion.seats_promoted,
+            "seatsStillWaitlisted": promotion.seats_remaining,
+        }
+        work.session.add(
+            outbox_row(Notification("booking.promoted", request.user_id, event, f"booking-{booking.id}", fields))
+        )
+
+
+def _write_decisions(
+    work: UnitOfWork,
+    event: Event,
+    pending: list[BookingRequest],
+    decisions: tuple[allocator.Decision, ...],
+    now: datetime,
+) -> None:
+    assert len(pending) == len(decisions)
+    bookings: list[Booking] = []
+    for request, decision in zip(pending, decisions, strict=True):
+        assert request.request_id == decision.request_id
+        assert request.status == "pending"
+        request.status = decision.outcome.value
+        request.seats_confirmed = decision.seats_confirmed
+        request.seats_waitlisted = decision.seats_waitlisted
+        request.reason = decision.reason
+        request.decided_at = now
+        if decision.seats_confirmed:
+            bookings.append(_new_booking(event, request, decision.seats_confirmed, now))
+        if decision.seats_waitlisted:
+            work.session.add(
+                WaitlistEntry(
+                    event_id=event.id,
+                    user_id=request.user_id,
+                    booking_request_id=request.id,
+                    seats_waitlisted=decision.seats_waitlisted,
+                    seats_remaining=decision.seats_waitlisted,
+                    status="waiting",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        fields = {
+            "requestId": request.request_id,
+            "seatsRequested": decision.seats_requested,
+            "seatsConfirmed": decision.seats_confirmed,
+            "seatsWaitlisted": decision.seats_waitlisted,
+            "reason": decision.reason,
+        }
+        kind = f"booking.{decision.outcome.value}"
+        work.session.add(outbox_row(Notification(kind, request.user_id, event, request.request_id, fields)))
+    work.session.add_all(bookings)
+
+
+def _new_booking(event: Event, request: BookingRequest, seats: int, now: datetime) -> Booking:
+    assert seats > 0
+    return Booking(
+        user_id=request.user_id,
+        event_id=event.id,
+        booking_request_id=request.id,
+        seats=seats,
+        cost_minor=seats * event.price_minor,
+        status="confirmed",
+        created_at=now,
+    )
+
+
+def waitlist_totals(session, event_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """(entries waiting, seats waiting) per event, in one grouped query."""
+    if not event_ids:
+        return {}
+    statement = (
+        select(
+            WaitlistEntry.event_id,
+            func.count(WaitlistEntry.id),
+            func.coalesce(func.sum(WaitlistEntry.seats_remaining), 0),
+        )
+        .where(WaitlistEntry.event_id.in_(event_ids), WaitlistEntry.status == "waiting")
+        .group_by(WaitlistEntry.event_id)
+    )
+    return {event_id: (int(count), int(seats)) for event_id, count, seats in session.execute(statement)}
+
+
+def availability_of(event: Event, waitlist_length: int) -> EventAvailability:
+    return EventAvailability(
+        event_id=event.id,
+        capacity_seats=event.capacity_seats,
+        reserved_seats=event.reserved_seats,
+        is_waitlist_open=event.is_waitlist_open,
+        is_deleted=event.is_deleted,
+        waitlist_length=waitlist_length,
+    )

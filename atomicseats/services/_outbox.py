@@ -1,0 +1,56 @@
+"""Notification outbox rows, written in the same transaction as the decision they report.
+
+A row's `message_id` is derived from what it reports, so writing the same
+notification twice is impossible (unique constraint) and a resend carries the same
+Message-ID header, which mail clients use to recognise duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from atomicseats.models import Event, OutboxMessage
+
+NOTIFICATION_KINDS = (
+    "booking.confirmed",
+    "booking.partial",
+    "booking.waitlisted",
+    "booking.rejected",
+    "booking.promoted",
+    "booking.cancelled",
+    "event.cancelled",
+)
+MESSAGE_ID_DOMAIN = "atomicseats.local"
+
+
+@dataclass(frozen=True)
+class Notification:
+    kind: str
+    user_id: int
+    event: Event
+    subject_key: str  # what makes this notification unique, e.g. a request id or booking id
+    fields: dict
+
+    def message_id(self) -> str:
+        return f"<{self.kind}.{self.subject_key}@{MESSAGE_ID_DOMAIN}>"
+
+
+def outbox_row(notification: Notification) -> OutboxMessage:
+    assert notification.kind in NOTIFICATION_KINDS, notification.kind
+    payload = {
+        "kind": notification.kind,
+        "eventId": notification.event.id,
+        "eventName": notification.event.name,
+        "venue": notification.event.venue,
+        "startsAt": notification.event.starts_at.isoformat(),
+        **notification.fields,
+    }
+    return OutboxMessage(
+        channel="email",
+        kind=notification.kind,
+        message_id=notification.message_id(),
+        user_id=notification.user_id,
+        event_id=notification.event.id,
+        payload=json.dumps(payload, sort_keys=True),
+    )

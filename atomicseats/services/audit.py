@@ -1,0 +1,234 @@
+"""Recompute the invariants of DESIGN.md from the rows (and Redis, when configured).
+
+`flask audit` prints every violation and exits non-zero; the tests run it after
+every concurrency and fault scenario. Each check is one query over the whole table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import and_, func, literal, select
+
+from atomicseats.adapters import adapters
+from atomicseats.extensions import db
+from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry, utcnow
+from atomicseats.services._allocation import availability_of, waitlist_totals
+from atomicseats.services._outbox import MESSAGE_ID_DOMAIN
+
+PENDING_GRACE_S_DEFAULT = 120
+VIOLATIONS_LISTED_MAX = 200
+
+
+@dataclass(frozen=True)
+class Violation:
+    invariant: str
+    subject: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"[{self.invariant}] {self.subject}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    events_checked: int
+    requests_checked: int
+    violations: list[Violation]
+
+    @property
+    def is_clean(self) -> bool:
+        return not self.violations
+
+
+def run_audit(pending_grace_s: int = PENDING_GRACE_S_DEFAULT) -> AuditReport:
+    session = db.session
+    session.rollback()  # audit one consistent, fresh view
+    violations: list[Violation] = []
+    for check in (_check_seats, _check_waitlist_fifo, _check_requests, _check_outbox):
+        violations.extend(check(session))
+    violations.extend(_check_pending(session, pending_grace_s))
+    violations.extend(_check_cache(session))
+    events_checked = session.execute(select(func.count(Event.id))).scalar_one()
+    requests_checked = session.execute(select(func.count(BookingRequest.id))).scalar_one()
+    return AuditReport(int(events_checked), int(requests_checked), violations[:VIOLATIONS_LISTED_MAX])
+
+
+def _check_seats(session) -> list[Violation]:
+    """Invariants 1 and 2: never oversold; reserved_seats is the sum of confirmed seats."""
+    confirmed = (
+        select(Booking.event_id, func.sum(Booking.seats).label("seats"))
+        .where(Booking.status == "confirmed")
+        .group_by(Booking.event_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Event.id, Event.capacity_seats, Event.reserved_seats, func.coalesce(confirmed.c.seats, 0)).outerjoin(
+            confirmed, confirmed.c.event_id == Event.id
+        )
+    ).all()
+    violations = []
+    for event_id, capacity_seats, reserved_seats, confirmed_seats in rows:
+        if confirmed_seats > capacity_seats:
+            violations.append(
+                Violation(
+                    "1-never-oversell",
+                    f"event {event_id}",
+                    f"{confirmed_seats} seats confirmed, capacity {capacity_seats}",
+                )
+            )
+        if reserved_seats != confirmed_seats:
+            violations.append(
+                Violation(
+                    "2-reserved-equals-confirmed",
+                    f"event {event_id}",
+                    f"reserved_seats={reserved_seats}, confirmed bookings={confirmed_seats}",
+                )
+            )
+    return violations
+
+
+def _check_waitlist_fifo(session) -> list[Violation]:
+    """Invariant 4: seats are never free while someone waits; queue order is arrival order."""
+    violations = []
+    totals = waitlist_totals(session, list(session.execute(select(Event.id)).scalars()))
+    for event in session.execute(select(Event).where(Event.id.in_(list(totals)))).scalars():
+        if event.seats_left > 0 and totals[event.id][0] > 0:
+            violations.append(
+                Violation(
+                    "4-fifo", f"event {event.id}", f"{event.seats_left} seats free while {totals[event.id][0]} wait"
+                )
+            )
+    earlier = WaitlistEntry.__table__.alias("earlier")
+    later = WaitlistEntry.__table__.alias("later")
+    inversions = session.execute(
+        select(later.c.event_id, later.c.id, earlier.c.id)
+        .join(earlier, and_(earlier.c.event_id == later.c.event_id, earlier.c.id < later.c.id))
+        .where(earlier.c.booking_request_id > later.c.booking_request_id)
+        .limit(VIOLATIONS_LISTED_MAX)
+    ).all()
+    for event_id, later_id, earlier_id in inversions:
+        violations.append(
+            Violation(
+                "4-fifo",
+                f"event {event_id}",
+                f"waitlist entry {earlier_id} queued before {later_id} but arrived after it",
+            )
+        )
+    return violations
+
+
+def _check_requests(session) -> list[Violation]:
+    """Invariants 3 and 5: outcomes add up, and no request holds more seats than it asked for."""
+    booked = (
+        select(Booking.booking_request_id, func.sum(Booking.seats).label("seats"))
+        .where(Booking.booking_request_id.is_not(None))
+        .group_by(Booking.booking_request_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(
+            BookingRequest.request_id,
+            BookingRequest.status,
+            BookingRequest.seats_requested,
+            BookingRequest.seats_confirmed,
+            func.coalesce(booked.c.seats, 0),
+        )
+        .outerjoin(booked, booked.c.booking_request_id == BookingRequest.id)
+        .where(BookingRequest.seats_confirmed != func.coalesce(booked.c.seats, 0))
+        .limit(VIOLATIONS_LISTED_MAX)
+    ).all()
+    violations = [
+        Violation(
+            "5-idempotency",
+            f"request {request_id}",
+            f"status {status}: seats_confirmed={seats_confirmed} but bookings hold {booked_seats}",
+        )
+        for request_id, status, _requested, seats_confirmed, booked_seats in rows
+    ]
+    mismatched = session.execute(
+        select(BookingRequest.request_id, BookingRequest.seats_waitlisted, WaitlistEntry.seats_remaining)
+        .join(WaitlistEntry, WaitlistEntry.booking_request_id == BookingRequest.id)
+        .where(WaitlistEntry.status != "cancelled", WaitlistEntry.seats_remaining != BookingRequest.seats_waitlisted)
+        .limit(VIOLATIONS_LISTED_MAX)
+    ).all()
+    violations += [
+        Violation(
+            "3-one-outcome",
+            f"request {request_id}",
+            f"seats_waitlisted={waitlisted} but its waitlist entry has {remaining} remaining",
+        )
+        for request_id, waitlisted, remaining in mismatched
+    ]
+    return violations
+
+
+def _check_pending(session, pending_grace_s: int) -> list[Violation]:
+    """Invariant 3: nothing stays pending; and decisions follow arrival order per event."""
+    cutoff = utcnow() - timedelta(seconds=pending_grace_s)
+    stale = session.execute(
+        select(BookingRequest.request_id, BookingRequest.created_at)
+        .where(BookingRequest.status == "pending", BookingRequest.created_at < cutoff)
+        .limit(VIOLATIONS_LISTED_MAX)
+    ).all()
+    violations = [
+        Violation("3-one-outcome", f"request {request_id}", f"still pending since {created_at}")
+        for request_id, created_at in stale
+    ]
+    first_pending = (
+        select(BookingRequest.event_id, func.min(BookingRequest.id).label("first_id"))
+        .where(BookingRequest.status == "pending")
+        .group_by(BookingRequest.event_id)
+        .subquery()
+    )
+    overtakers = session.execute(
+        select(BookingRequest.request_id, BookingRequest.event_id)
+        .join(first_pending, first_pending.c.event_id == BookingRequest.event_id)
+        .where(BookingRequest.status != "pending", BookingRequest.id > first_pending.c.first_id)
+        .limit(VIOLATIONS_LISTED_MAX)
+    ).all()
+    violations += [
+        Violation("4-fifo", f"request {request_id}", f"decided before an earlier request of event {event_id}")
+        for request_id, event_id in overtakers
+    ]
+    return violations
+
+
+def _check_outbox(session) -> list[Violation]:
+    """Invariant 7: every decided request has its notification in the outbox."""
+    expected_id = (
+        literal("<booking.")
+        + BookingRequest.status
+        + literal(".")
+        + BookingRequest.request_id
+        + literal(f"@{MESSAGE_ID_DOMAIN}>")
+    )
+    missing = (
+        session.execute(
+            select(BookingRequest.request_id)
+            .outerjoin(OutboxMessage, OutboxMessage.message_id == expected_id)
+            .where(BookingRequest.status != "pending", OutboxMessage.id.is_(None))
+            .limit(VIOLATIONS_LISTED_MAX)
+        )
+        .scalars()
+        .all()
+    )
+    return [
+        Violation("7-no-lost-email", f"request {request_id}", "decided but no notification in the outbox")
+        for request_id in missing
+    ]
+
+
+def _check_cache(session) -> list[Violation]:
+    """Invariant 2 (cache side): what Redis holds agrees with the rows it mirrors."""
+    cache = adapters().availability
+    events = list(session.execute(select(Event)).scalars())
+    totals = waitlist_totals(session, [event.id for event in events])
+    violations = []
+    for event in events:
+        cached = cache.load(event.id)
+        expected = availability_of(event, totals.get(event.id, (0, 0))[0])
+        if cached is not None and cached != expected:
+            violations.append(Violation("6-cache-agrees", f"event {event.id}", f"cache {cached} != truth {expected}"))
+    return violations

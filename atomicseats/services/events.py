@@ -1,0 +1,208 @@
+"""Event use cases: publish, change, delete, list; the host's view of bookings and waitlist."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from atomicseats.adapters import adapters
+from atomicseats.domain import allocator, limits
+from atomicseats.errors import Conflict, Forbidden, InvalidInput, NotFound
+from atomicseats.extensions import db
+from atomicseats.models import Booking, Event, User, WaitlistEntry, utcnow
+from atomicseats.services._allocation import availability_of, lock_event, settle_event, waitlist_totals
+from atomicseats.services._outbox import Notification, outbox_row
+from atomicseats.services._work import UnitOfWork, unit_of_work
+
+log = logging.getLogger(__name__)
+
+EVENTS_PAGE_SIZE_MAX = 500
+ATTENDEES_PAGE_SIZE_MAX = 1000
+# Fields a host may change with `update_event`; seats are never set directly.
+EDITABLE_FIELDS = ("name", "description", "venue", "starts_at", "ends_at", "price_minor", "capacity_seats")
+
+
+@dataclass(frozen=True)
+class EventView:
+    event: Event
+    waitlist_length: int
+    waitlist_seats: int
+
+
+@dataclass(frozen=True)
+class EventRoster:
+    event: EventView
+    bookings: list[Booking]
+    waitlist: list[WaitlistEntry]
+
+
+def create_event(host: User, fields: dict) -> EventView:
+    _require_host(host)
+    _check_times(fields["starts_at"], fields["ends_at"])
+    with unit_of_work() as work:
+        event = Event(
+            host_id=host.id,
+            name=fields["name"],
+            description=fields.get("description", ""),
+            venue=fields["venue"],
+            starts_at=fields["starts_at"],
+            ends_at=fields["ends_at"],
+            capacity_seats=fields["capacity_seats"],
+            reserved_seats=0,
+            price_minor=fields.get("price_minor", 0),
+            is_waitlist_open=fields.get("is_waitlist_open", True),
+            status="published",
+        )
+        work.session.add(event)
+        work.session.flush()
+        view = _view_after_change(work, event)
+    log.info("event.created", extra={"event_id": view.event.id, "host_id": host.id})
+    return view
+
+
+def update_event(actor: User, event_id: int, fields: dict) -> EventView:
+    """Change an event's details. Capacity may not drop below the seats sold (409);
+    raising it, or reopening the waitlist, serves the waitlist head in this transaction."""
+    with unit_of_work() as work:
+        event = _lock_live_event(work, event_id)
+        _require_owner(actor, event)
+        starts_at = fields.get("starts_at", event.starts_at)
+        ends_at = fields.get("ends_at", event.ends_at)
+        _check_times(starts_at, ends_at)
+        if "capacity_seats" in fields:
+            state = allocator.resize_capacity(event.to_state(), fields["capacity_seats"])
+            if state is None:
+                raise Conflict(
+                    "Capacity cannot drop below the seats already confirmed",
+                    {"capacity": [f"{event.reserved_seats} seats are already confirmed."]},
+                )
+        for name in EDITABLE_FIELDS:
+            if name in fields:
+                setattr(event, name, fields[name])
+        if "is_waitlist_open" in fields:
+            event.is_waitlist_open = fields["is_waitlist_open"]
+        event.updated_at = utcnow()
+        settle_event(work, event, [])
+        view = _view_after_change(work, event)
+    log.info("event.updated", extra={"event_id": event_id, "fields": sorted(fields)})
+    return view
+
+
+def set_waitlist_open(actor: User, event_id: int, is_open: bool) -> EventView:
+    return update_event(actor, event_id, {"is_waitlist_open": is_open})
+
+
+def delete_event(actor: User, event_id: int) -> EventView:
+    """Withdraw an event: every booking is cancelled and every waiting guest told."""
+    with unit_of_work() as work:
+        event = _lock_live_event(work, event_id)
+        _require_owner(actor, event)
+        now = utcnow()
+        for user_id, subject_key in _cancel_everything(work, event, now):
+            work.session.add(outbox_row(Notification("event.cancelled", user_id, event, subject_key, {})))
+        event.status = "deleted"
+        event.deleted_at = now
+        event.updated_at = now
+        event.reserved_seats = 0
+        view = _view_after_change(work, event)
+    log.info("event.deleted", extra={"event_id": event_id})
+    return view
+
+
+def _cancel_everything(work: UnitOfWork, event: Event, now: datetime) -> list[tuple[int, str]]:
+    affected: dict[int, str] = {}
+    bookings = work.session.execute(
+        select(Booking).where(Booking.event_id == event.id, Booking.status == "confirmed")
+    ).scalars()
+    for booking in bookings:
+        booking.status = "cancelled"
+        booking.cancelled_at = now
+        affected.setdefault(booking.user_id, f"event-{event.id}-user-{booking.user_id}")
+    entries = work.session.execute(
+        select(WaitlistEntry).where(WaitlistEntry.event_id == event.id, WaitlistEntry.status == "waiting")
+    ).scalars()
+    for entry in entries:
+        entry.status = "cancelled"
+        entry.updated_at = now
+        affected.setdefault(entry.user_id, f"event-{event.id}-user-{entry.user_id}")
+    return sorted(affected.items())
+
+
+def get_event(event_id: int) -> EventView:
+    event = db.session.get(Event, event_id)
+    if event is None or event.is_deleted:
+        raise NotFound("Event not found")
+    return _views(db.session, [event])[0]
+
+
+def list_events(limit: int = EVENTS_PAGE_SIZE_MAX, host_id: int | None = None) -> list[EventView]:
+    statement = select(Event).where(Event.status == "published")
+    if host_id is not None:
+        statement = statement.where(Event.host_id == host_id)
+    events = list(db.session.execute(statement.order_by(Event.starts_at, Event.id).limit(limit)).scalars())
+    return _views(db.session, events)
+
+
+def event_roster(actor: User, event_id: int) -> EventRoster:
+    """The host's view: confirmed bookings and the waitlist in queue order."""
+    event = db.session.get(Event, event_id)
+    if event is None or event.is_deleted:
+        raise NotFound("Event not found")
+    _require_owner(actor, event)
+    bookings = db.session.execute(
+        select(Booking)
+        .where(Booking.event_id == event_id, Booking.status == "confirmed")
+        .order_by(Booking.id)
+        .limit(ATTENDEES_PAGE_SIZE_MAX)
+    ).scalars()
+    waitlist = db.session.execute(
+        select(WaitlistEntry)
+        .where(WaitlistEntry.event_id == event_id, WaitlistEntry.status == "waiting")
+        .order_by(WaitlistEntry.id)
+        .limit(ATTENDEES_PAGE_SIZE_MAX)
+    ).scalars()
+    return EventRoster(_views(db.session, [event])[0], list(bookings), list(waitlist))
+
+
+def _views(session: Session, events: list[Event]) -> list[EventView]:
+    totals = waitlist_totals(session, [event.id for event in events])
+    return [EventView(event, *totals.get(event.id, (0, 0))) for event in events]
+
+
+def _view_after_change(work: UnitOfWork, event: Event) -> EventView:
+    work.session.flush()
+    view = _views(work.session, [event])[0]
+    availability = availability_of(event, view.waitlist_length)
+    work.after_commit(adapters().availability.store, [availability])
+    return view
+
+
+def _lock_live_event(work: UnitOfWork, event_id: int) -> Event:
+    event = lock_event(work, event_id)
+    if event.is_deleted:
+        raise NotFound("Event not found")
+    return event
+
+
+def _require_host(user: User) -> None:
+    if user.role not in ("host", "admin"):
+        raise Forbidden("Only hosts can create events")
+
+
+def _require_owner(actor: User, event: Event) -> None:
+    if actor.role == "admin":
+        return
+    if event.host_id != actor.id:
+        raise Forbidden("Only the event's host can do this")
+
+
+def _check_times(starts_at: datetime, ends_at: datetime) -> None:
+    if ends_at <= starts_at:
+        raise InvalidInput("Invalid event times", {"endsAt": ["Must be after startsAt."]})
+
+
+assert EVENTS_PAGE_SIZE_MAX <= limits.CAPACITY_SEATS_MAX

@@ -1,0 +1,192 @@
+"""Accounts and login sessions.
+
+A login creates an AuthSession; its access and refresh tokens both carry the
+session id (`sid`). Logout revokes the session, so both tokens die at once.
+Refresh rotation replaces the session's current refresh jti: a rotated-out refresh
+token no longer matches and gets 401; presenting one revokes the whole session,
+since it means the token was copied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+from flask_jwt_extended import create_access_token, create_refresh_token
+from sqlalchemy import func, or_, select
+
+from atomicseats.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated
+from atomicseats.extensions import db
+from atomicseats.models import AuthSession, User, utcnow
+from atomicseats.services._tokens import signing_refresh_token
+from atomicseats.services._work import unit_of_work
+
+log = logging.getLogger(__name__)
+
+SELF_SERVICE_ROLES = ("guest", "host")
+PASSWORD_LENGTH_MIN = 8
+PASSWORD_LENGTH_MAX = 128
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    user: User
+    access_token: str
+    refresh_token: str
+
+
+def password_hasher() -> PasswordHasher:
+    config = current_app.config
+    return PasswordHasher(
+        time_cost=config.get("ARGON2_TIME_COST", 3),
+        memory_cost=config.get("ARGON2_MEMORY_KIB", 65536),
+        parallelism=config.get("ARGON2_PARALLELISM", 2),
+    )
+
+
+def register_user(username: str, name: str, email: str, password: str, role: str) -> User:
+    """Self-service sign-up: guests and hosts only. Admins come from the CLI."""
+    if role not in SELF_SERVICE_ROLES:
+        raise Forbidden("Registration can create guest or host accounts only", {"role": ["Must be guest or host."]})
+    return _create_user(username, name, email, password, role)
+
+
+def create_admin(username: str, name: str, email: str, password: str) -> User:
+    return _create_user(username, name, email, password, "admin")
+
+
+def _create_user(username: str, name: str, email: str, password: str, role: str) -> User:
+    _check_password(password)
+    password_hash = password_hasher().hash(password)
+    with unit_of_work() as work:
+        clash = work.session.execute(
+            select(User.username, User.email).where(
+                or_(func.lower(User.username) == username.lower(), User.email == email.lower())
+            )
+        ).first()
+        if clash is not None:
+            raise Conflict("A user with this username or email already exists")
+        user = User(username=username, name=name, email=email.lower(), password_hash=password_hash, role=role)
+        work.session.add(user)
+        work.session.flush()
+    log.info("user.registered", extra={"user_id": user.id, "role": role})
+    return user
+
+
+def _check_password(password: str) -> None:
+    if not PASSWORD_LENGTH_MIN <= len(password) <= PASSWORD_LENGTH_MAX:
+        raise InvalidInput(
+            "Invalid password",
+            {"password": [f"Must be {PASSWORD_LENGTH_MIN} to {PASSWORD_LENGTH_MAX} characters."]},
+        )
+
+
+def authenticate(login: str, password: str) -> User:
+    """Find a user by username or email and check the password in constant-ish time."""
+    user = db.session.execute(
+        select(User).where(or_(func.lower(User.username) == login.lower(), User.email == login.lower()))
+    ).scalar_one_or_none()
+    hasher = password_hasher()
+    if user is None:
+        _burn_a_verification(hasher)
+        raise NotAuthenticated("Invalid credentials")
+    try:
+        hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError) as error:
+        raise NotAuthenticated("Invalid credentials") from error
+    return user
+
+
+def _burn_a_verification(hasher: PasswordHasher) -> None:
+    """Spend as long on an unknown login as on a wrong password, so timing tells nothing."""
+    with contextlib.suppress(VerificationError, InvalidHashError, KeyError):
+        hasher.verify(current_app.extensions["atomicseats.dummy_hash"], "not-the-password")
+
+
+def login(user_id: int) -> LoginResult:
+    with unit_of_work() as work:
+        user = work.session.get(User, user_id)
+        if user is None:
+            raise NotAuthenticated("Invalid credentials")
+        session = AuthSession(
+            id=str(uuid.uuid4()),
+            user_id=user.id,
+            refresh_jti=str(uuid.uuid4()),
+            expires_at=utcnow() + current_app.config["JWT_REFRESH_TOKEN_EXPIRES"],
+        )
+        work.session.add(session)
+        tokens = _issue_tokens(user, session)
+    log.info("user.logged_in", extra={"user_id": user_id, "session_id": session.id})
+    return tokens
+
+
+def rotate_refresh_token(user_id: int, session_id: str, refresh_jti: str) -> LoginResult:
+    """Swap a live refresh token for a new pair; a stale one revokes the session."""
+    with unit_of_work() as work:
+        session = _live_session(work.session, user_id, session_id)
+        if session.refresh_jti != refresh_jti:
+            session.revoked_at = utcnow()
+            log.warning("user.refresh_reused", extra={"user_id": user_id, "session_id": session_id})
+            reused = True
+        else:
+            reused = False
+            session.refresh_jti = str(uuid.uuid4())
+            tokens = _issue_tokens(session_user(work.session, user_id), session)
+    if reused:
+        raise NotAuthenticated("Refresh token is no longer valid")
+    return tokens
+
+
+def logout(user_id: int, session_id: str) -> None:
+    with unit_of_work() as work:
+        session = work.session.get(AuthSession, session_id)
+        if session is not None and session.user_id == user_id and session.revoked_at is None:
+            session.revoked_at = utcnow()
+    log.info("user.logged_out", extra={"user_id": user_id, "session_id": session_id})
+
+
+def is_session_live(session_id: str | None, user_id: int) -> bool:
+    if not session_id:
+        return False
+    session = db.session.get(AuthSession, session_id)
+    return (
+        session is not None
+        and session.user_id == user_id
+        and session.revoked_at is None
+        and session.expires_at > utcnow()
+    )
+
+
+def session_user(session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotAuthenticated("Unknown user")
+    return user
+
+
+def _live_session(session, user_id: int, session_id: str) -> AuthSession:
+    auth_session = session.get(AuthSession, session_id)
+    if auth_session is None or auth_session.user_id != user_id or auth_session.revoked_at is not None:
+        raise NotAuthenticated("Session has ended")
+    if auth_session.expires_at <= utcnow():
+        raise NotAuthenticated("Session has expired")
+    return auth_session
+
+
+def _issue_tokens(user: User, session: AuthSession) -> LoginResult:
+    claims = {"sid": session.id, "role": user.role}
+    access_token = create_access_token(identity=str(user.id), additional_claims=claims)
+    with signing_refresh_token():
+        refresh_token = create_refresh_token(
+            identity=str(user.id), additional_claims={"sid": session.id, "jti": session.refresh_jti}
+        )
+    return LoginResult(user=user, access_token=access_token, refresh_token=refresh_token)
+
+
+def get_user(user_id: int) -> User | None:
+    return db.session.get(User, user_id)

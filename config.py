@@ -1,0 +1,198 @@
+"""Configuration, one class per environment, read from environment variables.
+
+Only development and testing have defaults. Production has none for secrets or
+URLs and refuses to start without them. The variable names follow the seed
+(`ACCESS_TOKEN_SECRET`, `REFRESH_TOKEN_SECRET`, `SESSION_SECRET`, `DATABASE_URL`,
+`REDIS_URL` or `REDIS_HOST`/`REDIS_PORT`/`REDIS_PASSWORD`, `KAFKA_BROKER(S)`).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from atomicseats.domain import limits
+
+ROOT_DIR = Path(__file__).resolve().parent
+
+
+class ConfigError(RuntimeError):
+    """A required setting is missing or out of bounds."""
+
+
+def require_env(name: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"environment variable {name} is required in this configuration")
+    return value
+
+
+def env_str(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def env_int(name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as error:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from error
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name} must be within {minimum}..{maximum}, got {value}")
+    return value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be a boolean (true/false), got {raw!r}")
+
+
+def redis_url_from_env() -> str:
+    """REDIS_URL wins; otherwise the seed's REDIS_HOST/PORT/PASSWORD; empty means no Redis."""
+    url = os.environ.get("REDIS_URL", "").strip()
+    if url:
+        return url
+    host = os.environ.get("REDIS_HOST", "").strip()
+    if not host:
+        return ""
+    port = env_int("REDIS_PORT", 6379, 1, 65535)
+    password = os.environ.get("REDIS_PASSWORD", "")
+    auth = f":{password}@" if password else ""
+    return f"redis://{auth}{host}:{port}/0"
+
+
+def kafka_brokers_from_env() -> str:
+    return os.environ.get("KAFKA_BROKERS", "").strip() or os.environ.get("KAFKA_BROKER", "").strip()
+
+
+class BaseConfig:
+    """Settings shared by every environment; subclasses fill in the secrets."""
+
+    ENV_NAME = "base"
+
+    def __init__(self) -> None:
+        self.SQLALCHEMY_TRACK_MODIFICATIONS = False
+        self.SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+        self.MAX_CONTENT_LENGTH = limits.JSON_BODY_BYTES_MAX
+        self.JSON_SORT_KEYS = False
+
+        self.JWT_TOKEN_LOCATION = ["headers", "cookies"]
+        self.JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=env_int("ACCESS_TOKEN_EXPIRY_MIN", 15, 1, 1440))
+        self.JWT_REFRESH_TOKEN_EXPIRES = timedelta(days=env_int("REFRESH_TOKEN_EXPIRY_DAYS", 7, 1, 90))
+        self.JWT_ACCESS_COOKIE_NAME = "accessToken"
+        self.JWT_REFRESH_COOKIE_NAME = "refreshToken"
+        self.JWT_COOKIE_SAMESITE = "Lax"
+        self.JWT_COOKIE_SECURE = env_bool("COOKIE_SECURE", False)
+        # Cookie-authenticated writes need the CSRF double-submit header; bearer
+        # tokens (API clients) are not sent automatically by browsers, so they don't.
+        self.JWT_COOKIE_CSRF_PROTECT = True
+        self.JWT_REFRESH_JSON_KEY = "refreshToken"
+        self.JWT_ALGORITHM = "HS256"
+        self.JWT_DECODE_ALGORITHMS = ["HS256"]
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_SECURE = env_bool("COOKIE_SECURE", False)
+
+        self.SEATS_PER_REQUEST_MAX = env_int(
+            "SEATS_PER_REQUEST_MAX", limits.SEATS_PER_REQUEST_MAX, 1, limits.SEATS_PER_REQUEST_MAX
+        )
+        self.RATELIMIT_AUTH = env_str("RATELIMIT_AUTH", "10 per minute")
+        self.RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
+        self.REDIS_URL = redis_url_from_env()
+        self.KAFKA_BROKERS = kafka_brokers_from_env()
+        # "embedded": the allocation runs in-process right after the request is
+        # recorded. "kafka": requests go through Kafka, the bridge and Celery.
+        self.PIPELINE = env_str("PIPELINE", "kafka" if self.KAFKA_BROKERS else "embedded")
+        if self.PIPELINE not in {"embedded", "kafka"}:
+            raise ConfigError(f"PIPELINE must be 'embedded' or 'kafka', got {self.PIPELINE!r}")
+
+        self.MAIL_SERVER = env_str("MAIL_SERVER", "127.0.0.1")
+        self.MAIL_PORT = env_int("MAIL_PORT", 25, 1, 65535)
+        self.MAIL_USE_TLS = env_bool("MAIL_USE_TLS", False)
+        self.MAIL_USE_SSL = env_bool("MAIL_USE_SSL", False)
+        self.MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
+        self.MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
+        self.MAIL_DEFAULT_SENDER = env_str("MAIL_DEFAULT_SENDER", "AtomicSeats <no-reply@atomicseats.local>")
+        self.MAIL_SUPPRESS_SEND = env_bool("MAIL_SUPPRESS_SEND", False)
+
+        self.LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+        self.LOG_JSON = env_bool("LOG_JSON", True)
+        self.SEED_DEMO_ALLOWED = False
+
+
+class DevelopmentConfig(BaseConfig):
+    """The embedded default: SQLite file, in-process pipeline, demo data allowed."""
+
+    ENV_NAME = "development"
+
+    def __init__(self) -> None:
+        super().__init__()
+        instance_dir = ROOT_DIR / "instance"
+        self.SECRET_KEY = env_str("SESSION_SECRET", "dev-session-secret-change-me")
+        self.JWT_SECRET_KEY = env_str("ACCESS_TOKEN_SECRET", "dev-access-token-secret-change-me")
+        self.REFRESH_TOKEN_SECRET = env_str("REFRESH_TOKEN_SECRET", "dev-refresh-token-secret-change-me")
+        self.SQLALCHEMY_DATABASE_URI = env_str("DATABASE_URL", f"sqlite:///{instance_dir / 'atomicseats.db'}")
+        self.SEED_DEMO_ALLOWED = True
+        self.LOG_JSON = env_bool("LOG_JSON", False)
+
+
+class TestingConfig(BaseConfig):
+    """Tests: every URL may be overridden by TEST_* variables set by `make test`."""
+
+    ENV_NAME = "testing"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.TESTING = True
+        self.SECRET_KEY = "test-session-secret"
+        self.JWT_SECRET_KEY = "test-access-token-secret-0123456789abcdef"
+        self.REFRESH_TOKEN_SECRET = "test-refresh-token-secret-0123456789abcdef"
+        self.SQLALCHEMY_DATABASE_URI = env_str("TEST_DATABASE_URL", "sqlite://")
+        self.REDIS_URL = os.environ.get("TEST_REDIS_URL", "").strip()
+        self.KAFKA_BROKERS = ""
+        self.PIPELINE = "embedded"
+        self.SEED_DEMO_ALLOWED = True
+        self.RATELIMIT_ENABLED = False
+        self.MAIL_SUPPRESS_SEND = True
+
+
+class ProductionConfig(BaseConfig):
+    """No defaults for secrets or URLs: refuse to start without them."""
+
+    ENV_NAME = "production"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.SECRET_KEY = require_env("SESSION_SECRET")
+        self.JWT_SECRET_KEY = require_env("ACCESS_TOKEN_SECRET")
+        self.REFRESH_TOKEN_SECRET = require_env("REFRESH_TOKEN_SECRET")
+        self.SQLALCHEMY_DATABASE_URI = require_env("DATABASE_URL")
+        self.JWT_COOKIE_SECURE = env_bool("COOKIE_SECURE", True)
+        self.SESSION_COOKIE_SECURE = self.JWT_COOKIE_SECURE
+        for name in ("SECRET_KEY", "JWT_SECRET_KEY", "REFRESH_TOKEN_SECRET"):
+            if len(getattr(self, name)) < 32:
+                raise ConfigError(f"{name} must be at least 32 characters in production")
+
+
+CONFIGS: dict[str, type[BaseConfig]] = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def load_config(config_name: str | None = None) -> BaseConfig:
+    name = config_name or os.environ.get("ATOMICSEATS_ENV", "development")
+    if name not in CONFIGS:
+        raise ConfigError(f"unknown configuration {name!r}; choose one of {sorted(CONFIGS)}")
+    return CONFIGS[name]()
