@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from atomicseats.adapters import adapters
@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 # retried request can never become a second request anywhere in the pipeline.
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5d6c43f0-8a3e-4f0b-9d59-3f1c2b7a9e10")
 WAIT_POLL_INTERVAL_S = 0.05
+ARRIVAL_LOCK_NAMESPACE = 0x5EA7  # advisory-lock namespace for "recording arrivals of an event"
+ADVISORY_KEY_MODULUS = 2**31 - 1  # the two-key form takes int4 keys; a collision only over-serializes
 
 
 @dataclass(frozen=True)
@@ -167,10 +169,29 @@ def record_requests(accepted_requests: list[AcceptedRequest]) -> list[int]:
         for accepted in accepted_requests
     ]
     with unit_of_work() as work:
+        if work.is_postgres:
+            _serialize_arrivals(work, sorted({accepted.event_id for accepted in accepted_requests}))
         dialect = postgresql if work.is_postgres else sqlite
         statement = dialect.insert(BookingRequest).on_conflict_do_nothing().returning(BookingRequest.event_id)
         inserted_event_ids = [row.event_id for row in work.session.execute(statement, rows)]
     return sorted(set(inserted_event_ids))
+
+
+def _serialize_arrivals(work, event_ids: list[int]) -> None:
+    """Make arrival order (the id sequence) equal commit order for each event.
+
+    Ids are drawn at insert time but become visible at commit; two concurrent
+    recorders could commit ids 58 before 54, and the allocator would decide 58
+    first. A transaction-scoped advisory lock per event serializes recorders of the
+    same event (not the allocator, which holds the event row lock). Taken in event
+    id order, so two recorders never wait on each other crosswise. SQLite needs none:
+    BEGIN IMMEDIATE already serializes writers.
+    """
+    for event_id in event_ids:
+        work.session.execute(
+            text("SELECT pg_advisory_xact_lock(:namespace, :key)"),
+            {"namespace": ARRIVAL_LOCK_NAMESPACE, "key": event_id % ADVISORY_KEY_MODULUS},
+        )
 
 
 def allocate_pending(event_id: int) -> AllocationSummary:

@@ -1,0 +1,54 @@
+# AtomicSeats — the user's entry points.
+#   make run    the platform on its embedded default (SQLite, in-process pipeline, demo data)
+#   make test   the whole suite, with the real PostgreSQL and Redis it starts itself
+#   make up / make down   the real services on loopback (the full mode grows with the pipeline issue)
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 5000
+STAMP_RUNTIME := $(VENV)/.installed-runtime
+STAMP_DEV := $(VENV)/.installed-dev
+
+.PHONY: run test lint up down services-env clean-state help
+
+help:
+	@echo "make run    - embedded default on http://$(HOST):$(PORT) with demo data"
+	@echo "make test   - the whole suite against SQLite, PostgreSQL and Redis"
+	@echo "make up     - start PostgreSQL, Redis, Kafka and the SMTP sink on loopback"
+	@echo "make down   - stop them"
+	@echo "make lint   - ruff check and format check"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP_RUNTIME): requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(STAMP_DEV): requirements-dev.txt requirements.txt $(STAMP_RUNTIME)
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+run: $(STAMP_RUNTIME)
+	$(BIN)/flask --app wsgi db upgrade
+	$(BIN)/flask --app wsgi seed-demo
+	@echo "AtomicSeats (embedded default) on http://$(HOST):$(PORT)  -  API docs: http://$(HOST):$(PORT)/api/docs"
+	$(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT)
+
+test: $(STAMP_DEV)
+	@bash scripts/run_tests.sh $(PYTEST_ARGS)
+
+lint: $(STAMP_DEV)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check atomicseats tests config.py wsgi.py
+
+up: $(STAMP_DEV)
+	@STACK=dev bash scripts/services.sh start
+	@STACK=dev bash scripts/services.sh env
+
+down:
+	@STACK=dev bash scripts/services.sh stop

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole suite, against the real services. Used by `make test` (and so by CI).
+# Uses TEST_DATABASE_URL / TEST_REDIS_URL when set; otherwise starts PostgreSQL and
+# Redis on loopback (installing them if missing) and stops what it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export STACK=test
+
+needed=()
+[[ -n "${TEST_DATABASE_URL:-}" ]] || needed+=(postgres)
+[[ -n "${TEST_REDIS_URL:-}" ]] || needed+=(redis)
+
+if ((${#needed[@]})); then
+  bash scripts/services.sh start "${needed[@]}"
+  trap 'bash scripts/services.sh stop '"${needed[*]}"' >/dev/null 2>&1 || true' EXIT
+  eval "$(bash scripts/services.sh env)"
+  export TEST_DATABASE_URL="${TEST_DATABASE_URL:-$DATABASE_URL}"
+  export TEST_REDIS_URL="${TEST_REDIS_URL:-$REDIS_URL}"
+fi
+
+# The suite chooses its own URLs per test; never let a developer's settings leak in.
+unset DATABASE_URL REDIS_URL REDIS_HOST KAFKA_BROKERS KAFKA_BROKER ATOMICSEATS_ENV
+export ATOMICSEATS_TEST_BACKENDS="${ATOMICSEATS_TEST_BACKENDS:-sqlite,postgres}"
+
+echo "make test: PostgreSQL at ${TEST_DATABASE_URL%%@*}@…, Redis at ${TEST_REDIS_URL}; backends: ${ATOMICSEATS_TEST_BACKENDS}"
+.venv/bin/python -m pytest -p no:cacheprovider --timeout=300 "$@"

@@ -1,0 +1,117 @@
+"""200 parallel booking requests from 50 users for 37 seats, on real PostgreSQL.
+
+Each thread drives the real app through its own test client, so every request runs
+the full HTTP → service → allocator → Postgres path concurrently with the others.
+The negative control takes the row lock away and widens the race window: the same
+test must then catch an oversell, or it no longer tests concurrency.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import func, select
+
+from atomicseats.extensions import db
+from atomicseats.models import Booking, BookingRequest, WaitlistEntry
+from atomicseats.services import audit
+from tests.conftest import _flush_test_redis, _truncate_postgres, make_app
+from tests.helpers import account, create_event
+
+CAPACITY = 37
+USERS = 50
+REQUESTS = 200
+THREADS = 50
+
+
+def run_flash_sale(app) -> tuple[int, list[int]]:
+    """Fire REQUESTS bookings from USERS guests at once; return the event id and statuses."""
+    setup_client = app.test_client()
+    host = account(setup_client, "host")
+    guests = [account(setup_client, "guest") for _ in range(USERS)]
+    event_id = create_event(setup_client, host, capacity=CAPACITY)["id"]
+    rng = random.Random(1234)
+    plan = [(guests[index % USERS], rng.randint(1, 4)) for index in range(REQUESTS)]
+    start = threading.Barrier(THREADS)
+    statuses: list[int] = []
+
+    def worker(offset: int) -> None:
+        client = app.test_client()
+        start.wait()
+        for guest, seats in plan[offset::THREADS]:
+            response = client.post(
+                "/api/events/book", json={"eventId": event_id, "numberOfSeats": seats}, headers=guest.headers
+            )
+            statuses.append(response.status_code)
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        list(pool.map(worker, range(THREADS)))
+    return event_id, statuses
+
+
+def sale_problems(event_id: int, statuses: list[int]) -> list[str]:
+    """Everything that is wrong after the sale; empty when every invariant held."""
+    problems = []
+    if statuses.count(202) != REQUESTS:
+        problems.append(f"only {statuses.count(202)} of {REQUESTS} requests accepted: {sorted(set(statuses))}")
+    confirmed_seats = db.session.execute(
+        select(func.coalesce(func.sum(Booking.seats), 0)).where(
+            Booking.event_id == event_id, Booking.status == "confirmed"
+        )
+    ).scalar_one()
+    if confirmed_seats != CAPACITY:
+        problems.append(f"{confirmed_seats} seats confirmed for capacity {CAPACITY}")
+    requests = list(
+        db.session.execute(
+            select(BookingRequest).where(BookingRequest.event_id == event_id).order_by(BookingRequest.id)
+        ).scalars()
+    )
+    # Arrival order: a run of confirmed, at most one partial, then only waitlisted.
+    outcomes = "".join(request.status[0] for request in requests)  # c / p / w (r, p-ending never here)
+    if len(requests) != REQUESTS or not re.fullmatch(r"c+p?w*", outcomes):
+        problems.append(f"{len(requests)} requests, outcomes not in arrival order: {outcomes}")
+    queue = list(
+        db.session.execute(
+            select(WaitlistEntry.booking_request_id)
+            .where(WaitlistEntry.event_id == event_id)
+            .order_by(WaitlistEntry.id)
+        ).scalars()
+    )
+    if queue != [request.id for request in requests if request.seats_waitlisted]:
+        problems.append("waitlist is not the waitlisted requests in arrival order")
+    problems += [str(violation) for violation in audit.run_audit().violations]
+    return problems
+
+
+def concurrent_app(postgres_url: str, **overrides):
+    app = make_app(postgres_url, SQLALCHEMY_ENGINE_OPTIONS={"pool_size": THREADS + 5, "max_overflow": 10}, **overrides)
+    _truncate_postgres(app)
+    _flush_test_redis(app)
+    return app
+
+
+@pytest.mark.slow
+def test_exactly_capacity_is_sold_and_the_rest_wait_in_arrival_order(postgres_url):
+    app = concurrent_app(postgres_url)
+    with app.app_context():
+        event_id, statuses = run_flash_sale(app)
+        assert sale_problems(event_id, statuses) == []
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.mark.slow
+def test_negative_control_without_the_row_lock_the_same_checks_fail(postgres_url):
+    """Take the lock away and widen the race: the checks above must now find trouble
+    (double decisions hit the constraints as errors, or seats are oversold)."""
+    app = concurrent_app(postgres_url, TESTING_SKIP_EVENT_LOCK=True, TESTING_PAUSE_AFTER_READ_S=0.02)
+    with app.app_context():
+        event_id, statuses = run_flash_sale(app)
+        problems = sale_problems(event_id, statuses)
+        assert problems, "without the row lock the same sale passed: this test no longer exercises concurrency"
+        db.session.remove()
+        db.engine.dispose()

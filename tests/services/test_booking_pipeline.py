@@ -1,0 +1,144 @@
+"""The services the pipeline calls, on SQLite and on real PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import func, select
+
+from atomicseats.domain import limits
+from atomicseats.extensions import db
+from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry
+from atomicseats.services import audit, booking
+from atomicseats.services.contracts import AcceptedRequest
+from tests.helpers import account, book, create_event
+
+
+def accepted(user_id: int, event_id: int, seats: int) -> AcceptedRequest:
+    return AcceptedRequest(str(uuid.uuid4()), user_id, event_id, seats, None, "test-correlation")
+
+
+@pytest.fixture
+def sale(client):
+    host = account(client, "host")
+    guests = [account(client, "guest") for _ in range(3)]
+    event_id = create_event(client, host, capacity=5)["id"]
+    return event_id, guests
+
+
+def test_a_redelivered_request_is_recorded_once_and_books_once(app, sale):
+    event_id, guests = sale
+    request = accepted(guests[0].id, event_id, 2)
+    assert booking.record_requests([request]) == [event_id]
+    assert booking.record_requests([request]) == []  # redelivery: nothing new
+    booking.allocate_pending(event_id)
+    booking.record_requests([request])
+    booking.allocate_pending(event_id)
+    assert db.session.execute(select(func.count(BookingRequest.id))).scalar_one() == 1
+    assert db.session.execute(select(func.sum(Booking.seats))).scalar_one() == 2
+    assert audit.run_audit().is_clean
+
+
+def test_one_allocation_decides_a_batch_in_arrival_order(app, sale):
+    event_id, guests = sale
+    requests = [accepted(guests[index % 3].id, event_id, seats) for index, seats in enumerate([3, 3, 1, 2])]
+    booking.record_requests(requests)
+    summary = booking.allocate_pending(event_id)
+    assert summary.requests_decided == 4
+    rows = db.session.execute(select(BookingRequest).order_by(BookingRequest.id)).scalars().all()
+    assert [(row.status, row.seats_confirmed, row.seats_waitlisted) for row in rows] == [
+        ("confirmed", 3, 0),
+        ("partial", 2, 1),
+        ("waitlisted", 0, 1),  # one seat would fit nowhere: the earlier remainder waits ahead of it
+        ("waitlisted", 0, 2),
+    ]
+    assert audit.run_audit().is_clean
+
+
+def test_a_backlog_larger_than_a_batch_is_decided_batch_by_batch(app, sale, monkeypatch):
+    event_id, guests = sale
+    monkeypatch.setattr(limits, "ALLOCATION_BATCH_SIZE_MAX", 2)
+    booking.record_requests([accepted(guests[0].id, event_id, 1) for _ in range(2)])
+    booking.record_requests([accepted(guests[1].id, event_id, 1) for _ in range(2)])
+    assert booking.allocate_pending(event_id).requests_decided == 2
+    assert booking.events_with_pending_requests() == [event_id]
+    assert booking.allocate_pending(event_id).requests_decided == 2
+    assert booking.events_with_pending_requests() == []
+
+
+def test_promotion_serves_a_long_waitlist_in_bounded_rounds(app, client, monkeypatch):
+    monkeypatch.setattr(limits, "WAITLIST_PROMOTION_BATCH_MAX", 2)
+    host = account(client, "host")
+    guest = account(client, "guest")
+    event_id = create_event(client, host, capacity=1)["id"]
+    for _ in range(8):
+        book(client, guest, event_id, 1)
+    response = client.post("/api/events/update", json={"id": event_id, "capacity": 6}, headers=host.headers)
+    assert response.status_code == 200
+    assert response.get_json()["data"]["waitlistLength"] == 2
+    assert audit.run_audit().is_clean
+
+
+def test_every_decision_writes_its_notification_in_the_same_transaction(app, sale):
+    event_id, guests = sale
+    booking.record_requests([accepted(guests[0].id, event_id, 4), accepted(guests[1].id, event_id, 4)])
+    booking.allocate_pending(event_id)
+    kinds = db.session.execute(select(OutboxMessage.kind).order_by(OutboxMessage.id)).scalars().all()
+    assert kinds == ["booking.confirmed", "booking.partial"]
+    message_ids = db.session.execute(select(OutboxMessage.message_id)).scalars().all()
+    assert all(message_id.startswith("<booking.") and message_id.endswith(">") for message_id in message_ids)
+
+
+def test_requests_for_an_event_deleted_after_acceptance_are_rejected(app, client, sale):
+    event_id, guests = sale
+    booking.record_requests([accepted(guests[0].id, event_id, 1)])
+    host_event = db.session.get(Event, event_id)
+    host_event.status = "deleted"
+    db.session.commit()
+    booking.allocate_pending(event_id)
+    request = db.session.execute(select(BookingRequest)).scalar_one()
+    assert (request.status, request.reason) == ("rejected", "event_deleted")
+
+
+def test_the_database_refuses_an_oversold_event_even_if_the_code_tried(app, sale):
+    event_id, _ = sale
+    with pytest.raises(sa.exc.IntegrityError):
+        db.session.execute(sa.update(Event).where(Event.id == event_id).values(reserved_seats=6))
+        db.session.commit()
+    db.session.rollback()
+
+
+def test_audit_reports_a_counter_that_drifted_from_the_bookings(app, client, sale):
+    event_id, guests = sale
+    book(client, guests[0], event_id, 2)
+    db.session.execute(sa.update(Event).where(Event.id == event_id).values(reserved_seats=1))
+    db.session.commit()
+    report = audit.run_audit()
+    invariants = {violation.invariant for violation in report.violations}
+    assert "2-reserved-equals-confirmed" in invariants
+    assert invariants <= {"2-reserved-equals-confirmed", "6-cache-agrees"}  # Redis mirrors the old truth
+    result = app.test_cli_runner().invoke(args=["audit"])
+    assert result.exit_code == 1
+    assert "reserved_seats=1, confirmed bookings=2" in result.output
+
+
+def test_audit_reports_seats_left_free_while_people_wait(app, client, sale):
+    event_id, guests = sale
+    book(client, guests[0], event_id, 5)
+    book(client, guests[1], event_id, 2)
+    db.session.execute(sa.update(Event).where(Event.id == event_id).values(capacity_seats=6))
+    db.session.commit()
+    assert "4-fifo" in {violation.invariant for violation in audit.run_audit().violations}
+
+
+def test_audit_cli_is_clean_after_a_normal_day(app, client, sale):
+    event_id, guests = sale
+    book(client, guests[0], event_id, 4)
+    book(client, guests[1], event_id, 3)
+    client.delete("/api/events/book", json={"eventId": event_id}, headers=guests[0].headers)
+    assert db.session.execute(select(func.count(WaitlistEntry.id))).scalar_one() == 1
+    result = app.test_cli_runner().invoke(args=["audit"])
+    assert result.exit_code == 0, result.output
+    assert "audit clean" in result.output
