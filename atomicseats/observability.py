@@ -18,7 +18,11 @@ CORRELATION_HEADER = "X-Request-ID"
 _CORRELATION_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 
-_RESERVED_RECORD_KEYS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+_RESERVED_RECORD_KEYS = frozenset(vars(logging.makeLogRecord({})).keys()) | {
+    "message",
+    "asctime",
+    "correlation_id",
+}
 
 
 def new_correlation_id() -> str:
@@ -53,7 +57,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "event": record.getMessage(),
             "logger": record.name,
-            "correlation_id": get_correlation_id(),
+            "correlation_id": getattr(record, "correlation_id", None),
         }
         for key, value in vars(record).items():
             if key not in _RESERVED_RECORD_KEYS and not key.startswith("_"):
@@ -73,14 +77,30 @@ class TextFormatter(logging.Formatter):
             if key not in _RESERVED_RECORD_KEYS and not key.startswith("_")
         }
         rendered = " ".join(f"{key}={value}" for key, value in fields.items())
-        correlation_id = get_correlation_id() or "-"
+        correlation_id = getattr(record, "correlation_id", None) or "-"
         text = f"{record.levelname:<7} {record.getMessage()} [{correlation_id}] {rendered}".rstrip()
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         return text
 
 
+def _install_record_factory() -> None:
+    """Stamp every log record with the correlation id current where it was made."""
+    factory = logging.getLogRecordFactory()
+    if getattr(factory, "_stamps_correlation_id", False):
+        return
+
+    def make_record(*args, **kwargs):
+        record = factory(*args, **kwargs)
+        record.correlation_id = _correlation_id.get()
+        return record
+
+    make_record._stamps_correlation_id = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(make_record)
+
+
 def configure_logging(level: str, as_json: bool) -> None:
+    _install_record_factory()
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter() if as_json else TextFormatter())
     root = logging.getLogger()

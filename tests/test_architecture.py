@@ -1,0 +1,50 @@
+"""Imports go one way: edges → services → domain. Checked on the source, with ast."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "atomicseats"
+
+
+def imported_modules(path: Path) -> set[str]:
+    modules = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            modules.add(node.module)
+    return modules
+
+
+def test_services_use_adapters_only_through_the_registry_helper():
+    offenders = {
+        str(path.relative_to(PACKAGE)): sorted(
+            module for module in imported_modules(path) if module.startswith("atomicseats.adapters.")
+        )
+        for path in (PACKAGE / "services").glob("*.py")
+    }
+    assert {name: modules for name, modules in offenders.items() if modules} == {}
+
+
+def test_services_and_domain_never_import_the_edges():
+    edges = ("atomicseats.api", "atomicseats.web", "atomicseats.cli", "atomicseats.tasks", "atomicseats.http")
+    offenders = {}
+    for folder in ("services", "domain"):
+        for path in (PACKAGE / folder).glob("*.py"):
+            bad = sorted(module for module in imported_modules(path) if module.startswith(edges))
+            if bad:
+                offenders[str(path.relative_to(PACKAGE))] = bad
+    assert offenders == {}
+
+
+def test_only_services_commit():
+    committing = []
+    for path in PACKAGE.rglob("*.py"):
+        if "services" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr == "commit":
+                committing.append(str(path.relative_to(PACKAGE)))
+    assert committing == []

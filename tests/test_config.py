@@ -1,0 +1,60 @@
+"""Configuration: production refuses to start without its secrets and URLs."""
+
+from __future__ import annotations
+
+import pytest
+
+from config import ConfigError, load_config
+
+PRODUCTION_ENV = {
+    "SESSION_SECRET": "s" * 40,
+    "ACCESS_TOKEN_SECRET": "a" * 40,
+    "REFRESH_TOKEN_SECRET": "r" * 40,
+    "DATABASE_URL": "postgresql://user:pass@db.example/atomicseats",
+}
+
+
+@pytest.mark.parametrize("missing", sorted(PRODUCTION_ENV))
+def test_production_refuses_to_start_without(missing, monkeypatch):
+    for name, value in PRODUCTION_ENV.items():
+        if name != missing:
+            monkeypatch.setenv(name, value)
+    monkeypatch.delenv(missing, raising=False)
+    with pytest.raises(ConfigError, match=missing):
+        load_config("production")
+
+
+def test_production_refuses_short_secrets(monkeypatch):
+    for name, value in PRODUCTION_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("ACCESS_TOKEN_SECRET", "short")
+    with pytest.raises(ConfigError, match="at least 32"):
+        load_config("production")
+
+
+def test_production_has_no_demo_data_and_secure_cookies(monkeypatch):
+    for name, value in PRODUCTION_ENV.items():
+        monkeypatch.setenv(name, value)
+    config = load_config("production")
+    assert config.SEED_DEMO_ALLOWED is False
+    assert config.JWT_COOKIE_SECURE is True
+
+
+def test_seed_redis_variables_build_the_url(monkeypatch):
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("REDIS_HOST", "cache.internal")
+    monkeypatch.setenv("REDIS_PORT", "6380")
+    monkeypatch.setenv("REDIS_PASSWORD", "pw")
+    assert load_config("development").REDIS_URL == "redis://:pw@cache.internal:6380/0"
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "11"])
+def test_bounded_settings_are_checked(value, monkeypatch):
+    monkeypatch.setenv("SEATS_PER_REQUEST_MAX", value)
+    with pytest.raises(ConfigError, match="SEATS_PER_REQUEST_MAX"):
+        load_config("development")
+
+
+def test_unknown_environment_name_is_refused():
+    with pytest.raises(ConfigError, match="unknown configuration"):
+        load_config("staging-ish")
