@@ -11,8 +11,14 @@ needed=()
 [[ -n "${TEST_REDIS_URL:-}" ]] || needed+=(redis)
 
 if ((${#needed[@]})); then
+  started=()  # stop only what this run started; a stack someone already runs stays up
+  for service in "${needed[@]}"; do
+    bash scripts/services.sh status "$service" >/dev/null 2>&1 || started+=("$service")
+  done
   bash scripts/services.sh start "${needed[@]}"
-  trap 'bash scripts/services.sh stop '"${needed[*]}"' >/dev/null 2>&1 || true' EXIT
+  if ((${#started[@]})); then
+    trap 'bash scripts/services.sh stop '"${started[*]}"' >/dev/null 2>&1 || true' EXIT
+  fi
   eval "$(bash scripts/services.sh env)"
   export TEST_DATABASE_URL="${TEST_DATABASE_URL:-$DATABASE_URL}"
   export TEST_REDIS_URL="${TEST_REDIS_URL:-$REDIS_URL}"

@@ -6,7 +6,7 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from atomicseats.api import admin, bookings, docs, events, users
+    from atomicseats.api import admin, bookings, docs, events, health, users
 
-    for module in (users, events, bookings, admin, docs):
+    for module in (users, events, bookings, admin, docs, health):
         app.register_blueprint(module.bp)

@@ -1,0 +1,12 @@
+# One image for the API, the Kafka bridge, the Celery worker/beat and Flower.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+COPY . .
+RUN useradd --create-home --uid 10001 atomicseats
+USER atomicseats
+ENV ATOMICSEATS_ENV=production FLASK_APP=wsgi
+EXPOSE 5000
+CMD ["gunicorn", "--bind", "0.0.0.0:5000", "--workers", "4", "--access-logfile", "-", "wsgi:app"]
