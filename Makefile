@@ -1,7 +1,7 @@
 # AtomicSeats — the user's entry points.
 #   make run    the platform on its embedded default (SQLite, in-process pipeline, demo data)
 #   make test   the whole suite, with the real PostgreSQL and Redis it starts itself
-#   make up / make down   the real services on loopback (the full mode grows with the pipeline issue)
+#   make up / make down   the full-mode platform on loopback (services, API, bridge, Celery, Flower)
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -17,8 +17,8 @@ STAMP_DEV := $(VENV)/.installed-dev
 help:
 	@echo "make run    - embedded default on http://$(HOST):$(PORT) with demo data"
 	@echo "make test   - the whole suite against SQLite, PostgreSQL and Redis"
-	@echo "make up     - start PostgreSQL, Redis, Kafka and the SMTP sink on loopback"
-	@echo "make down   - stop them"
+	@echo "make up     - full mode on loopback: PostgreSQL, Redis, Kafka, SMTP sink, API, bridge, worker, beat, Flower"
+	@echo "make down   - stop all of it"
 	@echo "make lint   - ruff check and format check"
 
 $(BIN)/python:
@@ -46,9 +46,8 @@ lint: $(STAMP_DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check atomicseats tests config.py wsgi.py
 
-up: $(STAMP_DEV)
-	@STACK=dev bash scripts/services.sh start
-	@STACK=dev bash scripts/services.sh env
+up: $(STAMP_RUNTIME)
+	@STACK=dev bash scripts/platform.sh up
 
 down:
-	@STACK=dev bash scripts/services.sh stop
+	@STACK=dev bash scripts/platform.sh down

@@ -1,10 +1,11 @@
-"""Celery worker entry point: `celery -A celery_worker worker`.
+"""Celery entry point: `celery -A celery_worker worker -Q <queues>` and `celery -A celery_worker beat`.
 
-The embedded default needs no worker (the pipeline runs in-process). The Kafka
-pipeline's allocation and e-mail tasks are registered here when PIPELINE=kafka.
+The worker consumes the allocation queue of every booking-requests partition
+(alloc.p0 … alloc.pN-1), the notifications queue and the maintenance queue;
+`flask worker-queues` prints that list for the deployment's partition count.
 """
 
 from atomicseats import create_app
 
 flask_app = create_app()
-celery = flask_app.extensions.get("celery")
+celery = flask_app.extensions["celery"]

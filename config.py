@@ -113,6 +113,8 @@ class BaseConfig:
         # "embedded": the allocation runs in-process right after the request is
         # recorded. "kafka": requests go through Kafka, the bridge and Celery.
         self.PIPELINE = env_str("PIPELINE", "kafka" if self.KAFKA_BROKERS else "embedded")
+        self.KAFKA_PARTITIONS = env_int("KAFKA_PARTITIONS", 6, 1, 1024)  # of booking-requests
+        self.CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "").strip()
         if self.PIPELINE not in {"embedded", "kafka"}:
             raise ConfigError(f"PIPELINE must be 'embedded' or 'kafka', got {self.PIPELINE!r}")
 
@@ -123,7 +125,8 @@ class BaseConfig:
         self.MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
         self.MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
         self.MAIL_DEFAULT_SENDER = env_str("MAIL_DEFAULT_SENDER", "AtomicSeats <no-reply@atomicseats.local>")
-        self.MAIL_SUPPRESS_SEND = env_bool("MAIL_SUPPRESS_SEND", False)
+        # Without a configured SMTP server, e-mails are logged instead of sent.
+        self.MAIL_SUPPRESS_SEND = env_bool("MAIL_SUPPRESS_SEND", not os.environ.get("MAIL_SERVER"))
 
         self.LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
         self.LOG_JSON = env_bool("LOG_JSON", True)

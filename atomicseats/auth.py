@@ -25,8 +25,8 @@ def register_auth(app: Flask) -> None:
     jwt.decode_key_loader(decoding_key)
     jwt.user_lookup_loader(_load_user_from_token)
     jwt.token_in_blocklist_loader(_is_token_revoked)
+    jwt.expired_token_loader(_expired)
     for register in (
-        jwt.expired_token_loader,
         jwt.invalid_token_loader,
         jwt.unauthorized_loader,
         jwt.revoked_token_loader,
@@ -45,6 +45,10 @@ def _unauthorized(*args):
     response = jsonify({"statusCode": 401, "message": _public_reason(reason), "errors": {}})
     response.status_code = 401
     return response
+
+
+def _expired(_header: dict, _claims: dict):
+    return _unauthorized("Token has expired")
 
 
 def _public_reason(reason: str) -> str:

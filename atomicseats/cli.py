@@ -67,7 +67,36 @@ def _describe(error: AtomicSeatsError) -> str:
     return f"{error.message}{' (' + details + ')' if details else ''}"
 
 
+@click.command("bridge")
+def bridge_command() -> None:
+    """Run the Kafka bridge (same as `python kafka_bridge.py`); stops cleanly on SIGTERM."""
+    from flask import current_app
+
+    from atomicseats.bridge import run_bridge
+
+    if current_app.config["PIPELINE"] != "kafka":
+        raise click.ClickException("PIPELINE is 'embedded': set KAFKA_BROKERS to run the Kafka pipeline")
+    sys.exit(run_bridge(current_app._get_current_object()))
+
+
+@click.command("worker-queues")
+def worker_queues_command() -> None:
+    """Print the Celery queues a worker must consume (comma-separated, for -Q)."""
+    from flask import current_app
+
+    from atomicseats.adapters.celery_app import worker_queues
+
+    click.echo(",".join(worker_queues(current_app._get_current_object())))
+
+
 def register_cli(app: Flask) -> None:
+    from atomicseats.cli_outbox import register_outbox_cli
+    from atomicseats.cli_reconcile import register_reconcile_cli
+
     app.cli.add_command(users_cli)
     app.cli.add_command(seed_demo_command)
     app.cli.add_command(audit_command)
+    app.cli.add_command(bridge_command)
+    app.cli.add_command(worker_queues_command)
+    register_outbox_cli(app)
+    register_reconcile_cli(app)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import DateTime, TypeDecorator
 
@@ -166,6 +166,9 @@ class BookingRequest(db.Model):
     seats_waitlisted: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     reason: Mapped[str | None] = mapped_column(String(64))
     correlation_id: Mapped[str | None] = mapped_column(String(64))
+    accepted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # when the API said 202
+    kafka_partition: Mapped[int | None] = mapped_column(Integer)
+    kafka_offset: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
@@ -237,6 +240,14 @@ class OutboxMessage(db.Model):
         CheckConstraint(_in("status", OUTBOX_STATUSES), name="status_known"),
         CheckConstraint(_in("channel", OUTBOX_CHANNELS), name="channel_known"),
         Index("ix_outbox_status_next_attempt", "status", "next_attempt_at"),
+        # The domain-event publisher reads "unpublished rows in id order"; once published a
+        # row leaves this index, so it stays as small as the backlog.
+        Index(
+            "ix_outbox_unpublished_id",
+            "id",
+            postgresql_where=text("published_at IS NULL"),
+            sqlite_where=text("published_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -252,3 +263,4 @@ class OutboxMessage(db.Model):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # Kafka acknowledged the domain event

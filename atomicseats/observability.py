@@ -111,3 +111,12 @@ def configure_logging(level: str, as_json: bool) -> None:
     root.addHandler(handler)
     root.setLevel(level.upper())
     logging.getLogger("werkzeug").setLevel("WARNING")
+
+
+def log_with_correlation(logger: logging.Logger, event: str, correlation_id: str | None, **fields) -> None:
+    """Log one line under another request's correlation id (batch workers, the bridge)."""
+    token = _correlation_id.set(correlation_id)
+    try:
+        logger.info(event, extra=fields)
+    finally:
+        _correlation_id.reset(token)

@@ -3,6 +3,9 @@
 Services never import adapter modules: they call `adapters()` and use whatever the
 composition root chose (real in full mode, in-process or no-op in the embedded
 default). That keeps one code path for both modes.
+
+Every Redis-backed adapter is best-effort: Postgres is the truth, Redis may be
+flushed at any moment, and `flask reconcile` rebuilds what it mirrors.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 from flask import current_app
 
 if TYPE_CHECKING:
-    from atomicseats.services.contracts import AcceptedRequest, EventAvailability
+    from atomicseats.services.contracts import AcceptedRequest, EventAvailability, MailMessage
 
 EXTENSION_KEY = "atomicseats.adapters"
 
@@ -21,11 +24,15 @@ EXTENSION_KEY = "atomicseats.adapters"
 class Pipeline(Protocol):
     """Takes an accepted booking request towards its allocation."""
 
-    def submit(self, accepted: AcceptedRequest) -> None: ...
+    def submit(self, accepted: AcceptedRequest) -> None:
+        """Hand the request on; return only once it is durable (raise ServiceBusy if not)."""
+
+    def wake_outbox(self) -> None:
+        """Ask for due notifications to be sent (after a commit that wrote some)."""
 
 
 class AvailabilityCache(Protocol):
-    """Best-effort cache of seat availability; Postgres stays the truth."""
+    """Seat availability per event, for listings and admission control."""
 
     def store(self, availability: list[EventAvailability]) -> None: ...
 
@@ -34,10 +41,74 @@ class AvailabilityCache(Protocol):
     def forget(self, event_id: int) -> None: ...
 
 
+class RequestRegistry(Protocol):
+    """Requests the API accepted that the database may not have recorded yet.
+
+    `claim` stores the request under its id and, when it has one, under its
+    (user, Idempotency-Key); it returns the request already stored for that key, if
+    any, so a retry finds the first attempt before the bridge has recorded it.
+    """
+
+    def claim(self, accepted: AcceptedRequest) -> AcceptedRequest | None: ...
+
+    def release(self, accepted: AcceptedRequest) -> None:
+        """Undo a claim whose hand-off failed (the API answered 503)."""
+
+    def find(self, request_id: str) -> AcceptedRequest | None: ...
+
+
+class WaitlistMirror(Protocol):
+    """A FIFO list per event of waiting entry ids, for positions and fast reads."""
+
+    def replace(self, event_id: int, entry_ids: list[int]) -> None: ...
+
+    def apply(self, event_id: int, appended: list[int], removed: list[int], expected_length: int) -> None:
+        """Append new entries at the tail and drop removed ones; if the mirror then differs in
+        length from `expected_length` (Postgres' count), drop it so it is rebuilt."""
+
+    def position(self, event_id: int, entry_id: int) -> int | None:
+        """1-based place in the queue, or None when the mirror cannot say (caller asks Postgres)."""
+
+    def load(self, event_id: int) -> list[int] | None: ...
+
+
+class OutcomeChannel(Protocol):
+    """Tells long-polling readers that a request reached its final outcome."""
+
+    def publish(self, request_ids: list[str]) -> None: ...
+
+    def subscribe(self, request_id: str) -> OutcomeSubscription:
+        """Listen first, then read Postgres, then wait: no announcement falls in between."""
+
+
+class OutcomeSubscription(Protocol):
+    def __enter__(self) -> OutcomeSubscription: ...
+
+    def __exit__(self, *exc_info) -> None: ...
+
+    def wait(self, timeout_s: float) -> None:
+        """Return when the request is announced or the timeout passes (caller re-reads Postgres)."""
+
+
+class Mailer(Protocol):
+    def send(self, message: MailMessage) -> None:
+        """Deliver one message or raise; the outbox retries."""
+
+
+class DomainEventPublisher(Protocol):
+    def publish(self, events: list[tuple[str, dict]]) -> None:
+        """Publish (key, payload) pairs to `booking-events`; raise if not acknowledged."""
+
+
 @dataclass(frozen=True)
 class Adapters:
     pipeline: Pipeline
     availability: AvailabilityCache
+    requests: RequestRegistry
+    waitlist: WaitlistMirror
+    outcomes: OutcomeChannel
+    mailer: Mailer
+    domain_events: DomainEventPublisher
 
 
 def adapters() -> Adapters:

@@ -1,21 +1,29 @@
-"""The embedded default's adapters: the pipeline runs in-process, caches are no-ops."""
+"""The embedded default's adapters: the pipeline runs in-process, Redis-less stand-ins.
+
+Same services, same transactions as the full mode: a request is recorded, then its
+event allocated, before the API answers; notifications are sent right after.
+"""
 
 from __future__ import annotations
+
+import logging
+import time
 
 from atomicseats.services import booking
 from atomicseats.services.contracts import AcceptedRequest, EventAvailability
 
+log = logging.getLogger(__name__)
+
 
 class InProcessPipeline:
-    """Record the request, then allocate its event at once, in the caller's process.
-
-    Same two transactions the bridge and the Celery task run in full mode, so the
-    outcome is final before the API answers.
-    """
-
     def submit(self, accepted: AcceptedRequest) -> None:
         booking.record_requests([accepted])
         booking.allocate_pending(accepted.event_id)
+
+    def wake_outbox(self) -> None:
+        from atomicseats.services import outbox
+
+        outbox.send_due_notifications()
 
 
 class NoAvailabilityCache:
@@ -26,4 +34,63 @@ class NoAvailabilityCache:
         return None
 
     def forget(self, event_id: int) -> None:
+        return None
+
+
+class NoRequestRegistry:
+    """In-process, a request is recorded before the API answers: Postgres knows it all."""
+
+    def claim(self, accepted: AcceptedRequest) -> AcceptedRequest | None:
+        return None
+
+    def release(self, accepted: AcceptedRequest) -> None:
+        return None
+
+    def find(self, request_id: str) -> AcceptedRequest | None:
+        return None
+
+
+class NoWaitlistMirror:
+    """Positions come straight from Postgres."""
+
+    def replace(self, event_id: int, entry_ids: list[int]) -> None:
+        return None
+
+    def apply(self, event_id: int, appended: list[int], removed: list[int], expected_length: int) -> None:
+        return None
+
+    def position(self, event_id: int, entry_id: int) -> int | None:
+        return None
+
+    def load(self, event_id: int) -> list[int] | None:
+        return None
+
+
+class PollingOutcomeChannel:
+    """No pub/sub: a waiter simply re-reads Postgres after a short pause."""
+
+    def publish(self, request_ids: list[str]) -> None:
+        return None
+
+    def subscribe(self, request_id: str) -> PollingSubscription:
+        return PollingSubscription()
+
+
+class PollingSubscription:
+    POLL_INTERVAL_S = 0.05
+
+    def __enter__(self) -> PollingSubscription:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        return None
+
+    def wait(self, timeout_s: float) -> None:
+        time.sleep(max(0.0, min(timeout_s, self.POLL_INTERVAL_S)))
+
+
+class NoDomainEventPublisher:
+    """Without Kafka there is nobody to tell; rows are marked published."""
+
+    def publish(self, events: list[tuple[str, dict]]) -> None:
         return None

@@ -1,22 +1,68 @@
-"""Choose the adapters for this app: decided here, in one place, for every mode."""
+"""Choose the adapters for this app: decided here, in one place, for every mode.
+
+PIPELINE=embedded: requests are recorded and allocated in-process.
+PIPELINE=kafka: requests go to Kafka; the bridge records them and Celery allocates.
+REDIS_URL (either mode): availability cache, request registry, waitlist mirror and
+outcome channel live in Redis; without it, Postgres answers everything.
+"""
 
 from __future__ import annotations
 
 from flask import Flask
 
-from atomicseats.adapters import EXTENSION_KEY, Adapters
-from atomicseats.adapters.embedded import InProcessPipeline, NoAvailabilityCache
+from atomicseats.adapters import EXTENSION_KEY, Adapters, embedded
+from atomicseats.adapters.celery_app import register_celery
 
 
 def register_adapters(app: Flask) -> None:
-    pipeline_name = app.config["PIPELINE"]
-    if pipeline_name != "embedded":
-        raise NotImplementedError(f"pipeline {pipeline_name!r} is not available in this build")
+    celery_app = register_celery(app)
     redis_url = app.config.get("REDIS_URL")
-    if redis_url:
-        from atomicseats.adapters.redis_cache import RedisAvailabilityCache, connect
+    parts = _redis_parts(redis_url) if redis_url else _embedded_parts()
+    if app.config["PIPELINE"] == "kafka":
+        from atomicseats.adapters.kafka import (
+            KafkaDomainEventPublisher,
+            KafkaRequestPublisher,
+            ProducerSettings,
+            SharedProducer,
+        )
+        from atomicseats.adapters.kafka_pipeline import KafkaPipeline
 
-        availability = RedisAvailabilityCache(connect(redis_url))
+        if not redis_url:
+            raise RuntimeError("PIPELINE=kafka needs REDIS_URL (Celery's broker and the request registry)")
+        producer = SharedProducer(ProducerSettings(app.config["KAFKA_BROKERS"]))
+        app.extensions["atomicseats.kafka_producer"] = producer
+        parts["pipeline"] = KafkaPipeline(KafkaRequestPublisher(producer), celery_app)
+        parts["domain_events"] = KafkaDomainEventPublisher(producer)
     else:
-        availability = NoAvailabilityCache()
-    app.extensions[EXTENSION_KEY] = Adapters(pipeline=InProcessPipeline(), availability=availability)
+        parts["pipeline"] = embedded.InProcessPipeline()
+        parts["domain_events"] = embedded.NoDomainEventPublisher()
+    parts["mailer"] = _mailer(app)
+    app.extensions[EXTENSION_KEY] = Adapters(**parts)
+
+
+def _embedded_parts() -> dict:
+    return {
+        "availability": embedded.NoAvailabilityCache(),
+        "requests": embedded.NoRequestRegistry(),
+        "waitlist": embedded.NoWaitlistMirror(),
+        "outcomes": embedded.PollingOutcomeChannel(),
+    }
+
+
+def _redis_parts(redis_url: str) -> dict:
+    from atomicseats.adapters.redis_cache import RedisAvailabilityCache, connect
+    from atomicseats.adapters.redis_state import RedisOutcomeChannel, RedisRequestRegistry, RedisWaitlistMirror
+
+    client = connect(redis_url)
+    return {
+        "availability": RedisAvailabilityCache(client),
+        "requests": RedisRequestRegistry(client),
+        "waitlist": RedisWaitlistMirror(client),
+        "outcomes": RedisOutcomeChannel(client),
+    }
+
+
+def _mailer(app: Flask):
+    from atomicseats.adapters.mail import FlaskMailMailer, LoggingMailer
+
+    return LoggingMailer() if app.config["MAIL_SUPPRESS_SEND"] else FlaskMailMailer()

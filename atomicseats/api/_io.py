@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import request
 from marshmallow import Schema
 
@@ -16,9 +18,10 @@ def load_body(schema: Schema) -> dict:
     """Parse the JSON body strictly: not JSON, not an object, or wrong types → 400."""
     if not request.is_json:
         raise InvalidInput("Request body must be JSON (Content-Type: application/json)")
-    payload = request.get_json(silent=True)
-    if payload is None:
-        raise InvalidInput("Request body is not valid JSON")
+    try:
+        payload = json.loads(request.get_data(cache=True))
+    except (ValueError, RecursionError) as error:  # RecursionError: absurdly deep nesting
+        raise InvalidInput("Request body is not valid JSON") from error
     return schema.load(payload)
 
 

@@ -7,6 +7,7 @@ from flask import Blueprint
 from atomicseats.api import schemas
 from atomicseats.api._io import load_body, load_query
 from atomicseats.api.openapi import documented
+from atomicseats.api.schemas import ID_MAX
 from atomicseats.auth import current_account, login_required, role_required
 from atomicseats.http import envelope
 from atomicseats.services import events
@@ -29,7 +30,7 @@ def list_events():
     return envelope(200, schemas.EventOut(many=True).dump(views), "Events found")
 
 
-@bp.get("/<int:event_id>")
+@bp.get(f"/<int(max={ID_MAX}):event_id>")
 @documented(
     "One event with live availability", "events", response=schemas.EventOut, is_authenticated=False, errors=(404,)
 )
@@ -86,7 +87,7 @@ def delete_event():
     return envelope(200, schemas.EventOut().dump(view), "Event deleted successfully")
 
 
-@bp.post("/<int:event_id>/waitlist/close")
+@bp.post(f"/<int(max={ID_MAX}):event_id>/waitlist/close")
 @login_required
 @documented(
     "Close the waitlist: new requests beyond the free seats are rejected",
@@ -99,7 +100,7 @@ def close_waitlist(event_id: int):
     return envelope(200, schemas.EventOut().dump(view), "Waitlist closed")
 
 
-@bp.post("/<int:event_id>/waitlist/reopen")
+@bp.post(f"/<int(max={ID_MAX}):event_id>/waitlist/reopen")
 @login_required
 @documented(
     "Reopen the waitlist (free seats go to its head first)", "events", response=schemas.EventOut, errors=(403, 404)
@@ -109,7 +110,7 @@ def reopen_waitlist(event_id: int):
     return envelope(200, schemas.EventOut().dump(view), "Waitlist reopened")
 
 
-@bp.get("/<int:event_id>/roster")
+@bp.get(f"/<int(max={ID_MAX}):event_id>/roster")
 @login_required
 @documented(
     "The host's view: confirmed bookings and the waitlist in queue order",

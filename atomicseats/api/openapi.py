@@ -15,7 +15,7 @@ from flask import Flask
 from marshmallow import Schema
 
 OPENAPI_ATTRIBUTE = "__openapi__"
-_PATH_PARAMETER = re.compile(r"<(?:(?P<converter>[a-z]+):)?(?P<name>[A-Za-z_]+)>")
+_PATH_PARAMETER = re.compile(r"<(?:(?P<converter>[a-z]+)(?:\([^)]*\))?:)?(?P<name>[A-Za-z_]+)>")
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class RouteDoc:
     is_authenticated: bool
     response_is_list: bool
     errors: tuple[int, ...]
+    is_body_required: bool
 
 
 def documented(
@@ -42,8 +43,11 @@ def documented(
     is_authenticated: bool = True,
     response_is_list: bool = False,
     errors: tuple[int, ...] = (),
+    is_body_required: bool = True,
 ):
-    doc = RouteDoc(summary, tag, body, query, response, status, is_authenticated, response_is_list, errors)
+    doc = RouteDoc(
+        summary, tag, body, query, response, status, is_authenticated, response_is_list, errors, is_body_required
+    )
 
     def decorate(view):
         setattr(view, OPENAPI_ATTRIBUTE, doc)
@@ -91,7 +95,10 @@ def _operation(doc: RouteDoc, path_parameters: list[dict], method: str) -> dict:
     if doc.query is not None:
         operation["parameters"].append({"in": "query", "schema": doc.query})
     if doc.body is not None:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": doc.body}}}
+        operation["requestBody"] = {
+            "required": doc.is_body_required,
+            "content": {"application/json": {"schema": doc.body}},
+        }
     if doc.is_authenticated:
         operation["security"] = [{"bearer": []}, {"cookie": []}]
     data_schema: dict | type[Schema] = {"type": "object"}

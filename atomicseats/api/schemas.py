@@ -34,17 +34,46 @@ def id_field(**kwargs) -> fields.Integer:
     return strict_int(1, ID_MAX, **kwargs)
 
 
+class QueryInteger(fields.Integer):
+    """Query strings are text: accept plain ASCII decimal digits only (no sign, `_`, spaces)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not value.isascii() or not value.isdigit():
+            raise self.make_error("invalid", input=value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 def query_int(minimum: int, maximum: int, **kwargs) -> fields.Integer:
-    """Query strings are text; accept only plain decimal integers."""
-    return fields.Integer(validate=validate.Range(min=minimum, max=maximum), **kwargs)
+    return QueryInteger(validate=validate.Range(min=minimum, max=maximum), **kwargs)
+
+
+class UtcDateTime(fields.AwareDateTime):
+    """ISO 8601; naive means UTC; must stay a representable UTC time within YEAR_MIN..YEAR_MAX."""
+
+    YEAR_MIN = 1970
+    YEAR_MAX = 9998
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        parsed = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            in_utc = parsed.astimezone(UTC)
+        except (OverflowError, ValueError) as error:
+            raise ValidationError("Date is out of range.") from error
+        if not self.YEAR_MIN <= in_utc.year <= self.YEAR_MAX:
+            raise ValidationError(f"Year must be within {self.YEAR_MIN}..{self.YEAR_MAX}.")
+        return in_utc
 
 
 def aware_datetime(**kwargs) -> fields.AwareDateTime:
-    return fields.AwareDateTime(default_timezone=UTC, **kwargs)
+    return UtcDateTime(default_timezone=UTC, **kwargs)
 
 
 def text(length_max: int, length_min: int = 1, **kwargs) -> fields.String:
     return fields.String(validate=validate.Length(min=length_min, max=length_max), **kwargs)
+
+
+def _has_nul(value) -> bool:
+    return isinstance(value, str) and "\x00" in value
 
 
 class StrictSchema(Schema):
@@ -55,6 +84,9 @@ class StrictSchema(Schema):
     def require_object(self, data, **kwargs):
         if not isinstance(data, dict):
             raise ValidationError("Expected a JSON object.", "_schema")
+        bad = sorted(name for name, value in data.items() if _has_nul(value))
+        if bad:  # PostgreSQL cannot store NUL in text; nobody means to send it
+            raise ValidationError({name: ["Must not contain NUL characters."] for name in bad})
         return data
 
 

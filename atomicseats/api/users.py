@@ -55,7 +55,7 @@ def register():
     body=schemas.LoginSchema,
     response=schemas.LoginOut,
     is_authenticated=False,
-    errors=(429,),
+    errors=(401, 429),
 )
 def login():
     body = load_body(schemas.LoginSchema())
@@ -71,6 +71,8 @@ def login():
     body=schemas.RefreshSchema,
     response=schemas.LoginOut,
     is_authenticated=False,
+    errors=(401,),
+    is_body_required=False,
 )
 def refresh():
     load_optional_body(schemas.RefreshSchema())  # validates a body if one is sent
@@ -95,16 +97,13 @@ def logout():
 @documented("Your booking history, newest first (keyset pagination)", "bookings", query=schemas.HistoryQuery)
 def booking_history():
     query = load_query(schemas.HistoryQuery())
-    page = booking.booking_history(
-        user_id=current_account().id,
-        view=query["view"],
-        limit=query["limit"],
-        cursor=query.get("cursor"),
+    filters = booking.HistoryFilter(
         event_id=query.get("event_id"),
         status=query.get("status"),
         created_from=query.get("created_from"),
         created_to=query.get("created_to"),
     )
+    page = booking.booking_history(current_account().id, query["view"], query["limit"], query.get("cursor"), filters)
     item_schema = schemas.SummaryOut if query["view"] == "summary" else schemas.TicketOut
     data = {
         "items": item_schema(many=True).dump(page.items),

@@ -17,6 +17,7 @@ PRICE_MINOR_MAX = 100_000_000  # integer minor units, never float
 HISTORY_PAGE_SIZE_MAX = 100
 HISTORY_PAGE_SIZE_DEFAULT = 20
 LONG_POLL_WAIT_S_MAX = 30
+WAITLIST_MIRROR_ENTRIES_MAX = 100_000  # longer waitlists are not mirrored in Redis (Postgres answers)
 
 # Database.
 LOCK_TIMEOUT_MS = 3000
@@ -25,6 +26,17 @@ STATEMENT_TIMEOUT_MS = 10000
 # Outbox.
 OUTBOX_SEND_ATTEMPTS_MAX = 8
 OUTBOX_BATCH_SIZE_MAX = 200
+# Retry n waits OUTBOX_RETRY_DELAY_S_MIN * 2**(n-1) seconds, capped: about 15 minutes of
+# retries in all before a row is 'failed' (an operator can requeue it).
+OUTBOX_RETRY_DELAY_S_MIN = 10
+OUTBOX_RETRY_DELAY_S_MAX = 300
+# A sender hides the rows it claimed from other senders for this long, and starts no new
+# send after OUTBOX_SEND_BATCH_S_MAX: a crashed sender's rows come back after the lease.
+OUTBOX_SEND_LEASE_S = 180
+OUTBOX_SEND_BATCH_S_MAX = 60
+OUTBOX_LAST_ERROR_CHARS_MAX = 500
+MAIL_SMTP_TIMEOUT_S = 10  # per socket operation (connect, each SMTP command)
+MAIL_SMTP_OPERATIONS_MAX = 8  # connect, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA, QUIT
 
 # HTTP.
 JSON_BODY_BYTES_MAX = 64 * 1024
@@ -42,8 +54,16 @@ assert SEATS_PER_REQUEST_MAX * PRICE_MINOR_MAX < 2**63
 assert HISTORY_PAGE_SIZE_DEFAULT >= 1
 assert HISTORY_PAGE_SIZE_DEFAULT <= HISTORY_PAGE_SIZE_MAX
 assert LONG_POLL_WAIT_S_MAX >= 1
+assert WAITLIST_MIRROR_ENTRIES_MAX >= WAITLIST_PROMOTION_BATCH_MAX
 assert LOCK_TIMEOUT_MS > 0
 assert LOCK_TIMEOUT_MS < STATEMENT_TIMEOUT_MS
 assert OUTBOX_SEND_ATTEMPTS_MAX >= 1
 assert OUTBOX_BATCH_SIZE_MAX >= 1
+assert OUTBOX_RETRY_DELAY_S_MIN >= 1
+assert OUTBOX_RETRY_DELAY_S_MIN <= OUTBOX_RETRY_DELAY_S_MAX
+assert OUTBOX_LAST_ERROR_CHARS_MAX >= 1
+assert MAIL_SMTP_TIMEOUT_S >= 1
+# The last send a batch starts finishes (or times out) well inside the lease, so no
+# other sender takes a row back while it is still being sent.
+assert OUTBOX_SEND_BATCH_S_MAX + MAIL_SMTP_TIMEOUT_S * MAIL_SMTP_OPERATIONS_MAX < OUTBOX_SEND_LEASE_S
 assert JSON_BODY_BYTES_MAX >= 1024

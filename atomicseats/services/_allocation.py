@@ -7,18 +7,24 @@ which runs the one pure allocator and writes its decisions. Nothing here commits
 
 from __future__ import annotations
 
+import logging
 import time
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import func, select
 
+from atomicseats.adapters import adapters
 from atomicseats.domain import allocator, limits
 from atomicseats.errors import NotFound
 from atomicseats.models import Booking, BookingRequest, Event, WaitlistEntry, utcnow
+from atomicseats.observability import log_with_correlation
 from atomicseats.services._outbox import Notification, outbox_row
 from atomicseats.services._work import UnitOfWork
 from atomicseats.services.contracts import EventAvailability
+
+log = logging.getLogger(__name__)
 
 # Bounded number of promotion rounds per transaction: each round serves up to
 # WAITLIST_PROMOTION_BATCH_MAX entries, so this covers any capacity we accept.
@@ -40,10 +46,21 @@ def lock_event(work: UnitOfWork, event_id: int) -> Event:
     return event
 
 
-def settle_event(work: UnitOfWork, event: Event, pending: list[BookingRequest]) -> allocator.Allocation:
+@dataclass
+class Settlement:
+    """What one settle changed, for the effects announced after commit."""
+
+    allocation: allocator.Allocation | None = None
+    decided_request_ids: list[str] = field(default_factory=list)
+    promoted_request_ids: list[str] = field(default_factory=list)
+    appended_entry_ids: list[int] = field(default_factory=list)
+    removed_entry_ids: list[int] = field(default_factory=list)
+
+
+def settle_event(work: UnitOfWork, event: Event, pending: list[BookingRequest]) -> Settlement:
     """Serve the waitlist head first, then decide `pending` in arrival order; write it all."""
     now = utcnow()
-    seats_promoted = 0
+    settlement = Settlement()
     for _ in range(PROMOTION_ROUNDS_MAX):
         if event.seats_left == 0:
             break
@@ -51,17 +68,48 @@ def settle_event(work: UnitOfWork, event: Event, pending: list[BookingRequest]) 
         if not entries:
             break
         promotions, state = allocator.promote_waitlist(event.to_state(), [entry.to_slot() for entry in entries])
-        _write_promotions(work, event, entries, promotions, now)
-        seats_promoted += state.reserved_seats - event.reserved_seats
+        _write_promotions(work, event, entries, promotions, now, settlement)
         event.reserved_seats = state.reserved_seats
-    allocation = allocator.allocate(event.to_state(), [], [request.to_domain() for request in pending])
-    _write_decisions(work, event, pending, allocation.decisions, now)
-    event.reserved_seats = allocation.reserved_seats
+    settlement.allocation = allocator.allocate(event.to_state(), [], [request.to_domain() for request in pending])
+    _write_decisions(work, event, pending, settlement.allocation.decisions, now, settlement)
+    event.reserved_seats = settlement.allocation.reserved_seats
     event.updated_at = now
     assert event.reserved_seats >= 0
     assert event.reserved_seats <= event.capacity_seats
     work.session.flush()
-    return allocation
+    settlement.appended_entry_ids = _new_entry_ids(work, pending)
+    return settlement
+
+
+def announce_after_commit(work: UnitOfWork, event: Event, settlement: Settlement) -> None:
+    """Register the after-commit effects of a seat change: caches, outcomes, outbox wake-up."""
+    totals = waitlist_totals(work.session, [event.id]).get(event.id, (0, 0))
+    effects = adapters()
+    work.after_commit(effects.availability.store, [availability_of(event, totals[0])])
+    if settlement.appended_entry_ids or settlement.removed_entry_ids:
+        work.after_commit(
+            effects.waitlist.apply,
+            event.id,
+            settlement.appended_entry_ids,
+            settlement.removed_entry_ids,
+            totals[0],
+        )
+    announced = settlement.decided_request_ids + settlement.promoted_request_ids
+    if announced:
+        work.after_commit(effects.outcomes.publish, announced)
+    work.after_commit(effects.pipeline.wake_outbox)
+
+
+def _new_entry_ids(work: UnitOfWork, pending: list[BookingRequest]) -> list[int]:
+    waitlisted_row_ids = [request.id for request in pending if request.seats_waitlisted]
+    if not waitlisted_row_ids:
+        return []
+    statement = (
+        select(WaitlistEntry.id)
+        .where(WaitlistEntry.booking_request_id.in_(waitlisted_row_ids))
+        .order_by(WaitlistEntry.id)
+    )
+    return list(work.session.execute(statement).scalars())
 
 
 def _waiting_entries(work: UnitOfWork, event_id: int, limit: int) -> list[WaitlistEntry]:
@@ -80,6 +128,7 @@ def _write_promotions(
     entries: list[WaitlistEntry],
     promotions: tuple[allocator.Promotion, ...],
     now: datetime,
+    settlement: Settlement,
 ) -> None:
     entries_by_id = {entry.id: entry for entry in entries}
     for promotion in promotions:
@@ -89,6 +138,9 @@ def _write_promotions(
         entry.seats_remaining = promotion.seats_remaining
         entry.status = "waiting" if promotion.seats_remaining else "served"
         entry.updated_at = now
+        if not promotion.seats_remaining:
+            settlement.removed_entry_ids.append(entry.id)
+        settlement.promoted_request_ids.append(request.request_id)
         request.seats_confirmed += promotion.seats_promoted
         request.seats_waitlisted -= promotion.seats_promoted
         booking = _new_booking(event, request, promotion.seats_promoted, now)
@@ -111,6 +163,7 @@ def _write_decisions(
     pending: list[BookingRequest],
     decisions: tuple[allocator.Decision, ...],
     now: datetime,
+    settlement: Settlement,
 ) -> None:
     assert len(pending) == len(decisions)
     bookings: list[Booking] = []
@@ -122,6 +175,16 @@ def _write_decisions(
         request.seats_waitlisted = decision.seats_waitlisted
         request.reason = decision.reason
         request.decided_at = now
+        settlement.decided_request_ids.append(request.request_id)
+        log_with_correlation(
+            log,
+            "booking.request.decided",
+            request.correlation_id,
+            request_id=request.request_id,
+            event_id=event.id,
+            outcome=decision.outcome.value,
+            seats_confirmed=decision.seats_confirmed,
+        )
         if decision.seats_confirmed:
             bookings.append(_new_booking(event, request, decision.seats_confirmed, now))
         if decision.seats_waitlisted:

@@ -15,10 +15,12 @@ from atomicseats.adapters import adapters
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry, utcnow
 from atomicseats.services._allocation import availability_of, waitlist_totals
+from atomicseats.services._mirror import expected_entry_ids
 from atomicseats.services._outbox import MESSAGE_ID_DOMAIN
 
 PENDING_GRACE_S_DEFAULT = 120
 VIOLATIONS_LISTED_MAX = 200
+VIOLATION_IDS_SHOWN_MAX = 10
 
 
 @dataclass(frozen=True)
@@ -221,14 +223,35 @@ def _check_outbox(session) -> list[Violation]:
 
 
 def _check_cache(session) -> list[Violation]:
-    """Invariant 2 (cache side): what Redis holds agrees with the rows it mirrors."""
-    cache = adapters().availability
-    events = list(session.execute(select(Event)).scalars())
+    """Invariants 2 and 6 (Redis side): what Redis holds agrees with the rows it mirrors.
+
+    A missing entry is fine (callers fall back to Postgres); a different one is not.
+    """
+    effects = adapters()
+    events = list(session.execute(select(Event).order_by(Event.id)).scalars())
     totals = waitlist_totals(session, [event.id for event in events])
     violations = []
     for event in events:
-        cached = cache.load(event.id)
-        expected = availability_of(event, totals.get(event.id, (0, 0))[0])
+        entries_waiting = totals.get(event.id, (0, 0))[0]
+        expected = availability_of(event, entries_waiting)
+        cached = effects.availability.load(event.id)
         if cached is not None and cached != expected:
             violations.append(Violation("6-cache-agrees", f"event {event.id}", f"cache {cached} != truth {expected}"))
+        mirrored = effects.waitlist.load(event.id)
+        if mirrored is None:
+            continue
+        expected_ids = expected_entry_ids(session, event.id, entries_waiting)
+        if mirrored != expected_ids:
+            shown = "not mirrored (too long)" if expected_ids is None else f"{_head(expected_ids)} ({entries_waiting})"
+            violations.append(
+                Violation(
+                    "6-cache-agrees",
+                    f"event {event.id}",
+                    f"waitlist mirror {_head(mirrored)} ({len(mirrored)}) != waiting entries {shown}",
+                )
+            )
     return violations
+
+
+def _head(entry_ids: list[int]) -> str:
+    return str(entry_ids) if len(entry_ids) <= VIOLATION_IDS_SHOWN_MAX else f"{entry_ids[:VIOLATION_IDS_SHOWN_MAX]}..."

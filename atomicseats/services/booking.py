@@ -15,18 +15,24 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select, text
+from sqlalchemy import case, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from atomicseats.adapters import adapters
 from atomicseats.domain import allocator, limits
-from atomicseats.errors import Conflict, InvalidInput, NotFound
+from atomicseats.errors import Conflict, InvalidInput, NotFound, ServiceBusy
 from atomicseats.extensions import db
-from atomicseats.models import Booking, BookingRequest, Event, WaitlistEntry, utcnow
-from atomicseats.services._allocation import availability_of, lock_event, settle_event, waitlist_totals
+from atomicseats.models import Booking, BookingRequest, Event, User, WaitlistEntry, utcnow
+from atomicseats.services._allocation import (
+    announce_after_commit,
+    availability_of,
+    lock_event,
+    settle_event,
+    waitlist_totals,
+)
 from atomicseats.services._outbox import Notification, outbox_row
 from atomicseats.services._work import unit_of_work
 from atomicseats.services.contracts import AcceptedRequest, AllocationSummary
@@ -36,7 +42,8 @@ log = logging.getLogger(__name__)
 # Request ids derived from (user, Idempotency-Key) are the same on every retry, so a
 # retried request can never become a second request anywhere in the pipeline.
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5d6c43f0-8a3e-4f0b-9d59-3f1c2b7a9e10")
-WAIT_POLL_INTERVAL_S = 0.05
+OUTCOME_RECHECK_S = 1.0
+CURSOR_ID_MAX = 2**63 - 1
 ARRIVAL_LOCK_NAMESPACE = 0x5EA7  # advisory-lock namespace for "recording arrivals of an event"
 ADVISORY_KEY_MODULUS = 2**31 - 1  # the two-key form takes int4 keys; a collision only over-serializes
 
@@ -77,18 +84,21 @@ class HistoryPage:
 def submit_request(
     user_id: int, event_id: int, seats: int, idempotency_key: str | None, correlation_id: str | None
 ) -> RequestStatus:
-    """Accept a request for seats and hand it to the pipeline; refuse what can never succeed."""
+    """Accept a request for seats and hand it to the pipeline; refuse what can never succeed.
+
+    Returns once the pipeline holds the request durably (in Kafka: acknowledged by
+    the broker). A retry with the same Idempotency-Key is the same request: same id,
+    handed on again, recorded once.
+    """
     seats_max = current_app.config["SEATS_PER_REQUEST_MAX"]
     if not 1 <= seats <= seats_max:
         raise InvalidInput("Invalid number of seats", {"numberOfSeats": [f"Must be between 1 and {seats_max}."]})
     if idempotency_key is not None:
         earlier = _request_for_key(user_id, idempotency_key)
         if earlier is not None:
-            _check_same_request(earlier, event_id, seats)
+            _check_same_request(earlier.event_id, earlier.seats_requested, event_id, seats)
             return _status_of(earlier)
-    event = db.session.get(Event, event_id)
-    if event is None or event.is_deleted:
-        raise NotFound("Event not found")
+    _admit(event_id)
     accepted = AcceptedRequest(
         request_id=_request_id_for(user_id, idempotency_key),
         user_id=user_id,
@@ -96,10 +106,41 @@ def submit_request(
         seats=seats,
         idempotency_key=idempotency_key,
         correlation_id=correlation_id,
+        accepted_at=utcnow(),
     )
-    adapters().pipeline.submit(accepted)
+    registry = adapters().requests
+    earlier_attempt = registry.claim(accepted)
+    if earlier_attempt is not None:
+        _check_same_request(earlier_attempt.event_id, earlier_attempt.seats, event_id, seats)
+        accepted = earlier_attempt
+    try:
+        adapters().pipeline.submit(accepted)
+    except ServiceBusy:
+        if earlier_attempt is None:
+            registry.release(accepted)
+        raise
     log.info("booking.request.accepted", extra={"request_id": accepted.request_id, "event_id": event_id})
     return _status_after_submit(accepted)
+
+
+def _admit(event_id: int) -> None:
+    """Admission control: refuse unknown, deleted, and sold-out-with-closed-waitlist events
+    from the availability cache when it has the event, from Postgres otherwise."""
+    cache = adapters().availability
+    availability = cache.load(event_id)
+    if availability is None:
+        event = db.session.get(Event, event_id)
+        if event is None:
+            raise NotFound("Event not found")
+        availability = availability_of(event, waitlist_length=0)
+        if not event.is_deleted:
+            waitlist_length = waitlist_totals(db.session, [event_id]).get(event_id, (0, 0))[0]
+            availability = availability_of(event, waitlist_length)
+        cache.store([availability])
+    if availability.is_deleted:
+        raise NotFound("Event not found")
+    if availability.seats_left == 0 and not availability.is_waitlist_open:
+        raise Conflict("Sold out, and the waitlist is closed", {"eventId": ["No seats left and no waitlist."]})
 
 
 def _request_id_for(user_id: int, idempotency_key: str | None) -> str:
@@ -115,29 +156,32 @@ def _request_for_key(user_id: int, idempotency_key: str) -> BookingRequest | Non
     return db.session.execute(statement).scalar_one_or_none()
 
 
-def _check_same_request(earlier: BookingRequest, event_id: int, seats: int) -> None:
-    if earlier.event_id != event_id or earlier.seats_requested != seats:
+def _check_same_request(earlier_event_id: int, earlier_seats: int, event_id: int, seats: int) -> None:
+    if earlier_event_id != event_id or earlier_seats != seats:
         raise Conflict("This Idempotency-Key was already used for a different booking request")
 
 
 def _status_after_submit(accepted: AcceptedRequest) -> RequestStatus:
     db.session.rollback()  # see what the pipeline committed
     request = _find_request(accepted.request_id)
-    if request is None:  # still travelling through Kafka: known, not yet recorded
-        return RequestStatus(
-            request_id=accepted.request_id,
-            event_id=accepted.event_id,
-            status="pending",
-            seats_requested=accepted.seats,
-            seats_confirmed=0,
-            seats_waitlisted=0,
-            booking_ids=[],
-            waitlist_position=None,
-            reason=None,
-            created_at=None,
-            decided_at=None,
-        )
-    return _status_of(request)
+    return _status_of(request) if request is not None else _pending_status(accepted)
+
+
+def _pending_status(accepted: AcceptedRequest) -> RequestStatus:
+    """Known, not yet recorded: still travelling through Kafka."""
+    return RequestStatus(
+        request_id=accepted.request_id,
+        event_id=accepted.event_id,
+        status="pending",
+        seats_requested=accepted.seats,
+        seats_confirmed=0,
+        seats_waitlisted=0,
+        booking_ids=[],
+        waitlist_position=None,
+        reason=None,
+        created_at=accepted.accepted_at,
+        decided_at=None,
+    )
 
 
 # --- recording and allocating (called by the pipeline) ---------------------------------
@@ -153,6 +197,9 @@ def record_requests(accepted_requests: list[AcceptedRequest]) -> list[int]:
     if not accepted_requests:
         return []
     now = utcnow()
+    accepted_requests = _drop_orphans(accepted_requests)
+    if not accepted_requests:
+        return []
     rows = [
         {
             "request_id": accepted.request_id,
@@ -164,6 +211,9 @@ def record_requests(accepted_requests: list[AcceptedRequest]) -> list[int]:
             "seats_confirmed": 0,
             "seats_waitlisted": 0,
             "correlation_id": accepted.correlation_id,
+            "accepted_at": accepted.accepted_at,
+            "kafka_partition": accepted.kafka_partition,
+            "kafka_offset": accepted.kafka_offset,
             "created_at": now,
         }
         for accepted in accepted_requests
@@ -175,6 +225,25 @@ def record_requests(accepted_requests: list[AcceptedRequest]) -> list[int]:
         statement = dialect.insert(BookingRequest).on_conflict_do_nothing().returning(BookingRequest.event_id)
         inserted_event_ids = [row.event_id for row in work.session.execute(statement, rows)]
     return sorted(set(inserted_event_ids))
+
+
+def _drop_orphans(accepted_requests: list[AcceptedRequest]) -> list[AcceptedRequest]:
+    """Leave out requests whose user or event no longer exists (deleted since the API took
+    them): recording them would fail forever and block every request behind them."""
+    user_ids = {accepted.user_id for accepted in accepted_requests}
+    event_ids = {accepted.event_id for accepted in accepted_requests}
+    known_users = set(db.session.execute(select(User.id).where(User.id.in_(user_ids))).scalars())
+    known_events = set(db.session.execute(select(Event.id).where(Event.id.in_(event_ids))).scalars())
+    kept = []
+    for accepted in accepted_requests:
+        if accepted.user_id in known_users and accepted.event_id in known_events:
+            kept.append(accepted)
+        else:
+            log.error(
+                "booking.request.orphaned",
+                extra={"request_id": accepted.request_id, "user_id": accepted.user_id, "event_id": accepted.event_id},
+            )
+    return kept
 
 
 def _serialize_arrivals(work, event_ids: list[int]) -> None:
@@ -203,10 +272,9 @@ def allocate_pending(event_id: int) -> AllocationSummary:
             _reject_for_deleted_event(work, event, pending)
             pending = []
         reserved_before = event.reserved_seats
-        allocation = settle_event(work, event, pending)
-        totals = waitlist_totals(work.session, [event.id]).get(event.id, (0, 0))
-        availability = availability_of(event, totals[0])
-        work.after_commit(adapters().availability.store, [availability])
+        settlement = settle_event(work, event, pending)
+        announce_after_commit(work, event, settlement)
+    allocation = settlement.allocation
     seats_decided = sum(decision.seats_confirmed for decision in allocation.decisions)
     return AllocationSummary(
         event_id=event_id,
@@ -215,6 +283,20 @@ def allocate_pending(event_id: int) -> AllocationSummary:
         seats_promoted=allocation.reserved_seats - reserved_before - seats_decided,
         reserved_seats=allocation.reserved_seats,
     )
+
+
+def stranded_events(older_than_s: float, limit: int = limits.ALLOCATION_BATCH_SIZE_MAX) -> list[tuple[int, int]]:
+    """(event id, Kafka partition) of events with a request pending longer than `older_than_s`."""
+    cutoff = utcnow() - timedelta(seconds=older_than_s)
+    statement = (
+        select(BookingRequest.event_id, func.min(BookingRequest.kafka_partition))
+        .where(BookingRequest.status == "pending", BookingRequest.created_at < cutoff)
+        .group_by(BookingRequest.event_id)
+        .order_by(func.min(BookingRequest.id))
+        .limit(limit)
+    )
+    db.session.rollback()
+    return [(event_id, partition or 0) for event_id, partition in db.session.execute(statement)]
 
 
 def events_with_pending_requests(limit: int = limits.ALLOCATION_BATCH_SIZE_MAX) -> list[int]:
@@ -276,9 +358,9 @@ def cancel_bookings(user_id: int, event_id: int, booking_id: int | None, cancel_
         if seats_freed:
             state = allocator.release_seats(state, seats_freed)
         event.reserved_seats = state.reserved_seats
-        settle_event(work, event, [])
-        totals = waitlist_totals(work.session, [event.id]).get(event.id, (0, 0))
-        work.after_commit(adapters().availability.store, [availability_of(event, totals[0])])
+        settlement = settle_event(work, event, [])
+        settlement.removed_entry_ids += [entry.id for entry in entries]
+        announce_after_commit(work, event, settlement)
     log.info("booking.cancelled", extra={"event_id": event_id, "seats_freed": seats_freed})
     return CancelResult(event_id, seats_freed, len(bookings), len(entries))
 
@@ -321,23 +403,50 @@ def _cancel_one(work, event: Event, booking: Booking, now: datetime) -> None:
 
 
 def request_status(request_id: str, viewer_id: int, viewer_is_admin: bool, wait_s: float = 0) -> RequestStatus:
-    """The outcome of a request; with `wait_s`, wait up to that long for a final one."""
+    """The outcome of a request; with `wait_s`, wait up to that long for a final one.
+
+    A request the API accepted but the bridge has not recorded yet is `pending`
+    (known from the request registry). Waiting subscribes to the outcome channel
+    before re-reading Postgres, and re-reads at least every OUTCOME_RECHECK_S.
+    """
     assert 0 <= wait_s <= limits.LONG_POLL_WAIT_S_MAX
     deadline = time.monotonic() + wait_s
-    while True:
-        request = _find_request(request_id)
-        if request is None or (request.user_id != viewer_id and not viewer_is_admin):
+    status = _current_status(request_id, viewer_id, viewer_is_admin)
+    if status.status != "pending" or wait_s <= 0:
+        return status
+    with adapters().outcomes.subscribe(status.request_id) as subscription:
+        for _ in range(int(wait_s / OUTCOME_RECHECK_S) + 2):
+            db.session.rollback()  # end the last read so this one sees new commits
+            status = _current_status(request_id, viewer_id, viewer_is_admin)
+            remaining_s = deadline - time.monotonic()
+            if status.status != "pending" or remaining_s <= 0:
+                return status
+            subscription.wait(min(remaining_s, OUTCOME_RECHECK_S))
+    return status
+
+
+def _current_status(request_id: str, viewer_id: int, viewer_is_admin: bool) -> RequestStatus:
+    request = _find_request(request_id)
+    if request is not None:
+        if request.user_id != viewer_id and not viewer_is_admin:
             raise NotFound("Booking request not found")
-        if request.is_final or time.monotonic() >= deadline:
-            return _status_of(request)
-        db.session.rollback()  # end this read so the next poll sees new commits
-        time.sleep(min(WAIT_POLL_INTERVAL_S, max(0.0, deadline - time.monotonic())))
+        return _status_of(request)
+    in_flight = adapters().requests.find(_canonical_request_id(request_id) or "")
+    if in_flight is None or (in_flight.user_id != viewer_id and not viewer_is_admin):
+        raise NotFound("Booking request not found")
+    return _pending_status(in_flight)
+
+
+def _canonical_request_id(request_id: str) -> str | None:
+    try:
+        return str(uuid.UUID(request_id))
+    except ValueError:
+        return None
 
 
 def _find_request(request_id: str) -> BookingRequest | None:
-    try:
-        canonical = str(uuid.UUID(request_id))
-    except ValueError:
+    canonical = _canonical_request_id(request_id)
+    if canonical is None:
         return None
     return db.session.execute(select(BookingRequest).where(BookingRequest.request_id == canonical)).scalar_one_or_none()
 
@@ -369,6 +478,9 @@ def _waitlist_position(request: BookingRequest) -> int | None:
     ).scalar_one_or_none()
     if entry is None or entry.status != "waiting":
         return None
+    mirrored = adapters().waitlist.position(entry.event_id, entry.id)
+    if mirrored is not None:
+        return mirrored
     ahead = db.session.execute(
         select(func.count(WaitlistEntry.id)).where(
             WaitlistEntry.event_id == entry.event_id,
@@ -379,59 +491,84 @@ def _waitlist_position(request: BookingRequest) -> int | None:
     return int(ahead) + 1
 
 
-def booking_history(
-    user_id: int,
-    view: str,
-    limit: int,
-    cursor: str | None,
-    event_id: int | None,
-    status: str | None,
-    created_from: datetime | None,
-    created_to: datetime | None,
-) -> HistoryPage:
-    """A user's bookings, newest first, keyset-paginated on booking id."""
+@dataclass(frozen=True)
+class HistoryFilter:
+    event_id: int | None = None
+    status: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+    def apply(self, statement):
+        if self.event_id is not None:
+            statement = statement.where(Booking.event_id == self.event_id)
+        if self.status is not None:
+            statement = statement.where(Booking.status == self.status)
+        if self.created_from is not None:
+            statement = statement.where(Booking.created_at >= self.created_from)
+        if self.created_to is not None:
+            statement = statement.where(Booking.created_at <= self.created_to)
+        return statement
+
+
+def booking_history(user_id: int, view: str, limit: int, cursor: str | None, filters: HistoryFilter) -> HistoryPage:
+    """A user's bookings, newest first (tickets), or one line per event (summary), keyset-paginated."""
     assert 1 <= limit <= limits.HISTORY_PAGE_SIZE_MAX
-    statement = select(Booking).where(Booking.user_id == user_id)
-    if event_id is not None:
-        statement = statement.where(Booking.event_id == event_id)
-    if status is not None:
-        statement = statement.where(Booking.status == status)
-    if created_from is not None:
-        statement = statement.where(Booking.created_at >= created_from)
-    if created_to is not None:
-        statement = statement.where(Booking.created_at <= created_to)
-    before_id = decode_cursor(cursor) if cursor else None
-    if before_id is not None:
-        statement = statement.where(Booking.id < before_id)
+    if view == "summary":
+        return _summary_page(user_id, limit, cursor, filters)
+    statement = filters.apply(select(Booking).where(Booking.user_id == user_id))
+    if cursor:
+        statement = statement.where(Booking.id < decode_cursor(cursor))
     rows = list(db.session.execute(statement.order_by(Booking.id.desc()).limit(limit + 1)).scalars())
+    return _page(rows, limit, lambda booking: booking.id)
+
+
+def _summary_page(user_id: int, limit: int, cursor: str | None, filters: HistoryFilter) -> HistoryPage:
+    """Totals per event over all of the user's bookings (not per page), newest event first."""
+    is_confirmed = Booking.status == "confirmed"
+    statement = filters.apply(
+        select(
+            Booking.event_id,
+            func.sum(Booking.seats),
+            func.sum(case((is_confirmed, Booking.seats), else_=0)),
+            func.sum(case((is_confirmed, Booking.cost_minor), else_=0)),
+            func.min(Booking.created_at),
+            func.max(Booking.created_at),
+        ).where(Booking.user_id == user_id)
+    )
+    if cursor:
+        statement = statement.where(Booking.event_id < decode_cursor(cursor))
+    statement = statement.group_by(Booking.event_id).order_by(Booking.event_id.desc()).limit(limit + 1)
+    rows = db.session.execute(statement).all()
+    events = {
+        event.id: event
+        for event in db.session.execute(select(Event).where(Event.id.in_([row[0] for row in rows]))).scalars()
+    }
+    summaries = [
+        {
+            "event": events[event_id],
+            "total_tickets": int(total),
+            "active_tickets": int(active),
+            "cancelled_tickets": int(total) - int(active),
+            "total_cost": int(cost),
+            "first_booked_at": _as_utc(first),
+            "last_booked_at": _as_utc(last),
+        }
+        for event_id, total, active, cost, first, last in rows
+    ]
+    return _page(summaries, limit, lambda summary: summary["event"].id)
+
+
+def _page(rows: list, limit: int, key_of) -> HistoryPage:
     has_more = len(rows) > limit
     page = rows[:limit]
-    next_cursor = encode_cursor(page[-1].id) if has_more else None
-    items = summarize_by_event(page) if view == "summary" else page
-    return HistoryPage(items=items, has_more=has_more, next_cursor=next_cursor)
+    return HistoryPage(items=page, has_more=has_more, next_cursor=encode_cursor(key_of(page[-1])) if has_more else None)
 
 
-def summarize_by_event(bookings: list[Booking]) -> list[dict]:
-    summaries: dict[int, dict] = {}
-    for booking in bookings:
-        summary = summaries.setdefault(
-            booking.event_id,
-            {
-                "event": booking.event,
-                "total_tickets": 0,
-                "active_tickets": 0,
-                "cancelled_tickets": 0,
-                "total_cost": 0,
-                "first_booked_at": booking.created_at,
-                "last_booked_at": booking.created_at,
-            },
-        )
-        summary["total_tickets"] += booking.seats
-        summary["total_cost"] += booking.cost_minor if booking.status == "confirmed" else 0
-        summary["active_tickets" if booking.status == "confirmed" else "cancelled_tickets"] += booking.seats
-        summary["first_booked_at"] = min(summary["first_booked_at"], booking.created_at)
-        summary["last_booked_at"] = max(summary["last_booked_at"], booking.created_at)
-    return list(summaries.values())
+def _as_utc(value: datetime) -> datetime:
+    """Aggregates bypass the column type on SQLite, which returns naive or text values."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def encode_cursor(booking_id: int) -> str:
@@ -445,6 +582,6 @@ def decode_cursor(cursor: str) -> int:
         booking_id = value["id"]
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
         raise InvalidInput("Invalid cursor", {"cursor": ["Not a cursor this API issued."]}) from error
-    if not isinstance(booking_id, int) or isinstance(booking_id, bool) or booking_id < 1:
+    if not isinstance(booking_id, int) or isinstance(booking_id, bool) or not 1 <= booking_id <= CURSOR_ID_MAX:
         raise InvalidInput("Invalid cursor", {"cursor": ["Not a cursor this API issued."]})
     return booking_id

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from atomicseats.domain import limits
 
 
 @dataclass(frozen=True)
 class AcceptedRequest:
-    """A booking request the API accepted: what travels through the pipeline."""
+    """A booking request the API accepted: what travels through the pipeline.
+
+    `accepted_at` is when the API accepted it (latency is measured from there);
+    `kafka_partition` / `kafka_offset` say where the bridge read it, if it came that way.
+    """
 
     request_id: str
     user_id: int
@@ -15,20 +23,48 @@ class AcceptedRequest:
     seats: int
     idempotency_key: str | None
     correlation_id: str | None
+    accepted_at: datetime
+    kafka_partition: int | None = None
+    kafka_offset: int | None = None
 
     def to_message(self) -> dict:
-        return asdict(self)
+        message = asdict(self)
+        message["accepted_at"] = self.accepted_at.isoformat()
+        del message["kafka_partition"], message["kafka_offset"]
+        return message
 
     @classmethod
-    def from_message(cls, message: dict) -> AcceptedRequest:
+    def from_message(cls, message: dict, partition: int | None = None, offset: int | None = None) -> AcceptedRequest:
+        """Rebuild from a message body; raises KeyError/TypeError/ValueError on a malformed one."""
+        accepted_at = datetime.fromisoformat(message["accepted_at"])
+        if accepted_at.tzinfo is None:
+            raise ValueError("accepted_at must carry a timezone")
+        idempotency_key = message.get("idempotency_key")
+        correlation_id = message.get("correlation_id")
         return cls(
-            request_id=str(message["request_id"]),
-            user_id=int(message["user_id"]),
-            event_id=int(message["event_id"]),
-            seats=int(message["seats"]),
-            idempotency_key=message.get("idempotency_key"),
-            correlation_id=message.get("correlation_id"),
+            request_id=str(uuid.UUID(str(message["request_id"]))),
+            user_id=_positive_int(message["user_id"]),
+            event_id=_positive_int(message["event_id"]),
+            seats=_seat_count(message["seats"]),
+            idempotency_key=None if idempotency_key is None else str(idempotency_key),
+            correlation_id=None if correlation_id is None else str(correlation_id),
+            accepted_at=accepted_at,
+            kafka_partition=partition,
+            kafka_offset=offset,
         )
+
+
+def _seat_count(value) -> int:
+    seats = _positive_int(value)
+    if seats > limits.SEATS_PER_REQUEST_MAX:
+        raise ValueError(f"at most {limits.SEATS_PER_REQUEST_MAX} seats, got {seats}")
+    return seats
+
+
+def _positive_int(value) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"expected a positive integer, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -54,3 +90,15 @@ class AllocationSummary:
     seats_confirmed: int
     seats_promoted: int
     reserved_seats: int
+
+
+@dataclass(frozen=True)
+class MailMessage:
+    """One e-mail, ready for any mailer. `message_id` is stable across resends."""
+
+    recipient: str
+    subject: str
+    body_text: str
+    body_html: str
+    message_id: str
+    headers: dict[str, str]

@@ -9,12 +9,17 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from atomicseats.adapters import adapters
 from atomicseats.domain import allocator, limits
 from atomicseats.errors import Conflict, Forbidden, InvalidInput, NotFound
 from atomicseats.extensions import db
 from atomicseats.models import Booking, Event, User, WaitlistEntry, utcnow
-from atomicseats.services._allocation import availability_of, lock_event, settle_event, waitlist_totals
+from atomicseats.services._allocation import (
+    Settlement,
+    announce_after_commit,
+    lock_event,
+    settle_event,
+    waitlist_totals,
+)
 from atomicseats.services._outbox import Notification, outbox_row
 from atomicseats.services._work import UnitOfWork, unit_of_work
 
@@ -86,8 +91,8 @@ def update_event(actor: User, event_id: int, fields: dict) -> EventView:
         if "is_waitlist_open" in fields:
             event.is_waitlist_open = fields["is_waitlist_open"]
         event.updated_at = utcnow()
-        settle_event(work, event, [])
-        view = _view_after_change(work, event)
+        settlement = settle_event(work, event, [])
+        view = _view_after_change(work, event, settlement)
     log.info("event.updated", extra={"event_id": event_id, "fields": sorted(fields)})
     return view
 
@@ -102,18 +107,19 @@ def delete_event(actor: User, event_id: int) -> EventView:
         event = _lock_live_event(work, event_id)
         _require_owner(actor, event)
         now = utcnow()
-        for user_id, subject_key in _cancel_everything(work, event, now):
+        settlement = Settlement()
+        for user_id, subject_key in _cancel_everything(work, event, now, settlement):
             work.session.add(outbox_row(Notification("event.cancelled", user_id, event, subject_key, {})))
         event.status = "deleted"
         event.deleted_at = now
         event.updated_at = now
         event.reserved_seats = 0
-        view = _view_after_change(work, event)
+        view = _view_after_change(work, event, settlement)
     log.info("event.deleted", extra={"event_id": event_id})
     return view
 
 
-def _cancel_everything(work: UnitOfWork, event: Event, now: datetime) -> list[tuple[int, str]]:
+def _cancel_everything(work: UnitOfWork, event: Event, now: datetime, settlement: Settlement) -> list[tuple[int, str]]:
     affected: dict[int, str] = {}
     bookings = work.session.execute(
         select(Booking).where(Booking.event_id == event.id, Booking.status == "confirmed")
@@ -128,6 +134,7 @@ def _cancel_everything(work: UnitOfWork, event: Event, now: datetime) -> list[tu
     for entry in entries:
         entry.status = "cancelled"
         entry.updated_at = now
+        settlement.removed_entry_ids.append(entry.id)
         affected.setdefault(entry.user_id, f"event-{event.id}-user-{entry.user_id}")
     return sorted(affected.items())
 
@@ -173,12 +180,10 @@ def _views(session: Session, events: list[Event]) -> list[EventView]:
     return [EventView(event, *totals.get(event.id, (0, 0))) for event in events]
 
 
-def _view_after_change(work: UnitOfWork, event: Event) -> EventView:
+def _view_after_change(work: UnitOfWork, event: Event, settlement: Settlement | None = None) -> EventView:
     work.session.flush()
-    view = _views(work.session, [event])[0]
-    availability = availability_of(event, view.waitlist_length)
-    work.after_commit(adapters().availability.store, [availability])
-    return view
+    announce_after_commit(work, event, settlement or Settlement())
+    return _views(work.session, [event])[0]
 
 
 def _lock_live_event(work: UnitOfWork, event_id: int) -> Event:

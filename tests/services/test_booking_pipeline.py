@@ -10,14 +10,14 @@ from sqlalchemy import func, select
 
 from atomicseats.domain import limits
 from atomicseats.extensions import db
-from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry
+from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry, utcnow
 from atomicseats.services import audit, booking
 from atomicseats.services.contracts import AcceptedRequest
 from tests.helpers import account, book, create_event
 
 
 def accepted(user_id: int, event_id: int, seats: int) -> AcceptedRequest:
-    return AcceptedRequest(str(uuid.uuid4()), user_id, event_id, seats, None, "test-correlation")
+    return AcceptedRequest(str(uuid.uuid4()), user_id, event_id, seats, None, "test-correlation", utcnow())
 
 
 @pytest.fixture

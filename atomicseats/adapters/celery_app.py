@@ -1,0 +1,86 @@
+"""The Celery app, built from the Flask app: tasks run inside an app context.
+
+Delivery options are spelled out rather than trusted to defaults: late acks, a
+task lost with its worker goes back to the queue, one message prefetched at a
+time, a short visibility timeout so a killed worker's task comes back quickly.
+Every task is idempotent, so a redelivery is harmless.
+"""
+
+from __future__ import annotations
+
+from celery import Celery, Task, signals
+from flask import Flask
+
+from atomicseats.names import CORRELATION_HEADER_CELERY, MAINTENANCE_QUEUE, NOTIFICATIONS_QUEUE, allocation_queues
+from atomicseats.observability import get_correlation_id, reset_correlation_id, set_correlation_id
+
+VISIBILITY_TIMEOUT_S = 30
+SWEEP_INTERVAL_S = 2.0
+OUTBOX_INTERVAL_S = 2.0
+RECONCILE_INTERVAL_S = 60.0
+
+
+def celery_config(app: Flask) -> dict:
+    broker_url = app.config.get("CELERY_BROKER_URL") or app.config.get("REDIS_URL") or "memory://"
+    return {
+        "broker_url": broker_url,
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_default_queue": MAINTENANCE_QUEUE,
+        "task_routes": {
+            "atomicseats.send_notifications": {"queue": NOTIFICATIONS_QUEUE},
+            "atomicseats.publish_domain_events": {"queue": NOTIFICATIONS_QUEUE},
+        },
+        "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT_S},
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+        "task_always_eager": False,
+        "beat_schedule": {
+            "sweep-stranded-requests": {"task": "atomicseats.sweep_pending", "schedule": SWEEP_INTERVAL_S},
+            "send-notifications": {"task": "atomicseats.send_notifications", "schedule": OUTBOX_INTERVAL_S},
+            "publish-domain-events": {"task": "atomicseats.publish_domain_events", "schedule": OUTBOX_INTERVAL_S},
+            "reconcile-caches": {"task": "atomicseats.reconcile_caches", "schedule": RECONCILE_INTERVAL_S},
+        },
+    }
+
+
+def worker_queues(app: Flask) -> list[str]:
+    """Every queue a worker of this deployment should consume."""
+    return [*allocation_queues(app.config["KAFKA_PARTITIONS"]), NOTIFICATIONS_QUEUE, MAINTENANCE_QUEUE]
+
+
+def register_celery(app: Flask) -> Celery:
+    class FlaskTask(Task):
+        def __call__(self, *args, **kwargs):
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.import_name, task_cls=FlaskTask)
+    celery_app.config_from_object(celery_config(app))
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+    import atomicseats.tasks  # noqa: F401  registers the @shared_task functions
+
+    return celery_app
+
+
+@signals.before_task_publish.connect
+def _carry_correlation_id(headers=None, **_kwargs):
+    if headers is not None and not headers.get(CORRELATION_HEADER_CELERY):
+        headers[CORRELATION_HEADER_CELERY] = get_correlation_id()
+
+
+@signals.task_prerun.connect
+def _restore_correlation_id(task=None, **_kwargs):
+    correlation_id = getattr(task.request, CORRELATION_HEADER_CELERY, None) if task else None
+    task.request._correlation_token = set_correlation_id(correlation_id)
+
+
+@signals.task_postrun.connect
+def _clear_correlation_id(task=None, **_kwargs):
+    token = getattr(task.request, "_correlation_token", None) if task else None
+    if token is not None:
+        reset_correlation_id(token)

@@ -1,0 +1,138 @@
+"""Kafka producers: booking requests (the API) and domain events (the outbox publisher).
+
+One producer per process, created lazily after any fork (gunicorn, Celery prefork),
+idempotent with acks=all, keyed by event id with Java's murmur2 partitioner so every
+process, in any language, maps an event to the same partition. A background thread
+serves delivery reports; a request waits only for its own acknowledgement.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from atomicseats.errors import ServiceBusy
+from atomicseats.names import BOOKING_EVENTS_TOPIC, BOOKING_REQUESTS_TOPIC, CORRELATION_HEADER_KAFKA
+from atomicseats.services.contracts import AcceptedRequest
+
+log = logging.getLogger(__name__)
+
+DELIVERY_TIMEOUT_S = 5.0  # a request waits at most this long for the broker's acknowledgement
+POLL_INTERVAL_S = 0.05
+
+
+@dataclass(frozen=True)
+class ProducerSettings:
+    brokers: str
+    linger_ms: int = 2
+    delivery_timeout_s: float = DELIVERY_TIMEOUT_S
+
+    def librdkafka_config(self) -> dict:
+        return {
+            "bootstrap.servers": self.brokers,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": self.linger_ms,
+            "partitioner": "murmur2_random",
+            "message.timeout.ms": int(self.delivery_timeout_s * 1000),
+            "socket.connection.setup.timeout.ms": 3000,
+            "client.id": f"atomicseats-{os.getpid()}",
+        }
+
+
+class _Delivery:
+    __slots__ = ("done", "error")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.error: KafkaError | None = None
+
+    def __call__(self, error, _message) -> None:
+        self.error = error
+        self.done.set()
+
+
+class SharedProducer:
+    """A process-wide producer, rebuilt in a child after fork, with a polling thread."""
+
+    def __init__(self, settings: ProducerSettings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._producer: Producer | None = None
+        self._pid: int | None = None
+
+    def _get(self) -> Producer:
+        if self._producer is not None and self._pid == os.getpid():
+            return self._producer
+        with self._lock:
+            if self._producer is None or self._pid != os.getpid():
+                self._producer = Producer(self.settings.librdkafka_config())
+                self._pid = os.getpid()
+                thread = threading.Thread(target=self._serve_reports, args=(self._producer,), daemon=True)
+                thread.start()
+        return self._producer
+
+    def _serve_reports(self, producer: Producer) -> None:
+        """Delivery reports for every waiting request (a daemon: ends with the process)."""
+        while producer is self._producer:
+            producer.poll(POLL_INTERVAL_S)
+
+    def send(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        """Produce one message and return once the broker acknowledged it (ServiceBusy if not)."""
+        delivery = _Delivery()
+        try:
+            self._get().produce(topic, key=key.encode(), value=value, headers=headers, on_delivery=delivery)
+        except (BufferError, KafkaException) as error:
+            log.warning("kafka.produce_refused", extra={"topic": topic, "error": str(error)})
+            raise ServiceBusy("Booking is temporarily unavailable, please retry") from error
+        if not delivery.done.wait(self.settings.delivery_timeout_s + 1.0):
+            raise ServiceBusy("Booking is temporarily unavailable, please retry")
+        if delivery.error is not None:
+            log.warning("kafka.delivery_failed", extra={"topic": topic, "error": str(delivery.error)})
+            raise ServiceBusy("Booking is temporarily unavailable, please retry")
+
+    def send_many(self, topic: str, messages: list[tuple[str, bytes]]) -> None:
+        """Produce a batch and wait for all acknowledgements; raise if any failed."""
+        deliveries = []
+        producer = self._get()
+        for key, value in messages:
+            delivery = _Delivery()
+            producer.produce(topic, key=key.encode(), value=value, on_delivery=delivery)
+            deliveries.append(delivery)
+        for delivery in deliveries:
+            if not delivery.done.wait(self.settings.delivery_timeout_s + 1.0) or delivery.error is not None:
+                raise KafkaException(delivery.error or KafkaError(KafkaError._TIMED_OUT))
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None and self._pid == os.getpid():
+            producer.flush(timeout_s)
+
+
+class KafkaRequestPublisher:
+    """Puts accepted booking requests on `booking-requests`, keyed by event id."""
+
+    def __init__(self, producer: SharedProducer) -> None:
+        self.producer = producer
+
+    def publish(self, accepted: AcceptedRequest) -> None:
+        headers = [(CORRELATION_HEADER_KAFKA, (accepted.correlation_id or "").encode())]
+        value = json.dumps(accepted.to_message(), separators=(",", ":")).encode()
+        self.producer.send(BOOKING_REQUESTS_TOPIC, str(accepted.event_id), value, headers)
+
+
+class KafkaDomainEventPublisher:
+    """Publishes outbox rows to `booking-events` (the DomainEventPublisher protocol)."""
+
+    def __init__(self, producer: SharedProducer) -> None:
+        self.producer = producer
+
+    def publish(self, events: list[tuple[str, dict]]) -> None:
+        messages = [(key, json.dumps(payload, separators=(",", ":"), default=str).encode()) for key, payload in events]
+        self.producer.send_many(BOOKING_EVENTS_TOPIC, messages)

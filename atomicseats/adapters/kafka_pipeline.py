@@ -1,0 +1,34 @@
+"""The full pipeline's entry: the API produces to Kafka; the bridge and Celery do the rest."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from celery import Celery
+
+from atomicseats.adapters.kafka import KafkaRequestPublisher
+from atomicseats.names import NOTIFICATIONS_QUEUE
+from atomicseats.services.contracts import AcceptedRequest
+
+OUTBOX_WAKE_INTERVAL_S = 0.25  # at most this often per process; beat sweeps the rest
+
+
+class KafkaPipeline:
+    def __init__(self, publisher: KafkaRequestPublisher, celery_app: Celery) -> None:
+        self.publisher = publisher
+        self.celery_app = celery_app
+        self._last_outbox_wake = 0.0
+        self._lock = threading.Lock()
+
+    def submit(self, accepted: AcceptedRequest) -> None:
+        """Return once the broker acknowledged the request (acks=all); ServiceBusy otherwise."""
+        self.publisher.publish(accepted)
+
+    def wake_outbox(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last_outbox_wake < OUTBOX_WAKE_INTERVAL_S:
+                return
+            self._last_outbox_wake = now
+        self.celery_app.send_task("atomicseats.send_notifications", queue=NOTIFICATIONS_QUEUE)

@@ -1,0 +1,89 @@
+"""Mailers: Flask-Mail over SMTP (full mode), or a log line (embedded default without SMTP).
+
+The outbox sender calls `send` once per message and retries on any exception, so a
+mailer either delivers (the SMTP server accepted the message) or raises.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+
+import flask_mail
+from flask import current_app
+
+from atomicseats.domain import limits
+from atomicseats.services.contracts import MailMessage
+from atomicseats.services.notifications import KIND_HEADER
+
+log = logging.getLogger(__name__)
+
+
+class FlaskMailMailer:
+    """Sends through Flask-Mail with the app's MAIL_* settings, one SMTP session per message.
+
+    Flask-Mail 0.10 writes `Message-ID: <make_msgid()>` itself and then *adds* each extra
+    header (email.message assignment appends, it never replaces), so a Message-ID passed in
+    `extra_headers` would go out as a second header beside the random one. Setting the
+    message's `msgId` replaces the random one instead: the stable id is the only one sent.
+    """
+
+    def __init__(self, timeout_s: float = limits.MAIL_SMTP_TIMEOUT_S) -> None:
+        assert timeout_s > 0
+        self.timeout_s = timeout_s
+
+    def send(self, message: MailMessage) -> None:
+        extra_headers = {name: value for name, value in message.headers.items() if name.lower() != "message-id"}
+        mail_message = flask_mail.Message(
+            subject=message.subject,
+            recipients=[message.recipient],
+            body=message.body_text,
+            html=message.body_html,
+            extra_headers=extra_headers,
+        )
+        mail_message.msgId = message.message_id
+        with _BoundedConnection(current_app.extensions["mail"], self.timeout_s) as connection:
+            connection.send(mail_message)
+
+
+class _BoundedConnection(flask_mail.Connection):
+    """Flask-Mail's connection with a socket timeout: it passes none, so a silent server would
+    block the sender forever (and past its lease on the rows it claimed)."""
+
+    def __init__(self, state, timeout_s: float) -> None:
+        super().__init__(state)
+        self.timeout_s = timeout_s
+
+    def configure_host(self) -> smtplib.SMTP:
+        state = self.mail
+        host: smtplib.SMTP
+        if state.use_ssl:
+            host = smtplib.SMTP_SSL(state.server, state.port, timeout=self.timeout_s)
+        else:
+            host = smtplib.SMTP(state.server, state.port, timeout=self.timeout_s)
+        host.set_debuglevel(int(state.debug))
+        if state.use_tls:
+            host.starttls()
+        if state.username and state.password:
+            host.login(state.username, state.password)
+        return host
+
+    def __exit__(self, exc_type, exc_value, traceback) -> None:
+        """A failed QUIT after the server accepted the message is not a failed delivery:
+        raising here would make the outbox send it again."""
+        if self.host is None:
+            return
+        try:
+            self.host.quit()
+        except (smtplib.SMTPException, OSError) as error:
+            self.host.close()
+            if exc_type is None:
+                log.warning("mail.quit.failed", extra={"error": type(error).__name__})
+
+
+class LoggingMailer:
+    """The embedded default when no SMTP server is configured: the outbox runs as in full
+    mode, and each e-mail leaves one log line (kind and Message-ID; never body or address)."""
+
+    def send(self, message: MailMessage) -> None:
+        log.info("mail.suppressed", extra={"kind": message.headers.get(KIND_HEADER), "message_id": message.message_id})

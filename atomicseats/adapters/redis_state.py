@@ -1,0 +1,419 @@
+"""Request registry, waitlist mirror and outcome pub/sub in Redis: all best-effort.
+
+Postgres is the only truth (DESIGN invariant 6). Everything here may vanish at any
+moment (Redis runs without persistence) and every caller has a Postgres answer to
+fall back on: a failed or missing read returns None, a failed write logs a warning
+and is repaired by `flask reconcile`. Nothing here raises a Redis error to a caller.
+
+Keys:
+  atomicseats:request:{request_id}                   accepted request (JSON), with a TTL
+  atomicseats:idem:{user_id}:{sha256(key)}           first request accepted for that key
+  atomicseats:event:{event_id}:waitlist              FIFO list of waiting entry ids
+  atomicseats:event:{event_id}:waitlist:length       marker: the mirror exists, and its length
+  atomicseats:outcome:{request_id}                   pub/sub channel: "this request is final"
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+
+import redis
+
+from atomicseats.adapters import redis_cache
+from atomicseats.adapters.redis_cache import KEY_PREFIX, KEY_TTL_S, SOCKET_TIMEOUT_S
+from atomicseats.domain import limits
+from atomicseats.services.contracts import AcceptedRequest
+
+log = logging.getLogger(__name__)
+
+REQUEST_KEY_PREFIX = "atomicseats:request:"
+IDEMPOTENCY_KEY_PREFIX = "atomicseats:idem:"
+OUTCOME_CHANNEL_PREFIX = "atomicseats:outcome:"
+REQUEST_TTL_S_DEFAULT = 24 * 3600
+WAITLIST_TTL_S = KEY_TTL_S
+# Ids per RPUSH: keeps each command (and Lua's unpack) small however long the queue.
+WAITLIST_PUSH_CHUNK_SIZE = 1000
+# The subscriber's reads may legitimately block for a whole long poll.
+SUBSCRIBER_SOCKET_TIMEOUT_S = limits.LONG_POLL_WAIT_S_MAX + 5
+SUBSCRIBE_CONFIRM_TIMEOUT_S = 1.0
+PUBSUB_MESSAGES_PER_WAIT_MAX = 64  # replies read in one wait before it gives up early
+DEGRADED_WAIT_S = 0.25  # without pub/sub, a waiter sleeps this long and lets the caller re-read
+OUTCOME_MESSAGE = "final"
+
+assert SUBSCRIBER_SOCKET_TIMEOUT_S > limits.LONG_POLL_WAIT_S_MAX
+assert SUBSCRIBE_CONFIRM_TIMEOUT_S < SUBSCRIBER_SOCKET_TIMEOUT_S
+assert DEGRADED_WAIT_S <= limits.LONG_POLL_WAIT_S_MAX
+assert WAITLIST_PUSH_CHUNK_SIZE <= limits.WAITLIST_MIRROR_ENTRIES_MAX
+
+REDIS_FAILURES = (redis.RedisError, OSError)
+
+
+def connect(url: str) -> redis.Redis:
+    """The command client: short timeouts, shared by every Redis adapter (see redis_cache)."""
+    return redis_cache.connect(url)
+
+
+def connect_subscriber(url: str) -> redis.Redis:
+    """For pub/sub only: a read may wait a whole long poll, so the socket timeout is longer."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=SUBSCRIBER_SOCKET_TIMEOUT_S,
+        socket_connect_timeout=SOCKET_TIMEOUT_S,
+        redis_connect_func=_handshake_quickly,
+        decode_responses=True,
+    )
+
+
+def _handshake_quickly(connection: redis.Connection) -> None:
+    """Run the connect handshake (AUTH, SELECT, CLIENT SETINFO) under the short command timeout.
+
+    Only pub/sub reads may wait a whole long poll; a hung server must fail a new
+    subscriber in SOCKET_TIMEOUT_S, not in SUBSCRIBER_SOCKET_TIMEOUT_S.
+    """
+    sock = connection._sock  # the hook runs right after the socket connected
+    sock.settimeout(SOCKET_TIMEOUT_S)
+    connection.on_connect()
+    sock.settimeout(connection.socket_timeout)
+
+
+def request_key(request_id: str) -> str:
+    return f"{REQUEST_KEY_PREFIX}{request_id}"
+
+
+def idempotency_key_of(user_id: int, idempotency_key: str) -> str:
+    """The key is hashed: clients choose it, so it never lands in Redis (or its logs) raw."""
+    digest = hashlib.sha256(idempotency_key.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{IDEMPOTENCY_KEY_PREFIX}{user_id}:{digest}"
+
+
+def waitlist_key(event_id: int) -> str:
+    return f"{KEY_PREFIX}{event_id}:waitlist"
+
+
+def waitlist_length_key(event_id: int) -> str:
+    return f"{KEY_PREFIX}{event_id}:waitlist:length"
+
+
+def outcome_channel(request_id: str) -> str:
+    return f"{OUTCOME_CHANNEL_PREFIX}{request_id}"
+
+
+# --- request registry ------------------------------------------------------------------
+
+# KEYS[1] request key, KEYS[2] (optional) idempotency key; ARGV[1] request JSON, ARGV[2] TTL.
+# Atomic: either the key was free and both are written, or the first request is returned.
+_CLAIM_SCRIPT = """
+if #KEYS == 2 then
+  local earlier = redis.call('GET', KEYS[2])
+  if earlier then return earlier end
+  redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return false
+"""
+
+# Delete each key only while it still holds request ARGV[1] (a later claim is left alone).
+_RELEASE_SCRIPT = """
+local released = 0
+for _, key in ipairs(KEYS) do
+  local stored = redis.call('GET', key)
+  if stored then
+    local ok, decoded = pcall(cjson.decode, stored)
+    if ok and type(decoded) == 'table' and decoded['request_id'] == ARGV[1] then
+      redis.call('DEL', key)
+      released = released + 1
+    end
+  end
+end
+return released
+"""
+
+
+class RedisRequestRegistry:
+    """Accepted requests the database may not have recorded yet (the Kafka path).
+
+    `claim` returns the request first accepted for the same (user, Idempotency-Key),
+    or None: None also when Redis fails, and the caller then relies on Postgres (the
+    request id derived from the key keeps a retry idempotent there anyway).
+    """
+
+    def __init__(self, client: redis.Redis, ttl_s: int = REQUEST_TTL_S_DEFAULT) -> None:
+        assert ttl_s > 0
+        self.client = client
+        self.ttl_s = ttl_s
+        self._claim = client.register_script(_CLAIM_SCRIPT)
+        self._release = client.register_script(_RELEASE_SCRIPT)
+
+    def claim(self, accepted: AcceptedRequest) -> AcceptedRequest | None:
+        keys = self._keys_of(accepted)
+        try:
+            earlier = self._claim(keys=keys, args=[_encode_request(accepted), self.ttl_s])
+        except REDIS_FAILURES as error:
+            log.warning("registry.claim_failed", extra={"request_id": accepted.request_id, "error": str(error)})
+            return None
+        return None if earlier is None else _decode_request(earlier)
+
+    def release(self, accepted: AcceptedRequest) -> None:
+        try:
+            self._release(keys=self._keys_of(accepted), args=[accepted.request_id])
+        except REDIS_FAILURES as error:  # the TTL cleans up what we could not
+            log.warning("registry.release_failed", extra={"request_id": accepted.request_id, "error": str(error)})
+
+    def find(self, request_id: str) -> AcceptedRequest | None:
+        try:
+            stored = self.client.get(request_key(request_id))
+        except REDIS_FAILURES as error:
+            log.warning("registry.find_failed", extra={"request_id": request_id, "error": str(error)})
+            return None
+        return None if stored is None else _decode_request(stored)
+
+    @staticmethod
+    def _keys_of(accepted: AcceptedRequest) -> list[str]:
+        keys = [request_key(accepted.request_id)]
+        if accepted.idempotency_key is not None:
+            keys.append(idempotency_key_of(accepted.user_id, accepted.idempotency_key))
+        return keys
+
+
+def _encode_request(accepted: AcceptedRequest) -> str:
+    return json.dumps(accepted.to_message(), sort_keys=True, separators=(",", ":"))
+
+
+def _decode_request(stored: str | bytes) -> AcceptedRequest | None:
+    try:
+        return AcceptedRequest.from_message(json.loads(stored))
+    except (KeyError, TypeError, ValueError, AttributeError) as error:  # damaged: a miss, never a wrong answer
+        log.warning("registry.entry_damaged", extra={"error": str(error)})
+        return None
+
+
+# --- waitlist mirror -------------------------------------------------------------------
+
+# KEYS[1] list, KEYS[2] length marker. ARGV: expected length, TTL, removed count, removed
+# ids..., appended ids... A missing mirror stays missing (it would be a partial list);
+# a mirror whose length then disagrees with Postgres is dropped, to be rebuilt.
+_APPLY_SCRIPT = f"""
+if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end
+local expected = tonumber(ARGV[1])
+local removed_count = tonumber(ARGV[3])
+for i = 4, 3 + removed_count do
+  redis.call('LREM', KEYS[1], 1, ARGV[i])
+end
+local chunk = {WAITLIST_PUSH_CHUNK_SIZE}
+for first = 4 + removed_count, #ARGV, chunk do
+  redis.call('RPUSH', KEYS[1], unpack(ARGV, first, math.min(first + chunk - 1, #ARGV)))
+end
+local length = redis.call('LLEN', KEYS[1])
+if length ~= expected or length > {limits.WAITLIST_MIRROR_ENTRIES_MAX} then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return -2
+end
+redis.call('SET', KEYS[2], length, 'EX', ARGV[2])
+if length > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return length
+"""
+
+
+class RedisWaitlistMirror:
+    """Each event's waiting entry ids in FIFO order; the length marker tells empty from missing."""
+
+    def __init__(self, client: redis.Redis, ttl_s: int = WAITLIST_TTL_S) -> None:
+        assert ttl_s > 0
+        self.client = client
+        self.ttl_s = ttl_s
+        self._apply = client.register_script(_APPLY_SCRIPT)
+
+    def replace(self, event_id: int, entry_ids: list[int]) -> None:
+        """Write the whole queue in one MULTI; a queue too long to mirror is dropped instead."""
+        list_key, length_key = waitlist_key(event_id), waitlist_length_key(event_id)
+        try:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.delete(list_key, length_key)
+            if len(entry_ids) <= limits.WAITLIST_MIRROR_ENTRIES_MAX:
+                for first in range(0, len(entry_ids), WAITLIST_PUSH_CHUNK_SIZE):
+                    pipe.rpush(list_key, *entry_ids[first : first + WAITLIST_PUSH_CHUNK_SIZE])
+                if entry_ids:
+                    pipe.expire(list_key, self.ttl_s)
+                pipe.set(length_key, len(entry_ids), ex=self.ttl_s)
+            pipe.execute()
+        except REDIS_FAILURES as error:
+            log.warning("waitlist_mirror.replace_failed", extra={"event_id": event_id, "error": str(error)})
+
+    def apply(self, event_id: int, appended: list[int], removed: list[int], expected_length: int) -> None:
+        """Append at the tail, drop removed ids; drop the mirror if its length then disagrees."""
+        keys = [waitlist_key(event_id), waitlist_length_key(event_id)]
+        args = [expected_length, self.ttl_s, len(removed), *removed, *appended]
+        try:
+            if self._apply(keys=keys, args=args) == -2:
+                log.warning("waitlist_mirror.dropped", extra={"event_id": event_id, "expected": expected_length})
+        except REDIS_FAILURES as error:
+            log.warning("waitlist_mirror.apply_failed", extra={"event_id": event_id, "error": str(error)})
+            self._drop_quietly(event_id)
+
+    def load(self, event_id: int) -> list[int] | None:
+        try:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.lrange(waitlist_key(event_id), 0, -1)
+            pipe.get(waitlist_length_key(event_id))
+            stored_ids, stored_length = pipe.execute()
+        except REDIS_FAILURES as error:
+            log.warning("waitlist_mirror.load_failed", extra={"event_id": event_id, "error": str(error)})
+            return None
+        if stored_length is None:
+            return None
+        try:
+            entry_ids = [int(entry_id) for entry_id in stored_ids]
+            is_whole = int(stored_length) == len(entry_ids)
+        except ValueError:
+            return None  # a damaged mirror is a miss, never a wrong answer
+        return entry_ids if is_whole else None
+
+    def position(self, event_id: int, entry_id: int) -> int | None:
+        try:
+            index = self.client.lpos(waitlist_key(event_id), entry_id)
+        except REDIS_FAILURES as error:
+            log.warning("waitlist_mirror.position_failed", extra={"event_id": event_id, "error": str(error)})
+            return None
+        return None if index is None else int(index) + 1
+
+    def _drop_quietly(self, event_id: int) -> None:
+        """After a failed update the mirror may be wrong: better missing than wrong."""
+        try:
+            self.client.delete(waitlist_key(event_id), waitlist_length_key(event_id))
+        except REDIS_FAILURES as error:
+            log.warning("waitlist_mirror.drop_failed", extra={"event_id": event_id, "error": str(error)})
+
+
+# --- outcome channel -------------------------------------------------------------------
+
+
+class OutcomeSubscription:
+    """One reader's subscription to one request's outcome channel (a context manager).
+
+    Subscribe FIRST, then read Postgres, then `wait`: a publish that lands after the
+    subscription is confirmed is delivered to `wait`, and one that landed before it
+    belongs to a commit the Postgres read already sees. So no announcement is lost.
+    `wait` may return early (Redis failed, a spurious wake-up): callers re-read
+    Postgres and wait again until their own deadline.
+    """
+
+    def __init__(self, subscriber: redis.Redis, request_id: str) -> None:
+        self.subscriber = subscriber
+        self.channel = outcome_channel(request_id)
+        self.was_announced = False
+        self._pubsub: redis.client.PubSub | None = None
+
+    def __enter__(self) -> OutcomeSubscription:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Subscribe and wait for Redis to confirm it, so later publishes reach us."""
+        try:
+            self._pubsub = self.subscriber.pubsub()
+            self._pubsub.subscribe(self.channel)
+            deadline = time.monotonic() + SUBSCRIBE_CONFIRM_TIMEOUT_S
+            for _ in range(PUBSUB_MESSAGES_PER_WAIT_MAX):
+                message = self._pubsub.get_message(timeout=max(0.0, deadline - time.monotonic()))
+                if message is None:
+                    raise redis.TimeoutError("subscription not confirmed")
+                if message["type"] == "subscribe":
+                    return
+                if message["type"] == "message":
+                    self.was_announced = True
+                    return
+        except REDIS_FAILURES as error:
+            log.warning("outcomes.subscribe_failed", extra={"channel": self.channel, "error": str(error)})
+            self.close()
+
+    def wait(self, timeout_s: float) -> None:
+        """Return on the announcement, at the timeout, or early if pub/sub is unavailable."""
+        assert 0 <= timeout_s <= limits.LONG_POLL_WAIT_S_MAX
+        if self.was_announced:
+            return
+        if self._pubsub is None:  # degraded: let the caller poll Postgres at a modest pace
+            time.sleep(min(timeout_s, DEGRADED_WAIT_S))
+            return
+        deadline = time.monotonic() + timeout_s
+        for _ in range(PUBSUB_MESSAGES_PER_WAIT_MAX):
+            remaining_s = deadline - time.monotonic()
+            if remaining_s <= 0:
+                return
+            try:
+                message = self._pubsub.get_message(ignore_subscribe_messages=True, timeout=remaining_s)
+            except REDIS_FAILURES as error:
+                log.warning("outcomes.wait_failed", extra={"channel": self.channel, "error": str(error)})
+                self.close()
+                time.sleep(min(max(0.0, deadline - time.monotonic()), DEGRADED_WAIT_S))
+                return
+            if message is not None and message["type"] == "message":
+                self.was_announced = True
+                return
+
+    def close(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is None:
+            return
+        try:
+            if pubsub.subscribed:
+                pubsub.unsubscribe()
+        except REDIS_FAILURES:
+            pass  # closing drops the connection, which ends the subscription anyway
+        finally:
+            try:
+                pubsub.close()
+            except REDIS_FAILURES as error:
+                log.warning("outcomes.close_failed", extra={"channel": self.channel, "error": str(error)})
+
+
+class RedisOutcomeChannel:
+    """Wakes long-polling readers when their request reaches its final outcome.
+
+    Publishing is fire-and-forget after the commit; a reader that misses it still
+    finds the outcome in Postgres when its wait times out. Use `subscribe` (subscribe,
+    read Postgres, wait) to close the window between a reader's first read and its
+    subscription; `wait` alone is the simple form for callers that re-read afterwards.
+    """
+
+    def __init__(self, client: redis.Redis, subscriber: redis.Redis | None = None) -> None:
+        self.client = client
+        self.subscriber = subscriber if subscriber is not None else _subscriber_like(client)
+        socket_timeout_s = self.subscriber.connection_pool.connection_kwargs.get("socket_timeout")
+        assert socket_timeout_s is None or socket_timeout_s > limits.LONG_POLL_WAIT_S_MAX
+
+    def publish(self, request_ids: list[str]) -> None:
+        if not request_ids:
+            return
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for request_id in request_ids:
+                pipe.publish(outcome_channel(request_id), OUTCOME_MESSAGE)
+            pipe.execute()
+        except REDIS_FAILURES as error:
+            log.warning("outcomes.publish_failed", extra={"requests": len(request_ids), "error": str(error)})
+
+    def subscribe(self, request_id: str) -> OutcomeSubscription:
+        """`with channel.subscribe(id) as subscription:` read Postgres, then `subscription.wait(s)`."""
+        return OutcomeSubscription(self.subscriber, request_id)
+
+    def wait(self, request_id: str, timeout_s: float) -> None:
+        """Subscribe, then wait. A publish before the subscription is missed: re-read Postgres after."""
+        with self.subscribe(request_id) as subscription:
+            subscription.wait(timeout_s)
+
+
+def _subscriber_like(client: redis.Redis) -> redis.Redis:
+    """A client for the same server whose reads may block for a whole long poll."""
+    pool = client.connection_pool
+    kwargs = {
+        **pool.connection_kwargs,
+        "socket_timeout": SUBSCRIBER_SOCKET_TIMEOUT_S,
+        "redis_connect_func": _handshake_quickly,
+    }
+    return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))

@@ -1,0 +1,164 @@
+"""The Kafka bridge: booking-requests → durable pending rows → a Celery wake-up per event.
+
+For each batch it reads, in Kafka order: record every request in one transaction
+(idempotent on request id, so a redelivered message records nothing twice), commit
+the offsets only after that, then wake the allocation task of each event on the
+queue of its partition. Killed at any point, it either re-reads messages it had not
+committed (harmless) or has recorded them already (and the sweeper wakes their
+events if the wake-up was lost). Nothing is acknowledged before it is durable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterable
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message
+from flask import Flask
+
+from atomicseats.domain import limits
+from atomicseats.names import BOOKING_REQUESTS_TOPIC, BRIDGE_CONSUMER_GROUP
+from atomicseats.observability import log_with_correlation
+from atomicseats.services import booking
+from atomicseats.services.contracts import AcceptedRequest
+from atomicseats.tasks import wake_allocation
+
+log = logging.getLogger("atomicseats.bridge")
+
+CONSUME_BATCH_MAX = limits.ALLOCATION_BATCH_SIZE_MAX
+CONSUME_TIMEOUT_S = 0.2
+RECORD_RETRY_DELAY_S_MAX = 5.0
+STARTUP_TIMEOUT_S = 30.0
+
+
+def consumer_config(brokers: str) -> dict:
+    return {
+        "bootstrap.servers": brokers,
+        "group.id": BRIDGE_CONSUMER_GROUP,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",  # requests produced before the first bridge joined are not skipped
+        "partition.assignment.strategy": "cooperative-sticky",
+        "session.timeout.ms": 10000,
+        "max.poll.interval.ms": 300000,
+        "isolation.level": "read_committed",
+    }
+
+
+def run_bridge(app: Flask, stop: threading.Event | None = None) -> int:
+    """Consume until `stop` is set or SIGTERM/SIGINT arrives. The one loop meant to run forever."""
+    stop = stop or _stop_on_signals()
+    consumer = Consumer(consumer_config(app.config["KAFKA_BROKERS"]))
+    try:
+        _check_broker(consumer)
+        consumer.subscribe([BOOKING_REQUESTS_TOPIC], on_assign=_log_assignment, on_revoke=_log_revocation)
+        log.info("bridge.started", extra={"topic": BOOKING_REQUESTS_TOPIC, "group": BRIDGE_CONSUMER_GROUP})
+        while not stop.is_set():
+            messages = consumer.consume(num_messages=CONSUME_BATCH_MAX, timeout=CONSUME_TIMEOUT_S)
+            if messages:
+                _handle_batch(app, consumer, messages, stop)
+    finally:
+        consumer.close()  # leaves the group at once, so a rebalance need not wait for a timeout
+        log.info("bridge.stopped")
+    return 0
+
+
+def _handle_batch(app: Flask, consumer: Consumer, messages: list[Message], stop: threading.Event) -> None:
+    accepted = list(_parse(messages))
+    with app.app_context():
+        if accepted and not _record_until_durable(accepted, stop):
+            return  # stopping before it was durable: offsets stay uncommitted, messages come again
+        for request in accepted:
+            log_with_correlation(
+                log,
+                "bridge.request.recorded",
+                request.correlation_id,
+                request_id=request.request_id,
+                event_id=request.event_id,
+                partition=request.kafka_partition,
+                offset=request.kafka_offset,
+            )
+        try:
+            consumer.commit(asynchronous=False)
+        except KafkaException as error:  # e.g. mid-rebalance: the messages come again, recorded once
+            log.warning("bridge.commit_failed", extra={"error": str(error)})
+        _wake_events(accepted)
+
+
+def _wake_events(accepted: list[AcceptedRequest]) -> None:
+    """One wake-up per event in the batch; a lost one is recovered by the sweeper."""
+    partitions_by_event = {request.event_id: request.kafka_partition or 0 for request in accepted}
+    for event_id, partition in partitions_by_event.items():
+        try:
+            wake_allocation(event_id, partition)
+        except Exception as error:  # noqa: BLE001 - the broker may be down; the sweeper re-wakes
+            log.warning("bridge.wake_failed", extra={"event_id": event_id, "error": str(error)[:300]})
+
+
+def _parse(messages: Iterable[Message]) -> Iterable[AcceptedRequest]:
+    for message in messages:
+        error = message.error()
+        if error is not None:
+            if error.code() != KafkaError._PARTITION_EOF:
+                log.warning("bridge.consume_error", extra={"error": str(error)})
+            continue
+        try:
+            body = json.loads(message.value())
+            yield AcceptedRequest.from_message(body, partition=message.partition(), offset=message.offset())
+        except (TypeError, ValueError, KeyError) as error:
+            # A request the API never wrote: nothing was promised for it. Keep a trace and go on.
+            log.error(
+                "bridge.malformed_message",
+                extra={"partition": message.partition(), "offset": message.offset(), "error": str(error)},
+            )
+
+
+def _record_until_durable(accepted: list[AcceptedRequest], stop: threading.Event) -> bool:
+    """Record the batch, retrying with backoff while the database is unavailable."""
+    delay_s = 0.1
+    while True:
+        try:
+            for start in range(0, len(accepted), limits.ALLOCATION_BATCH_SIZE_MAX):
+                booking.record_requests(accepted[start : start + limits.ALLOCATION_BATCH_SIZE_MAX])
+            return True
+        except Exception as error:  # noqa: BLE001 - whatever failed, retry: never drop a request
+            log.warning("bridge.record_failed", extra={"error": str(error)[:300], "retry_in_s": delay_s})
+        if stop.wait(delay_s):
+            return False
+        delay_s = min(delay_s * 2, RECORD_RETRY_DELAY_S_MAX)
+
+
+def _check_broker(consumer: Consumer) -> None:
+    """Fail loudly at start if the broker cannot be reached (never just log and idle)."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while True:
+        try:
+            consumer.list_topics(timeout=5)
+            return
+        except KafkaException as error:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"bridge cannot reach Kafka: {error}") from error
+            time.sleep(1)
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def request_stop(signum, _frame):
+        log.info("bridge.stopping", extra={"signal": signum})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    return stop
+
+
+def _log_assignment(_consumer, partitions) -> None:
+    log.info("bridge.assigned", extra={"partitions": sorted(partition.partition for partition in partitions)})
+
+
+def _log_revocation(_consumer, partitions) -> None:
+    log.info("bridge.revoked", extra={"partitions": sorted(partition.partition for partition in partitions)})

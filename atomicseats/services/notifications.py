@@ -1,0 +1,222 @@
+"""Notification e-mails, rendered from an outbox row's payload. Pure: no I/O, no clock.
+
+Each kind says what happened in a sentence or two, then lists the facts (event, venue,
+start time in UTC, seats, request id). The HTML part escapes every value: event names
+and venues come from hosts. Prices are left out: the e-mail reports seats, not money.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from markupsafe import Markup
+
+from atomicseats.domain.allocator import REASON_WAITLIST_CLOSED
+from atomicseats.services._outbox import NOTIFICATION_KINDS
+
+KIND_HEADER = "X-AtomicSeats-Kind"
+REASON_EVENT_DELETED = "event_deleted"
+SIGN_OFF = "The AtomicSeats team"
+
+
+@dataclass(frozen=True)
+class Content:
+    subject: str
+    paragraphs: tuple[str, ...]
+    facts: tuple[tuple[str, str], ...]  # (label, value), after the event's own facts
+
+
+def render(kind: str, payload: dict, recipient_name: str) -> tuple[str, str, str]:
+    """(subject, text body, HTML body) for one notification; ValueError for an unknown kind."""
+    renderer = _RENDERERS.get(kind)
+    if renderer is None:
+        raise ValueError(f"no template for notification kind {kind!r}")
+    content = renderer(payload)
+    facts = _event_facts(payload) + content.facts
+    subject = " ".join(content.subject.split())  # one header line, whatever a host typed
+    return subject, _text(recipient_name, content.paragraphs, facts), _html(recipient_name, content.paragraphs, facts)
+
+
+# --- one function per kind -------------------------------------------------------------
+
+
+def _confirmed(payload: dict) -> Content:
+    seats = payload["seatsConfirmed"]
+    return Content(
+        subject=f"Booking confirmed: {_event_name(payload)}",
+        paragraphs=(f"Your booking is confirmed: {_seats(seats)} for {_event_name(payload)}. See you there!",),
+        facts=(("Seats confirmed", str(seats)), _request_fact(payload)),
+    )
+
+
+def _partial(payload: dict) -> Content:
+    requested, confirmed = payload["seatsRequested"], payload["seatsConfirmed"]
+    waitlisted = payload.get("seatsWaitlisted") or 0
+    first = f"We confirmed {confirmed} of the {_seats(requested)} you requested for {_event_name(payload)}."
+    if payload.get("reason") == REASON_WAITLIST_CLOSED or not waitlisted:
+        rejected = requested - confirmed - waitlisted
+        second = (
+            f"The other {_seats(rejected)} could not be booked: the event is sold out and its waitlist "
+            "is closed. Your confirmed seats are yours."
+        )
+        facts = (("Seats confirmed", str(confirmed)), ("Seats not booked", str(rejected)))
+    else:
+        second = (
+            f"The other {_seats(waitlisted)} are on the waitlist. Seats that free up go to the waitlist "
+            "strictly in the order people joined it; we will e-mail you when any of yours are confirmed."
+        )
+        facts = (("Seats confirmed", str(confirmed)), ("Seats on the waitlist", str(waitlisted)))
+    return Content(
+        subject=f"Booking partly confirmed: {confirmed} of {requested} seats for {_event_name(payload)}",
+        paragraphs=(first, second),
+        facts=facts + (_request_fact(payload),),
+    )
+
+
+def _waitlisted(payload: dict) -> Content:
+    waitlisted = payload.get("seatsWaitlisted") or payload["seatsRequested"]
+    return Content(
+        subject=f"You are on the waitlist for {_event_name(payload)}",
+        paragraphs=(
+            f"{_event_name(payload)} is fully booked right now, so your request for {_seats(waitlisted)} "
+            "is on the waitlist.",
+            "Seats that free up go to the waitlist strictly in the order people joined it. We will e-mail "
+            "you as soon as any are confirmed for you; your request's status page shows your place.",
+        ),
+        facts=(("Seats on the waitlist", str(waitlisted)), _request_fact(payload)),
+    )
+
+
+def _rejected(payload: dict) -> Content:
+    requested = payload["seatsRequested"]
+    reason = payload.get("reason")
+    if reason == REASON_EVENT_DELETED:
+        because = "the event was cancelled by its host before your request could be handled."
+    elif reason == REASON_WAITLIST_CLOSED:
+        because = "the event is sold out and its waitlist is closed."
+    else:
+        because = "no seats were available for it."
+    return Content(
+        subject=f"Booking not possible: {_event_name(payload)}",
+        paragraphs=(f"We are sorry: we could not book the {_seats(requested)} you asked for, because {because}",),
+        facts=(("Seats requested", str(requested)), _request_fact(payload)),
+    )
+
+
+def _promoted(payload: dict) -> Content:
+    promoted, still_waiting = payload["seatsPromoted"], payload.get("seatsStillWaitlisted") or 0
+    verb = "is" if promoted == 1 else "are"
+    first = (
+        f"Good news: seats came free for {_event_name(payload)}, and {_seats(promoted)} {verb} now confirmed for you."
+    )
+    if still_waiting:
+        second = (
+            f"The rest of your request ({_seats(still_waiting)}) stays at the head of the waitlist; "
+            "we will e-mail you again as soon as more seats are confirmed for you."
+        )
+    else:
+        second = "Your whole request is now confirmed. See you there!"
+    facts = (("Seats confirmed now", str(promoted)), ("Seats still on the waitlist", str(still_waiting)))
+    return Content(
+        subject=f"Seats confirmed from the waitlist: {_event_name(payload)}",
+        paragraphs=(first, second),
+        facts=facts + (("Booking", f"#{payload['bookingId']}"), _request_fact(payload)),
+    )
+
+
+def _cancelled(payload: dict) -> Content:
+    seats = payload["seatsFreed"]
+    return Content(
+        subject=f"Booking cancelled: {_event_name(payload)}",
+        paragraphs=(
+            f"Your booking #{payload['bookingId']} for {_event_name(payload)} is cancelled and its "
+            f"{_seats(seats)} released.",
+        ),
+        facts=(("Seats cancelled", str(seats)), ("Booking", f"#{payload['bookingId']}")),
+    )
+
+
+def _event_cancelled(payload: dict) -> Content:
+    return Content(
+        subject=f"Event cancelled: {_event_name(payload)}",
+        paragraphs=(
+            f"We are sorry: the host has cancelled {_event_name(payload)}.",
+            "Your bookings for it are cancelled and any place you held on its waitlist is withdrawn.",
+        ),
+        facts=(),
+    )
+
+
+_RENDERERS: dict[str, Callable[[dict], Content]] = {
+    "booking.confirmed": _confirmed,
+    "booking.partial": _partial,
+    "booking.waitlisted": _waitlisted,
+    "booking.rejected": _rejected,
+    "booking.promoted": _promoted,
+    "booking.cancelled": _cancelled,
+    "event.cancelled": _event_cancelled,
+}
+
+
+# --- leaves ----------------------------------------------------------------------------
+
+
+def _event_name(payload: dict) -> str:
+    return str(payload.get("eventName") or f"event #{payload.get('eventId', '?')}")
+
+
+def _seats(count: int) -> str:
+    return f"{count} seat" if count == 1 else f"{count} seats"
+
+
+def _request_fact(payload: dict) -> tuple[str, str]:
+    return ("Request ID", str(payload.get("requestId", "")))
+
+
+def format_starts_at(value: str | None) -> str:
+    """'Saturday 05 December 2026, 19:30 UTC' from an ISO timestamp; the raw text if unparsable."""
+    if not value:
+        return "to be announced"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%A %d %B %Y, %H:%M UTC")
+
+
+def _event_facts(payload: dict) -> tuple[tuple[str, str], ...]:
+    return (
+        ("Event", _event_name(payload)),
+        ("Venue", str(payload.get("venue") or "to be announced")),
+        ("Starts", format_starts_at(payload.get("startsAt"))),
+    )
+
+
+def _text(recipient_name: str, paragraphs: tuple[str, ...], facts: tuple[tuple[str, str], ...]) -> str:
+    width = max(len(label) for label, _ in facts) + 1
+    lines = [f"Hello {recipient_name},", ""]
+    for paragraph in paragraphs:
+        lines += [paragraph, ""]
+    lines += [f"{label + ':':<{width}} {value}" for label, value in facts]
+    lines += ["", SIGN_OFF, ""]
+    return "\n".join(lines)
+
+
+def _html(recipient_name: str, paragraphs: tuple[str, ...], facts: tuple[tuple[str, str], ...]) -> str:
+    """Markup.format escapes every argument (markupsafe.escape): no value reaches the page raw."""
+    rows = Markup("").join(
+        Markup("<tr><th align='left'>{}</th><td>{}</td></tr>").format(label, value) for label, value in facts
+    )
+    body = Markup("").join(Markup("<p>{}</p>").format(paragraph) for paragraph in paragraphs)
+    page = Markup(
+        "<!DOCTYPE html><html><body><p>Hello {name},</p>{body}<table cellpadding='4'>{rows}</table>"
+        "<p>{sign_off}</p></body></html>"
+    ).format(name=recipient_name, body=body, rows=rows, sign_off=SIGN_OFF)
+    return str(page)
+
+
+assert set(_RENDERERS) == set(NOTIFICATION_KINDS)  # every kind the services write has a template

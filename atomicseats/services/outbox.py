@@ -1,0 +1,310 @@
+"""Outbox delivery: e-mails with bounded retries, and every row's copy on `booking-events`.
+
+Sending claims due rows in one short transaction (FOR UPDATE SKIP LOCKED on Postgres,
+so concurrent senders take disjoint rows) and leases them: `next_attempt_at` moves past
+the end of the batch, hiding them from other senders. Each e-mail then goes out with no
+transaction open, and its result is recorded in a short transaction of its own. No lock
+is held across SMTP: on SQLite a unit of work holds the database's write lock, and on
+Postgres the publisher updates the same rows. A sender that dies mid-batch loses the
+record of at most the send in flight: that row comes back when its lease ends and goes
+out again with the same Message-ID, so the resend is recognisable (DESIGN invariant 7).
+
+Publishing is serialized (a transaction-scoped advisory lock on Postgres, BEGIN IMMEDIATE
+on SQLite) and reads unpublished rows in id order. An event's rows are written under its
+row lock, so their id order is their commit order, and the topic, keyed by event id,
+carries them in that order. Delivery is at least once: a batch whose acknowledgement is
+lost is published again, and consumers recognise it by `outboxId` / `messageId`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from atomicseats.adapters import adapters
+from atomicseats.domain import limits
+from atomicseats.errors import ServiceBusy
+from atomicseats.extensions import db
+from atomicseats.models import OutboxMessage, User, utcnow
+from atomicseats.services import notifications
+from atomicseats.services._work import UnitOfWork, unit_of_work
+from atomicseats.services.contracts import MailMessage
+
+log = logging.getLogger(__name__)
+
+PUBLISH_LOCK_NAMESPACE = 0x5EA8  # advisory-lock namespace "publishing the outbox" (arrivals use 0x5EA7)
+PUBLISH_LOCK_KEY = 1
+REASON_RECIPIENT_DELETED = "recipient_deleted: the user no longer exists"
+AUTO_SUBMITTED_HEADER = "Auto-Submitted"  # RFC 3834: tells auto-responders not to answer
+
+
+@dataclass(frozen=True)
+class SendReport:
+    sent: int
+    retried: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """A row this sender leased: plain data, usable after the claiming transaction ended."""
+
+    outbox_id: int
+    kind: str
+    message_id: str
+    payload: str
+    recipient_email: str
+    recipient_name: str
+    lease_until: datetime
+
+
+# --- sending e-mails -------------------------------------------------------------------
+
+
+def send_due_notifications(limit: int = limits.OUTBOX_BATCH_SIZE_MAX) -> SendReport:
+    """Send up to `limit` due e-mails; each is marked sent, retried later, or failed."""
+    assert 1 <= limit <= limits.OUTBOX_BATCH_SIZE_MAX
+    claims, failed = _claim_due(limit)
+    mailer = adapters().mailer
+    deadline = time.monotonic() + limits.OUTBOX_SEND_BATCH_S_MAX
+    outcomes: list[str] = []
+    for index, claim in enumerate(claims):
+        if time.monotonic() > deadline:  # leave the rest to the next run rather than outlive the lease
+            _release(claims[index:])
+            break
+        try:
+            mailer.send(_mail_message(claim))
+        except Exception as error:  # any failure is retried; the row keeps the reason
+            outcomes.append(_record(_record_failure, claim, error))
+        else:
+            outcomes.append(_record(_record_sent, claim))
+    return SendReport(
+        sent=outcomes.count("sent"),
+        retried=outcomes.count("retried"),
+        failed=failed + outcomes.count("failed"),
+    )
+
+
+def retry_delay_s(attempts: int) -> int:
+    """Seconds to wait after the `attempts`-th failed attempt: exponential, capped."""
+    assert 1 <= attempts <= limits.OUTBOX_SEND_ATTEMPTS_MAX
+    return min(limits.OUTBOX_RETRY_DELAY_S_MIN * 2 ** (attempts - 1), limits.OUTBOX_RETRY_DELAY_S_MAX)
+
+
+def _claim_due(limit: int) -> tuple[list[_Claim], int]:
+    """Lease due rows to this sender; rows whose recipient is gone fail at once."""
+    with unit_of_work() as work:
+        now = utcnow()
+        lease_until = now + timedelta(seconds=limits.OUTBOX_SEND_LEASE_S)
+        statement = (
+            select(OutboxMessage, User.email, User.name)
+            .outerjoin(User, User.id == OutboxMessage.user_id)
+            .where(
+                OutboxMessage.channel == "email",
+                OutboxMessage.status == "pending",
+                OutboxMessage.next_attempt_at <= now,
+            )
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+        )
+        if work.is_postgres:
+            statement = statement.with_for_update(skip_locked=True, of=OutboxMessage)
+        claims: list[_Claim] = []
+        orphans: list[tuple[int, str]] = []
+        for row, email, name in work.session.execute(statement):
+            if email is None:  # the user was deleted (user_id SET NULL): nobody to write to
+                row.status = "failed"
+                row.last_error = REASON_RECIPIENT_DELETED
+                orphans.append((row.id, row.kind))
+                continue
+            row.next_attempt_at = lease_until
+            claims.append(_Claim(row.id, row.kind, row.message_id, row.payload, email, name, lease_until))
+    for outbox_id, kind in orphans:
+        log.error("outbox.failed", extra={"outbox_id": outbox_id, "kind": kind, "reason": "recipient_deleted"})
+    return claims, len(orphans)
+
+
+def _mail_message(claim: _Claim) -> MailMessage:
+    subject, body_text, body_html = notifications.render(claim.kind, json.loads(claim.payload), claim.recipient_name)
+    return MailMessage(
+        recipient=claim.recipient_email,
+        subject=subject,
+        body_text=body_text,
+        body_html=body_html,
+        message_id=claim.message_id,
+        headers={notifications.KIND_HEADER: claim.kind, AUTO_SUBMITTED_HEADER: "auto-generated"},
+    )
+
+
+def _record(recorder, claim: _Claim, *args) -> str:
+    """Record one send's result. If the database refuses, the lease runs out and the row is
+    sent again later (same Message-ID): a duplicate, never a loss."""
+    try:
+        return recorder(claim, *args)
+    except (SQLAlchemyError, ServiceBusy):
+        log.exception("outbox.record.failed", extra={"outbox_id": claim.outbox_id, "kind": claim.kind})
+        return "unrecorded"
+
+
+def _record_sent(claim: _Claim) -> str:
+    with unit_of_work() as work:
+        row = _lock_row(work, claim.outbox_id)
+        if row is None or row.status != "pending":  # another sender took it after our lease ran out
+            return "stale"
+        row.status = "sent"
+        row.sent_at = utcnow()
+        row.attempts += 1
+        attempts = row.attempts
+    log.info(
+        "outbox.sent",
+        extra={"outbox_id": claim.outbox_id, "kind": claim.kind, "message_id": claim.message_id, "attempts": attempts},
+    )
+    return "sent"
+
+
+def _record_failure(claim: _Claim, error: Exception) -> str:
+    with unit_of_work() as work:
+        row = _lock_row(work, claim.outbox_id)
+        if row is None or row.status != "pending" or row.next_attempt_at != claim.lease_until:
+            return "stale"
+        row.attempts += 1
+        row.last_error = f"{type(error).__name__}: {error}"[: limits.OUTBOX_LAST_ERROR_CHARS_MAX]
+        attempts = row.attempts
+        if attempts >= limits.OUTBOX_SEND_ATTEMPTS_MAX:
+            row.status = "failed"
+        else:
+            row.next_attempt_at = utcnow() + timedelta(seconds=retry_delay_s(attempts))
+    # The error's class only: SMTP errors can quote addresses, which stay out of logs.
+    fields = {"outbox_id": claim.outbox_id, "kind": claim.kind, "attempts": attempts, "error": type(error).__name__}
+    if attempts >= limits.OUTBOX_SEND_ATTEMPTS_MAX:
+        log.error("outbox.failed", extra=fields)
+        return "failed"
+    log.warning("outbox.retry", extra={**fields, "retry_in_s": retry_delay_s(attempts)})
+    return "retried"
+
+
+def _release(claims: list[_Claim]) -> None:
+    """Give back leased rows this run will not send, so the next run need not wait out the lease."""
+    with unit_of_work() as work:
+        work.session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id.in_([claim.outbox_id for claim in claims]),
+                OutboxMessage.status == "pending",
+                OutboxMessage.next_attempt_at == claims[0].lease_until,
+            )
+            .values(next_attempt_at=utcnow())
+        )
+    log.warning("outbox.batch.deadline", extra={"released": len(claims)})
+
+
+def _lock_row(work: UnitOfWork, outbox_id: int) -> OutboxMessage | None:
+    statement = select(OutboxMessage).where(OutboxMessage.id == outbox_id)
+    if work.is_postgres:
+        statement = statement.with_for_update()
+    return work.session.execute(statement).scalar_one_or_none()
+
+
+def requeue_failed_notifications(limit: int = limits.OUTBOX_BATCH_SIZE_MAX) -> int:
+    """Give failed e-mails a fresh set of attempts (after an outage longer than the retries);
+    rows whose recipient is gone stay failed."""
+    assert 1 <= limit <= limits.OUTBOX_BATCH_SIZE_MAX
+    with unit_of_work() as work:
+        statement = (
+            select(OutboxMessage)
+            .join(User, User.id == OutboxMessage.user_id)
+            .where(OutboxMessage.channel == "email", OutboxMessage.status == "failed")
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+        )
+        rows = list(work.session.execute(statement).scalars())
+        now = utcnow()
+        for row in rows:
+            row.status = "pending"
+            row.attempts = 0
+            row.next_attempt_at = now
+        if rows:
+            work.after_commit(adapters().pipeline.wake_outbox)
+    log.info("outbox.requeued", extra={"rows": len(rows)})
+    return len(rows)
+
+
+# --- publishing domain events ----------------------------------------------------------
+
+
+def publish_due_domain_events(limit: int = limits.OUTBOX_BATCH_SIZE_MAX) -> int:
+    """Publish up to `limit` unpublished rows to `booking-events`, in id order; the number published."""
+    assert 1 <= limit <= limits.OUTBOX_BATCH_SIZE_MAX
+    try:
+        with unit_of_work() as work:
+            if work.is_postgres and not _take_publisher_lock(work):
+                return 0  # another publisher is at it; order needs one at a time
+            statement = (
+                select(OutboxMessage)
+                .where(OutboxMessage.published_at.is_(None))
+                .order_by(OutboxMessage.id)
+                .limit(limit)
+            )
+            rows = list(work.session.execute(statement).scalars())
+            if not rows:
+                return 0
+            outbox_ids = [row.id for row in rows]
+            try:
+                adapters().domain_events.publish([_domain_event(row) for row in rows])
+            except Exception as error:  # not acknowledged: the rows stay for the next run
+                log.warning("outbox.publish.failed", extra={"rows": len(rows), "error": type(error).__name__})
+                return 0
+            work.session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(outbox_ids), OutboxMessage.published_at.is_(None))
+                .values(published_at=utcnow())
+            )
+    except ServiceBusy:  # published, not marked: they go out again (consumers dedupe)
+        log.warning("outbox.publish.unrecorded")
+        return 0
+    log.info("outbox.published", extra={"rows": len(outbox_ids), "first_id": outbox_ids[0], "last_id": outbox_ids[-1]})
+    return len(outbox_ids)
+
+
+def _take_publisher_lock(work: UnitOfWork) -> bool:
+    statement = text("SELECT pg_try_advisory_xact_lock(:namespace, :key)")
+    return bool(
+        work.session.execute(statement, {"namespace": PUBLISH_LOCK_NAMESPACE, "key": PUBLISH_LOCK_KEY}).scalar()
+    )
+
+
+def _domain_event(row: OutboxMessage) -> tuple[str, dict]:
+    payload = json.loads(row.payload)
+    event_id = row.event_id if row.event_id is not None else payload.get("eventId")
+    payload.update(
+        {
+            "kind": row.kind,
+            "messageId": row.message_id,
+            "userId": row.user_id,
+            "outboxId": row.id,
+            "createdAt": row.created_at.isoformat(),
+        }
+    )
+    return str(event_id), payload
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+def outbox_backlog() -> dict[str, int]:
+    """For operators: e-mails waiting (and due now), e-mails given up on, events not yet on Kafka."""
+    now = utcnow()
+    pending = (OutboxMessage.channel == "email") & (OutboxMessage.status == "pending")
+    counts = {
+        "pending": select(func.count(OutboxMessage.id)).where(pending),
+        "due": select(func.count(OutboxMessage.id)).where(pending, OutboxMessage.next_attempt_at <= now),
+        "failed": select(func.count(OutboxMessage.id)).where(OutboxMessage.status == "failed"),
+        "unpublished": select(func.count(OutboxMessage.id)).where(OutboxMessage.published_at.is_(None)),
+    }
+    return {name: int(db.session.execute(statement).scalar_one()) for name, statement in counts.items()}

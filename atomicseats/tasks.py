@@ -1,0 +1,89 @@
+"""Celery tasks: ids in, one service call each, idempotent, retried within bounds."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from celery import shared_task
+
+from atomicseats.domain import limits
+from atomicseats.errors import ServiceBusy
+from atomicseats.names import allocation_queue
+from atomicseats.services import booking
+
+log = logging.getLogger(__name__)
+
+ALLOCATION_RETRIES_MAX = 10
+ALLOCATION_BATCHES_PER_TASK_MAX = 40  # then the task re-queues itself so other events get a turn
+ALLOCATION_RETRY_DELAY_S = 0.5
+STRANDED_AFTER_S = 3.0  # pending this long without a decision: wake its event again
+OUTBOX_ROUNDS_MAX = 20
+
+
+@shared_task(name="atomicseats.allocate_event", bind=True, max_retries=ALLOCATION_RETRIES_MAX)
+def allocate_event(self, event_id: int, partition: int = 0) -> int:
+    """Decide an event's pending requests, batch after batch, until none are left."""
+    decided = 0
+    try:
+        for _ in range(ALLOCATION_BATCHES_PER_TASK_MAX):
+            summary = booking.allocate_pending(event_id)
+            decided += summary.requests_decided
+            if summary.requests_decided < limits.ALLOCATION_BATCH_SIZE_MAX:
+                return decided
+    except ServiceBusy as error:
+        raise self.retry(exc=error, countdown=ALLOCATION_RETRY_DELAY_S) from error
+    wake_allocation(event_id, partition)  # more remain: queue behind whatever else waits
+    return decided
+
+
+def wake_allocation(event_id: int, partition: int) -> None:
+    allocate_event.apply_async(args=[event_id, partition], queue=allocation_queue(partition))
+
+
+@shared_task(name="atomicseats.sweep_pending")
+def sweep_pending() -> int:
+    """Re-wake events whose requests wait too long: a lost wake-up never strands a request."""
+    stranded = booking.stranded_events(older_than_s=STRANDED_AFTER_S)
+    for event_id, partition in stranded:
+        wake_allocation(event_id, partition)
+    if stranded:
+        log.warning("sweep.rewoke", extra={"events": len(stranded)})
+    return len(stranded)
+
+
+@shared_task(name="atomicseats.send_notifications")
+def send_notifications() -> int:
+    from atomicseats.services import outbox
+
+    sent = 0
+    for _ in range(OUTBOX_ROUNDS_MAX):
+        report = outbox.send_due_notifications()
+        sent += report.sent
+        if report.sent + report.retried + report.failed < limits.OUTBOX_BATCH_SIZE_MAX:
+            break
+    return sent
+
+
+@shared_task(name="atomicseats.publish_domain_events")
+def publish_domain_events() -> int:
+    from atomicseats.services import outbox
+
+    published = 0
+    for _ in range(OUTBOX_ROUNDS_MAX):
+        count = outbox.publish_due_domain_events(limits.OUTBOX_BATCH_SIZE_MAX)
+        published += count
+        if count < limits.OUTBOX_BATCH_SIZE_MAX:
+            break
+    return published
+
+
+@shared_task(name="atomicseats.reconcile_caches")
+def reconcile_caches() -> int:
+    from atomicseats.services import reconcile
+
+    started = time.monotonic()
+    report = reconcile.reconcile()
+    repaired = report.availability_repaired + report.waitlists_repaired
+    log.info("reconcile.done", extra={"repaired": repaired, "s": round(time.monotonic() - started, 3)})
+    return repaired

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# The full-mode platform on loopback: the backing services (scripts/services.sh) plus the
+# application processes — API (gunicorn), Kafka bridge, Celery worker, Celery beat, Flower.
+# Used by `make up` / `make down`, by the end-to-end tests and by `make bench`.
+#
+#   scripts/platform.sh up                  services, migrations, every process; waits until ready
+#   scripts/platform.sh down                every process, then the services
+#   scripts/platform.sh start <proc ...>    api | bridge | worker | beat | flower (idempotent)
+#   scripts/platform.sh stop <proc ...>     SIGTERM, SIGKILL after a timeout
+#   scripts/platform.sh kill <proc ...>     SIGKILL at once (fault tests)
+#   scripts/platform.sh status              one line per process
+#   scripts/platform.sh env                 the environment the processes run with
+#
+# STACK=dev|test|bench as for services.sh (ports: API 5000 / 5100 / 5200, Flower +555).
+# Variables already set by the caller (DATABASE_URL, API_WORKERS, ...) win over the defaults.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$ROOT"
+export STACK=${STACK:-dev}
+case $STACK in
+  dev) API_PORT_DEFAULT=5000 ;;
+  test) API_PORT_DEFAULT=5100 ;;
+  bench) API_PORT_DEFAULT=5200 ;;
+  *) API_PORT_DEFAULT=$((5000 + ${STACK_PORT_OFFSET:-0})) ;;
+esac
+API_PORT=${API_PORT:-$API_PORT_DEFAULT}
+FLOWER_PORT=${FLOWER_PORT:-$((API_PORT + 555))}
+APP_RUN=$ROOT/.run/$STACK/app
+BIN=$ROOT/.venv/bin
+STOP_TIMEOUT=${PLATFORM_STOP_TIMEOUT:-20}
+START_TIMEOUT=${PLATFORM_START_TIMEOUT:-60}
+ALL_PROCS=(bridge worker beat api flower)
+mkdir -p "$APP_RUN"
+
+say() { echo "[platform:$STACK] $*"; }
+die() { echo "[platform:$STACK] ERROR: $*" >&2; exit 1; }
+
+load_env() {
+  local caller_database_url=${DATABASE_URL:-} caller_redis_url=${REDIS_URL:-}
+  eval "$(bash scripts/services.sh env)"
+  [[ -n $caller_database_url ]] && export DATABASE_URL=$caller_database_url
+  [[ -n $caller_redis_url ]] && export REDIS_URL=$caller_redis_url
+  local secrets=$APP_RUN/secrets.env
+  if [[ ! -f $secrets ]]; then
+    umask 077
+    for name in SESSION_SECRET ACCESS_TOKEN_SECRET REFRESH_TOKEN_SECRET; do
+      echo "export $name=$("$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(48))')"
+    done >"$secrets"
+  fi
+  # shellcheck disable=SC1090
+  source "$secrets"
+  export ATOMICSEATS_ENV=${ATOMICSEATS_ENV:-production}
+  export PIPELINE=kafka COOKIE_SECURE=${COOKIE_SECURE:-false} MAIL_SUPPRESS_SEND=false
+  export LOG_LEVEL=${LOG_LEVEL:-INFO} LOG_JSON=${LOG_JSON:-true}
+  export FLASK_APP=wsgi PYTHONUNBUFFERED=1
+}
+
+pid_of() { local file=$APP_RUN/$1.pid; [[ -f $file ]] && cat "$file" || true; }
+is_running() {
+  local pid; pid=$(pid_of "$1")
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && [[ $(ps -o stat= -p "$pid" 2>/dev/null) != Z* ]]
+}
+
+command_of() {
+  case $1 in
+    api) echo "$BIN/gunicorn --bind 127.0.0.1:$API_PORT --workers ${API_WORKERS:-2} --threads ${API_THREADS:-16} --worker-class gthread --timeout 60 --graceful-timeout 10 wsgi:app" ;;
+    bridge) echo "$BIN/python kafka_bridge.py" ;;
+    worker) echo "$BIN/celery -A celery_worker worker --queues $QUEUES --concurrency ${WORKER_CONCURRENCY:-2} --hostname worker-$STACK@%h --without-gossip --without-mingle --loglevel INFO" ;;
+    beat) echo "$BIN/celery -A celery_worker beat --schedule $APP_RUN/beat-schedule --loglevel INFO" ;;
+    flower) echo "$BIN/celery -A celery_worker flower --address=127.0.0.1 --port=$FLOWER_PORT" ;;
+    *) die "unknown process '$1' (api|bridge|worker|beat|flower)" ;;
+  esac
+}
+
+wait_ready() {
+  local proc=$1 deadline=$((SECONDS + START_TIMEOUT)) log=$APP_RUN/$1.log
+  while ((SECONDS < deadline)); do
+    is_running "$proc" || { tail -n 40 "$log" >&2; die "$proc exited during start (log $log)"; }
+    case $proc in
+      api) curl -fsS "http://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1 && return 0 ;;
+      bridge) grep -q '"bridge.started"' "$log" 2>/dev/null && return 0 ;;
+      worker) grep -q 'ready\.' "$log" 2>/dev/null && return 0 ;;
+      beat) grep -q 'beat: Starting' "$log" 2>/dev/null && return 0 ;;
+      flower) curl -fsS "http://127.0.0.1:$FLOWER_PORT/healthcheck" >/dev/null 2>&1 && return 0 ;;
+    esac
+    sleep 0.2
+  done
+  tail -n 40 "$log" >&2
+  die "$proc not ready after ${START_TIMEOUT}s (log $log)"
+}
+
+start_proc() {
+  local proc=$1
+  if is_running "$proc"; then say "$proc already running (pid $(pid_of "$proc"))"; return 0; fi
+  local log=$APP_RUN/$proc.log
+  echo "--- start $(date -u +%FT%TZ)" >>"$log"
+  # shellcheck disable=SC2046
+  setsid $(command_of "$proc") >>"$log" 2>&1 </dev/null &
+  echo $! >"$APP_RUN/$proc.pid"
+  wait_ready "$proc"
+  say "$proc ready (pid $(pid_of "$proc"), log $log)"
+}
+
+stop_proc() {
+  local proc=$1 signal=${2:-TERM} pid
+  pid=$(pid_of "$proc")
+  if [[ -z $pid ]] || ! is_running "$proc"; then rm -f "$APP_RUN/$proc.pid"; return 0; fi
+  kill "-$signal" -- "-$pid" 2>/dev/null || kill "-$signal" "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + STOP_TIMEOUT))
+  while is_running "$proc" && ((SECONDS < deadline)); do sleep 0.1; done
+  if is_running "$proc"; then kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true; fi
+  rm -f "$APP_RUN/$proc.pid"
+  say "$proc stopped ($signal)"
+}
+
+migrate() { "$BIN/flask" --app wsgi db upgrade >>"$APP_RUN/migrate.log" 2>&1 || { tail -n 40 "$APP_RUN/migrate.log" >&2; die "migrations failed"; }; }
+
+main() {
+  local action=${1:-status}; shift || true
+  case $action in
+    up)
+      bash scripts/services.sh start
+      load_env; QUEUES=$("$BIN/flask" --app wsgi worker-queues); migrate
+      for proc in "${ALL_PROCS[@]}"; do start_proc "$proc"; done
+      say "AtomicSeats (full mode) is up:"
+      say "  API      http://127.0.0.1:$API_PORT   (docs /api/docs)      log $APP_RUN/api.log"
+      say "  Flower   http://127.0.0.1:$FLOWER_PORT                        log $APP_RUN/flower.log"
+      say "  bridge, worker, beat                                 logs $APP_RUN/{bridge,worker,beat}.log"
+      say "  Postgres $DATABASE_URL"
+      say "  Redis    $REDIS_URL   Kafka $KAFKA_BROKERS   SMTP sink $MAIL_SERVER:$MAIL_PORT -> $SMTP_SINK_DIR"
+      ;;
+    down)
+      for proc in api flower beat worker bridge; do stop_proc "$proc"; done
+      bash scripts/services.sh stop
+      ;;
+    start) load_env; QUEUES=$("$BIN/flask" --app wsgi worker-queues); for proc in "$@"; do start_proc "$proc"; done ;;
+    stop) for proc in "$@"; do stop_proc "$proc"; done ;;
+    kill) for proc in "$@"; do stop_proc "$proc" KILL; done ;;
+    status) for proc in "${ALL_PROCS[@]}"; do
+        if is_running "$proc"; then echo "$proc running pid $(pid_of "$proc")"; else echo "$proc stopped"; fi
+      done ;;
+    env) load_env; env | grep -E '^(ATOMICSEATS_ENV|DATABASE_URL|REDIS_URL|KAFKA_BROKERS|MAIL_SERVER|MAIL_PORT|SMTP_SINK_DIR|PIPELINE)=' | sed 's/^/export /'; echo "export API_URL=http://127.0.0.1:$API_PORT" ;;
+    *) die "usage: platform.sh up|down|start|stop|kill|status|env [proc ...]" ;;
+  esac
+}
+
+main "$@"

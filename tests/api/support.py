@@ -1,0 +1,113 @@
+"""Helpers for the HTTP API tests: error envelopes, row counts, and thin wrappers over the
+endpoints the tests call again and again. They build on tests/helpers.py."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from atomicseats.extensions import db
+from atomicseats.models import AuthSession, Booking, BookingRequest, Event, OutboxMessage, User, WaitlistEntry
+from tests.helpers import Account
+
+# Each model whose row count tells whether a refused request wrote anything.
+COUNTED_MODELS = {
+    "users": User,
+    "sessions": AuthSession,
+    "events": Event,
+    "requests": BookingRequest,
+    "bookings": Booking,
+    "waitlist": WaitlistEntry,
+    "outbox": OutboxMessage,
+}
+
+
+def assert_error(response, status: int, field: str | None = None) -> dict:
+    """The error envelope `{statusCode, message, errors}` with `status`, naming `field` if given."""
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True)[:500])
+    body = response.get_json()
+    assert body is not None, f"not JSON: {response.get_data(as_text=True)[:200]!r}"
+    assert set(body) == {"statusCode", "message", "errors"}, body
+    assert body["statusCode"] == status
+    assert isinstance(body["message"], str) and body["message"]
+    assert isinstance(body["errors"], dict)
+    if field is not None:
+        assert field in body["errors"], body
+        assert all(isinstance(text, str) and text for text in body["errors"][field]), body
+    return body
+
+
+def assert_success(response, status: int = 200):
+    """The success envelope `{statusCode, data, message}`; returns `data`."""
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True)[:500])
+    body = response.get_json()
+    assert set(body) == {"statusCode", "data", "message"}, body
+    assert body["statusCode"] == status
+    assert isinstance(body["message"], str) and body["message"]
+    return body["data"]
+
+
+def row_counts() -> dict[str, int]:
+    """How many rows each table holds (call inside the app context)."""
+    db.session.rollback()  # read what is committed now, not an older snapshot
+    return {name: db.session.scalar(select(func.count()).select_from(model)) for name, model in COUNTED_MODELS.items()}
+
+
+def request_status(client, owner: Account, request_id: str, query: str = "") -> dict:
+    response = client.get(f"/api/bookings/requests/{request_id}{query}", headers=owner.headers)
+    return assert_success(response)
+
+
+def cancel(client, guest: Account, event_id: int, expect: int = 200, **fields):
+    response = client.delete("/api/events/book", json={"eventId": event_id, **fields}, headers=guest.headers)
+    if expect == 200:
+        return assert_success(response)
+    return assert_error(response, expect)
+
+
+def update_event(client, actor: Account, event_id: int, expect: int = 200, **fields):
+    response = client.post("/api/events/update", json={"id": event_id, **fields}, headers=actor.headers)
+    if expect == 200:
+        return assert_success(response)
+    return assert_error(response, expect)
+
+
+def delete_event(client, actor: Account, event_id: int, expect: int = 200):
+    response = client.post("/api/events/delete", json={"id": event_id}, headers=actor.headers)
+    if expect == 200:
+        return assert_success(response)
+    return assert_error(response, expect)
+
+
+def roster(client, actor: Account, event_id: int) -> dict:
+    return assert_success(client.get(f"/api/events/{event_id}/roster", headers=actor.headers))
+
+
+def history(client, guest: Account, **params) -> dict:
+    response = client.get("/api/user/bookings", query_string=params, headers=guest.headers)
+    return assert_success(response)
+
+
+def all_history_items(client, guest: Account, **params) -> list[dict]:
+    """Every ticket of `guest`, walking the pages (newest first)."""
+    items: list[dict] = []
+    cursor = None
+    for _ in range(100):
+        page = history(client, guest, limit=100, **({"cursor": cursor} if cursor else {}), **params)
+        items.extend(page["items"])
+        if not page["pageInfo"]["hasMore"]:
+            return items
+        cursor = page["pageInfo"]["nextCursor"]
+    raise AssertionError("history did not end within 100 pages")
+
+
+def assert_refused_for_closed_waitlist(response) -> None:
+    """A sold-out request with the waitlist closed gets no seat and no place: either
+    refused at the door (409, admission control) or accepted and then rejected by the
+    allocator with reason `waitlist_closed` (the path a stale availability cache takes)."""
+    if response.status_code == 409:
+        assert_error(response, 409, "eventId")
+        return
+    data = assert_success(response, 202)
+    assert (data["status"], data["reason"]) == ("rejected", "waitlist_closed")
+    assert (data["seatsConfirmed"], data["seatsWaitlisted"], data["bookingIds"]) == (0, 0, [])
+    assert data["waitlistPosition"] is None

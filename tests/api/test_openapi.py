@@ -1,0 +1,218 @@
+"""The generated OpenAPI document and the Swagger UI page that shows it.
+
+openapi-spec-validator is not a dependency, so the structure is checked here: the
+version, every /api route with its methods, request bodies, path parameters,
+responses, and that every $ref resolves.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.api.support import assert_error
+
+UNDOCUMENTED = {"/api/openapi.json", "/api/docs", "/api/docs/assets/<path:filename>"}
+# The JSON endpoints that read a request body (method, OpenAPI path).
+TAKES_A_BODY = {
+    ("post", "/api/user/register"),
+    ("post", "/api/user/login"),
+    ("post", "/api/user/refresh"),
+    ("post", "/api/events/create"),
+    ("post", "/api/events/update"),
+    ("post", "/api/events/delete"),
+    ("post", "/api/events/book"),
+    ("delete", "/api/events/book"),
+}
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+_PARAMETER = re.compile(r"<(?:[a-z]+(?:\([^)]*\))?:)?([A-Za-z_]+)>")  # converter, optional arguments, name
+
+
+@pytest.fixture
+def spec(client) -> dict:
+    response = client.get("/api/openapi.json")
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    return response.get_json()
+
+
+def api_routes(app) -> dict[str, set[str]]:
+    """OpenAPI path -> methods, for every /api rule the app serves."""
+    routes: dict[str, set[str]] = {}
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api") or rule.rule in UNDOCUMENTED:
+            continue
+        path = _PARAMETER.sub(r"{\1}", rule.rule)
+        methods = {method.lower() for method in rule.methods - {"HEAD", "OPTIONS"}}
+        routes.setdefault(path, set()).update(methods)
+    return routes
+
+
+def operations(spec: dict):
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            if method in HTTP_METHODS:
+                yield path, method, operation
+
+
+def refs(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref":
+                yield value
+            else:
+                yield from refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from refs(value)
+
+
+def test_document_is_openapi_3_0_3_with_info(spec):
+    assert spec["openapi"] == "3.0.3"
+    assert spec["info"]["title"]
+    assert spec["info"]["version"]
+    assert isinstance(spec["paths"], dict) and spec["paths"]
+
+
+def test_every_api_route_is_documented_with_its_methods(app, spec):
+    routes = api_routes(app)
+
+    documented = {path: {method for method in item if method in HTTP_METHODS} for path, item in spec["paths"].items()}
+
+    assert documented == routes
+
+
+def test_the_seed_endpoints_are_all_there(spec):
+    expected = {
+        ("post", "/api/user/register"),
+        ("post", "/api/user/login"),
+        ("post", "/api/user/logout"),
+        ("get", "/api/user/bookings"),
+        ("get", "/api/events/all"),
+        ("post", "/api/events/create"),
+        ("post", "/api/events/update"),
+        ("post", "/api/events/delete"),
+        ("post", "/api/events/book"),
+        ("delete", "/api/events/book"),
+        ("get", "/api/admin/analytics"),
+    }
+
+    assert expected <= {(method, path) for path, method, _operation in operations(spec)}
+
+
+def test_every_endpoint_that_reads_a_body_documents_a_json_request_body(spec):
+    for path, method, operation in operations(spec):
+        if (method, path) in TAKES_A_BODY:
+            body = operation.get("requestBody")
+            assert body is not None, f"{method.upper()} {path} has no requestBody"
+            assert "schema" in body["content"]["application/json"], f"{method.upper()} {path}"
+        else:
+            assert "requestBody" not in operation, f"{method.upper()} {path} takes no body"
+
+
+def test_refresh_body_is_documented_as_optional(spec):
+    """The refresh token usually comes as a Bearer header or cookie; the body is optional
+    (api/users.py uses load_optional_body) but the document marks it required."""
+    body = spec["paths"]["/api/user/refresh"]["post"]["requestBody"]
+
+    assert body.get("required", False) is False
+
+
+def test_path_parameters_are_declared(spec):
+    for path, method, operation in operations(spec):
+        declared = {parameter["name"] for parameter in operation.get("parameters", []) if parameter["in"] == "path"}
+        assert declared == set(re.findall(r"{([^}]+)}", path)), f"{method.upper()} {path}"
+
+
+def test_every_operation_documents_a_success_response_and_its_401(spec):
+    for path, method, operation in operations(spec):
+        statuses = set(operation["responses"])
+        assert any(status.startswith("2") for status in statuses), f"{method.upper()} {path}"
+        if operation.get("security"):
+            assert "401" in statuses, f"{method.upper()} {path}"
+
+
+@pytest.mark.parametrize("path", ["/api/user/login", "/api/user/refresh"])
+def test_token_endpoints_document_their_401(spec, path):
+    """Wrong credentials (login) and a dead refresh token (refresh) answer 401, but
+    openapi._default_errors only adds 401 to operations that carry `security`."""
+    assert "401" in spec["paths"][path]["post"]["responses"]
+
+
+def test_public_endpoints_need_no_token(spec):
+    public = {
+        ("get", "/api/events/all"),
+        ("get", "/api/events/{event_id}"),
+        ("post", "/api/user/register"),
+        ("post", "/api/user/login"),
+    }
+
+    for path, method, operation in operations(spec):
+        if (method, path) in public:
+            assert not operation.get("security"), f"{method.upper()} {path}"
+        elif path != "/api/user/refresh":
+            assert operation.get("security"), f"{method.upper()} {path} should declare its token"
+
+
+def test_every_ref_resolves(spec):
+    schemas = spec["components"]["schemas"]
+    security_schemes = spec["components"]["securitySchemes"]
+
+    for ref in set(refs(spec)):
+        assert ref.startswith("#/components/schemas/"), ref
+        assert ref.removeprefix("#/components/schemas/") in schemas, ref
+    for _path, _method, operation in operations(spec):
+        for requirement in operation.get("security", []):
+            assert set(requirement) <= set(security_schemes)
+
+
+def test_error_schema_is_the_envelope(spec):
+    error = spec["components"]["schemas"]["Error"]
+
+    assert set(error["properties"]) == {"statusCode", "message", "errors"}
+
+
+def test_book_request_body_names_the_seed_fields(spec):
+    body = spec["paths"]["/api/events/book"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    schema = spec["components"]["schemas"][body["$ref"].rsplit("/", 1)[-1]]
+
+    assert {"eventId", "numberOfSeats"} <= set(schema["properties"])
+    assert set(schema["required"]) == {"eventId", "numberOfSeats"}
+
+
+def test_document_is_stable_between_requests(client):
+    assert client.get("/api/openapi.json").get_json() == client.get("/api/openapi.json").get_json()
+
+
+def test_docs_page_is_html_that_loads_swagger_and_the_document(client):
+    response = client.get("/api/docs")
+
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    html = response.get_data(as_text=True)
+    assert "swagger-ui-bundle.js" in html
+    assert "swagger-ui.css" in html
+    assert "/api/openapi.json" in html
+
+
+def test_every_swagger_asset_the_page_references_is_served(client):
+    html = client.get("/api/docs").get_data(as_text=True)
+    assets = re.findall(r'(?:src|href)="(/api/docs/assets/[^"]+)"', html)
+
+    assert len(assets) >= 2
+    for asset in assets:
+        response = client.get(asset)
+        assert response.status_code == 200, asset
+        assert response.content_length or response.get_data()
+
+
+def test_asset_path_cannot_escape_the_swagger_directory(client):
+    response = client.get("/api/docs/assets/../../../../etc/passwd")
+
+    assert response.status_code == 404
+    assert b"root:" not in response.get_data()
+
+
+def test_unknown_asset_answers_in_the_error_envelope(client):
+    assert_error(client.get("/api/docs/assets/missing.css"), 404)

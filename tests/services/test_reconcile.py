@@ -1,0 +1,220 @@
+"""`flask reconcile` rebuilds Redis from Postgres: real Redis, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import pytest
+import redis
+import sqlalchemy as sa
+from sqlalchemy import select
+
+from atomicseats.adapters import EXTENSION_KEY, adapters
+from atomicseats.adapters.redis_cache import RedisAvailabilityCache, availability_key
+from atomicseats.adapters.redis_state import (
+    RedisOutcomeChannel,
+    RedisRequestRegistry,
+    RedisWaitlistMirror,
+    connect,
+    waitlist_key,
+)
+from atomicseats.cli_reconcile import register_reconcile_cli
+from atomicseats.extensions import db
+from atomicseats.models import Event, WaitlistEntry
+from atomicseats.services import audit
+from atomicseats.services.contracts import EventAvailability
+from atomicseats.services.reconcile import reconcile
+from tests.conftest import _flush_test_redis, _truncate_postgres, make_app
+from tests.helpers import account, book, create_event
+
+CLOSED_PORT_URL = "redis://127.0.0.1:1/0"
+
+
+@dataclass(frozen=True)
+class Sale:
+    busy_id: int  # sold out, three entries waiting
+    quiet_id: int  # seats left, nobody waiting
+    deleted_id: int
+    guests: list
+    redis: redis.Redis
+
+
+def install_redis_adapters(app, url: str) -> redis.Redis:
+    client = connect(url)
+    app.extensions[EXTENSION_KEY] = dataclasses.replace(
+        app.extensions[EXTENSION_KEY],
+        availability=RedisAvailabilityCache(client),
+        requests=RedisRequestRegistry(client),
+        waitlist=RedisWaitlistMirror(client),
+        outcomes=RedisOutcomeChannel(client),
+    )
+    return client
+
+
+def build_sale(app, client, redis_url: str) -> Sale:
+    redis_client = install_redis_adapters(app, redis_url)
+    host = account(client, "host")
+    guests = [account(client, "guest") for _ in range(3)]
+    busy_id = create_event(client, host, capacity=4)["id"]
+    assert book(client, guests[0], busy_id, 3)["status"] == "confirmed"
+    assert book(client, guests[1], busy_id, 3)["status"] == "partial"
+    assert book(client, guests[2], busy_id, 2)["status"] == "waitlisted"
+    assert book(client, guests[0], busy_id, 1)["status"] == "waitlisted"
+    quiet_id = create_event(client, host, capacity=10)["id"]
+    book(client, guests[1], quiet_id, 2)
+    deleted_id = create_event(client, host, capacity=5)["id"]
+    book(client, guests[2], deleted_id, 1)
+    response = client.post("/api/events/delete", json={"id": deleted_id}, headers=host.headers)
+    assert response.status_code == 200, response.get_json()
+    return Sale(busy_id, quiet_id, deleted_id, guests, redis_client)
+
+
+@pytest.fixture
+def sale(app, client, redis_url) -> Sale:
+    built = build_sale(app, client, redis_url)
+    yield built
+    built.redis.close()
+
+
+@pytest.fixture
+def postgres_app(postgres_url):
+    """Row locks only block across connections on Postgres."""
+    application = make_app(postgres_url)
+    _truncate_postgres(application)
+    _flush_test_redis(application)
+    with application.app_context():
+        yield application
+        db.session.remove()
+        db.engine.dispose()
+
+
+def truth(event_id: int) -> tuple[EventAvailability, list[int]]:
+    db.session.rollback()
+    event = db.session.get(Event, event_id)
+    waiting = list(
+        db.session.execute(
+            select(WaitlistEntry.id)
+            .where(WaitlistEntry.event_id == event_id, WaitlistEntry.status == "waiting")
+            .order_by(WaitlistEntry.id)
+        ).scalars()
+    )
+    availability = EventAvailability(
+        event_id, event.capacity_seats, event.reserved_seats, event.is_waitlist_open, event.is_deleted, len(waiting)
+    )
+    return availability, waiting
+
+
+def assert_redis_agrees(*event_ids: int) -> None:
+    for event_id in event_ids:
+        availability, waiting = truth(event_id)
+        assert adapters().availability.load(event_id) == availability
+        assert adapters().waitlist.load(event_id) == waiting
+
+
+def counts(report) -> tuple[int, int, int, int]:
+    return report.events_checked, report.availability_repaired, report.waitlists_repaired, report.repairs_failed
+
+
+def test_a_flushed_redis_is_rebuilt_for_every_event(sale):
+    sale.redis.flushdb()
+    report = reconcile()
+    assert counts(report) == (3, 3, 3, 0)
+    assert len(report.details) == 6
+    assert_redis_agrees(sale.busy_id, sale.quiet_id, sale.deleted_id)
+    assert len(adapters().waitlist.load(sale.busy_id)) == 3
+    assert adapters().availability.load(sale.deleted_id).is_deleted  # admission control refuses it
+    assert audit.run_audit().is_clean
+    second = reconcile()
+    assert counts(second) == (3, 0, 0, 0)
+    assert second.details == []
+
+
+def test_one_wrong_availability_entry_is_the_only_repair(sale):
+    reconcile()
+    sale.redis.hset(availability_key(sale.quiet_id), "reserved_seats", "7")
+    assert [violation.invariant for violation in audit.run_audit().violations] == ["6-cache-agrees"]
+    report = reconcile()
+    assert counts(report) == (3, 1, 0, 0)
+    assert report.details == [f"event {sale.quiet_id}: availability had reserved_seats 7 (truth 2), repaired"]
+    assert_redis_agrees(sale.busy_id, sale.quiet_id, sale.deleted_id)
+    assert audit.run_audit().is_clean
+
+
+def test_a_reordered_waitlist_is_the_only_repair(sale):
+    reconcile()
+    _, waiting = truth(sale.busy_id)
+    sale.redis.delete(waitlist_key(sale.busy_id))
+    sale.redis.rpush(waitlist_key(sale.busy_id), *reversed(waiting))  # same length: only the order is wrong
+    violations = audit.run_audit().violations
+    assert [(violation.invariant, violation.subject) for violation in violations] == [
+        ("6-cache-agrees", f"event {sale.busy_id}")
+    ]
+    report = reconcile()
+    assert counts(report) == (3, 0, 1, 0)
+    assert report.details == [f"event {sale.busy_id}: waitlist mirror out of order (3 entries), repaired"]
+    assert adapters().waitlist.position(sale.busy_id, waiting[0]) == 1
+    assert audit.run_audit().is_clean
+
+
+def test_the_mirror_follows_later_bookings_and_cancellations(sale, client):
+    reconcile()
+    book(client, sale.guests[1], sale.busy_id, 2)  # joins the tail
+    response = client.delete(
+        "/api/events/book", json={"eventId": sale.busy_id, "cancelAll": True}, headers=sale.guests[0].headers
+    )
+    assert response.status_code == 200, response.get_json()  # frees 3 seats and leaves the queue
+    assert_redis_agrees(sale.busy_id)
+    assert audit.run_audit().is_clean
+    assert counts(reconcile()) == (3, 0, 0, 0)
+
+
+def test_flask_reconcile_prints_the_report_and_audit_is_clean_after(app, sale):
+    if "reconcile" not in app.cli.commands:
+        register_reconcile_cli(app)
+    sale.redis.flushdb()
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["reconcile"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "reconciled 3 events: 3 availability entries and 3 waitlists repaired"
+    assert f"  event {sale.busy_id}: waitlist mirror missing, repaired" in lines
+    assert f"  event {sale.deleted_id}: availability missing, repaired" in lines
+    audit_result = runner.invoke(args=["audit"])
+    assert audit_result.exit_code == 0, audit_result.output
+    again = runner.invoke(args=["reconcile"])
+    assert again.output.splitlines() == ["reconciled 3 events: 0 availability entries and 0 waitlists repaired"]
+
+
+def test_with_redis_down_reconcile_reports_every_repair_failed_and_never_raises(app, sale):
+    install_redis_adapters(app, CLOSED_PORT_URL)
+    report = reconcile()
+    assert counts(report) == (3, 0, 0, 6)
+    assert all("could not be written" in line for line in report.details)
+    if "reconcile" not in app.cli.commands:
+        register_reconcile_cli(app)
+    result = app.test_cli_runner().invoke(args=["reconcile"])
+    assert result.exit_code == 1
+    assert "6 repair(s) failed" in result.output
+
+
+def test_an_event_row_locked_by_a_writer_is_skipped_not_overwritten(postgres_app, postgres_url, redis_url):
+    """The repair holds a share lock: it never writes a state a concurrent writer is changing."""
+    sale = build_sale(postgres_app, postgres_app.test_client(), redis_url)
+    reconcile()
+    sale.redis.hset(availability_key(sale.quiet_id), "reserved_seats", "7")
+    writer_engine = sa.create_engine(postgres_url)
+    try:
+        with writer_engine.begin() as writer:
+            writer.execute(sa.text("SELECT id FROM events WHERE id = :id FOR UPDATE"), {"id": sale.quiet_id})
+            report = reconcile()
+            assert counts(report) == (3, 0, 0, 1)
+            assert report.details == [
+                f"event {sale.quiet_id}: not repaired, row busy (LockNotAvailable); run reconcile again"
+            ]
+            assert sale.redis.hget(availability_key(sale.quiet_id), "reserved_seats") == "7"
+    finally:
+        writer_engine.dispose()
+    assert counts(reconcile()) == (3, 1, 0, 0)
+    assert_redis_agrees(sale.busy_id, sale.quiet_id, sale.deleted_id)
+    sale.redis.close()

@@ -1,0 +1,281 @@
+"""Request registry, waitlist mirror and outcome channel against the real Redis of `make test`."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+import redis
+
+from atomicseats.adapters import redis_state
+from atomicseats.adapters.redis_state import (
+    RedisOutcomeChannel,
+    RedisRequestRegistry,
+    RedisWaitlistMirror,
+    connect,
+    idempotency_key_of,
+    request_key,
+    waitlist_key,
+    waitlist_length_key,
+)
+from atomicseats.domain import limits
+from atomicseats.services.contracts import AcceptedRequest
+
+CLOSED_PORT_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1: every call fails fast
+WAKE_UP_S_MAX = 1.0  # a published outcome must wake its waiter well inside this
+
+
+@pytest.fixture
+def redis_client(redis_url) -> redis.Redis:
+    connection = connect(redis_url)
+    connection.flushdb()
+    yield connection
+    connection.close()
+
+
+def accepted(user_id: int = 1, idempotency_key: str | None = None, seats: int = 2) -> AcceptedRequest:
+    return AcceptedRequest(
+        request_id=str(uuid.uuid4()),
+        user_id=user_id,
+        event_id=7,
+        seats=seats,
+        idempotency_key=idempotency_key,
+        correlation_id="test-correlation",
+        accepted_at=datetime.now(UTC),
+    )
+
+
+# --- request registry ------------------------------------------------------------------
+
+
+def test_a_claimed_request_is_found_by_id_until_its_ttl(redis_client):
+    registry = RedisRequestRegistry(redis_client, ttl_s=600)
+    request = accepted()
+    assert registry.claim(request) is None
+    assert registry.find(request.request_id) == request
+    assert 0 < redis_client.ttl(request_key(request.request_id)) <= 600
+    assert registry.find(str(uuid.uuid4())) is None
+
+
+def test_a_retry_with_the_same_key_gets_the_first_request_and_keys_are_per_user(redis_client):
+    registry = RedisRequestRegistry(redis_client)
+    first = accepted(user_id=1, idempotency_key="order-42")
+    retry = accepted(user_id=1, idempotency_key="order-42", seats=3)
+    other_user = accepted(user_id=2, idempotency_key="order-42")
+    assert registry.claim(first) is None
+    assert registry.claim(retry) == first
+    assert registry.claim(other_user) is None  # another user's key never returns their request
+    assert registry.find(retry.request_id) is None  # the retry stored nothing
+    stored_key = idempotency_key_of(1, "order-42")
+    assert "order-42" not in stored_key  # hashed: the raw client key never lands in Redis
+    assert 0 < redis_client.ttl(stored_key) <= redis_state.REQUEST_TTL_S_DEFAULT
+
+
+def test_release_undoes_a_claim_but_never_a_later_one(redis_client):
+    registry = RedisRequestRegistry(redis_client)
+    first = accepted(idempotency_key="order-7")
+    registry.claim(first)
+    registry.release(first)
+    assert registry.find(first.request_id) is None
+    second = accepted(idempotency_key="order-7")
+    assert registry.claim(second) is None  # the key is free again
+    registry.release(first)  # a stale release: the key now holds another request
+    assert registry.claim(accepted(idempotency_key="order-7")) == second
+    assert registry.find(second.request_id) == second
+
+
+def test_a_flushed_redis_is_a_miss_and_claims_start_over(redis_client):
+    registry = RedisRequestRegistry(redis_client)
+    request = accepted(idempotency_key="order-9")
+    registry.claim(request)
+    redis_client.flushdb()
+    assert registry.find(request.request_id) is None
+    assert registry.claim(accepted(idempotency_key="order-9")) is None  # Postgres decides from here
+
+
+def test_a_damaged_entry_is_a_miss(redis_client):
+    registry = RedisRequestRegistry(redis_client)
+    redis_client.set(request_key("not-json"), "{oops")
+    redis_client.set(request_key("incomplete"), '{"request_id": "x"}')
+    assert registry.find("not-json") is None
+    assert registry.find("incomplete") is None
+
+
+def test_a_redis_that_is_down_never_raises_and_fails_fast():
+    down = connect(CLOSED_PORT_URL)
+    registry, mirror = RedisRequestRegistry(down), RedisWaitlistMirror(down)
+    outcomes = RedisOutcomeChannel(down)
+    request = accepted(idempotency_key="order-1")
+    started = time.monotonic()
+    assert registry.claim(request) is None
+    registry.release(request)
+    assert registry.find(request.request_id) is None
+    mirror.replace(1, [1, 2, 3])
+    mirror.apply(1, [4], [1], 3)
+    assert mirror.load(1) is None
+    assert mirror.position(1, 2) is None
+    outcomes.publish([request.request_id])
+    outcomes.wait(request.request_id, 5)  # degraded: returns early so the caller re-reads Postgres
+    with outcomes.subscribe(request.request_id) as subscription:
+        subscription.wait(5)
+    assert time.monotonic() - started < 3.0
+
+
+@pytest.fixture
+def hung_redis_url():
+    """A server that accepts connections and never answers (a stopped or wedged Redis)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted_sockets: list[socket.socket] = []
+
+    def accept_forever() -> None:
+        while True:
+            try:
+                accepted_sockets.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept_forever, daemon=True).start()
+    yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+    listener.close()
+    for accepted_socket in accepted_sockets:
+        accepted_socket.close()
+
+
+def test_a_hung_redis_costs_each_call_only_the_short_timeout(hung_redis_url):
+    hung = connect(hung_redis_url)
+    registry, outcomes = RedisRequestRegistry(hung), RedisOutcomeChannel(hung)
+    started = time.monotonic()
+    assert registry.claim(accepted()) is None
+    assert time.monotonic() - started < 1.5
+    started = time.monotonic()
+    outcomes.wait(str(uuid.uuid4()), 10)  # the subscriber's handshake must not wait a whole long poll
+    assert time.monotonic() - started < 2.0
+
+
+# --- waitlist mirror -------------------------------------------------------------------
+
+
+def test_the_mirror_holds_ten_thousand_entries_in_fifo_order(redis_client):
+    mirror = RedisWaitlistMirror(redis_client)
+    entry_ids = list(range(1_000, 11_000))
+    started = time.monotonic()
+    mirror.replace(5, entry_ids)
+    assert mirror.load(5) == entry_ids
+    assert mirror.position(5, 1_000) == 1
+    assert mirror.position(5, 10_999) == 10_000
+    assert mirror.position(5, 5_000) == 4_001
+    assert mirror.position(5, 999) is None  # not waiting: the caller asks Postgres
+    assert time.monotonic() - started < 2.0
+    mirror.replace(5, [3, 1, 2])  # a replace overwrites the whole queue
+    assert mirror.load(5) == [3, 1, 2]
+    assert 0 < redis_client.ttl(waitlist_key(5)) <= redis_state.WAITLIST_TTL_S
+
+
+def test_an_empty_mirror_is_not_a_missing_one(redis_client):
+    mirror = RedisWaitlistMirror(redis_client)
+    assert mirror.load(3) is None
+    assert mirror.position(3, 1) is None
+    mirror.replace(3, [])
+    assert mirror.load(3) == []
+    redis_client.flushdb()
+    assert mirror.load(3) is None
+
+
+def test_apply_appends_and_removes_and_drops_a_mirror_that_disagrees(redis_client):
+    mirror = RedisWaitlistMirror(redis_client)
+    mirror.apply(4, [1, 2], [], 2)
+    assert mirror.load(4) is None  # a missing mirror stays missing: it would be partial
+    mirror.replace(4, [1, 2, 3])
+    mirror.apply(4, [4, 5], [1, 3], 3)
+    assert mirror.load(4) == [2, 4, 5]
+    assert mirror.position(4, 5) == 3
+    mirror.apply(4, [6], [], 5)  # Postgres counts 5 waiting, the mirror would hold 4
+    assert mirror.load(4) is None
+    assert redis_client.exists(waitlist_key(4), waitlist_length_key(4)) == 0
+
+
+def test_a_damaged_or_partial_mirror_is_a_miss(redis_client):
+    mirror = RedisWaitlistMirror(redis_client)
+    mirror.replace(6, [1, 2, 3])
+    redis_client.rpop(waitlist_key(6))  # length marker now disagrees with the list
+    assert mirror.load(6) is None
+    mirror.replace(6, [1, 2])
+    redis_client.rpush(waitlist_key(6), "x")
+    redis_client.set(waitlist_length_key(6), 3)
+    assert mirror.load(6) is None
+
+
+def test_a_queue_too_long_to_mirror_is_dropped(redis_client):
+    mirror = RedisWaitlistMirror(redis_client)
+    mirror.replace(8, [1, 2])
+    mirror.replace(8, list(range(limits.WAITLIST_MIRROR_ENTRIES_MAX + 1)))
+    assert mirror.load(8) is None
+    assert mirror.position(8, 1) is None
+
+
+# --- outcome channel -------------------------------------------------------------------
+
+
+def test_a_publish_wakes_a_waiter_well_before_its_timeout(redis_client):
+    outcomes = RedisOutcomeChannel(redis_client)
+    request_id = str(uuid.uuid4())
+    woken_after_s: list[float] = []
+
+    def waiter() -> None:
+        started = time.monotonic()
+        outcomes.wait(request_id, 10)
+        woken_after_s.append(time.monotonic() - started)
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    _wait_for_subscriber(redis_client, request_id)
+    outcomes.publish([str(uuid.uuid4()), request_id])
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert woken_after_s[0] < WAKE_UP_S_MAX
+    assert redis_client.pubsub_numsub(redis_state.outcome_channel(request_id))[0][1] == 0  # unsubscribed
+
+
+def test_wait_times_out_when_nothing_is_published(redis_client):
+    outcomes = RedisOutcomeChannel(redis_client)
+    started = time.monotonic()
+    outcomes.wait(str(uuid.uuid4()), 0.6)  # longer than the command client's 0.5 s socket timeout
+    assert 0.55 <= time.monotonic() - started < 2.0
+    outcomes.publish([str(uuid.uuid4())])  # nobody listening: harmless
+
+
+def test_subscribe_first_then_read_then_wait_misses_no_outcome(redis_client):
+    """The race: the outcome is published after the reader's Postgres read but before its wait."""
+    outcomes = RedisOutcomeChannel(redis_client)
+    request_id = str(uuid.uuid4())
+    with outcomes.subscribe(request_id) as subscription:
+        # ... the reader reads Postgres here and finds the request still pending ...
+        outcomes.publish([request_id])  # ... the allocation commits and announces it ...
+        started = time.monotonic()
+        subscription.wait(10)
+        assert time.monotonic() - started < WAKE_UP_S_MAX
+        subscription.wait(10)  # announced once: every later wait returns at once
+        assert time.monotonic() - started < WAKE_UP_S_MAX
+    started = time.monotonic()
+    outcomes.wait(request_id, 0.3)  # the simple form subscribes too late for that publish
+    assert time.monotonic() - started >= 0.25
+
+
+def test_the_subscriber_socket_outlasts_the_longest_poll(redis_client):
+    outcomes = RedisOutcomeChannel(redis_client)
+    socket_timeout_s = outcomes.subscriber.connection_pool.connection_kwargs["socket_timeout"]
+    assert socket_timeout_s > limits.LONG_POLL_WAIT_S_MAX
+    assert redis_client.connection_pool.connection_kwargs["socket_timeout"] < 1  # commands stay fast
+
+
+def _wait_for_subscriber(redis_client: redis.Redis, request_id: str) -> None:
+    channel = redis_state.outcome_channel(request_id)
+    for _ in range(200):
+        if redis_client.pubsub_numsub(channel)[0][1]:
+            return
+        time.sleep(0.01)
+    pytest.fail("the waiter never subscribed")
