@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import functools
 
-from flask import Flask, jsonify
-from flask_jwt_extended import current_user, get_jwt, verify_jwt_in_request
+from flask import Flask, jsonify, request
+from flask_jwt_extended import get_jwt, verify_jwt_in_request
 
-from atomicseats.errors import Forbidden
+from atomicseats.errors import Forbidden, NotAuthenticated
 from atomicseats.extensions import jwt, login_manager
 from atomicseats.models import User
 from atomicseats.services import users
 from atomicseats.services._tokens import decoding_key, encoding_key
+
+_ACCOUNT_KEY = "atomicseats.account"
 
 
 def register_auth(app: Flask) -> None:
@@ -23,7 +25,6 @@ def register_auth(app: Flask) -> None:
     login_manager.init_app(app)
     jwt.encode_key_loader(encoding_key)
     jwt.decode_key_loader(decoding_key)
-    jwt.user_lookup_loader(_load_user_from_token)
     jwt.token_in_blocklist_loader(_is_token_revoked)
     jwt.expired_token_loader(_expired)
     for register in (
@@ -60,14 +61,6 @@ def _public_reason(reason: str) -> str:
     return "Invalid or revoked token"
 
 
-def _load_user_from_token(_header: dict, claims: dict) -> User | None:
-    try:
-        user_id = int(claims["sub"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    return users.get_user(user_id)
-
-
 def _is_token_revoked(_header: dict, claims: dict) -> bool:
     try:
         user_id = int(claims["sub"])
@@ -99,7 +92,7 @@ def role_required(*roles: str):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
             verify_jwt_in_request()
-            if current_user.role not in roles:
+            if current_account().role not in roles:
                 raise Forbidden("You do not have permission to do this")
             return view(*args, **kwargs)
 
@@ -112,5 +105,17 @@ def current_session_id() -> str:
     return get_jwt()["sid"]
 
 
+def current_user_id() -> int:
+    """The signed-in user's id, from the verified token: no database round trip."""
+    return int(get_jwt()["sub"])
+
+
 def current_account() -> User:
-    return current_user
+    """The signed-in user, loaded once per request (only where a route needs more than the id)."""
+    account = request.environ.get(_ACCOUNT_KEY)  # per request (g lives as long as the app context)
+    if account is None:
+        account = users.get_user(current_user_id())
+        if account is None:  # deleted since the token was issued (its sessions went with it)
+            raise NotAuthenticated("Unknown user")
+        request.environ[_ACCOUNT_KEY] = account
+    return account

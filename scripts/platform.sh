@@ -73,15 +73,19 @@ command_of() {
   esac
 }
 
+# true if the log, from byte $2 on (this start's lines only: the log keeps every earlier
+# run's lines too), contains the pattern $3
+logged_since() { tail -c +$(($2 + 1)) "$1" 2>/dev/null | grep -q -- "$3"; }
+
 wait_ready() {
-  local proc=$1 deadline=$((SECONDS + START_TIMEOUT)) log=$APP_RUN/$1.log
+  local proc=$1 offset=$2 deadline=$((SECONDS + START_TIMEOUT)) log=$APP_RUN/$1.log
   while ((SECONDS < deadline)); do
     is_running "$proc" || { tail -n 40 "$log" >&2; die "$proc exited during start (log $log)"; }
     case $proc in
       api) curl -fsS "http://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1 && return 0 ;;
-      bridge) grep -q '"bridge.started"' "$log" 2>/dev/null && return 0 ;;
-      worker) grep -q 'ready\.' "$log" 2>/dev/null && return 0 ;;
-      beat) grep -q 'beat: Starting' "$log" 2>/dev/null && return 0 ;;
+      bridge) logged_since "$log" "$offset" '"bridge.started"' && return 0 ;;
+      worker) logged_since "$log" "$offset" 'ready\.' && return 0 ;;
+      beat) logged_since "$log" "$offset" 'beat: Starting' && return 0 ;;
       flower) curl -fsS "http://127.0.0.1:$FLOWER_PORT/healthcheck" >/dev/null 2>&1 && return 0 ;;
     esac
     sleep 0.2
@@ -93,12 +97,13 @@ wait_ready() {
 start_proc() {
   local proc=$1
   if is_running "$proc"; then say "$proc already running (pid $(pid_of "$proc"))"; return 0; fi
-  local log=$APP_RUN/$proc.log
+  local log=$APP_RUN/$proc.log offset
+  offset=$(stat -c %s "$log" 2>/dev/null || echo 0)
   echo "--- start $(date -u +%FT%TZ)" >>"$log"
   # shellcheck disable=SC2046
   setsid $(command_of "$proc") >>"$log" 2>&1 </dev/null &
   echo $! >"$APP_RUN/$proc.pid"
-  wait_ready "$proc"
+  wait_ready "$proc" "$offset"
   say "$proc ready (pid $(pid_of "$proc"), log $log)"
 }
 

@@ -24,8 +24,10 @@ EXTENSION_KEY = "atomicseats.adapters"
 class Pipeline(Protocol):
     """Takes an accepted booking request towards its allocation."""
 
-    def submit(self, accepted: AcceptedRequest) -> None:
-        """Hand the request on; return only once it is durable (raise ServiceBusy if not)."""
+    def submit(self, accepted: AcceptedRequest) -> bool:
+        """Hand the request on; return only once it is durable (raise ServiceBusy if not).
+
+        True when it is already recorded and decided (in-process), False when it travels on."""
 
     def wake_outbox(self) -> None:
         """Ask for due notifications to be sent (after a commit that wrote some)."""
@@ -90,6 +92,19 @@ class OutcomeSubscription(Protocol):
         """Return when the request is announced or the timeout passes (caller re-reads Postgres)."""
 
 
+class SessionCache(Protocol):
+    """Login sessions known to be live, so an authenticated request need not ask Postgres.
+
+    Only positive answers are cached, briefly; logout forgets at once. A lost cache
+    means asking Postgres again, never accepting a revoked token."""
+
+    def is_live(self, session_id: str, user_id: int) -> bool: ...
+
+    def remember(self, session_id: str, user_id: int) -> None: ...
+
+    def forget(self, session_id: str) -> None: ...
+
+
 class Mailer(Protocol):
     def send(self, message: MailMessage) -> None:
         """Deliver one message or raise; the outbox retries."""
@@ -107,6 +122,7 @@ class Adapters:
     requests: RequestRegistry
     waitlist: WaitlistMirror
     outcomes: OutcomeChannel
+    sessions: SessionCache
     mailer: Mailer
     domain_events: DomainEventPublisher
 

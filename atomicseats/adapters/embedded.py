@@ -16,9 +16,10 @@ log = logging.getLogger(__name__)
 
 
 class InProcessPipeline:
-    def submit(self, accepted: AcceptedRequest) -> None:
+    def submit(self, accepted: AcceptedRequest) -> bool:
         booking.record_requests([accepted])
         booking.allocate_pending(accepted.event_id)
+        return True
 
     def wake_outbox(self) -> None:
         from atomicseats.services import outbox
@@ -93,4 +94,15 @@ class NoDomainEventPublisher:
     """Without Kafka there is nobody to tell; rows are marked published."""
 
     def publish(self, events: list[tuple[str, dict]]) -> None:
+        return None
+
+
+class NoSessionCache:
+    def is_live(self, session_id: str, user_id: int) -> bool:
+        return False
+
+    def remember(self, session_id: str, user_id: int) -> None:
+        return None
+
+    def forget(self, session_id: str) -> None:
         return None

@@ -21,9 +21,10 @@ class KafkaPipeline:
         self._last_outbox_wake = 0.0
         self._lock = threading.Lock()
 
-    def submit(self, accepted: AcceptedRequest) -> None:
+    def submit(self, accepted: AcceptedRequest) -> bool:
         """Return once the broker acknowledged the request (acks=all); ServiceBusy otherwise."""
         self.publisher.publish(accepted)
+        return False
 
     def wake_outbox(self) -> None:
         now = time.monotonic()

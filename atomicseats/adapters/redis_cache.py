@@ -81,3 +81,52 @@ def _decode(event_id: int, fields: dict[str, str]) -> EventAvailability | None:
         )
     except (KeyError, ValueError):
         return None  # a damaged entry is a miss, never a wrong answer
+
+
+SESSION_TTL_S = 10  # how long a "live" answer may be reused; logout deletes it at once
+SESSION_TOMBSTONE_TTL_S = 60  # longer than any read that started before the logout committed
+
+# Remember a session as live unless it was revoked meanwhile (a reader that checked
+# Postgres just before the logout committed must not resurrect it).
+_REMEMBER_UNLESS_REVOKED = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
+
+
+def session_key(session_id: str) -> str:
+    return f"atomicseats:session:{session_id}:live"
+
+
+def session_tombstone_key(session_id: str) -> str:
+    return f"atomicseats:session:{session_id}:revoked"
+
+
+class RedisSessionCache:
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._remember = client.register_script(_REMEMBER_UNLESS_REVOKED)
+
+    def is_live(self, session_id: str, user_id: int) -> bool:
+        try:
+            return self.client.get(session_key(session_id)) == str(user_id)
+        except redis.RedisError as error:
+            log.warning("cache.session_failed", extra={"error": str(error)})
+            return False
+
+    def remember(self, session_id: str, user_id: int) -> None:
+        try:
+            keys = [session_key(session_id), session_tombstone_key(session_id)]
+            self._remember(keys=keys, args=[str(user_id), SESSION_TTL_S])
+        except redis.RedisError as error:
+            log.warning("cache.session_failed", extra={"error": str(error)})
+
+    def forget(self, session_id: str) -> None:
+        try:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.set(session_tombstone_key(session_id), "1", ex=SESSION_TOMBSTONE_TTL_S)
+            pipe.delete(session_key(session_id))
+            pipe.execute()
+        except redis.RedisError as error:
+            log.warning("cache.session_failed", extra={"error": str(error)})

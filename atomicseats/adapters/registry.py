@@ -46,11 +46,12 @@ def _embedded_parts() -> dict:
         "requests": embedded.NoRequestRegistry(),
         "waitlist": embedded.NoWaitlistMirror(),
         "outcomes": embedded.PollingOutcomeChannel(),
+        "sessions": embedded.NoSessionCache(),
     }
 
 
 def _redis_parts(redis_url: str) -> dict:
-    from atomicseats.adapters.redis_cache import RedisAvailabilityCache, connect
+    from atomicseats.adapters.redis_cache import RedisAvailabilityCache, RedisSessionCache, connect
     from atomicseats.adapters.redis_state import RedisOutcomeChannel, RedisRequestRegistry, RedisWaitlistMirror
 
     client = connect(redis_url)
@@ -59,6 +60,7 @@ def _redis_parts(redis_url: str) -> dict:
         "requests": RedisRequestRegistry(client),
         "waitlist": RedisWaitlistMirror(client),
         "outcomes": RedisOutcomeChannel(client),
+        "sessions": RedisSessionCache(client),
     }
 
 

@@ -9,11 +9,14 @@ from flask import Blueprint, url_for
 from atomicseats.api import schemas
 from atomicseats.api._io import correlation_id, idempotency_key, load_body, load_query
 from atomicseats.api.openapi import documented
-from atomicseats.auth import current_account, login_required
+from atomicseats.auth import current_account, current_user_id, login_required
 from atomicseats.http import envelope
 from atomicseats.services import booking
 
 bp = Blueprint("api_bookings", __name__, url_prefix="/api")
+# The flash-sale hot path: schemas are stateless, build them once.
+BOOK_SCHEMA = schemas.BookSchema()
+ACCEPTED_OUT = schemas.AcceptedOut()
 
 
 @bp.post("/events/book")
@@ -27,15 +30,15 @@ bp = Blueprint("api_bookings", __name__, url_prefix="/api")
     errors=(404, 409, 503),
 )
 def book_seats():
-    body = load_body(schemas.BookSchema())
+    body = load_body(BOOK_SCHEMA)
     status = booking.submit_request(
-        user_id=current_account().id,
+        user_id=current_user_id(),
         event_id=body["event_id"],
         seats=body["seats"],
         idempotency_key=idempotency_key(),
         correlation_id=correlation_id(),
     )
-    data = schemas.AcceptedOut().dump(
+    data = ACCEPTED_OUT.dump(
         {**asdict(status), "status_url": url_for("api_bookings.request_status", request_id=status.request_id)}
     )
     return envelope(202, data, "Booking request accepted")
@@ -52,7 +55,7 @@ def book_seats():
 )
 def cancel_booking():
     body = load_body(schemas.CancelSchema())
-    result = booking.cancel_bookings(current_account().id, body["event_id"], body.get("booking_id"), body["cancel_all"])
+    result = booking.cancel_bookings(current_user_id(), body["event_id"], body.get("booking_id"), body["cancel_all"])
     return envelope(200, schemas.CancelOut().dump(result), "Booking cancelled successfully")
 
 

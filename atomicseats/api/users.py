@@ -14,7 +14,7 @@ from flask_jwt_extended import (
 from atomicseats.api import schemas
 from atomicseats.api._io import load_body, load_optional_body, load_query
 from atomicseats.api.openapi import documented
-from atomicseats.auth import current_account, current_session_id, login_required
+from atomicseats.auth import current_session_id, current_user_id, login_required
 from atomicseats.extensions import limiter
 from atomicseats.http import envelope
 from atomicseats.services import booking, users
@@ -86,7 +86,7 @@ def refresh():
 @login_required
 @documented("Log out: revokes this session's access and refresh tokens", "users")
 def logout():
-    users.logout(current_account().id, current_session_id())
+    users.logout(current_user_id(), current_session_id())
     response = envelope(200, {}, "User logged out successfully")
     unset_jwt_cookies(response)
     return response
@@ -103,7 +103,7 @@ def booking_history():
         created_from=query.get("created_from"),
         created_to=query.get("created_to"),
     )
-    page = booking.booking_history(current_account().id, query["view"], query["limit"], query.get("cursor"), filters)
+    page = booking.booking_history(current_user_id(), query["view"], query["limit"], query.get("cursor"), filters)
     item_schema = schemas.SummaryOut if query["view"] == "summary" else schemas.TicketOut
     data = {
         "items": item_schema(many=True).dump(page.items),

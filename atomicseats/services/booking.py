@@ -114,13 +114,13 @@ def submit_request(
         _check_same_request(earlier_attempt.event_id, earlier_attempt.seats, event_id, seats)
         accepted = earlier_attempt
     try:
-        adapters().pipeline.submit(accepted)
+        is_recorded = adapters().pipeline.submit(accepted)
     except ServiceBusy:
         if earlier_attempt is None:
             registry.release(accepted)
         raise
     log.info("booking.request.accepted", extra={"request_id": accepted.request_id, "event_id": event_id})
-    return _status_after_submit(accepted)
+    return _status_after_submit(accepted) if is_recorded else _pending_status(accepted)
 
 
 def _admit(event_id: int) -> None:

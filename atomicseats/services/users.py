@@ -20,6 +20,7 @@ from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token
 from sqlalchemy import func, or_, select
 
+from atomicseats.adapters import adapters
 from atomicseats.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated
 from atomicseats.extensions import db
 from atomicseats.models import AuthSession, User, utcnow
@@ -131,6 +132,7 @@ def rotate_refresh_token(user_id: int, session_id: str, refresh_jti: str) -> Log
         session = _live_session(work.session, user_id, session_id)
         if session.refresh_jti != refresh_jti:
             session.revoked_at = utcnow()
+            work.after_commit(adapters().sessions.forget, session_id)
             log.warning("user.refresh_reused", extra={"user_id": user_id, "session_id": session_id})
             reused = True
         else:
@@ -147,19 +149,26 @@ def logout(user_id: int, session_id: str) -> None:
         session = work.session.get(AuthSession, session_id)
         if session is not None and session.user_id == user_id and session.revoked_at is None:
             session.revoked_at = utcnow()
+        work.after_commit(adapters().sessions.forget, session_id)
     log.info("user.logged_out", extra={"user_id": user_id, "session_id": session_id})
 
 
 def is_session_live(session_id: str | None, user_id: int) -> bool:
+    """Asked on every authenticated request: the session cache first, then one indexed lookup."""
     if not session_id:
         return False
-    session = db.session.get(AuthSession, session_id)
-    return (
-        session is not None
-        and session.user_id == user_id
-        and session.revoked_at is None
-        and session.expires_at > utcnow()
-    )
+    cache = adapters().sessions
+    if cache.is_live(session_id, user_id):
+        return True
+    row = db.session.execute(
+        select(AuthSession.expires_at).where(
+            AuthSession.id == session_id, AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)
+        )
+    ).first()
+    is_live = row is not None and row.expires_at > utcnow()
+    if is_live:
+        cache.remember(session_id, user_id)
+    return is_live
 
 
 def session_user(session, user_id: int) -> User:
