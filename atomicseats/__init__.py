@@ -43,6 +43,11 @@ def bind_extensions(app: Flask) -> None:
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if uri.startswith("postgresql"):
+        # Batch UPDATEs too (one allocation updates hundreds of request rows), not just INSERTs.
+        options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        options.setdefault("executemany_mode", "values_plus_batch")
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     db.init_app(app)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import time
 
+from flask import current_app
+
 from atomicseats.services import booking
 from atomicseats.services.contracts import AcceptedRequest, EventAvailability
 
@@ -22,9 +24,12 @@ class InProcessPipeline:
         return True
 
     def wake_outbox(self) -> None:
+        """Send due notifications now, in a fresh app context: its own database session, so the
+        caller's objects are neither expired nor detached by the sender's commits."""
         from atomicseats.services import outbox
 
-        outbox.send_due_notifications()
+        with current_app.app_context():
+            outbox.send_due_notifications()
 
 
 class NoAvailabilityCache:
