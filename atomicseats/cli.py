@@ -80,13 +80,20 @@ def bridge_command() -> None:
 
 
 @click.command("worker-queues")
-def worker_queues_command() -> None:
+@click.option(
+    "--kind",
+    type=click.Choice(["all", "allocation", "notifications"]),
+    default="all",
+    show_default=True,
+    help="allocation: every partition's queue and maintenance; notifications: e-mail and domain events.",
+)
+def worker_queues_command(kind: str) -> None:
     """Print the Celery queues a worker must consume (comma-separated, for -Q)."""
     from flask import current_app
 
     from atomicseats.adapters.celery_app import worker_queues
 
-    click.echo(",".join(worker_queues(current_app._get_current_object())))
+    click.echo(",".join(worker_queues(current_app._get_current_object(), kind)))
 
 
 def register_cli(app: Flask) -> None:

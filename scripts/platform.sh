@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The full-mode platform on loopback: the backing services (scripts/services.sh) plus the
-# application processes — API (gunicorn), Kafka bridge, Celery worker, Celery beat, Flower.
+# application processes — API (gunicorn), Kafka bridge, Celery workers (allocation; mailer), Celery beat,
+# Flower. The mailer has its own process so sending e-mail never delays a seat decision.
 # Used by `make up` / `make down`, by the end-to-end tests and by `make bench`.
 #
 #   scripts/platform.sh up                  services, migrations, every process; waits until ready
 #   scripts/platform.sh down                every process, then the services
-#   scripts/platform.sh start <proc ...>    api | bridge | worker | beat | flower (idempotent)
+#   scripts/platform.sh start <proc ...>    api | bridge | worker | mailer | beat | flower (idempotent)
 #   scripts/platform.sh stop <proc ...>     SIGTERM, SIGKILL after a timeout
 #   scripts/platform.sh kill <proc ...>     SIGKILL at once (fault tests)
 #   scripts/platform.sh status              one line per process
@@ -30,7 +31,7 @@ APP_RUN=$ROOT/.run/$STACK/app
 BIN=$ROOT/.venv/bin
 STOP_TIMEOUT=${PLATFORM_STOP_TIMEOUT:-20}
 START_TIMEOUT=${PLATFORM_START_TIMEOUT:-60}
-ALL_PROCS=(bridge worker beat api flower)
+ALL_PROCS=(bridge worker mailer beat api flower)
 mkdir -p "$APP_RUN"
 
 say() { echo "[platform:$STACK] $*"; }
@@ -66,16 +67,18 @@ command_of() {
   case $1 in
     api) echo "$BIN/gunicorn --bind 127.0.0.1:$API_PORT --workers ${API_WORKERS:-2} --threads ${API_THREADS:-16} --worker-class gthread --timeout 60 --graceful-timeout 10 wsgi:app" ;;
     bridge) echo "$BIN/python kafka_bridge.py" ;;
-    worker) echo "$BIN/celery -A celery_worker worker --queues $QUEUES --concurrency ${WORKER_CONCURRENCY:-2} --hostname worker-$STACK@%h --without-gossip --without-mingle --loglevel INFO" ;;
+    worker) echo "$BIN/celery -A celery_worker worker --queues $ALLOCATION_QUEUES --concurrency ${WORKER_CONCURRENCY:-2} --hostname worker-$STACK@%h --without-gossip --without-mingle --loglevel ${LOG_LEVEL:-INFO}" ;;
+    mailer) echo "$BIN/celery -A celery_worker worker --queues $MAILER_QUEUES --concurrency ${MAILER_CONCURRENCY:-1} --hostname mailer-$STACK@%h --without-gossip --without-mingle --loglevel ${LOG_LEVEL:-INFO}" ;;
     beat) echo "$BIN/celery -A celery_worker beat --schedule $APP_RUN/beat-schedule --loglevel INFO" ;;
     flower) echo "$BIN/celery -A celery_worker flower --address=127.0.0.1 --port=$FLOWER_PORT" ;;
-    *) die "unknown process '$1' (api|bridge|worker|beat|flower)" ;;
+    *) die "unknown process '$1' (api|bridge|worker|mailer|beat|flower)" ;;
   esac
 }
 
 # true if the log, from byte $2 on (this start's lines only: the log keeps every earlier
 # run's lines too), contains the pattern $3
-logged_since() { tail -c +$(($2 + 1)) "$1" 2>/dev/null | grep -q -- "$3"; }
+# No `grep -q`: it would exit at the first match, SIGPIPE a busy `tail` and fail under pipefail.
+logged_since() { tail -c +$(($2 + 1)) "$1" 2>/dev/null | grep -- "$3" >/dev/null; }
 
 wait_ready() {
   local proc=$1 offset=$2 deadline=$((SECONDS + START_TIMEOUT)) log=$APP_RUN/$1.log
@@ -84,7 +87,7 @@ wait_ready() {
     case $proc in
       api) curl -fsS "http://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1 && return 0 ;;
       bridge) logged_since "$log" "$offset" '"bridge.started"' && return 0 ;;
-      worker) logged_since "$log" "$offset" 'ready\.' && return 0 ;;
+      worker | mailer) logged_since "$log" "$offset" 'ready\.' && return 0 ;;
       beat) logged_since "$log" "$offset" 'beat: Starting' && return 0 ;;
       flower) curl -fsS "http://127.0.0.1:$FLOWER_PORT/healthcheck" >/dev/null 2>&1 && return 0 ;;
     esac
@@ -119,6 +122,11 @@ stop_proc() {
   say "$proc stopped ($signal)"
 }
 
+load_queues() {
+  ALLOCATION_QUEUES=$("$BIN/flask" --app wsgi worker-queues --kind allocation)
+  MAILER_QUEUES=$("$BIN/flask" --app wsgi worker-queues --kind notifications)
+}
+
 migrate() { "$BIN/flask" --app wsgi db upgrade >>"$APP_RUN/migrate.log" 2>&1 || { tail -n 40 "$APP_RUN/migrate.log" >&2; die "migrations failed"; }; }
 
 main() {
@@ -126,20 +134,20 @@ main() {
   case $action in
     up)
       bash scripts/services.sh start
-      load_env; QUEUES=$("$BIN/flask" --app wsgi worker-queues); migrate
+      load_env; load_queues; migrate
       for proc in "${ALL_PROCS[@]}"; do start_proc "$proc"; done
       say "AtomicSeats (full mode) is up:"
       say "  API      http://127.0.0.1:$API_PORT   (docs /api/docs)      log $APP_RUN/api.log"
       say "  Flower   http://127.0.0.1:$FLOWER_PORT                        log $APP_RUN/flower.log"
-      say "  bridge, worker, beat                                 logs $APP_RUN/{bridge,worker,beat}.log"
+      say "  bridge, worker, mailer, beat                         logs $APP_RUN/{bridge,worker,mailer,beat}.log"
       say "  Postgres $DATABASE_URL"
       say "  Redis    $REDIS_URL   Kafka $KAFKA_BROKERS   SMTP sink $MAIL_SERVER:$MAIL_PORT -> $SMTP_SINK_DIR"
       ;;
     down)
-      for proc in api flower beat worker bridge; do stop_proc "$proc"; done
+      for proc in api flower beat mailer worker bridge; do stop_proc "$proc"; done
       bash scripts/services.sh stop
       ;;
-    start) load_env; QUEUES=$("$BIN/flask" --app wsgi worker-queues); for proc in "$@"; do start_proc "$proc"; done ;;
+    start) load_env; load_queues; for proc in "$@"; do start_proc "$proc"; done ;;
     stop) for proc in "$@"; do stop_proc "$proc"; done ;;
     kill) for proc in "$@"; do stop_proc "$proc" KILL; done ;;
     status) for proc in "${ALL_PROCS[@]}"; do

@@ -10,6 +10,7 @@ flushed at any moment, and `flask reconcile` rebuilds what it mirrors.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -106,6 +107,9 @@ class SessionCache(Protocol):
 
 
 class Mailer(Protocol):
+    def batch(self) -> AbstractContextManager[None]:
+        """Within it, sends may share one connection to the mail server."""
+
     def send(self, message: MailMessage) -> None:
         """Deliver one message or raise; the outbox retries."""
 

@@ -47,9 +47,15 @@ def celery_config(app: Flask) -> dict:
     }
 
 
-def worker_queues(app: Flask) -> list[str]:
-    """Every queue a worker of this deployment should consume."""
-    return [*allocation_queues(app.config["KAFKA_PARTITIONS"]), NOTIFICATIONS_QUEUE, MAINTENANCE_QUEUE]
+def worker_queues(app: Flask, kind: str = "all") -> list[str]:
+    """The queues a worker consumes: allocation (every partition, plus maintenance), notifications
+    (e-mail and domain events, best in a process of their own so mail never delays a decision), or all."""
+    allocation = [*allocation_queues(app.config["KAFKA_PARTITIONS"]), MAINTENANCE_QUEUE]
+    if kind == "allocation":
+        return allocation
+    if kind == "notifications":
+        return [NOTIFICATIONS_QUEUE]
+    return [*allocation, NOTIFICATIONS_QUEUE]
 
 
 def register_celery(app: Flask) -> Celery:

@@ -6,8 +6,11 @@ mailer either delivers (the SMTP server accepted the message) or raises.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import smtplib
+import threading
+from collections.abc import Iterator
 
 import flask_mail
 from flask import current_app
@@ -20,7 +23,11 @@ log = logging.getLogger(__name__)
 
 
 class FlaskMailMailer:
-    """Sends through Flask-Mail with the app's MAIL_* settings, one SMTP session per message.
+    """Sends through Flask-Mail with the app's MAIL_* settings.
+
+    Inside `batch()` one SMTP session carries every message (a flash sale sends thousands);
+    outside it, each message gets its own session. After any failure the session is dropped
+    and the next message opens a fresh one.
 
     Flask-Mail 0.10 writes `Message-ID: <make_msgid()>` itself and then *adds* each extra
     header (email.message assignment appends, it never replaces), so a Message-ID passed in
@@ -31,6 +38,16 @@ class FlaskMailMailer:
     def __init__(self, timeout_s: float = limits.MAIL_SMTP_TIMEOUT_S) -> None:
         assert timeout_s > 0
         self.timeout_s = timeout_s
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        self._local.is_batching = True
+        try:
+            yield
+        finally:
+            self._local.is_batching = False
+            self._close_session()
 
     def send(self, message: MailMessage) -> None:
         extra_headers = {name: value for name, value in message.headers.items() if name.lower() != "message-id"}
@@ -42,8 +59,29 @@ class FlaskMailMailer:
             extra_headers=extra_headers,
         )
         mail_message.msgId = message.message_id
-        with _BoundedConnection(current_app.extensions["mail"], self.timeout_s) as connection:
-            connection.send(mail_message)
+        if not getattr(self._local, "is_batching", False):
+            with _BoundedConnection(current_app.extensions["mail"], self.timeout_s) as connection:
+                connection.send(mail_message)
+            return
+        try:
+            self._session().send(mail_message)
+        except BaseException:
+            self._close_session()
+            raise
+
+    def _session(self) -> _BoundedConnection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = _BoundedConnection(current_app.extensions["mail"], self.timeout_s)
+            connection.__enter__()
+            self._local.connection = connection
+        return connection
+
+    def _close_session(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if connection is not None:
+            connection.__exit__(None, None, None)
 
 
 class _BoundedConnection(flask_mail.Connection):
@@ -84,6 +122,9 @@ class _BoundedConnection(flask_mail.Connection):
 class LoggingMailer:
     """The embedded default when no SMTP server is configured: the outbox runs as in full
     mode, and each e-mail leaves one log line (kind and Message-ID; never body or address)."""
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
     def send(self, message: MailMessage) -> None:
         log.info("mail.suppressed", extra={"kind": message.headers.get(KIND_HEADER), "message_id": message.message_id})

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 
 from atomicseats.adapters import adapters
 from atomicseats.domain import allocator, limits
 from atomicseats.errors import NotFound
-from atomicseats.models import Booking, BookingRequest, Event, WaitlistEntry, utcnow
+from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry, utcnow
 from atomicseats.observability import log_with_correlation
-from atomicseats.services._outbox import Notification, outbox_row
+from atomicseats.services._outbox import Notification, outbox_row, outbox_values
 from atomicseats.services._work import UnitOfWork
 from atomicseats.services.contracts import EventAvailability
 
@@ -55,6 +55,7 @@ class Settlement:
     promoted_request_ids: list[str] = field(default_factory=list)
     appended_entry_ids: list[int] = field(default_factory=list)
     removed_entry_ids: list[int] = field(default_factory=list)
+    waitlisted_row_ids: list[int] = field(default_factory=list)  # booking_requests.id of new waitlist entries
 
 
 def settle_event(work: UnitOfWork, event: Event, pending: list[BookingRequest]) -> Settlement:
@@ -77,7 +78,7 @@ def settle_event(work: UnitOfWork, event: Event, pending: list[BookingRequest]) 
     assert event.reserved_seats >= 0
     assert event.reserved_seats <= event.capacity_seats
     work.session.flush()
-    settlement.appended_entry_ids = _new_entry_ids(work, pending)
+    settlement.appended_entry_ids = _new_entry_ids(work, settlement.waitlisted_row_ids)
     return settlement
 
 
@@ -100,8 +101,7 @@ def announce_after_commit(work: UnitOfWork, event: Event, settlement: Settlement
     work.after_commit(effects.pipeline.wake_outbox)
 
 
-def _new_entry_ids(work: UnitOfWork, pending: list[BookingRequest]) -> list[int]:
-    waitlisted_row_ids = [request.id for request in pending if request.seats_waitlisted]
+def _new_entry_ids(work: UnitOfWork, waitlisted_row_ids: list[int]) -> list[int]:
     if not waitlisted_row_ids:
         return []
     statement = (
@@ -165,16 +165,26 @@ def _write_decisions(
     now: datetime,
     settlement: Settlement,
 ) -> None:
+    """Write a batch's decisions with one bulk statement per table (the hot path of a flash sale).
+
+    The request rows are updated in bulk, by primary key: the loaded objects keep their old
+    state, unmodified, and expire at commit."""
     assert len(pending) == len(decisions)
-    bookings: list[Booking] = []
+    request_updates, booking_rows, waitlist_rows, outbox_rows = [], [], [], []
     for request, decision in zip(pending, decisions, strict=True):
         assert request.request_id == decision.request_id
         assert request.status == "pending"
-        request.status = decision.outcome.value
-        request.seats_confirmed = decision.seats_confirmed
-        request.seats_waitlisted = decision.seats_waitlisted
-        request.reason = decision.reason
-        request.decided_at = now
+        outcome = decision.outcome.value
+        request_updates.append(
+            {
+                "id": request.id,
+                "status": outcome,
+                "seats_confirmed": decision.seats_confirmed,
+                "seats_waitlisted": decision.seats_waitlisted,
+                "reason": decision.reason,
+                "decided_at": now,
+            }
+        )
         settlement.decided_request_ids.append(request.request_id)
         log_with_correlation(
             log,
@@ -182,23 +192,23 @@ def _write_decisions(
             request.correlation_id,
             request_id=request.request_id,
             event_id=event.id,
-            outcome=decision.outcome.value,
+            outcome=outcome,
             seats_confirmed=decision.seats_confirmed,
         )
         if decision.seats_confirmed:
-            bookings.append(_new_booking(event, request, decision.seats_confirmed, now))
+            booking_rows.append(_booking_values(event, request, decision.seats_confirmed, now))
         if decision.seats_waitlisted:
-            work.session.add(
-                WaitlistEntry(
-                    event_id=event.id,
-                    user_id=request.user_id,
-                    booking_request_id=request.id,
-                    seats_waitlisted=decision.seats_waitlisted,
-                    seats_remaining=decision.seats_waitlisted,
-                    status="waiting",
-                    created_at=now,
-                    updated_at=now,
-                )
+            waitlist_rows.append(
+                {
+                    "event_id": event.id,
+                    "user_id": request.user_id,
+                    "booking_request_id": request.id,
+                    "seats_waitlisted": decision.seats_waitlisted,
+                    "seats_remaining": decision.seats_waitlisted,
+                    "status": "waiting",
+                    "created_at": now,
+                    "updated_at": now,
+                }
             )
         fields = {
             "requestId": request.request_id,
@@ -207,22 +217,32 @@ def _write_decisions(
             "seatsWaitlisted": decision.seats_waitlisted,
             "reason": decision.reason,
         }
-        kind = f"booking.{decision.outcome.value}"
-        work.session.add(outbox_row(Notification(kind, request.user_id, event, request.request_id, fields)))
-    work.session.add_all(bookings)
+        outbox_rows.append(
+            outbox_values(Notification(f"booking.{outcome}", request.user_id, event, request.request_id, fields))
+        )
+    if request_updates:
+        work.session.execute(update(BookingRequest), request_updates)
+    for model, rows in ((Booking, booking_rows), (WaitlistEntry, waitlist_rows), (OutboxMessage, outbox_rows)):
+        if rows:
+            work.session.execute(insert(model), rows)
+    settlement.waitlisted_row_ids = [row["booking_request_id"] for row in waitlist_rows]
+
+
+def _booking_values(event: Event, request: BookingRequest, seats: int, now: datetime) -> dict:
+    assert seats > 0
+    return {
+        "user_id": request.user_id,
+        "event_id": event.id,
+        "booking_request_id": request.id,
+        "seats": seats,
+        "cost_minor": seats * event.price_minor,
+        "status": "confirmed",
+        "created_at": now,
+    }
 
 
 def _new_booking(event: Event, request: BookingRequest, seats: int, now: datetime) -> Booking:
-    assert seats > 0
-    return Booking(
-        user_id=request.user_id,
-        event_id=event.id,
-        booking_request_id=request.id,
-        seats=seats,
-        cost_minor=seats * event.price_minor,
-        status="confirmed",
-        created_at=now,
-    )
+    return Booking(**_booking_values(event, request, seats, now))
 
 
 def waitlist_totals(session, event_ids: list[int]) -> dict[int, tuple[int, int]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from atomicseats.models import Event, OutboxMessage
+from atomicseats.models import Event, OutboxMessage, utcnow
 
 NOTIFICATION_KINDS = (
     "booking.confirmed",
@@ -36,7 +36,8 @@ class Notification:
         return f"<{self.kind}.{self.subject_key}@{MESSAGE_ID_DOMAIN}>"
 
 
-def outbox_row(notification: Notification) -> OutboxMessage:
+def outbox_values(notification: Notification) -> dict:
+    """The outbox row for a notification, as column values (for bulk inserts)."""
     assert notification.kind in NOTIFICATION_KINDS, notification.kind
     payload = {
         "kind": notification.kind,
@@ -46,11 +47,19 @@ def outbox_row(notification: Notification) -> OutboxMessage:
         "startsAt": notification.event.starts_at.isoformat(),
         **notification.fields,
     }
-    return OutboxMessage(
-        channel="email",
-        kind=notification.kind,
-        message_id=notification.message_id(),
-        user_id=notification.user_id,
-        event_id=notification.event.id,
-        payload=json.dumps(payload, sort_keys=True),
-    )
+    return {
+        "channel": "email",
+        "kind": notification.kind,
+        "message_id": notification.message_id(),
+        "user_id": notification.user_id,
+        "event_id": notification.event.id,
+        "payload": json.dumps(payload, sort_keys=True),
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": utcnow(),
+        "created_at": utcnow(),
+    }
+
+
+def outbox_row(notification: Notification) -> OutboxMessage:
+    return OutboxMessage(**outbox_values(notification))

@@ -74,16 +74,17 @@ def send_due_notifications(limit: int = limits.OUTBOX_BATCH_SIZE_MAX) -> SendRep
     mailer = adapters().mailer
     deadline = time.monotonic() + limits.OUTBOX_SEND_BATCH_S_MAX
     outcomes: list[str] = []
-    for index, claim in enumerate(claims):
-        if time.monotonic() > deadline:  # leave the rest to the next run rather than outlive the lease
-            _release(claims[index:])
-            break
-        try:
-            mailer.send(_mail_message(claim))
-        except Exception as error:  # any failure is retried; the row keeps the reason
-            outcomes.append(_record(_record_failure, claim, error))
-        else:
-            outcomes.append(_record(_record_sent, claim))
+    with mailer.batch():  # one SMTP session for the whole batch
+        for index, claim in enumerate(claims):
+            if time.monotonic() > deadline:  # leave the rest to the next run rather than outlive the lease
+                _release(claims[index:])
+                break
+            try:
+                mailer.send(_mail_message(claim))
+            except Exception as error:  # any failure is retried; the row keeps the reason
+                outcomes.append(_record(_record_failure, claim, error))
+            else:
+                outcomes.append(_record(_record_sent, claim))
     return SendReport(
         sent=outcomes.count("sent"),
         retried=outcomes.count("retried"),
