@@ -22,7 +22,7 @@ from flask import Flask
 
 from atomicseats.domain import limits
 from atomicseats.names import BOOKING_REQUESTS_TOPIC, BRIDGE_CONSUMER_GROUP
-from atomicseats.observability import log_with_correlation
+from atomicseats.observability import announce_ready, log_with_correlation
 from atomicseats.services import booking
 from atomicseats.services.contracts import AcceptedRequest
 from atomicseats.tasks import wake_allocation
@@ -56,6 +56,7 @@ def run_bridge(app: Flask, stop: threading.Event | None = None) -> int:
         _check_broker(consumer)
         consumer.subscribe([BOOKING_REQUESTS_TOPIC], on_assign=_log_assignment, on_revoke=_log_revocation)
         log.info("bridge.started", extra={"topic": BOOKING_REQUESTS_TOPIC, "group": BRIDGE_CONSUMER_GROUP})
+        announce_ready()
         while not stop.is_set():
             messages = consumer.consume(num_messages=CONSUME_BATCH_MAX, timeout=CONSUME_TIMEOUT_S)
             if messages:

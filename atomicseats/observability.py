@@ -120,3 +120,16 @@ def log_with_correlation(logger: logging.Logger, event: str, correlation_id: str
         logger.info(event, extra=fields)
     finally:
         _correlation_id.reset(token)
+
+
+READY_FILE_VARIABLE = "ATOMICSEATS_READY_FILE"
+
+
+def announce_ready() -> None:
+    """Tell a supervisor (scripts/platform.sh) this process is ready, whatever the log level."""
+    import os
+
+    path = os.environ.get(READY_FILE_VARIABLE)
+    if path:
+        with open(path, "w") as ready_file:
+            ready_file.write(f"{os.getpid()}\n")

@@ -77,8 +77,6 @@ command_of() {
 
 # true if the log, from byte $2 on (this start's lines only: the log keeps every earlier
 # run's lines too), contains the pattern $3
-# No `grep -q`: it would exit at the first match, SIGPIPE a busy `tail` and fail under pipefail.
-logged_since() { tail -c +$(($2 + 1)) "$1" 2>/dev/null | grep -- "$3" >/dev/null; }
 
 wait_ready() {
   local proc=$1 offset=$2 deadline=$((SECONDS + START_TIMEOUT)) log=$APP_RUN/$1.log
@@ -86,9 +84,7 @@ wait_ready() {
     is_running "$proc" || { tail -n 40 "$log" >&2; die "$proc exited during start (log $log)"; }
     case $proc in
       api) curl -fsS "http://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1 && return 0 ;;
-      bridge) logged_since "$log" "$offset" '"bridge.started"' && return 0 ;;
-      worker | mailer) logged_since "$log" "$offset" 'ready\.' && return 0 ;;
-      beat) logged_since "$log" "$offset" 'beat: Starting' && return 0 ;;
+      bridge | worker | mailer | beat) [[ -f $APP_RUN/$proc.ready ]] && return 0 ;;
       flower) curl -fsS "http://127.0.0.1:$FLOWER_PORT/healthcheck" >/dev/null 2>&1 && return 0 ;;
     esac
     sleep 0.2
@@ -104,7 +100,8 @@ start_proc() {
   offset=$(stat -c %s "$log" 2>/dev/null || echo 0)
   echo "--- start $(date -u +%FT%TZ)" >>"$log"
   # shellcheck disable=SC2046
-  setsid $(command_of "$proc") >>"$log" 2>&1 </dev/null &
+  rm -f "$APP_RUN/$proc.ready"  # the process writes it once ready (atomicseats.observability.announce_ready)
+  ATOMICSEATS_READY_FILE=$APP_RUN/$proc.ready setsid $(command_of "$proc") >>"$log" 2>&1 </dev/null &
   echo $! >"$APP_RUN/$proc.pid"
   wait_ready "$proc" "$offset"
   say "$proc ready (pid $(pid_of "$proc"), log $log)"

@@ -12,7 +12,7 @@ from celery import Celery, Task, signals
 from flask import Flask
 
 from atomicseats.names import CORRELATION_HEADER_CELERY, MAINTENANCE_QUEUE, NOTIFICATIONS_QUEUE, allocation_queues
-from atomicseats.observability import get_correlation_id, reset_correlation_id, set_correlation_id
+from atomicseats.observability import announce_ready, get_correlation_id, reset_correlation_id, set_correlation_id
 
 VISIBILITY_TIMEOUT_S = 30
 SWEEP_INTERVAL_S = 2.0
@@ -90,3 +90,13 @@ def _clear_correlation_id(task=None, **_kwargs):
     token = getattr(task.request, "_correlation_token", None) if task else None
     if token is not None:
         reset_correlation_id(token)
+
+
+@signals.worker_ready.connect
+def _worker_ready(**_kwargs):
+    announce_ready()
+
+
+@signals.beat_init.connect
+def _beat_ready(**_kwargs):
+    announce_ready()
