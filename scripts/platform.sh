@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The full-mode platform on loopback: the backing services (scripts/services.sh) plus the
-# application processes — API (gunicorn), Kafka bridge, Celery workers (allocation; mailer), Celery beat,
+# application processes — API (granian, a WSGI server with a Rust HTTP core), Kafka bridge, Celery workers (allocation; mailer), Celery beat,
 # Flower. The mailer has its own process so sending e-mail never delays a seat decision.
 # Used by `make up` / `make down`, by the end-to-end tests and by `make bench`.
 #
@@ -65,7 +65,7 @@ is_running() {
 
 command_of() {
   case $1 in
-    api) echo "$BIN/gunicorn --bind 127.0.0.1:$API_PORT --workers ${API_WORKERS:-2} --threads ${API_THREADS:-16} --worker-class gthread --timeout 60 --graceful-timeout 10 wsgi:app" ;;
+    api) echo "$BIN/granian --interface wsgi --host 127.0.0.1 --port $API_PORT --workers ${API_WORKERS:-2} --blocking-threads ${API_THREADS:-16} --backlog 2048 --no-ws wsgi:app" ;;
     bridge) echo "$BIN/python kafka_bridge.py" ;;
     worker) echo "$BIN/celery -A celery_worker worker --queues $ALLOCATION_QUEUES --concurrency ${WORKER_CONCURRENCY:-2} --hostname worker-$STACK@%h --without-gossip --without-mingle --loglevel ${LOG_LEVEL:-INFO}" ;;
     mailer) echo "$BIN/celery -A celery_worker worker --queues $MAILER_QUEUES --concurrency ${MAILER_CONCURRENCY:-1} --hostname mailer-$STACK@%h --without-gossip --without-mingle --loglevel ${LOG_LEVEL:-INFO}" ;;
