@@ -20,6 +20,7 @@ help:
 	@echo "make up     - full mode on loopback: PostgreSQL, Redis, Kafka, SMTP sink, API, bridge, worker, beat, Flower"
 	@echo "make down   - stop all of it"
 	@echo "make lint   - ruff check and format check"
+	@echo "make bench  - flash-sale benchmark of the full pipeline (STACK=bench) vs the embedded default; BENCH_ARGS=--help"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +42,13 @@ run: $(STAMP_RUNTIME)
 
 test: $(STAMP_DEV)
 	@bash scripts/run_tests.sh $(PYTEST_ARGS)
+
+.PHONY: bench
+bench: $(STAMP_DEV)
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && export DEBIAN_FRONTEND=noninteractive && \
+	  { apt-get install -y -q --no-install-recommends wrk || { apt-get update -q && apt-get install -y -q --no-install-recommends wrk; }; }; } || \
+	  { echo "make bench needs wrk (apt-get install wrk)" >&2; exit 2; }
+	@$(BIN)/python scripts/bench.py $(BENCH_ARGS)
 
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check .

@@ -363,7 +363,7 @@ class CpuReport:
 def bench_roots() -> dict[str, int | None]:
     pg_link = RUN / "postgres"
     return {
-        "api (gunicorn)": _pidfile(APP_RUN / "api.pid"),
+        "api (granian)": _pidfile(APP_RUN / "api.pid"),
         "bridge": _pidfile(APP_RUN / "bridge.pid"),
         "worker (celery)": _pidfile(APP_RUN / "worker.pid"),
         "beat": _pidfile(APP_RUN / "beat.pid"),
