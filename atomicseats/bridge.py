@@ -83,7 +83,10 @@ def _handle_batch(app: Flask, consumer: Consumer, messages: list[Message], stop:
                 offset=request.kafka_offset,
             )
         try:
-            consumer.commit(asynchronous=False)
+            # Asynchronous: a synchronous commit blocked the bridge for up to a minute during a broker
+            # restart. Safe because recording is idempotent: an uncommitted batch is read again and
+            # recorded once.
+            consumer.commit(asynchronous=True)
         except KafkaException as error:  # e.g. mid-rebalance: the messages come again, recorded once
             log.warning("bridge.commit_failed", extra={"error": str(error)})
         _wake_events(accepted)

@@ -75,11 +75,8 @@ command_of() {
   esac
 }
 
-# true if the log, from byte $2 on (this start's lines only: the log keeps every earlier
-# run's lines too), contains the pattern $3
-
 wait_ready() {
-  local proc=$1 offset=$2 deadline=$((SECONDS + START_TIMEOUT)) log=$APP_RUN/$1.log
+  local proc=$1 deadline=$((SECONDS + START_TIMEOUT)) log=$APP_RUN/$1.log
   while ((SECONDS < deadline)); do
     is_running "$proc" || { tail -n 40 "$log" >&2; die "$proc exited during start (log $log)"; }
     case $proc in
@@ -96,14 +93,17 @@ wait_ready() {
 start_proc() {
   local proc=$1
   if is_running "$proc"; then say "$proc already running (pid $(pid_of "$proc"))"; return 0; fi
-  local log=$APP_RUN/$proc.log offset
-  offset=$(stat -c %s "$log" 2>/dev/null || echo 0)
+  local log=$APP_RUN/$proc.log
   echo "--- start $(date -u +%FT%TZ)" >>"$log"
-  # shellcheck disable=SC2046
   rm -f "$APP_RUN/$proc.ready"  # the process writes it once ready (atomicseats.observability.announce_ready)
-  ATOMICSEATS_READY_FILE=$APP_RUN/$proc.ready setsid $(command_of "$proc") >>"$log" 2>&1 </dev/null &
+  # Each process runs under a restart loop in its own process group, as `restart: unless-stopped`
+  # does in compose: a crash (e.g. kombu dying when Redis drops its connection) is restarted after
+  # RESTART_DELAY_S; `stop`/`kill` signal the whole group, loop included.
+  ATOMICSEATS_READY_FILE=$APP_RUN/$proc.ready setsid bash -c \
+    'while :; do "$@"; echo "[platform] $(date -u +%FT%TZ) exited with $?; restarting in ${RESTART_DELAY_S:-1}s"; sleep "${RESTART_DELAY_S:-1}"; done' \
+    supervise $(command_of "$proc") >>"$log" 2>&1 </dev/null &
   echo $! >"$APP_RUN/$proc.pid"
-  wait_ready "$proc" "$offset"
+  wait_ready "$proc"
   say "$proc ready (pid $(pid_of "$proc"), log $log)"
 }
 
