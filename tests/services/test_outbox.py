@@ -31,7 +31,7 @@ from atomicseats.models import OutboxMessage, utcnow
 from atomicseats.services import booking, notifications, outbox
 from atomicseats.services.contracts import MailMessage
 from atomicseats.services.outbox import SendReport
-from tests.conftest import BACKENDS, REPO_ROOT, _flush_test_redis, _truncate_postgres, make_app
+from tests.conftest import REPO_ROOT, _flush_test_redis, _truncate_postgres, make_app
 from tests.helpers import account, book, create_event
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
@@ -506,7 +506,6 @@ def test_rows_a_broker_did_not_acknowledge_stay_for_the_next_run(app, client, si
     assert len(publisher.batches) == 1
 
 
-@pytest.mark.skipif("postgres" not in BACKENDS, reason="advisory locks: only when Postgres is a test backend")
 def test_a_second_publisher_stands_aside_while_one_is_publishing(postgres_app, postgres_url, sink):
     client = postgres_app.test_client()
     host = account(client, "host")
