@@ -17,7 +17,7 @@ from atomicseats.api.openapi import documented
 from atomicseats.auth import current_session_id, current_user_id, login_required
 from atomicseats.extensions import limiter
 from atomicseats.http import envelope
-from atomicseats.services import booking, users
+from atomicseats.services import history, users
 
 bp = Blueprint("api_users", __name__, url_prefix="/api/user")
 
@@ -97,13 +97,13 @@ def logout():
 @documented("Your booking history, newest first (keyset pagination)", "bookings", query=schemas.HistoryQuery)
 def booking_history():
     query = load_query(schemas.HistoryQuery())
-    filters = booking.HistoryFilter(
+    filters = history.HistoryFilter(
         event_id=query.get("event_id"),
         status=query.get("status"),
         created_from=query.get("created_from"),
         created_to=query.get("created_to"),
     )
-    page = booking.booking_history(current_user_id(), query["view"], query["limit"], query.get("cursor"), filters)
+    page = history.booking_history(current_user_id(), query["view"], query["limit"], query.get("cursor"), filters)
     item_schema = schemas.SummaryOut if query["view"] == "summary" else schemas.TicketOut
     data = {
         "items": item_schema(many=True).dump(page.items),

@@ -1,0 +1,121 @@
+"""A guest's booking history: tickets newest first, or one line per event; keyset-paginated."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import case, func, select
+
+from atomicseats.domain import limits
+from atomicseats.errors import InvalidInput
+from atomicseats.extensions import db
+from atomicseats.models import Booking, Event
+
+CURSOR_ID_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    items: list
+    has_more: bool
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    event_id: int | None = None
+    status: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+    def apply(self, statement):
+        if self.event_id is not None:
+            statement = statement.where(Booking.event_id == self.event_id)
+        if self.status is not None:
+            statement = statement.where(Booking.status == self.status)
+        if self.created_from is not None:
+            statement = statement.where(Booking.created_at >= self.created_from)
+        if self.created_to is not None:
+            statement = statement.where(Booking.created_at <= self.created_to)
+        return statement
+
+
+def booking_history(user_id: int, view: str, limit: int, cursor: str | None, filters: HistoryFilter) -> HistoryPage:
+    """A user's bookings, newest first (tickets), or one line per event (summary), keyset-paginated."""
+    assert 1 <= limit <= limits.HISTORY_PAGE_SIZE_MAX
+    if view == "summary":
+        return _summary_page(user_id, limit, cursor, filters)
+    statement = filters.apply(select(Booking).where(Booking.user_id == user_id))
+    if cursor:
+        statement = statement.where(Booking.id < decode_cursor(cursor))
+    rows = list(db.session.execute(statement.order_by(Booking.id.desc()).limit(limit + 1)).scalars())
+    return _page(rows, limit, lambda booking: booking.id)
+
+
+def _summary_page(user_id: int, limit: int, cursor: str | None, filters: HistoryFilter) -> HistoryPage:
+    """Totals per event over all of the user's bookings (not per page), newest event first."""
+    is_confirmed = Booking.status == "confirmed"
+    statement = filters.apply(
+        select(
+            Booking.event_id,
+            func.sum(Booking.seats),
+            func.sum(case((is_confirmed, Booking.seats), else_=0)),
+            func.sum(case((is_confirmed, Booking.cost_minor), else_=0)),
+            func.min(Booking.created_at),
+            func.max(Booking.created_at),
+        ).where(Booking.user_id == user_id)
+    )
+    if cursor:
+        statement = statement.where(Booking.event_id < decode_cursor(cursor))
+    statement = statement.group_by(Booking.event_id).order_by(Booking.event_id.desc()).limit(limit + 1)
+    rows = db.session.execute(statement).all()
+    events = {
+        event.id: event
+        for event in db.session.execute(select(Event).where(Event.id.in_([row[0] for row in rows]))).scalars()
+    }
+    summaries = [
+        {
+            "event": events[event_id],
+            "total_tickets": int(total),
+            "active_tickets": int(active),
+            "cancelled_tickets": int(total) - int(active),
+            "total_cost": int(cost),
+            "first_booked_at": _as_utc(first),
+            "last_booked_at": _as_utc(last),
+        }
+        for event_id, total, active, cost, first, last in rows
+    ]
+    return _page(summaries, limit, lambda summary: summary["event"].id)
+
+
+def _page(rows: list, limit: int, key_of) -> HistoryPage:
+    has_more = len(rows) > limit
+    page = rows[:limit]
+    return HistoryPage(items=page, has_more=has_more, next_cursor=encode_cursor(key_of(page[-1])) if has_more else None)
+
+
+def _as_utc(value: datetime) -> datetime:
+    """Aggregates bypass the column type on SQLite, which returns naive or text values."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def encode_cursor(booking_id: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"id": booking_id}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        booking_id = value["id"]
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+        raise InvalidInput("Invalid cursor", {"cursor": ["Not a cursor this API issued."]}) from error
+    if not isinstance(booking_id, int) or isinstance(booking_id, bool) or not 1 <= booking_id <= CURSOR_ID_MAX:
+        raise InvalidInput("Invalid cursor", {"cursor": ["Not a cursor this API issued."]})
+    return booking_id
