@@ -10,7 +10,9 @@ whatever got no 2xx, and then checks everything through the API, Postgres and th
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 import time
 from dataclasses import dataclass
 
@@ -19,6 +21,7 @@ import pytest
 from tests.e2e.support import (
     APP_PROCS,
     FINAL_STATUSES,
+    REPO_ROOT,
     Account,
     BookingLoad,
     Platform,
@@ -323,3 +326,43 @@ def test_smtp_server_down_for_a_while(platform, cast):
         "SELECT count(*) FROM outbox WHERE event_id = ANY(%s) AND status = 'sent' AND attempts > 1", (event_ids,)
     )[0][0]
     assert retried > 0, "no e-mail needed a retry: the SMTP outage did not bite"
+
+
+def test_a_second_bridge_joins_mid_load_and_leaves_cleanly(platform, cast):
+    """Scaling out: a second bridge joins the consumer group, partitions are rebalanced between
+    the two while requests flow, then it stops on SIGTERM; every request is recorded once."""
+    second_log = platform.app_run_dir / "bridge-second.log"
+    second_log.write_bytes(b"")
+    first_log_offset = platform.app_log_size("bridge")
+
+    def inject():
+        with second_log.open("ab") as log_file:
+            second = subprocess.Popen(
+                [str(REPO_ROOT / ".venv/bin/python"), "kafka_bridge.py"],
+                env=platform.env,
+                cwd=REPO_ROOT,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            poll(lambda: _assigned_partitions(second_log.read_text()), 40, what="the second bridge's partitions")
+            time.sleep(2)  # both bridges consume while the load goes on
+        finally:
+            second.terminate()
+            second.wait(30)
+        assert second.returncode == 0, "the second bridge did not stop cleanly on SIGTERM"
+
+    load, event_ids, _outage = run_with_fault(platform, cast, "second-bridge", inject)
+    assert _assigned_partitions(second_log.read_text()), "the second bridge never got a partition"
+    assert '"bridge.revoked"' in platform.app_log("bridge", first_log_offset), "the first bridge gave up none"
+    by_request = settle(platform, load, event_ids)
+    assert_audit_clean(platform)
+    assert_every_decision_mailed_once(platform, by_request, event_ids)
+
+
+def _assigned_partitions(log_text: str) -> list[int]:
+    partitions: list[int] = []
+    for line in log_text.splitlines():
+        if '"bridge.assigned"' in line:
+            partitions += json.loads(line).get("partitions", [])
+    return partitions
