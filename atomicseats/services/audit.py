@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import and_, func, literal, select
+from sqlalchemy import func, literal, select
 
 from atomicseats.adapters import adapters
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry, utcnow
-from atomicseats.services._allocation import availability_of, waitlist_totals
-from atomicseats.services._mirror import expected_entry_ids
+from atomicseats.services._allocation import waitlist_totals
+from atomicseats.services._mirror import mirror_truths
 from atomicseats.services._outbox import MESSAGE_ID_DOMAIN
 
 PENDING_GRACE_S_DEFAULT = 120
@@ -102,12 +102,22 @@ def _check_waitlist_fifo(session) -> list[Violation]:
                     "4-fifo", f"event {event.id}", f"{event.seats_left} seats free while {totals[event.id][0]} wait"
                 )
             )
-    earlier = WaitlistEntry.__table__.alias("earlier")
-    later = WaitlistEntry.__table__.alias("later")
+    # The queue is sorted by arrival iff every adjacent pair is: one window pass, not a self-join
+    # (a hot event's 30,000-entry queue made the pairwise join take minutes).
+    previous_request_id = func.lag(WaitlistEntry.booking_request_id).over(
+        partition_by=WaitlistEntry.event_id, order_by=WaitlistEntry.id
+    )
+    previous_entry_id = func.lag(WaitlistEntry.id).over(partition_by=WaitlistEntry.event_id, order_by=WaitlistEntry.id)
+    queue = select(
+        WaitlistEntry.event_id,
+        WaitlistEntry.id.label("entry_id"),
+        WaitlistEntry.booking_request_id.label("request_row_id"),
+        previous_entry_id.label("previous_entry_id"),
+        previous_request_id.label("previous_request_row_id"),
+    ).subquery()
     inversions = session.execute(
-        select(later.c.event_id, later.c.id, earlier.c.id)
-        .join(earlier, and_(earlier.c.event_id == later.c.event_id, earlier.c.id < later.c.id))
-        .where(earlier.c.booking_request_id > later.c.booking_request_id)
+        select(queue.c.event_id, queue.c.entry_id, queue.c.previous_entry_id)
+        .where(queue.c.previous_request_row_id > queue.c.request_row_id)
         .limit(VIOLATIONS_LISTED_MAX)
     ).all()
     for event_id, later_id, earlier_id in inversions:
@@ -229,27 +239,26 @@ def _check_cache(session) -> list[Violation]:
     """
     effects = adapters()
     events = list(session.execute(select(Event).order_by(Event.id)).scalars())
-    totals = waitlist_totals(session, [event.id for event in events])
     violations = []
-    for event in events:
-        entries_waiting = totals.get(event.id, (0, 0))[0]
-        expected = availability_of(event, entries_waiting)
-        cached = effects.availability.load(event.id)
-        if cached is not None and cached != expected:
-            violations.append(Violation("6-cache-agrees", f"event {event.id}", f"cache {cached} != truth {expected}"))
-        mirrored = effects.waitlist.load(event.id)
-        if mirrored is None:
-            continue
-        expected_ids = expected_entry_ids(session, event.id, entries_waiting)
-        if mirrored != expected_ids:
-            shown = "not mirrored (too long)" if expected_ids is None else f"{_head(expected_ids)} ({entries_waiting})"
+    for truth in mirror_truths(session, events):
+        cached = effects.availability.load(truth.event_id)
+        if cached is not None and cached != truth.availability:
             violations.append(
-                Violation(
-                    "6-cache-agrees",
-                    f"event {event.id}",
-                    f"waitlist mirror {_head(mirrored)} ({len(mirrored)}) != waiting entries {shown}",
-                )
+                Violation("6-cache-agrees", f"event {truth.event_id}", f"cache {cached} != truth {truth.availability}")
             )
+        mirrored = effects.waitlist.load(truth.event_id)
+        if mirrored is None or mirrored == truth.waiting_entry_ids:
+            continue
+        expected_ids = truth.waiting_entry_ids
+        entries_waiting = truth.availability.waitlist_length
+        shown = "not mirrored (too long)" if expected_ids is None else f"{_head(expected_ids)} ({entries_waiting})"
+        violations.append(
+            Violation(
+                "6-cache-agrees",
+                f"event {truth.event_id}",
+                f"waitlist mirror {_head(mirrored)} ({len(mirrored)}) != waiting entries {shown}",
+            )
+        )
     return violations
 
 

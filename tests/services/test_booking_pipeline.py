@@ -142,3 +142,19 @@ def test_audit_cli_is_clean_after_a_normal_day(app, client, sale):
     result = app.test_cli_runner().invoke(args=["audit"])
     assert result.exit_code == 0, result.output
     assert "audit clean" in result.output
+
+
+def test_audit_reports_a_waitlist_out_of_arrival_order(app, client, sale):
+    event_id, guests = sale
+    book(client, guests[0], event_id, 5)
+    book(client, guests[1], event_id, 1)
+    book(client, guests[2], event_id, 2)
+    first_id, second_id = db.session.execute(select(WaitlistEntry.id).order_by(WaitlistEntry.id)).scalars().all()
+    spare_id = second_id + 1000
+    for old_id, new_id in ((first_id, spare_id), (second_id, first_id), (spare_id, second_id)):  # swap queue places
+        db.session.execute(sa.update(WaitlistEntry).where(WaitlistEntry.id == old_id).values(id=new_id))
+    db.session.commit()
+    details = [str(violation) for violation in audit.run_audit().violations if violation.invariant == "4-fifo"]
+    assert details == [
+        f"[4-fifo] event {event_id}: waitlist entry {first_id} queued before {second_id} but arrived after it"
+    ]
