@@ -82,8 +82,10 @@ def settle_event(work: UnitOfWork, event: Event, pending: list[BookingRequest]) 
     return settlement
 
 
-def announce_after_commit(work: UnitOfWork, event: Event, settlement: Settlement) -> None:
-    """Register the after-commit effects of a seat change: caches, outcomes, outbox wake-up."""
+def announce_after_commit(work: UnitOfWork, event: Event, settlement: Settlement) -> tuple[int, int]:
+    """Register the after-commit effects of a seat change: caches, outcomes, outbox wake-up.
+
+    Returns the event's waitlist totals (entries, seats) it had to read anyway."""
     totals = waitlist_totals(work.session, [event.id]).get(event.id, (0, 0))
     effects = adapters()
     work.after_commit(effects.availability.store, [availability_of(event, totals[0])])
@@ -99,6 +101,7 @@ def announce_after_commit(work: UnitOfWork, event: Event, settlement: Settlement
     if announced:
         work.after_commit(effects.outcomes.publish, announced)
     work.after_commit(effects.pipeline.wake_outbox)
+    return totals
 
 
 def _new_entry_ids(work: UnitOfWork, waitlisted_row_ids: list[int]) -> list[int]:

@@ -121,10 +121,8 @@ def _admit(event_id: int) -> None:
         event = db.session.get(Event, event_id)
         if event is None:
             raise NotFound("Event not found")
-        availability = availability_of(event, waitlist_length=0)
-        if not event.is_deleted:
-            waitlist_length = waitlist_totals(db.session, [event_id]).get(event_id, (0, 0))[0]
-            availability = availability_of(event, waitlist_length)
+        waitlist_length = waitlist_totals(db.session, [event_id]).get(event_id, (0, 0))[0]
+        availability = availability_of(event, waitlist_length)
         cache.store([availability])
     if availability.is_deleted:
         raise NotFound("Event not found")

@@ -182,8 +182,8 @@ def _views(session: Session, events: list[Event]) -> list[EventView]:
 
 def _view_after_change(work: UnitOfWork, event: Event, settlement: Settlement | None = None) -> EventView:
     work.session.flush()
-    announce_after_commit(work, event, settlement or Settlement())
-    return _views(work.session, [event])[0]
+    waitlist_length, waitlist_seats = announce_after_commit(work, event, settlement or Settlement())
+    return EventView(event, waitlist_length, waitlist_seats)
 
 
 def _lock_live_event(work: UnitOfWork, event_id: int) -> Event:
