@@ -1033,22 +1033,29 @@ def decide_pipeline(stack: Stack, db: Db, brokers: str, event_id: int, user_ids:
     stack.platform("stop", "bridge")
     ids, produce_s = produce_backlog(brokers, event_id, user_ids, args.backlog, args.seed + 1)
     say(f"  produced and acked in {produce_s:.1f}s; starting the bridge (worker running), clock on")
+    rate, wall_rate, span, wall, lost, cpu = time_drain(stack, db, event_id, ids, "bridge", "bridge", args)
+    say(f"  decided {len(ids)} in {span:.1f}s = {rate:.0f}/s (wall incl. bridge start {wall_rate:.0f}/s); lost {lost}")
+    return DecideResult(
+        "pipeline", len(ids), rate, wall_rate, span, wall, lost, statuses=status_counts(db, event_id), cpu=cpu
+    )
+
+
+def time_drain(stack: Stack, db: Db, event_id: int, ids: list[str], proc: str, cpu_label: str, args):
+    """Start `proc`, wait until every request in `ids` is final, and time it: (decided/s, wall
+    decided/s, span s, wall s, lost, CPU report). The clock starts with the process."""
     meter = CpuMeter(bench_roots())
     meter.start()
     started_wall = datetime.now(UTC)
-    finish = stack.start_async("bridge")
+    finish = stack.start_async(proc)
     try:
-        wait_final(db, [event_id], set(ids), args.drain_timeout, "pipeline backlog")
-        meter.add_root("bridge", _pidfile(APP_RUN / "bridge.pid") or 0)
+        wait_final(db, [event_id], set(ids), args.drain_timeout, f"backlog drained by the {proc}")
+        meter.add_root(cpu_label, _pidfile(APP_RUN / f"{proc}.pid") or 0)
         cpu = meter.stop()
     finally:
         finish()
     rate, wall_rate, span, wall = decided_rate(db, event_id, len(ids), started_wall)
     lost = len(set(ids) - final_ids(db, [event_id]))
-    say(f"  decided {len(ids)} in {span:.1f}s = {rate:.0f}/s (wall incl. bridge start {wall_rate:.0f}/s); lost {lost}")
-    return DecideResult(
-        "pipeline", len(ids), rate, wall_rate, span, wall, lost, statuses=status_counts(db, event_id), cpu=cpu
-    )
+    return rate, wall_rate, span, wall, lost, cpu
 
 
 def decide_stages(stack: Stack, db: Db, brokers: str, event_id: int, user_ids: list[int], args) -> DecideResult:
@@ -1081,18 +1088,7 @@ def decide_stages(stack: Stack, db: Db, brokers: str, event_id: int, user_ids: l
     record_rate = (recorded - in_first) / record_span if record_span > 0 else float("nan")
     say(f"  bridge alone recorded {recorded} at {record_rate:.0f}/s (wall incl. start {recorded / record_wall:.0f}/s)")
     say("  starting the worker, clock on")
-    meter = CpuMeter(bench_roots())
-    meter.start()
-    started_wall = datetime.now(UTC)
-    finish = stack.start_async("worker")
-    try:
-        wait_final(db, [event_id], set(ids), args.drain_timeout, "staged backlog")
-        meter.add_root("worker (celery)", _pidfile(APP_RUN / "worker.pid") or 0)
-        cpu = meter.stop()
-    finally:
-        finish()
-    rate, wall_rate, span, wall = decided_rate(db, event_id, len(ids), started_wall)
-    lost = len(set(ids) - final_ids(db, [event_id]))
+    rate, wall_rate, span, wall, lost, cpu = time_drain(stack, db, event_id, ids, "worker", "worker (celery)", args)
     say(f"  worker alone decided {len(ids)} in {span:.1f}s = {rate:.0f}/s (wall incl. worker start {wall_rate:.0f}/s)")
     return DecideResult(
         "stages",
