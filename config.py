@@ -114,6 +114,9 @@ class BaseConfig:
         # recorded. "kafka": requests go through Kafka, the bridge and Celery.
         self.PIPELINE = env_str("PIPELINE", "kafka" if self.KAFKA_BROKERS else "embedded")
         self.KAFKA_PARTITIONS = env_int("KAFKA_PARTITIONS", 6, 1, 1024)  # of booking-requests
+        # How long the API's producer gathers requests into one produce request: longer is
+        # fewer, bigger requests for the broker, and that much more time before a 202.
+        self.KAFKA_LINGER_MS = env_int("KAFKA_LINGER_MS", 5, 0, 1000)
         self.CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "").strip()
         if self.PIPELINE not in {"embedded", "kafka"}:
             raise ConfigError(f"PIPELINE must be 'embedded' or 'kafka', got {self.PIPELINE!r}")

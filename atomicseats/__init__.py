@@ -34,6 +34,19 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     return app
 
 
+def _check_limits_only_where_declared(app: Flask, limiter) -> None:
+    """Every rate limit here is declared on its route (`@limiter.limit`), and those
+    decorators check their own limits. Flask-Limiter's global before_request hook would
+    only filter an empty list of default limits on every request, the flash-sale hot
+    path included, so it is unhooked; a default, application or meta limit would need it."""
+    manager = limiter.limit_manager
+    if manager.default_limits or manager.application_limits or limiter._meta_limits or manager._blueprint_limits:
+        return
+    hooks = app.before_request_funcs.get(None, [])
+    if limiter._check_request_limit in hooks:  # absent when RATELIMIT_ENABLED is off
+        hooks.remove(limiter._check_request_limit)
+
+
 def bind_extensions(app: Flask) -> None:
     from pathlib import Path
 
@@ -56,6 +69,7 @@ def bind_extensions(app: Flask) -> None:
     )
     mail.init_app(app)
     limiter.init_app(app)
+    _check_limits_only_where_declared(app, limiter)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             install_sqlite_pragmas(db.engine)

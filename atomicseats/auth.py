@@ -7,8 +7,10 @@ flask-jwt-extended answers 422 for some malformed tokens by default; DESIGN.md w
 from __future__ import annotations
 
 import functools
+import threading
+import time
 
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, request
 from flask_jwt_extended import get_jwt, verify_jwt_in_request
 
 from atomicseats.errors import Forbidden, NotAuthenticated
@@ -18,6 +20,37 @@ from atomicseats.services import users
 from atomicseats.services._tokens import decoding_key, encoding_key
 
 _ACCOUNT_KEY = "atomicseats.account"
+_CLAIMS_KEY = "atomicseats.claims"
+_VERIFIED_TOKENS_KEY = "atomicseats.verified_tokens"
+VERIFIED_TOKENS_MAX = 20_000  # per process; ~1 KiB each
+
+
+class VerifiedTokens:
+    """Access tokens this process has already verified (signature, type, claims), until
+    they expire. Keyed by the whole token string, so only a byte-identical token hits:
+    a forged or altered token is never found and goes through full verification. The
+    session's liveness is still checked on every request (logout revokes at once).
+    Decoding a JWT is a third of the booking hot path's CPU; this skips it for a client
+    that books more than once with the same token."""
+
+    def __init__(self, capacity: int = VERIFIED_TOKENS_MAX) -> None:
+        self.capacity = capacity
+        self._claims: dict[str, dict] = {}
+        self._lock = threading.Lock()
+
+    def claims_of(self, token: str) -> dict | None:
+        claims = self._claims.get(token)
+        if claims is not None and claims["exp"] <= time.time():
+            return None
+        return claims
+
+    def remember(self, token: str, claims: dict) -> None:
+        if not isinstance(claims.get("exp"), int | float):
+            return
+        with self._lock:
+            if len(self._claims) >= self.capacity:
+                del self._claims[next(iter(self._claims))]  # the oldest: dicts keep insertion order
+            self._claims[token] = claims
 
 
 def register_auth(app: Flask) -> None:
@@ -37,6 +70,7 @@ def register_auth(app: Flask) -> None:
     ):
         register(_unauthorized)
     login_manager.user_loader(_load_user_for_browser)
+    app.extensions[_VERIFIED_TOKENS_KEY] = VerifiedTokens()
     with app.app_context():
         app.extensions["atomicseats.dummy_hash"] = users.password_hasher().hash("dummy-password-for-timing")
 
@@ -81,7 +115,7 @@ def login_required(view):
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        verify_jwt_in_request()
+        _verify_access_token()
         return view(*args, **kwargs)
 
     return wrapper
@@ -91,7 +125,7 @@ def role_required(*roles: str):
     def decorate(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
-            verify_jwt_in_request()
+            _verify_access_token()
             if current_account().role not in roles:
                 raise Forbidden("You do not have permission to do this")
             return view(*args, **kwargs)
@@ -101,13 +135,41 @@ def role_required(*roles: str):
     return decorate
 
 
+def _verify_access_token() -> None:
+    """A valid, live access token, or NotAuthenticated. A bearer token this process has
+    verified before skips decoding; everything else takes flask-jwt-extended's path."""
+    token = _bearer_token()
+    verified = current_app.extensions[_VERIFIED_TOKENS_KEY]
+    claims = verified.claims_of(token) if token else None
+    if claims is None:
+        verify_jwt_in_request()
+        claims = get_jwt()
+        if token:
+            verified.remember(token, claims)
+    elif _is_token_revoked({}, claims):
+        raise NotAuthenticated("Invalid or revoked token")
+    request.environ[_CLAIMS_KEY] = claims
+
+
+def _bearer_token() -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (the header wins over the
+    cookie in flask-jwt-extended too), or None."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token if scheme == "Bearer" and token and " " not in token else None
+
+
+def current_claims() -> dict:
+    claims = request.environ.get(_CLAIMS_KEY)
+    return claims if claims is not None else get_jwt()
+
+
 def current_session_id() -> str:
-    return get_jwt()["sid"]
+    return current_claims()["sid"]
 
 
 def current_user_id() -> int:
     """The signed-in user's id, from the verified token: no database round trip."""
-    return int(get_jwt()["sub"])
+    return int(current_claims()["sub"])
 
 
 def current_account() -> User:

@@ -366,6 +366,7 @@ def bench_roots() -> dict[str, int | None]:
         "api (granian)": _pidfile(APP_RUN / "api.pid"),
         "bridge": _pidfile(APP_RUN / "bridge.pid"),
         "worker (celery)": _pidfile(APP_RUN / "worker.pid"),
+        "mailer (celery, nice 19)": _pidfile(APP_RUN / "mailer.pid"),
         "beat": _pidfile(APP_RUN / "beat.pid"),
         "flower": _pidfile(APP_RUN / "flower.pid"),
         "postgres": _pidfile(pg_link / "data" / "postmaster.pid"),
@@ -373,6 +374,15 @@ def bench_roots() -> dict[str, int | None]:
         "redis": _pidfile(RUN / "redis" / "pid"),
         "smtp sink": _pidfile(RUN / "smtp" / "pid"),
     }
+
+
+def settle_disk() -> None:
+    """Write dirty pages back before a measured phase: setup (a fresh database, topics, a
+    backlog) leaves tens of MB in the page cache, and the kernel would otherwise flush them
+    ~30 s later (ext4 writeback workers took half a core), in the middle of the measurement."""
+    started = time.monotonic()
+    os.sync()
+    say(f"  disk settled (sync, {time.monotonic() - started:.1f}s)")
 
 
 def top_snapshot(path: Path, delay_s: float) -> threading.Thread:
@@ -941,6 +951,7 @@ def run_full(args) -> FullResult:
             f"accept phase: {args.connections} connections for {args.duration:g}s "
             f"({args.hot_percent}% to the hot event, the rest over {len(events.spread)} events)"
         )
+        settle_disk()
         meter = CpuMeter(bench_roots())
         top_file = WORK / "top-accept.txt"
         meter.start()
@@ -1043,6 +1054,7 @@ def decide_pipeline(stack: Stack, db: Db, brokers: str, event_id: int, user_ids:
 def time_drain(stack: Stack, db: Db, event_id: int, ids: list[str], proc: str, cpu_label: str, args):
     """Start `proc`, wait until every request in `ids` is final, and time it: (decided/s, wall
     decided/s, span s, wall s, lost, CPU report). The clock starts with the process."""
+    settle_disk()
     meter = CpuMeter(bench_roots())
     meter.start()
     started_wall = datetime.now(UTC)
@@ -1157,7 +1169,7 @@ def run_embedded(args) -> EmbeddedResult:
     run([str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"], env, 300, "embedded-migrate.log")
     accounts = make_accounts(env, args.guests, "embedded")
     url = f"http://127.0.0.1:{args.embedded_port}"
-    workers, threads = os.environ.get("API_WORKERS", "2"), os.environ.get("API_THREADS", "16")
+    workers, threads = os.environ.get("API_WORKERS", "4"), os.environ.get("API_THREADS", "8")
     command = [
         str(BIN / "gunicorn"),
         "--bind",
@@ -1184,6 +1196,7 @@ def run_embedded(args) -> EmbeddedResult:
         if args.warmup > 0:
             run_wrk(url, tokens_file, events, args, 8, args.warmup, "warmup-embedded", hot=events.warmup, spread=[])
         say(f"embedded accept phase: {args.connections} connections for {args.duration:g}s")
+        settle_disk()
         meter = CpuMeter({"api (embedded gunicorn)": server.pid})
         meter.start()
         accept = run_wrk(

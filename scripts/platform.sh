@@ -65,13 +65,23 @@ is_running() {
 
 command_of() {
   case $1 in
-    api) echo "$BIN/granian --interface wsgi --host 127.0.0.1 --port $API_PORT --workers ${API_WORKERS:-2} --blocking-threads ${API_THREADS:-16} --backlog 2048 --no-ws wsgi:app" ;;
+    api) echo "$BIN/granian --interface wsgi --host 127.0.0.1 --port $API_PORT --workers ${API_WORKERS:-4} --blocking-threads ${API_THREADS:-8} --backlog 2048 --no-ws wsgi:app" ;;
     bridge) echo "$BIN/python kafka_bridge.py" ;;
     worker) echo "$BIN/celery -A celery_worker worker --queues $ALLOCATION_QUEUES --concurrency ${WORKER_CONCURRENCY:-2} --hostname worker-$STACK@%h --without-gossip --without-mingle --loglevel ${LOG_LEVEL:-INFO}" ;;
     mailer) echo "$BIN/celery -A celery_worker worker --queues $MAILER_QUEUES --concurrency ${MAILER_CONCURRENCY:-1} --hostname mailer-$STACK@%h --without-gossip --without-mingle --loglevel ${LOG_LEVEL:-INFO}" ;;
     beat) echo "$BIN/celery -A celery_worker beat --schedule $APP_RUN/beat-schedule --loglevel INFO" ;;
     flower) echo "$BIN/celery -A celery_worker flower --address=127.0.0.1 --port=$FLOWER_PORT" ;;
     *) die "unknown process '$1' (api|bridge|worker|mailer|beat|flower)" ;;
+  esac
+}
+
+# CPU priority (nice): the booking path (API, bridge, worker) first; in a burst, e-mail and
+# the dashboards wait for spare CPU (the outbox keeps every e-mail, nothing is dropped).
+nice_of() {
+  case $1 in
+    mailer) echo "${MAILER_NICE:-19}" ;;
+    flower) echo "${FLOWER_NICE:-19}" ;;
+    *) echo 0 ;;
   esac
 }
 
@@ -99,7 +109,7 @@ start_proc() {
   # Each process runs under a restart loop in its own process group, as `restart: unless-stopped`
   # does in compose: a crash (e.g. kombu dying when Redis drops its connection) is restarted after
   # RESTART_DELAY_S; `stop`/`kill` signal the whole group, loop included.
-  ATOMICSEATS_READY_FILE=$APP_RUN/$proc.ready setsid bash -c \
+  ATOMICSEATS_READY_FILE=$APP_RUN/$proc.ready setsid nice -n "$(nice_of "$proc")" bash -c \
     'while :; do "$@"; echo "[platform] $(date -u +%FT%TZ) exited with $?; restarting in ${RESTART_DELAY_S:-1}s"; sleep "${RESTART_DELAY_S:-1}"; done' \
     supervise $(command_of "$proc") >>"$log" 2>&1 </dev/null &
   echo $! >"$APP_RUN/$proc.pid"

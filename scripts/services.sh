@@ -353,8 +353,10 @@ pg_write_conf() {
     echo "log_line_prefix = '%m [%p] %q%u@%d '"
     echo "log_min_messages = warning"
     echo "log_checkpoints = off"
-    if [[ $STACK != dev ]]; then
-      echo "# $STACK stack: throwaway data, so trade durability for speed. Never for dev/prod."
+    # test, e2e, ...: throwaway data, so trade durability for speed. dev and bench keep production's
+    # settings: the benchmark's figures include every commit's fsync.
+    if [[ $STACK != dev && $STACK != bench ]]; then
+      echo "# $STACK stack: throwaway data, so trade durability for speed. Never for dev/bench/prod."
       echo "fsync = off"
       echo "synchronous_commit = off"
       echo "full_page_writes = off"

@@ -35,11 +35,21 @@ class Pipeline(Protocol):
 
 
 class AvailabilityCache(Protocol):
-    """Seat availability per event, for listings and admission control."""
+    """Seat availability per event, for listings and admission control.
 
-    def store(self, availability: list[EventAvailability]) -> None: ...
+    Reads never raise: an unreachable cache answers "missing" and the caller asks Postgres."""
+
+    def store(self, availability: list[EventAvailability]) -> None:
+        """Overwrite the entries: what a writer read in the transaction that just committed."""
+
+    def store_missing(self, availability: list[EventAvailability]) -> None:
+        """Fill only the entries the cache lacks: a reader filling a miss from Postgres must
+        not overwrite what a writer stored meanwhile, after a newer commit."""
 
     def load(self, event_id: int) -> EventAvailability | None: ...
+
+    def load_many(self, event_ids: list[int]) -> dict[int, EventAvailability]:
+        """The entries the cache holds among `event_ids`, in one round trip; absent ones are left out."""
 
     def forget(self, event_id: int) -> None: ...
 
@@ -53,6 +63,10 @@ class RequestRegistry(Protocol):
     """
 
     def claim(self, accepted: AcceptedRequest) -> AcceptedRequest | None: ...
+
+    def claim_and_read(self, accepted: AcceptedRequest) -> tuple[AcceptedRequest | None, EventAvailability | None]:
+        """`claim`, and the event's availability as the AvailabilityCache holds it (None when
+        it does not), in one round trip: admission control and the claim on the hot path."""
 
     def release(self, accepted: AcceptedRequest) -> None:
         """Undo a claim whose hand-off failed (the API answered 503)."""

@@ -33,11 +33,19 @@ class InProcessPipeline:
 
 
 class NoAvailabilityCache:
+    """Every read is a miss: listings and admission control read Postgres."""
+
     def store(self, availability: list[EventAvailability]) -> None:
+        return None
+
+    def store_missing(self, availability: list[EventAvailability]) -> None:
         return None
 
     def load(self, event_id: int) -> EventAvailability | None:
         return None
+
+    def load_many(self, event_ids: list[int]) -> dict[int, EventAvailability]:
+        return {}
 
     def forget(self, event_id: int) -> None:
         return None
@@ -48,6 +56,9 @@ class NoRequestRegistry:
 
     def claim(self, accepted: AcceptedRequest) -> AcceptedRequest | None:
         return None
+
+    def claim_and_read(self, accepted: AcceptedRequest) -> tuple[AcceptedRequest | None, EventAvailability | None]:
+        return None, None
 
     def release(self, accepted: AcceptedRequest) -> None:
         return None

@@ -29,7 +29,7 @@ POLL_INTERVAL_S = 0.05
 @dataclass(frozen=True)
 class ProducerSettings:
     brokers: str
-    linger_ms: int = 5  # lets concurrent requests share a produce request; the broker is the 2nd-biggest CPU user
+    linger_ms: int = 5  # KAFKA_LINGER_MS: concurrent requests share a produce request
     delivery_timeout_s: float = DELIVERY_TIMEOUT_S
 
     def librdkafka_config(self) -> dict:

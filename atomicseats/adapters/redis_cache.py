@@ -1,7 +1,8 @@
 """Seat availability cached in Redis: a hash per event, rebuilt from Postgres at will.
 
 Redis is never the truth (DESIGN invariant 6): everything here can be lost and
-rebuilt by `flask reconcile`. Writes happen only after the transaction commits.
+rebuilt by `flask reconcile`. Writers store an entry only after their transaction
+commits; readers that missed fill absent entries from Postgres, never overwrite one.
 """
 
 from __future__ import annotations
@@ -29,9 +30,32 @@ def availability_key(event_id: int) -> str:
     return f"{KEY_PREFIX}{event_id}:availability"
 
 
+# Fill only the entries that are absent, each whole: a reader's fill from Postgres never
+# overwrites (or mixes fields with) what a writer stored after a newer commit.
+# ARGV: ttl, number of fields, the field names, then each key's values in that order.
+_STORE_MISSING = """
+local width = tonumber(ARGV[2])
+local filled = 0
+for index, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 0 then
+    local entry = {}
+    for field = 1, width do
+      entry[#entry + 1] = ARGV[2 + field]
+      entry[#entry + 1] = ARGV[2 + width * index + field]
+    end
+    redis.call('HSET', key, unpack(entry))
+    redis.call('EXPIRE', key, ARGV[1])
+    filled = filled + 1
+  end
+end
+return filled
+"""
+
+
 class RedisAvailabilityCache:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
+        self._store_missing = client.register_script(_STORE_MISSING)
 
     def store(self, availability: list[EventAvailability]) -> None:
         try:
@@ -44,13 +68,38 @@ class RedisAvailabilityCache:
         except redis.RedisError as error:  # best-effort: reconcile repairs it
             log.warning("cache.store_failed", extra={"error": str(error)})
 
-    def load(self, event_id: int) -> EventAvailability | None:
+    def store_missing(self, availability: list[EventAvailability]) -> None:
+        if not availability:
+            return
+        names = list(_encode(availability[0]))
+        values = [value for item in availability for value in _encode(item).values()]
         try:
-            fields = self.client.hgetall(availability_key(event_id))
+            keys = [availability_key(item.event_id) for item in availability]
+            self._store_missing(keys=keys, args=[KEY_TTL_S, len(names), *names, *values])
+        except redis.RedisError as error:  # best-effort: the next reader fills it
+            log.warning("cache.store_failed", extra={"error": str(error)})
+
+    def load(self, event_id: int) -> EventAvailability | None:
+        return self.load_many([event_id]).get(event_id)
+
+    def load_many(self, event_ids: list[int]) -> dict[int, EventAvailability]:
+        """One pipeline of HGETALLs; a missing, damaged or unreadable entry is a miss."""
+        if not event_ids:
+            return {}
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for event_id in event_ids:
+                pipe.hgetall(availability_key(event_id))
+            replies = pipe.execute(raise_on_error=False)
         except redis.RedisError as error:
             log.warning("cache.load_failed", extra={"error": str(error)})
-            return None
-        return _decode(event_id, fields) if fields else None
+            return {}
+        found = {}
+        for event_id, fields in zip(event_ids, replies, strict=True):
+            availability = decode_availability(event_id, fields) if isinstance(fields, dict) and fields else None
+            if availability is not None:
+                found[event_id] = availability
+        return found
 
     def forget(self, event_id: int) -> None:
         try:
@@ -69,9 +118,11 @@ def _encode(item: EventAvailability) -> dict[str, str]:
     }
 
 
-def _decode(event_id: int, fields: dict[str, str]) -> EventAvailability | None:
+def decode_availability(event_id: int, fields: dict[str, str]) -> EventAvailability | None:
+    """A damaged entry is a miss, never a wrong answer: unreadable, or counts no commit
+    could have left (the same bounds the events table's CHECK constraints hold)."""
     try:
-        return EventAvailability(
+        availability = EventAvailability(
             event_id=event_id,
             capacity_seats=int(fields["capacity_seats"]),
             reserved_seats=int(fields["reserved_seats"]),
@@ -80,7 +131,10 @@ def _decode(event_id: int, fields: dict[str, str]) -> EventAvailability | None:
             waitlist_length=int(fields["waitlist_length"]),
         )
     except (KeyError, ValueError):
-        return None  # a damaged entry is a miss, never a wrong answer
+        return None
+    if availability.reserved_seats < 0 or availability.seats_left < 0 or availability.waitlist_length < 0:
+        return None
+    return availability
 
 
 SESSION_TTL_S = 10  # how long a "live" answer may be reused; logout deletes it at once

@@ -25,7 +25,7 @@ import redis
 from atomicseats.adapters import redis_cache
 from atomicseats.adapters.redis_cache import KEY_PREFIX, KEY_TTL_S, SOCKET_TIMEOUT_S
 from atomicseats.domain import limits
-from atomicseats.services.contracts import AcceptedRequest
+from atomicseats.services.contracts import AcceptedRequest, EventAvailability
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +155,23 @@ class RedisRequestRegistry:
             log.warning("registry.claim_failed", extra={"request_id": accepted.request_id, "error": str(error)})
             return None
         return None if earlier is None else _decode_request(earlier)
+
+    def claim_and_read(self, accepted: AcceptedRequest) -> tuple[AcceptedRequest | None, EventAvailability | None]:
+        """`claim`, plus the event's cached availability, in one round trip (the booking hot
+        path). A Redis failure is (None, None): the caller then asks Postgres."""
+        keys = self._keys_of(accepted)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(redis_cache.availability_key(accepted.event_id))
+        # EVAL, not the registered Script: a Script in a pipeline first asks SCRIPT EXISTS,
+        # a second round trip. Redis caches the compiled body by its hash either way.
+        pipe.eval(_CLAIM_SCRIPT, len(keys), *keys, _encode_request(accepted), self.ttl_s)
+        try:
+            fields, earlier = pipe.execute()
+        except REDIS_FAILURES as error:
+            log.warning("registry.claim_failed", extra={"request_id": accepted.request_id, "error": str(error)})
+            return None, None
+        availability = redis_cache.decode_availability(accepted.event_id, fields) if fields else None
+        return (None if earlier is None else _decode_request(earlier)), availability
 
     def release(self, accepted: AcceptedRequest) -> None:
         try:

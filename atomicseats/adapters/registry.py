@@ -29,7 +29,9 @@ def register_adapters(app: Flask) -> None:
 
         if not redis_url:
             raise RuntimeError("PIPELINE=kafka needs REDIS_URL (Celery's broker and the request registry)")
-        producer = SharedProducer(ProducerSettings(app.config["KAFKA_BROKERS"]))
+        producer = SharedProducer(
+            ProducerSettings(app.config["KAFKA_BROKERS"], linger_ms=app.config["KAFKA_LINGER_MS"])
+        )
         app.extensions["atomicseats.kafka_producer"] = producer
         parts["pipeline"] = KafkaPipeline(KafkaRequestPublisher(producer), celery_app)
         parts["domain_events"] = KafkaDomainEventPublisher(producer)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from flask import Blueprint, url_for
 
 from atomicseats.api import schemas
@@ -38,9 +36,8 @@ def book_seats():
         idempotency_key=idempotency_key(),
         correlation_id=correlation_id(),
     )
-    data = ACCEPTED_OUT.dump(
-        {**asdict(status), "status_url": url_for("api_bookings.request_status", request_id=status.request_id)}
-    )
+    status_url = url_for("api_bookings.request_status", request_id=status.request_id)
+    data = ACCEPTED_OUT.dump({**vars(status), "status_url": status_url})  # shallow: asdict() deep-copies
     return envelope(202, data, "Booking request accepted")
 
 

@@ -32,7 +32,7 @@ from atomicseats.services._allocation import (
 )
 from atomicseats.services._outbox import Notification, outbox_row
 from atomicseats.services._work import unit_of_work
-from atomicseats.services.contracts import AcceptedRequest, AllocationSummary
+from atomicseats.services.contracts import AcceptedRequest, AllocationSummary, EventAvailability
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,6 @@ def submit_request(
         if earlier is not None:
             _check_same_request(earlier.event_id, earlier.seats_requested, event_id, seats)
             return _status_of(earlier)
-    _admit(event_id)
     accepted = AcceptedRequest(
         request_id=_request_id_for(user_id, idempotency_key),
         user_id=user_id,
@@ -98,7 +97,15 @@ def submit_request(
         accepted_at=utcnow(),
     )
     registry = adapters().requests
-    earlier_attempt = registry.claim(accepted)
+    # One round trip: claim the request id (and key), read the cached availability. A
+    # refused request gives its fresh claim back (the only extra round trip).
+    earlier_attempt, cached = registry.claim_and_read(accepted)
+    try:
+        _admit(event_id, cached)
+    except (NotFound, Conflict):
+        if earlier_attempt is None:
+            registry.release(accepted)
+        raise
     if earlier_attempt is not None:
         _check_same_request(earlier_attempt.event_id, earlier_attempt.seats, event_id, seats)
         accepted = earlier_attempt
@@ -112,18 +119,16 @@ def submit_request(
     return _status_after_submit(accepted) if is_recorded else _pending_status(accepted)
 
 
-def _admit(event_id: int) -> None:
+def _admit(event_id: int, availability: EventAvailability | None) -> None:
     """Admission control: refuse unknown, deleted, and sold-out-with-closed-waitlist events
     from the availability cache when it has the event, from Postgres otherwise."""
-    cache = adapters().availability
-    availability = cache.load(event_id)
     if availability is None:
         event = db.session.get(Event, event_id)
         if event is None:
             raise NotFound("Event not found")
         waitlist_length = waitlist_totals(db.session, [event_id]).get(event_id, (0, 0))[0]
         availability = availability_of(event, waitlist_length)
-        cache.store([availability])
+        adapters().availability.store_missing([availability])  # never over a writer's newer entry
     if availability.is_deleted:
         raise NotFound("Event not found")
     if availability.seats_left == 0 and not availability.is_waitlist_open:

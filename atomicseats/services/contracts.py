@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 
 from atomicseats.domain import limits
@@ -28,10 +28,16 @@ class AcceptedRequest:
     kafka_offset: int | None = None
 
     def to_message(self) -> dict:
-        message = asdict(self)
-        message["accepted_at"] = self.accepted_at.isoformat()
-        del message["kafka_partition"], message["kafka_offset"]
-        return message
+        """The JSON body that travels (Kafka message, registry entry): where it was read is not part of it."""
+        return {
+            "request_id": self.request_id,
+            "user_id": self.user_id,
+            "event_id": self.event_id,
+            "seats": self.seats,
+            "idempotency_key": self.idempotency_key,
+            "correlation_id": self.correlation_id,
+            "accepted_at": self.accepted_at.isoformat(),
+        }
 
     @classmethod
     def from_message(cls, message: dict, partition: int | None = None, offset: int | None = None) -> AcceptedRequest:

@@ -1,4 +1,10 @@
-"""Event use cases: publish, change, delete, list; the host's view of bookings and waitlist."""
+"""Event use cases: publish, change, delete, list; the host's view of bookings and waitlist.
+
+Listings show each event's details from its row and its seat numbers from the
+availability cache (Postgres for events the cache lacks, which are then cached):
+every write refreshes the cache after it commits, so a listing right after a
+change shows it. Redis is never the truth: without it, Postgres answers.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from atomicseats.adapters import adapters
 from atomicseats.domain import allocator, limits
 from atomicseats.errors import Conflict, Forbidden, InvalidInput, NotFound
 from atomicseats.extensions import db
@@ -16,12 +23,14 @@ from atomicseats.models import Booking, Event, User, WaitlistEntry, utcnow
 from atomicseats.services._allocation import (
     Settlement,
     announce_after_commit,
+    availability_of,
     lock_event,
     settle_event,
     waitlist_totals,
 )
 from atomicseats.services._outbox import Notification, outbox_row
 from atomicseats.services._work import UnitOfWork, unit_of_work
+from atomicseats.services.contracts import EventAvailability
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +41,46 @@ EDITABLE_FIELDS = ("name", "description", "venue", "starts_at", "ends_at", "pric
 
 
 @dataclass(frozen=True)
+class ListedEvent:
+    """An event as shown: details from its row, seat numbers from one `EventAvailability`
+    (so capacity, reserved seats and seats left always agree with each other)."""
+
+    id: int
+    host_id: int
+    name: str
+    description: str
+    venue: str
+    starts_at: datetime
+    ends_at: datetime
+    price_minor: int
+    status: str
+    availability: EventAvailability
+
+    @property
+    def capacity_seats(self) -> int:
+        return self.availability.capacity_seats
+
+    @property
+    def reserved_seats(self) -> int:
+        return self.availability.reserved_seats
+
+    @property
+    def seats_left(self) -> int:
+        return self.availability.seats_left
+
+    @property
+    def is_waitlist_open(self) -> bool:
+        return self.availability.is_waitlist_open
+
+
+@dataclass(frozen=True)
 class EventView:
-    event: Event
-    waitlist_length: int
-    waitlist_seats: int
+    event: ListedEvent
+    waitlist_seats: int  # not in the availability cache: always from Postgres
+
+    @property
+    def waitlist_length(self) -> int:
+        return self.event.availability.waitlist_length
 
 
 @dataclass(frozen=True)
@@ -64,7 +109,8 @@ def create_event(host: User, fields: dict) -> EventView:
         )
         work.session.add(event)
         work.session.flush()
-        view = _view_after_change(work, event)
+        availability, waitlist_seats = _announce_change(work, event, Settlement())
+    view = _view(event, availability, waitlist_seats)
     log.info("event.created", extra={"event_id": view.event.id, "host_id": host.id})
     return view
 
@@ -92,9 +138,9 @@ def update_event(actor: User, event_id: int, fields: dict) -> EventView:
             event.is_waitlist_open = fields["is_waitlist_open"]
         event.updated_at = utcnow()
         settlement = settle_event(work, event, [])
-        view = _view_after_change(work, event, settlement)
+        availability, waitlist_seats = _announce_change(work, event, settlement)
     log.info("event.updated", extra={"event_id": event_id, "fields": sorted(fields)})
-    return view
+    return _view(event, availability, waitlist_seats)
 
 
 def set_waitlist_open(actor: User, event_id: int, is_open: bool) -> EventView:
@@ -114,9 +160,9 @@ def delete_event(actor: User, event_id: int) -> EventView:
         event.deleted_at = now
         event.updated_at = now
         event.reserved_seats = 0
-        view = _view_after_change(work, event, settlement)
+        availability, waitlist_seats = _announce_change(work, event, settlement)
     log.info("event.deleted", extra={"event_id": event_id})
-    return view
+    return _view(event, availability, waitlist_seats)
 
 
 def _cancel_everything(work: UnitOfWork, event: Event, now: datetime, settlement: Settlement) -> list[tuple[int, str]]:
@@ -141,9 +187,10 @@ def _cancel_everything(work: UnitOfWork, event: Event, now: datetime, settlement
 
 def get_event(event_id: int) -> EventView:
     event = db.session.get(Event, event_id)
-    if event is None or event.is_deleted:
+    views = [] if event is None or event.is_deleted else _views(db.session, [event])
+    if not views:  # unknown, or deleted (its row says so, or the cache heard so after the row was read)
         raise NotFound("Event not found")
-    return _views(db.session, [event])[0]
+    return views[0]
 
 
 def list_events(limit: int = EVENTS_PAGE_SIZE_MAX, host_id: int | None = None) -> list[EventView]:
@@ -172,18 +219,59 @@ def event_roster(actor: User, event_id: int) -> EventRoster:
         .order_by(WaitlistEntry.id)
         .limit(ATTENDEES_PAGE_SIZE_MAX)
     ).scalars()
-    return EventRoster(_views(db.session, [event])[0], list(bookings), list(waitlist))
+    # The host's view counts from Postgres, like the bookings and queue it lists.
+    view = _views(db.session, [event], is_cache_used=False)[0]
+    return EventRoster(view, list(bookings), list(waitlist))
 
 
-def _views(session: Session, events: list[Event]) -> list[EventView]:
-    totals = waitlist_totals(session, [event.id for event in events])
-    return [EventView(event, *totals.get(event.id, (0, 0))) for event in events]
+def _views(session: Session, rows: list[Event], is_cache_used: bool = True) -> list[EventView]:
+    """Views of live event rows, seat numbers from the availability cache in one round trip.
+
+    Events the cache lacks (or all, with `is_cache_used` off) are counted in Postgres, and
+    cached for the next reader unless a writer cached them meanwhile. An event the cache
+    knows as deleted was deleted after its row was read: it is left out."""
+    event_ids = [row.id for row in rows]
+    cache = adapters().availability
+    cached = cache.load_many(event_ids) if is_cache_used and event_ids else {}
+    # One grouped query a page: the seats people wait for are not cached, and the queue
+    # lengths of the events the cache lacks come with them.
+    totals = waitlist_totals(session, event_ids)
+    counted = [availability_of(row, totals.get(row.id, (0, 0))[0]) for row in rows if row.id not in cached]
+    if counted:
+        cache.store_missing(counted)
+    availability = cached | {item.event_id: item for item in counted}
+    return [
+        _view(row, availability[row.id], totals.get(row.id, (0, 0))[1])
+        for row in rows
+        if not availability[row.id].is_deleted
+    ]
 
 
-def _view_after_change(work: UnitOfWork, event: Event, settlement: Settlement | None = None) -> EventView:
+def _view(row: Event, availability: EventAvailability, waitlist_seats: int) -> EventView:
+    """After a change, call it once the transaction has committed: the row is then re-read
+    as stored (times in UTC), and its seat numbers are what the cache was given."""
+    assert row.id == availability.event_id
+    listed = ListedEvent(
+        id=row.id,
+        host_id=row.host_id,
+        name=row.name,
+        description=row.description,
+        venue=row.venue,
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        price_minor=row.price_minor,
+        status=row.status,
+        availability=availability,
+    )
+    return EventView(listed, waitlist_seats)
+
+
+def _announce_change(work: UnitOfWork, event: Event, settlement: Settlement) -> tuple[EventAvailability, int]:
+    """Cache the event's availability after commit (with the other effects); return it and
+    the seats waiting, for the view built once the transaction commits."""
     work.session.flush()
-    waitlist_length, waitlist_seats = announce_after_commit(work, event, settlement or Settlement())
-    return EventView(event, waitlist_length, waitlist_seats)
+    waitlist_length, waitlist_seats = announce_after_commit(work, event, settlement)
+    return availability_of(event, waitlist_length), waitlist_seats
 
 
 def _lock_live_event(work: UnitOfWork, event_id: int) -> Event:

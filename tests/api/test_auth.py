@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from datetime import timedelta
 
 import jwt as pyjwt
 import pytest
 from flask_jwt_extended import create_access_token
 
-from atomicseats.extensions import db
+from atomicseats.auth import VerifiedTokens
+from atomicseats.extensions import db, limiter
 from tests.api.support import assert_error, assert_success, row_counts
 from tests.conftest import make_app
 from tests.helpers import PASSWORD, account, create_event, login, register
@@ -243,6 +245,14 @@ def test_token_with_a_forged_signature_is_401(app, client):
     assert_error(app.test_client().get("/api/user/bookings", headers=bearer(forged)), 401)
 
 
+def test_forged_token_is_401_after_the_genuine_one_was_verified(app, client):
+    guest = account(client, "guest")
+    assert_success(app.test_client().get("/api/user/bookings", headers=guest.headers))  # now verified once
+    forged = pyjwt.encode(unverified_claims(guest.access_token), "not-our-secret-but-long-enough-for-hs256!")
+
+    assert_error(app.test_client().get("/api/user/bookings", headers=bearer(forged)), 401)
+
+
 def test_token_whose_claims_were_edited_is_401(app, client):
     guest = account(client, "guest")
     other = account(client, "guest")
@@ -393,6 +403,19 @@ def test_logout_revokes_the_access_and_the_refresh_token(app, client):
     assert_error(app.test_client().post("/api/user/refresh", headers=bearer(guest.refresh_token)), 401)
 
 
+def test_logout_revokes_a_token_the_process_has_already_verified(app, client):
+    guest = account(client, "guest")
+    for _ in range(2):
+        assert_success(app.test_client().get("/api/user/bookings", headers=guest.headers))
+    other = login(client, guest.username)
+
+    assert_success(app.test_client().post("/api/user/logout", headers=other.headers))
+    assert_success(app.test_client().get("/api/user/bookings", headers=guest.headers))  # another session
+    assert_success(app.test_client().post("/api/user/logout", headers=guest.headers))
+
+    assert_error(app.test_client().get("/api/user/bookings", headers=guest.headers), 401)
+
+
 def test_logout_clears_the_token_cookies(app):
     client = app.test_client()
     guest = login(client, register(client, "guest")["username"])
@@ -506,6 +529,8 @@ def test_fourth_login_within_a_minute_is_rate_limited(database_url):
     )
     client = app.test_client()
     try:
+        # Limits are declared per route and checked by their decorators: no global hook.
+        assert limiter._check_request_limit not in app.before_request_funcs.get(None, [])
         user = register(client, "guest")
         assert_success(client.post("/api/user/login", json={"username": user["username"], "password": PASSWORD}))
         assert_error(client.post("/api/user/login", json={"username": user["username"], "password": "wrong-pass"}), 401)
@@ -525,3 +550,26 @@ def test_rate_limit_is_off_when_disabled(client):
 
     for _ in range(12):
         assert_success(client.post("/api/user/login", json={"username": user["username"], "password": PASSWORD}))
+
+
+# --- verified-token memo (pure) ---------------------------------------------------------
+
+
+def test_verified_tokens_forget_a_token_once_it_expires():
+    tokens = VerifiedTokens()
+    tokens.remember("live", {"sub": "1", "exp": time.time() + 60})
+    tokens.remember("expired", {"sub": "1", "exp": time.time() - 1})
+    tokens.remember("no-expiry", {"sub": "1"})
+
+    assert tokens.claims_of("live")["sub"] == "1"
+    assert tokens.claims_of("expired") is None
+    assert tokens.claims_of("no-expiry") is None
+    assert tokens.claims_of("live ") is None  # only the identical string hits
+
+
+def test_verified_tokens_keep_at_most_their_capacity_dropping_the_oldest():
+    tokens = VerifiedTokens(capacity=3)
+    for name in "abcd":
+        tokens.remember(name, {"exp": time.time() + 60})
+
+    assert [tokens.claims_of(name) is not None for name in "abcd"] == [False, True, True, True]

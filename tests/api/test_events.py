@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import redis
 
+from atomicseats.adapters import EXTENSION_KEY, adapters, embedded
+from atomicseats.adapters.redis_cache import RedisAvailabilityCache, availability_key, connect
 from tests.api.support import (
     assert_error,
     assert_refused_for_closed_waitlist,
@@ -523,3 +527,177 @@ def test_admin_can_delete_any_event(client):
     delete_event(client, admin, created["id"])
 
     assert_error(client.get(f"/api/events/{created['id']}"), 404)
+
+
+# --- listings and the availability cache ------------------------------------------------
+# Listings take seat numbers from the Redis availability cache (Postgres for events it
+# lacks). These need the real Redis of `make test`; the cache is refreshed after every
+# commit, so a listing never shows a change late, and never needs Redis to be right.
+
+CLOSED_PORT_URL = "redis://127.0.0.1:1/0"  # nothing listens there: every call fails fast
+
+
+def listed(client, event_id: int) -> dict:
+    """The event as `GET /api/events/all` shows it; `GET /api/events/<id>` must agree."""
+    matches = [item for item in assert_success(client.get("/api/events/all")) if item["id"] == event_id]
+    assert len(matches) == 1, matches
+    assert event(client, event_id) == matches[0]
+    return matches[0]
+
+
+def seat_numbers(item: dict) -> tuple[int, int, int, bool, int]:
+    return item["capacity"], item["reservedSeats"], item["seatsLeft"], item["waitlistOpen"], item["waitlistLength"]
+
+
+def cached_numbers(event_id: int) -> tuple[int, int, int, bool, int] | None:
+    cached = adapters().availability.load(event_id)
+    if cached is None:
+        return None
+    return (
+        cached.capacity_seats,
+        cached.reserved_seats,
+        cached.seats_left,
+        cached.is_waitlist_open,
+        cached.waitlist_length,
+    )
+
+
+def assert_listed_and_cached(client, event_id: int, numbers: tuple[int, int, int, bool, int]) -> None:
+    """Listed right, and cached the same: the next listing is a cache hit showing it."""
+    assert seat_numbers(listed(client, event_id)) == numbers
+    assert cached_numbers(event_id) == numbers
+
+
+def install_availability_cache(app, cache) -> None:
+    app.extensions[EXTENSION_KEY] = dataclasses.replace(app.extensions[EXTENSION_KEY], availability=cache)
+
+
+def test_listing_shows_every_change_right_after_it_commits(client, redis_url):
+    host = account(client, "host")
+    holder, waiting = account(client, "guest"), account(client, "guest")
+    event_id = create_event(client, host, capacity=4)["id"]
+    assert_listed_and_cached(client, event_id, (4, 0, 4, True, 0))
+
+    book(client, holder, event_id, 3)  # confirmed
+    assert_listed_and_cached(client, event_id, (4, 3, 1, True, 0))
+    book(client, waiting, event_id, 3)  # 1 confirmed, 2 waitlisted
+    assert_listed_and_cached(client, event_id, (4, 4, 0, True, 1))
+    update_event(client, host, event_id, capacity=5)  # the head gets 1, waits for 1 more
+    assert_listed_and_cached(client, event_id, (5, 5, 0, True, 1))
+    assert_success(client.post(f"/api/events/{event_id}/waitlist/close", headers=host.headers))
+    assert_listed_and_cached(client, event_id, (5, 5, 0, False, 1))
+    cancel(client, holder, event_id)  # 3 freed: the head's last seat, 2 left free
+    assert_listed_and_cached(client, event_id, (5, 3, 2, False, 0))
+    assert_success(client.post(f"/api/events/{event_id}/waitlist/reopen", headers=host.headers))
+    assert_listed_and_cached(client, event_id, (5, 3, 2, True, 0))
+    update_event(client, host, event_id, capacity=3)
+    assert_listed_and_cached(client, event_id, (3, 3, 0, True, 0))
+
+    delete_event(client, host, event_id)
+    assert event_id not in [item["id"] for item in assert_success(client.get("/api/events/all"))]
+    assert_error(client.get(f"/api/events/{event_id}"), 404)
+    assert adapters().availability.load(event_id).is_deleted
+
+
+def test_listing_after_the_cache_is_lost_reads_postgres_and_refills_it(client, redis_url):
+    host = account(client, "host")
+    guests = [account(client, "guest") for _ in range(3)]
+    busy_id = create_event(client, host, capacity=4)["id"]
+    quiet_id = create_event(client, host, capacity=10, waitlistOpen=False)["id"]
+    book(client, guests[0], busy_id, 3)
+    book(client, guests[1], busy_id, 2)  # 1 confirmed, 1 waitlisted
+    book(client, guests[2], busy_id, 1)  # waitlisted
+    book(client, guests[2], quiet_id, 2)
+    connection = redis.Redis.from_url(redis_url)
+
+    connection.delete(availability_key(busy_id))
+    assert cached_numbers(busy_id) is None
+    assert seat_numbers(listed(client, busy_id)) == (4, 4, 0, True, 2)
+    assert cached_numbers(busy_id) == (4, 4, 0, True, 2)
+
+    connection.flushdb()  # Redis restarted empty: every entry of the page is refilled at once
+    assert_success(client.get("/api/events/all"))
+    assert cached_numbers(busy_id) == (4, 4, 0, True, 2)
+    assert cached_numbers(quiet_id) == (10, 2, 8, False, 0)
+    assert_listed_and_cached(client, quiet_id, (10, 2, 8, False, 0))
+    connection.close()
+
+
+def test_listing_shows_the_seat_numbers_the_cache_holds(client, redis_url):
+    """Proof that listings read the cache: numbers written there (by no commit) are shown;
+    the event's details still come from its row."""
+    host = account(client, "host")
+    created = create_event(client, host, name="Cached Night", capacity=10)
+    connection = redis.Redis.from_url(redis_url)
+    fields = {"reserved_seats": "4", "is_waitlist_open": "0", "waitlist_length": "2"}
+    connection.hset(availability_key(created["id"]), mapping=fields)
+
+    item = listed(client, created["id"])
+
+    assert seat_numbers(item) == (10, 4, 6, False, 2)
+    assert (item["name"], item["venue"], item["hostId"], item["startsAt"]) == (
+        created["name"],
+        created["venue"],
+        created["hostId"],
+        created["startsAt"],
+    )
+    connection.close()
+
+
+def test_an_event_the_cache_knows_as_deleted_is_not_listed(client, redis_url):
+    """Deleted after its row was read: the newer news wins, the event is gone."""
+    host = account(client, "host")
+    kept = create_event(client, host)
+    gone = create_event(client, host)
+    connection = redis.Redis.from_url(redis_url)
+    connection.hset(availability_key(gone["id"]), "is_deleted", "1")
+
+    assert [item["id"] for item in assert_success(client.get("/api/events/all"))] == [kept["id"]]
+    assert_error(client.get(f"/api/events/{gone['id']}"), 404)
+    connection.close()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"reserved_seats": "11"},  # more than the capacity: no commit leaves that
+        {"reserved_seats": "-1"},
+        {"waitlist_length": "many"},
+    ],
+)
+def test_a_damaged_cache_entry_is_never_listed(client, redis_url, damage):
+    host = account(client, "host")
+    guest = account(client, "guest")
+    event_id = create_event(client, host, capacity=10)["id"]
+    book(client, guest, event_id, 2)
+    connection = redis.Redis.from_url(redis_url)
+    connection.hset(availability_key(event_id), mapping=damage)
+
+    assert seat_numbers(listed(client, event_id)) == (10, 2, 8, True, 0)
+    connection.close()
+
+
+def test_listing_with_redis_unreachable_reads_postgres(app, client, redis_url):
+    host = account(client, "host")
+    holder, waiting = account(client, "guest"), account(client, "guest")
+    event_id = create_event(client, host, capacity=2)["id"]
+    book(client, holder, event_id, 2)
+    assert_listed_and_cached(client, event_id, (2, 2, 0, True, 0))
+    install_availability_cache(app, RedisAvailabilityCache(connect(CLOSED_PORT_URL)))
+
+    assert seat_numbers(listed(client, event_id)) == (2, 2, 0, True, 0)
+    book(client, waiting, event_id, 1)  # admitted from Postgres; the cache write is lost
+    assert seat_numbers(listed(client, event_id)) == (2, 2, 0, True, 1)
+    update_event(client, host, event_id, capacity=4)
+    assert seat_numbers(listed(client, event_id)) == (4, 3, 1, True, 0)
+
+
+def test_listing_without_any_cache_reads_postgres(app, client):
+    """The embedded default has no Redis: every listing counts in Postgres."""
+    install_availability_cache(app, embedded.NoAvailabilityCache())
+    host = account(client, "host")
+    guest = account(client, "guest")
+    event_id = create_event(client, host, capacity=3)["id"]
+    book(client, guest, event_id, 5)
+
+    assert seat_numbers(listed(client, event_id)) == (3, 3, 0, True, 1)

@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from atomicseats.adapters import redis_state
+from atomicseats.adapters.redis_cache import RedisAvailabilityCache
 from atomicseats.adapters.redis_state import (
     RedisOutcomeChannel,
     RedisRequestRegistry,
@@ -23,7 +24,7 @@ from atomicseats.adapters.redis_state import (
     waitlist_length_key,
 )
 from atomicseats.domain import limits
-from atomicseats.services.contracts import AcceptedRequest
+from atomicseats.services.contracts import AcceptedRequest, EventAvailability
 
 CLOSED_PORT_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1: every call fails fast
 WAKE_UP_S_MAX = 1.0  # a published outcome must wake its waiter well inside this
@@ -73,6 +74,27 @@ def test_a_retry_with_the_same_key_gets_the_first_request_and_keys_are_per_user(
     stored_key = idempotency_key_of(1, "order-42")
     assert "order-42" not in stored_key  # hashed: the raw client key never lands in Redis
     assert 0 < redis_client.ttl(stored_key) <= redis_state.REQUEST_TTL_S_DEFAULT
+
+
+def test_claim_and_read_claims_and_returns_the_cached_availability_in_one_go(redis_client):
+    registry = RedisRequestRegistry(redis_client)
+    availability = EventAvailability(
+        event_id=7, capacity_seats=10, reserved_seats=4, is_waitlist_open=False, is_deleted=False, waitlist_length=2
+    )
+    first = accepted(idempotency_key="order-9")
+
+    assert registry.claim_and_read(first) == (None, None)  # nothing cached for event 7 yet
+    RedisAvailabilityCache(redis_client).store([availability])
+    retry = accepted(idempotency_key="order-9", seats=3)
+
+    assert registry.claim_and_read(retry) == (first, availability)
+    assert registry.find(first.request_id) == first
+    assert registry.find(retry.request_id) is None
+
+
+def test_claim_and_read_without_redis_is_a_miss_not_an_error():
+    registry = RedisRequestRegistry(connect(CLOSED_PORT_URL))
+    assert registry.claim_and_read(accepted()) == (None, None)
 
 
 def test_release_undoes_a_claim_but_never_a_later_one(redis_client):

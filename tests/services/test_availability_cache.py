@@ -1,0 +1,81 @@
+"""The availability cache's batch read and miss fill, which listings use (real Redis from `make test`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from atomicseats.adapters.embedded import NoAvailabilityCache
+from atomicseats.adapters.redis_cache import KEY_TTL_S, RedisAvailabilityCache, availability_key, connect
+from atomicseats.services.contracts import EventAvailability
+
+CLOSED_PORT_URL = "redis://127.0.0.1:1/0"
+
+
+def availability(event_id: int, reserved_seats: int = 0, waitlist_length: int = 0) -> EventAvailability:
+    return EventAvailability(
+        event_id=event_id,
+        capacity_seats=10,
+        reserved_seats=reserved_seats,
+        is_waitlist_open=True,
+        is_deleted=False,
+        waitlist_length=waitlist_length,
+    )
+
+
+@pytest.fixture
+def connection(redis_url):
+    client = connect(redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+def test_load_many_returns_the_entries_it_holds_and_leaves_out_the_rest(connection):
+    cache = RedisAvailabilityCache(connection)
+    cache.store([availability(1, reserved_seats=3), availability(3, waitlist_length=2)])
+
+    assert cache.load_many([1, 2, 3]) == {1: availability(1, reserved_seats=3), 3: availability(3, waitlist_length=2)}
+    assert cache.load_many([]) == {}
+    assert cache.load(1) == availability(1, reserved_seats=3)
+    assert cache.load(2) is None
+
+
+def test_load_many_treats_damaged_entries_as_misses_and_still_reads_the_others(connection):
+    cache = RedisAvailabilityCache(connection)
+    cache.store([availability(event_id) for event_id in (1, 2, 3, 4)])
+    connection.hset(availability_key(1), "reserved_seats", "eleven")
+    connection.hset(availability_key(2), "reserved_seats", "11")  # above the capacity
+    connection.delete(availability_key(3))
+    connection.set(availability_key(3), "not a hash")  # WRONGTYPE for HGETALL
+
+    assert cache.load_many([1, 2, 3, 4]) == {4: availability(4)}
+
+
+def test_store_missing_fills_absent_entries_and_never_overwrites_one(connection):
+    cache = RedisAvailabilityCache(connection)
+    cache.store([availability(1, reserved_seats=5)])  # a writer's entry, after a newer commit
+
+    cache.store_missing([availability(1, reserved_seats=2), availability(2, reserved_seats=7)])
+
+    assert cache.load_many([1, 2]) == {1: availability(1, reserved_seats=5), 2: availability(2, reserved_seats=7)}
+    assert 0 < connection.ttl(availability_key(2)) <= KEY_TTL_S
+    cache.store_missing([])
+
+
+def test_with_redis_unreachable_reads_miss_and_writes_are_dropped():
+    cache = RedisAvailabilityCache(connect(CLOSED_PORT_URL))
+
+    assert cache.load_many([1, 2]) == {}
+    assert cache.load(1) is None
+    cache.store_missing([availability(1)])
+    cache.store([availability(1)])
+
+
+def test_the_embedded_cache_holds_nothing():
+    cache = NoAvailabilityCache()
+    cache.store([availability(1)])
+    cache.store_missing([availability(2)])
+
+    assert cache.load_many([1, 2]) == {}
+    assert cache.load(1) is None
