@@ -9,4 +9,4 @@ RUN useradd --create-home --uid 10001 atomicseats
 USER atomicseats
 ENV ATOMICSEATS_ENV=production FLASK_APP=wsgi
 EXPOSE 5000
-CMD ["granian", "--interface", "wsgi", "--host", "0.0.0.0", "--port", "5000", "--workers", "4", "--blocking-threads", "8", "--no-ws", "wsgi:app"]
+CMD ["granian", "--interface", "wsgi", "--host", "0.0.0.0", "--port", "5000", "--workers", "3", "--blocking-threads", "8", "--no-ws", "wsgi:app"]

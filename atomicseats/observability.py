@@ -115,6 +115,8 @@ def configure_logging(level: str, as_json: bool) -> None:
 
 def log_with_correlation(logger: logging.Logger, event: str, correlation_id: str | None, **fields) -> None:
     """Log one line under another request's correlation id (batch workers, the bridge)."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
     token = _correlation_id.set(correlation_id)
     try:
         logger.info(event, extra=fields)

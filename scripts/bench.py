@@ -84,6 +84,7 @@ FLOOR_DECIDED = 3000
 TOPICS = {"booking-requests": 6, "booking-events": 3}
 BRIDGE_GROUP = "atomicseats-bridge"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+OTHER = "other (not this bench)"
 
 # Settings for every process of the bench stack (and the embedded server): the login limit
 # out of the way, tokens that outlive the run.
@@ -245,8 +246,10 @@ def wait_http_ok(url: str, deadline_s: float) -> None:
 # ----------------------------------------------------------------------------- CPU accounting
 
 
-def _read_procs() -> dict[int, tuple[int, int, str]]:
-    """pid -> (ppid, user+system ticks, comm) for every process on the machine."""
+def _read_procs() -> dict[int, tuple[int, int, str, int]]:
+    """pid -> (ppid, user+system ticks, comm, start time) for every process on the machine.
+    A pid is the same process at both ends of a phase when its start time matches (a
+    kernel worker's comm changes with the work it does)."""
     procs = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -258,7 +261,12 @@ def _read_procs() -> dict[int, tuple[int, int, str]]:
             continue
         close = stat.rfind(")")
         fields_ = stat[close + 2 :].split()
-        procs[int(name)] = (int(fields_[1]), int(fields_[11]) + int(fields_[12]), stat[stat.find("(") + 1 : close])
+        procs[int(name)] = (
+            int(fields_[1]),
+            int(fields_[11]) + int(fields_[12]),
+            stat[stat.find("(") + 1 : close],
+            int(fields_[19]),
+        )
     return procs
 
 
@@ -306,19 +314,24 @@ class CpuMeter:
         machine1 = _read_machine()
         wall = time.monotonic() - self.t0
         by_group: dict[str, float] = {}
-        for pid, (_ppid, ticks, _comm) in procs1.items():
+        other_by_name: dict[str, float] = {}
+        for pid, (_ppid, ticks, _comm, started) in procs1.items():
             before = self.procs0.get(pid)
-            used = ticks - (before[1] if before and before[2] == procs1[pid][2] else 0)
+            used = ticks - (before[1] if before and before[3] == started else 0)
             if used <= 0:
                 continue
             group = self._group_of(pid, procs1)
             by_group[group] = by_group.get(group, 0.0) + used / CLK_TCK
+            if group == OTHER:
+                other_by_name[procs1[pid][2]] = other_by_name.get(procs1[pid][2], 0.0) + used / CLK_TCK
         reaped = _children_cpu_s() - self.children0
         if reaped >= 0.01:
             by_group[self.children_label] = by_group.get(self.children_label, 0.0) + reaped
         busy = (machine1[0] - self.machine0[0]) / CLK_TCK
         total = (machine1[1] - self.machine0[1]) / CLK_TCK
-        return CpuReport(wall_s=wall, by_group=by_group, machine_busy_s=busy, machine_total_s=total)
+        return CpuReport(
+            wall_s=wall, by_group=by_group, machine_busy_s=busy, machine_total_s=total, other_by_name=other_by_name
+        )
 
     def _group_of(self, pid: int, procs: dict) -> str:
         seen = 0
@@ -332,7 +345,7 @@ class CpuMeter:
                 return "client (wrk)"
             pid = entry[0]
             seen += 1
-        return "other (not this bench)"
+        return OTHER
 
 
 @dataclass
@@ -341,6 +354,7 @@ class CpuReport:
     by_group: dict[str, float]
     machine_busy_s: float
     machine_total_s: float
+    other_by_name: dict[str, float] = field(default_factory=dict)
 
     def lines(self, per_request: dict[str, int] | None = None) -> list[str]:
         cores = os.cpu_count() or 1
@@ -356,6 +370,9 @@ class CpuReport:
                 line += "  " + "  ".join(
                     f"{1000 * seconds / count:.2f} ms/{label}" for label, count in per_request.items() if count
                 )
+            if group == OTHER and self.other_by_name:
+                top = sorted(self.other_by_name.items(), key=lambda item: -item[1])[:3]
+                line += "  (" + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in top) + ")"
             out.append(line)
         return out
 
@@ -941,9 +958,17 @@ def run_full(args) -> FullResult:
     db = Db(database_url)
     try:
         if args.warmup > 0:
-            say(f"warm-up: {args.warmup:g}s, 8 connections, separate event")
+            say(f"warm-up: {args.warmup:g}s, {args.connections} connections, separate event")
             warm = run_wrk(
-                API_URL, tokens_file, events, args, 8, args.warmup, "warmup-full", hot=events.warmup, spread=[]
+                API_URL,
+                tokens_file,
+                events,
+                args,
+                args.connections,
+                args.warmup,
+                "warmup-full",
+                hot=events.warmup,
+                spread=[],
             )
             wait_final(db, [events.warmup], set(warm.ids), args.drain_timeout, "warm-up drain")
 
@@ -1169,7 +1194,7 @@ def run_embedded(args) -> EmbeddedResult:
     run([str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"], env, 300, "embedded-migrate.log")
     accounts = make_accounts(env, args.guests, "embedded")
     url = f"http://127.0.0.1:{args.embedded_port}"
-    workers, threads = os.environ.get("API_WORKERS", "4"), os.environ.get("API_THREADS", "8")
+    workers, threads = os.environ.get("API_WORKERS", "3"), os.environ.get("API_THREADS", "8")
     command = [
         str(BIN / "gunicorn"),
         "--bind",
@@ -1194,7 +1219,17 @@ def run_embedded(args) -> EmbeddedResult:
         events = create_events(url, accounts["host_token"], args, with_backlog=False)
         tokens_file = WORK / "tokens-embedded.txt"
         if args.warmup > 0:
-            run_wrk(url, tokens_file, events, args, 8, args.warmup, "warmup-embedded", hot=events.warmup, spread=[])
+            run_wrk(
+                url,
+                tokens_file,
+                events,
+                args,
+                args.connections,
+                args.warmup,
+                "warmup-embedded",
+                hot=events.warmup,
+                spread=[],
+            )
         say(f"embedded accept phase: {args.connections} connections for {args.duration:g}s")
         settle_disk()
         meter = CpuMeter({"api (embedded gunicorn)": server.pid})
@@ -1357,7 +1392,7 @@ def report(args, full: FullResult | None, embedded: EmbeddedResult | None) -> tu
     )
     print("  * embedded decides inline, before it answers: decided/s = requests decided in the accept phase / duration")
     if F:
-        other = "other (not this bench)"
+        other = OTHER
         shares = [("accept phase", F.accept_cpu)]
         shares += [("pipeline decide", F.pipeline.cpu)] if F.pipeline and F.pipeline.cpu else []
         print(
@@ -1461,7 +1496,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--hot-percent", type=int, default=70, help="share of requests to the hot event (70)")
     parser.add_argument("--guests", type=int, default=200, help="guest accounts whose tokens rotate (200)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
-    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up load on a separate event (2)")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=15,
+        help="seconds of warm-up load on a separate event, all connections (15): a freshly started "
+        "Kafka broker spends its first half minute JIT-compiling (twice the CPU per request), "
+        "a production one is long warm",
+    )
     parser.add_argument("--drain-timeout", type=float, default=300, help="seconds to wait for outcomes (300)")
     parser.add_argument(
         "--outbox-timeout",

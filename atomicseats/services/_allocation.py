@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 
 from atomicseats.adapters import adapters
 from atomicseats.domain import allocator, limits
@@ -179,14 +179,7 @@ def _write_decisions(
         assert request.status == "pending"
         outcome = decision.outcome.value
         request_updates.append(
-            {
-                "id": request.id,
-                "status": outcome,
-                "seats_confirmed": decision.seats_confirmed,
-                "seats_waitlisted": decision.seats_waitlisted,
-                "reason": decision.reason,
-                "decided_at": now,
-            }
+            (request.id, outcome, decision.seats_confirmed, decision.seats_waitlisted, decision.reason)
         )
         settlement.decided_request_ids.append(request.request_id)
         log_with_correlation(
@@ -224,11 +217,49 @@ def _write_decisions(
             outbox_values(Notification(f"booking.{outcome}", request.user_id, event, request.request_id, fields))
         )
     if request_updates:
-        work.session.execute(update(BookingRequest), request_updates)
+        _update_requests(work, request_updates, now)
     for model, rows in ((Booking, booking_rows), (WaitlistEntry, waitlist_rows), (OutboxMessage, outbox_rows)):
-        if rows:
-            work.session.execute(insert(model), rows)
+        if rows:  # Core multi-row INSERTs: nothing needs the new rows' ids back
+            work.session.execute(insert(model.__table__), rows)
     settlement.waitlisted_row_ids = [row["booking_request_id"] for row in waitlist_rows]
+
+
+_DECIDED_COLUMNS = ("id", "status", "seats_confirmed", "seats_waitlisted", "reason")
+# One statement for a whole batch: the decisions travel as five arrays, side by side.
+_UPDATE_DECIDED_SQL = text(
+    """
+    UPDATE booking_requests AS request
+    SET status = decided.status, seats_confirmed = decided.seats_confirmed,
+        seats_waitlisted = decided.seats_waitlisted, reason = decided.reason, decided_at = :decided_at
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:confirmed AS integer[]),
+                CAST(:waitlisted AS integer[]), CAST(:reasons AS text[]))
+         AS decided (id, status, seats_confirmed, seats_waitlisted, reason)
+    WHERE request.id = decided.id
+    """
+)
+
+
+def _update_requests(work: UnitOfWork, decided: list[tuple], now: datetime) -> None:
+    """Mark a batch of requests decided: on Postgres one UPDATE ... FROM unnest(arrays) (an
+    UPDATE per row was a third of a decision's cost); elsewhere the ORM's bulk update by
+    primary key."""
+    if not work.is_postgres:
+        rows = [{**dict(zip(_DECIDED_COLUMNS, row, strict=True)), "decided_at": now} for row in decided]
+        work.session.execute(update(BookingRequest), rows)
+        return
+    ids, statuses, confirmed, waitlisted, reasons = (list(column_) for column_ in zip(*decided, strict=True))
+    result = work.session.execute(
+        _UPDATE_DECIDED_SQL,
+        {
+            "ids": ids,
+            "statuses": statuses,
+            "confirmed": confirmed,
+            "waitlisted": waitlisted,
+            "reasons": reasons,
+            "decided_at": now,
+        },
+    )
+    assert result.rowcount == len(decided)
 
 
 def _booking_values(event: Event, request: BookingRequest, seats: int, now: datetime) -> dict:
