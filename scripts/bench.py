@@ -1499,8 +1499,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--warmup",
         type=int,
-        default=15,
-        help="seconds of warm-up load on a separate event, all connections (15): a freshly started "
+        default=30,
+        help="seconds of warm-up load on a separate event, all connections (30): a freshly started "
         "Kafka broker spends its first half minute JIT-compiling (twice the CPU per request), "
         "a production one is long warm",
     )
