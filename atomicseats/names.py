@@ -10,7 +10,8 @@ CORRELATION_HEADER_KAFKA = "x-request-id"
 CORRELATION_HEADER_CELERY = "correlation_id"
 
 ALLOCATION_QUEUE_PREFIX = "alloc.p"
-NOTIFICATIONS_QUEUE = "notifications"
+NOTIFICATIONS_QUEUE = "notifications"  # e-mail
+DOMAIN_EVENTS_QUEUE = "domain-events"  # outbox rows to the booking-events topic: never behind e-mail
 MAINTENANCE_QUEUE = "maintenance"
 
 

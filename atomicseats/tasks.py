@@ -18,7 +18,8 @@ ALLOCATION_RETRIES_MAX = 10
 ALLOCATION_BATCHES_PER_TASK_MAX = 40  # then the task re-queues itself so other events get a turn
 ALLOCATION_RETRY_DELAY_S = 0.5
 STRANDED_AFTER_S = 3.0  # pending this long without a decision: wake its event again
-OUTBOX_ROUNDS_MAX = 20
+OUTBOX_ROUNDS_MAX = 20  # domain events: a round is one produce to Kafka
+EMAIL_ROUNDS_MAX = 3  # e-mail: a round takes seconds; the task ends, the next wake-up goes on
 
 
 @shared_task(name="atomicseats.allocate_event", bind=True, max_retries=ALLOCATION_RETRIES_MAX)
@@ -57,7 +58,7 @@ def send_notifications() -> int:
     from atomicseats.services import outbox
 
     sent = 0
-    for _ in range(OUTBOX_ROUNDS_MAX):
+    for _ in range(EMAIL_ROUNDS_MAX):
         report = outbox.send_due_notifications()
         sent += report.sent
         if report.sent + report.retried + report.failed < limits.OUTBOX_BATCH_SIZE_MAX:

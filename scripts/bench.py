@@ -10,6 +10,11 @@ What it does (every step bounded by a deadline, everything on 127.0.0.1):
             1 host and G guests are inserted with one shared password hash and logged in
             in-process (argon2 costs ~0.3 s per hash here: 400 hashes would take a minute);
             the events are created through the API with the host's token.
+            PostgreSQL runs with production durability (fsync, synchronous commits): every
+            figure includes the WAL flushes a real deployment pays.
+  warm-up   the same load for W seconds on a separate event (a cold Kafka broker spends
+            its first half minute JIT-compiling), then dirty pages are synced to disk so the
+            kernel's writeback does not land in a measured phase.
   accept    wrk (C, cheap on 2 shared cores) drives N connections for T seconds of
             POST /api/events/book with rotating tokens: 70% to one hot event, 30% spread
             over 20 others, 1-4 seats. accepted/s = 2xx responses / duration. The request id

@@ -68,17 +68,20 @@ command_of() {
     api) echo "$BIN/granian --interface wsgi --host 127.0.0.1 --port $API_PORT --workers ${API_WORKERS:-3} --blocking-threads ${API_THREADS:-8} --backlog 2048 --no-ws wsgi:app" ;;
     bridge) echo "$BIN/python kafka_bridge.py" ;;
     worker) echo "$BIN/celery -A celery_worker worker --queues $ALLOCATION_QUEUES --concurrency ${WORKER_CONCURRENCY:-2} --hostname worker-$STACK@%h --without-gossip --without-mingle --loglevel ${LOG_LEVEL:-INFO}" ;;
-    mailer) echo "$BIN/celery -A celery_worker worker --queues $MAILER_QUEUES --concurrency ${MAILER_CONCURRENCY:-1} --hostname mailer-$STACK@%h --without-gossip --without-mingle --loglevel ${LOG_LEVEL:-INFO}" ;;
+    mailer) echo "$BIN/celery -A celery_worker worker --queues $MAILER_QUEUES --concurrency ${MAILER_CONCURRENCY:-2} --hostname mailer-$STACK@%h --without-gossip --without-mingle --loglevel ${LOG_LEVEL:-INFO}" ;;
     beat) echo "$BIN/celery -A celery_worker beat --schedule $APP_RUN/beat-schedule --loglevel INFO" ;;
     flower) echo "$BIN/celery -A celery_worker flower --address=127.0.0.1 --port=$FLOWER_PORT" ;;
     *) die "unknown process '$1' (api|bridge|worker|mailer|beat|flower)" ;;
   esac
 }
 
-# CPU priority (nice): the booking path (API, bridge, worker) first; in a burst, e-mail and
-# the dashboards wait for spare CPU (the outbox keeps every e-mail, nothing is dropped).
+# CPU priority (nice) when everything shares one machine: the API first (an accepted request
+# is durable in Kafka, so in a burst the front door keeps answering); then the pipeline that
+# decides (bridge, worker: the backlog waits safely in Kafka); e-mail and the dashboards take
+# what is left (the outbox keeps every e-mail, nothing is dropped).
 nice_of() {
   case $1 in
+    bridge | worker) echo "${PIPELINE_NICE:-5}" ;;
     mailer) echo "${MAILER_NICE:-19}" ;;
     flower) echo "${FLOWER_NICE:-19}" ;;
     *) echo 0 ;;

@@ -11,7 +11,13 @@ from __future__ import annotations
 from celery import Celery, Task, signals
 from flask import Flask
 
-from atomicseats.names import CORRELATION_HEADER_CELERY, MAINTENANCE_QUEUE, NOTIFICATIONS_QUEUE, allocation_queues
+from atomicseats.names import (
+    CORRELATION_HEADER_CELERY,
+    DOMAIN_EVENTS_QUEUE,
+    MAINTENANCE_QUEUE,
+    NOTIFICATIONS_QUEUE,
+    allocation_queues,
+)
 from atomicseats.observability import announce_ready, get_correlation_id, reset_correlation_id, set_correlation_id
 
 VISIBILITY_TIMEOUT_S = 30
@@ -32,7 +38,7 @@ def celery_config(app: Flask) -> dict:
         "task_default_queue": MAINTENANCE_QUEUE,
         "task_routes": {
             "atomicseats.send_notifications": {"queue": NOTIFICATIONS_QUEUE},
-            "atomicseats.publish_domain_events": {"queue": NOTIFICATIONS_QUEUE},
+            "atomicseats.publish_domain_events": {"queue": DOMAIN_EVENTS_QUEUE},
         },
         "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT_S},
         "broker_connection_retry_on_startup": True,
@@ -54,8 +60,8 @@ def worker_queues(app: Flask, kind: str = "all") -> list[str]:
     if kind == "allocation":
         return allocation
     if kind == "notifications":
-        return [NOTIFICATIONS_QUEUE]
-    return [*allocation, NOTIFICATIONS_QUEUE]
+        return [NOTIFICATIONS_QUEUE, DOMAIN_EVENTS_QUEUE]
+    return [*allocation, NOTIFICATIONS_QUEUE, DOMAIN_EVENTS_QUEUE]
 
 
 def register_celery(app: Flask) -> Celery:

@@ -8,10 +8,13 @@ import time
 from celery import Celery
 
 from atomicseats.adapters.kafka import KafkaRequestPublisher
-from atomicseats.names import NOTIFICATIONS_QUEUE
+from atomicseats.names import DOMAIN_EVENTS_QUEUE, NOTIFICATIONS_QUEUE
 from atomicseats.services.contracts import AcceptedRequest
 
 OUTBOX_WAKE_INTERVAL_S = 0.25  # at most this often per process; beat sweeps the rest
+# A wake-up still queued after this long is dropped when it is received: the senders were busy,
+# and a pile of stale wake-ups would only stand in front of the next useful one.
+OUTBOX_WAKE_EXPIRES_S = 2.0
 
 
 class KafkaPipeline:
@@ -32,4 +35,8 @@ class KafkaPipeline:
             if now - self._last_outbox_wake < OUTBOX_WAKE_INTERVAL_S:
                 return
             self._last_outbox_wake = now
-        self.celery_app.send_task("atomicseats.send_notifications", queue=NOTIFICATIONS_QUEUE)
+        for task, queue in (
+            ("atomicseats.send_notifications", NOTIFICATIONS_QUEUE),
+            ("atomicseats.publish_domain_events", DOMAIN_EVENTS_QUEUE),
+        ):
+            self.celery_app.send_task(task, queue=queue, expires=OUTBOX_WAKE_EXPIRES_S)

@@ -1,0 +1,35 @@
+"""Celery routing: every task lands on a queue some worker consumes, and domain events never
+queue behind e-mail (a long e-mail batch once held them back for minutes in a burst)."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from atomicseats.adapters.celery_app import celery_config, worker_queues
+from atomicseats.names import DOMAIN_EVENTS_QUEUE, NOTIFICATIONS_QUEUE
+
+
+def app_with(partitions: int = 3) -> Flask:
+    app = Flask(__name__)
+    app.config.update(KAFKA_PARTITIONS=partitions, REDIS_URL="redis://127.0.0.1:1/0")
+    return app
+
+
+def test_every_routed_and_scheduled_task_has_a_consuming_worker():
+    app = app_with()
+    config = celery_config(app)
+    consumed = set(worker_queues(app, "allocation")) | set(worker_queues(app, "notifications"))
+    routes = config["task_routes"]
+    for entry in config["beat_schedule"].values():
+        queue = routes.get(entry["task"], {}).get("queue", config["task_default_queue"])
+        assert queue in consumed, entry["task"]
+    assert set(worker_queues(app, "all")) == consumed
+
+
+def test_domain_events_have_a_queue_of_their_own_on_the_notifications_worker():
+    app = app_with()
+    routes = celery_config(app)["task_routes"]
+    assert routes["atomicseats.send_notifications"]["queue"] == NOTIFICATIONS_QUEUE
+    assert routes["atomicseats.publish_domain_events"]["queue"] == DOMAIN_EVENTS_QUEUE
+    assert worker_queues(app, "notifications") == [NOTIFICATIONS_QUEUE, DOMAIN_EVENTS_QUEUE]
+    assert not set(worker_queues(app, "allocation")) & {NOTIFICATIONS_QUEUE, DOMAIN_EVENTS_QUEUE}
