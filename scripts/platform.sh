@@ -112,8 +112,12 @@ start_proc() {
   # Each process runs under a restart loop in its own process group, as `restart: unless-stopped`
   # does in compose: a crash (e.g. kombu dying when Redis drops its connection) is restarted after
   # RESTART_DELAY_S; `stop`/`kill` signal the whole group, loop included.
-  ATOMICSEATS_READY_FILE=$APP_RUN/$proc.ready setsid nice -n "$(nice_of "$proc")" bash -c \
-    'while :; do "$@"; echo "[platform] $(date -u +%FT%TZ) exited with $?; restarting in ${RESTART_DELAY_S:-1}s"; sleep "${RESTART_DELAY_S:-1}"; done' \
+  # Its own session is its own scheduler autogroup on Linux, and between autogroups only the
+  # group's nice counts (a process's nice works inside its group): both are set.
+  local nice; nice=$(nice_of "$proc")
+  ATOMICSEATS_READY_FILE=$APP_RUN/$proc.ready AUTOGROUP_NICE=$nice setsid nice -n "$nice" bash -c \
+    'echo "$AUTOGROUP_NICE" >/proc/self/autogroup 2>/dev/null || true
+     while :; do "$@"; echo "[platform] $(date -u +%FT%TZ) exited with $?; restarting in ${RESTART_DELAY_S:-1}s"; sleep "${RESTART_DELAY_S:-1}"; done' \
     supervise $(command_of "$proc") >>"$log" 2>&1 </dev/null &
   echo $! >"$APP_RUN/$proc.pid"
   wait_ready "$proc"
