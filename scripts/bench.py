@@ -1518,7 +1518,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--outbox-timeout",
         type=float,
         default=240,
-        help="seconds to let the outbox drain before the decide phase (240)",
+        help="seconds to let the outbox drain after the warm-up and before the decide phase (240)",
     )
     parser.add_argument("--embedded-port", type=int, default=5290, help="port of the embedded server (5290)")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the request mix (1)")
