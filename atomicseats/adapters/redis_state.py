@@ -144,17 +144,10 @@ class RedisRequestRegistry:
         assert ttl_s > 0
         self.client = client
         self.ttl_s = ttl_s
-        self._claim = client.register_script(_CLAIM_SCRIPT)
         self._release = client.register_script(_RELEASE_SCRIPT)
 
     def claim(self, accepted: AcceptedRequest) -> AcceptedRequest | None:
-        keys = self._keys_of(accepted)
-        try:
-            earlier = self._claim(keys=keys, args=[_encode_request(accepted), self.ttl_s])
-        except REDIS_FAILURES as error:
-            log.warning("registry.claim_failed", extra={"request_id": accepted.request_id, "error": str(error)})
-            return None
-        return None if earlier is None else _decode_request(earlier)
+        return self.claim_and_read(accepted)[0]
 
     def claim_and_read(self, accepted: AcceptedRequest) -> tuple[AcceptedRequest | None, EventAvailability | None]:
         """`claim`, plus the event's cached availability, in one round trip (the booking hot
@@ -162,7 +155,7 @@ class RedisRequestRegistry:
         keys = self._keys_of(accepted)
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(redis_cache.availability_key(accepted.event_id))
-        # EVAL, not the registered Script: a Script in a pipeline first asks SCRIPT EXISTS,
+        # EVAL rather than a registered Script: in a pipeline a Script first asks SCRIPT EXISTS,
         # a second round trip. Redis caches the compiled body by its hash either way.
         pipe.eval(_CLAIM_SCRIPT, len(keys), *keys, _encode_request(accepted), self.ttl_s)
         try:
