@@ -76,6 +76,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the application's names, via scripts/stacktools.py
+
+from scripts.stacktools import parse_exports, recreate_topics  # noqa: E402
+
 BIN = ROOT / ".venv" / "bin"
 STACK = "bench"
 RUN = ROOT / ".run" / STACK
@@ -87,8 +91,6 @@ BENCH_DB = "atomicseats_bench"
 GUEST_PASSWORD = "bench-password-0"
 FLOOR_ACCEPTED = 1000
 FLOOR_DECIDED = 3000
-TOPICS = {"booking-requests": 6, "booking-events": 3}
-BRIDGE_GROUP = "atomicseats-bridge"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 OTHER = "other (not this bench)"
 
@@ -185,8 +187,8 @@ class Stack:
         if out.returncode != 0:
             raise BenchError(f"platform.sh env failed: {out.stderr[-500:]}")
         env = dict(self.env)
-        env.update(_parse_exports(out.stdout))
-        env.update(_parse_exports((APP_RUN / "secrets.env").read_text()))
+        env.update(parse_exports(out.stdout))
+        env.update(parse_exports((APP_RUN / "secrets.env").read_text()))
         env.update(
             ATOMICSEATS_ENV="production",
             PIPELINE="kafka",
@@ -197,16 +199,6 @@ class Stack:
             FLASK_APP="wsgi",
         )
         return env
-
-
-def _parse_exports(text: str) -> dict:
-    values = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("export ") and "=" in line:
-            name, value = line[len("export ") :].split("=", 1)
-            values[name] = value.strip("'\"")
-    return values
 
 
 def services_env() -> dict:
@@ -220,7 +212,7 @@ def services_env() -> dict:
     )
     if out.returncode != 0:
         raise BenchError(f"services.sh env failed: {out.stderr[-500:]}")
-    return _parse_exports(out.stdout)
+    return parse_exports(out.stdout)
 
 
 def http_json(method: str, url: str, body: dict | None = None, token: str | None = None, timeout_s: float = 30) -> dict:
@@ -636,55 +628,10 @@ def recreate_database(admin_url: str, name: str) -> str:
 
 
 def reset_kafka(brokers: str, deadline_s: float = 90) -> None:
-    from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": brokers, "log_level": 2})
-    deadline = time.monotonic() + deadline_s
     try:
-        admin.delete_consumer_groups([BRIDGE_GROUP], request_timeout=15)[BRIDGE_GROUP].result()
-    except KafkaException as error:
-        if error.args[0].code() not in (KafkaError.GROUP_ID_NOT_FOUND,):
-            say(f"note: could not delete consumer group {BRIDGE_GROUP}: {error}")
-    existing = set(admin.list_topics(timeout=15).topics)
-    doomed = [topic for topic in TOPICS if topic in existing]
-    if doomed:
-        for topic, future in admin.delete_topics(doomed, operation_timeout=30, request_timeout=30).items():
-            try:
-                future.result()
-            except KafkaException as error:
-                if error.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
-                    raise BenchError(f"cannot delete topic {topic}: {error}") from error
-    pending = dict(TOPICS)
-    while pending:
-        futures = admin.create_topics(
-            [NewTopic(topic, num_partitions=count, replication_factor=1) for topic, count in pending.items()],
-            operation_timeout=30,
-            request_timeout=30,
-        )
-        for topic, future in futures.items():
-            try:
-                future.result()
-                pending.pop(topic)
-            except KafkaException as error:
-                if time.monotonic() > deadline:
-                    raise BenchError(f"cannot recreate topic {topic}: {error}") from error
-        if pending:
-            time.sleep(0.5)
-    while True:
-        metadata = admin.list_topics(timeout=10).topics
-        ready = all(
-            topic in metadata
-            and metadata[topic].error is None
-            and len(metadata[topic].partitions) == count
-            and all(partition.leader >= 0 for partition in metadata[topic].partitions.values())
-            for topic, count in TOPICS.items()
-        )
-        if ready:
-            return
-        if time.monotonic() > deadline:
-            raise BenchError("recreated topics have no leaders")
-        time.sleep(0.2)
+        recreate_topics(brokers, deadline_s)
+    except RuntimeError as error:
+        raise BenchError(str(error)) from error
 
 
 def produce_backlog(brokers: str, event_id: int, user_ids: list[int], count: int, seed: int) -> tuple[list[str], float]:

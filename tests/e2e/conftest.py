@@ -9,7 +9,6 @@ fails the session loudly; nothing is skipped.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,21 +16,17 @@ from pathlib import Path
 import psycopg2
 import pytest
 import redis
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
 
+from scripts.stacktools import parse_exports, recreate_topics
 from tests.e2e.support import (
     APP_PROCS,
     REPO_ROOT,
     STACK,
     Platform,
-    parse_exports,
     run,
     stack_env,
 )
 
-TOPICS = {"booking-requests": 6, "booking-events": 3}
-BRIDGE_GROUP = "atomicseats-bridge"
 DATABASE_PREFIX = "atomicseats_e2e_"
 # The auth rate limit (10/min per address by default) would throttle creating dozens of
 # test accounts from one address; everything else runs with production settings.
@@ -84,56 +79,6 @@ def _drop_database(database_url: str) -> None:
     _admin_sql(_server_url(database_url, "postgres"), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _recreate_topics(brokers: str, timeout_s: float = 60) -> None:
-    """Delete and re-create our topics (and the bridge's group), so no old message can leak in."""
-    admin = AdminClient({"bootstrap.servers": brokers, "log_level": 2})
-    deadline = time.monotonic() + timeout_s
-    existing = set(admin.list_topics(timeout=10).topics)
-    doomed = [topic for topic in TOPICS if topic in existing]
-    if doomed:
-        for future in admin.delete_topics(doomed, operation_timeout=30).values():
-            try:
-                future.result()
-            except KafkaException as error:
-                if error.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
-                    raise
-    try:
-        admin.delete_consumer_groups([BRIDGE_GROUP], request_timeout=10)[BRIDGE_GROUP].result()
-    except KafkaException as error:
-        if error.args[0].code() not in (KafkaError.GROUP_ID_NOT_FOUND, KafkaError.NON_EMPTY_GROUP):
-            raise
-    # Deletion completes asynchronously: creating too early says the topic still exists.
-    pending = dict(TOPICS)
-    while pending:
-        futures = admin.create_topics(
-            [NewTopic(topic, num_partitions=count, replication_factor=1) for topic, count in pending.items()],
-            operation_timeout=30,
-        )
-        for topic, future in futures.items():
-            try:
-                future.result()
-                pending.pop(topic)
-            except KafkaException as error:
-                if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                    raise
-        if pending:
-            assert time.monotonic() < deadline, f"could not re-create topics {sorted(pending)}"
-            time.sleep(0.5)
-    while True:
-        metadata = admin.list_topics(timeout=10)
-        ready = all(
-            topic in metadata.topics
-            and metadata.topics[topic].error is None
-            and len(metadata.topics[topic].partitions) == count
-            and all(partition.leader >= 0 for partition in metadata.topics[topic].partitions.values())
-            for topic, count in TOPICS.items()
-        )
-        if ready:
-            return
-        assert time.monotonic() < deadline, "re-created topics have no leaders"
-        time.sleep(0.2)
-
-
 @pytest.fixture(scope="session")
 def platform() -> Iterator[Platform]:
     script_env = stack_env()
@@ -152,7 +97,7 @@ def platform() -> Iterator[Platform]:
         app_run_dir = REPO_ROOT / ".run" / STACK / "app"
         app_env.update(parse_exports((app_run_dir / "secrets.env").read_text()))
         assert app_env["DATABASE_URL"] == database_url, "platform.sh did not keep the caller's DATABASE_URL"
-        _recreate_topics(app_env["KAFKA_BROKERS"])
+        recreate_topics(app_env["KAFKA_BROKERS"])
         client = redis.Redis.from_url(app_env["REDIS_URL"])
         client.flushall()
         client.close()

@@ -124,17 +124,6 @@ def stack_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def parse_exports(text: str) -> dict[str, str]:
-    """`export NAME=value` lines (platform.sh env, secrets.env) as a dict."""
-    values = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("export ") and "=" in line:
-            name, value = line[len("export ") :].split("=", 1)
-            values[name] = value.strip("'\"")
-    return values
-
-
 # --- HTTP ----------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from atomicseats.names import BOOKING_REQUESTS_TOPIC, BRIDGE_CONSUMER_GROUP
 from tests.e2e.support import (
     Account,
     Platform,
@@ -33,7 +34,6 @@ FLASH_CAPACITY = 37
 FLASH_USERS = 50
 FLASH_REQUESTS = 200
 FLASH_THREADS = 50
-BRIDGE_GROUP = "atomicseats-bridge"
 
 
 @pytest.fixture(scope="module")
@@ -267,7 +267,11 @@ def test_redelivered_kafka_messages_create_no_second_request_or_booking(platform
     platform.wait_until_all_final(request_ids, timeout_s=30)
     brokers = platform.env["KAFKA_BROKERS"]
     ends = end_offsets(brokers, "booking-requests")
-    poll(lambda: has_consumed_to(brokers, BRIDGE_GROUP, "booking-requests", ends), 20, what="the bridge to catch up")
+    poll(
+        lambda: has_consumed_to(brokers, BRIDGE_CONSUMER_GROUP, BOOKING_REQUESTS_TOPIC, ends),
+        20,
+        what="the bridge to catch up",
+    )
     before = table_counts(platform)
     statuses_before = platform.sql("SELECT request_id, status, seats_confirmed FROM booking_requests ORDER BY id")
 
@@ -277,7 +281,11 @@ def test_redelivered_kafka_messages_create_no_second_request_or_booking(platform
     produce_again(brokers, originals)
     ends = end_offsets(brokers, "booking-requests")
     assert sum(ends.values()) == 2 * len(originals)
-    poll(lambda: has_consumed_to(brokers, BRIDGE_GROUP, "booking-requests", ends), 30, what="the copies consumed")
+    poll(
+        lambda: has_consumed_to(brokers, BRIDGE_CONSUMER_GROUP, BOOKING_REQUESTS_TOPIC, ends),
+        30,
+        what="the copies consumed",
+    )
     # The bridge really handled the copies (recorded again = a no-op) before committing them.
     bridge_log = platform.app_log("bridge")
     for message in ours:
