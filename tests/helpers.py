@@ -24,6 +24,20 @@ class Account:
         return {"Authorization": f"Bearer {self.access_token}"}
 
 
+def create_admin_args(username: str, password: str = PASSWORD) -> list[str]:
+    """`flask users create-admin` arguments for a test admin (in-process runner or subprocess)."""
+    return [
+        "users",
+        "create-admin",
+        "--username",
+        username,
+        "--email",
+        f"{username}@example.test",
+        "--password",
+        password,
+    ]
+
+
 def register(client, role: str = "guest", username: str | None = None) -> dict:
     number = next(_counter)
     username = username or f"{role}{number}"

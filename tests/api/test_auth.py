@@ -16,7 +16,7 @@ from atomicseats.auth import VerifiedTokens
 from atomicseats.extensions import db, limiter
 from tests.api.support import assert_error, assert_success, row_counts
 from tests.conftest import make_app
-from tests.helpers import PASSWORD, account, create_event, login, register
+from tests.helpers import PASSWORD, account, create_admin_args, create_event, login, register
 
 USER_FIELDS = {"id", "username", "name", "email", "role"}
 
@@ -446,18 +446,7 @@ def test_logout_with_a_refresh_token_is_401(app, client):
 
 
 def create_admin_with_cli(app, username: str, password: str = PASSWORD):
-    result = app.test_cli_runner().invoke(
-        args=[
-            "users",
-            "create-admin",
-            "--username",
-            username,
-            "--email",
-            f"{username}@example.test",
-            "--password",
-            password,
-        ]
-    )
+    result = app.test_cli_runner().invoke(args=create_admin_args(username, password))
     # The command committed through its own app context; end this test's read
     # transaction so the next request sees the new row (SQLite reads a snapshot).
     db.session.rollback()

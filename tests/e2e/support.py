@@ -33,6 +33,8 @@ from argon2 import PasswordHasher
 from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupTopicPartitions, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from tests.helpers import create_admin_args
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STACK = "e2e"
 STACK_PORT_OFFSET = "300"
@@ -355,16 +357,7 @@ class Platform:
 
     def create_admin(self) -> Account:
         username = unique("e2eadmin")
-        code, output = self.flask(
-            "users",
-            "create-admin",
-            "--username",
-            username,
-            "--email",
-            f"{username}@example.test",
-            "--password",
-            PASSWORD,
-        )
+        code, output = self.flask(*create_admin_args(username, PASSWORD))
         assert code == 0, output
         return self.login(username)
 
