@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import DateTime, TypeDecorator
 
@@ -21,8 +32,8 @@ BigId = BigInteger().with_variant(Integer, "sqlite")
 USER_ROLES = ("guest", "host", "admin")
 EVENT_STATUSES = ("published", "deleted")
 BOOKING_STATUSES = ("confirmed", "cancelled")
-REQUEST_STATUSES = ("pending", "confirmed", "partial", "waitlisted", "rejected")
-WAITLIST_STATUSES = ("waiting", "served", "cancelled")
+REQUEST_STATUSES = ("pending", "confirmed", "partial", "waitlisted", "rejected", "cancelled")
+WAITLIST_STATUSES = ("waiting", "served", "cancelled", "expired")
 OUTBOX_STATUSES = ("pending", "sent", "failed")
 OUTBOX_CHANNELS = ("email", "event")
 
@@ -59,7 +70,12 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 class User(db.Model):
     __tablename__ = "users"
-    __table_args__ = (CheckConstraint(_in("role", USER_ROLES), name="role_known"),)
+    __table_args__ = (
+        CheckConstraint(_in("role", USER_ROLES), name="role_known"),
+        # "Gary" and "gary" are one account on every backend.
+        Index("uq_users_username_lower", func.lower(text("username")), unique=True),
+        Index("uq_users_email_lower", func.lower(text("email")), unique=True),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     username: Mapped[str] = mapped_column(String(32), unique=True, nullable=False)
@@ -102,6 +118,7 @@ class Event(db.Model):
         CheckConstraint("reserved_seats <= capacity_seats", name="never_oversold"),
         CheckConstraint("price_minor >= 0", name="price_non_negative"),
         CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+        CheckConstraint("sales_end_at IS NULL OR sales_end_at <= starts_at", name="sales_end_by_start"),
         CheckConstraint(_in("status", EVENT_STATUSES), name="status_known"),
         Index("ix_events_status_starts_at", "status", "starts_at"),
     )
@@ -113,6 +130,8 @@ class Event(db.Model):
     venue: Mapped[str] = mapped_column(String(200), nullable=False)
     starts_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
     ends_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    # Sales close here, or at the start when unset: nothing is booked or promoted after it.
+    sales_end_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     capacity_seats: Mapped[int] = mapped_column(Integer, nullable=False)
     reserved_seats: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     price_minor: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
@@ -150,7 +169,9 @@ class BookingRequest(db.Model):
         CheckConstraint(f"seats_requested <= {limits.SEATS_PER_REQUEST_MAX}", name="seats_requested_within_max"),
         CheckConstraint("seats_confirmed >= 0", name="seats_confirmed_non_negative"),
         CheckConstraint("seats_waitlisted >= 0", name="seats_waitlisted_non_negative"),
+        CheckConstraint("seats_cancelled >= 0", name="seats_cancelled_non_negative"),
         CheckConstraint("seats_confirmed + seats_waitlisted <= seats_requested", name="seats_add_up"),
+        CheckConstraint("seats_cancelled <= seats_requested", name="seats_cancelled_within_requested"),
         CheckConstraint(_in("status", REQUEST_STATUSES), name="status_known"),
         Index("ix_booking_requests_event_status_id", "event_id", "status", "id"),
     )
@@ -164,6 +185,7 @@ class BookingRequest(db.Model):
     status: Mapped[str] = mapped_column(String(12), nullable=False, default="pending")
     seats_confirmed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     seats_waitlisted: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    seats_cancelled: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     reason: Mapped[str | None] = mapped_column(String(64))
     correlation_id: Mapped[str | None] = mapped_column(String(64))
     accepted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # when the API said 202
