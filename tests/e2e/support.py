@@ -36,8 +36,10 @@ from confluent_kafka.admin import AdminClient
 from tests.helpers import create_admin_args
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-STACK = "e2e"
-STACK_PORT_OFFSET = "300"
+# One e2e stack per checkout at a time; a second checkout on the same machine picks its own
+# name and port block (E2E_STACK=e2e2 E2E_PORT_OFFSET=400) so the two never share a port.
+STACK = os.environ.get("E2E_STACK", "e2e")
+STACK_PORT_OFFSET = os.environ.get("E2E_PORT_OFFSET", "300")
 PASSWORD = "e2e-correct-horse-battery"
 FINAL_STATUSES = frozenset({"confirmed", "partial", "waitlisted", "rejected"})
 MESSAGE_ID_DOMAIN = "atomicseats.local"
