@@ -67,8 +67,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+# C0 and C1 controls, DEL, and the Unicode line/paragraph separators: anything a terminal
+# or a line-oriented log reader may take as a new line or a control sequence.
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(value: object) -> str:
+    """`value` as text on one line: each control character written as a Python-style escape."""
+    return _CONTROL_CHARACTERS.sub(lambda match: repr(match.group())[1:-1], str(value))
+
+
 class TextFormatter(logging.Formatter):
-    """Readable lines for a developer's terminal, same fields."""
+    """Readable lines for a developer's terminal, same fields. Whatever came from outside
+    (paths, headers, user text) is escaped, so one record is always one line."""
 
     def format(self, record: logging.LogRecord) -> str:
         fields = {
@@ -76,9 +87,10 @@ class TextFormatter(logging.Formatter):
             for key, value in vars(record).items()
             if key not in _RESERVED_RECORD_KEYS and not key.startswith("_")
         }
-        rendered = " ".join(f"{key}={value}" for key, value in fields.items())
-        correlation_id = getattr(record, "correlation_id", None) or "-"
-        text = f"{record.levelname:<7} {record.getMessage()} [{correlation_id}] {rendered}".rstrip()
+        rendered = " ".join(f"{key}={escape_controls(value)}" for key, value in fields.items())
+        correlation_id = escape_controls(getattr(record, "correlation_id", None) or "-")
+        message = escape_controls(record.getMessage())
+        text = f"{record.levelname:<7} {message} [{correlation_id}] {rendered}".rstrip()
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         return text

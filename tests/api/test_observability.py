@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
-from atomicseats.observability import JsonFormatter
+from atomicseats.observability import JsonFormatter, TextFormatter
+from tests.conftest import make_app
 from tests.helpers import account, create_event
 
 
@@ -38,3 +39,22 @@ def test_logs_never_contain_passwords_or_tokens(app, client, caplog):
     log_text = "\n".join(JsonFormatter().format(record) for record in caplog.records)
     assert guest.access_token not in log_text
     assert "correct-horse-battery" not in log_text
+
+
+def test_a_control_character_in_the_path_cannot_forge_a_text_log_line(database_url, capsys):
+    """Development logs are text: a %0A in the path must not start a second line."""
+    app = make_app(database_url, LOG_JSON=False)
+    capsys.readouterr()
+    response = app.test_client().get("/api/x%0Afake-line%0D%1B[31mred")
+    assert response.status_code == 404
+    lines = [line for line in capsys.readouterr().out.splitlines() if line]
+    assert len(lines) == 1, lines
+    assert "http.request" in lines[0] and "path=/api/x\\nfake-line\\r\\x1b[31mred" in lines[0]
+    assert not any(line.startswith("fake-line") for line in lines)
+
+
+def test_text_logs_escape_control_characters_in_messages_and_fields():
+    record = logging.makeLogRecord({"msg": "user\nINFO fake", "levelname": "INFO", "header": "a\r\nb\u2028c"})
+    line = TextFormatter().format(record)
+    assert "\n" not in line and "\r" not in line and "\u2028" not in line
+    assert "user\\nINFO fake" in line and "header=a\\r\\nb\\u2028c" in line
