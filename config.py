@@ -21,6 +21,27 @@ class ConfigError(RuntimeError):
     """A required setting is missing or out of bounds."""
 
 
+# The secrets development and testing run with: public (they are in this file), so
+# production refuses them whatever their length.
+DEVELOPMENT_SECRETS = {
+    "SECRET_KEY": "dev-session-secret-change-me",
+    "JWT_SECRET_KEY": "dev-access-token-secret-change-me",
+    "REFRESH_TOKEN_SECRET": "dev-refresh-token-secret-change-me",
+}
+TESTING_SECRETS = {
+    "SECRET_KEY": "test-session-secret",
+    "JWT_SECRET_KEY": "test-access-token-secret-0123456789abcdef",
+    "REFRESH_TOKEN_SECRET": "test-refresh-token-secret-0123456789abcdef",
+}
+PUBLIC_SECRETS = frozenset(DEVELOPMENT_SECRETS.values()) | frozenset(TESTING_SECRETS.values())
+SECRET_LENGTH_MIN = 32
+SECRET_VARIABLES = {
+    "SECRET_KEY": "SESSION_SECRET",
+    "JWT_SECRET_KEY": "ACCESS_TOKEN_SECRET",
+    "REFRESH_TOKEN_SECRET": "REFRESH_TOKEN_SECRET",
+}
+
+
 def require_env(name: str) -> str:
     value = os.environ.get(name, "").strip()
     if not value:
@@ -97,6 +118,9 @@ class BaseConfig:
         # tokens (API clients) are not sent automatically by browsers, so they don't.
         self.JWT_COOKIE_CSRF_PROTECT = True
         self.JWT_REFRESH_JSON_KEY = "refreshToken"
+        # The browser sends the refresh cookie to the refresh route only, not with every
+        # request (logout still clears it: flask-jwt-extended unsets it on this path).
+        self.JWT_REFRESH_COOKIE_PATH = "/api/user/refresh"
         self.JWT_ALGORITHM = "HS256"
         self.JWT_DECODE_ALGORITHMS = ["HS256"]
         self.SESSION_COOKIE_HTTPONLY = True
@@ -144,9 +168,9 @@ class DevelopmentConfig(BaseConfig):
     def __init__(self) -> None:
         super().__init__()
         instance_dir = ROOT_DIR / "instance"
-        self.SECRET_KEY = env_str("SESSION_SECRET", "dev-session-secret-change-me")
-        self.JWT_SECRET_KEY = env_str("ACCESS_TOKEN_SECRET", "dev-access-token-secret-change-me")
-        self.REFRESH_TOKEN_SECRET = env_str("REFRESH_TOKEN_SECRET", "dev-refresh-token-secret-change-me")
+        self.SECRET_KEY = env_str("SESSION_SECRET", DEVELOPMENT_SECRETS["SECRET_KEY"])
+        self.JWT_SECRET_KEY = env_str("ACCESS_TOKEN_SECRET", DEVELOPMENT_SECRETS["JWT_SECRET_KEY"])
+        self.REFRESH_TOKEN_SECRET = env_str("REFRESH_TOKEN_SECRET", DEVELOPMENT_SECRETS["REFRESH_TOKEN_SECRET"])
         self.SQLALCHEMY_DATABASE_URI = env_str("DATABASE_URL", f"sqlite:///{instance_dir / 'atomicseats.db'}")
         self.SEED_DEMO_ALLOWED = True
         self.LOG_JSON = env_bool("LOG_JSON", False)
@@ -160,9 +184,9 @@ class TestingConfig(BaseConfig):
     def __init__(self) -> None:
         super().__init__()
         self.TESTING = True
-        self.SECRET_KEY = "test-session-secret"
-        self.JWT_SECRET_KEY = "test-access-token-secret-0123456789abcdef"
-        self.REFRESH_TOKEN_SECRET = "test-refresh-token-secret-0123456789abcdef"
+        self.SECRET_KEY = TESTING_SECRETS["SECRET_KEY"]
+        self.JWT_SECRET_KEY = TESTING_SECRETS["JWT_SECRET_KEY"]
+        self.REFRESH_TOKEN_SECRET = TESTING_SECRETS["REFRESH_TOKEN_SECRET"]
         self.SQLALCHEMY_DATABASE_URI = env_str("TEST_DATABASE_URL", "sqlite://")
         self.REDIS_URL = os.environ.get("TEST_REDIS_URL", "").strip()
         self.KAFKA_BROKERS = ""
@@ -185,9 +209,11 @@ class ProductionConfig(BaseConfig):
         self.SQLALCHEMY_DATABASE_URI = require_env("DATABASE_URL")
         self.JWT_COOKIE_SECURE = env_bool("COOKIE_SECURE", True)
         self.SESSION_COOKIE_SECURE = self.JWT_COOKIE_SECURE
-        for name in ("SECRET_KEY", "JWT_SECRET_KEY", "REFRESH_TOKEN_SECRET"):
-            if len(getattr(self, name)) < 32:
-                raise ConfigError(f"{name} must be at least 32 characters in production")
+        for name, variable in SECRET_VARIABLES.items():
+            if getattr(self, name) in PUBLIC_SECRETS:
+                raise ConfigError(f"{variable} is a development or testing default: set a secret of your own")
+            if len(getattr(self, name)) < SECRET_LENGTH_MIN:
+                raise ConfigError(f"{variable} must be at least {SECRET_LENGTH_MIN} characters in production")
 
 
 CONFIGS: dict[str, type[BaseConfig]] = {

@@ -7,6 +7,7 @@ flask-jwt-extended answers 422 for some malformed tokens by default; DESIGN.md w
 from __future__ import annotations
 
 import functools
+import math
 import threading
 import time
 
@@ -59,6 +60,7 @@ def register_auth(app: Flask) -> None:
     jwt.encode_key_loader(encoding_key)
     jwt.decode_key_loader(decoding_key)
     jwt.token_in_blocklist_loader(_is_token_revoked)
+    jwt.token_verification_loader(has_numeric_expiry)
     jwt.expired_token_loader(_expired)
     for register in (
         jwt.invalid_token_loader,
@@ -93,6 +95,13 @@ def _public_reason(reason: str) -> str:
     if "missing" in lowered or "authorization" in lowered and "header" in lowered:
         return "Authentication required"
     return "Invalid or revoked token"
+
+
+def has_numeric_expiry(_header: dict, claims: dict) -> bool:
+    """Every token we issue expires. PyJWT checks `exp` only when it is there, and takes a
+    numeric string ("9999999999") for a number: a token without a JSON-number `exp` is refused."""
+    expiry = claims.get("exp")
+    return isinstance(expiry, int | float) and not isinstance(expiry, bool) and math.isfinite(expiry)
 
 
 def _is_token_revoked(_header: dict, claims: dict) -> bool:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from config import ConfigError, load_config
+from config import (
+    DEVELOPMENT_SECRETS,
+    SECRET_LENGTH_MIN,
+    SECRET_VARIABLES,
+    TESTING_SECRETS,
+    ConfigError,
+    load_config,
+)
 
 PRODUCTION_ENV = {
     "SESSION_SECRET": "s" * 40,
@@ -58,3 +65,22 @@ def test_bounded_settings_are_checked(value, monkeypatch):
 def test_unknown_environment_name_is_refused():
     with pytest.raises(ConfigError, match="unknown configuration"):
         load_config("staging-ish")
+
+
+@pytest.mark.parametrize("name", ["SECRET_KEY", "JWT_SECRET_KEY", "REFRESH_TOKEN_SECRET"])
+@pytest.mark.parametrize("defaults", [DEVELOPMENT_SECRETS, TESTING_SECRETS], ids=["development", "testing"])
+def test_production_refuses_the_public_default_secrets_whatever_their_length(name, defaults, monkeypatch):
+    """The development access secret is 33 characters: long enough, and public."""
+    for variable, value in PRODUCTION_ENV.items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.setenv(SECRET_VARIABLES[name], defaults[name])
+    with pytest.raises(ConfigError, match=f"{SECRET_VARIABLES[name]} is a development or testing default"):
+        load_config("production")
+
+
+def test_the_development_secrets_are_what_development_runs_with(monkeypatch):
+    for variable in SECRET_VARIABLES.values():
+        monkeypatch.delenv(variable, raising=False)
+    config = load_config("development")
+    assert {name: getattr(config, name) for name in DEVELOPMENT_SECRETS} == DEVELOPMENT_SECRETS
+    assert len(DEVELOPMENT_SECRETS["JWT_SECRET_KEY"]) >= SECRET_LENGTH_MIN  # so the length rule alone let it through

@@ -19,6 +19,7 @@ from tests.conftest import make_app
 from tests.helpers import PASSWORD, account, create_admin_args, create_event, login, register
 
 USER_FIELDS = {"id", "username", "name", "email", "role"}
+REFRESH_PATH = "/api/user/refresh"
 
 
 def register_response(client, **overrides):
@@ -170,6 +171,24 @@ def test_login_sets_http_only_same_site_token_cookies(app):
     assert "HttpOnly" not in cookies["csrf_access_token"]
 
 
+def test_the_refresh_cookie_is_sent_to_the_refresh_route_only(app):
+    client = app.test_client()
+    user = register(client, "guest")
+
+    response = client.post("/api/user/login", json={"username": user["username"], "password": PASSWORD})
+
+    attributes = {
+        header.split("=", 1)[0]: [part.strip() for part in header.split(";")]
+        for header in response.headers.getlist("Set-Cookie")
+    }
+    assert f"Path={REFRESH_PATH}" in attributes["refreshToken"]
+    assert "Path=/" in attributes["accessToken"]
+    assert client.get_cookie("refreshToken") is None  # not for "/"
+    # ... and the browser's cookie still refreshes on its route (CSRF header as a page sends it)
+    csrf = client.get_cookie("csrf_refresh_token").value
+    assert_success(client.post(REFRESH_PATH, headers={"X-CSRF-TOKEN": csrf}))
+
+
 def test_wrong_password_and_unknown_user_get_the_same_401(app, client):
     user = register(client, "guest")
     before = row_counts()
@@ -261,6 +280,43 @@ def test_token_whose_claims_were_edited_is_401(app, client):
     tampered = f"{header}.{b64url(claims)}.{signature}"
 
     assert_error(app.test_client().get("/api/user/bookings", headers=bearer(tampered)), 401)
+
+
+def signed_with_exp(app, token: str, secret_name: str, exp) -> str:
+    """The token's own claims, re-signed with our real secret, `exp` replaced (or removed)."""
+    claims = {key: value for key, value in unverified_claims(token).items() if key != "exp"}
+    if exp is not NO_EXP:
+        claims["exp"] = exp
+    return pyjwt.encode(claims, app.config[secret_name], algorithm="HS256")
+
+
+NO_EXP = object()
+BAD_EXPIRIES = [NO_EXP, str(int(time.time()) + 3600), "soon", True, None, [1]]
+BAD_EXPIRY_IDS = ["missing", "numeric-string", "text", "boolean", "null", "list"]
+
+
+@pytest.mark.parametrize("exp", BAD_EXPIRIES, ids=BAD_EXPIRY_IDS)
+def test_access_token_without_a_numeric_exp_is_401_even_when_genuinely_signed(app, client, exp):
+    guest = account(client, "guest")
+    token = signed_with_exp(app, guest.access_token, "JWT_SECRET_KEY", exp)
+
+    assert_error(app.test_client().get("/api/user/bookings", headers=bearer(token)), 401)
+    assert_error(app.test_client().get("/api/user/bookings", headers=bearer(token)), 401)  # never cached
+
+
+@pytest.mark.parametrize("exp", BAD_EXPIRIES, ids=BAD_EXPIRY_IDS)
+def test_refresh_token_without_a_numeric_exp_is_401(app, client, exp):
+    guest = account(client, "guest")
+    token = signed_with_exp(app, guest.refresh_token, "REFRESH_TOKEN_SECRET", exp)
+
+    assert_error(app.test_client().post("/api/user/refresh", headers=bearer(token)), 401)
+
+
+def test_a_genuinely_signed_token_with_a_numeric_exp_still_works(app, client):
+    guest = account(client, "guest")
+    token = signed_with_exp(app, guest.access_token, "JWT_SECRET_KEY", int(time.time()) + 600.5)
+
+    assert_success(app.test_client().get("/api/user/bookings", headers=bearer(token)))
 
 
 def test_token_signed_with_the_refresh_secret_is_not_an_access_token(app, client):
@@ -420,10 +476,12 @@ def test_logout_clears_the_token_cookies(app):
     client = app.test_client()
     guest = login(client, register(client, "guest")["username"])
 
+    assert client.get_cookie("refreshToken", path=REFRESH_PATH) is not None
+
     assert_success(client.post("/api/user/logout", headers=guest.headers))
 
     assert client.get_cookie("accessToken") is None
-    assert client.get_cookie("refreshToken") is None
+    assert client.get_cookie("refreshToken", path=REFRESH_PATH) is None
 
 
 def test_logout_of_one_session_keeps_the_others(app, client):
