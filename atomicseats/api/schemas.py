@@ -11,7 +11,7 @@ from datetime import UTC
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
-from atomicseats.domain import limits
+from atomicseats.domain import limits, request_state
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
 ID_MAX = 2**63 - 1
@@ -258,7 +258,7 @@ class RequestStatusQuery(StrictSchema):
 class RequestStatusOut(Schema):
     requestId = fields.String(attribute="request_id")
     eventId = fields.Integer(attribute="event_id")
-    status = fields.String(metadata={"enum": ["pending", "confirmed", "partial", "waitlisted", "rejected"]})
+    status = fields.String(metadata={"enum": [request_state.STATUS_PENDING, *request_state.DECIDED_STATUSES]})
     seatsRequested = fields.Integer(attribute="seats_requested")
     seatsConfirmed = fields.Integer(attribute="seats_confirmed")
     seatsWaitlisted = fields.Integer(attribute="seats_waitlisted")

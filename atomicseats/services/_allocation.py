@@ -17,6 +17,7 @@ from sqlalchemy import func, insert, select, text, update
 
 from atomicseats.adapters import adapters
 from atomicseats.domain import allocator, limits
+from atomicseats.domain.request_state import request_status
 from atomicseats.errors import NotFound
 from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry, utcnow
 from atomicseats.observability import log_with_correlation
@@ -146,6 +147,7 @@ def _write_promotions(
         settlement.promoted_request_ids.append(request.request_id)
         request.seats_confirmed += promotion.seats_promoted
         request.seats_waitlisted -= promotion.seats_promoted
+        restate_request(request)
         booking = _new_booking(event, request, promotion.seats_promoted, now)
         work.session.add(booking)
         work.session.flush()  # the booking id goes into the notification
@@ -158,6 +160,19 @@ def _write_promotions(
         work.session.add(
             outbox_row(Notification("booking.promoted", request.user_id, event, f"booking-{booking.id}", fields))
         )
+
+
+def restate_request(request: BookingRequest, is_withdrawn: bool = False) -> None:
+    """Set a decided request's status from its seats (domain/request_state.py), after any change.
+
+    `is_withdrawn`: its waiting seats were given up (left the waitlist, cancelled, event deleted)."""
+    request.status = request_status(
+        request.seats_requested,
+        request.seats_confirmed,
+        request.seats_waitlisted,
+        request.seats_cancelled,
+        is_withdrawn,
+    )
 
 
 def _write_decisions(

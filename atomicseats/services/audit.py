@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, literal, select
+from sqlalchemy import exists, func, literal, select
 
 from atomicseats.adapters import adapters
+from atomicseats.domain import allocator
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry, utcnow
 from atomicseats.services._allocation import waitlist_totals
@@ -208,19 +209,19 @@ def _check_pending(session, pending_grace_s: int) -> list[Violation]:
 
 
 def _check_outbox(session) -> list[Violation]:
-    """Invariant 7: every decided request has its notification in the outbox."""
-    expected_id = (
-        literal("<booking.")
-        + BookingRequest.status
-        + literal(".")
-        + BookingRequest.request_id
-        + literal(f"@{MESSAGE_ID_DOMAIN}>")
-    )
+    """Invariant 7: every decided request has the notification of its decision in the outbox.
+
+    The decision's kind is its first status (confirmed, partial, waitlisted or rejected); the
+    status may have moved on since (promoted, withdrawn, cancelled), the notification stays."""
+    decision_message_ids = [
+        literal(f"<booking.{outcome.value}.") + BookingRequest.request_id + literal(f"@{MESSAGE_ID_DOMAIN}>")
+        for outcome in allocator.Outcome
+    ]
+    has_decision_message = exists().where(OutboxMessage.message_id.in_(decision_message_ids))
     missing = (
         session.execute(
             select(BookingRequest.request_id)
-            .outerjoin(OutboxMessage, OutboxMessage.message_id == expected_id)
-            .where(BookingRequest.status != "pending", OutboxMessage.id.is_(None))
+            .where(BookingRequest.status != "pending", ~has_decision_message)
             .limit(VIOLATIONS_LISTED_MAX)
         )
         .scalars()

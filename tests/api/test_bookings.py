@@ -417,7 +417,9 @@ def test_cancellation_promotes_the_waitlist_head_and_nobody_behind_it(client):
     head_now = request_status(client, head, head_request["requestId"])
     behind_now = request_status(client, behind, behind_request["requestId"])
     assert (head_now["seatsConfirmed"], head_now["seatsWaitlisted"], head_now["waitlistPosition"]) == (2, 1, 1)
+    assert head_now["status"] == "partial"  # was waitlisted: its status follows the promoted seats
     assert len(head_now["bookingIds"]) == 1
+    assert behind_now["status"] == "waitlisted"
     assert (behind_now["seatsConfirmed"], behind_now["bookingIds"], behind_now["waitlistPosition"]) == (0, [], 2)
     assert event(client, created["id"])["reservedSeats"] == 4
 
@@ -437,6 +439,7 @@ def test_next_cancellation_finishes_the_head_then_serves_the_one_behind(client):
     head_now = request_status(client, head, head_request["requestId"])
     behind_now = request_status(client, behind, behind_request["requestId"])
     assert (head_now["seatsConfirmed"], head_now["seatsWaitlisted"], head_now["waitlistPosition"]) == (3, 0, None)
+    assert (head_now["status"], behind_now["status"]) == ("confirmed", "confirmed")
     assert len(head_now["bookingIds"]) == 2
     assert (behind_now["seatsConfirmed"], behind_now["waitlistPosition"], len(behind_now["bookingIds"])) == (1, None, 1)
     after = event(client, created["id"])
