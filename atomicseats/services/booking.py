@@ -100,15 +100,15 @@ def submit_request(
     # One round trip: claim the request id (and key), read the cached availability. A
     # refused request gives its fresh claim back (the only extra round trip).
     earlier_attempt, cached = registry.claim_and_read(accepted)
+    if earlier_attempt is not None:  # the key is taken: by this body, or it is a 409 (before any other answer)
+        _check_same_request(earlier_attempt.event_id, earlier_attempt.seats, event_id, seats)
+        accepted = earlier_attempt
     try:
         _admit(event_id, cached)
     except (NotFound, Conflict):
         if earlier_attempt is None:
             registry.release(accepted)
         raise
-    if earlier_attempt is not None:
-        _check_same_request(earlier_attempt.event_id, earlier_attempt.seats, event_id, seats)
-        accepted = earlier_attempt
     try:
         is_recorded = adapters().pipeline.submit(accepted)
     except ServiceBusy:
@@ -154,9 +154,14 @@ def _check_same_request(earlier_event_id: int, earlier_seats: int, event_id: int
 
 
 def _status_after_submit(accepted: AcceptedRequest) -> RequestStatus:
+    """The recorded request. Racing requests with the same key share one request id and
+    recording keeps the first (ON CONFLICT DO NOTHING): another body's row is a 409."""
     db.session.rollback()  # see what the pipeline committed
     request = _find_request(accepted.request_id)
-    return _status_of(request) if request is not None else _pending_status(accepted)
+    if request is None:
+        return _pending_status(accepted)
+    _check_same_request(request.event_id, request.seats_requested, accepted.event_id, accepted.seats)
+    return _status_of(request)
 
 
 def _pending_status(accepted: AcceptedRequest) -> RequestStatus:

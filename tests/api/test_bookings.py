@@ -250,6 +250,33 @@ def test_same_idempotency_key_for_a_different_request_is_a_conflict(app, client,
     assert row_counts() == before
 
 
+def test_a_key_in_flight_for_another_body_is_a_conflict_even_for_an_unknown_event(app, client):
+    """The Kafka path: the registry holds the key's first request before the bridge records
+    it. Another body under that key is a 409 whatever that body says, never its own 404."""
+    from atomicseats.adapters import adapters
+    from atomicseats.services import booking
+    from atomicseats.services.contracts import AcceptedRequest
+
+    host, guest = account(client, "host"), account(client, "guest")
+    created = create_event(client, host, capacity=10)
+    in_flight = AcceptedRequest(
+        request_id=booking._request_id_for(guest.id, "k-in-flight"),
+        user_id=guest.id,
+        event_id=created["id"],
+        seats=2,
+        idempotency_key="k-in-flight",
+        correlation_id=None,
+        accepted_at=datetime.now(timezone.utc),
+    )
+    assert adapters().requests.claim(in_flight) is None  # the tests' app has the Redis registry
+    before = row_counts()
+
+    conflict = book(client, guest, created["id"] + 1000, 2, expect=409, **{"Idempotency-Key": "k-in-flight"})
+
+    assert conflict["statusCode"] == 409
+    assert row_counts() == before
+
+
 def test_idempotency_key_is_scoped_to_its_user(client):
     host, alice, mallory = account(client, "host"), account(client, "guest"), account(client, "guest")
     created = create_event(client, host, capacity=10)
