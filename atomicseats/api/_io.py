@@ -6,6 +6,7 @@ import json
 
 from flask import request
 from marshmallow import Schema
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from atomicseats.errors import InvalidInput
 from atomicseats.observability import get_correlation_id
@@ -14,21 +15,59 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY_LENGTH_MAX = 255
 
 
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    """`{"numberOfSeats": 1, "numberOfSeats": 9}` means different things to different
+    parsers (first or last wins): refuse it rather than guess."""
+    payload = dict(pairs)
+    if len(payload) != len(pairs):
+        seen = set()
+        for key, _value in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return payload
+
+
 def load_body(schema: Schema) -> dict:
-    """Parse the JSON body strictly: not JSON, not an object, or wrong types → 400."""
+    """Parse the JSON body strictly: not JSON, not an object, a key given twice, or wrong
+    types → 400; past the body limit → 413."""
     if not request.is_json:
         raise InvalidInput("Request body must be JSON (Content-Type: application/json)")
     try:
-        payload = json.loads(request.get_data(cache=True))
+        payload = json.loads(request_body(), object_pairs_hook=_refuse_duplicate_keys)
+    except _DuplicateKey as error:
+        raise InvalidInput("A key is given twice in a JSON object", {error.key: ["Given more than once."]}) from error
     except (ValueError, RecursionError) as error:  # RecursionError: absurdly deep nesting
         raise InvalidInput("Request body is not valid JSON") from error
     return schema.load(payload)
 
 
 def load_optional_body(schema: Schema) -> dict:
-    if not request.get_data(cache=True):
+    if not request_body():
         return schema.load({})
     return load_body(schema)
+
+
+def request_body() -> bytes:
+    """The body, at most MAX_CONTENT_LENGTH bytes, or 413.
+
+    With a Content-Length, Werkzeug refuses a body over the limit up front. A streamed
+    (chunked) body has none: Werkzeug reads it up to the limit and silently stops there,
+    so a body padded past the limit would be read as its first 64 KiB. When the limit is
+    reached, one more byte of the server's stream tells a body that is exactly the limit
+    from one that is longer."""
+    data = request.get_data(cache=True)
+    limit = request.max_content_length
+    is_streamed_to_the_limit = request.content_length is None and limit is not None and len(data) >= limit
+    if is_streamed_to_the_limit and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
+    return data
 
 
 def load_query(schema: Schema) -> dict:

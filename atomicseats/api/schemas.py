@@ -7,13 +7,14 @@ boolean. Unknown fields are refused, so a misspelt or forbidden field (say,
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from atomicseats.domain import limits, request_state
+from atomicseats.services import users
 
-USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
 ID_MAX = 2**63 - 1
 
 
@@ -72,6 +73,21 @@ def text(length_max: int, length_min: int = 1, **kwargs) -> fields.String:
     return fields.String(validate=validate.Length(min=length_min, max=length_max), **kwargs)
 
 
+class SingleLine(fields.String):
+    """One line of text (a name, a venue): surrounding whitespace trimmed, control
+    characters (newlines, tabs, escapes) refused; the length is checked after trimming."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text_value = super()._deserialize(value, attr, data, **kwargs).strip()
+        if any(unicodedata.category(character) == "Cc" for character in text_value):
+            raise ValidationError("Must not contain control characters (newlines, tabs, escapes).")
+        return text_value
+
+
+def single_line(length_max: int, length_min: int = 1, **kwargs) -> SingleLine:
+    return SingleLine(validate=validate.Length(min=length_min, max=length_max), **kwargs)
+
+
 def _has_nul(value) -> bool:
     return isinstance(value, str) and "\x00" in value
 
@@ -94,12 +110,13 @@ class StrictSchema(Schema):
 
 
 class RegisterSchema(StrictSchema):
-    username = fields.String(
-        required=True, validate=validate.Regexp(USERNAME_PATTERN, error="3-32 letters, digits, _ . -")
-    )
-    name = text(100, required=True)
-    email = fields.Email(required=True, validate=validate.Length(max=254))
-    password = text(128, 8, required=True, load_only=True)
+    """The username and password rules are the service's (services/users.py), applied there
+    to every account however it is created; the API documents them."""
+
+    username = fields.String(required=True, metadata={"description": users.USERNAME_RULE})
+    name = single_line(100, required=True)
+    email = fields.Email(required=True, validate=validate.Length(max=limits.EMAIL_LENGTH_MAX))
+    password = fields.String(required=True, load_only=True, metadata={"description": users.PASSWORD_RULE})
     role = fields.String(load_default="guest", validate=validate.OneOf(["guest", "host", "admin"]))
 
 
@@ -136,9 +153,9 @@ class LoginOut(Schema):
 
 
 class EventFieldsSchema(StrictSchema):
-    name = text(200, attribute="name")
+    name = single_line(200, attribute="name")
     description = text(5000, 0, attribute="description")
-    venue = text(200, attribute="venue")
+    venue = single_line(200, attribute="venue")
     startsAt = aware_datetime(attribute="starts_at")
     endsAt = aware_datetime(attribute="ends_at")
     capacity = strict_int(1, limits.CAPACITY_SEATS_MAX, attribute="capacity_seats")
@@ -147,8 +164,8 @@ class EventFieldsSchema(StrictSchema):
 
 
 class EventCreateSchema(EventFieldsSchema):
-    name = text(200, required=True, attribute="name")
-    venue = text(200, required=True, attribute="venue")
+    name = single_line(200, required=True, attribute="name")
+    venue = single_line(200, required=True, attribute="venue")
     startsAt = aware_datetime(required=True, attribute="starts_at")
     endsAt = aware_datetime(required=True, attribute="ends_at")
     capacity = strict_int(1, limits.CAPACITY_SEATS_MAX, required=True, attribute="capacity_seats")

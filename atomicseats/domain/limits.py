@@ -41,6 +41,13 @@ MAIL_SMTP_OPERATIONS_MAX = 8  # connect, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA,
 # HTTP.
 JSON_BODY_BYTES_MAX = 64 * 1024
 
+# Accounts (checked in services/users.py, the one place that applies them).
+USERNAME_LENGTH_MIN = 3
+USERNAME_LENGTH_MAX = 32  # the users.username column
+EMAIL_LENGTH_MAX = 254  # the users.email column (RFC 5321 path limit)
+PASSWORD_LENGTH_MIN = 10
+PASSWORD_LENGTH_MAX = 128
+
 assert SEATS_PER_REQUEST_MAX >= 1
 assert SEATS_PER_REQUEST_MAX <= CAPACITY_SEATS_MAX
 assert ALLOCATION_BATCH_SIZE_MAX >= 1
@@ -67,3 +74,5 @@ assert MAIL_SMTP_TIMEOUT_S >= 1
 # other sender takes a row back while it is still being sent.
 assert OUTBOX_SEND_BATCH_S_MAX + MAIL_SMTP_TIMEOUT_S * MAIL_SMTP_OPERATIONS_MAX < OUTBOX_SEND_LEASE_S
 assert JSON_BODY_BYTES_MAX >= 1024
+assert 1 <= USERNAME_LENGTH_MIN <= USERNAME_LENGTH_MAX
+assert 1 <= PASSWORD_LENGTH_MIN <= PASSWORD_LENGTH_MAX

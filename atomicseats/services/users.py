@@ -10,7 +10,9 @@ since it means the token was copied.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -19,8 +21,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
 
 from atomicseats.adapters import adapters
+from atomicseats.domain import limits
 from atomicseats.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated
 from atomicseats.extensions import db
 from atomicseats.models import AuthSession, User, utcnow
@@ -30,8 +34,10 @@ from atomicseats.services._work import unit_of_work
 log = logging.getLogger(__name__)
 
 SELF_SERVICE_ROLES = ("guest", "host")
-PASSWORD_LENGTH_MIN = 8
-PASSWORD_LENGTH_MAX = 128
+# Matched in full (`fullmatch`): "gary\n" is not a username.
+USERNAME_PATTERN = re.compile(rf"[A-Za-z0-9_.-]{{{limits.USERNAME_LENGTH_MIN},{limits.USERNAME_LENGTH_MAX}}}")
+USERNAME_RULE = f"{limits.USERNAME_LENGTH_MIN}-{limits.USERNAME_LENGTH_MAX} letters, digits, _ . -"
+PASSWORD_RULE = f"{limits.PASSWORD_LENGTH_MIN} to {limits.PASSWORD_LENGTH_MAX} characters, not a commonly used password"
 
 
 @dataclass(frozen=True)
@@ -62,29 +68,51 @@ def create_admin(username: str, name: str, email: str, password: str) -> User:
 
 
 def _create_user(username: str, name: str, email: str, password: str, role: str) -> User:
-    _check_password(password)
+    _check_new_account(username, password)
     password_hash = password_hasher().hash(password)
-    with unit_of_work() as work:
-        clash = work.session.execute(
-            select(User.username, User.email).where(
-                or_(func.lower(User.username) == username.lower(), User.email == email.lower())
-            )
-        ).first()
-        if clash is not None:
-            raise Conflict("A user with this username or email already exists")
-        user = User(username=username, name=name, email=email.lower(), password_hash=password_hash, role=role)
-        work.session.add(user)
-        work.session.flush()
+    email = email.lower()
+    try:
+        with unit_of_work() as work:
+            clash = work.session.execute(
+                select(User.id).where(or_(func.lower(User.username) == username.lower(), User.email == email))
+            ).first()
+            if clash is not None:
+                raise _account_exists()
+            user = User(username=username, name=name, email=email, password_hash=password_hash, role=role)
+            work.session.add(user)
+            work.session.flush()
+    except IntegrityError as error:  # a concurrent sign-up of a case variant won the unique index
+        raise _account_exists() from error
     log.info("user.registered", extra={"user_id": user.id, "role": role})
     return user
 
 
-def _check_password(password: str) -> None:
-    if not PASSWORD_LENGTH_MIN <= len(password) <= PASSWORD_LENGTH_MAX:
-        raise InvalidInput(
-            "Invalid password",
-            {"password": [f"Must be {PASSWORD_LENGTH_MIN} to {PASSWORD_LENGTH_MAX} characters."]},
-        )
+def _account_exists() -> Conflict:
+    return Conflict("A user with this username or email already exists")
+
+
+def _check_new_account(username: str, password: str) -> None:
+    """The account rules, here only (the API schema and the CLI both end up here)."""
+    errors = {}
+    if not USERNAME_PATTERN.fullmatch(username):
+        errors["username"] = [USERNAME_RULE]
+    if not limits.PASSWORD_LENGTH_MIN <= len(password) <= limits.PASSWORD_LENGTH_MAX or is_common_password(password):
+        errors["password"] = [f"Must be {PASSWORD_RULE}."]
+    if errors:
+        raise InvalidInput("Invalid " + " and ".join(sorted(errors)), errors)
+
+
+def is_common_password(password: str) -> bool:
+    return password.lower() in _common_passwords()
+
+
+@functools.cache
+def _common_passwords() -> frozenset[str]:
+    """zxcvbn's list of the 30,000 most common passwords (from leaked password sets),
+    loaded on first use: the module is large."""
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(FREQUENCY_LISTS["passwords"])
 
 
 def authenticate(login: str, password: str) -> User:
