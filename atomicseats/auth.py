@@ -144,6 +144,13 @@ def role_required(*roles: str):
     return decorate
 
 
+def signed_in_account() -> User:
+    """The caller's account on a public route that shows more to some callers: a valid,
+    live access token is then required (401 otherwise), as on `login_required` routes."""
+    _verify_access_token()
+    return current_account()
+
+
 def _verify_access_token() -> None:
     """A valid, live access token, or NotAuthenticated. A bearer token this process has
     verified before skips decoding; everything else takes flask-jwt-extended's path."""

@@ -120,7 +120,9 @@ class Event(db.Model):
         CheckConstraint("ends_at > starts_at", name="ends_after_start"),
         CheckConstraint("sales_end_at IS NULL OR sales_end_at <= starts_at", name="sales_end_by_start"),
         CheckConstraint(_in("status", EVENT_STATUSES), name="status_known"),
-        Index("ix_events_status_starts_at", "status", "starts_at"),
+        # The catalogue's keyset walk (startsAt, id), for everyone and per host.
+        Index("ix_events_status_starts_at_id", "status", "starts_at", "id"),
+        Index("ix_events_host_status_starts_at_id", "host_id", "status", "starts_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

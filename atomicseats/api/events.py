@@ -8,7 +8,7 @@ from atomicseats.api import schemas
 from atomicseats.api._io import load_body, load_query
 from atomicseats.api.openapi import documented
 from atomicseats.api.schemas import ID_MAX
-from atomicseats.auth import current_account, login_required, role_required
+from atomicseats.auth import current_account, login_required, role_required, signed_in_account
 from atomicseats.http import envelope
 from atomicseats.services import events
 
@@ -17,17 +17,20 @@ bp = Blueprint("api_events", __name__, url_prefix="/api/events")
 
 @bp.get("/all")
 @documented(
-    "All published events, soonest first",
+    "The catalogue, a page at a time: upcoming events soonest first by default (keyset pagination); "
+    "status=deleted needs an admin's token",
     "events",
     query=schemas.EventListQuery,
-    response=schemas.EventOut,
-    response_is_list=True,
+    response=schemas.EventPageOut,
     is_authenticated=False,
+    errors=(401, 403),
 )
 def list_events():
     query = load_query(schemas.EventListQuery())
-    views = events.list_events(host_id=query.get("host_id"))
-    return envelope(200, schemas.EventOut(many=True).dump(views), "Events found")
+    limit, cursor = query.pop("limit"), query.pop("cursor", None)
+    viewer = signed_in_account() if query.get("status") == "deleted" else None
+    page = events.list_events(events.EventFilter(**query), limit, cursor, viewer)
+    return envelope(200, schemas.EventPageOut().dump(page), "Events found")
 
 
 @bp.get(f"/<int(max={ID_MAX}):event_id>")
@@ -113,10 +116,13 @@ def reopen_waitlist(event_id: int):
 @bp.get(f"/<int(max={ID_MAX}):event_id>/roster")
 @login_required
 @documented(
-    "The host's view: confirmed bookings and the waitlist in queue order",
+    "The host's view: confirmed bookings, then the waitlist in queue order, one cursor walking both",
     "events",
+    query=schemas.RosterQuery,
     response=schemas.RosterOut,
     errors=(403, 404),
 )
 def roster(event_id: int):
-    return envelope(200, schemas.RosterOut().dump(events.event_roster(current_account(), event_id)), "Event roster")
+    query = load_query(schemas.RosterQuery())
+    view = events.event_roster(current_account(), event_id, query["limit"], query.get("cursor"))
+    return envelope(200, schemas.RosterOut().dump(view), "Event roster")

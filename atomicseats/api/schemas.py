@@ -10,7 +10,7 @@ from __future__ import annotations
 import unicodedata
 from datetime import UTC
 
-from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema
 
 from atomicseats.domain import limits, request_state
 from atomicseats.services import users
@@ -198,7 +198,43 @@ class EventIdSchema(StrictSchema):
 
 
 class EventListQuery(StrictSchema):
+    limit = query_int(1, limits.EVENTS_PAGE_SIZE_MAX, load_default=limits.EVENTS_PAGE_SIZE_DEFAULT)
+    cursor = text(200, metadata={"description": "pageInfo.nextCursor of the previous page"})
+    when = fields.String(
+        load_default="upcoming",
+        validate=validate.OneOf(["upcoming", "past", "all"]),
+        metadata={
+            "description": "upcoming (default): not started yet, soonest first; past: started, latest first; "
+            "all: upcoming, then past"
+        },
+    )
+    q = fields.String(
+        validate=validate.Length(max=limits.EVENT_SEARCH_CHARS_MAX),
+        attribute="text",
+        metadata={"description": "part of the name or venue, any case"},
+    )
+    from_ = aware_datetime(data_key="from", attribute="starts_from", metadata={"description": "startsAt at or after"})
+    to = aware_datetime(attribute="starts_to", metadata={"description": "startsAt at or before"})
     hostId = query_int(1, ID_MAX, attribute="host_id")
+    status = fields.String(
+        validate=validate.OneOf(["onsale", "soldout", "closed", "deleted"]),
+        metadata={
+            "description": "onsale: sales open, seats free; soldout: sales open, none free; "
+            "closed: sales ended (start or salesEndAt passed); deleted: admins only"
+        },
+    )
+
+    @post_load
+    def blank_text_is_no_filter(self, data, **kwargs):
+        text = data.pop("text", "").strip()
+        if text:
+            data["text"] = text
+        return data
+
+    @validates_schema
+    def range_in_order(self, data, **kwargs):
+        if data.get("starts_from") and data.get("starts_to") and data["starts_from"] > data["starts_to"]:
+            raise ValidationError("Must not be before from.", "to")
 
 
 class EventOut(Schema):
@@ -235,10 +271,24 @@ class RosterWaitlistOut(Schema):
     createdAt = fields.DateTime(attribute="created_at")
 
 
+class RosterQuery(StrictSchema):
+    limit = query_int(
+        1,
+        limits.ROSTER_PAGE_SIZE_MAX,
+        load_default=limits.ROSTER_PAGE_SIZE_DEFAULT,
+        metadata={"description": "bookings and waitlist entries together"},
+    )
+    cursor = text(200, metadata={"description": "pageInfo.nextCursor of the previous page"})
+
+
 class RosterOut(Schema):
     event = fields.Nested(EventOut)
-    bookings = fields.List(fields.Nested(RosterBookingOut))
-    waitlist = fields.List(fields.Nested(RosterWaitlistOut), metadata={"description": "queue order, head first"})
+    bookings = fields.List(fields.Nested(RosterBookingOut), metadata={"description": "oldest first"})
+    waitlist = fields.List(
+        fields.Nested(RosterWaitlistOut),
+        metadata={"description": "queue order, head first; listed once every booking was"},
+    )
+    pageInfo = fields.Nested(lambda: PageInfoOut(), attribute="page.page_info")
 
 
 # --- bookings ----------------------------------------------------------------------------
@@ -340,6 +390,13 @@ class SummaryOut(Schema):
 class PageInfoOut(Schema):
     hasMore = fields.Boolean(attribute="has_more")
     nextCursor = fields.String(attribute="next_cursor", allow_none=True)
+
+
+class EventPageOut(Schema):
+    """`GET /api/events/all`: dumped from a services Page of EventViews."""
+
+    items = fields.List(fields.Nested(EventOut))
+    pageInfo = fields.Nested(PageInfoOut, attribute="page_info")
 
 
 # --- admin -------------------------------------------------------------------------------

@@ -16,6 +16,16 @@ PRICE_MINOR_MAX = 100_000_000  # integer minor units, never float
 # Reading.
 HISTORY_PAGE_SIZE_MAX = 100
 HISTORY_PAGE_SIZE_DEFAULT = 20
+# Every list is a page of at most *_PAGE_SIZE_MAX rows (a plain GET gives *_DEFAULT); the
+# cursor walks the rest, so nothing is ever cut off silently.
+EVENTS_PAGE_SIZE_MAX = 100
+EVENTS_PAGE_SIZE_DEFAULT = 20
+EVENT_SEARCH_CHARS_MAX = 100  # the `q` of the catalogue: a name or venue fragment
+ROSTER_PAGE_SIZE_MAX = 1000  # bookings and waitlist entries together
+ROSTER_PAGE_SIZE_DEFAULT = 100
+ANALYTICS_PAGE_SIZE_MAX = 500  # events in the per-event part of the analytics
+ANALYTICS_PAGE_SIZE_DEFAULT = 100
+TOP_EVENTS_MAX = 10
 LONG_POLL_WAIT_S_MAX = 30
 WAITLIST_MIRROR_ENTRIES_MAX = 100_000  # longer waitlists are not mirrored in Redis (Postgres answers)
 
@@ -60,6 +70,11 @@ assert PRICE_MINOR_MAX >= 1
 assert SEATS_PER_REQUEST_MAX * PRICE_MINOR_MAX < 2**63
 assert HISTORY_PAGE_SIZE_DEFAULT >= 1
 assert HISTORY_PAGE_SIZE_DEFAULT <= HISTORY_PAGE_SIZE_MAX
+assert 1 <= EVENTS_PAGE_SIZE_DEFAULT <= EVENTS_PAGE_SIZE_MAX
+assert EVENT_SEARCH_CHARS_MAX >= 1
+assert 1 <= ROSTER_PAGE_SIZE_DEFAULT <= ROSTER_PAGE_SIZE_MAX
+assert 1 <= ANALYTICS_PAGE_SIZE_DEFAULT <= ANALYTICS_PAGE_SIZE_MAX
+assert TOP_EVENTS_MAX >= 1
 assert LONG_POLL_WAIT_S_MAX >= 1
 assert WAITLIST_MIRROR_ENTRIES_MAX >= WAITLIST_PROMOTION_BATCH_MAX
 assert LOCK_TIMEOUT_MS > 0

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, literal, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from atomicseats.adapters import adapters
@@ -29,13 +29,12 @@ from atomicseats.services._allocation import (
     waitlist_totals,
 )
 from atomicseats.services._outbox import Notification, outbox_row
+from atomicseats.services._pages import Page, cursor_choice, cursor_id, cursor_time, decode_cursor, page_of
 from atomicseats.services._work import UnitOfWork, unit_of_work
 from atomicseats.services.contracts import EventAvailability
 
 log = logging.getLogger(__name__)
 
-EVENTS_PAGE_SIZE_MAX = 500
-ATTENDEES_PAGE_SIZE_MAX = 1000
 # Fields a host may change with `update_event`; seats are never set directly.
 EDITABLE_FIELDS = ("name", "description", "venue", "starts_at", "ends_at", "price_minor", "capacity_seats")
 
@@ -88,6 +87,7 @@ class EventRoster:
     event: EventView
     bookings: list[Booking]
     waitlist: list[WaitlistEntry]
+    page: Page  # both lists in one walk: bookings first, then the waitlist
 
 
 def create_event(host: User, fields: dict) -> EventView:
@@ -193,43 +193,155 @@ def get_event(event_id: int) -> EventView:
     return views[0]
 
 
-def list_events(limit: int = EVENTS_PAGE_SIZE_MAX, host_id: int | None = None) -> list[EventView]:
-    statement = select(Event).where(Event.status == "published")
-    if host_id is not None:
-        statement = statement.where(Event.host_id == host_id)
-    events = list(db.session.execute(statement.order_by(Event.starts_at, Event.id).limit(limit)).scalars())
-    return _views(db.session, events)
+EVENT_LIST_WHENS = ("upcoming", "past", "all")
+EVENT_LIST_STATUSES = ("onsale", "soldout", "closed", "deleted")
 
 
-def event_roster(actor: User, event_id: int) -> EventRoster:
-    """The host's view: confirmed bookings and the waitlist in queue order."""
+@dataclass(frozen=True)
+class EventFilter:
+    """What the catalogue shows. `when`: upcoming (not started yet, soonest first), past
+    (started, most recent first) or all (upcoming, then past). `status`: onsale (sales
+    open, seats free), soldout (sales open, none free), closed (sales ended: the start or
+    salesEndAt passed) or deleted (admins only)."""
+
+    when: str = "upcoming"
+    text: str | None = None
+    starts_from: datetime | None = None
+    starts_to: datetime | None = None
+    host_id: int | None = None
+    status: str | None = None
+
+
+def list_events(
+    filters: EventFilter,
+    limit: int = limits.EVENTS_PAGE_SIZE_DEFAULT,
+    cursor: str | None = None,
+    viewer: User | None = None,
+) -> Page:
+    """One page of the catalogue (items are `EventView`s), keyset-paginated.
+
+    The cursor keeps the moment the walk began (`asOf`): upcoming and past, and the sales
+    statuses, are judged against it on every page, so an event starting during the walk
+    is listed once, not in both parts (and not in neither)."""
+    assert 1 <= limit <= limits.EVENTS_PAGE_SIZE_MAX
+    assert filters.when in EVENT_LIST_WHENS
+    is_deleted_listed = filters.status == "deleted"
+    if is_deleted_listed and (viewer is None or viewer.role != "admin"):
+        raise Forbidden("Only admins can list deleted events")
+    position = decode_cursor(cursor) if cursor else None
+    as_of = cursor_time(position, "asOf") if position else utcnow()
+    after = (cursor_time(position, "at"), cursor_id(position)) if position else None
+    statement = _filtered_events(filters, as_of)
+    rows: list[Event] = []
+    # Upcoming part first (unless the cursor is already past it), then the past part.
+    if filters.when in ("upcoming", "all") and (after is None or after[0] >= as_of):
+        rows += _keyset_rows(statement, as_of, after, limit + 1, is_upcoming=True)
+        after = None
+    if filters.when in ("past", "all") and len(rows) <= limit:
+        rows += _keyset_rows(statement, as_of, after, limit + 1 - len(rows), is_upcoming=False)
+    page = page_of(rows, limit, lambda row: {"at": row.starts_at, "id": row.id, "asOf": as_of})
+    views = _views(db.session, page.items, is_cache_used=not is_deleted_listed, is_deleted_listed=is_deleted_listed)
+    return Page(items=views, has_more=page.has_more, next_cursor=page.next_cursor)
+
+
+def _filtered_events(filters: EventFilter, as_of: datetime) -> Select:
+    statement = select(Event).where(Event.status == ("deleted" if filters.status == "deleted" else "published"))
+    if filters.host_id is not None:
+        statement = statement.where(Event.host_id == filters.host_id)
+    if filters.text:
+        statement = statement.where(
+            or_(
+                Event.name.icontains(filters.text, autoescape=True),
+                Event.venue.icontains(filters.text, autoescape=True),
+            )
+        )
+    if filters.starts_from is not None:
+        statement = statement.where(Event.starts_at >= filters.starts_from)
+    if filters.starts_to is not None:
+        statement = statement.where(Event.starts_at <= filters.starts_to)
+    # Sales close at salesEndAt, or at the start when it is unset.
+    sales_end_at = func.coalesce(Event.sales_end_at, Event.starts_at)
+    is_sold_out = Event.reserved_seats >= Event.capacity_seats
+    if filters.status == "onsale":
+        statement = statement.where(sales_end_at > as_of, ~is_sold_out)
+    elif filters.status == "soldout":
+        statement = statement.where(sales_end_at > as_of, is_sold_out)
+    elif filters.status == "closed":
+        statement = statement.where(sales_end_at <= as_of)
+    return statement
+
+
+def _keyset_rows(
+    statement: Select, as_of: datetime, after: tuple[datetime, int] | None, count: int, is_upcoming: bool
+) -> list[Event]:
+    """Upcoming (starts at or after `as_of`) soonest first, or past latest first, after the
+    cursor's (startsAt, id); the index (status, starts_at, id) serves both directions."""
+    key = tuple_(Event.starts_at, Event.id)
+    if is_upcoming:
+        statement = statement.where(Event.starts_at >= as_of).order_by(Event.starts_at, Event.id)
+    else:
+        statement = statement.where(Event.starts_at < as_of).order_by(Event.starts_at.desc(), Event.id.desc())
+    if after is not None:
+        after_key = tuple_(literal(after[0], Event.starts_at.type), literal(after[1], Event.id.type))
+        statement = statement.where(key > after_key if is_upcoming else key < after_key)
+    return list(db.session.execute(statement.limit(count)).scalars())
+
+
+def event_roster(
+    actor: User, event_id: int, limit: int = limits.ROSTER_PAGE_SIZE_DEFAULT, cursor: str | None = None
+) -> EventRoster:
+    """The host's view: confirmed bookings (oldest first), then the waitlist in queue
+    order, walked by one cursor; a page holds at most `limit` of them together."""
+    assert 1 <= limit <= limits.ROSTER_PAGE_SIZE_MAX
     event = db.session.get(Event, event_id)
     if event is None or event.is_deleted:
         raise NotFound("Event not found")
     _require_owner(actor, event)
-    bookings = db.session.execute(
-        select(Booking)
-        .where(Booking.event_id == event_id, Booking.status == "confirmed")
-        .order_by(Booking.id)
-        .limit(ATTENDEES_PAGE_SIZE_MAX)
-    ).scalars()
-    waitlist = db.session.execute(
-        select(WaitlistEntry)
-        .where(WaitlistEntry.event_id == event_id, WaitlistEntry.status == "waiting")
-        .order_by(WaitlistEntry.id)
-        .limit(ATTENDEES_PAGE_SIZE_MAX)
-    ).scalars()
+    position = decode_cursor(cursor) if cursor else None
+    part = cursor_choice(position, "part", ROSTER_PARTS) if position else "bookings"
+    after_id = cursor_id(position) if position else 0
+    rows: list[Booking | WaitlistEntry] = []
+    if part == "bookings":
+        rows += db.session.execute(
+            select(Booking)
+            .where(Booking.event_id == event_id, Booking.status == "confirmed", Booking.id > after_id)
+            .order_by(Booking.id)
+            .limit(limit + 1)
+        ).scalars()
+        after_id = 0
+    if len(rows) <= limit:
+        rows += db.session.execute(
+            select(WaitlistEntry)
+            .where(WaitlistEntry.event_id == event_id, WaitlistEntry.status == "waiting", WaitlistEntry.id > after_id)
+            .order_by(WaitlistEntry.id)
+            .limit(limit + 1 - len(rows))
+        ).scalars()
+    page = page_of(rows, limit, _roster_position)
     # The host's view counts from Postgres, like the bookings and queue it lists.
     view = _views(db.session, [event], is_cache_used=False)[0]
-    return EventRoster(view, list(bookings), list(waitlist))
+    bookings = [row for row in page.items if isinstance(row, Booking)]
+    waitlist = [row for row in page.items if isinstance(row, WaitlistEntry)]
+    return EventRoster(
+        view, bookings, waitlist, Page(items=page.items, has_more=page.has_more, next_cursor=page.next_cursor)
+    )
 
 
-def _views(session: Session, rows: list[Event], is_cache_used: bool = True) -> list[EventView]:
+ROSTER_PARTS = ("bookings", "waitlist")
+
+
+def _roster_position(row: Booking | WaitlistEntry) -> dict:
+    return {"part": "bookings" if isinstance(row, Booking) else "waitlist", "id": row.id}
+
+
+def _views(
+    session: Session, rows: list[Event], is_cache_used: bool = True, is_deleted_listed: bool = False
+) -> list[EventView]:
     """Views of live event rows, seat numbers from the availability cache in one round trip.
 
     Events the cache lacks (or all, with `is_cache_used` off) are counted in Postgres, and
     cached for the next reader unless a writer cached them meanwhile. An event the cache
-    knows as deleted was deleted after its row was read: it is left out."""
+    knows as deleted was deleted after its row was read: it is left out (unless deleted
+    events are what is listed, for admins)."""
     event_ids = [row.id for row in rows]
     cache = adapters().availability
     cached = cache.load_many(event_ids) if is_cache_used and event_ids else {}
@@ -243,7 +355,7 @@ def _views(session: Session, rows: list[Event], is_cache_used: bool = True) -> l
     return [
         _view(row, availability[row.id], totals.get(row.id, (0, 0))[1])
         for row in rows
-        if not availability[row.id].is_deleted
+        if is_deleted_listed or not availability[row.id].is_deleted
     ]
 
 
@@ -296,6 +408,3 @@ def _require_owner(actor: User, event: Event) -> None:
 def _check_times(starts_at: datetime, ends_at: datetime) -> None:
     if ends_at <= starts_at:
         raise InvalidInput("Invalid event times", {"endsAt": ["Must be after startsAt."]})
-
-
-assert EVENTS_PAGE_SIZE_MAX <= limits.CAPACITY_SEATS_MAX

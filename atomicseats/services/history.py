@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import case, func, select
 
 from atomicseats.domain import limits
-from atomicseats.errors import InvalidInput
 from atomicseats.extensions import db
 from atomicseats.models import Booking, Event
-
-CURSOR_ID_MAX = 2**63 - 1
-
-
-@dataclass(frozen=True)
-class HistoryPage:
-    items: list
-    has_more: bool
-    next_cursor: str | None
+from atomicseats.services._pages import Page, cursor_id, decode_cursor, page_of
 
 
 @dataclass(frozen=True)
@@ -44,19 +32,19 @@ class HistoryFilter:
         return statement
 
 
-def booking_history(user_id: int, view: str, limit: int, cursor: str | None, filters: HistoryFilter) -> HistoryPage:
+def booking_history(user_id: int, view: str, limit: int, cursor: str | None, filters: HistoryFilter) -> Page:
     """A user's bookings, newest first (tickets), or one line per event (summary), keyset-paginated."""
     assert 1 <= limit <= limits.HISTORY_PAGE_SIZE_MAX
     if view == "summary":
         return _summary_page(user_id, limit, cursor, filters)
     statement = filters.apply(select(Booking).where(Booking.user_id == user_id))
     if cursor:
-        statement = statement.where(Booking.id < decode_cursor(cursor))
+        statement = statement.where(Booking.id < cursor_id(decode_cursor(cursor)))
     rows = list(db.session.execute(statement.order_by(Booking.id.desc()).limit(limit + 1)).scalars())
-    return _page(rows, limit, lambda booking: booking.id)
+    return page_of(rows, limit, lambda booking: {"id": booking.id})
 
 
-def _summary_page(user_id: int, limit: int, cursor: str | None, filters: HistoryFilter) -> HistoryPage:
+def _summary_page(user_id: int, limit: int, cursor: str | None, filters: HistoryFilter) -> Page:
     """Totals per event over all of the user's bookings (not per page), newest event first."""
     is_confirmed = Booking.status == "confirmed"
     statement = filters.apply(
@@ -70,7 +58,7 @@ def _summary_page(user_id: int, limit: int, cursor: str | None, filters: History
         ).where(Booking.user_id == user_id)
     )
     if cursor:
-        statement = statement.where(Booking.event_id < decode_cursor(cursor))
+        statement = statement.where(Booking.event_id < cursor_id(decode_cursor(cursor)))
     statement = statement.group_by(Booking.event_id).order_by(Booking.event_id.desc()).limit(limit + 1)
     rows = db.session.execute(statement).all()
     events = {
@@ -89,13 +77,7 @@ def _summary_page(user_id: int, limit: int, cursor: str | None, filters: History
         }
         for event_id, total, active, cost, first, last in rows
     ]
-    return _page(summaries, limit, lambda summary: summary["event"].id)
-
-
-def _page(rows: list, limit: int, key_of) -> HistoryPage:
-    has_more = len(rows) > limit
-    page = rows[:limit]
-    return HistoryPage(items=page, has_more=has_more, next_cursor=encode_cursor(key_of(page[-1])) if has_more else None)
+    return page_of(summaries, limit, lambda summary: {"id": summary["event"].id})
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -103,19 +85,3 @@ def _as_utc(value: datetime) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def encode_cursor(booking_id: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"id": booking_id}).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        value = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        booking_id = value["id"]
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
-        raise InvalidInput("Invalid cursor", {"cursor": ["Not a cursor this API issued."]}) from error
-    if not isinstance(booking_id, int) or isinstance(booking_id, bool) or not 1 <= booking_id <= CURSOR_ID_MAX:
-        raise InvalidInput("Invalid cursor", {"cursor": ["Not a cursor this API issued."]})
-    return booking_id

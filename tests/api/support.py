@@ -3,7 +3,10 @@ endpoints the tests call again and again. They build on tests/helpers.py."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import func, insert, select, update
 
 from atomicseats.extensions import db
 from atomicseats.models import AuthSession, Booking, BookingRequest, Event, OutboxMessage, User, WaitlistEntry
@@ -111,3 +114,77 @@ def assert_refused_for_closed_waitlist(response) -> None:
     assert (data["status"], data["reason"]) == ("rejected", "waitlist_closed")
     assert (data["seatsConfirmed"], data["seatsWaitlisted"], data["bookingIds"]) == (0, 0, [])
     assert data["waitlistPosition"] is None
+
+
+# --- bulk rows (fast setup for lists of any size) -------------------------------------
+
+
+def insert_events(host_id: int, starts: list, **fields) -> list[int]:
+    """One published event per start time, inserted in one statement; returns their ids in order.
+    Seat numbers come from the rows (the availability cache has none of them yet)."""
+    rows = [
+        {
+            "host_id": host_id,
+            "name": fields.get("name", f"Bulk event {number}"),
+            "description": "",
+            "venue": fields.get("venue", "Bulk Hall"),
+            "starts_at": starts_at,
+            "ends_at": starts_at + timedelta(hours=2),
+            "sales_end_at": fields.get("sales_end_at"),
+            "capacity_seats": fields.get("capacity_seats", 100),
+            "reserved_seats": fields.get("reserved_seats", 0),
+            "price_minor": fields.get("price_minor", 1000),
+            "is_waitlist_open": True,
+            "status": fields.get("status", "published"),
+        }
+        for number, starts_at in enumerate(starts)
+    ]
+    ids = list(db.session.scalars(insert(Event).returning(Event.id, sort_by_parameter_order=True), rows))
+    db.session.commit()
+    return ids
+
+
+def insert_bookings(event_id: int, user_id: int, seats: list[int], price_minor: int) -> list[int]:
+    """Confirmed bookings (one per seat count), and the event's reserved seats raised to match."""
+    rows = [
+        {"user_id": user_id, "event_id": event_id, "seats": count, "cost_minor": count * price_minor} for count in seats
+    ]
+    ids = list(db.session.scalars(insert(Booking).returning(Booking.id, sort_by_parameter_order=True), rows))
+    db.session.execute(
+        update(Event).where(Event.id == event_id).values(reserved_seats=Event.reserved_seats + sum(seats))
+    )
+    db.session.commit()
+    return ids
+
+
+def insert_waitlist(event_id: int, user_id: int, seats: list[int]) -> list[int]:
+    """Waiting entries in this queue order, each with the waitlisted request it came from."""
+    requests = [
+        {
+            "request_id": str(uuid.uuid4()),
+            "user_id": user_id,
+            "event_id": event_id,
+            "seats_requested": count,
+            "status": "waitlisted",
+            "seats_waitlisted": count,
+        }
+        for count in seats
+    ]
+    request_ids = db.session.scalars(
+        insert(BookingRequest).returning(BookingRequest.id, sort_by_parameter_order=True), requests
+    ).all()
+    entries = [
+        {
+            "event_id": event_id,
+            "user_id": user_id,
+            "booking_request_id": request_id,
+            "seats_waitlisted": count,
+            "seats_remaining": count,
+        }
+        for request_id, count in zip(request_ids, seats, strict=True)
+    ]
+    ids = list(
+        db.session.scalars(insert(WaitlistEntry).returning(WaitlistEntry.id, sort_by_parameter_order=True), entries)
+    )
+    db.session.commit()
+    return ids

@@ -147,7 +147,7 @@ def test_list_is_public_and_soonest_first(app, client):
         endsAt=(in_days(9) + timedelta(hours=1)).isoformat(),
     )
 
-    listed = assert_success(app.test_client().get("/api/events/all"))
+    listed = assert_success(app.test_client().get("/api/events/all"))["items"]
 
     assert [item["id"] for item in listed] == [soonest["id"], middle["id"], later["id"]]
     assert listed[0] == soonest
@@ -159,7 +159,7 @@ def test_list_excludes_deleted_events(client):
     gone = create_event(client, host)
     delete_event(client, host, gone["id"])
 
-    listed = assert_success(client.get("/api/events/all"))
+    listed = assert_success(client.get("/api/events/all"))["items"]
 
     assert [item["id"] for item in listed] == [kept["id"]]
 
@@ -170,7 +170,7 @@ def test_list_filters_by_host(client):
     mine = create_event(client, first_host)
     create_event(client, second_host)
 
-    listed = assert_success(client.get(f"/api/events/all?hostId={first_host.id}"))
+    listed = assert_success(client.get(f"/api/events/all?hostId={first_host.id}"))["items"]
 
     assert [item["id"] for item in listed] == [mine["id"]]
 
@@ -539,7 +539,7 @@ CLOSED_PORT_URL = "redis://127.0.0.1:1/0"  # nothing listens there: every call f
 
 def listed(client, event_id: int) -> dict:
     """The event as `GET /api/events/all` shows it; `GET /api/events/<id>` must agree."""
-    matches = [item for item in assert_success(client.get("/api/events/all")) if item["id"] == event_id]
+    matches = [item for item in assert_success(client.get("/api/events/all"))["items"] if item["id"] == event_id]
     assert len(matches) == 1, matches
     assert event(client, event_id) == matches[0]
     return matches[0]
@@ -594,7 +594,7 @@ def test_listing_shows_every_change_right_after_it_commits(client, redis_url):
     assert_listed_and_cached(client, event_id, (3, 3, 0, True, 0))
 
     delete_event(client, host, event_id)
-    assert event_id not in [item["id"] for item in assert_success(client.get("/api/events/all"))]
+    assert event_id not in [item["id"] for item in assert_success(client.get("/api/events/all"))["items"]]
     assert_error(client.get(f"/api/events/{event_id}"), 404)
     assert adapters().availability.load(event_id).is_deleted
 
@@ -652,7 +652,7 @@ def test_an_event_the_cache_knows_as_deleted_is_not_listed(client, redis_url):
     connection = redis.Redis.from_url(redis_url)
     connection.hset(availability_key(gone["id"]), "is_deleted", "1")
 
-    assert [item["id"] for item in assert_success(client.get("/api/events/all"))] == [kept["id"]]
+    assert [item["id"] for item in assert_success(client.get("/api/events/all"))["items"]] == [kept["id"]]
     assert_error(client.get(f"/api/events/{gone['id']}"), 404)
     connection.close()
 
