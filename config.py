@@ -35,6 +35,7 @@ TESTING_SECRETS = {
 }
 PUBLIC_SECRETS = frozenset(DEVELOPMENT_SECRETS.values()) | frozenset(TESTING_SECRETS.values())
 SECRET_LENGTH_MIN = 32
+TRUSTED_PROXY_HOPS_MAX = 5
 SECRET_VARIABLES = {
     "SECRET_KEY": "SESSION_SECRET",
     "JWT_SECRET_KEY": "ACCESS_TOKEN_SECRET",
@@ -76,6 +77,18 @@ def env_bool(name: str, default: bool) -> bool:
     if raw in {"0", "false", "no", "off"}:
         return False
     raise ConfigError(f"{name} must be a boolean (true/false), got {raw!r}")
+
+
+def env_rate_limit(name: str, default: str) -> str:
+    """A rate limit in the `limits` notation ("120 per minute"), checked at start-up."""
+    from limits import parse_many
+
+    value = env_str(name, default)
+    try:
+        parse_many(value)
+    except ValueError as error:
+        raise ConfigError(f"{name} must be a rate limit such as '120 per minute', got {value!r}") from error
+    return value
 
 
 def redis_url_from_env() -> str:
@@ -131,7 +144,14 @@ class BaseConfig:
             "SEATS_PER_REQUEST_MAX", limits.SEATS_PER_REQUEST_MAX, 1, limits.SEATS_PER_REQUEST_MAX
         )
         self.RATELIMIT_AUTH = env_str("RATELIMIT_AUTH", "10 per minute")
+        # Per signed-in user on POST /api/events/book: one account cannot flood an on-sale.
+        # Generous: `make bench` books ~1,100 requests/s from 200 guests (~340 per guest and
+        # minute); this default leaves it 3.5x headroom (4,000/s from 200 guests).
+        self.RATELIMIT_BOOKING = env_rate_limit("RATELIMIT_BOOKING", "1200 per minute")
         self.RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
+        # Proxies in front of the API that append to X-Forwarded-For (a load balancer: 1).
+        # 0 trusts no forwarded header: rate limits key on the socket's address.
+        self.TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0, 0, TRUSTED_PROXY_HOPS_MAX)
         self.REDIS_URL = redis_url_from_env()
         self.KAFKA_BROKERS = kafka_brokers_from_env()
         # "embedded": the allocation runs in-process right after the request is

@@ -24,6 +24,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     if overrides:
         app.config.update(overrides)
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_JSON"])
+    _trust_proxies(app)
     bind_extensions(app)
     register_auth(app)
     register_adapters(app)
@@ -32,6 +33,17 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     register_error_handlers(app)
     register_cli(app)
     return app
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Behind TRUSTED_PROXY_HOPS proxies, the client is the address the outermost of them
+    saw (ProxyFix takes that many entries from the right of X-Forwarded-For, which a client
+    cannot forge); with 0, forwarded headers are ignored and the socket's address counts."""
+    hops = app.config.get("TRUSTED_PROXY_HOPS", 0)
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
 
 def _check_limits_only_where_declared(app: Flask, limiter) -> None:
