@@ -413,10 +413,27 @@ class EventStatsOut(Schema):
     waitlistSeats = fields.Integer(attribute="waitlist_seats")
 
 
+class AnalyticsQuery(StrictSchema):
+    limit = query_int(
+        1,
+        limits.ANALYTICS_PAGE_SIZE_MAX,
+        load_default=limits.ANALYTICS_PAGE_SIZE_DEFAULT,
+        metadata={"description": "events in the per-event part"},
+    )
+    cursor = text(200, metadata={"description": "pageInfo.nextCursor of the previous page"})
+
+
 class AnalyticsOut(Schema):
-    totals = fields.Dict(keys=fields.String(), values=fields.Integer())
-    capacityUtilisation = fields.Float(attribute="capacity_utilisation")
-    revenue = fields.Integer(attribute="revenue_minor")
-    topEvents = fields.List(fields.Nested(EventStatsOut), attribute="top_events")
-    events = fields.List(fields.Nested(EventStatsOut))
+    totals = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), metadata={"description": "over all users, events and bookings"}
+    )
+    capacityUtilisation = fields.Float(attribute="capacity_utilisation", metadata={"description": "all live events"})
+    revenue = fields.Integer(attribute="revenue_minor", metadata={"description": "minor units, all confirmed bookings"})
+    topEvents = fields.List(
+        fields.Nested(EventStatsOut), attribute="top_events", metadata={"description": "most seats sold, of all events"}
+    )
+    events = fields.List(
+        fields.Nested(EventStatsOut), attribute="events.items", metadata={"description": "one page, by event id"}
+    )
+    pageInfo = fields.Nested(PageInfoOut, attribute="events.page_info", metadata={"description": "pages of `events`"})
     requestOutcomes = fields.Dict(keys=fields.String(), values=fields.Integer(), attribute="request_outcomes")

@@ -1,4 +1,9 @@
-"""Admin analytics: totals, utilisation, revenue and waitlists, computed in SQL."""
+"""Admin analytics: totals, utilisation, revenue and waitlists, computed in SQL.
+
+Every platform-wide figure is one aggregate over all rows (never a sum in Python over a
+page or a capped list); the per-event part is a keyset page by event id, its revenue and
+waitlist figures grouped in SQL for the events of that page only.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import case, func, select
 
+from atomicseats.domain import limits
 from atomicseats.extensions import db
-from atomicseats.models import Booking, BookingRequest, Event, User
+from atomicseats.models import Booking, BookingRequest, Event, User, WaitlistEntry
 from atomicseats.services._allocation import waitlist_totals
-
-TOP_EVENTS_MAX = 10
-EVENTS_REPORTED_MAX = 500
+from atomicseats.services._pages import Page, cursor_id, decode_cursor, page_of
 
 
 @dataclass(frozen=True)
@@ -32,54 +36,72 @@ class Analytics:
     capacity_utilisation: float
     revenue_minor: int
     top_events: list[EventStats]
-    events: list[EventStats]
+    events: Page  # of EventStats, by event id
     request_outcomes: dict[str, int]
 
 
-def platform_analytics() -> Analytics:
+def platform_analytics(limit: int = limits.ANALYTICS_PAGE_SIZE_DEFAULT, cursor: str | None = None) -> Analytics:
+    assert 1 <= limit <= limits.ANALYTICS_PAGE_SIZE_MAX
     session = db.session
-    events = list(
-        session.execute(
-            select(Event).where(Event.status == "published").order_by(Event.id).limit(EVENTS_REPORTED_MAX)
-        ).scalars()
-    )
-    revenue_by_event = dict(
-        session.execute(
-            select(Booking.event_id, func.coalesce(func.sum(Booking.cost_minor), 0))
-            .where(Booking.status == "confirmed")
-            .group_by(Booking.event_id)
-        ).all()
-    )
-    waitlists = waitlist_totals(session, [event.id for event in events])
-    stats = [
-        _event_stats(event, int(revenue_by_event.get(event.id, 0)), waitlists.get(event.id, (0, 0))) for event in events
-    ]
-    capacity_total = sum(event.capacity_seats for event in events)
-    reserved_total = sum(event.reserved_seats for event in events)
+    after_id = cursor_id(decode_cursor(cursor)) if cursor else 0
+    capacity_total, reserved_total = session.execute(
+        select(
+            func.coalesce(func.sum(Event.capacity_seats), 0), func.coalesce(func.sum(Event.reserved_seats), 0)
+        ).where(Event.status == "published")
+    ).one()
+    revenue_total = session.execute(
+        select(func.coalesce(func.sum(Booking.cost_minor), 0)).where(Booking.status == "confirmed")
+    ).scalar_one()
+    published = select(Event).where(Event.status == "published")
+    top = session.execute(
+        published.order_by(Event.reserved_seats.desc(), Event.id).limit(limits.TOP_EVENTS_MAX)
+    ).scalars()
+    rows = session.execute(published.where(Event.id > after_id).order_by(Event.id).limit(limit + 1)).scalars()
+    page = page_of(list(rows), limit, lambda event: {"id": event.id})
     return Analytics(
         totals=_totals(session),
-        capacity_utilisation=round(reserved_total / capacity_total, 4) if capacity_total else 0.0,
-        revenue_minor=sum(int(value) for value in revenue_by_event.values()),
-        top_events=sorted(stats, key=lambda item: (-item.reserved_seats, item.event_id))[:TOP_EVENTS_MAX],
-        events=stats,
+        capacity_utilisation=_ratio(int(reserved_total), int(capacity_total)),
+        revenue_minor=int(revenue_total),
+        top_events=_event_stats(session, list(top)),
+        events=Page(items=_event_stats(session, page.items), has_more=page.has_more, next_cursor=page.next_cursor),
         request_outcomes=dict(
             session.execute(select(BookingRequest.status, func.count()).group_by(BookingRequest.status)).all()
         ),
     )
 
 
-def _event_stats(event: Event, revenue_minor: int, waitlist: tuple[int, int]) -> EventStats:
-    utilisation = event.reserved_seats / event.capacity_seats if event.capacity_seats else 0.0
-    return EventStats(
-        event_id=event.id,
-        name=event.name,
-        capacity_seats=event.capacity_seats,
-        reserved_seats=event.reserved_seats,
-        utilisation=round(utilisation, 4),
-        revenue_minor=revenue_minor,
-        waitlist_length=waitlist[0],
-        waitlist_seats=waitlist[1],
+def _event_stats(session, events: list[Event]) -> list[EventStats]:
+    """Figures of these events (a page, or the top ones): revenue and waitlists grouped in SQL."""
+    event_ids = [event.id for event in events]
+    revenue_by_event = (
+        dict(
+            session.execute(
+                select(Booking.event_id, func.sum(Booking.cost_minor))
+                .where(Booking.event_id.in_(event_ids), Booking.status == "confirmed")
+                .group_by(Booking.event_id)
+            ).all()
+        )
+        if event_ids
+        else {}
     )
+    waitlists = waitlist_totals(session, event_ids)
+    return [
+        EventStats(
+            event_id=event.id,
+            name=event.name,
+            capacity_seats=event.capacity_seats,
+            reserved_seats=event.reserved_seats,
+            utilisation=_ratio(event.reserved_seats, event.capacity_seats),
+            revenue_minor=int(revenue_by_event.get(event.id, 0)),
+            waitlist_length=waitlists.get(event.id, (0, 0))[0],
+            waitlist_seats=waitlists.get(event.id, (0, 0))[1],
+        )
+        for event in events
+    ]
+
+
+def _ratio(part: int, whole: int) -> float:
+    return round(part / whole, 4) if whole else 0.0
 
 
 def _totals(session) -> dict[str, int]:
@@ -92,6 +114,11 @@ def _totals(session) -> dict[str, int]:
         )
     ).one()
     events_published = session.execute(select(func.count(Event.id)).where(Event.status == "published")).scalar_one()
+    waiting = session.execute(
+        select(func.count(WaitlistEntry.id), func.coalesce(func.sum(WaitlistEntry.seats_remaining), 0)).where(
+            WaitlistEntry.status == "waiting"
+        )
+    ).one()
     return {
         "users": sum(users_by_role.values()),
         "guests": users_by_role.get("guest", 0),
@@ -101,4 +128,6 @@ def _totals(session) -> dict[str, int]:
         "bookings": int(bookings[0]),
         "seatsConfirmed": int(bookings[1]),
         "bookingsCancelled": int(bookings[2]),
+        "waitlistEntries": int(waiting[0]),
+        "waitlistSeats": int(waiting[1]),
     }

@@ -120,24 +120,30 @@ def assert_refused_for_closed_waitlist(response) -> None:
 
 
 def insert_events(host_id: int, starts: list, **fields) -> list[int]:
-    """One published event per start time, inserted in one statement; returns their ids in order.
-    Seat numbers come from the rows (the availability cache has none of them yet)."""
+    """One published event per start time, all alike but for `fields`; see `insert_event_rows`."""
+    return insert_event_rows(host_id, [{"starts_at": starts_at, **fields} for starts_at in starts])
+
+
+def insert_event_rows(host_id: int, shapes: list[dict]) -> list[int]:
+    """One event per shape (`starts_at` and any column to override), inserted in one statement;
+    returns their ids in order. Seat numbers come from the rows (the availability cache has
+    none of them yet)."""
     rows = [
         {
-            "host_id": host_id,
-            "name": fields.get("name", f"Bulk event {number}"),
+            "name": f"Bulk event {number}",
             "description": "",
-            "venue": fields.get("venue", "Bulk Hall"),
-            "starts_at": starts_at,
-            "ends_at": starts_at + timedelta(hours=2),
-            "sales_end_at": fields.get("sales_end_at"),
-            "capacity_seats": fields.get("capacity_seats", 100),
-            "reserved_seats": fields.get("reserved_seats", 0),
-            "price_minor": fields.get("price_minor", 1000),
+            "venue": "Bulk Hall",
+            "ends_at": shape["starts_at"] + timedelta(hours=2),
+            "sales_end_at": None,
+            "capacity_seats": 100,
+            "reserved_seats": 0,
+            "price_minor": 1000,
             "is_waitlist_open": True,
-            "status": fields.get("status", "published"),
+            "status": "published",
+            **shape,
+            "host_id": host_id,
         }
-        for number, starts_at in enumerate(starts)
+        for number, shape in enumerate(shapes)
     ]
     ids = list(db.session.scalars(insert(Event).returning(Event.id, sort_by_parameter_order=True), rows))
     db.session.commit()
