@@ -63,7 +63,7 @@ def bind_extensions(app: Flask) -> None:
     from pathlib import Path
 
     from atomicseats.extensions import db, limiter, mail, migrate
-    from atomicseats.services._work import install_sqlite_pragmas
+    from atomicseats.services._work import install_sqlite_pragmas, release_session
 
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
     if uri.startswith("sqlite:///"):
@@ -76,6 +76,9 @@ def bind_extensions(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     db.init_app(app)
+    # Runs before Flask-SQLAlchemy's own teardown (Flask runs them last-registered first),
+    # so removing the session never raises on a connection a database restart dropped.
+    app.teardown_appcontext(lambda _error: release_session())
     migrate.init_app(
         app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"), render_as_batch=True
     )

@@ -24,6 +24,7 @@ from atomicseats.domain import limits
 from atomicseats.names import BOOKING_REQUESTS_TOPIC, BRIDGE_CONSUMER_GROUP
 from atomicseats.observability import announce_ready, log_with_correlation
 from atomicseats.services import booking
+from atomicseats.services._work import release_session
 from atomicseats.services.contracts import AcceptedRequest
 from atomicseats.tasks import wake_allocation
 
@@ -137,6 +138,9 @@ def _record_until_durable(accepted: list[AcceptedRequest], stop: threading.Event
             return True
         except Exception as error:  # noqa: BLE001 - whatever failed, retry: never drop a request
             log.warning("bridge.record_failed", extra={"error": str(error)[:300], "retry_in_s": delay_s})
+            # The next attempt must not meet "invalid transaction is rolled back" forever on
+            # this batch's session after a lost connection (a database restart).
+            release_session()
         if stop.wait(delay_s):
             return False
         delay_s = min(delay_s * 2, RECORD_RETRY_DELAY_S_MAX)

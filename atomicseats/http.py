@@ -7,6 +7,7 @@ import time
 
 from flask import Flask, g, jsonify, make_response, render_template_string, request
 from marshmallow import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from atomicseats.errors import AtomicSeatsError
@@ -17,6 +18,7 @@ from atomicseats.observability import (
     reset_correlation_id,
     set_correlation_id,
 )
+from atomicseats.services._work import release_session, service_busy_for
 
 log = logging.getLogger("atomicseats.http")
 
@@ -91,6 +93,18 @@ def register_error_handlers(app: Flask) -> None:
         if status == 429:
             headers = {"Retry-After": error.get_response().headers.get("Retry-After", "60")}
         return error_response(status, message, None, headers)
+
+    @app.errorhandler(SQLAlchemyError)
+    def _database_error(error: SQLAlchemyError):
+        """A database error outside a unit of work (a read: the session check, a listing):
+        down or recovering is a 503 with Retry-After like any busy answer; anything else is a bug.
+        The session is rolled back now, so whatever uses it next (teardown removes it; a test
+        or CLI context keeps it) starts on a fresh connection, not on the broken one."""
+        busy = service_busy_for(error)
+        if busy is None:
+            return _unexpected(error)
+        release_session()
+        return _domain_error(busy)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):

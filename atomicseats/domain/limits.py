@@ -32,6 +32,7 @@ WAITLIST_MIRROR_ENTRIES_MAX = 100_000  # longer waitlists are not mirrored in Re
 # Database.
 LOCK_TIMEOUT_MS = 3000
 STATEMENT_TIMEOUT_MS = 10000
+DATABASE_RETRY_AFTER_S = 2  # Retry-After while the database is down or recovering (a restart takes seconds)
 
 # Outbox.
 OUTBOX_SEND_ATTEMPTS_MAX = 8
@@ -79,6 +80,7 @@ assert LONG_POLL_WAIT_S_MAX >= 1
 assert WAITLIST_MIRROR_ENTRIES_MAX >= WAITLIST_PROMOTION_BATCH_MAX
 assert LOCK_TIMEOUT_MS > 0
 assert LOCK_TIMEOUT_MS < STATEMENT_TIMEOUT_MS
+assert DATABASE_RETRY_AFTER_S >= 1
 assert OUTBOX_SEND_ATTEMPTS_MAX >= 1
 assert OUTBOX_BATCH_SIZE_MAX >= 1
 assert OUTBOX_RETRY_DELAY_S_MIN >= 1

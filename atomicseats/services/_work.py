@@ -13,10 +13,12 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
+from psycopg2 import OperationalError as PostgresOperationalError
 from sqlalchemy import event as sa_event
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from atomicseats.domain import limits
@@ -60,11 +62,64 @@ def _is_busy(error: DBAPIError) -> bool:
     return isinstance(error, OperationalError) and "database is locked" in str(error.orig)
 
 
+def is_database_unavailable(error: BaseException) -> bool:
+    """The database cannot serve anyone right now, whatever the query: a connection refused,
+    lost or killed (SQLAlchemy saw a disconnect and invalidated the pool), a server starting
+    up, in recovery or shutting down (57P03, 57P01), out of connections (53300), or the pool
+    exhausted. psycopg2 raises OperationalError for exactly these server-side states
+    (classes 08, 53, 55, 57, 58); query mistakes are ProgrammingError or IntegrityError and
+    stay a 500. SQLite's OperationalError also means "no such table", so only its
+    "database is locked" counts, as busy."""
+    if isinstance(error, PoolTimeout):
+        return True
+    if not isinstance(error, DBAPIError):
+        return False
+    return error.connection_invalidated or isinstance(error.orig, PostgresOperationalError)
+
+
+def service_busy_for(error: BaseException) -> ServiceBusy | None:
+    """The 503 a database error stands for (the one place that decides), or None for a bug."""
+    if isinstance(error, DBAPIError) and _is_busy(error):
+        log.warning("database.busy", extra={"error": str(error.orig)[:200]})
+        return ServiceBusy()
+    if is_database_unavailable(error):
+        log.warning("database.unavailable", extra={"error": str(getattr(error, "orig", error))[:200]})
+        return ServiceBusy(
+            "The database is unavailable, please retry shortly", retry_after_s=limits.DATABASE_RETRY_AFTER_S
+        )
+    return None
+
+
+def release_session() -> None:
+    """End the session's transaction even when the database dropped its connection: the
+    failed rollback invalidates that connection (the pool opens a new one next time), so
+    neither the next use of the session nor closing it raises. Run when an app context
+    ends (every request, Celery task and bridge batch) and after a failed attempt that
+    will use the same session again. Costs nothing more than the close it precedes."""
+    try:
+        db.session.rollback()
+    except DBAPIError as error:
+        log.warning("database.connection_dropped", extra={"error": str(error.orig)[:200]})
+
+
+@contextmanager
+def database_errors_as_busy() -> Iterator[None]:
+    """For reads outside a unit of work: a database that is down or busy raises ServiceBusy."""
+    try:
+        yield
+    except (DBAPIError, PoolTimeout) as error:
+        busy = service_busy_for(error)
+        if busy is None:
+            raise
+        raise busy from error
+
+
 @contextmanager
 def unit_of_work() -> Iterator[UnitOfWork]:
-    """Commit on success, roll back on any exception; lock waits become ServiceBusy."""
+    """Commit on success, roll back on any exception; lock waits and an unavailable database
+    become ServiceBusy (503 with Retry-After at the edge, a retry in a Celery task)."""
     session = db.session
-    session.rollback()  # end any read transaction the request opened, so ours starts fresh
+    release_session()  # end any read transaction the request opened, so ours starts fresh
     work = UnitOfWork(session=session)
     token = _sqlite_begin_immediate.set(True)
     try:
@@ -75,14 +130,14 @@ def unit_of_work() -> Iterator[UnitOfWork]:
             session.connection()  # emits BEGIN IMMEDIATE now, under the flag
         yield work
         session.commit()
-    except DBAPIError as error:
-        session.rollback()
-        if _is_busy(error):
-            log.warning("unit_of_work.busy", extra={"error": str(error.orig)[:200]})
-            raise ServiceBusy() from error
+    except (DBAPIError, PoolTimeout) as error:
+        release_session()
+        busy = service_busy_for(error)
+        if busy is not None:
+            raise busy from error
         raise
     except BaseException:
-        session.rollback()
+        release_session()
         raise
     finally:
         _sqlite_begin_immediate.reset(token)

@@ -31,7 +31,7 @@ from atomicseats.services._allocation import (
     waitlist_totals,
 )
 from atomicseats.services._outbox import Notification, outbox_row
-from atomicseats.services._work import unit_of_work
+from atomicseats.services._work import database_errors_as_busy, unit_of_work
 from atomicseats.services.contracts import AcceptedRequest, AllocationSummary, EventAvailability
 
 log = logging.getLogger(__name__)
@@ -82,11 +82,6 @@ def submit_request(
     seats_max = current_app.config["SEATS_PER_REQUEST_MAX"]
     if not 1 <= seats <= seats_max:
         raise InvalidInput("Invalid number of seats", {"numberOfSeats": [f"Must be between 1 and {seats_max}."]})
-    if idempotency_key is not None:
-        earlier = _request_for_key(user_id, idempotency_key)
-        if earlier is not None:
-            _check_same_request(earlier.event_id, earlier.seats_requested, event_id, seats)
-            return _status_of(earlier)
     accepted = AcceptedRequest(
         request_id=_request_id_for(user_id, idempotency_key),
         user_id=user_id,
@@ -104,11 +99,21 @@ def submit_request(
         _check_same_request(earlier_attempt.event_id, earlier_attempt.seats, event_id, seats)
         accepted = earlier_attempt
     try:
-        _admit(event_id, cached)
-    except (NotFound, Conflict):
+        # A cached availability means Redis answered: the claim above is then the registry's
+        # word on the key, and Postgres may be down without stopping the request (see below).
+        recorded = _recorded_request_for_key(user_id, idempotency_key, registry_answered=cached is not None)
+        if recorded is not None:
+            _check_same_request(recorded.event_id, recorded.seats_requested, event_id, seats)
+        else:
+            _admit(event_id, cached)
+    except (NotFound, Conflict, ServiceBusy):
         if earlier_attempt is None:
             registry.release(accepted)
         raise
+    if recorded is not None:
+        if earlier_attempt is None:
+            registry.release(accepted)  # recorded long ago: nothing is in flight under this key
+        return _status_of(recorded)
     try:
         is_recorded = adapters().pipeline.submit(accepted)
     except ServiceBusy:
@@ -119,14 +124,45 @@ def submit_request(
     return _status_after_submit(accepted) if is_recorded else _pending_status(accepted)
 
 
+def _recorded_request_for_key(
+    user_id: int, idempotency_key: str | None, registry_answered: bool
+) -> BookingRequest | None:
+    """The request Postgres recorded under this Idempotency-Key, or None.
+
+    While Postgres is down or recovering and Redis answered the claim, None ("not known
+    to be recorded") lets the request go on into Kafka, and this is safe: the registry
+    holds every key claimed in its TTL (24 h) so a retry within it is found there, and
+    whatever it does not hold (an older key, or keys lost with a Redis restart) keeps
+    the request id its first use had, so the bridge records it once (ON CONFLICT DO
+    NOTHING on the request id): never a second request. What is lost in that corner
+    (an old key reused with a different body during an outage) is the 409: the client
+    gets 202 and its request id shows the first body's request. Without a Redis answer
+    (no claim, or the event not cached) the request cannot be admitted without Postgres:
+    503 with Retry-After.
+    """
+    if idempotency_key is None:
+        return None
+    try:
+        with database_errors_as_busy():
+            return _request_for_key(user_id, idempotency_key)
+    except ServiceBusy:
+        db.session.rollback()  # give the broken connection back; nothing else here needs it
+        if not registry_answered:
+            raise
+        log.warning("booking.key_unchecked_database_down", extra={"user_id": user_id})
+        return None
+
+
 def _admit(event_id: int, availability: EventAvailability | None) -> None:
     """Admission control: refuse unknown, deleted, and sold-out-with-closed-waitlist events
-    from the availability cache when it has the event, from Postgres otherwise."""
+    from the availability cache when it has the event, from Postgres otherwise (503 with
+    Retry-After when Postgres is down: a request is never accepted unchecked)."""
     if availability is None:
-        event = db.session.get(Event, event_id)
-        if event is None:
-            raise NotFound("Event not found")
-        waitlist_length = waitlist_totals(db.session, [event_id]).get(event_id, (0, 0))[0]
+        with database_errors_as_busy():
+            event = db.session.get(Event, event_id)
+            if event is None:
+                raise NotFound("Event not found")
+            waitlist_length = waitlist_totals(db.session, [event_id]).get(event_id, (0, 0))[0]
         availability = availability_of(event, waitlist_length)
         adapters().availability.store_missing([availability])  # never over a writer's newer entry
     if availability.is_deleted:
