@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 
 ALLOCATION_RETRIES_MAX = 10
 ALLOCATION_BATCHES_PER_TASK_MAX = 40  # then the task re-queues itself so other events get a turn
-ALLOCATION_RETRY_DELAY_S = 0.5
+ALLOCATION_RETRY_DELAY_S = 0.5  # doubled on each retry up to the cap: ~40 s of retries in all
+ALLOCATION_RETRY_DELAY_S_MAX = 5.0  # a database restart takes seconds; the sweeper covers the rest
 STRANDED_AFTER_S = 3.0  # pending this long without a decision: wake its event again
 OUTBOX_ROUNDS_MAX = 20  # domain events: a round is one produce to Kafka
 EMAIL_ROUNDS_MAX = 3  # e-mail: a round takes seconds; the task ends, the next wake-up goes on
@@ -32,10 +33,14 @@ def allocate_event(self, event_id: int, partition: int = 0) -> int:
             decided += summary.requests_decided
             if summary.requests_decided < limits.ALLOCATION_BATCH_SIZE_MAX:
                 return decided
-    except ServiceBusy as error:
-        raise self.retry(exc=error, countdown=ALLOCATION_RETRY_DELAY_S) from error
+    except ServiceBusy as error:  # a lock held elsewhere, or the database down or recovering
+        raise self.retry(exc=error, countdown=allocation_retry_delay_s(self.request.retries)) from error
     wake_allocation(event_id, partition)  # more remain: queue behind whatever else waits
     return decided
+
+
+def allocation_retry_delay_s(retries: int) -> float:
+    return min(ALLOCATION_RETRY_DELAY_S * 2**retries, ALLOCATION_RETRY_DELAY_S_MAX)
 
 
 def wake_allocation(event_id: int, partition: int) -> None:

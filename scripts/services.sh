@@ -12,6 +12,9 @@
 #                                                   SIGKILL after $SERVICES_STOP_TIMEOUT seconds.
 #   scripts/services.sh restart <name ...>          stop + start (Redis has no persistence, so a
 #                                                   restarted Redis is always empty; Kafka keeps its log).
+#   scripts/services.sh kill    <name ...>          SIGKILL the service and its child processes at
+#                                                   once, as a crash would (fault tests); `start` brings
+#                                                   it back (Postgres replays its WAL: crash recovery).
 #   scripts/services.sh status  [names ...]         exit 0 if all named services run, 3 otherwise.
 #   scripts/services.sh env                         `export X=...` lines for this stack:
 #                                                   eval "$(scripts/services.sh env)"
@@ -354,11 +357,12 @@ pg_write_conf() {
     echo "log_min_messages = warning"
     echo "log_checkpoints = off"
     # test, e2e, ...: throwaway data, so trade durability for speed. dev and bench keep production's
-    # settings: the benchmark's figures include every commit's fsync.
+    # settings: the benchmark's figures include every commit's fsync. Commits stay synchronous:
+    # with fsync off that is one write() to the page cache, and it means a killed server (the e2e
+    # fault tests SIGKILL it) forgets no commit; only a crash of the machine could.
     if [[ $STACK != dev && $STACK != bench ]]; then
       echo "# $STACK stack: throwaway data, so trade durability for speed. Never for dev/bench/prod."
       echo "fsync = off"
-      echo "synchronous_commit = off"
       echo "full_page_writes = off"
     fi
   } >"$conf"
@@ -879,6 +883,29 @@ cmd_restart() {
   run_parallel start "${names[@]}" || die "restart failed (STACK=$STACK); logs: $RUN/<service>/log"
 }
 
+# SIGKILL a running service and its children (Postgres: the postmaster and every backend)
+# in one kill(1), so none of them gets to shut anything down cleanly.
+kill_service() {
+  local name=$1 pid children
+  if ! pid=$("status_$name" 2>/dev/null); then
+    say "$name not running"
+    return 0
+  fi
+  children=$(pgrep -P "$pid" 2>/dev/null | tr '\n' ' ' || true)
+  say "SIGKILL $name (pid $pid${children:+, children $children})"
+  # shellcheck disable=SC2086  # one word per child pid
+  kill -KILL "$pid" $children 2>/dev/null || true
+  wait_for 10 "" eval "! pid_alive $pid" || warn "$name (pid $pid) survived SIGKILL?"
+}
+
+cmd_kill() {
+  (($# > 0)) || die "usage: services.sh kill <postgres|redis|kafka|smtp> ..."
+  parse_names "$@"
+  lock_stack
+  local n
+  for n in "${NAMES[@]}"; do kill_service "$n"; done
+}
+
 cmd_status() {
   parse_names "$@"
   local n pid rc=0
@@ -913,6 +940,7 @@ main() {
     start) cmd_start "$@" ;;
     stop) cmd_stop "$@" ;;
     restart) cmd_restart "$@" ;;
+    kill) cmd_kill "$@" ;;
     status) cmd_status "$@" ;;
     env) (($# == 0)) || die "env takes no arguments"; cmd_env ;;
     -h | --help | help) usage ;;

@@ -264,6 +264,11 @@ class Platform:
     def restart_service(self, name: str) -> None:
         self.services_sh("restart", name)
 
+    def kill_service(self, name: str) -> None:
+        """SIGKILL a backing service and its children at once, as a crash would (Postgres: the
+        postmaster and every backend; `start_service` then brings it back through crash recovery)."""
+        self.services_sh("kill", name)
+
     def stop_service(self, *names: str) -> None:
         self.services_sh("stop", *names)
 

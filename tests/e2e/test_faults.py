@@ -1,5 +1,5 @@
-"""Fault injection under load: SIGKILL the bridge, the Celery worker or the API; restart Redis
-empty or the Kafka broker; take the SMTP server away. Whatever happens, every request the API
+"""Fault injection under load: SIGKILL the bridge, the Celery worker, the API or PostgreSQL;
+restart Redis empty or the Kafka broker; take the SMTP server away. Whatever happens, every request the API
 answered 2xx reaches exactly one final outcome, nothing is oversold, arrival order holds, the
 audit is clean and every decision's e-mail arrives once (DESIGN invariants 1-7).
 
@@ -10,6 +10,7 @@ whatever got no 2xx, and then checks everything through the API, Postgres and th
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -17,7 +18,10 @@ import time
 from dataclasses import dataclass
 
 import pytest
+import redis
 
+from atomicseats.adapters.redis_cache import session_key
+from atomicseats.domain import limits
 from tests.e2e.support import (
     APP_PROCS,
     FINAL_STATUSES,
@@ -43,6 +47,7 @@ MAILS_TIMEOUT_S = 40
 LEASE_SETTLED_S = 2.0  # a live sender finishes a send well within this
 REDIS_OUTAGES = 4
 REDIS_DOWN_S = 1.0
+POSTGRES_DOWN_S = 3.0  # then the restart's crash recovery adds its own seconds
 
 
 @dataclass(frozen=True)
@@ -310,6 +315,73 @@ def test_kafka_broker_restarted(platform, cast):
     by_request = settle(platform, load, event_ids)
     assert_audit_clean(platform)
     assert_every_decision_mailed_once(platform, by_request, event_ids)
+
+
+def test_sigkill_postgres(platform, cast):
+    """PostgreSQL dies mid-load (the postmaster and every backend at once) and comes back
+    through crash recovery. Meanwhile every booking is answered 202 (its session and event are
+    known from Redis: into Kafka, the log buffers it) or 503 with Retry-After: never a 500. No
+    app process dies; the bridge records the backlog once the database is back, the worker's
+    retries and the sweeper decide it, and each decision is mailed once."""
+    down = Outage()
+
+    def inject():
+        bridge_log_offset = platform.app_log_size("bridge")
+        platform.kill_service("postgres")
+        down.started = time.monotonic()
+        time.sleep(POSTGRES_DOWN_S)
+        down.ended = time.monotonic()
+        platform.start_service("postgres")
+        assert '"bridge.record_failed"' in platform.app_log("bridge", bridge_log_offset), (
+            "the bridge never met the dead database: did the kill happen?"
+        )
+
+    load, event_ids, _ = run_with_fault(platform, cast, "postgres", inject)
+    counts = load.outcome_counts()
+    assert set(counts) <= {"202", "503"}, f"every answer is 202 or 503, never a 500: {dict(counts)}"
+    assert down.accepted_during(load) > 0, f"nothing accepted while Postgres was down: {dict(counts)}"
+    by_request = settle(platform, load, event_ids)  # 503s carried Retry-After; their retries are accepted
+    assert_audit_clean(platform)
+    assert_every_decision_mailed_once(platform, by_request, event_ids)
+
+
+def _session_id(account: Account) -> str:
+    payload = account.token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sid"]
+
+
+def test_booking_is_accepted_from_redis_while_postgres_is_down(platform, cast):
+    """The session and the event are known from Redis: the booking goes into Kafka with
+    Postgres down (with and without an Idempotency-Key, and a retry of that key is the same
+    request); what needs the database answers 503 with Retry-After; once Postgres is back
+    the requests are recorded and decided."""
+    guest = platform.register("guest")
+    event_id = fault_events(platform, cast, "accept-from-redis")[0]
+    platform.book_accepted(guest, event_id, 1)  # the event's availability is cached
+    client = redis.Redis.from_url(platform.env["REDIS_URL"])
+    client.delete(session_key(_session_id(guest)))
+    client.close()
+    assert platform.http.request("GET", "/api/user/bookings", token=guest.token).status == 200  # cached again
+    try:
+        platform.kill_service("postgres")
+        keyed = platform.book(guest, event_id, 2, idempotency_key="while-postgres-is-down")
+        retried = platform.book(guest, event_id, 2, idempotency_key="while-postgres-is-down")
+        unkeyed = platform.book(guest, event_id, 1)
+        listing = platform.http.request("GET", "/api/events/all")
+    finally:
+        platform.start_service("postgres")
+    for response in (keyed, retried, unkeyed):
+        assert response.status == 202, (response.status, response.body)
+        assert response.data["status"] == "pending"
+    assert retried.data["requestId"] == keyed.data["requestId"]
+    assert listing.status == 503 and listing.header("Retry-After") == str(limits.DATABASE_RETRY_AFTER_S), listing
+    for response in (keyed, unkeyed):
+        assert platform.wait_final(response.data["requestId"])["status"] == "confirmed"
+    rows = platform.sql(
+        "SELECT count(*) FROM booking_requests WHERE user_id = %s AND idempotency_key = %s",
+        (guest.id, "while-postgres-is-down"),
+    )
+    assert rows == [(1,)]
 
 
 def test_smtp_server_down_for_a_while(platform, cast):
