@@ -45,6 +45,7 @@ OUTBOX_RETRY_DELAY_S_MAX = 300
 # send after OUTBOX_SEND_BATCH_S_MAX: a crashed sender's rows come back after the lease.
 OUTBOX_SEND_LEASE_S = 180
 OUTBOX_SEND_BATCH_S_MAX = 60
+OUTBOX_RECORD_RETRY_S_MAX = 20  # recording a send that went out, while the database is down or recovering
 OUTBOX_LAST_ERROR_CHARS_MAX = 500
 MAIL_SMTP_TIMEOUT_S = 10  # per socket operation (connect, each SMTP command)
 MAIL_SMTP_OPERATIONS_MAX = 8  # connect, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA, QUIT
@@ -87,9 +88,12 @@ assert OUTBOX_RETRY_DELAY_S_MIN >= 1
 assert OUTBOX_RETRY_DELAY_S_MIN <= OUTBOX_RETRY_DELAY_S_MAX
 assert OUTBOX_LAST_ERROR_CHARS_MAX >= 1
 assert MAIL_SMTP_TIMEOUT_S >= 1
-# The last send a batch starts finishes (or times out) well inside the lease, so no
-# other sender takes a row back while it is still being sent.
-assert OUTBOX_SEND_BATCH_S_MAX + MAIL_SMTP_TIMEOUT_S * MAIL_SMTP_OPERATIONS_MAX < OUTBOX_SEND_LEASE_S
+# The last send a batch starts finishes (or times out), and is recorded, well inside the
+# lease, so no other sender takes a row back while it is still being sent.
+assert (
+    OUTBOX_SEND_BATCH_S_MAX + MAIL_SMTP_TIMEOUT_S * MAIL_SMTP_OPERATIONS_MAX + OUTBOX_RECORD_RETRY_S_MAX
+    < OUTBOX_SEND_LEASE_S
+)
 assert JSON_BODY_BYTES_MAX >= 1024
 assert 1 <= USERNAME_LENGTH_MIN <= USERNAME_LENGTH_MAX
 assert 1 <= PASSWORD_LENGTH_MIN <= PASSWORD_LENGTH_MAX

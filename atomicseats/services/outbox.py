@@ -42,6 +42,8 @@ PUBLISH_LOCK_NAMESPACE = 0x5EA8  # advisory-lock namespace "publishing the outbo
 PUBLISH_LOCK_KEY = 1
 REASON_RECIPIENT_DELETED = "recipient_deleted: the user no longer exists"
 AUTO_SUBMITTED_HEADER = "Auto-Submitted"  # RFC 3834: tells auto-responders not to answer
+OUTBOX_RECORD_RETRY_DELAY_S = 0.2  # first wait before recording a send again; doubles up to the cap
+OUTBOX_RECORD_RETRY_DELAY_S_MAX = 2.0
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ def send_due_notifications(limit: int = limits.OUTBOX_BATCH_SIZE_MAX) -> SendRep
                 outcomes.append(_record(_record_failure, claim, error))
             else:
                 outcomes.append(_record(_record_sent, claim))
+            if outcomes[-1] == "unrecorded":  # the database is gone: a send now could not be recorded either
+                break  # the rest stays leased and goes out once when the lease ends
     return SendReport(
         sent=outcomes.count("sent"),
         retried=outcomes.count("retried"),
@@ -144,13 +148,26 @@ def _mail_message(claim: _Claim) -> MailMessage:
 
 
 def _record(recorder, claim: _Claim, *args) -> str:
-    """Record one send's result. If the database refuses, the lease runs out and the row is
-    sent again later (same Message-ID): a duplicate, never a loss."""
-    try:
-        return recorder(claim, *args)
-    except (SQLAlchemyError, ServiceBusy):
-        log.exception("outbox.record.failed", extra={"outbox_id": claim.outbox_id, "kind": claim.kind})
-        return "unrecorded"
+    """Record one send's result. The e-mail is out: only its record keeps it from going out
+    again, so while the database is busy, down or recovering (a restart takes seconds) the
+    record is retried with backoff for up to OUTBOX_RECORD_RETRY_S_MAX. If the database
+    refuses longer, the lease runs out and the row is sent again later (same Message-ID):
+    a duplicate, never a loss."""
+    deadline = time.monotonic() + limits.OUTBOX_RECORD_RETRY_S_MAX
+    delay_s = OUTBOX_RECORD_RETRY_DELAY_S
+    while True:
+        try:
+            return recorder(claim, *args)
+        except ServiceBusy:
+            if time.monotonic() + delay_s > deadline:
+                break
+            log.warning("outbox.record.retrying", extra={"outbox_id": claim.outbox_id, "retry_in_s": delay_s})
+            time.sleep(delay_s)
+            delay_s = min(delay_s * 2, OUTBOX_RECORD_RETRY_DELAY_S_MAX)
+        except SQLAlchemyError:
+            break
+    log.error("outbox.record.failed", extra={"outbox_id": claim.outbox_id, "kind": claim.kind}, exc_info=True)
+    return "unrecorded"
 
 
 def _record_sent(claim: _Claim) -> str:

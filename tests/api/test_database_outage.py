@@ -12,8 +12,6 @@ busy case tested elsewhere.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 import redis
@@ -27,27 +25,9 @@ from atomicseats.services import booking
 from tests.api.support import assert_error, assert_success
 from tests.conftest import _truncate_postgres, make_app
 from tests.helpers import PASSWORD, account, create_event, event_payload
+from tests.outage import database_down
 
 RETRY_AFTER = str(limits.DATABASE_RETRY_AFTER_S)
-
-
-@contextmanager
-def database_down(database_url: str) -> Iterator[None]:
-    """The database refuses new connections and loses every open one, until the block ends."""
-    url = sa.engine.make_url(database_url)
-    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'ALTER DATABASE "{url.database}" ALLOW_CONNECTIONS false'))
-            connection.execute(
-                sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
-                {"name": url.database},
-            )
-        yield
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'ALTER DATABASE "{url.database}" ALLOW_CONNECTIONS true'))
-        admin.dispose()
 
 
 def forget_cached_sessions(app) -> None:

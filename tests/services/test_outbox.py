@@ -33,6 +33,7 @@ from atomicseats.services.contracts import MailMessage
 from atomicseats.services.outbox import SendReport
 from tests.conftest import REPO_ROOT, _flush_test_redis, _truncate_postgres, make_app
 from tests.helpers import account, book, create_event
+from tests.outage import database_back_after
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 from smtp_sink import start_sink  # noqa: E402  (a script, not a package)
@@ -524,6 +525,22 @@ def test_a_second_publisher_stands_aside_while_one_is_publishing(postgres_app, p
     finally:
         other.dispose()
     assert outbox.publish_due_domain_events() == 1
+
+
+def test_a_send_made_while_the_database_restarts_is_recorded_once_it_is_back(postgres_app, postgres_url, sink):
+    """The e-mail went out; the database died before its record. Recording is retried until
+    the database is back, so the row is `sent` and never goes out a second time after the lease."""
+    client = postgres_app.test_client()
+    book(client, account(client), create_event(client, account(client, "host"), capacity=5)["id"], 1)
+    (claim,), _ = outbox._claim_due(limits.OUTBOX_BATCH_SIZE_MAX)
+    postgres_app.extensions[EXTENSION_KEY].mailer.send(outbox._mail_message(claim))
+    with database_back_after(postgres_url, delay_s=1.0):
+        assert outbox._record(outbox._record_sent, claim) == "sent"
+    (row,) = outbox_rows()
+    assert (row.status, row.attempts) == ("sent", 1)
+    make_due()
+    assert outbox.send_due_notifications() == NOTHING
+    assert [message_id(mail) for mail in sink.take()] == [row.message_id]
 
 
 # --- operators ---------------------------------------------------------------------------
