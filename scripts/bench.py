@@ -36,6 +36,13 @@ What it does (every step bounded by a deadline, everything on 127.0.0.1):
                       done off its clock, so it is a diagnostic, not the headline.
             decided/s = (B - first batch) / (last decided_at - first decided_at); the wall
             clock rate, including process start-up, is printed next to it.
+  waits     "waiting never blocks the API": worker stopped, W requests (5,000) for a fresh event
+            produced to Kafka and recorded pending by the bridge; the answer time of other routes
+            (GET /api/events/all and POST /api/events/book, a few clients back to back) is sampled
+            with no wait open, then with the W long polls (?wait=30, raw asyncio connections, each
+            with its owner's token) open and subscribed; then the worker starts again and every
+            wait must answer with its final outcome. p50/p99 of the other routes with the waits
+            open are in the table and the last line.
   check     oversold = sum over events of max(0, confirmed seats - capacity); lost = every
             request acknowledged (202 at the API, or acked by Kafka for the backlog) without
             a final outcome after the drain; `flask audit --pending-grace-s 0`.
@@ -48,7 +55,8 @@ the time goes is measured, not guessed; "other" is everything on the machine tha
 this benchmark (another stack, a test run) and says how trustworthy the run is.
 
 The last line of the output is machine-readable:
-    accepted_per_s=N decided_per_s=N p50_ms=N p99_ms=N oversold=N lost=N
+    accepted_per_s=N decided_per_s=N p50_ms=N p99_ms=N oversold=N lost=N waits_open=N
+    waiting_other_p50_ms=N waiting_other_p99_ms=N waits_final=N
 Exit status: 0, or 1 if oversold/lost/audit failed (or --strict and a floor was missed),
 2 if the benchmark itself could not run.
 """
@@ -490,6 +498,7 @@ class Events:
     spread: list[int]
     warmup: int
     backlog: list[int] = field(default_factory=list)
+    waits: int | None = None
 
 
 def create_events(api: str, token: str, args, with_backlog: bool) -> Events:
@@ -501,6 +510,8 @@ def create_events(api: str, token: str, args, with_backlog: bool) -> Events:
     events = Events(hot=hot, spread=spread, warmup=warmup)
     if with_backlog:
         events.backlog = [create_event(api, token, f"Backlog hot event {i + 1}", args.hot_capacity) for i in range(2)]
+    if args.waits > 0:
+        events.waits = create_event(api, token, "Waiting room", args.hot_capacity)
     return events
 
 
@@ -881,6 +892,209 @@ class FullResult:
     accept_statuses_db: dict[str, int]
     top_file: Path
     outbox: OutboxDrain | None
+    waits: WaitsResult | None = None
+
+
+# ----------------------------------------------------------------------------- waits phase
+
+WAIT_S = 30  # each long poll's ?wait= (LONG_POLL_WAIT_S_MAX)
+SAMPLE_CLIENTS = 4  # clients of the other routes, each back to back
+SAMPLE_TIMEOUT_S = 30.0
+
+
+@dataclass
+class RouteSample:
+    """Answer times of the other routes over a few seconds."""
+
+    ms: dict[str, list[float]]
+    failures: int
+
+    def quantile(self, q: float, route: str | None = None) -> float:
+        values = self.ms.get(route, []) if route else [v for vs in self.ms.values() for v in vs]
+        return percentile(values, q)
+
+    def describe(self) -> str:
+        parts = [
+            f"{route} p50 {fmt(percentile(values, 50), 1)} / p99 {fmt(percentile(values, 99), 1)} ms "
+            f"({len(values)} answers)"
+            for route, values in self.ms.items()
+        ]
+        return "; ".join(parts) + f"; failures {self.failures}"
+
+
+@dataclass
+class WaitsResult:
+    count: int
+    open_s: float
+    subscribed: int
+    idle: RouteSample
+    waiting: RouteSample
+    answered_final: int
+    answered_pending: int
+    errors: int
+    last_answer_s: float  # after the worker was started
+    lost: int
+    booked_ids: list[str]
+
+
+def sample_routes(api: str, tokens: list[str], event_id: int, seconds: float) -> tuple[RouteSample, list[str]]:
+    """SAMPLE_CLIENTS clients alternate GET /api/events/all and POST /api/events/book for
+    `seconds`; returns the answer times and the ids of the bookings accepted."""
+    ms: dict[str, list[float]] = {"GET /api/events/all": [], "POST /api/events/book": []}
+    booked: list[str] = []
+    failures = [0]
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def client(index: int) -> None:
+        turn = index
+        while time.monotonic() < deadline:
+            token = tokens[turn % len(tokens)]
+            is_book = turn % 2 == 1
+            route = "POST /api/events/book" if is_book else "GET /api/events/all"
+            body = json.dumps({"eventId": event_id, "numberOfSeats": 1}).encode() if is_book else None
+            request = urllib.request.Request(f"{api}{route.split(' ')[1]}", data=body, method=route.split(" ")[0])
+            request.add_header("Authorization", f"Bearer {token}")
+            request.add_header("Content-Type", "application/json")
+            started = time.monotonic()
+            try:
+                with urllib.request.urlopen(request, timeout=SAMPLE_TIMEOUT_S) as response:
+                    payload = json.loads(response.read() or b"{}")
+                    elapsed_ms = (time.monotonic() - started) * 1000
+                with lock:
+                    ms[route].append(elapsed_ms)
+                    if is_book:
+                        booked.append(payload["data"]["requestId"])
+            except (urllib.error.URLError, OSError, ValueError, KeyError):
+                with lock:
+                    failures[0] += 1
+                    ms[route].append(SAMPLE_TIMEOUT_S * 1000)
+            turn += SAMPLE_CLIENTS
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(SAMPLE_CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(seconds + SAMPLE_TIMEOUT_S + 5)
+    return RouteSample(ms, failures[0]), booked
+
+
+class LongPolls:
+    """`count` long polls on one asyncio loop in a thread: raw HTTP/1.1, one connection each."""
+
+    def __init__(self, api: str, polls: list[tuple[str, str]]) -> None:
+        from urllib.parse import urlsplit
+
+        url = urlsplit(api)
+        self.host, self.port = url.hostname, url.port
+        self.polls = polls
+        self.answers: list = []
+        self.answered_at: list[float] = []
+        self.thread = threading.Thread(target=self._run, name="bench-long-polls", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    async def _one(self, request_id: str, token: str):
+        import asyncio
+
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        try:
+            writer.write(
+                (
+                    f"GET /api/bookings/requests/{request_id}?wait={WAIT_S} HTTP/1.1\r\n"
+                    f"Host: {self.host}:{self.port}\r\nAuthorization: Bearer {token}\r\n"
+                    "Connection: close\r\n\r\n"
+                ).encode()
+            )
+            await writer.drain()
+            raw = await asyncio.wait_for(reader.read(), WAIT_S + 60)
+        finally:
+            writer.close()
+        self.answered_at.append(time.monotonic())
+        head, _, body = raw.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        if status != 200:
+            return f"HTTP {status}"
+        return json.loads(body)["data"]["status"]
+
+    def _run(self) -> None:
+        import asyncio
+
+        async def everyone():
+            return await asyncio.gather(*(self._one(rid, token) for rid, token in self.polls), return_exceptions=True)
+
+        self.answers = asyncio.run(everyone())
+
+
+def subscribed_count(client, request_ids: list[str]) -> int:
+    from atomicseats.adapters.redis_state import outcome_channel
+
+    count = 0
+    for first in range(0, len(request_ids), 500):
+        channels = [outcome_channel(rid) for rid in request_ids[first : first + 500]]
+        count += sum(1 for _, subscribers in client.pubsub_numsub(*channels) if subscribers > 0)
+    return count
+
+
+def measure_waits(stack: Stack, db: Db, service_env: dict, events: Events, accounts: dict, args) -> WaitsResult:
+    import redis
+
+    count = args.waits
+    say(f"waits phase: worker stopped, {count} requests for a fresh event recorded pending, then {count} long polls")
+    stack.platform("stop", "worker")
+    tokens = accounts["guest_tokens"]
+    idle, booked_idle = sample_routes(API_URL, tokens, events.warmup, args.waits_sample)
+    say(f"  other routes, no wait open: {idle.describe()}")
+    ids, _ = produce_backlog(service_env["KAFKA_BROKERS"], events.waits, accounts["guest_ids"], count, args.seed + 7)
+    deadline = time.monotonic() + 180
+    while db.one("SELECT count(*) FROM booking_requests WHERE event_id = %s", (events.waits,))[0] < count:
+        if time.monotonic() > deadline:
+            raise BenchError("the bridge did not record the waits phase's requests in 180 s")
+        time.sleep(0.5)
+    owner_token = {uid: token for uid, token in zip(accounts["guest_ids"], tokens, strict=True)}
+    user_of = dict(db.rows("SELECT request_id, user_id FROM booking_requests WHERE event_id = %s", (events.waits,)))
+    polls = LongPolls(API_URL, [(rid, owner_token[user_of[rid]]) for rid in ids])
+    client = redis.Redis.from_url(service_env["REDIS_URL"], socket_timeout=10)
+    opened = time.monotonic()
+    polls.start()
+    subscribed = 0
+    while time.monotonic() - opened < WAIT_S / 2:
+        subscribed = subscribed_count(client, ids)
+        if subscribed >= count:
+            break
+        time.sleep(0.5)
+    open_s = time.monotonic() - opened
+    say(f"  {subscribed} of {count} waits open and subscribed after {open_s:.1f}s")
+    waiting, booked_waiting = sample_routes(API_URL, tokens, events.warmup, args.waits_sample)
+    say(f"  other routes, {subscribed} waits open: {waiting.describe()}")
+    started = time.monotonic()
+    stack.platform("start", "worker")
+    polls.thread.join(WAIT_S + 90)
+    answers = polls.answers
+    final = sum(1 for answer in answers if answer in ("confirmed", "partial", "waitlisted", "rejected"))
+    pending = sum(1 for answer in answers if answer == "pending")
+    last_s = max(polls.answered_at, default=started) - started
+    say(
+        f"  after the worker restart: {final} waits answered final, {pending} pending, "
+        f"{len(ids) - final - pending} errors; last answer {last_s:.1f}s after the restart"
+    )
+    wait_final(db, [events.waits], set(ids), args.drain_timeout, "waits-phase requests")
+    lost = len(set(ids) - final_ids(db, [events.waits]))
+    client.close()
+    return WaitsResult(
+        count=count,
+        open_s=open_s,
+        subscribed=subscribed,
+        idle=idle,
+        waiting=waiting,
+        answered_final=final,
+        answered_pending=pending,
+        errors=len(ids) - final - pending,
+        last_answer_s=last_s,
+        lost=lost,
+        booked_ids=booked_idle + booked_waiting,
+    )
 
 
 def run_full(args) -> FullResult:
@@ -988,6 +1202,11 @@ def run_full(args) -> FullResult:
                     stack, db, service_env["KAFKA_BROKERS"], events.backlog[1], accounts["guest_ids"], args
                 )
 
+        waits = None
+        if args.waits > 0:
+            waits = measure_waits(stack, db, service_env, events, accounts, args)
+            wait_final(db, [events.warmup], set(waits.booked_ids), args.drain_timeout, "waits-phase bookings")
+
         oversold, mismatched, notes = oversold_pg(db)
         say("flask audit --pending-grace-s 0")
         audit = run(
@@ -1017,6 +1236,7 @@ def run_full(args) -> FullResult:
         accept_statuses_db=accept_statuses_db,
         top_file=top_file,
         outbox=outbox,
+        waits=waits,
     )
 
 
@@ -1336,7 +1556,7 @@ def report(args, full: FullResult | None, embedded: EmbeddedResult | None) -> tu
         )
     )
     print(col.format("oversold seats", fmt(F and F.oversold), fmt(emb and emb.oversold), "must be 0"))
-    lost_full = (F.lost_api + sum(d.lost for d in (F.pipeline, F.stages) if d)) if F else None
+    lost_full = (F.lost_api + sum(d.lost for d in (F.pipeline, F.stages, F.waits) if d)) if F else None
     print(col.format("lost requests", fmt(lost_full), fmt(emb and emb.lost), "must be 0"))
     print(
         col.format(
@@ -1344,6 +1564,23 @@ def report(args, full: FullResult | None, embedded: EmbeddedResult | None) -> tu
             fmt(F and F.counter_mismatches),
             fmt(emb and emb.counter_mismatches),
             "",
+        )
+    )
+    W = F.waits if F else None
+    print(
+        col.format(
+            f"other routes p50 / p99 (ms), {W.count if W else 0} waits open" if W else "other routes, waits open",
+            f"{fmt(W.waiting.quantile(50), 1)} / {fmt(W.waiting.quantile(99), 1)}" if W else "-",
+            "-",
+            f"no wait open: {fmt(W.idle.quantile(50), 1)} / {fmt(W.idle.quantile(99), 1)}" if W else "",
+        )
+    )
+    print(
+        col.format(
+            "waits answered with their final outcome",
+            f"{W.answered_final} / {W.count}" if W else "-",
+            "-",
+            "after the worker restarts; must be all" if W else "",
         )
     )
     print("  * embedded decides inline, before it answers: decided/s = requests decided in the accept phase / duration")
@@ -1383,6 +1620,14 @@ def report(args, full: FullResult | None, embedded: EmbeddedResult | None) -> tu
             if p.cpu:
                 for line in p.cpu.lines({"decided": p.count}):
                     print(line)
+        if W:
+            print(
+                f"waits phase: {W.subscribed} of {W.count} long polls open and subscribed in {W.open_s:.1f}s; "
+                f"after the worker restart {W.answered_final} final, {W.answered_pending} still pending, "
+                f"{W.errors} errors, last answer {W.last_answer_s:.1f}s after it"
+            )
+            print(f"  other routes, no wait open:  {W.idle.describe()}")
+            print(f"  other routes, {W.count} waits open: {W.waiting.describe()}")
         if F.stages:
             s = F.stages
             print(
@@ -1419,6 +1664,13 @@ def report(args, full: FullResult | None, embedded: EmbeddedResult | None) -> tu
             f"p99_ms={round(F.latency.p99_ms) if not math.isnan(F.latency.p99_ms) else 0} "
             f"oversold={F.oversold} lost={lost_full}"
         )
+        if W:
+            final += (
+                f" waits_open={W.subscribed} waiting_other_p50_ms={round(W.waiting.quantile(50))} "
+                f"waiting_other_p99_ms={round(W.waiting.quantile(99))} waits_final={W.answered_final}"
+            )
+            if args.strict and W.answered_final != W.count:
+                ok = False
         if args.strict and (acc_floor != "ok" or dec_floor != "ok"):
             ok = False
     else:
@@ -1445,6 +1697,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=int,
         default=30000,
         help="requests in each hot-event backlog of the decide phase (30000; 0 skips it)",
+    )
+    parser.add_argument(
+        "--waits", type=int, default=5000, help="long polls held open in the waits phase (5000; 0 skips it)"
+    )
+    parser.add_argument(
+        "--waits-sample", type=float, default=5.0, help="seconds the other routes are sampled in the waits phase (5)"
     )
     parser.add_argument("--hot-capacity", type=int, default=1000, help="seats of the hot event (1000)")
     parser.add_argument("--spread-capacity", type=int, default=2000, help="seats of each spread event (2000)")
@@ -1478,6 +1736,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.internal_setup is None:
         if not 1 <= args.connections <= 10000 or args.duration <= 0 or args.guests < 1 or args.backlog < 0:
+            parser.error("out-of-range option")
+        if not 0 <= args.waits <= 20000 or not 0 < args.waits_sample <= 20:
             parser.error("out-of-range option")
         if not 0 <= args.hot_percent <= 100 or args.threads < 1 or args.threads > args.connections:
             parser.error("out-of-range option")

@@ -11,10 +11,13 @@ Keys:
   atomicseats:event:{event_id}:waitlist              FIFO list of waiting entry ids
   atomicseats:event:{event_id}:waitlist:length       marker: the mirror exists, and its length
   atomicseats:outcome:{request_id}                   pub/sub channel: "this request is final"
+  atomicseats:outcome-hub                            pub/sub channel every AsyncOutcomeHub listens on
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -427,3 +430,217 @@ def _subscriber_like(client: redis.Redis) -> redis.Redis:
         "redis_connect_func": _handshake_quickly,
     }
     return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
+
+
+# --- outcome channel, asynchronous: one shared subscription per process -----------------
+
+HUB_CHANNEL = "atomicseats:outcome-hub"  # every hub listens here, so its connection always reads
+HUB_HEARTBEAT_S = 5.0  # a silent connection is pinged this often
+HUB_SILENCE_S_MAX = 3 * HUB_HEARTBEAT_S  # ... and given up for dead after this long without a reply
+HUB_RECONNECT_DELAY_S = 0.5
+DEGRADED_RECHECK_S = 1.0  # while pub/sub is down, async waiters re-read Postgres this often
+
+assert HUB_SILENCE_S_MAX > HUB_HEARTBEAT_S
+assert DEGRADED_RECHECK_S <= limits.LONG_POLL_WAIT_S_MAX
+
+
+class _HubChannel:
+    """The waiters of one request's outcome channel in one process."""
+
+    def __init__(self) -> None:
+        self.listeners: set[AsyncOutcomeListener] = set()
+        self.confirmed = asyncio.Event()  # Redis confirmed the SUBSCRIBE on the live connection
+        self.is_resubscribing = False
+
+
+class AsyncOutcomeHub:
+    """The outcome channel for asyncio waiters: ONE Redis pub/sub connection per process,
+    shared by every waiter of that process, fanning each announcement out to the waiters
+    of that request (so 5,000 waiters are 5,000 subscriptions on one connection, not
+    5,000 connections or threads).
+
+    The same promise as `OutcomeSubscription`: `listen` returns once Redis confirmed the
+    subscription, so the caller's next Postgres read and every later publish are ordered.
+    When the connection is lost, every waiter is woken (announcements may have been
+    missed) and re-reads; the reader reconnects, resubscribes every channel, and wakes
+    each channel's waiters again once its subscription is confirmed. Meanwhile waiters
+    re-read Postgres every DEGRADED_RECHECK_S. Nothing here raises a Redis error.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._channels: dict[str, _HubChannel] = {}
+        self._pubsub = None
+        self._is_connected = False
+        self._reader: asyncio.Task | None = None
+        self._is_closed = False
+
+    @property
+    def is_connected(self) -> bool:
+        return self._is_connected
+
+    def subscription_count(self) -> int:
+        return len(self._channels)
+
+    def listen(self, request_id: str) -> AsyncOutcomeListener:
+        """`async with hub.listen(id) as listener:` read Postgres, then `await listener.wait(s)`."""
+        return AsyncOutcomeListener(self, outcome_channel(request_id))
+
+    async def close(self) -> None:
+        self._is_closed = True
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, *REDIS_FAILURES):
+                await reader
+        await self._drop_connection()
+
+    # -- waiters join and leave ------------------------------------------------------
+
+    async def _join(self, listener: AsyncOutcomeListener) -> None:
+        self._ensure_reader()
+        channel = self._channels.get(listener.channel)
+        is_new = channel is None
+        if is_new:
+            channel = self._channels[listener.channel] = _HubChannel()
+        channel.listeners.add(listener)  # before the SUBSCRIBE: its reply may come back before `send` returns
+        if is_new and self._is_connected:
+            await self._send("subscribe", listener.channel)
+        if not self._is_connected:
+            return  # degraded until the reader (re)connects and confirms
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(channel.confirmed.wait(), SUBSCRIBE_CONFIRM_TIMEOUT_S)
+
+    async def _leave(self, listener: AsyncOutcomeListener) -> None:
+        channel = self._channels.get(listener.channel)
+        if channel is None:
+            return
+        channel.listeners.discard(listener)
+        # Unsubscribed only once confirmed: a SUBSCRIBE still in flight must not answer for a
+        # later waiter's fresh one. The reader unsubscribes an empty channel when it confirms.
+        if not channel.listeners and channel.confirmed.is_set():
+            del self._channels[listener.channel]
+            if self._is_connected:
+                await self._send("unsubscribe", listener.channel)
+
+    async def _send(self, command: str, *channels: str) -> None:
+        pubsub = self._pubsub
+        if pubsub is None:
+            return
+        try:
+            await getattr(pubsub, command)(*channels)
+        except REDIS_FAILURES as error:  # the reader sees the broken connection too and recovers
+            log.warning("outcomes.hub_send_failed", extra={"command": command, "error": str(error)})
+
+    # -- the reader --------------------------------------------------------------------
+
+    def _ensure_reader(self) -> None:
+        if self._reader is None and not self._is_closed:
+            self._reader = asyncio.get_running_loop().create_task(self._read_forever(), name="outcome-hub")
+
+    async def _read_forever(self) -> None:
+        import redis.asyncio as aioredis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        while not self._is_closed:
+            try:
+                client = aioredis.Redis.from_url(
+                    self.url,
+                    socket_connect_timeout=SOCKET_TIMEOUT_S,
+                    socket_timeout=SOCKET_TIMEOUT_S,
+                    decode_responses=True,
+                    retry=Retry(NoBackoff(), 0),  # a lost connection is ours to notice: waiters re-read
+                )
+                self._pubsub = client.pubsub()
+                await self._pubsub.subscribe(HUB_CHANNEL)  # connects
+                # From here on, a waiter that joins subscribes its own channel; those that
+                # joined before (or while disconnected) are subscribed now, in one command.
+                names = list(self._channels)
+                for name in names:
+                    self._channels[name].confirmed.clear()
+                    self._channels[name].is_resubscribing = True
+                self._is_connected = True
+                if names:
+                    await self._pubsub.subscribe(*names)
+                await self._dispatch_until_broken()
+            except REDIS_FAILURES as error:
+                log.warning("outcomes.hub_disconnected", extra={"error": str(error), "waiting": len(self._channels)})
+            finally:
+                self._is_connected = False
+                await self._drop_connection()
+                self._wake_everyone()  # announcements may have been missed: re-read
+            await asyncio.sleep(HUB_RECONNECT_DELAY_S)
+
+    async def _dispatch_until_broken(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_heard = loop.time()
+        while True:
+            message = await self._pubsub.get_message(timeout=HUB_HEARTBEAT_S)
+            now = loop.time()
+            if message is None:
+                if now - last_heard > HUB_SILENCE_S_MAX:
+                    raise redis.TimeoutError("pub/sub connection silent")
+                await self._pubsub.ping()
+                continue
+            last_heard = now
+            kind, name = message["type"], message.get("channel")
+            if kind == "message":
+                channel = self._channels.get(name)
+                for listener in list(channel.listeners) if channel else ():
+                    listener.announce()
+            elif kind == "subscribe" and name in self._channels:
+                await self._confirmed(name)
+
+    async def _confirmed(self, name: str) -> None:
+        channel = self._channels[name]
+        channel.confirmed.set()
+        if channel.is_resubscribing:  # after a reconnect: what was published meanwhile is lost
+            channel.is_resubscribing = False
+            for listener in list(channel.listeners):
+                listener.announce()
+        if not channel.listeners:
+            del self._channels[name]
+            await self._send("unsubscribe", name)
+
+    async def _drop_connection(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(*REDIS_FAILURES):
+                await pubsub.aclose()
+
+    def _wake_everyone(self) -> None:
+        for channel in self._channels.values():
+            channel.confirmed.clear()
+            for listener in list(channel.listeners):
+                listener.announce()
+
+
+class AsyncOutcomeListener:
+    """One waiter's place in the hub (an async context manager)."""
+
+    def __init__(self, hub: AsyncOutcomeHub, channel: str) -> None:
+        self.hub = hub
+        self.channel = channel
+        self._announced = asyncio.Event()
+
+    async def __aenter__(self) -> AsyncOutcomeListener:
+        await self.hub._join(self)
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.hub._leave(self)
+
+    def announce(self) -> None:
+        self._announced.set()
+
+    async def wait(self, timeout_s: float) -> None:
+        """Return on the announcement (or a reconnect), at the timeout, or after
+        DEGRADED_RECHECK_S while the subscription is not confirmed: then re-read Postgres."""
+        assert 0 <= timeout_s <= limits.LONG_POLL_WAIT_S_MAX
+        channel = self.hub._channels.get(self.channel)
+        if not (self.hub.is_connected and channel is not None and channel.confirmed.is_set()):
+            timeout_s = min(timeout_s, DEGRADED_RECHECK_S)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._announced.wait(), timeout_s)
+        self._announced.clear()

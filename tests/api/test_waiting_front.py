@@ -1,0 +1,245 @@
+"""The ASGI front (atomicseats/waiting.py), in-process on SQLite and PostgreSQL with the real Redis.
+
+The long poll is served on the event loop: it answers with the same envelope, the same
+authentication and the same ownership rule as the Flask route, wakes on the outcome
+announcement, and many waiters share one pub/sub connection and no thread each. Every
+other request goes through to the Flask app unchanged. (The e2e test holds 1,000 waits
+open against the real platform.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import uuid
+
+import pytest
+import redis
+
+from atomicseats.adapters import adapters
+from atomicseats.adapters.redis_state import outcome_channel
+from atomicseats.extensions import db
+from atomicseats.models import utcnow
+from atomicseats.services import booking
+from atomicseats.services.contracts import AcceptedRequest
+from atomicseats.waiting import WAIT_READ_THREADS, create_asgi_app
+from tests.helpers import account, book, create_event
+
+FRONT_THREADS = 4
+ANSWER_TIMEOUT_S = 25  # a generous bound for an answer that an announcement wakes (wait=30)
+WAITERS = 200
+
+
+async def call(front, method: str, path: str, query: str = "", headers: dict | None = None, body: bytes = b""):
+    """One request through the ASGI app; (status, headers, parsed JSON body)."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 5000),
+    }
+    chunks = [body]
+
+    async def receive():
+        if chunks:
+            return {"type": "http.request", "body": chunks.pop(), "more_body": False}
+        await asyncio.Event().wait()  # the client stays connected
+
+    messages = []
+
+    async def send(message):
+        messages.append(message)
+
+    await front(scope, receive, send)
+    start, rest = messages[0], messages[1:]
+    raw = b"".join(message.get("body", b"") for message in rest)
+    return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, json.loads(raw) if raw else None
+
+
+@pytest.fixture
+def front(app):
+    application = create_asgi_app(app, threads=FRONT_THREADS)
+    assert application.hub is not None, "these tests need Redis (TEST_REDIS_URL)"
+    yield application
+    asyncio.run(application.close())
+
+
+def pending_request(guest, event_id: int) -> AcceptedRequest:
+    """Accepted by the API, not recorded yet (the Kafka path): known from the request registry."""
+    accepted = AcceptedRequest(
+        request_id=str(uuid.uuid4()),
+        user_id=guest.id,
+        event_id=event_id,
+        seats=1,
+        idempotency_key=None,
+        correlation_id=None,
+        accepted_at=utcnow(),
+    )
+    assert adapters().requests.claim(accepted) is None
+    return accepted
+
+
+def decide(app, accepted_requests: list[AcceptedRequest], event_id: int) -> None:
+    """What the bridge and the worker do; the commit announces the outcomes."""
+    with app.app_context():
+        booking.record_requests(accepted_requests)
+        booking.allocate_pending(event_id)
+
+
+def subscribed(app, request_ids: list[str]) -> int:
+    client = redis.Redis.from_url(app.config["REDIS_URL"])
+    try:
+        replies = client.pubsub_numsub(*[outcome_channel(request_id) for request_id in request_ids])
+        return sum(1 for _, count in replies if count > 0)
+    finally:
+        client.close()
+
+
+async def until(predicate, what: str) -> None:
+    for _ in range(400):
+        if predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
+def test_a_long_poll_wakes_on_the_announcement_with_the_routes_envelope(app, client, front):
+    host, guest = account(client, "host"), account(client, "guest")
+    event_id = create_event(client, host, capacity=5)["id"]
+    accepted = pending_request(guest, event_id)
+    path = f"/api/bookings/requests/{accepted.request_id}"
+
+    async def scenario():
+        poll = asyncio.create_task(call(front, "GET", path, "wait=30", guest.headers))
+        await until(lambda: subscribed(app, [accepted.request_id]) == 1, "the waiter subscribed")
+        assert not poll.done()
+        await asyncio.to_thread(decide, app, [accepted], event_id)
+        return await asyncio.wait_for(poll, ANSWER_TIMEOUT_S)
+
+    status, headers, body = asyncio.run(scenario())
+    assert status == 200
+    assert body["data"]["status"] == "confirmed"
+    assert headers["cache-control"] == "no-store"
+    db.session.rollback()  # the test's own session: end its snapshot
+    same = client.get(path, headers=guest.headers)  # what the Flask route answers now
+    assert body == same.get_json()
+    assert subscribed(app, [accepted.request_id]) == 0  # the waiter left the channel
+
+
+def test_many_waiters_share_one_connection_and_hold_no_thread(app, client, front):
+    host, guest = account(client, "host"), account(client, "guest")
+    event_id = create_event(client, host, capacity=WAITERS // 2)["id"]
+    requests = [pending_request(guest, event_id) for _ in range(WAITERS)]
+    ids = [accepted.request_id for accepted in requests]
+    threads_before = threading.active_count()
+
+    async def scenario():
+        polls = [
+            asyncio.create_task(call(front, "GET", f"/api/bookings/requests/{rid}", "wait=30", guest.headers))
+            for rid in ids
+        ]
+        await until(lambda: subscribed(app, ids) == WAITERS, "every waiter subscribed")
+        assert front.hub.subscription_count() == WAITERS
+        # Threads: the front's pools at most, never one per waiter.
+        assert threading.active_count() <= threads_before + FRONT_THREADS + WAIT_READ_THREADS
+        assert not any(poll.done() for poll in polls)
+        # Another route answers meanwhile.
+        catalogue = await call(front, "GET", "/api/events/all", headers=guest.headers)
+        assert catalogue[0] == 200
+        await asyncio.to_thread(decide, app, requests, event_id)
+        return await asyncio.wait_for(asyncio.gather(*polls), ANSWER_TIMEOUT_S)
+
+    answers = asyncio.run(scenario())
+    statuses = [body["data"]["status"] for status, _, body in answers if status == 200]
+    assert statuses == ["confirmed"] * (WAITERS // 2) + ["waitlisted"] * (WAITERS // 2)
+    assert [body["data"]["requestId"] for _, _, body in answers] == ids
+
+
+def test_a_long_poll_authenticates_and_checks_ownership_like_the_route(app, client, front):
+    host, guest, other = account(client, "host"), account(client, "guest"), account(client, "guest")
+    event_id = create_event(client, host, capacity=5)["id"]
+    accepted = pending_request(guest, event_id)
+    path = f"/api/bookings/requests/{accepted.request_id}"
+
+    async def scenario():
+        return (
+            await call(front, "GET", path, "wait=30"),
+            await call(front, "GET", path, "wait=30", {"Authorization": "Bearer forged.token.value"}),
+            await call(front, "GET", path, "wait=30", other.headers),
+            await call(front, "GET", path, "wait=31", guest.headers),
+            await call(front, "GET", path, "wait=abc", guest.headers),
+        )
+
+    anonymous, forged, foreign, too_long, not_a_number = asyncio.run(scenario())
+    assert (anonymous[0], forged[0], foreign[0], too_long[0], not_a_number[0]) == (401, 401, 404, 400, 400)
+    assert foreign[2] == client.get(path, headers=other.headers).get_json()
+    assert too_long[2] == client.get(path + "?wait=31", headers=guest.headers).get_json()
+    assert subscribed(app, [accepted.request_id]) == 0
+
+
+def test_a_final_outcome_answers_at_once_and_the_deadline_answers_pending(app, client, front):
+    host, guest = account(client, "host"), account(client, "guest")
+    event_id = create_event(client, host, capacity=5)["id"]
+    decided = book(client, guest, event_id, 2)  # the embedded pipeline decides before it answers
+    accepted = pending_request(guest, event_id)
+
+    async def scenario():
+        final = await call(front, "GET", f"/api/bookings/requests/{decided['requestId']}", "wait=30", guest.headers)
+        pending = await call(front, "GET", f"/api/bookings/requests/{accepted.request_id}", "wait=0.2", guest.headers)
+        return final, pending
+
+    final, pending = asyncio.run(scenario())
+    assert final[0] == 200 and final[2]["data"]["status"] == "confirmed"
+    assert pending[0] == 200 and pending[2]["data"]["status"] == "pending"
+    assert pending[2]["data"]["requestId"] == accepted.request_id
+
+
+def test_every_other_request_goes_through_to_the_flask_app(app, client, front):
+    host, guest = account(client, "host"), account(client, "guest")
+    event_id = create_event(client, host, capacity=5)["id"]
+    body = json.dumps({"eventId": event_id, "numberOfSeats": 2}).encode()
+    json_headers = {**guest.headers, "Content-Type": "application/json", "Content-Length": str(len(body))}
+    too_big = b'{"eventId": 1, "pad": "' + b"x" * (70 * 1024) + b'"}'
+    chunked_headers = {**guest.headers, "Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+    expected_catalogue = client.get("/api/events/all").get_json()
+
+    async def scenario():
+        return (
+            await call(front, "GET", "/api/events/all"),
+            await call(front, "POST", "/api/events/book", headers=json_headers, body=body),
+            await call(front, "POST", "/api/events/book", headers=chunked_headers, body=too_big),
+            await call(front, "GET", "/healthz"),
+        )
+
+    catalogue, booked, refused, health = asyncio.run(scenario())
+    assert catalogue[0] == 200
+    assert catalogue[2] == expected_catalogue
+    assert booked[0] == 202 and booked[2]["data"]["status"] == "confirmed"
+    assert refused[0] in (400, 413)
+    assert health[0] == 200
+
+
+def test_without_redis_the_front_leaves_waiting_to_the_flask_app(database_url):
+    """The embedded default has no pub/sub: the Flask route's own (blocking) wait answers."""
+    from tests.conftest import make_app
+
+    application = make_app(database_url, REDIS_URL="")
+    web = application.test_client()
+    host, guest = account(web, "host"), account(web, "guest")
+    with application.app_context():
+        decided = book(web, guest, create_event(web, host, capacity=5)["id"], 1)
+    front = create_asgi_app(application, threads=2)
+    assert front.hub is None
+    path = f"/api/bookings/requests/{decided['requestId']}"
+    status, _, body = asyncio.run(call(front, "GET", path, "wait=1", guest.headers))
+    asyncio.run(front.close())
+    assert status == 200 and body["data"]["status"] == "confirmed"
