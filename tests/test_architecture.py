@@ -29,7 +29,14 @@ def test_services_use_adapters_only_through_the_registry_helper():
 
 
 def test_services_and_domain_never_import_the_edges():
-    edges = ("atomicseats.api", "atomicseats.web", "atomicseats.cli", "atomicseats.tasks", "atomicseats.http")
+    edges = (
+        "atomicseats.api",
+        "atomicseats.web",
+        "atomicseats.cli",
+        "atomicseats.tasks",
+        "atomicseats.http",
+        "atomicseats.waiting",
+    )
     offenders = {}
     for folder in ("services", "domain"):
         for path in (PACKAGE / folder).glob("*.py"):
