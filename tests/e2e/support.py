@@ -18,6 +18,7 @@ import subprocess
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections import Counter
@@ -65,6 +66,8 @@ SCRUBBED_ENV = (
     "TEST_REDIS_URL",
 )
 HTTP_TIMEOUT_S = 15.0
+ROSTER_PAGE_SIZE = 1000  # the API's largest roster page (domain/limits.py ROSTER_PAGE_SIZE_MAX)
+ROSTER_PAGES_MAX = 100
 # What a connection to a dying or absent API looks like.
 CONNECTION_ERRORS = (urllib.error.URLError, ConnectionError, HTTPException, TimeoutError, socket.timeout, OSError)
 
@@ -385,9 +388,23 @@ class Platform:
         return response.data
 
     def roster(self, host: Account, event_id: int) -> dict:
-        response = self.http.request("GET", f"/api/events/{event_id}/roster", token=host.token)
-        assert response.status == 200, (response.status, response.body)
-        return response.data
+        """The whole roster: its pages (bookings, then the waitlist) walked and merged."""
+        merged: dict | None = None
+        cursor = ""
+        for _ in range(ROSTER_PAGES_MAX):
+            query = f"?limit={ROSTER_PAGE_SIZE}" + (f"&cursor={urllib.parse.quote(cursor)}" if cursor else "")
+            response = self.http.request("GET", f"/api/events/{event_id}/roster{query}", token=host.token)
+            assert response.status == 200, (response.status, response.body)
+            page = response.data
+            if merged is None:
+                merged = page
+            else:
+                merged["bookings"] += page["bookings"]
+                merged["waitlist"] += page["waitlist"]
+            if not page["pageInfo"]["hasMore"]:
+                return merged
+            cursor = page["pageInfo"]["nextCursor"]
+        raise AssertionError(f"the roster of event {event_id} did not end within {ROSTER_PAGES_MAX} pages")
 
     # booking
     def book(
