@@ -211,7 +211,7 @@ class Booking(db.Model):
         CheckConstraint("cost_minor >= 0", name="cost_non_negative"),
         CheckConstraint(_in("status", BOOKING_STATUSES), name="status_known"),
         Index("ix_bookings_user_id_id", "user_id", "id"),
-        Index("ix_bookings_event_status", "event_id", "status"),
+        Index("ix_bookings_event_status_id", "event_id", "status", "id"),  # the roster's keyset walk
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
