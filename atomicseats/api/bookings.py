@@ -1,4 +1,4 @@
-"""Booking: POST/DELETE /api/events/book and the request outcome endpoint."""
+"""Booking: POST/DELETE /api/events/book, a request's outcome, and leaving the waitlist."""
 
 from __future__ import annotations
 
@@ -73,3 +73,19 @@ def request_status(request_id: str):
     account = current_account()
     status = booking.request_status(request_id, account.id, account.role == "admin", query["wait"])
     return envelope(200, schemas.RequestStatusOut().dump(status), f"Request {status.status}")
+
+
+@bp.delete("/bookings/requests/<request_id>/waitlist")
+@login_required
+@documented(
+    "Leave the waitlist: give up the seats this request still waits for; its confirmed seats stay yours",
+    "bookings",
+    response=schemas.WaitlistWithdrawalOut,
+    errors=(404, 409),
+)
+def leave_waitlist(request_id: str):
+    withdrawal = booking.leave_waitlist(current_user_id(), request_id)
+    data = schemas.WaitlistWithdrawalOut().dump(
+        {**vars(withdrawal.request), "seats_withdrawn": withdrawal.seats_withdrawn}
+    )
+    return envelope(200, data, "Left the waitlist")

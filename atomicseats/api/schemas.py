@@ -327,11 +327,23 @@ class RequestStatusOut(Schema):
     eventId = fields.Integer(attribute="event_id")
     status = fields.String(metadata={"enum": [request_state.STATUS_PENDING, *request_state.DECIDED_STATUSES]})
     seatsRequested = fields.Integer(attribute="seats_requested")
-    seatsConfirmed = fields.Integer(attribute="seats_confirmed")
-    seatsWaitlisted = fields.Integer(attribute="seats_waitlisted")
+    seatsConfirmed = fields.Integer(
+        attribute="seats_confirmed",
+        metadata={"description": "seats ever confirmed to the request (its bookings, cancelled ones included)"},
+    )
+    seatsCancelled = fields.Integer(
+        attribute="seats_cancelled", metadata={"description": "confirmed seats cancelled since (guest or host)"}
+    )
+    seatsHeld = fields.Integer(attribute="seats_held", metadata={"description": "seatsConfirmed - seatsCancelled"})
+    seatsWaitlisted = fields.Integer(attribute="seats_waitlisted", metadata={"description": "seats still waiting"})
     bookingIds = fields.List(fields.Integer(), attribute="booking_ids")
-    waitlistPosition = fields.Integer(attribute="waitlist_position", allow_none=True)
-    reason = fields.String(allow_none=True)
+    waitlistPosition = fields.Integer(
+        attribute="waitlist_position", allow_none=True, metadata={"description": "place in line while waiting"}
+    )
+    reason = fields.String(
+        allow_none=True,
+        metadata={"enum": list(request_state.REASONS), "description": "why seats were not, or are no longer, served"},
+    )
     createdAt = fields.DateTime(attribute="created_at", allow_none=True)
     decidedAt = fields.DateTime(attribute="decided_at", allow_none=True)
 
@@ -345,6 +357,13 @@ class CancelOut(Schema):
     seatsFreed = fields.Integer(attribute="seats_freed")
     bookingsCancelled = fields.Integer(attribute="bookings_cancelled")
     waitlistEntriesCancelled = fields.Integer(attribute="waitlist_entries_cancelled")
+    seatsWithdrawn = fields.Integer(
+        attribute="seats_withdrawn", metadata={"description": "waiting seats of the same requests, given up too"}
+    )
+
+
+class WaitlistWithdrawalOut(RequestStatusOut):
+    seatsWithdrawn = fields.Integer(attribute="seats_withdrawn", metadata={"description": "waiting seats given up"})
 
 
 class HistoryQuery(StrictSchema):
@@ -374,6 +393,14 @@ class TicketOut(Schema):
     status = fields.String()
     createdAt = fields.DateTime(attribute="created_at")
     cancelledAt = fields.DateTime(attribute="cancelled_at", allow_none=True)
+    requestId = fields.String(
+        attribute="request_id", allow_none=True, metadata={"description": "the request it came from"}
+    )
+    requestStatus = fields.String(
+        attribute="request_status",
+        allow_none=True,
+        metadata={"enum": list(request_state.DECIDED_STATUSES), "description": "that request's status now"},
+    )
 
 
 class SummaryOut(Schema):
@@ -383,6 +410,9 @@ class SummaryOut(Schema):
     activeTickets = fields.Integer(attribute="active_tickets")
     cancelledTickets = fields.Integer(attribute="cancelled_tickets")
     totalCost = fields.Integer(attribute="total_cost")
+    seatsWaitlisted = fields.Integer(
+        attribute="seats_waitlisted", metadata={"description": "seats your requests still wait for at this event"}
+    )
     firstBookedAt = fields.DateTime(attribute="first_booked_at")
     lastBookedAt = fields.DateTime(attribute="last_booked_at")
 

@@ -17,7 +17,7 @@ from sqlalchemy import func, insert, select, text, update
 
 from atomicseats.adapters import adapters
 from atomicseats.domain import allocator, limits
-from atomicseats.domain.request_state import request_status
+from atomicseats.domain.request_state import request_status, seats_held
 from atomicseats.errors import NotFound
 from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry, utcnow
 from atomicseats.observability import log_with_correlation
@@ -156,6 +156,9 @@ def _write_promotions(
             "bookingId": booking.id,
             "seatsPromoted": promotion.seats_promoted,
             "seatsStillWaitlisted": promotion.seats_remaining,
+            "requestStatus": request.status,  # the request's state after this promotion
+            "seatsRequested": request.seats_requested,
+            "seatsHeld": seats_held(request.seats_confirmed, request.seats_cancelled),
         }
         work.session.add(
             outbox_row(Notification("booking.promoted", request.user_id, event, f"booking-{booking.id}", fields))
@@ -173,6 +176,30 @@ def restate_request(request: BookingRequest, is_withdrawn: bool = False) -> None
         request.seats_cancelled,
         is_withdrawn,
     )
+
+
+def withdraw_waiting(request: BookingRequest, entry: WaitlistEntry, reason: str, now: datetime) -> int:
+    """Give up a request's waiting seats (the guest left or cancelled; the event was deleted).
+
+    The entry leaves the queue (`cancelled`), the request waits for nothing and is restated.
+    Returns the seats withdrawn; the caller lists `entry.id` in its settlement's removed ids."""
+    assert entry.booking_request_id == request.id
+    assert entry.status == "waiting"
+    seats_withdrawn = entry.seats_remaining
+    entry.status = "cancelled"
+    entry.updated_at = now
+    request.seats_waitlisted = 0
+    request.reason = reason
+    restate_request(request, is_withdrawn=True)
+    return seats_withdrawn
+
+
+def cancel_request_seats(request: BookingRequest, seats: int, reason: str) -> None:
+    """Confirmed seats of a request were cancelled (by its guest, or by deleting the event)."""
+    assert seats > 0
+    request.seats_cancelled += seats
+    request.reason = reason
+    restate_request(request)
 
 
 def _write_decisions(

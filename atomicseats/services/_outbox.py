@@ -19,6 +19,7 @@ NOTIFICATION_KINDS = (
     "booking.rejected",
     "booking.promoted",
     "booking.cancelled",
+    "booking.withdrawn",
     "event.cancelled",
 )
 MESSAGE_ID_DOMAIN = "atomicseats.local"

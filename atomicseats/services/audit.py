@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import exists, func, literal, select
+from sqlalchemy import case, exists, func, literal, select
 
 from atomicseats.adapters import adapters
 from atomicseats.domain import allocator
+from atomicseats.domain.request_state import request_status
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry, utcnow
 from atomicseats.services._allocation import waitlist_totals
@@ -49,7 +50,7 @@ def run_audit(pending_grace_s: int = PENDING_GRACE_S_DEFAULT) -> AuditReport:
     session = db.session
     session.rollback()  # audit one consistent, fresh view
     violations: list[Violation] = []
-    for check in (_check_seats, _check_waitlist_fifo, _check_requests, _check_outbox):
+    for check in (_check_seats, _check_waitlist_fifo, _check_requests, _check_request_state, _check_outbox):
         violations.extend(check(session))
     violations.extend(_check_pending(session, pending_grace_s))
     violations.extend(_check_cache(session))
@@ -175,6 +176,83 @@ def _check_requests(session) -> list[Violation]:
         for request_id, waitlisted, remaining in mismatched
     ]
     return violations
+
+
+def _check_request_state(session) -> list[Violation]:
+    """Invariant 3 (a request's state): seats_cancelled is the sum of its cancelled bookings, and
+    every decided request's status is the rule's (domain/request_state.py) for its seats."""
+    cancelled = (
+        select(Booking.booking_request_id, func.sum(Booking.seats).label("seats"))
+        .where(Booking.booking_request_id.is_not(None), Booking.status == "cancelled")
+        .group_by(Booking.booking_request_id)
+        .subquery()
+    )
+    drifted = session.execute(
+        select(BookingRequest.request_id, BookingRequest.seats_cancelled, func.coalesce(cancelled.c.seats, 0))
+        .outerjoin(cancelled, cancelled.c.booking_request_id == BookingRequest.id)
+        .where(BookingRequest.seats_cancelled != func.coalesce(cancelled.c.seats, 0))
+        .limit(VIOLATIONS_LISTED_MAX)
+    ).all()
+    violations = [
+        Violation(
+            "3-request-state",
+            f"request {request_id}",
+            f"seats_cancelled={seats_cancelled} but its cancelled bookings hold {booked}",
+        )
+        for request_id, seats_cancelled, booked in drifted
+    ]
+    # The rule runs once per distinct combination of counters (a few hundred at most), not per row.
+    is_withdrawn = case((WaitlistEntry.status == "cancelled", 1), else_=0)  # its waiting seats were given up
+    counters = (
+        BookingRequest.seats_requested,
+        BookingRequest.seats_confirmed,
+        BookingRequest.seats_waitlisted,
+        BookingRequest.seats_cancelled,
+        is_withdrawn,
+        BookingRequest.status,
+    )
+
+    def decided(*columns):
+        return (
+            select(*columns)
+            .select_from(BookingRequest)
+            .outerjoin(WaitlistEntry, WaitlistEntry.booking_request_id == BookingRequest.id)
+            .where(BookingRequest.status != "pending")
+        )
+
+    combinations = session.execute(decided(*counters).distinct()).all()
+    for requested, confirmed, waitlisted, seats_cancelled, withdrawn, status in combinations:
+        expected = _expected_status(requested, confirmed, waitlisted, seats_cancelled, bool(withdrawn))
+        if expected == status:
+            continue
+        matching = (
+            decided(BookingRequest.request_id)
+            .where(
+                BookingRequest.seats_requested == requested,
+                BookingRequest.seats_confirmed == confirmed,
+                BookingRequest.seats_waitlisted == waitlisted,
+                BookingRequest.seats_cancelled == seats_cancelled,
+                is_withdrawn == withdrawn,
+                BookingRequest.status == status,
+            )
+            .limit(VIOLATIONS_LISTED_MAX)
+        )
+        violations += [
+            Violation(
+                "3-request-state",
+                f"request {request_id}",
+                f"status {status} but its seats say {expected} (requested={requested}, confirmed={confirmed}, "
+                f"waitlisted={waitlisted}, cancelled={seats_cancelled}, withdrawn={bool(withdrawn)})",
+            )
+            for request_id in session.execute(matching).scalars()
+        ]
+    return violations
+
+
+def _expected_status(requested: int, confirmed: int, waitlisted: int, cancelled: int, is_withdrawn: bool) -> str:
+    if not 0 <= cancelled <= confirmed:  # the rule's precondition; the database does not enforce it
+        return "(impossible: seats_cancelled > seats_confirmed)"
+    return request_status(requested, confirmed, waitlisted, cancelled, is_withdrawn)
 
 
 def _check_pending(session, pending_grace_s: int) -> list[Violation]:

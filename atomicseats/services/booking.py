@@ -20,15 +20,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from atomicseats.adapters import adapters
 from atomicseats.domain import allocator, limits
+from atomicseats.domain.request_state import REASON_WITHDRAWN, seats_held
 from atomicseats.errors import Conflict, InvalidInput, NotFound, ServiceBusy
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, User, WaitlistEntry, utcnow
 from atomicseats.services._allocation import (
     announce_after_commit,
     availability_of,
+    cancel_request_seats,
     lock_event,
     settle_event,
     waitlist_totals,
+    withdraw_waiting,
 )
 from atomicseats.services._outbox import Notification, outbox_row
 from atomicseats.services._work import database_errors_as_busy, unit_of_work
@@ -52,6 +55,8 @@ class RequestStatus:
     seats_requested: int
     seats_confirmed: int
     seats_waitlisted: int
+    seats_cancelled: int
+    seats_held: int
     booking_ids: list[int]
     waitlist_position: int | None
     reason: str | None
@@ -65,6 +70,7 @@ class CancelResult:
     seats_freed: int
     bookings_cancelled: int
     waitlist_entries_cancelled: int
+    seats_withdrawn: int  # waiting seats given up with them
 
 
 # --- accepting -------------------------------------------------------------------------
@@ -209,6 +215,8 @@ def _pending_status(accepted: AcceptedRequest) -> RequestStatus:
         seats_requested=accepted.seats,
         seats_confirmed=0,
         seats_waitlisted=0,
+        seats_cancelled=0,
+        seats_held=0,
         booking_ids=[],
         waitlist_position=None,
         reason=None,
@@ -371,7 +379,9 @@ def _reject_for_deleted_event(work, event: Event, pending: list[BookingRequest])
 def cancel_bookings(user_id: int, event_id: int, booking_id: int | None, cancel_all: bool) -> CancelResult:
     """Cancel one booking, the latest, or all of a user's holdings for an event.
 
-    Freed seats go to the waitlist head in the same transaction. Cancelling what is
+    Cancelling means giving up: a cancelled booking's request also withdraws the seats it
+    still waits for (else its guest would be promoted into the seats just given back).
+    Freed seats then go to the waitlist head in the same transaction. Cancelling what is
     already cancelled is a 409 and frees nothing.
     """
     with unit_of_work() as work:
@@ -381,12 +391,22 @@ def cancel_bookings(user_id: int, event_id: int, booking_id: int | None, cancel_
         if not bookings and not entries:
             raise Conflict("Nothing to cancel: no active booking or waitlist place for this event")
         now = utcnow()
+        requests = _requests_by_row_id(work.session, [booking.booking_request_id for booking in bookings])
+        entries = _union_entries(entries, _waiting_entries_of_requests(work.session, list(requests)))
+        requests.update(_requests_by_row_id(work.session, [entry.booking_request_id for entry in entries]))
+        seats_withdrawn_by_request = {
+            entry.booking_request_id: withdraw_waiting(requests[entry.booking_request_id], entry, REASON_WITHDRAWN, now)
+            for entry in entries
+        }
+        seats_withdrawn = sum(seats_withdrawn_by_request.values())
         seats_freed = sum(booking.seats for booking in bookings)
         for booking in bookings:
-            _cancel_one(work, event, booking, now)
-        for entry in entries:
-            entry.status = "cancelled"
-            entry.updated_at = now
+            if booking.booking_request_id in requests:
+                cancel_request_seats(requests[booking.booking_request_id], booking.seats, REASON_WITHDRAWN)
+        for booking in bookings:  # the e-mails report each request's state after all of it
+            request = requests.get(booking.booking_request_id)
+            seats_withdrawn_with = seats_withdrawn_by_request.pop(booking.booking_request_id, 0)
+            _cancel_one(work, event, booking, now, request, seats_withdrawn_with)
         state = event.to_state()
         if seats_freed:
             state = allocator.release_seats(state, seats_freed)
@@ -395,7 +415,7 @@ def cancel_bookings(user_id: int, event_id: int, booking_id: int | None, cancel_
         settlement.removed_entry_ids += [entry.id for entry in entries]
         announce_after_commit(work, event, settlement)
     log.info("booking.cancelled", extra={"event_id": event_id, "seats_freed": seats_freed})
-    return CancelResult(event_id, seats_freed, len(bookings), len(entries))
+    return CancelResult(event_id, seats_freed, len(bookings), len(entries), seats_withdrawn)
 
 
 def _bookings_to_cancel(session, user_id: int, event_id: int, booking_id: int | None, cancel_all: bool):
@@ -422,14 +442,90 @@ def _waitlist_entries_of(session, user_id: int, event_id: int) -> list[WaitlistE
     return list(session.execute(statement).scalars())
 
 
-def _cancel_one(work, event: Event, booking: Booking, now: datetime) -> None:
+def _waiting_entries_of_requests(session, request_row_ids: list[int]) -> list[WaitlistEntry]:
+    if not request_row_ids:
+        return []
+    statement = select(WaitlistEntry).where(
+        WaitlistEntry.booking_request_id.in_(request_row_ids), WaitlistEntry.status == "waiting"
+    )
+    return list(session.execute(statement).scalars())
+
+
+def _union_entries(*groups: list[WaitlistEntry]) -> list[WaitlistEntry]:
+    by_id = {entry.id: entry for group in groups for entry in group}
+    return [by_id[entry_id] for entry_id in sorted(by_id)]
+
+
+def _requests_by_row_id(session, request_row_ids: list[int | None]) -> dict[int, BookingRequest]:
+    wanted = sorted({row_id for row_id in request_row_ids if row_id is not None})
+    if not wanted:
+        return {}
+    statement = select(BookingRequest).where(BookingRequest.id.in_(wanted))
+    return {request.id: request for request in session.execute(statement).scalars()}
+
+
+def _cancel_one(
+    work, event: Event, booking: Booking, now: datetime, request: BookingRequest | None, seats_withdrawn: int
+) -> None:
+    """Cancel a booking and tell its guest what their request holds now."""
     assert booking.status == "confirmed"
     booking.status = "cancelled"
     booking.cancelled_at = now
-    fields = {"bookingId": booking.id, "seatsFreed": booking.seats}
+    fields = {"bookingId": booking.id, "seatsFreed": booking.seats, "seatsWithdrawn": seats_withdrawn}
+    if request is not None:
+        fields |= _request_fields(request)
     work.session.add(
         outbox_row(Notification("booking.cancelled", booking.user_id, event, f"booking-{booking.id}", fields))
     )
+
+
+def _request_fields(request: BookingRequest) -> dict:
+    """A request's state after a change, for the e-mail that reports the change."""
+    return {
+        "requestId": request.request_id,
+        "requestStatus": request.status,
+        "seatsRequested": request.seats_requested,
+        "seatsHeld": seats_held(request.seats_confirmed, request.seats_cancelled),
+        "seatsStillWaitlisted": request.seats_waitlisted,
+    }
+
+
+# --- leaving the waitlist --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WaitlistWithdrawal:
+    seats_withdrawn: int
+    request: RequestStatus
+
+
+def leave_waitlist(user_id: int, request_id: str) -> WaitlistWithdrawal:
+    """The guest gives up the seats a request still waits for; its confirmed seats stay theirs.
+
+    404 for an unknown request or someone else's; 409 when nothing of it is waiting."""
+    request = _find_request(request_id)
+    if request is None or request.user_id != user_id:
+        raise NotFound("Booking request not found")
+    request_row_id, event_id = request.id, request.event_id
+    with unit_of_work() as work:
+        event = lock_event(work, event_id)
+        request = work.session.get(BookingRequest, request_row_id)
+        assert request is not None
+        entries = _waiting_entries_of_requests(work.session, [request_row_id])
+        if not entries:
+            raise Conflict("Nothing to withdraw: no seats of this request are on the waitlist")
+        (entry,) = entries
+        now = utcnow()
+        seats_withdrawn = withdraw_waiting(request, entry, REASON_WITHDRAWN, now)
+        fields = {**_request_fields(request), "seatsWithdrawn": seats_withdrawn}
+        work.session.add(
+            outbox_row(Notification("booking.withdrawn", request.user_id, event, request.request_id, fields))
+        )
+        settlement = settle_event(work, event, [])  # frees nothing: nobody behind is served
+        settlement.removed_entry_ids.append(entry.id)
+        announce_after_commit(work, event, settlement)
+    log.info("booking.waitlist.left", extra={"event_id": event_id, "seats_withdrawn": seats_withdrawn})
+    return WaitlistWithdrawal(seats_withdrawn, _status_of(_find_request(request_id)))
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -497,6 +593,8 @@ def _status_of(request: BookingRequest) -> RequestStatus:
         seats_requested=request.seats_requested,
         seats_confirmed=request.seats_confirmed,
         seats_waitlisted=request.seats_waitlisted,
+        seats_cancelled=request.seats_cancelled,
+        seats_held=seats_held(request.seats_confirmed, request.seats_cancelled),
         booking_ids=booking_ids,
         waitlist_position=_waitlist_position(request),
         reason=request.reason,

@@ -17,16 +17,19 @@ from sqlalchemy.orm import Session
 
 from atomicseats.adapters import adapters
 from atomicseats.domain import allocator, limits
+from atomicseats.domain.request_state import REASON_EVENT_DELETED, STATUS_CONFIRMED, STATUS_PARTIAL, STATUS_WAITLISTED
 from atomicseats.errors import Conflict, Forbidden, InvalidInput, NotFound
 from atomicseats.extensions import db
-from atomicseats.models import Booking, Event, User, WaitlistEntry, utcnow
+from atomicseats.models import Booking, BookingRequest, Event, User, WaitlistEntry, utcnow
 from atomicseats.services._allocation import (
     Settlement,
     announce_after_commit,
     availability_of,
+    cancel_request_seats,
     lock_event,
     settle_event,
     waitlist_totals,
+    withdraw_waiting,
 )
 from atomicseats.services._outbox import Notification, outbox_row
 from atomicseats.services._pages import Page, cursor_choice, cursor_id, cursor_time, decode_cursor, page_of
@@ -35,6 +38,8 @@ from atomicseats.services.contracts import EventAvailability
 
 log = logging.getLogger(__name__)
 
+# The statuses of requests that hold or wait for seats (the others hold nothing).
+REQUEST_STATUSES_HOLDING = (STATUS_CONFIRMED, STATUS_PARTIAL, STATUS_WAITLISTED)
 # Fields a host may change with `update_event`; seats are never set directly.
 EDITABLE_FIELDS = ("name", "description", "venue", "starts_at", "ends_at", "price_minor", "capacity_seats")
 
@@ -166,22 +171,37 @@ def delete_event(actor: User, event_id: int) -> EventView:
 
 
 def _cancel_everything(work: UnitOfWork, event: Event, now: datetime, settlement: Settlement) -> list[tuple[int, str]]:
+    """Cancel every booking and waiting entry; each request follows (`cancelled`, `event_deleted`)."""
     affected: dict[int, str] = {}
+    requests = {  # every request that holds or waits for seats of this event
+        request.id: request
+        for request in work.session.execute(
+            select(BookingRequest).where(
+                BookingRequest.event_id == event.id, BookingRequest.status.in_(REQUEST_STATUSES_HOLDING)
+            )
+        ).scalars()
+    }
+    seats_cancelled: dict[int, int] = {}
     bookings = work.session.execute(
         select(Booking).where(Booking.event_id == event.id, Booking.status == "confirmed")
     ).scalars()
     for booking in bookings:
         booking.status = "cancelled"
         booking.cancelled_at = now
+        if booking.booking_request_id is not None:
+            seats_cancelled[booking.booking_request_id] = (
+                seats_cancelled.get(booking.booking_request_id, 0) + booking.seats
+            )
         affected.setdefault(booking.user_id, f"event-{event.id}-user-{booking.user_id}")
     entries = work.session.execute(
         select(WaitlistEntry).where(WaitlistEntry.event_id == event.id, WaitlistEntry.status == "waiting")
     ).scalars()
     for entry in entries:
-        entry.status = "cancelled"
-        entry.updated_at = now
+        withdraw_waiting(requests[entry.booking_request_id], entry, REASON_EVENT_DELETED, now)
         settlement.removed_entry_ids.append(entry.id)
         affected.setdefault(entry.user_id, f"event-{event.id}-user-{entry.user_id}")
+    for request_row_id, seats in seats_cancelled.items():
+        cancel_request_seats(requests[request_row_id], seats, REASON_EVENT_DELETED)
     return sorted(affected.items())
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import case, func, select
 
 from atomicseats.domain import limits
 from atomicseats.extensions import db
-from atomicseats.models import Booking, Event
+from atomicseats.models import Booking, BookingRequest, Event
 from atomicseats.services._pages import Page, cursor_id, decode_cursor, page_of
 
 
@@ -37,11 +37,32 @@ def booking_history(user_id: int, view: str, limit: int, cursor: str | None, fil
     assert 1 <= limit <= limits.HISTORY_PAGE_SIZE_MAX
     if view == "summary":
         return _summary_page(user_id, limit, cursor, filters)
-    statement = filters.apply(select(Booking).where(Booking.user_id == user_id))
+    statement = filters.apply(
+        select(Booking, BookingRequest.request_id, BookingRequest.status)
+        .outerjoin(BookingRequest, BookingRequest.id == Booking.booking_request_id)
+        .where(Booking.user_id == user_id)
+    )
     if cursor:
         statement = statement.where(Booking.id < cursor_id(decode_cursor(cursor)))
-    rows = list(db.session.execute(statement.order_by(Booking.id.desc()).limit(limit + 1)).scalars())
-    return page_of(rows, limit, lambda booking: {"id": booking.id})
+    rows = db.session.execute(statement.order_by(Booking.id.desc()).limit(limit + 1)).all()
+    tickets = [_ticket(booking, request_id, request_status) for booking, request_id, request_status in rows]
+    return page_of(tickets, limit, lambda ticket: {"id": ticket["id"]})
+
+
+def _ticket(booking: Booking, request_id: str | None, request_status: str | None) -> dict:
+    """A booking, with the request it came from and that request's status now (as its page shows)."""
+    return {
+        "id": booking.id,
+        "event_id": booking.event_id,
+        "event": booking.event,
+        "seats": booking.seats,
+        "cost_minor": booking.cost_minor,
+        "status": booking.status,
+        "created_at": booking.created_at,
+        "cancelled_at": booking.cancelled_at,
+        "request_id": request_id,
+        "request_status": request_status,
+    }
 
 
 def _summary_page(user_id: int, limit: int, cursor: str | None, filters: HistoryFilter) -> Page:
@@ -61,10 +82,15 @@ def _summary_page(user_id: int, limit: int, cursor: str | None, filters: History
         statement = statement.where(Booking.event_id < cursor_id(decode_cursor(cursor)))
     statement = statement.group_by(Booking.event_id).order_by(Booking.event_id.desc()).limit(limit + 1)
     rows = db.session.execute(statement).all()
-    events = {
-        event.id: event
-        for event in db.session.execute(select(Event).where(Event.id.in_([row[0] for row in rows]))).scalars()
-    }
+    event_ids = [row[0] for row in rows]
+    events = {event.id: event for event in db.session.execute(select(Event).where(Event.id.in_(event_ids))).scalars()}
+    waiting = dict(
+        db.session.execute(
+            select(BookingRequest.event_id, func.sum(BookingRequest.seats_waitlisted))
+            .where(BookingRequest.user_id == user_id, BookingRequest.event_id.in_(event_ids))
+            .group_by(BookingRequest.event_id)
+        ).all()
+    )
     summaries = [
         {
             "event": events[event_id],
@@ -72,6 +98,7 @@ def _summary_page(user_id: int, limit: int, cursor: str | None, filters: History
             "active_tickets": int(active),
             "cancelled_tickets": int(total) - int(active),
             "total_cost": int(cost),
+            "seats_waitlisted": int(waiting.get(event_id) or 0),
             "first_booked_at": _as_utc(first),
             "last_booked_at": _as_utc(last),
         }

@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from markupsafe import Markup
 
 from atomicseats.domain.allocator import REASON_WAITLIST_CLOSED
+from atomicseats.domain.request_state import REASON_EVENT_DELETED
 from atomicseats.services._outbox import NOTIFICATION_KINDS
 
 KIND_HEADER = "X-AtomicSeats-Kind"
-REASON_EVENT_DELETED = "event_deleted"
 SIGN_OFF = "The AtomicSeats team"
 
 
@@ -107,7 +107,7 @@ def _rejected(payload: dict) -> Content:
 
 def _promoted(payload: dict) -> Content:
     promoted, still_waiting = payload["seatsPromoted"], payload.get("seatsStillWaitlisted") or 0
-    verb = "is" if promoted == 1 else "are"
+    verb = _verb(promoted)
     first = (
         f"Good news: seats came free for {_event_name(payload)}, and {_seats(promoted)} {verb} now confirmed for you."
     )
@@ -122,19 +122,46 @@ def _promoted(payload: dict) -> Content:
     return Content(
         subject=f"Seats confirmed from the waitlist: {_event_name(payload)}",
         paragraphs=(first, second),
-        facts=facts + (("Booking", f"#{payload['bookingId']}"), _request_fact(payload)),
+        facts=facts + _request_state_facts(payload) + (("Booking", f"#{payload['bookingId']}"), _request_fact(payload)),
     )
 
 
 def _cancelled(payload: dict) -> Content:
     seats = payload["seatsFreed"]
+    paragraphs = [
+        f"Your booking #{payload['bookingId']} for {_event_name(payload)} is cancelled and its "
+        f"{_seats(seats)} released."
+    ]
+    withdrawn = payload.get("seatsWithdrawn") or 0
+    if withdrawn:
+        paragraphs.append(
+            f"The {_seats(withdrawn)} of the same request still on the waitlist {_verb(withdrawn)} withdrawn too: "
+            "cancelling gives up the whole request."
+        )
+    facts = (("Seats cancelled", str(seats)), ("Booking", f"#{payload['bookingId']}"))
+    if withdrawn:
+        facts += (("Seats withdrawn from the waitlist", str(withdrawn)),)
+    if payload.get("requestId"):
+        facts += _request_state_facts(payload) + (_request_fact(payload),)
+    return Content(subject=f"Booking cancelled: {_event_name(payload)}", paragraphs=tuple(paragraphs), facts=facts)
+
+
+def _withdrawn(payload: dict) -> Content:
+    withdrawn, held = payload["seatsWithdrawn"], payload.get("seatsHeld") or 0
+    first = (
+        f"You left the waitlist for {_event_name(payload)}: the {_seats(withdrawn)} you were waiting for are withdrawn."
+    )
+    second = (
+        f"Your {_seats(held)} already confirmed for this request stay yours."
+        if held
+        else "This request holds no seats now."
+    )
     return Content(
-        subject=f"Booking cancelled: {_event_name(payload)}",
-        paragraphs=(
-            f"Your booking #{payload['bookingId']} for {_event_name(payload)} is cancelled and its "
-            f"{_seats(seats)} released.",
-        ),
-        facts=(("Seats cancelled", str(seats)), ("Booking", f"#{payload['bookingId']}")),
+        subject=f"You left the waitlist: {_event_name(payload)}",
+        paragraphs=(first, second),
+        facts=(("Seats withdrawn from the waitlist", str(withdrawn)),)
+        + _request_state_facts(payload)
+        + (_request_fact(payload),),
     )
 
 
@@ -156,6 +183,7 @@ _RENDERERS: dict[str, Callable[[dict], Content]] = {
     "booking.rejected": _rejected,
     "booking.promoted": _promoted,
     "booking.cancelled": _cancelled,
+    "booking.withdrawn": _withdrawn,
     "event.cancelled": _event_cancelled,
 }
 
@@ -167,8 +195,30 @@ def _event_name(payload: dict) -> str:
     return str(payload.get("eventName") or f"event #{payload.get('eventId', '?')}")
 
 
+def _verb(count: int) -> str:
+    return "is" if count == 1 else "are"
+
+
 def _seats(count: int) -> str:
     return f"{count} seat" if count == 1 else f"{count} seats"
+
+
+_STATUS_WORDS = {
+    "confirmed": "confirmed",
+    "partial": "partly confirmed",
+    "waitlisted": "on the waitlist",
+    "rejected": "not booked",
+    "cancelled": "cancelled",
+}
+
+
+def _request_state_facts(payload: dict) -> tuple[tuple[str, str], ...]:
+    """What the request holds after the change (the same state as its status page shows)."""
+    status = payload.get("requestStatus")
+    if not status:  # written before requests carried their state
+        return ()
+    held = f"{payload.get('seatsHeld', 0)} of {payload.get('seatsRequested', '?')}"
+    return (("Request status", _STATUS_WORDS.get(status, status)), ("Seats held by the request", held))
 
 
 def _request_fact(payload: dict) -> tuple[str, str]:

@@ -615,6 +615,38 @@ RENDER_CASES = {
         "Booking cancelled: Jazz Night",
         ["#12", "2 seats released"],
     ),
+    "promoted, partly": (
+        "booking.promoted",
+        {
+            "bookingId": 12,
+            "seatsPromoted": 2,
+            "seatsStillWaitlisted": 1,
+            "requestStatus": "partial",
+            "seatsRequested": 3,
+            "seatsHeld": 2,
+        },
+        "Seats confirmed from the waitlist: Jazz Night",
+        ["stays at the head of the waitlist", "Request status:", "partly confirmed", "2 of 3"],
+    ),
+    "cancelled with the waiting remainder": (
+        "booking.cancelled",
+        {
+            "bookingId": 12,
+            "seatsFreed": 2,
+            "seatsWithdrawn": 1,
+            "requestStatus": "cancelled",
+            "seatsRequested": 3,
+            "seatsHeld": 0,
+        },
+        "Booking cancelled: Jazz Night",
+        ["2 seats released", "1 seat of the same request still on the waitlist is withdrawn", "0 of 3"],
+    ),
+    "left the waitlist": (
+        "booking.withdrawn",
+        {"seatsWithdrawn": 2, "requestStatus": "partial", "seatsRequested": 4, "seatsHeld": 2},
+        "You left the waitlist: Jazz Night",
+        ["the 2 seats you were waiting for are withdrawn", "Your 2 seats already confirmed", "partly confirmed"],
+    ),
     "event cancelled": ("event.cancelled", {}, "Event cancelled: Jazz Night", ["host has cancelled Jazz Night"]),
 }
 
@@ -635,7 +667,7 @@ def test_rendering_covers_every_kind_the_services_write():
 
     for kind in NOTIFICATION_KINDS:
         fields = {"seatsRequested": 1, "seatsConfirmed": 1, "seatsWaitlisted": 0, "bookingId": 1}
-        fields |= {"seatsPromoted": 1, "seatsFreed": 1}
+        fields |= {"seatsPromoted": 1, "seatsFreed": 1, "seatsWithdrawn": 1}
         assert notifications.render(kind, {**EVENT_FIELDS, **fields}, "Ada")[0]
     with pytest.raises(ValueError):
         notifications.render("booking.unknown", EVENT_FIELDS, "Ada")
