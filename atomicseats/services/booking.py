@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from atomicseats.adapters import adapters
 from atomicseats.domain import allocator, limits
-from atomicseats.domain.request_state import REASON_WITHDRAWN, seats_held
+from atomicseats.domain.request_state import REASON_EVENT_DELETED, REASON_WITHDRAWN, seats_held
 from atomicseats.errors import Conflict, InvalidInput, NotFound, ServiceBusy
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, User, WaitlistEntry, utcnow
@@ -365,9 +365,13 @@ def _reject_for_deleted_event(work, event: Event, pending: list[BookingRequest])
     now = utcnow()
     for request in pending:
         request.status = "rejected"
-        request.reason = "event_deleted"
+        request.reason = REASON_EVENT_DELETED
         request.decided_at = now
-        fields = {"requestId": request.request_id, "seatsRequested": request.seats_requested, "reason": "event_deleted"}
+        fields = {
+            "requestId": request.request_id,
+            "seatsRequested": request.seats_requested,
+            "reason": REASON_EVENT_DELETED,
+        }
         work.session.add(
             outbox_row(Notification("booking.rejected", request.user_id, event, request.request_id, fields))
         )
