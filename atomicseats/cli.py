@@ -1,4 +1,4 @@
-"""Operator commands: `flask users create-admin`, `flask seed-demo`, `flask audit`."""
+"""Operator commands: `flask users create-admin`, `flask seed-demo`, `flask audit`, `flask close-sales`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from atomicseats.domain import limits
 from atomicseats.errors import AtomicSeatsError
-from atomicseats.services import audit, demo, users
+from atomicseats.services import audit, demo, sales, users
 
 users_cli = AppGroup("users", help="Manage accounts.")
 
@@ -62,6 +63,20 @@ def audit_command(pending_grace_s: int) -> None:
     sys.exit(1)
 
 
+@click.command("close-sales")
+def close_sales_command() -> None:
+    """Close out the waitlists of events whose sales ended (the beat task does it in full mode)."""
+    total = sales.CloseOutReport(0, 0)
+    for _ in range(sales.CLOSE_OUT_RUNS_MAX):
+        report = sales.close_due_sales()
+        total = sales.CloseOutReport(
+            total.events_closed + report.events_closed, total.entries_expired + report.entries_expired
+        )
+        if report.events_closed < limits.CLOSE_OUT_EVENTS_PER_RUN_MAX:
+            break
+    click.echo(f"closed out {total.events_closed} event(s): {total.entries_expired} waiting entries expired")
+
+
 def _describe(error: AtomicSeatsError) -> str:
     details = "; ".join(f"{field}: {' '.join(map(str, messages))}" for field, messages in error.errors.items())
     return f"{error.message}{' (' + details + ')' if details else ''}"
@@ -103,6 +118,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(seed_demo_command)
     app.cli.add_command(audit_command)
+    app.cli.add_command(close_sales_command)
     app.cli.add_command(bridge_command)
     app.cli.add_command(worker_queues_command)
     register_outbox_cli(app)

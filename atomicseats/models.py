@@ -153,11 +153,21 @@ class Event(db.Model):
     def is_deleted(self) -> bool:
         return self.status == "deleted"
 
-    def to_state(self) -> allocator.EventState:
+    @property
+    def sales_end(self) -> datetime:
+        """When sales close: `sales_end_at`, or the start when it is unset."""
+        return allocator.sales_end_of(self.starts_at, self.sales_end_at)
+
+    def is_sales_open(self, now: datetime) -> bool:
+        return allocator.is_sales_open(self.sales_end, now)
+
+    def to_state(self, now: datetime) -> allocator.EventState:
+        """The allocator's view of the event at `now`, the decision time."""
         return allocator.EventState(
             capacity_seats=self.capacity_seats,
             reserved_seats=self.reserved_seats,
             is_waitlist_open=self.is_waitlist_open,
+            is_sales_open=self.is_sales_open(now),
         )
 
 

@@ -84,6 +84,18 @@ def publish_domain_events() -> int:
     return published
 
 
+@shared_task(name="atomicseats.close_sales")
+def close_sales() -> int:
+    """Close out the waitlists of events whose sales ended (idempotent, bounded)."""
+    from atomicseats.services import sales
+
+    try:
+        return sales.close_due_sales().entries_expired
+    except ServiceBusy:  # an event row stayed locked: the next beat tries again
+        log.warning("sales.close_out.busy")
+        return 0
+
+
 @shared_task(name="atomicseats.reconcile_caches")
 def reconcile_caches() -> int:
     from atomicseats.services import reconcile

@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Flask
 
 from atomicseats.adapters.celery_app import celery_config, worker_queues
+from atomicseats.domain import limits
 from atomicseats.names import DOMAIN_EVENTS_QUEUE, NOTIFICATIONS_QUEUE
 
 
@@ -33,3 +34,12 @@ def test_domain_events_have_a_queue_of_their_own_on_the_notifications_worker():
     assert routes["atomicseats.publish_domain_events"]["queue"] == DOMAIN_EVENTS_QUEUE
     assert worker_queues(app, "notifications") == [NOTIFICATIONS_QUEUE, DOMAIN_EVENTS_QUEUE]
     assert not set(worker_queues(app, "allocation")) & {NOTIFICATIONS_QUEUE, DOMAIN_EVENTS_QUEUE}
+
+
+def test_the_sales_close_out_runs_on_the_beat_and_is_a_registered_task():
+    from atomicseats import tasks
+
+    app = app_with()
+    schedule = {entry["task"]: entry["schedule"] for entry in celery_config(app)["beat_schedule"].values()}
+    assert tasks.close_sales.name in schedule
+    assert schedule[tasks.close_sales.name] * 3 <= limits.CLOSE_OUT_GRACE_S  # well inside what the audit allows

@@ -11,6 +11,7 @@ from __future__ import annotations
 from celery import Celery, Task, signals
 from flask import Flask
 
+from atomicseats.domain.limits import CLOSE_OUT_INTERVAL_S
 from atomicseats.names import (
     CORRELATION_HEADER_CELERY,
     DOMAIN_EVENTS_QUEUE,
@@ -49,6 +50,7 @@ def celery_config(app: Flask) -> dict:
             "send-notifications": {"task": "atomicseats.send_notifications", "schedule": OUTBOX_INTERVAL_S},
             "publish-domain-events": {"task": "atomicseats.publish_domain_events", "schedule": OUTBOX_INTERVAL_S},
             "reconcile-caches": {"task": "atomicseats.reconcile_caches", "schedule": RECONCILE_INTERVAL_S},
+            "close-sales": {"task": "atomicseats.close_sales", "schedule": CLOSE_OUT_INTERVAL_S},
         },
     }
 

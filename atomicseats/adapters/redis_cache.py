@@ -8,6 +8,7 @@ commits; readers that missed fill absent entries from Postgres, never overwrite 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 
 import redis
 
@@ -18,6 +19,10 @@ log = logging.getLogger(__name__)
 KEY_PREFIX = "atomicseats:event:"
 KEY_TTL_S = 24 * 3600
 SOCKET_TIMEOUT_S = 0.5
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+# The field added last: an entry without it was written by older code and counts as absent.
+NEWEST_FIELD = "sales_end_us"
 
 
 def connect(url: str) -> redis.Redis:
@@ -31,17 +36,21 @@ def availability_key(event_id: int) -> str:
 
 
 # Fill only the entries that are absent, each whole: a reader's fill from Postgres never
-# overwrites (or mixes fields with) what a writer stored after a newer commit.
-# ARGV: ttl, number of fields, the field names, then each key's values in that order.
+# overwrites (or mixes fields with) what a writer stored after a newer commit. An entry
+# lacking the newest field (written before it existed) is absent too, else it would stay
+# a miss until its TTL.
+# ARGV: ttl, number of fields, the newest field's name, the field names, then each key's
+# values in that order.
 _STORE_MISSING = """
 local width = tonumber(ARGV[2])
+local newest = ARGV[3]
 local filled = 0
 for index, key in ipairs(KEYS) do
-  if redis.call('EXISTS', key) == 0 then
+  if redis.call('HEXISTS', key, newest) == 0 then
     local entry = {}
     for field = 1, width do
-      entry[#entry + 1] = ARGV[2 + field]
-      entry[#entry + 1] = ARGV[2 + width * index + field]
+      entry[#entry + 1] = ARGV[3 + field]
+      entry[#entry + 1] = ARGV[3 + width * index + field]
     end
     redis.call('HSET', key, unpack(entry))
     redis.call('EXPIRE', key, ARGV[1])
@@ -75,7 +84,7 @@ class RedisAvailabilityCache:
         values = [value for item in availability for value in _encode(item).values()]
         try:
             keys = [availability_key(item.event_id) for item in availability]
-            self._store_missing(keys=keys, args=[KEY_TTL_S, len(names), *names, *values])
+            self._store_missing(keys=keys, args=[KEY_TTL_S, len(names), NEWEST_FIELD, *names, *values])
         except redis.RedisError as error:  # best-effort: the next reader fills it
             log.warning("cache.store_failed", extra={"error": str(error)})
 
@@ -115,6 +124,7 @@ def _encode(item: EventAvailability) -> dict[str, str]:
         "is_waitlist_open": "1" if item.is_waitlist_open else "0",
         "is_deleted": "1" if item.is_deleted else "0",
         "waitlist_length": str(item.waitlist_length),
+        "sales_end_us": str((item.sales_end_at - EPOCH) // MICROSECOND),  # exact, unlike a float
     }
 
 
@@ -129,8 +139,9 @@ def decode_availability(event_id: int, fields: dict[str, str]) -> EventAvailabil
             is_waitlist_open=fields["is_waitlist_open"] == "1",
             is_deleted=fields["is_deleted"] == "1",
             waitlist_length=int(fields["waitlist_length"]),
+            sales_end_at=EPOCH + int(fields["sales_end_us"]) * MICROSECOND,
         )
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, OverflowError):
         return None
     if availability.reserved_seats < 0 or availability.seats_left < 0 or availability.waitlist_length < 0:
         return None

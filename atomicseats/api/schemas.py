@@ -161,6 +161,11 @@ class EventFieldsSchema(StrictSchema):
     capacity = strict_int(1, limits.CAPACITY_SEATS_MAX, attribute="capacity_seats")
     price = strict_int(0, limits.PRICE_MINOR_MAX, attribute="price_minor", metadata={"description": "minor units"})
     waitlistOpen = StrictBoolean(attribute="is_waitlist_open")
+    salesEndAt = aware_datetime(
+        attribute="sales_end_at",
+        allow_none=True,
+        metadata={"description": "when sales close, at or before startsAt; null or absent: at startsAt"},
+    )
 
 
 class EventCreateSchema(EventFieldsSchema):
@@ -253,6 +258,10 @@ class EventOut(Schema):
     waitlistLength = fields.Integer(attribute="waitlist_length", metadata={"description": "people waiting"})
     waitlistSeats = fields.Integer(attribute="waitlist_seats", metadata={"description": "seats they wait for"})
     status = fields.String(attribute="event.status")
+    salesEndAt = fields.DateTime(
+        attribute="event.sales_end_at",
+        metadata={"description": "when sales close: the event's salesEndAt, or startsAt when it has none (never null)"},
+    )
 
 
 class RosterBookingOut(Schema):

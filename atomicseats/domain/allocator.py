@@ -14,6 +14,12 @@ Because promotion runs first, a non-empty waitlist implies no seats are free, so
 new request can never overtake anyone already waiting (including requests that
 were waitlisted earlier in the same batch).
 
+Time (sales close at the event's start, or its earlier sales end): the caller
+passes `is_sales_open`, decided from its clock at the decision time (the domain has
+none). Once sales are closed nothing is confirmed or promoted: every new request is
+rejected with REASON_EVENT_STARTED, freed seats promote nobody, and whoever still
+waits is expired (`expire_waitlist`).
+
 A rejection is a decision, never an exception. Bad input (seats out of range,
 oversized batches) is the caller's job to refuse; here it trips an assertion.
 """
@@ -24,6 +30,7 @@ import dataclasses
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from atomicseats.domain.limits import (
     ALLOCATION_BATCH_SIZE_MAX,
@@ -33,6 +40,7 @@ from atomicseats.domain.limits import (
 )
 
 REASON_WAITLIST_CLOSED = "waitlist_closed"
+REASON_EVENT_STARTED = "event_started"  # sales ended before the request (or its waiting seats) was served
 
 
 class Outcome(enum.StrEnum):
@@ -47,6 +55,7 @@ class EventState:
     capacity_seats: int
     reserved_seats: int
     is_waitlist_open: bool
+    is_sales_open: bool = True  # False from the sales end on: nothing is booked or promoted
 
     @property
     def seats_free(self) -> int:
@@ -74,7 +83,7 @@ class Decision:
     seats_confirmed: int
     seats_waitlisted: int
     outcome: Outcome
-    reason: str | None = None  # None, or REASON_WAITLIST_CLOSED
+    reason: str | None = None  # None, REASON_WAITLIST_CLOSED or REASON_EVENT_STARTED
 
     def __post_init__(self) -> None:
         assert self.seats_requested >= 1
@@ -123,7 +132,8 @@ class Allocation:
 
 
 def promote_waitlist(state: EventState, waitlist: Sequence[WaitlistSlot]) -> tuple[tuple[Promotion, ...], EventState]:
-    """Hand free seats to the waitlist, head first. Runs whether it is open or closed.
+    """Hand free seats to the waitlist, head first. Runs whether it is open or closed,
+    but never once sales are closed (the waitlist is then expired, not served).
 
     The caller passes the waitlist from its head. If it holds more entries than it
     passed (a batch of WAITLIST_PROMOTION_BATCH_MAX) and every passed entry was
@@ -131,6 +141,8 @@ def promote_waitlist(state: EventState, waitlist: Sequence[WaitlistSlot]) -> tup
     """
     _assert_state_valid(state)
     _assert_waitlist_valid(waitlist)
+    if not state.is_sales_open:
+        return (), state
     seats_free = state.seats_free
     promotions: list[Promotion] = []
     for slot in waitlist:
@@ -156,7 +168,10 @@ def allocate(state: EventState, waitlist: Sequence[WaitlistSlot], requests: Sequ
     for request in requests:
         assert request.seats >= 1
         assert request.seats <= SEATS_PER_REQUEST_MAX
-        decision = _decide_one(request, seats_free, state.is_waitlist_open)
+        if state.is_sales_open:
+            decision = _decide_one(request, seats_free, state.is_waitlist_open)
+        else:
+            decision = _reject_after_sales_end(request)
         seats_free -= decision.seats_confirmed
         assert seats_free >= 0
         decisions.append(decision)
@@ -166,8 +181,30 @@ def allocate(state: EventState, waitlist: Sequence[WaitlistSlot], requests: Sequ
         reserved_seats=state.capacity_seats - seats_free,
         capacity_seats=state.capacity_seats,
     )
-    _assert_nobody_waits_beside_free_seats(allocation, waitlist)
+    if state.is_sales_open:  # after the sales end, seats may stay free: nobody is served
+        _assert_nobody_waits_beside_free_seats(allocation, waitlist)
     return allocation
+
+
+def expire_waitlist(state: EventState, waitlist: Sequence[WaitlistSlot]) -> tuple[WaitlistSlot, ...]:
+    """Close-out at the sales end: every entry still waiting expires, unserved. While
+    sales are open nobody expires."""
+    _assert_state_valid(state)
+    _assert_waitlist_valid(waitlist)
+    if state.is_sales_open:
+        return ()
+    return tuple(waitlist)
+
+
+def sales_end_of(starts_at: datetime, sales_end_at: datetime | None) -> datetime:
+    """When sales close: the event's own sales end, or its start when it has none."""
+    assert sales_end_at is None or sales_end_at <= starts_at
+    return starts_at if sales_end_at is None else sales_end_at
+
+
+def is_sales_open(sales_end_at: datetime, now: datetime) -> bool:
+    """Sales are open strictly before their end; `now` is the caller's decision time."""
+    return now < sales_end_at
 
 
 def release_seats(state: EventState, seats: int) -> EventState:
@@ -221,6 +258,17 @@ def _decide_one(request: SeatRequest, seats_free: int, is_waitlist_open: bool) -
         seats_waitlisted=0 if is_short_rejected else seats_short,
         outcome=outcome,
         reason=REASON_WAITLIST_CLOSED if is_short_rejected else None,
+    )
+
+
+def _reject_after_sales_end(request: SeatRequest) -> Decision:
+    return Decision(
+        request_id=request.request_id,
+        seats_requested=request.seats,
+        seats_confirmed=0,
+        seats_waitlisted=0,
+        outcome=Outcome.REJECTED,
+        reason=REASON_EVENT_STARTED,
     )
 
 

@@ -11,6 +11,12 @@ SEATS_PER_REQUEST_MAX = 10  # the default upper bound; config may lower it
 ALLOCATION_BATCH_SIZE_MAX = 500  # new requests decided in one allocation transaction
 WAITLIST_PROMOTION_BATCH_MAX = 1000  # waiting entries read for one promotion
 CAPACITY_SEATS_MAX = 1_000_000
+# Sales end: waiting entries expired in one transaction (the close-out commits batch by
+# batch), and how late a close-out may be before `flask audit` calls it a violation.
+CLOSE_OUT_BATCH_MAX = 1000
+CLOSE_OUT_EVENTS_PER_RUN_MAX = 200
+CLOSE_OUT_INTERVAL_S = 30
+CLOSE_OUT_GRACE_S = 300
 PRICE_MINOR_MAX = 100_000_000  # integer minor units, never float
 
 # Reading.
@@ -64,6 +70,11 @@ assert SEATS_PER_REQUEST_MAX >= 1
 assert SEATS_PER_REQUEST_MAX <= CAPACITY_SEATS_MAX
 assert ALLOCATION_BATCH_SIZE_MAX >= 1
 assert WAITLIST_PROMOTION_BATCH_MAX >= 1
+assert CLOSE_OUT_BATCH_MAX >= 1
+assert CLOSE_OUT_BATCH_MAX <= WAITLIST_PROMOTION_BATCH_MAX  # expire_waitlist takes one promotion batch
+assert CLOSE_OUT_EVENTS_PER_RUN_MAX >= 1
+# The periodic close-out runs several times within the grace the audit allows it.
+assert CLOSE_OUT_INTERVAL_S * 3 <= CLOSE_OUT_GRACE_S
 # One allocation's seat arithmetic stays far inside exact integer range.
 assert ALLOCATION_BATCH_SIZE_MAX * SEATS_PER_REQUEST_MAX <= CAPACITY_SEATS_MAX
 assert WAITLIST_PROMOTION_BATCH_MAX * SEATS_PER_REQUEST_MAX <= CAPACITY_SEATS_MAX

@@ -15,7 +15,7 @@ Seats held now = seats_confirmed - seats_cancelled.
 
 from __future__ import annotations
 
-from atomicseats.domain.allocator import REASON_WAITLIST_CLOSED
+from atomicseats.domain.allocator import REASON_EVENT_STARTED, REASON_WAITLIST_CLOSED
 
 STATUS_PENDING = "pending"
 STATUS_CONFIRMED = "confirmed"
@@ -27,7 +27,6 @@ DECIDED_STATUSES = (STATUS_CONFIRMED, STATUS_PARTIAL, STATUS_WAITLISTED, STATUS_
 
 # Why seats were not (or are no longer) served.
 REASON_EVENT_DELETED = "event_deleted"
-REASON_EVENT_STARTED = "event_started"  # sales ended before the waiting seats were served
 REASON_WITHDRAWN = "withdrawn"  # the guest left the waitlist, or cancelled
 REASONS = (REASON_WAITLIST_CLOSED, REASON_EVENT_DELETED, REASON_EVENT_STARTED, REASON_WITHDRAWN)
 

@@ -56,23 +56,19 @@ class Settlement:
     promoted_request_ids: list[str] = field(default_factory=list)
     appended_entry_ids: list[int] = field(default_factory=list)
     removed_entry_ids: list[int] = field(default_factory=list)
+    expired_request_ids: list[str] = field(default_factory=list)  # their waiting seats expired at the sales end
     waitlisted_row_ids: list[int] = field(default_factory=list)  # booking_requests.id of new waitlist entries
 
 
 def settle_event(work: UnitOfWork, event: Event, pending: list[BookingRequest]) -> Settlement:
     """Serve the waitlist head first, then decide `pending` in arrival order; write it all."""
-    now = utcnow()
+    now = utcnow()  # the decision time: sales are open or closed as of now
     settlement = Settlement()
-    for _ in range(PROMOTION_ROUNDS_MAX):
-        if event.seats_left == 0:
-            break
-        entries = _waiting_entries(work, event.id, min(event.seats_left, limits.WAITLIST_PROMOTION_BATCH_MAX))
-        if not entries:
-            break
-        promotions, state = allocator.promote_waitlist(event.to_state(), [entry.to_slot() for entry in entries])
-        _write_promotions(work, event, entries, promotions, now, settlement)
-        event.reserved_seats = state.reserved_seats
-    settlement.allocation = allocator.allocate(event.to_state(), [], [request.to_domain() for request in pending])
+    if event.is_sales_open(now):
+        _promote(work, event, now, settlement)
+    else:  # nobody is served after the sales end; whoever still waits is told (one batch)
+        close_out_waitlist(work, event, now, settlement)
+    settlement.allocation = allocator.allocate(event.to_state(now), [], [request.to_domain() for request in pending])
     _write_decisions(work, event, pending, settlement.allocation.decisions, now, settlement)
     event.reserved_seats = settlement.allocation.reserved_seats
     event.updated_at = now
@@ -81,6 +77,64 @@ def settle_event(work: UnitOfWork, event: Event, pending: list[BookingRequest]) 
     work.session.flush()
     settlement.appended_entry_ids = _new_entry_ids(work, settlement.waitlisted_row_ids)
     return settlement
+
+
+def _promote(work: UnitOfWork, event: Event, now: datetime, settlement: Settlement) -> None:
+    for _ in range(PROMOTION_ROUNDS_MAX):
+        if event.seats_left == 0:
+            break
+        entries = _waiting_entries(work, event.id, min(event.seats_left, limits.WAITLIST_PROMOTION_BATCH_MAX))
+        if not entries:
+            break
+        promotions, state = allocator.promote_waitlist(event.to_state(now), [entry.to_slot() for entry in entries])
+        if not promotions:
+            break
+        _write_promotions(work, event, entries, promotions, now, settlement)
+        event.reserved_seats = state.reserved_seats
+
+
+def close_out_waitlist(work: UnitOfWork, event: Event, now: datetime, settlement: Settlement) -> int:
+    """At the sales end, expire up to CLOSE_OUT_BATCH_MAX waiting entries, head first: each
+    entry `expired`, its request waits for nothing more (reason `event_started`, status by
+    the shared rule) and its guest gets one e-mail. Returns how many expired; the caller
+    holds the event row lock. Idempotent: an expired entry is no longer waiting."""
+    entries = _waiting_entries(work, event.id, limits.CLOSE_OUT_BATCH_MAX)
+    expired = allocator.expire_waitlist(event.to_state(now), [entry.to_slot() for entry in entries])
+    if not expired:
+        return 0
+    expired_ids = {slot.entry_id for slot in expired}
+    entries = [entry for entry in entries if entry.id in expired_ids]
+    request_row_ids = [entry.booking_request_id for entry in entries]
+    requests = {
+        request.id: request
+        for request in work.session.execute(
+            select(BookingRequest).where(BookingRequest.id.in_(request_row_ids))
+        ).scalars()
+    }
+    for entry in entries:
+        request = requests[entry.booking_request_id]
+        seats_expired = entry.seats_remaining
+        assert request.seats_waitlisted == seats_expired
+        entry.status = "expired"
+        entry.seats_remaining = 0
+        entry.updated_at = now
+        request.seats_waitlisted = 0
+        request.reason = allocator.REASON_EVENT_STARTED
+        restate_request(request)
+        settlement.removed_entry_ids.append(entry.id)
+        settlement.expired_request_ids.append(request.request_id)
+        fields = {
+            "requestId": request.request_id,
+            "seatsRequested": request.seats_requested,
+            "seatsConfirmed": request.seats_confirmed,
+            "seatsExpired": seats_expired,
+            "reason": allocator.REASON_EVENT_STARTED,
+        }
+        work.session.add(
+            outbox_row(Notification("waitlist.expired", request.user_id, event, request.request_id, fields))
+        )
+    log.info("sales.closed_out", extra={"event_id": event.id, "entries_expired": len(entries)})
+    return len(entries)
 
 
 def announce_after_commit(work: UnitOfWork, event: Event, settlement: Settlement) -> tuple[int, int]:
@@ -98,7 +152,7 @@ def announce_after_commit(work: UnitOfWork, event: Event, settlement: Settlement
             settlement.removed_entry_ids,
             totals[0],
         )
-    announced = settlement.decided_request_ids + settlement.promoted_request_ids
+    announced = settlement.decided_request_ids + settlement.promoted_request_ids + settlement.expired_request_ids
     if announced:
         work.after_commit(effects.outcomes.publish, announced)
     work.after_commit(effects.pipeline.wake_outbox)
@@ -345,4 +399,5 @@ def availability_of(event: Event, waitlist_length: int) -> EventAvailability:
         is_waitlist_open=event.is_waitlist_open,
         is_deleted=event.is_deleted,
         waitlist_length=waitlist_length,
+        sales_end_at=event.sales_end,
     )

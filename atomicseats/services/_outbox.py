@@ -21,6 +21,7 @@ NOTIFICATION_KINDS = (
     "booking.cancelled",
     "booking.withdrawn",
     "event.cancelled",
+    "waitlist.expired",
 )
 MESSAGE_ID_DOMAIN = "atomicseats.local"
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 from sqlalchemy import case, exists, func, literal, select
 
 from atomicseats.adapters import adapters
-from atomicseats.domain import allocator
+from atomicseats.domain import allocator, limits
 from atomicseats.domain.request_state import request_status
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry, utcnow
@@ -53,6 +53,7 @@ def run_audit(pending_grace_s: int = PENDING_GRACE_S_DEFAULT) -> AuditReport:
     for check in (_check_seats, _check_waitlist_fifo, _check_requests, _check_request_state, _check_outbox):
         violations.extend(check(session))
     violations.extend(_check_pending(session, pending_grace_s))
+    violations.extend(_check_sales_end(session))
     violations.extend(_check_cache(session))
     events_checked = session.execute(select(func.count(Event.id))).scalar_one()
     requests_checked = session.execute(select(func.count(BookingRequest.id))).scalar_one()
@@ -97,8 +98,11 @@ def _check_waitlist_fifo(session) -> list[Violation]:
     """Invariant 4: seats are never free while someone waits; queue order is arrival order."""
     violations = []
     totals = waitlist_totals(session, list(session.execute(select(Event.id)).scalars()))
+    now = utcnow()
     for event in session.execute(select(Event).where(Event.id.in_(list(totals)))).scalars():
-        if event.seats_left > 0 and totals[event.id][0] > 0:
+        # Past its sales end an event serves nobody: its waitlist is closed out, not promoted
+        # (how long that may take is the time check's business).
+        if event.seats_left > 0 and totals[event.id][0] > 0 and event.is_sales_open(now):
             violations.append(
                 Violation(
                     "4-fifo", f"event {event.id}", f"{event.seats_left} seats free while {totals[event.id][0]} wait"
@@ -309,6 +313,38 @@ def _check_outbox(session) -> list[Violation]:
         Violation("7-no-lost-email", f"request {request_id}", "decided but no notification in the outbox")
         for request_id in missing
     ]
+
+
+def _check_sales_end(session) -> list[Violation]:
+    """The time rule: no seat confirmed or promoted at or after the event's sales end (its
+    `sales_end_at`, or its start), and nobody still waiting once the sales end is further
+    back than the close-out period (CLOSE_OUT_GRACE_S)."""
+    sales_end = func.coalesce(Event.sales_end_at, Event.starts_at)
+    late = session.execute(
+        select(Booking.id, Booking.event_id, Booking.created_at, sales_end)
+        .join(Event, Event.id == Booking.event_id)
+        .where(Booking.created_at >= sales_end)
+        .order_by(Booking.id)
+        .limit(VIOLATIONS_LISTED_MAX)
+    ).all()
+    violations = [
+        Violation("8-time", f"booking {booking_id}", f"event {event_id}: decided at {created_at}, sales ended {ended}")
+        for booking_id, event_id, created_at, ended in late
+    ]
+    cutoff = utcnow() - timedelta(seconds=limits.CLOSE_OUT_GRACE_S)
+    stale = session.execute(
+        select(WaitlistEntry.event_id, func.count(WaitlistEntry.id), func.min(sales_end))
+        .join(Event, Event.id == WaitlistEntry.event_id)
+        .where(WaitlistEntry.status == "waiting", sales_end < cutoff)
+        .group_by(WaitlistEntry.event_id)
+        .order_by(WaitlistEntry.event_id)
+        .limit(VIOLATIONS_LISTED_MAX)
+    ).all()
+    violations += [
+        Violation("8-time", f"event {event_id}", f"{count} entries still waiting; sales ended {ended}, not closed out")
+        for event_id, count, ended in stale
+    ]
+    return violations
 
 
 def _check_cache(session) -> list[Violation]:

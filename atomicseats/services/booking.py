@@ -111,7 +111,7 @@ def submit_request(
         if recorded is not None:
             _check_same_request(recorded.event_id, recorded.seats_requested, event_id, seats)
         else:
-            _admit(event_id, cached)
+            _admit(event_id, cached, accepted.accepted_at)
     except (NotFound, Conflict, ServiceBusy):
         if earlier_attempt is None:
             registry.release(accepted)
@@ -159,10 +159,11 @@ def _recorded_request_for_key(
         return None
 
 
-def _admit(event_id: int, availability: EventAvailability | None) -> None:
-    """Admission control: refuse unknown, deleted, and sold-out-with-closed-waitlist events
-    from the availability cache when it has the event, from Postgres otherwise (503 with
-    Retry-After when Postgres is down: a request is never accepted unchecked)."""
+def _admit(event_id: int, availability: EventAvailability | None, now: datetime) -> None:
+    """Admission control: refuse unknown and deleted events, events whose sales have ended
+    (at `now`, the acceptance time), and sold-out-with-closed-waitlist events, from the
+    availability cache when it has the event, from Postgres otherwise (503 with Retry-After
+    when Postgres is down: a request is never accepted unchecked)."""
     if availability is None:
         with database_errors_as_busy():
             event = db.session.get(Event, event_id)
@@ -173,6 +174,8 @@ def _admit(event_id: int, availability: EventAvailability | None) -> None:
         adapters().availability.store_missing([availability])  # never over a writer's newer entry
     if availability.is_deleted:
         raise NotFound("Event not found")
+    if not availability.is_sales_open(now):
+        raise Conflict("Sales for this event have ended", {"eventId": ["Sales for this event have ended."]})
     if availability.seats_left == 0 and not availability.is_waitlist_open:
         raise Conflict("Sold out, and the waitlist is closed", {"eventId": ["No seats left and no waitlist."]})
 
@@ -411,7 +414,7 @@ def cancel_bookings(user_id: int, event_id: int, booking_id: int | None, cancel_
             request = requests.get(booking.booking_request_id)
             seats_withdrawn_with = seats_withdrawn_by_request.pop(booking.booking_request_id, 0)
             _cancel_one(work, event, booking, now, request, seats_withdrawn_with)
-        state = event.to_state()
+        state = event.to_state(now)
         if seats_freed:
             state = allocator.release_seats(state, seats_freed)
         event.reserved_seats = state.reserved_seats

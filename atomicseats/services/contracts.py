@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from atomicseats.domain import limits
+from atomicseats.domain import allocator, limits
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,10 @@ def _positive_int(value) -> int:
 
 @dataclass(frozen=True)
 class EventAvailability:
-    """What admission control and listings need to know about an event's seats."""
+    """What admission control and listings need to know about an event's seats.
+
+    `sales_end_at` is when sales close (the event's sales end, or its start): admission
+    control refuses a request from then on without asking Postgres."""
 
     event_id: int
     capacity_seats: int
@@ -83,10 +86,14 @@ class EventAvailability:
     is_waitlist_open: bool
     is_deleted: bool
     waitlist_length: int
+    sales_end_at: datetime
 
     @property
     def seats_left(self) -> int:
         return self.capacity_seats - self.reserved_seats
+
+    def is_sales_open(self, now: datetime) -> bool:
+        return allocator.is_sales_open(self.sales_end_at, now)
 
 
 @dataclass(frozen=True)

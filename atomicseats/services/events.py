@@ -41,7 +41,16 @@ log = logging.getLogger(__name__)
 # The statuses of requests that hold or wait for seats (the others hold nothing).
 REQUEST_STATUSES_HOLDING = (STATUS_CONFIRMED, STATUS_PARTIAL, STATUS_WAITLISTED)
 # Fields a host may change with `update_event`; seats are never set directly.
-EDITABLE_FIELDS = ("name", "description", "venue", "starts_at", "ends_at", "price_minor", "capacity_seats")
+EDITABLE_FIELDS = (
+    "name",
+    "description",
+    "venue",
+    "starts_at",
+    "ends_at",
+    "sales_end_at",
+    "price_minor",
+    "capacity_seats",
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ class ListedEvent:
     venue: str
     starts_at: datetime
     ends_at: datetime
+    sales_end_at: datetime  # when sales close: the event's sales end, or its start
     price_minor: int
     status: str
     availability: EventAvailability
@@ -97,7 +107,9 @@ class EventRoster:
 
 def create_event(host: User, fields: dict) -> EventView:
     _require_host(host)
-    _check_times(fields["starts_at"], fields["ends_at"])
+    sales_end_at = fields.get("sales_end_at")
+    _check_times(fields["starts_at"], fields["ends_at"], sales_end_at)
+    _check_future(utcnow(), fields["starts_at"], sales_end_at)
     with unit_of_work() as work:
         event = Event(
             host_id=host.id,
@@ -106,6 +118,7 @@ def create_event(host: User, fields: dict) -> EventView:
             venue=fields["venue"],
             starts_at=fields["starts_at"],
             ends_at=fields["ends_at"],
+            sales_end_at=sales_end_at,
             capacity_seats=fields["capacity_seats"],
             reserved_seats=0,
             price_minor=fields.get("price_minor", 0),
@@ -128,9 +141,11 @@ def update_event(actor: User, event_id: int, fields: dict) -> EventView:
         _require_owner(actor, event)
         starts_at = fields.get("starts_at", event.starts_at)
         ends_at = fields.get("ends_at", event.ends_at)
-        _check_times(starts_at, ends_at)
+        sales_end_at = fields.get("sales_end_at", event.sales_end_at)
+        _check_times(starts_at, ends_at, sales_end_at)
+        _check_not_moved_into_past(event, fields, allocator.sales_end_of(starts_at, sales_end_at))
         if "capacity_seats" in fields:
-            state = allocator.resize_capacity(event.to_state(), fields["capacity_seats"])
+            state = allocator.resize_capacity(event.to_state(utcnow()), fields["capacity_seats"])
             if state is None:
                 raise Conflict(
                     "Capacity cannot drop below the seats already confirmed",
@@ -393,6 +408,7 @@ def _view(row: Event, availability: EventAvailability, waitlist_seats: int) -> E
         venue=row.venue,
         starts_at=row.starts_at,
         ends_at=row.ends_at,
+        sales_end_at=row.sales_end,
         price_minor=row.price_minor,
         status=row.status,
         availability=availability,
@@ -427,6 +443,38 @@ def _require_owner(actor: User, event: Event) -> None:
         raise Forbidden("Only the event's host can do this")
 
 
-def _check_times(starts_at: datetime, ends_at: datetime) -> None:
+def _check_times(starts_at: datetime, ends_at: datetime, sales_end_at: datetime | None) -> None:
     if ends_at <= starts_at:
         raise InvalidInput("Invalid event times", {"endsAt": ["Must be after startsAt."]})
+    if sales_end_at is not None and sales_end_at > starts_at:
+        raise InvalidInput("Invalid event times", {"salesEndAt": ["Must not be after startsAt."]})
+
+
+def _check_future(now: datetime, starts_at: datetime, sales_end_at: datetime | None) -> None:
+    """A new event starts, and its sales end, in the future."""
+    if starts_at <= now:
+        raise InvalidInput("Invalid event times", {"startsAt": ["Must be in the future."]})
+    if sales_end_at is not None and sales_end_at <= now:
+        raise InvalidInput("Invalid event times", {"salesEndAt": ["Must be in the future."]})
+
+
+def _check_not_moved_into_past(event: Event, fields: dict, sales_end: datetime) -> None:
+    """A host cannot move an event that holds confirmed seats into the past: neither its start
+    nor its sales end may move to a time already gone (409). Without confirmed seats, or when
+    the times are not changed, nothing is refused."""
+    is_time_changed = any(name in fields for name in ("starts_at", "sales_end_at"))
+    if not is_time_changed or event.reserved_seats == 0:
+        return
+    now = utcnow()
+    starts_at = fields.get("starts_at", event.starts_at)
+    if starts_at <= now and starts_at != event.starts_at:
+        raise Conflict(
+            "An event with confirmed bookings cannot be moved into the past",
+            {"startsAt": [f"{event.reserved_seats} seats are confirmed; the start must stay in the future."]},
+        )
+    if sales_end <= now and sales_end != event.sales_end:
+        field = "salesEndAt" if "sales_end_at" in fields else "startsAt"
+        raise Conflict(
+            "An event with confirmed bookings cannot be moved into the past",
+            {field: [f"{event.reserved_seats} seats are confirmed; sales must end in the future."]},
+        )

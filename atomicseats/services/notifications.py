@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from markupsafe import Markup
 
-from atomicseats.domain.allocator import REASON_WAITLIST_CLOSED
+from atomicseats.domain.allocator import REASON_EVENT_STARTED, REASON_WAITLIST_CLOSED
 from atomicseats.domain.request_state import REASON_EVENT_DELETED
 from atomicseats.services._outbox import NOTIFICATION_KINDS
 
@@ -96,6 +96,8 @@ def _rejected(payload: dict) -> Content:
         because = "the event was cancelled by its host before your request could be handled."
     elif reason == REASON_WAITLIST_CLOSED:
         because = "the event is sold out and its waitlist is closed."
+    elif reason == REASON_EVENT_STARTED:
+        because = "sales for the event ended before your request could be handled."
     else:
         because = "no seats were available for it."
     return Content(
@@ -176,6 +178,25 @@ def _event_cancelled(payload: dict) -> Content:
     )
 
 
+def _waitlist_expired(payload: dict) -> Content:
+    expired, confirmed = payload["seatsExpired"], payload.get("seatsConfirmed") or 0
+    first = (
+        f"Sales for {_event_name(payload)} have ended (the event is starting), and the "
+        f"{_seats(expired)} you were waiting for could not be served: no seats came free in time."
+    )
+    if confirmed:
+        second = (
+            f"You are no longer on the waitlist. What was confirmed for you earlier ({_seats(confirmed)}) stays yours."
+        )
+    else:
+        second = "You are no longer on the waitlist, and nothing was booked for you."
+    return Content(
+        subject=f"Sales ended: your waitlist place for {_event_name(payload)} was not served",
+        paragraphs=(first, second),
+        facts=(("Seats not served", str(expired)), ("Seats confirmed", str(confirmed)), _request_fact(payload)),
+    )
+
+
 _RENDERERS: dict[str, Callable[[dict], Content]] = {
     "booking.confirmed": _confirmed,
     "booking.partial": _partial,
@@ -185,6 +206,7 @@ _RENDERERS: dict[str, Callable[[dict], Content]] = {
     "booking.cancelled": _cancelled,
     "booking.withdrawn": _withdrawn,
     "event.cancelled": _event_cancelled,
+    "waitlist.expired": _waitlist_expired,
 }
 
 

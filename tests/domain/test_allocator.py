@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from atomicseats.domain.allocator import (
+    REASON_EVENT_STARTED,
     Allocation,
     Decision,
     EventState,
@@ -13,9 +16,12 @@ from atomicseats.domain.allocator import (
     SeatRequest,
     WaitlistSlot,
     allocate,
+    expire_waitlist,
+    is_sales_open,
     promote_waitlist,
     release_seats,
     resize_capacity,
+    sales_end_of,
 )
 from atomicseats.domain.limits import (
     ALLOCATION_BATCH_SIZE_MAX,
@@ -241,3 +247,44 @@ def test_largest_batch_is_allowed() -> None:
     allocation = allocate(state(100), [], requests(*[1] * ALLOCATION_BATCH_SIZE_MAX))
     assert allocation.reserved_seats == 100
     assert sum(d.outcome is Outcome.CONFIRMED for d in allocation.decisions) == 100
+
+
+# Time: sales close at the event's sales end (or start); the caller says whether they are open.
+
+
+def closed(capacity: int, reserved: int = 0, is_open: bool = True) -> EventState:
+    return EventState(capacity, reserved, is_waitlist_open=is_open, is_sales_open=False)
+
+
+def test_after_the_sales_end_a_request_is_rejected_even_with_seats_free() -> None:
+    allocation = allocate(closed(10), [], requests(2))
+    assert only_decision(allocation) == Decision("r0", 2, 0, 0, Outcome.REJECTED, REASON_EVENT_STARTED)
+    assert allocation.reserved_seats == 0
+
+
+def test_after_the_sales_end_freed_seats_promote_nobody() -> None:
+    waitlist = [WaitlistSlot(entry_id=1, seats_remaining=2)]
+    promotions, after = promote_waitlist(release_seats(closed(4, reserved=4), 3), waitlist)
+    assert promotions == ()
+    assert after.reserved_seats == 1
+    assert allocate(closed(4, reserved=1), waitlist, requests(1)).promotions == ()
+
+
+def test_the_sales_end_expires_the_whole_waitlist_and_nothing_before_it() -> None:
+    waitlist = [WaitlistSlot(entry_id=1, seats_remaining=2), WaitlistSlot(entry_id=2, seats_remaining=1)]
+    assert expire_waitlist(closed(4, reserved=4), waitlist) == tuple(waitlist)
+    assert expire_waitlist(state(4, reserved=4), waitlist) == ()
+
+
+def test_sales_end_defaults_to_the_start_and_closes_at_that_instant() -> None:
+    starts_at = datetime(2031, 5, 1, 18, 0, tzinfo=UTC)
+    assert sales_end_of(starts_at, None) == starts_at
+    assert sales_end_of(starts_at, starts_at - timedelta(hours=1)) == starts_at - timedelta(hours=1)
+    assert is_sales_open(starts_at, starts_at - timedelta(microseconds=1))
+    assert not is_sales_open(starts_at, starts_at)
+
+
+def test_a_sales_end_after_the_start_is_our_bug() -> None:
+    starts_at = datetime(2031, 5, 1, 18, 0, tzinfo=UTC)
+    with pytest.raises(AssertionError):
+        sales_end_of(starts_at, starts_at + timedelta(seconds=1))

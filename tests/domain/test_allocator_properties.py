@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from hypothesis.stateful import (
 )
 
 from atomicseats.domain.allocator import (
+    REASON_EVENT_STARTED,
     Decision,
     EventState,
     Outcome,
@@ -23,6 +25,7 @@ from atomicseats.domain.allocator import (
     SeatRequest,
     WaitlistSlot,
     allocate,
+    expire_waitlist,
     promote_waitlist,
     release_seats,
     resize_capacity,
@@ -47,7 +50,14 @@ def reference_allocate(
     """Seat by seat: each free seat goes to the earliest claimant still short of seats.
 
     Claimants are the waitlist (head first) followed by the new requests (arrival order).
+    After the sales end nobody gets a seat and every new request is rejected.
     """
+    if not state.is_sales_open:
+        decisions = tuple(
+            Decision(request.request_id, request.seats, 0, 0, Outcome.REJECTED, REASON_EVENT_STARTED)
+            for request in requests
+        )
+        return (), decisions, state.reserved_seats
     claimants = [Claimant(slot.seats_remaining) for slot in waitlist]
     claimants += [Claimant(request.seats) for request in requests]
     seats_free = state.capacity_seats - state.reserved_seats
@@ -84,7 +94,7 @@ def reference_decision(request: SeatRequest, seats_given: int, is_open: bool) ->
 def event_states(draw: st.DrawFn) -> EventState:
     capacity = draw(st.integers(0, 60))
     reserved = draw(st.integers(0, capacity))
-    return EventState(capacity, reserved, is_waitlist_open=draw(st.booleans()))
+    return EventState(capacity, reserved, is_waitlist_open=draw(st.booleans()), is_sales_open=draw(st.booleans()))
 
 
 @settings(max_examples=300, deadline=None)
@@ -115,6 +125,15 @@ def test_promote_waitlist_agrees_with_allocate_without_requests(state: EventStat
     assert after.reserved_seats == allocation.reserved_seats
     assert after.capacity_seats == state.capacity_seats
     assert after.is_waitlist_open == state.is_waitlist_open
+    assert after.is_sales_open == state.is_sales_open
+
+
+@settings(max_examples=100, deadline=None)
+@given(event_states(), st.lists(seat_counts, max_size=15))
+def test_the_waitlist_expires_exactly_when_sales_are_closed(state: EventState, waiting: list[int]) -> None:
+    waitlist = [WaitlistSlot(entry_id=i, seats_remaining=n) for i, n in enumerate(waiting)]
+    expired = expire_waitlist(state, waitlist)
+    assert expired == (() if state.is_sales_open else tuple(waitlist))
 
 
 # (b) Stateful model of one event, built only from the domain functions.
@@ -127,7 +146,8 @@ class Holding:
 
 
 class EventMachine(RuleBasedStateMachine):
-    """Book, cancel, resize, close and reopen; FIFO and no oversell after every step."""
+    """Book, cancel, resize, close and reopen, end sales; FIFO and no oversell after every step,
+    and nothing confirmed after the sales end."""
 
     @initialize(capacity=st.integers(0, 30), is_open=st.booleans())
     def start(self, capacity: int, is_open: bool) -> None:
@@ -137,6 +157,7 @@ class EventMachine(RuleBasedStateMachine):
         self.holdings: list[Holding] = []
         self.arrivals_total = 0
         self.entries_total = 0
+        self.seats_confirmed_after_sales_end = 0
 
     @rule(sizes=st.lists(seat_counts, min_size=1, max_size=8))
     def book_batch(self, sizes: list[int]) -> None:
@@ -149,7 +170,11 @@ class EventMachine(RuleBasedStateMachine):
         for offset, decision in enumerate(allocation.decisions):
             assert decision.request_id == requests[offset].request_id
             confirmed += self.apply_decision(first_arrival + offset, decision)
-        self.state = EventState(allocation.capacity_seats, allocation.reserved_seats, self.state.is_waitlist_open)
+            if not self.state.is_sales_open:
+                assert (decision.outcome, decision.reason) == (Outcome.REJECTED, REASON_EVENT_STARTED)
+        self.state = dataclasses.replace(
+            self.state, capacity_seats=allocation.capacity_seats, reserved_seats=allocation.reserved_seats
+        )
         self.check_step(waitlist_before, confirmed)
 
     @precondition(lambda self: bool(self.holdings))
@@ -176,12 +201,20 @@ class EventMachine(RuleBasedStateMachine):
 
     @rule()
     def close_waitlist(self) -> None:
-        self.state = EventState(self.state.capacity_seats, self.state.reserved_seats, False)
+        self.state = dataclasses.replace(self.state, is_waitlist_open=False)
 
     @rule()
     def reopen_waitlist(self) -> None:
-        self.state = EventState(self.state.capacity_seats, self.state.reserved_seats, True)
+        self.state = dataclasses.replace(self.state, is_waitlist_open=True)
         self.promote(list(self.waitlist))
+
+    @rule()
+    def end_sales(self) -> None:
+        """The sales end passes: whoever waits is expired, unserved."""
+        self.state = dataclasses.replace(self.state, is_sales_open=False)
+        expired = expire_waitlist(self.state, self.waitlist)
+        assert expired == tuple(self.waitlist)
+        self.waitlist = []
 
     # Applying results, as a service would write them.
 
@@ -200,6 +233,8 @@ class EventMachine(RuleBasedStateMachine):
             arrival = self.arrival_of_entry[head.entry_id]
             self.holdings.append(Holding(arrival, promotion.seats_promoted))
             confirmed.append(arrival)
+            if not self.state.is_sales_open:
+                self.seats_confirmed_after_sales_end += promotion.seats_promoted
             if promotion.seats_remaining == 0:
                 self.waitlist.pop(0)
             else:
@@ -214,6 +249,8 @@ class EventMachine(RuleBasedStateMachine):
             self.arrival_of_entry[self.entries_total] = arrival
         if decision.seats_confirmed == 0:
             return []
+        if not self.state.is_sales_open:
+            self.seats_confirmed_after_sales_end += decision.seats_confirmed
         self.holdings.append(Holding(arrival, decision.seats_confirmed))
         return [arrival]
 
@@ -237,6 +274,12 @@ class EventMachine(RuleBasedStateMachine):
             assert max(confirmed) <= earliest_waiting
 
     # Invariants after every step.
+
+    @invariant()
+    def nothing_confirmed_after_the_sales_end(self) -> None:
+        assert self.seats_confirmed_after_sales_end == 0
+        if not self.state.is_sales_open:
+            assert self.waitlist == []
 
     @invariant()
     def never_oversold(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from atomicseats.adapters.embedded import NoAvailabilityCache
@@ -9,6 +11,7 @@ from atomicseats.adapters.redis_cache import KEY_TTL_S, RedisAvailabilityCache, 
 from atomicseats.services.contracts import EventAvailability
 
 CLOSED_PORT_URL = "redis://127.0.0.1:1/0"
+SALES_END_AT = datetime(2031, 5, 1, 18, 0, 0, 123456, tzinfo=UTC)
 
 
 def availability(event_id: int, reserved_seats: int = 0, waitlist_length: int = 0) -> EventAvailability:
@@ -19,6 +22,7 @@ def availability(event_id: int, reserved_seats: int = 0, waitlist_length: int = 
         is_waitlist_open=True,
         is_deleted=False,
         waitlist_length=waitlist_length,
+        sales_end_at=SALES_END_AT,
     )
 
 

@@ -648,6 +648,22 @@ RENDER_CASES = {
         ["the 2 seats you were waiting for are withdrawn", "Your 2 seats already confirmed", "partly confirmed"],
     ),
     "event cancelled": ("event.cancelled", {}, "Event cancelled: Jazz Night", ["host has cancelled Jazz Night"]),
+    "rejected, sales ended": (
+        "booking.rejected",
+        {"seatsRequested": 2, "seatsConfirmed": 0, "seatsWaitlisted": 0, "reason": "event_started"},
+        "Booking not possible: Jazz Night",
+        ["sales for the event ended", "2 seats"],
+    ),
+    "waitlist expired at the sales end": (
+        "waitlist.expired",
+        {"seatsRequested": 3, "seatsConfirmed": 1, "seatsExpired": 2, "reason": "event_started"},
+        "Sales ended: your waitlist place for Jazz Night was not served",
+        [
+            "Sales for Jazz Night have ended",
+            "2 seats you were waiting for",
+            "confirmed for you earlier (1 seat) stays yours",
+        ],
+    ),
 }
 
 
@@ -667,7 +683,7 @@ def test_rendering_covers_every_kind_the_services_write():
 
     for kind in NOTIFICATION_KINDS:
         fields = {"seatsRequested": 1, "seatsConfirmed": 1, "seatsWaitlisted": 0, "bookingId": 1}
-        fields |= {"seatsPromoted": 1, "seatsFreed": 1, "seatsWithdrawn": 1}
+        fields |= {"seatsPromoted": 1, "seatsFreed": 1, "seatsWithdrawn": 1, "seatsExpired": 1}
         assert notifications.render(kind, {**EVENT_FIELDS, **fields}, "Ada")[0]
     with pytest.raises(ValueError):
         notifications.render("booking.unknown", EVENT_FIELDS, "Ada")

@@ -100,7 +100,13 @@ def truth(event_id: int) -> tuple[EventAvailability, list[int]]:
         ).scalars()
     )
     availability = EventAvailability(
-        event_id, event.capacity_seats, event.reserved_seats, event.is_waitlist_open, event.is_deleted, len(waiting)
+        event_id,
+        event.capacity_seats,
+        event.reserved_seats,
+        event.is_waitlist_open,
+        event.is_deleted,
+        len(waiting),
+        event.sales_end,
     )
     return availability, waiting
 

@@ -79,7 +79,13 @@ def test_a_retry_with_the_same_key_gets_the_first_request_and_keys_are_per_user(
 def test_claim_and_read_claims_and_returns_the_cached_availability_in_one_go(redis_client):
     registry = RedisRequestRegistry(redis_client)
     availability = EventAvailability(
-        event_id=7, capacity_seats=10, reserved_seats=4, is_waitlist_open=False, is_deleted=False, waitlist_length=2
+        event_id=7,
+        capacity_seats=10,
+        reserved_seats=4,
+        is_waitlist_open=False,
+        is_deleted=False,
+        waitlist_length=2,
+        sales_end_at=datetime(2031, 5, 1, 18, 0, 0, 654321, tzinfo=UTC),
     )
     first = accepted(idempotency_key="order-9")
 
