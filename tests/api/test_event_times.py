@@ -26,16 +26,16 @@ def from_now(**delta) -> datetime:
 
 def test_sales_end_defaults_to_the_start_and_can_be_set_earlier(client):
     host = account(client, "host")
-    starts_at = from_now(days=10)
+    starts_at, sales_end_at = from_now(days=10), from_now(days=2)
 
     default = create_event(client, host, startsAt=starts_at.isoformat(), endsAt=from_now(days=11).isoformat())
-    early = create_event(client, host, salesEndAt=from_now(days=2).isoformat())
+    early = create_event(client, host, salesEndAt=sales_end_at.isoformat())
 
     assert parse(default["salesEndAt"]) == starts_at
-    assert parse(early["salesEndAt"]) == from_now(days=2)
-    assert parse(event(client, early["id"])["salesEndAt"]) == from_now(days=2)
-    moved = update_event(client, host, default["id"], salesEndAt=from_now(days=1).isoformat())
-    assert parse(moved["salesEndAt"]) == from_now(days=1)
+    assert parse(early["salesEndAt"]) == sales_end_at
+    assert parse(event(client, early["id"])["salesEndAt"]) == sales_end_at
+    moved = update_event(client, host, default["id"], salesEndAt=(sales_end_at - timedelta(days=1)).isoformat())
+    assert parse(moved["salesEndAt"]) == sales_end_at - timedelta(days=1)
     reset = update_event(client, host, default["id"], salesEndAt=None)  # back to the default: the start
     assert parse(reset["salesEndAt"]) == starts_at
 
@@ -104,8 +104,9 @@ def test_a_booked_event_cannot_be_moved_into_the_past(client):
     assert "salesEndAt" in into_past_sales_end["errors"]
     unchanged = event(client, booked["id"])
     assert (unchanged["startsAt"], unchanged["salesEndAt"]) == (booked["startsAt"], booked["salesEndAt"])
-    later = update_event(client, host, booked["id"], salesEndAt=from_now(days=3).isoformat())  # the future is fine
-    assert parse(later["salesEndAt"]) == from_now(days=3)
+    in_three_days = from_now(days=3)
+    later = update_event(client, host, booked["id"], salesEndAt=in_three_days.isoformat())  # the future is fine
+    assert parse(later["salesEndAt"]) == in_three_days
 
 
 def test_an_event_without_bookings_may_end_its_sales_now(client):
@@ -113,9 +114,10 @@ def test_an_event_without_bookings_may_end_its_sales_now(client):
     guest = account(client, "guest")
     created = create_event(client, host)
 
-    ended = update_event(client, host, created["id"], salesEndAt=from_now(seconds=-1).isoformat())
+    just_gone = from_now(seconds=-1)
+    ended = update_event(client, host, created["id"], salesEndAt=just_gone.isoformat())
 
-    assert parse(ended["salesEndAt"]) == from_now(seconds=-1)
+    assert parse(ended["salesEndAt"]) == just_gone
     refused = book(client, guest, created["id"], 1, expect=409)  # the cache heard of the new sales end
     assert refused["errors"]["eventId"] == ["Sales for this event have ended."]
 
