@@ -73,13 +73,16 @@ def text(length_max: int, length_min: int = 1, **kwargs) -> fields.String:
     return fields.String(validate=validate.Length(min=length_min, max=length_max), **kwargs)
 
 
+_LINE_BREAKING = frozenset({"Cc", "Zl", "Zp"})  # control characters, line and paragraph separators
+
+
 class SingleLine(fields.String):
     """One line of text (a name, a venue): surrounding whitespace trimmed, control
     characters (newlines, tabs, escapes) refused; the length is checked after trimming."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         text_value = super()._deserialize(value, attr, data, **kwargs).strip()
-        if any(unicodedata.category(character) == "Cc" for character in text_value):
+        if any(unicodedata.category(character) in _LINE_BREAKING for character in text_value):
             raise ValidationError("Must not contain control characters (newlines, tabs, escapes).")
         return text_value
 

@@ -188,7 +188,9 @@ def test_event_names_and_venues_are_trimmed(app, client):
 
 
 @pytest.mark.parametrize("field", ["name", "venue"])
-@pytest.mark.parametrize("value", ["Jazz\nNight", "Jazz\rNight", "Jazz\x1b[31mNight", "Jazz\tNight", "   ", "\x85"])
+@pytest.mark.parametrize(
+    "value", ["Jazz\nNight", "Jazz\rNight", "Jazz\x1b[31mNight", "Jazz\tNight", "Jazz\u2028Night", "   ", "\x85"]
+)
 def test_event_names_and_venues_refuse_control_characters_and_blank_text(app, client, field, value):
     host = account(client, "host")
     before = row_counts()
