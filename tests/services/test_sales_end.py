@@ -7,6 +7,7 @@ the row's `sales_end_at` is moved into the past directly (what the clock would d
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from datetime import timedelta
@@ -311,3 +312,18 @@ def test_the_beat_task_closes_out_due_events(app, client, people):
 
     assert len(outbox_kinds("waitlist.expired")) == 2
     assert audit.run_audit().is_clean
+
+
+def test_admission_decides_the_sales_end_from_the_cache_alone(app, client, people):
+    """The hot path reads no row: a cached sales end in the past refuses, whatever the row says
+    (here the row still says next week; a real cache entry only ever holds what a commit wrote)."""
+    host, guests = people
+    event_id = create_event(client, host)["id"]
+    cached = adapters().availability.load(event_id)
+    adapters().availability.store([dataclasses.replace(cached, sales_end_at=utcnow() - timedelta(seconds=1))])
+
+    book(client, guests[0], event_id, 1, expect=409)
+
+    assert db.session.execute(select(func.count(BookingRequest.id))).scalar_one() == 0
+    adapters().availability.store([cached])
+    assert book(client, guests[0], event_id, 1)["status"] == "confirmed"
