@@ -14,6 +14,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, post_load, pre_l
 
 from atomicseats.domain import limits, request_state
 from atomicseats.services import users
+from atomicseats.services.events import EVENT_LIST_STATUSES, EVENT_LIST_WHENS
 
 ID_MAX = 2**63 - 1
 
@@ -210,7 +211,7 @@ class EventListQuery(StrictSchema):
     cursor = text(200, metadata={"description": "pageInfo.nextCursor of the previous page"})
     when = fields.String(
         load_default="upcoming",
-        validate=validate.OneOf(["upcoming", "past", "all"]),
+        validate=validate.OneOf(EVENT_LIST_WHENS),
         metadata={
             "description": "upcoming (default): not started yet, soonest first; past: started, latest first; "
             "all: upcoming, then past"
@@ -225,7 +226,7 @@ class EventListQuery(StrictSchema):
     to = aware_datetime(attribute="starts_to", metadata={"description": "startsAt at or before"})
     hostId = query_int(1, ID_MAX, attribute="host_id")
     status = fields.String(
-        validate=validate.OneOf(["onsale", "soldout", "closed", "deleted"]),
+        validate=validate.OneOf(EVENT_LIST_STATUSES),
         metadata={
             "description": "onsale: sales open, seats free; soldout: sales open, none free; "
             "closed: sales ended (start or salesEndAt passed); deleted: admins only"

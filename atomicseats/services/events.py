@@ -230,6 +230,7 @@ def get_event(event_id: int) -> EventView:
 
 EVENT_LIST_WHENS = ("upcoming", "past", "all")
 EVENT_LIST_STATUSES = ("onsale", "soldout", "closed", "deleted")
+ROSTER_PARTS = ("bookings", "waitlist")  # the roster's one walk: bookings first, then the waitlist
 
 
 @dataclass(frozen=True)
@@ -260,6 +261,7 @@ def list_events(
     is listed once, not in both parts (and not in neither)."""
     assert 1 <= limit <= limits.EVENTS_PAGE_SIZE_MAX
     assert filters.when in EVENT_LIST_WHENS
+    assert filters.status is None or filters.status in EVENT_LIST_STATUSES
     is_deleted_listed = filters.status == "deleted"
     if is_deleted_listed and (viewer is None or viewer.role != "admin"):
         raise Forbidden("Only admins can list deleted events")
@@ -358,12 +360,7 @@ def event_roster(
     view = _views(db.session, [event], is_cache_used=False)[0]
     bookings = [row for row in page.items if isinstance(row, Booking)]
     waitlist = [row for row in page.items if isinstance(row, WaitlistEntry)]
-    return EventRoster(
-        view, bookings, waitlist, Page(items=page.items, has_more=page.has_more, next_cursor=page.next_cursor)
-    )
-
-
-ROSTER_PARTS = ("bookings", "waitlist")
+    return EventRoster(view, bookings, waitlist, page)
 
 
 def _roster_position(row: Booking | WaitlistEntry) -> dict:

@@ -115,6 +115,27 @@ def test_events_created_while_walking_never_repeat_or_hide_another(client):
     assert set(existing) <= set(listed), "an event that existed all along was skipped"
 
 
+def test_an_event_that_starts_during_a_walk_is_listed_once(client):
+    """The walk keeps the moment it began: an event upcoming then stays in the upcoming
+    part, which the cursor has passed, and is not listed again among the past ones."""
+    host = account(client, "host")
+    moment = now()
+    later, started, past = insert_events(
+        host.id, [moment + timedelta(hours=1), moment - timedelta(hours=1), moment - timedelta(hours=3)]
+    )
+    first = listing(client, when="all", limit=1)
+    assert ids(first["items"]) == [later]
+    # As if the walk had begun two hours ago, when `started` was upcoming and was listed
+    # before `later` (a cursor this API issues; only its asOf moved back).
+    issued = first["pageInfo"]["nextCursor"]
+    position = json.loads(base64.urlsafe_b64decode(issued + "=" * (-len(issued) % 4)))
+    cursor = cursor_of({**position, "asOf": (moment - timedelta(hours=2)).isoformat()})
+
+    rest = listing(client, when="all", limit=5, cursor=cursor)
+
+    assert ids(rest["items"]) == [past]
+
+
 def test_deleted_events_are_never_listed_to_buyers(client):
     host = account(client, "host")
     kept = create_event(client, host)
