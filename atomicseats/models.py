@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    ColumnElement,
     ForeignKey,
     Index,
     Integer,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import DateTime, TypeDecorator
 
@@ -153,10 +155,16 @@ class Event(db.Model):
     def is_deleted(self) -> bool:
         return self.status == "deleted"
 
-    @property
+    @hybrid_property
     def sales_end(self) -> datetime:
         """When sales close: `sales_end_at`, or the start when it is unset."""
         return allocator.sales_end_of(self.starts_at, self.sales_end_at)
+
+    @sales_end.inplace.expression
+    @classmethod
+    def _sales_end_expression(cls) -> ColumnElement[datetime]:
+        """The same rule in SQL (catalogue filters, the close-out, the audit)."""
+        return func.coalesce(cls.sales_end_at, cls.starts_at)
 
     def is_sales_open(self, now: datetime) -> bool:
         return allocator.is_sales_open(self.sales_end, now)

@@ -319,7 +319,7 @@ def _check_sales_end(session) -> list[Violation]:
     """The time rule: no seat confirmed or promoted at or after the event's sales end (its
     `sales_end_at`, or its start), and nobody still waiting once the sales end is further
     back than the close-out period (CLOSE_OUT_GRACE_S)."""
-    sales_end = func.coalesce(Event.sales_end_at, Event.starts_at)
+    sales_end = Event.sales_end
     late = session.execute(
         select(Booking.id, Booking.event_id, Booking.created_at, sales_end)
         .join(Event, Event.id == Booking.event_id)

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, func, literal, or_, select, tuple_
+from sqlalchemy import Select, literal, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from atomicseats.adapters import adapters
@@ -296,17 +296,16 @@ def _filtered_events(filters: EventFilter, as_of: datetime) -> Select:
         statement = statement.where(Event.starts_at >= filters.starts_from)
     if filters.starts_to is not None:
         statement = statement.where(Event.starts_at <= filters.starts_to)
-    # Sales close at salesEndAt, or at the start when it is unset (never after the start: a
-    # CHECK says so). Open sales mean a start still ahead: said as such, the index bounds the
-    # scan, and the past part of the walk is empty at once instead of read through.
-    sales_end_at = func.coalesce(Event.sales_end_at, Event.starts_at)
+    # Sales are open strictly before their end, which is never after the start (a CHECK says
+    # so). Open sales mean a start still ahead: said as such, the index bounds the scan, and
+    # the past part of the walk is empty at once instead of read through.
     is_sold_out = Event.reserved_seats >= Event.capacity_seats
     if filters.status == "onsale":
-        statement = statement.where(Event.starts_at > as_of, sales_end_at > as_of, ~is_sold_out)
+        statement = statement.where(Event.starts_at > as_of, Event.sales_end > as_of, ~is_sold_out)
     elif filters.status == "soldout":
-        statement = statement.where(Event.starts_at > as_of, sales_end_at > as_of, is_sold_out)
+        statement = statement.where(Event.starts_at > as_of, Event.sales_end > as_of, is_sold_out)
     elif filters.status == "closed":
-        statement = statement.where(sales_end_at <= as_of)
+        statement = statement.where(Event.sales_end <= as_of)
     return statement
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import exists, select
 
 from atomicseats.domain import limits
 from atomicseats.extensions import db
@@ -64,7 +64,7 @@ def events_due_for_close_out(events_max: int) -> list[int]:
     someone_waits = exists().where(WaitlistEntry.event_id == Event.id, WaitlistEntry.status == "waiting")
     statement = (
         select(Event.id)
-        .where(Event.status == "published", func.coalesce(Event.sales_end_at, Event.starts_at) <= now, someone_waits)
+        .where(Event.status == "published", Event.sales_end <= now, someone_waits)
         .order_by(Event.id)
         .limit(events_max)
     )
