@@ -132,15 +132,27 @@ class WaitingFront:
         await _discard_body(receive)
         request_id = _canonical_uuid(scope["path"][len(WAIT_PATH_PREFIX) :])
         read_scope = {**scope, "query_string": _with_query_value(scope["query_string"], "wait", "0")}
-        async with self.hub.listen(request_id) as listener:
-            while True:
-                response = await self._call_flask(read_scope, _no_body, self.read_executor)
-                if not _is_pending(response) or loop.time() >= deadline:
-                    break
-                # One correlation id for the whole wait: each re-read logs under it.
-                read_scope = _with_header(read_scope, CORRELATION_HEADER, _header_of(response, CORRELATION_HEADER))
-                await listener.wait(min(max(0.0, deadline - loop.time()), limits.LONG_POLL_WAIT_S_MAX))
-        await _send_response(send, response)
+        # A client that hangs up stops its wait (and leaves its channel) at once.
+        disconnected = loop.create_task(_until_disconnected(receive))
+        try:
+            async with self.hub.listen(request_id) as listener:
+                while True:
+                    response = await self._call_flask(read_scope, _no_body, self.read_executor)
+                    if not _is_pending(response) or loop.time() >= deadline or disconnected.done():
+                        break
+                    # One correlation id for the whole wait: each re-read logs under it.
+                    read_scope = _with_header(read_scope, CORRELATION_HEADER, _header_of(response, CORRELATION_HEADER))
+                    remaining_s = min(max(0.0, deadline - loop.time()), limits.LONG_POLL_WAIT_S_MAX)
+                    waiting = loop.create_task(listener.wait(remaining_s))
+                    await asyncio.wait((waiting, disconnected), return_when=asyncio.FIRST_COMPLETED)
+                    if not waiting.done():
+                        waiting.cancel()
+                        break
+        finally:
+            is_gone = disconnected.done()
+            disconnected.cancel()
+        if not is_gone:
+            await _send_response(send, response)
 
     # -- the WSGI app ------------------------------------------------------------------
 
@@ -210,6 +222,11 @@ async def _read_body(receive: Receive, bytes_max: int) -> tuple[bytes, bool]:
 async def _discard_body(receive: Receive) -> None:
     """A GET's body (there should be none) is read and ignored, as Flask does."""
     await _read_body(receive, 0)
+
+
+async def _until_disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _no_body() -> dict:

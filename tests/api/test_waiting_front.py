@@ -243,3 +243,45 @@ def test_without_redis_the_front_leaves_waiting_to_the_flask_app(database_url):
     status, _, body = asyncio.run(call(front, "GET", path, "wait=1", guest.headers))
     asyncio.run(front.close())
     assert status == 200 and body["data"]["status"] == "confirmed"
+
+
+def test_a_client_that_hangs_up_stops_its_wait_and_leaves_the_channel(app, client, front):
+    host, guest = account(client, "host"), account(client, "guest")
+    event_id = create_event(client, host, capacity=5)["id"]
+    accepted = pending_request(guest, event_id)
+    hang_up = asyncio.Event()
+    sent = []
+
+    async def scenario():
+        scope = {
+            "type": "http",
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": f"/api/bookings/requests/{accepted.request_id}",
+            "query_string": b"wait=30",
+            "root_path": "",
+            "headers": [(b"authorization", guest.headers["Authorization"].encode())],
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 5000),
+        }
+        messages = [{"type": "http.request", "body": b"", "more_body": False}]
+
+        async def receive():
+            if messages:
+                return messages.pop()
+            await hang_up.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message):
+            sent.append(message)
+
+        poll = asyncio.create_task(front(scope, receive, send))
+        await until(lambda: subscribed(app, [accepted.request_id]) == 1, "the waiter subscribed")
+        hang_up.set()
+        await asyncio.wait_for(poll, ANSWER_TIMEOUT_S)
+        await until(lambda: front.hub.subscription_count() == 0, "the channel released")
+
+    asyncio.run(scenario())
+    assert sent == []  # nobody to answer
+    assert subscribed(app, [accepted.request_id]) == 0
