@@ -2,14 +2,20 @@
 
 Every platform-wide figure is one aggregate over all rows (never a sum in Python over a
 page or a capped list); the per-event part is a keyset page by event id, its revenue and
-waitlist figures grouped in SQL for the events of that page only.
+waitlist figures grouped in SQL for the events of that page only. All of them are read
+from one snapshot, so they agree with each other while bookings go on.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from flask import current_app
 from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
 
 from atomicseats.domain import limits
 from atomicseats.extensions import db
@@ -42,13 +48,36 @@ class Analytics:
 
 def platform_analytics(limit: int = limits.ANALYTICS_PAGE_SIZE_DEFAULT, cursor: str | None = None) -> Analytics:
     assert 1 <= limit <= limits.ANALYTICS_PAGE_SIZE_MAX
-    session = db.session
     after_id = cursor_id(decode_cursor(cursor)) if cursor else 0
+    with _snapshot() as session:
+        return _analytics(session, limit, after_id)
+
+
+@contextmanager
+def _snapshot() -> Iterator[Session]:
+    """One REPEATABLE READ transaction on PostgreSQL (each statement of a READ COMMITTED one
+    sees the commits made since the last: the revenue could count a booking the seat totals
+    missed). SQLite's read transaction is a snapshot already. Nothing here writes."""
+    session = db.session
+    session.rollback()  # end what this request read before (its account): the snapshot starts here
+    is_snapshot = not current_app.config.get("TESTING_SKIP_ANALYTICS_SNAPSHOT")  # negative control
+    if is_snapshot and session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    try:
+        yield session
+    finally:
+        session.rollback()
+
+
+def _analytics(session: Session, limit: int, after_id: int) -> Analytics:
     capacity_total, reserved_total = session.execute(
         select(
             func.coalesce(func.sum(Event.capacity_seats), 0), func.coalesce(func.sum(Event.reserved_seats), 0)
         ).where(Event.status == "published")
     ).one()
+    pause_s = current_app.config.get("TESTING_PAUSE_IN_ANALYTICS_S", 0)
+    if pause_s:  # negative control for the concurrency test: widen the window between reads
+        time.sleep(pause_s)
     revenue_total = session.execute(
         select(func.coalesce(func.sum(Booking.cost_minor), 0)).where(Booking.status == "confirmed")
     ).scalar_one()
