@@ -112,7 +112,7 @@ def test_cancelling_a_partial_requests_booking_withdraws_its_remainder_and_serve
     assert audit.run_audit().is_clean
 
 
-def test_cancelling_one_of_two_bookings_keeps_the_other_and_withdraws_the_remainder(app, sale):
+def test_cancelling_one_of_two_bookings_keeps_the_other_and_reads_partial(app, sale):
     event_id, guests = sale
     holder, guest, next_in_line = guests
     decide(event_id, (holder.id, 1), (holder.id, 3))
