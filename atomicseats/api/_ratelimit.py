@@ -1,9 +1,10 @@
 """Per-user rate limits, for routes where the client's address is the wrong key (many
 buyers share one NAT; one buyer has many addresses) and the user is known.
 
-The counter lives in Flask-Limiter's storage (the shared Redis when configured, like the
-per-address limits), one atomic increment per request: no X-RateLimit headers, whose
-window read would be a second round trip on the booking hot path.
+The counter lives where Flask-Limiter's per-address limits count (RATELIMIT_STORAGE_URI:
+the shared Redis when configured), one atomic increment per request: no X-RateLimit
+headers, whose window read would be a second round trip on the booking hot path. The
+strategy is this app's own (Flask-Limiter keeps one per process, of the last app bound).
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import time
 
 from flask import current_app
 from limits import RateLimitItem, parse_many
+from limits.storage import storage_from_string
+from limits.strategies import FixedWindowRateLimiter
 from werkzeug.exceptions import TooManyRequests
 
-from atomicseats.extensions import limiter
-
 log = logging.getLogger(__name__)
+
+_STRATEGY_KEY = "atomicseats.user_rate_limits"
 
 
 def limit_per_user(setting: str, scope: str, user_id: int) -> None:
@@ -29,7 +32,7 @@ def limit_per_user(setting: str, scope: str, user_id: int) -> None:
     config = current_app.config
     if not config["RATELIMIT_ENABLED"]:
         return
-    strategy = limiter.limiter
+    strategy = _strategy()
     identity = str(user_id)
     for rate in _rates(config[setting]):
         try:
@@ -40,6 +43,15 @@ def limit_per_user(setting: str, scope: str, user_id: int) -> None:
         if not is_allowed:
             reset_at = strategy.get_window_stats(rate, scope, identity).reset_time
             raise TooManyRequests(retry_after=max(1, math.ceil(reset_at - time.time())))
+
+
+def _strategy() -> FixedWindowRateLimiter:
+    extensions = current_app.extensions
+    strategy = extensions.get(_STRATEGY_KEY)
+    if strategy is None:  # two racing first requests may both build one: one is kept, both count alike
+        strategy = FixedWindowRateLimiter(storage_from_string(current_app.config["RATELIMIT_STORAGE_URI"]))
+        extensions[_STRATEGY_KEY] = strategy
+    return strategy
 
 
 @functools.cache

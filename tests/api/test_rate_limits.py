@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import redis
 from sqlalchemy import func, select
 
 from atomicseats.extensions import db
@@ -104,6 +105,9 @@ def test_booking_is_limited_per_user_across_api_processes_sharing_redis(database
     the signed-in user, not the address, and a refused request records nothing."""
     settings = {"RATELIMIT_ENABLED": True, "RATELIMIT_BOOKING": "3 per minute", "REDIS_URL": redis_url}
     first, second = make_app(database_url, **settings), make_app(database_url, **settings)
+    # Bound last: Flask-Limiter's process-wide strategy now counts in this app's memory. The
+    # booking limit of the two apps above must still count in their Redis.
+    elsewhere = make_app(database_url, RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI="memory://")
     if database_url.startswith("postgresql"):
         _truncate_postgres(first)
     _flush_test_redis(first)
@@ -134,8 +138,10 @@ def test_booking_is_limited_per_user_across_api_processes_sharing_redis(database
             db.session.rollback()
             count = select(func.count()).select_from(BookingRequest).where(BookingRequest.user_id == guest.id)
             assert db.session.scalar(count) == 3
+            counters = redis.Redis.from_url(redis_url).keys("LIMITS:LIMITER/booking/*")
+            assert len(counters) == 2  # one per user, in the shared Redis
     finally:
-        for app in (first, second):
+        for app in (first, second, elsewhere):
             with app.app_context():
                 db.session.remove()
                 db.engine.dispose()
