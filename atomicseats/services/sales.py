@@ -4,9 +4,10 @@ Sales close at an event's `sales_end_at`, or its start when unset (the rule:
 domain/allocator.py). From then on nothing is booked or promoted, and whoever still
 waits is told so: each waiting entry expires, its request waits for nothing more
 (reason `event_started`), and its guest gets one e-mail. Every seat change of an
-event past its sales end closes out its waitlist first (`settle_event`); this module
-runs the close-out for every due event: a Celery beat task in full mode, `flask
-close-sales` and the in-process pipeline in the embedded default. Each batch is one
+event past its sales end closes out its waitlist first (`settle_event`: allocation,
+cancellation, capacity change); this module runs the close-out for every due event:
+the Celery beat task `close_sales` in full mode, `flask close-sales` in either mode
+(the embedded default has no periodic runner of its own). Each batch is one
 transaction holding the event row lock, like every seat change; re-running is
 harmless (an expired entry no longer waits).
 """
@@ -26,8 +27,8 @@ from atomicseats.services._work import unit_of_work
 
 log = logging.getLogger(__name__)
 
-# Batches for one event in one run: covers the longest waitlist any capacity allows.
-CLOSE_OUT_BATCHES_PER_EVENT_MAX = limits.WAITLIST_MIRROR_ENTRIES_MAX // limits.CLOSE_OUT_BATCH_MAX + 1
+# Batches for one event in one run (100,000 entries); a longer queue goes on in the next run.
+CLOSE_OUT_BATCHES_PER_EVENT_MAX = 100
 CLOSE_OUT_RUNS_MAX = 100  # runs of `flask close-sales`: events_max events each
 
 
