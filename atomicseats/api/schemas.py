@@ -117,10 +117,21 @@ class RegisterSchema(StrictSchema):
     """The username and password rules are the service's (services/users.py), applied there
     to every account however it is created; the API documents them."""
 
-    username = fields.String(required=True, metadata={"description": users.USERNAME_RULE})
+    username = fields.String(
+        required=True,
+        metadata={"description": users.USERNAME_RULE, "pattern": f"^{users.USERNAME_PATTERN.pattern}$"},
+    )
     name = single_line(100, required=True)
     email = fields.Email(required=True, validate=validate.Length(max=limits.EMAIL_LENGTH_MAX))
-    password = fields.String(required=True, load_only=True, metadata={"description": users.PASSWORD_RULE})
+    password = fields.String(
+        required=True,
+        load_only=True,
+        metadata={
+            "description": users.PASSWORD_RULE,
+            "minLength": limits.PASSWORD_LENGTH_MIN,
+            "maxLength": limits.PASSWORD_LENGTH_MAX,
+        },
+    )
     role = fields.String(load_default="guest", validate=validate.OneOf(["guest", "host", "admin"]))
 
 
