@@ -23,7 +23,7 @@ from atomicseats.domain import allocator, limits
 from atomicseats.domain.request_state import REASON_EVENT_DELETED, REASON_WITHDRAWN, seats_held
 from atomicseats.errors import Conflict, InvalidInput, NotFound, ServiceBusy
 from atomicseats.extensions import db
-from atomicseats.models import Booking, BookingRequest, Event, User, WaitlistEntry, utcnow
+from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, User, WaitlistEntry, utcnow
 from atomicseats.services._allocation import (
     announce_after_commit,
     availability_of,
@@ -414,6 +414,8 @@ def cancel_bookings(user_id: int, event_id: int, booking_id: int | None, cancel_
             request = requests.get(booking.booking_request_id)
             seats_withdrawn_with = seats_withdrawn_by_request.pop(booking.booking_request_id, 0)
             _cancel_one(work, event, booking, now, request, seats_withdrawn_with)
+        for request_row_id, seats in seats_withdrawn_by_request.items():  # waiting places left with no booking
+            work.session.add(_withdrawn_notification(event, requests[request_row_id], seats))
         state = event.to_state(now)
         if seats_freed:
             state = allocator.release_seats(state, seats_freed)
@@ -486,6 +488,11 @@ def _cancel_one(
     )
 
 
+def _withdrawn_notification(event: Event, request: BookingRequest, seats_withdrawn: int) -> OutboxMessage:
+    fields = {**_request_fields(request), "seatsWithdrawn": seats_withdrawn}
+    return outbox_row(Notification("booking.withdrawn", request.user_id, event, request.request_id, fields))
+
+
 def _request_fields(request: BookingRequest) -> dict:
     """A request's state after a change, for the e-mail that reports the change."""
     return {
@@ -524,10 +531,7 @@ def leave_waitlist(user_id: int, request_id: str) -> WaitlistWithdrawal:
         (entry,) = entries
         now = utcnow()
         seats_withdrawn = withdraw_waiting(request, entry, REASON_WITHDRAWN, now)
-        fields = {**_request_fields(request), "seatsWithdrawn": seats_withdrawn}
-        work.session.add(
-            outbox_row(Notification("booking.withdrawn", request.user_id, event, request.request_id, fields))
-        )
+        work.session.add(_withdrawn_notification(event, request, seats_withdrawn))
         settlement = settle_event(work, event, [])  # frees nothing: nobody behind is served
         settlement.removed_entry_ids.append(entry.id)
         announce_after_commit(work, event, settlement)

@@ -332,3 +332,20 @@ def test_audit_reports_a_withdrawn_request_left_rejected(app, sale):
     (violation,) = violations_of("3-request-state")
     assert "status rejected but its seats say cancelled" in violation
     assert "withdrawn=True" in violation
+
+
+def test_cancel_all_tells_a_guest_whose_waiting_place_had_no_booking(app, sale):
+    event_id, guests = sale
+    decide(event_id, (guests[0].id, 4))
+    (request_id,) = decide(event_id, (guests[1].id, 2))  # waits, holds nothing
+
+    booking.cancel_bookings(guests[1].id, event_id, None, True)
+
+    (withdrawn,) = payloads("booking.withdrawn")
+    assert (withdrawn["requestId"], withdrawn["requestStatus"], withdrawn["seatsWithdrawn"]) == (
+        request_id,
+        "cancelled",
+        2,
+    )
+    assert state(request_id) == ("cancelled", 0, 0, 0, "withdrawn")
+    assert payloads("booking.cancelled") == []
