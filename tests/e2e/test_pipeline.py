@@ -143,6 +143,7 @@ def test_cancellation_promotes_the_waitlist_head_who_keeps_its_place_when_served
     head_status = platform.status(request_head, token=head.token).data
     assert (head_status["seatsConfirmed"], head_status["seatsWaitlisted"]) == (2, 1)
     assert head_status["waitlistPosition"] == 1
+    assert head_status["status"] == "partial"  # decided waitlisted; its status follows the promoted seats
     behind_status = platform.status(request_behind, token=behind.token).data
     assert (behind_status["seatsConfirmed"], behind_status["waitlistPosition"]) == (0, 2)
     roster = platform.roster(host, event_id)
@@ -157,6 +158,7 @@ def test_cancellation_promotes_the_waitlist_head_who_keeps_its_place_when_served
     head_status = platform.status(request_head, token=head.token).data
     assert (head_status["seatsConfirmed"], head_status["seatsWaitlisted"]) == (3, 0)
     assert head_status["waitlistPosition"] is None
+    assert (head_status["status"], head_status["seatsHeld"]) == ("confirmed", 3)
     assert len(head_status["bookingIds"]) == 2
     assert platform.status(request_behind, token=behind.token).data["waitlistPosition"] == 1
     assert [entry["userId"] for entry in platform.roster(host, event_id)["waitlist"]] == [behind.id]
