@@ -132,6 +132,8 @@ class Event(db.Model):
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     description: Mapped[str] = mapped_column(Text, nullable=False, default="")
     venue: Mapped[str] = mapped_column(String(200), nullable=False)
+    # domain.search.event_search_text(name, venue), kept in step by every write of either.
+    search_text: Mapped[str] = mapped_column(Text, nullable=False)
     starts_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
     ends_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
     # Sales close here, or at the start when unset: nothing is booked or promoted after it.

@@ -228,10 +228,11 @@ class EventListQuery(StrictSchema):
             "all: upcoming, then past"
         },
     )
-    q = fields.String(
-        validate=validate.Length(max=limits.EVENT_SEARCH_CHARS_MAX),
+    q = single_line(
+        limits.EVENT_SEARCH_CHARS_MAX,
+        0,
         attribute="text",
-        metadata={"description": "part of the name or venue, any case"},
+        metadata={"description": "part of the name or venue, in any letter case (blank: no filter)"},
     )
     from_ = aware_datetime(data_key="from", attribute="starts_from", metadata={"description": "startsAt at or after"})
     to = aware_datetime(attribute="starts_to", metadata={"description": "startsAt at or before"})
@@ -246,9 +247,8 @@ class EventListQuery(StrictSchema):
 
     @post_load
     def blank_text_is_no_filter(self, data, **kwargs):
-        text = data.pop("text", "").strip()
-        if text:
-            data["text"] = text
+        if not data.get("text"):  # single_line trimmed it: an empty search box filters nothing
+            data.pop("text", None)
         return data
 
     @validates_schema

@@ -12,11 +12,11 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, literal, or_, select, tuple_
+from sqlalchemy import Select, literal, select, tuple_
 from sqlalchemy.orm import Session
 
 from atomicseats.adapters import adapters
-from atomicseats.domain import allocator, limits
+from atomicseats.domain import allocator, limits, search
 from atomicseats.domain.request_state import REASON_EVENT_DELETED, STATUS_CONFIRMED, STATUS_PARTIAL, STATUS_WAITLISTED
 from atomicseats.errors import Conflict, Forbidden, InvalidInput, NotFound
 from atomicseats.extensions import db
@@ -116,6 +116,7 @@ def create_event(host: User, fields: dict) -> EventView:
             name=fields["name"],
             description=fields.get("description", ""),
             venue=fields["venue"],
+            search_text=search.event_search_text(fields["name"], fields["venue"]),
             starts_at=fields["starts_at"],
             ends_at=fields["ends_at"],
             sales_end_at=sales_end_at,
@@ -154,6 +155,7 @@ def update_event(actor: User, event_id: int, fields: dict) -> EventView:
         for name in EDITABLE_FIELDS:
             if name in fields:
                 setattr(event, name, fields[name])
+        event.search_text = search.event_search_text(event.name, event.venue)
         if "is_waitlist_open" in fields:
             event.is_waitlist_open = fields["is_waitlist_open"]
         event.updated_at = utcnow()
@@ -286,12 +288,7 @@ def _filtered_events(filters: EventFilter, as_of: datetime) -> Select:
     if filters.host_id is not None:
         statement = statement.where(Event.host_id == filters.host_id)
     if filters.text:
-        statement = statement.where(
-            or_(
-                Event.name.icontains(filters.text, autoescape=True),
-                Event.venue.icontains(filters.text, autoescape=True),
-            )
-        )
+        statement = statement.where(Event.search_text.contains(search.search_key(filters.text), autoescape=True))
     if filters.starts_from is not None:
         statement = statement.where(Event.starts_at >= filters.starts_from)
     if filters.starts_to is not None:

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, insert, select, update
 
+from atomicseats.domain.search import event_search_text
 from atomicseats.extensions import db
 from atomicseats.models import AuthSession, Booking, BookingRequest, Event, OutboxMessage, User, WaitlistEntry
 from tests.helpers import Account
@@ -145,6 +146,8 @@ def insert_event_rows(host_id: int, shapes: list[dict]) -> list[int]:
         }
         for number, shape in enumerate(shapes)
     ]
+    for row in rows:
+        row["search_text"] = event_search_text(row["name"], row["venue"])
     ids = list(db.session.scalars(insert(Event).returning(Event.id, sort_by_parameter_order=True), rows))
     db.session.commit()
     return ids

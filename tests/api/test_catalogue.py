@@ -17,6 +17,7 @@ from tests.api.support import (
     insert_events,
     insert_waitlist,
     roster,
+    update_event,
 )
 from tests.helpers import account, create_event
 
@@ -162,6 +163,28 @@ def test_q_finds_a_name_or_venue_fragment_in_any_case(client):
     assert len(listing(client, q="")["items"]) == 4  # an empty search box filters nothing
 
 
+def test_q_folds_case_in_every_script_on_every_database(client):
+    """SQLite's LIKE and PostgreSQL's ILIKE under the C locale fold ASCII only."""
+    host = account(client, "host")
+    zurich = create_event(client, host, name="ZÜRICH OPEN AIR", venue="Dolder")
+    street = create_event(client, host, name="Fest", venue="Alte Straße 5")
+
+    assert ids(listing(client, q="zürich")["items"]) == [zurich["id"]]
+    assert ids(listing(client, q="Zürich Open")["items"]) == [zurich["id"]]
+    assert ids(listing(client, q="STRASSE")["items"]) == [street["id"]]
+    assert ids(listing(client, q="Ｆｅｓｔ")["items"]) == [street["id"]]  # full-width letters
+
+
+def test_q_finds_an_event_by_its_new_name_after_a_change(client):
+    host = account(client, "host")
+    created = create_event(client, host, name="Working Title", venue="Hall")
+
+    update_event(client, host, created["id"], name="Midsummer Gala")
+
+    assert ids(listing(client, q="midsummer")["items"]) == [created["id"]]
+    assert ids(listing(client, q="working")["items"]) == []
+
+
 def test_from_and_to_bound_the_start(client):
     host = account(client, "host")
     moment = now()
@@ -262,6 +285,7 @@ BAD_LIST_QUERIES = [
     ("status-unknown", {"status": "cheap"}, "status"),
     ("q-too-long", {"q": "x" * 101}, "q"),
     ("q-nul", {"q": "a\x00b"}, "q"),
+    ("q-newline", {"q": "jazz\nnight"}, "q"),
     ("from-garbage", {"from": "tomorrow"}, "from"),
     ("to-before-from", {"from": "2030-02-01T00:00:00Z", "to": "2030-01-01T00:00:00Z"}, "to"),
     ("host-id-zero", {"hostId": "0"}, "hostId"),
