@@ -162,6 +162,9 @@ class BaseConfig:
         # fewer, bigger requests for the broker, and that much more time before a 202.
         self.KAFKA_LINGER_MS = env_int("KAFKA_LINGER_MS", 5, 0, 1000)
         self.CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "").strip()
+        # The embedded default has no Celery beat: its server runs the periodic work (closing
+        # the sales of started events, retrying due e-mails) on a thread this often; 0 = never.
+        self.EMBEDDED_BEAT_INTERVAL_S = env_int("EMBEDDED_BEAT_INTERVAL_S", 30, 0, 3600)
         if self.PIPELINE not in {"embedded", "kafka"}:
             raise ConfigError(f"PIPELINE must be 'embedded' or 'kafka', got {self.PIPELINE!r}")
 
@@ -211,6 +214,7 @@ class TestingConfig(BaseConfig):
         self.REDIS_URL = os.environ.get("TEST_REDIS_URL", "").strip()
         self.KAFKA_BROKERS = ""
         self.PIPELINE = "embedded"
+        self.EMBEDDED_BEAT_INTERVAL_S = 0  # a test that wants it turns it on
         self.SEED_DEMO_ALLOWED = True
         self.RATELIMIT_ENABLED = False
         self.MAIL_SUPPRESS_SEND = True

@@ -7,9 +7,10 @@ event allocated, before the API answers; notifications are sent right after.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
-from flask import current_app
+from flask import Flask, current_app
 
 from atomicseats.services import booking
 from atomicseats.services.contracts import AcceptedRequest, EventAvailability
@@ -30,6 +31,54 @@ class InProcessPipeline:
 
         with current_app.app_context():
             outbox.send_due_notifications()
+
+
+class EmbeddedBeat:
+    """The embedded default's stand-in for Celery beat: one daemon thread per server process
+    runs the periodic work every `interval_s` (closing the sales of events that started,
+    sending e-mails whose retry is due), each round in a fresh app context.
+
+    Started by the first request the server answers, so CLI commands (which build the same
+    app) never start it. A failing round is logged and the next one runs as usual."""
+
+    def __init__(self, app: Flask, interval_s: float) -> None:
+        assert interval_s > 0
+        self._app = app
+        self._interval_s = interval_s
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start_once(self) -> None:
+        if self._thread is not None:  # the hook's common case: one attribute read
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="embedded-beat", daemon=True)
+                self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        # Runs until the server process ends (daemon thread) or stop() is called.
+        while not self._stopping.wait(self._interval_s):
+            self.run_round()
+
+    def run_round(self) -> None:
+        from atomicseats.services import outbox, sales
+
+        with self._app.app_context():
+            for name, work in (
+                ("close_sales", sales.close_due_sales),
+                ("send_notifications", outbox.send_due_notifications),
+            ):
+                try:
+                    work()
+                except Exception:
+                    log.exception("embedded.beat.failed", extra={"task": name})
 
 
 class NoAvailabilityCache:

@@ -38,8 +38,18 @@ def register_adapters(app: Flask) -> None:
     else:
         parts["pipeline"] = embedded.InProcessPipeline()
         parts["domain_events"] = embedded.NoDomainEventPublisher()
+        _register_embedded_beat(app)
     parts["mailer"] = _mailer(app)
     app.extensions[EXTENSION_KEY] = Adapters(**parts)
+
+
+def _register_embedded_beat(app: Flask) -> None:
+    interval_s = app.config["EMBEDDED_BEAT_INTERVAL_S"]
+    if interval_s <= 0:
+        return
+    beat = embedded.EmbeddedBeat(app, interval_s)
+    app.extensions["atomicseats.embedded_beat"] = beat
+    app.before_request(beat.start_once)
 
 
 def _embedded_parts() -> dict:
