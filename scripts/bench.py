@@ -36,13 +36,14 @@ What it does (every step bounded by a deadline, everything on 127.0.0.1):
                       done off its clock, so it is a diagnostic, not the headline.
             decided/s = (B - first batch) / (last decided_at - first decided_at); the wall
             clock rate, including process start-up, is printed next to it.
-  waits     "waiting never blocks the API": worker stopped, W requests (5,000) for a fresh event
+  waits     "waiting never blocks the API": decisions paused (the worker stops consuming its
+            allocation queues, Celery remote control), W requests (5,000) for a fresh event
             produced to Kafka and recorded pending by the bridge; the answer time of other routes
             (GET /api/events/all and POST /api/events/book, a few clients back to back) is sampled
             with no wait open, then with the W long polls (?wait=30, raw asyncio connections, each
-            with its owner's token) open and subscribed; then the worker starts again and every
-            wait must answer with its final outcome. p50/p99 of the other routes with the waits
-            open are in the table and the last line.
+            with its owner's token) open and subscribed. p50/p99 of the other routes with the waits
+            open are in the table and the last line; the decisions resume and every wait must
+            answer with its final outcome.
   check     oversold = sum over events of max(0, confirmed seats - capacity); lost = every
             request acknowledged (202 at the API, or acked by Kafka for the backlog) without
             a final outcome after the drain; `flask audit --pending-grace-s 0`.
@@ -932,7 +933,7 @@ class WaitsResult:
     answered_final: int
     answered_pending: int
     errors: int
-    last_answer_s: float  # after the worker was started
+    last_answer_s: float  # after decisions resumed
     lost: int
     booked_ids: list[str]
 
@@ -1037,12 +1038,41 @@ def subscribed_count(client, request_ids: list[str]) -> int:
     return count
 
 
-def measure_waits(stack: Stack, db: Db, service_env: dict, events: Events, accounts: dict, args) -> WaitsResult:
+class DecisionPause:
+    """Pause and resume deciding without restarting the worker (a restart takes 10-30 s on a
+    busy 2-core machine, as long as a whole wait): the worker stops consuming its allocation
+    queues (Celery remote control); wake-ups wait in the broker, requests in Postgres."""
+
+    def __init__(self, broker_url: str) -> None:
+        from celery import Celery
+
+        from atomicseats.names import allocation_queues
+
+        self.control = Celery(broker=broker_url).control
+        self.queues = allocation_queues(int(os.environ.get("KAFKA_PARTITIONS", "6")))
+
+    def pause(self) -> None:
+        for queue in self.queues:
+            if not self.control.cancel_consumer(queue, reply=True, timeout=10):
+                raise BenchError(f"the worker did not stop consuming {queue}")
+
+    def resume(self) -> None:
+        for queue in self.queues:
+            if not self.control.add_consumer(queue, reply=True, timeout=10):
+                raise BenchError(f"the worker did not resume consuming {queue}")
+
+    def resume_quietly(self) -> None:
+        for queue in self.queues:
+            self.control.add_consumer(queue, reply=True, timeout=10)
+
+
+def measure_waits(db: Db, service_env: dict, events: Events, accounts: dict, args) -> WaitsResult:
     import redis
 
     count = args.waits
-    say(f"waits phase: worker stopped, {count} requests for a fresh event recorded pending, then {count} long polls")
-    stack.platform("stop", "worker")
+    say(f"waits phase: decisions paused, {count} requests for a fresh event recorded pending, then {count} long polls")
+    decisions = DecisionPause(service_env["REDIS_URL"])
+    decisions.pause()
     tokens = accounts["guest_tokens"]
     idle, booked_idle = sample_routes(API_URL, tokens, events.warmup, args.waits_sample)
     say(f"  other routes, no wait open: {idle.describe()}")
@@ -1069,15 +1099,15 @@ def measure_waits(stack: Stack, db: Db, service_env: dict, events: Events, accou
     waiting, booked_waiting = sample_routes(API_URL, tokens, events.warmup, args.waits_sample)
     say(f"  other routes, {subscribed} waits open: {waiting.describe()}")
     started = time.monotonic()
-    stack.platform("start", "worker")
+    decisions.resume()
     polls.thread.join(WAIT_S + 90)
     answers = polls.answers
     final = sum(1 for answer in answers if answer in ("confirmed", "partial", "waitlisted", "rejected"))
     pending = sum(1 for answer in answers if answer == "pending")
     last_s = max(polls.answered_at, default=started) - started
     say(
-        f"  after the worker restart: {final} waits answered final, {pending} pending, "
-        f"{len(ids) - final - pending} errors; last answer {last_s:.1f}s after the restart"
+        f"  decisions resumed: {final} waits answered final, {pending} pending, "
+        f"{len(ids) - final - pending} errors; last answer {last_s:.1f}s after the resume"
     )
     wait_final(db, [events.waits], set(ids), args.drain_timeout, "waits-phase requests")
     lost = len(set(ids) - final_ids(db, [events.waits]))
@@ -1204,8 +1234,12 @@ def run_full(args) -> FullResult:
 
         waits = None
         if args.waits > 0:
-            waits = measure_waits(stack, db, service_env, events, accounts, args)
-            wait_final(db, [events.warmup], set(waits.booked_ids), args.drain_timeout, "waits-phase bookings")
+            try:
+                waits = measure_waits(db, service_env, events, accounts, args)
+                wait_final(db, [events.warmup], set(waits.booked_ids), args.drain_timeout, "waits-phase bookings")
+            except BenchError as error:  # the other phases' figures still stand
+                say(f"waits phase FAILED: {error}")
+                DecisionPause(service_env["REDIS_URL"]).resume_quietly()
 
         oversold, mismatched, notes = oversold_pg(db)
         say("flask audit --pending-grace-s 0")
@@ -1580,7 +1614,7 @@ def report(args, full: FullResult | None, embedded: EmbeddedResult | None) -> tu
             "waits answered with their final outcome",
             f"{W.answered_final} / {W.count}" if W else "-",
             "-",
-            "after the worker restarts; must be all" if W else "",
+            "once decisions resume; must be all" if W else "",
         )
     )
     print("  * embedded decides inline, before it answers: decided/s = requests decided in the accept phase / duration")
@@ -1623,7 +1657,7 @@ def report(args, full: FullResult | None, embedded: EmbeddedResult | None) -> tu
         if W:
             print(
                 f"waits phase: {W.subscribed} of {W.count} long polls open and subscribed in {W.open_s:.1f}s; "
-                f"after the worker restart {W.answered_final} final, {W.answered_pending} still pending, "
+                f"after decisions resumed {W.answered_final} final, {W.answered_pending} still pending, "
                 f"{W.errors} errors, last answer {W.last_answer_s:.1f}s after it"
             )
             print(f"  other routes, no wait open:  {W.idle.describe()}")

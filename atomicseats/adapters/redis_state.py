@@ -472,6 +472,7 @@ class AsyncOutcomeHub:
         self._channels: dict[str, _HubChannel] = {}
         self._pubsub = None
         self._is_connected = False
+        self._connected = asyncio.Event()
         self._reader: asyncio.Task | None = None
         self._is_closed = False
 
@@ -499,6 +500,9 @@ class AsyncOutcomeHub:
 
     async def _join(self, listener: AsyncOutcomeListener) -> None:
         self._ensure_reader()
+        if not self._is_connected:  # connecting (the process's first waiter) or reconnecting
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._connected.wait(), SUBSCRIBE_CONFIRM_TIMEOUT_S)
         channel = self._channels.get(listener.channel)
         is_new = channel is None
         if is_new:
@@ -561,6 +565,7 @@ class AsyncOutcomeHub:
                     self._channels[name].confirmed.clear()
                     self._channels[name].is_resubscribing = True
                 self._is_connected = True
+                self._connected.set()
                 if names:
                     await self._pubsub.subscribe(*names)
                 await self._dispatch_until_broken()
@@ -568,6 +573,7 @@ class AsyncOutcomeHub:
                 log.warning("outcomes.hub_disconnected", extra={"error": str(error), "waiting": len(self._channels)})
             finally:
                 self._is_connected = False
+                self._connected.clear()
                 await self._drop_connection()
                 self._wake_everyone()  # announcements may have been missed: re-read
             await asyncio.sleep(HUB_RECONNECT_DELAY_S)
