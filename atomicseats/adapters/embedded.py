@@ -166,6 +166,9 @@ class NoSessionCache:
     def is_live(self, session_id: str, user_id: int) -> bool:
         return False
 
+    def was_live(self, session_id: str, user_id: int) -> bool:
+        return False
+
     def remember(self, session_id: str, user_id: int) -> None:
         return None
 

@@ -150,12 +150,16 @@ def decode_availability(event_id: int, fields: dict[str, str]) -> EventAvailabil
 
 SESSION_TTL_S = 10  # how long a "live" answer may be reused; logout deletes it at once
 SESSION_TOMBSTONE_TTL_S = 60  # longer than any read that started before the logout committed
+# How long a session Postgres last found live still counts while Postgres cannot be asked
+# (down or recovering); logout deletes it at once, like the live answer.
+SESSION_KNOWN_TTL_S = 300
 
-# Remember a session as live unless it was revoked meanwhile (a reader that checked
-# Postgres just before the logout committed must not resurrect it).
+# Remember a session as live (and as known) unless it was revoked meanwhile (a reader that
+# checked Postgres just before the logout committed must not resurrect it).
 _REMEMBER_UNLESS_REVOKED = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[3])
 return 1
 """
 
@@ -166,6 +170,10 @@ def session_key(session_id: str) -> str:
 
 def session_tombstone_key(session_id: str) -> str:
     return f"atomicseats:session:{session_id}:revoked"
+
+
+def session_known_key(session_id: str) -> str:
+    return f"atomicseats:session:{session_id}:known"
 
 
 class RedisSessionCache:
@@ -180,10 +188,17 @@ class RedisSessionCache:
             log.warning("cache.session_failed", extra={"error": str(error)})
             return False
 
+    def was_live(self, session_id: str, user_id: int) -> bool:
+        try:
+            return self.client.get(session_known_key(session_id)) == str(user_id)
+        except redis.RedisError as error:
+            log.warning("cache.session_failed", extra={"error": str(error)})
+            return False
+
     def remember(self, session_id: str, user_id: int) -> None:
         try:
-            keys = [session_key(session_id), session_tombstone_key(session_id)]
-            self._remember(keys=keys, args=[str(user_id), SESSION_TTL_S])
+            keys = [session_key(session_id), session_tombstone_key(session_id), session_known_key(session_id)]
+            self._remember(keys=keys, args=[str(user_id), SESSION_TTL_S, SESSION_KNOWN_TTL_S])
         except redis.RedisError as error:
             log.warning("cache.session_failed", extra={"error": str(error)})
 
@@ -191,7 +206,7 @@ class RedisSessionCache:
         try:
             pipe = self.client.pipeline(transaction=True)
             pipe.set(session_tombstone_key(session_id), "1", ex=SESSION_TOMBSTONE_TTL_S)
-            pipe.delete(session_key(session_id))
+            pipe.delete(session_key(session_id), session_known_key(session_id))
             pipe.execute()
         except redis.RedisError as error:
             log.warning("cache.session_failed", extra={"error": str(error)})

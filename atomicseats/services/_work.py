@@ -104,13 +104,15 @@ def release_session() -> None:
 
 @contextmanager
 def database_errors_as_busy() -> Iterator[None]:
-    """For reads outside a unit of work: a database that is down or busy raises ServiceBusy."""
+    """For reads outside a unit of work: a database that is down or busy raises ServiceBusy,
+    and the session is released so whatever uses it next starts on a fresh connection."""
     try:
         yield
     except (DBAPIError, PoolTimeout) as error:
         busy = service_busy_for(error)
         if busy is None:
             raise
+        release_session()
         raise busy from error
 
 

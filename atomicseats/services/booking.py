@@ -152,7 +152,6 @@ def _recorded_request_for_key(
         with database_errors_as_busy():
             return _request_for_key(user_id, idempotency_key)
     except ServiceBusy:
-        db.session.rollback()  # give the broken connection back; nothing else here needs it
         if not registry_answered:
             raise
         log.warning("booking.key_unchecked_database_down", extra={"user_id": user_id})

@@ -25,11 +25,11 @@ from sqlalchemy.exc import IntegrityError
 
 from atomicseats.adapters import adapters
 from atomicseats.domain import limits
-from atomicseats.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated
+from atomicseats.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, ServiceBusy
 from atomicseats.extensions import db
 from atomicseats.models import AuthSession, User, utcnow
 from atomicseats.services._tokens import signing_refresh_token
-from atomicseats.services._work import unit_of_work
+from atomicseats.services._work import database_errors_as_busy, unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -182,17 +182,28 @@ def logout(user_id: int, session_id: str) -> None:
 
 
 def is_session_live(session_id: str | None, user_id: int) -> bool:
-    """Asked on every authenticated request: the session cache first, then one indexed lookup."""
+    """Asked on every authenticated request: the session cache first, then one indexed lookup.
+
+    While Postgres is down or recovering, a session it found live in the last few minutes
+    (and nobody logged out since) still counts, so a database restart does not sign out
+    every buyer whose live answer just expired; one it never saw is a 503 (ServiceBusy)."""
     if not session_id:
         return False
     cache = adapters().sessions
     if cache.is_live(session_id, user_id):
         return True
-    row = db.session.execute(
-        select(AuthSession.expires_at).where(
-            AuthSession.id == session_id, AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)
-        )
-    ).first()
+    try:
+        with database_errors_as_busy():
+            row = db.session.execute(
+                select(AuthSession.expires_at).where(
+                    AuthSession.id == session_id, AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)
+                )
+            ).first()
+    except ServiceBusy:
+        if cache.was_live(session_id, user_id):
+            log.warning("user.session_live_from_cache", extra={"user_id": user_id})
+            return True
+        raise
     is_live = row is not None and row.expires_at > utcnow()
     if is_live:
         cache.remember(session_id, user_id)

@@ -11,6 +11,8 @@ busy case tested elsewhere.
 
 from __future__ import annotations
 
+import base64
+import json
 import socket
 
 import pytest
@@ -18,10 +20,11 @@ import redis
 import sqlalchemy as sa
 from flask_jwt_extended import create_access_token
 
+from atomicseats.adapters.redis_cache import session_key
 from atomicseats.domain import limits
 from atomicseats.errors import ServiceBusy
 from atomicseats.extensions import db
-from atomicseats.services import booking
+from atomicseats.services import booking, users
 from tests.api.support import assert_error, assert_success
 from tests.conftest import _truncate_postgres, make_app
 from tests.helpers import PASSWORD, account, create_event, event_payload
@@ -191,3 +194,30 @@ def test_the_pipeline_services_raise_service_busy_while_the_database_is_down(pg_
             with pytest.raises(ServiceBusy):
                 booking.cancel_bookings(guest.id, event_id, None, cancel_all=True)
         assert booking.allocate_pending(event_id).requests_decided == 0  # the same session works again
+
+
+def _session_id(token: str) -> str:
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sid"]
+
+
+def test_a_session_postgres_found_live_lately_still_counts_while_it_is_down(pg_app, postgres_url):
+    """The 10-second live answer has run out, Postgres cannot be asked: a session it found live
+    a moment ago still counts (a restart does not sign every buyer out); one that logged out
+    since, or one it never saw, is a 503, never let in."""
+    client = pg_app.test_client()
+    guest, leaver = account(client), account(client)
+    for someone in (guest, leaver):
+        assert_success(client.get("/api/user/bookings", headers=someone.headers))  # Postgres finds it live
+    assert_success(client.post("/api/user/logout", headers=leaver.headers))
+    cache = redis.Redis.from_url(pg_app.config["REDIS_URL"])
+    cache.delete(session_key(_session_id(guest.access_token)))  # its live answer ran out
+    cache.close()
+    with pg_app.app_context(), database_down(postgres_url):
+        assert users.is_session_live(_session_id(guest.access_token), guest.id) is True
+        with pytest.raises(ServiceBusy):
+            users.is_session_live(_session_id(leaver.access_token), leaver.id)
+        with pytest.raises(ServiceBusy):
+            users.is_session_live(_session_id(guest.access_token), leaver.id)  # not that user's session
+        with pytest.raises(ServiceBusy):
+            users.is_session_live("never-seen", guest.id)
