@@ -11,6 +11,7 @@ from atomicseats.domain import limits
 from atomicseats.errors import ServiceBusy
 from atomicseats.names import allocation_queue
 from atomicseats.services import booking
+from atomicseats.services._work import database_errors_as_busy
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,15 @@ def wake_allocation(event_id: int, partition: int) -> None:
 
 @shared_task(name="atomicseats.sweep_pending")
 def sweep_pending() -> int:
-    """Re-wake events whose requests wait too long: a lost wake-up never strands a request."""
-    stranded = booking.stranded_events(older_than_s=STRANDED_AFTER_S)
+    """Re-wake events whose requests wait too long: a lost wake-up never strands a request.
+    While the database is down or recovering there is nothing to read: the first sweep after
+    it is back wakes whatever the outage stranded."""
+    try:
+        with database_errors_as_busy():
+            stranded = booking.stranded_events(older_than_s=STRANDED_AFTER_S)
+    except ServiceBusy:
+        log.warning("sweep.skipped", extra={"reason": "database unavailable"})
+        return 0
     for event_id, partition in stranded:
         wake_allocation(event_id, partition)
     if stranded:
