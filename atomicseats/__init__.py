@@ -62,6 +62,7 @@ def _check_limits_only_where_declared(app: Flask, limiter) -> None:
 def bind_extensions(app: Flask) -> None:
     from pathlib import Path
 
+    from atomicseats.domain import limits
     from atomicseats.extensions import db, limiter, mail, migrate
     from atomicseats.services._work import install_sqlite_pragmas, release_session
 
@@ -72,6 +73,11 @@ def bind_extensions(app: Flask) -> None:
         # Batch UPDATEs too (one allocation updates hundreds of request rows), not just INSERTs.
         options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
         options.setdefault("executemany_mode", "values_plus_batch")
+        # A database host that does not answer (rather than refusing) fails a connect in seconds:
+        # a 503 with Retry-After, not a thread held for the kernel's minutes of SYN retries.
+        connect_args = dict(options.get("connect_args") or {})
+        connect_args.setdefault("connect_timeout", limits.DATABASE_CONNECT_TIMEOUT_S)
+        options["connect_args"] = connect_args
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)

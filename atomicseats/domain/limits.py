@@ -38,6 +38,7 @@ WAITLIST_MIRROR_ENTRIES_MAX = 100_000  # longer waitlists are not mirrored in Re
 # Database.
 LOCK_TIMEOUT_MS = 3000
 STATEMENT_TIMEOUT_MS = 10000
+DATABASE_CONNECT_TIMEOUT_S = 3  # a Postgres host that does not answer a connect
 DATABASE_RETRY_AFTER_S = 2  # Retry-After while the database is down or recovering (a restart takes seconds)
 
 # Outbox.
@@ -93,6 +94,7 @@ assert WAITLIST_MIRROR_ENTRIES_MAX >= WAITLIST_PROMOTION_BATCH_MAX
 assert LOCK_TIMEOUT_MS > 0
 assert LOCK_TIMEOUT_MS < STATEMENT_TIMEOUT_MS
 assert DATABASE_RETRY_AFTER_S >= 1
+assert DATABASE_CONNECT_TIMEOUT_S >= 1
 assert OUTBOX_SEND_ATTEMPTS_MAX >= 1
 assert OUTBOX_BATCH_SIZE_MAX >= 1
 assert OUTBOX_RETRY_DELAY_S_MIN >= 1

@@ -223,3 +223,11 @@ def test_a_session_postgres_found_live_lately_still_counts_while_it_is_down(pg_a
             users.is_session_live(_session_id(guest.access_token), leaver.id)  # not that user's session
         with pytest.raises(ServiceBusy):
             users.is_session_live("never-seen", guest.id)
+
+
+def test_a_connect_to_a_database_host_that_does_not_answer_gives_up_in_seconds(pg_app):
+    """Refused is immediate; a silent host (a network partition) would otherwise hold the
+    request's thread for the kernel's minutes of retries before any 503."""
+    with pg_app.app_context():
+        parameters = db.session.connection().connection.dbapi_connection.get_dsn_parameters()
+        assert parameters["connect_timeout"] == str(limits.DATABASE_CONNECT_TIMEOUT_S)
