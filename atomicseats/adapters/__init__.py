@@ -22,8 +22,17 @@ if TYPE_CHECKING:
 EXTENSION_KEY = "atomicseats.adapters"
 
 
+class RegistryUnavailable(Exception):
+    """The request registry could not be reached: it neither claimed nor read anything."""
+
+
 class Pipeline(Protocol):
     """Takes an accepted booking request towards its allocation."""
+
+    # True when `submit` records the request before it returns (in-process): Postgres then
+    # settles an Idempotency-Key at once. False when the request travels on (Kafka): until
+    # the bridge records it, the request registry is the only place that knows the key.
+    records_before_answering: bool
 
     def submit(self, accepted: AcceptedRequest) -> bool:
         """Hand the request on; return only once it is durable (raise ServiceBusy if not).
@@ -66,7 +75,8 @@ class RequestRegistry(Protocol):
 
     def claim_and_read(self, accepted: AcceptedRequest) -> tuple[AcceptedRequest | None, EventAvailability | None]:
         """`claim`, and the event's availability as the AvailabilityCache holds it (None when
-        it does not), in one round trip: admission control and the claim on the hot path."""
+        it does not), in one round trip: admission control and the claim on the hot path.
+        Raises RegistryUnavailable when it could do neither."""
 
     def release(self, accepted: AcceptedRequest) -> None:
         """Undo a claim whose hand-off failed (the API answered 503)."""

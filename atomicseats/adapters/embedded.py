@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 
 class InProcessPipeline:
+    records_before_answering = True
+
     def submit(self, accepted: AcceptedRequest) -> bool:
         booking.record_requests([accepted])
         booking.allocate_pending(accepted.event_id)

@@ -18,6 +18,8 @@ OUTBOX_WAKE_EXPIRES_S = 2.0
 
 
 class KafkaPipeline:
+    records_before_answering = False
+
     def __init__(self, publisher: KafkaRequestPublisher, celery_app: Celery) -> None:
         self.publisher = publisher
         self.celery_app = celery_app

@@ -25,7 +25,7 @@ import time
 
 import redis
 
-from atomicseats.adapters import redis_cache
+from atomicseats.adapters import RegistryUnavailable, redis_cache
 from atomicseats.adapters.redis_cache import KEY_PREFIX, KEY_TTL_S, SOCKET_TIMEOUT_S
 from atomicseats.domain import limits
 from atomicseats.services.contracts import AcceptedRequest, EventAvailability
@@ -154,7 +154,8 @@ class RedisRequestRegistry:
 
     def claim_and_read(self, accepted: AcceptedRequest) -> tuple[AcceptedRequest | None, EventAvailability | None]:
         """`claim`, plus the event's cached availability, in one round trip (the booking hot
-        path). A Redis failure is (None, None): the caller then asks Postgres."""
+        path). A Redis failure raises RegistryUnavailable: the caller decides whether Postgres
+        can stand in (it can for a request without a key, or one recorded before answering)."""
         keys = self._keys_of(accepted)
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(redis_cache.availability_key(accepted.event_id))
@@ -165,7 +166,7 @@ class RedisRequestRegistry:
             fields, earlier = pipe.execute()
         except REDIS_FAILURES as error:
             log.warning("registry.claim_failed", extra={"request_id": accepted.request_id, "error": str(error)})
-            return None, None
+            raise RegistryUnavailable from error
         availability = redis_cache.decode_availability(accepted.event_id, fields) if fields else None
         return (None if earlier is None else _decode_request(earlier)), availability
 

@@ -18,7 +18,7 @@ from flask import current_app
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
-from atomicseats.adapters import adapters
+from atomicseats.adapters import RegistryUnavailable, adapters
 from atomicseats.domain import allocator, limits
 from atomicseats.domain.request_state import REASON_EVENT_DELETED, REASON_WITHDRAWN, seats_held
 from atomicseats.errors import Conflict, InvalidInput, NotFound, ServiceBusy
@@ -100,7 +100,11 @@ def submit_request(
     registry = adapters().requests
     # One round trip: claim the request id (and key), read the cached availability. A
     # refused request gives its fresh claim back (the only extra round trip).
-    earlier_attempt, cached = registry.claim_and_read(accepted)
+    try:
+        earlier_attempt, cached = registry.claim_and_read(accepted)
+    except RegistryUnavailable:
+        _check_key_without_registry(idempotency_key)
+        earlier_attempt, cached = None, None
     if earlier_attempt is not None:  # the key is taken: by this body, or it is a 409 (before any other answer)
         _check_same_request(earlier_attempt.event_id, earlier_attempt.seats, event_id, seats)
         accepted = earlier_attempt
@@ -128,6 +132,16 @@ def submit_request(
         raise
     log.info("booking.request.accepted", extra={"request_id": accepted.request_id, "event_id": event_id})
     return _status_after_submit(accepted) if is_recorded else _pending_status(accepted)
+
+
+def _check_key_without_registry(idempotency_key: str | None) -> None:
+    """Without the request registry, Postgres stands in for it only where it sees every
+    claim of a key: a pipeline that records the request before answering (in-process; the
+    check after recording turns a racing body into a 409). Through Kafka two bodies racing
+    on one key would both be accepted before the bridge records either: refuse a keyed
+    request then (503), never accept one whose key cannot be held."""
+    if idempotency_key is not None and not adapters().pipeline.records_before_answering:
+        raise ServiceBusy("Requests with an Idempotency-Key cannot be taken right now, please retry shortly")
 
 
 def _recorded_request_for_key(

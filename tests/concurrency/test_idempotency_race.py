@@ -89,3 +89,28 @@ def test_the_same_key_with_racing_different_bodies_is_one_202_and_the_rest_409(d
         assert race_problems(results) == []
         db.session.remove()
         db.engine.dispose()
+
+
+def test_through_kafka_a_key_that_cannot_be_held_is_refused_not_raced(database_url):
+    """Through Kafka nothing is recorded before the 202: with the registry unreachable, two
+    bodies racing on one key would both be accepted. So a keyed request is a 503 (retry
+    later) and nothing is handed on; the broker is never reached (none listens here)."""
+    app = make_app(database_url, REDIS_URL=UNREACHABLE_REDIS_URL, PIPELINE="kafka", KAFKA_BROKERS="127.0.0.1:1")
+    if database_url.startswith("postgresql"):
+        _truncate_postgres(app)
+    with app.app_context():
+        client = app.test_client()
+        host = account(client, "host")
+        guest = account(client, "guest")
+        event_id = create_event(client, host, capacity=5)["id"]
+        response = client.post(
+            "/api/events/book",
+            json={"eventId": event_id, "numberOfSeats": 1},
+            headers={**guest.headers, "Idempotency-Key": KEY},
+        )
+        assert response.status_code == 503, response.get_json()
+        assert response.headers["Retry-After"]
+        assert "Idempotency-Key" in response.get_json()["message"]
+        assert db.session.execute(select(BookingRequest)).first() is None
+        db.session.remove()
+        db.engine.dispose()

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 import redis
 
-from atomicseats.adapters import redis_state
+from atomicseats.adapters import RegistryUnavailable, redis_state
 from atomicseats.adapters.redis_cache import RedisAvailabilityCache
 from atomicseats.adapters.redis_state import (
     RedisOutcomeChannel,
@@ -98,9 +98,11 @@ def test_claim_and_read_claims_and_returns_the_cached_availability_in_one_go(red
     assert registry.find(retry.request_id) is None
 
 
-def test_claim_and_read_without_redis_is_a_miss_not_an_error():
+def test_claim_and_read_without_redis_says_so_rather_than_claiming_nothing():
+    """The caller must know the key was not held: a silent miss let two bodies race on one key."""
     registry = RedisRequestRegistry(connect(CLOSED_PORT_URL))
-    assert registry.claim_and_read(accepted()) == (None, None)
+    with pytest.raises(RegistryUnavailable):
+        registry.claim_and_read(accepted(idempotency_key="order-7"))
 
 
 def test_release_undoes_a_claim_but_never_a_later_one(redis_client):
@@ -133,13 +135,14 @@ def test_a_damaged_entry_is_a_miss(redis_client):
     assert registry.find("incomplete") is None
 
 
-def test_a_redis_that_is_down_never_raises_and_fails_fast():
+def test_a_redis_that_is_down_fails_fast_and_raises_only_where_the_caller_must_know():
     down = connect(CLOSED_PORT_URL)
     registry, mirror = RedisRequestRegistry(down), RedisWaitlistMirror(down)
     outcomes = RedisOutcomeChannel(down)
     request = accepted(idempotency_key="order-1")
     started = time.monotonic()
-    assert registry.claim(request) is None
+    with pytest.raises(RegistryUnavailable):  # a key it cannot hold: the caller decides
+        registry.claim(request)
     registry.release(request)
     assert registry.find(request.request_id) is None
     mirror.replace(1, [1, 2, 3])
@@ -177,7 +180,8 @@ def test_a_hung_redis_costs_each_call_only_the_short_timeout(hung_redis_url):
     hung = connect(hung_redis_url)
     registry, outcomes = RedisRequestRegistry(hung), RedisOutcomeChannel(hung)
     started = time.monotonic()
-    assert registry.claim(accepted()) is None
+    with pytest.raises(RegistryUnavailable):
+        registry.claim(accepted())
     assert time.monotonic() - started < 1.5
     started = time.monotonic()
     outcomes.wait(str(uuid.uuid4()), 10)  # the subscriber's handshake must not wait a whole long poll
