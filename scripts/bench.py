@@ -36,9 +36,9 @@ What it does (every step bounded by a deadline, everything on 127.0.0.1):
                       done off its clock, so it is a diagnostic, not the headline.
             decided/s = (B - first batch) / (last decided_at - first decided_at); the wall
             clock rate, including process start-up, is printed next to it.
-  waits     "waiting never blocks the API": decisions paused (the worker stops consuming its
-            allocation queues, Celery remote control), W requests (5,000) for a fresh event
-            produced to Kafka and recorded pending by the bridge; the answer time of other routes
+  waits     "waiting never blocks the API": decisions paused (bridge stopped), W requests
+            (5,000) for a fresh event produced to Kafka and claimed in the request registry as
+            the API does (so they read `pending`); the answer time of other routes
             (GET /api/events/all and POST /api/events/book, a few clients back to back) is sampled
             with no wait open, then with the W long polls (?wait=30, raw asyncio connections, each
             with its owner's token) open and subscribed. p50/p99 of the other routes with the waits
@@ -646,9 +646,12 @@ def reset_kafka(brokers: str, deadline_s: float = 90) -> None:
         raise BenchError(str(error)) from error
 
 
-def produce_backlog(brokers: str, event_id: int, user_ids: list[int], count: int, seed: int) -> tuple[list[str], float]:
+def produce_backlog(
+    brokers: str, event_id: int, user_ids: list[int], count: int, seed: int, registry=None
+) -> tuple[list[str], float]:
     """Put `count` requests for one event on booking-requests exactly as the API would
-    (same producer settings, key, message body and header); returns their ids."""
+    (same producer settings, key, message body and header); returns their ids. With a
+    `registry` (RedisRequestRegistry), each is also claimed there, as the API does."""
     import random
 
     from confluent_kafka import Producer
@@ -694,6 +697,8 @@ def produce_backlog(brokers: str, event_id: int, user_ids: list[int], count: int
             except BufferError:
                 producer.poll(0.05)
         producer.poll(0)
+        if registry is not None:
+            registry.claim(accepted)
         ids.append(request_id)
     if producer.flush(60) != 0 or failures:
         raise BenchError(f"backlog not acknowledged by Kafka: {failures[:3]}")
@@ -1038,54 +1043,30 @@ def subscribed_count(client, request_ids: list[str]) -> int:
     return count
 
 
-class DecisionPause:
-    """Pause and resume deciding without restarting the worker (a restart takes 10-30 s on a
-    busy 2-core machine, as long as a whole wait): the worker stops consuming its allocation
-    queues (Celery remote control); wake-ups wait in the broker, requests in Postgres."""
-
-    def __init__(self, broker_url: str) -> None:
-        from celery import Celery
-
-        from atomicseats.names import allocation_queues
-
-        self.control = Celery(broker=broker_url).control
-        self.queues = allocation_queues(int(os.environ.get("KAFKA_PARTITIONS", "6")))
-
-    def pause(self) -> None:
-        for queue in self.queues:
-            if not self.control.cancel_consumer(queue, reply=True, timeout=10):
-                raise BenchError(f"the worker did not stop consuming {queue}")
-
-    def resume(self) -> None:
-        for queue in self.queues:
-            if not self.control.add_consumer(queue, reply=True, timeout=10):
-                raise BenchError(f"the worker did not resume consuming {queue}")
-
-    def resume_quietly(self) -> None:
-        for queue in self.queues:
-            self.control.add_consumer(queue, reply=True, timeout=10)
-
-
-def measure_waits(db: Db, service_env: dict, events: Events, accounts: dict, args) -> WaitsResult:
+def measure_waits(stack: Stack, db: Db, service_env: dict, events: Events, accounts: dict, args) -> WaitsResult:
+    """Decisions are paused by stopping the bridge (it starts again in ~3 s; the worker takes
+    10-30 s on a busy 2-core machine, as long as a whole wait): the requests wait in Kafka,
+    and the API knows them from the request registry, as it knows every request it accepted."""
     import redis
 
+    from atomicseats.adapters.redis_state import RedisRequestRegistry
+
     count = args.waits
-    say(f"waits phase: decisions paused, {count} requests for a fresh event recorded pending, then {count} long polls")
-    decisions = DecisionPause(service_env["REDIS_URL"])
-    decisions.pause()
+    say(f"waits phase: bridge stopped, {count} requests for a fresh event accepted (pending), then {count} long polls")
+    stack.platform("stop", "bridge")
     tokens = accounts["guest_tokens"]
     idle, booked_idle = sample_routes(API_URL, tokens, events.warmup, args.waits_sample)
     say(f"  other routes, no wait open: {idle.describe()}")
-    ids, _ = produce_backlog(service_env["KAFKA_BROKERS"], events.waits, accounts["guest_ids"], count, args.seed + 7)
-    deadline = time.monotonic() + 180
-    while db.one("SELECT count(*) FROM booking_requests WHERE event_id = %s", (events.waits,))[0] < count:
-        if time.monotonic() > deadline:
-            raise BenchError("the bridge did not record the waits phase's requests in 180 s")
-        time.sleep(0.5)
-    owner_token = {uid: token for uid, token in zip(accounts["guest_ids"], tokens, strict=True)}
-    user_of = dict(db.rows("SELECT request_id, user_id FROM booking_requests WHERE event_id = %s", (events.waits,)))
-    polls = LongPolls(API_URL, [(rid, owner_token[user_of[rid]]) for rid in ids])
     client = redis.Redis.from_url(service_env["REDIS_URL"], socket_timeout=10)
+    ids, _ = produce_backlog(
+        service_env["KAFKA_BROKERS"],
+        events.waits,
+        accounts["guest_ids"],
+        count,
+        args.seed + 7,
+        registry=RedisRequestRegistry(client),
+    )
+    polls = LongPolls(API_URL, [(rid, tokens[index % len(tokens)]) for index, rid in enumerate(ids)])
     opened = time.monotonic()
     polls.start()
     subscribed = 0
@@ -1099,15 +1080,16 @@ def measure_waits(db: Db, service_env: dict, events: Events, accounts: dict, arg
     waiting, booked_waiting = sample_routes(API_URL, tokens, events.warmup, args.waits_sample)
     say(f"  other routes, {subscribed} waits open: {waiting.describe()}")
     started = time.monotonic()
-    decisions.resume()
+    finish = stack.start_async("bridge")
     polls.thread.join(WAIT_S + 90)
+    finish()
     answers = polls.answers
     final = sum(1 for answer in answers if answer in ("confirmed", "partial", "waitlisted", "rejected"))
     pending = sum(1 for answer in answers if answer == "pending")
     last_s = max(polls.answered_at, default=started) - started
     say(
         f"  decisions resumed: {final} waits answered final, {pending} pending, "
-        f"{len(ids) - final - pending} errors; last answer {last_s:.1f}s after the resume"
+        f"{len(ids) - final - pending} errors; last answer {last_s:.1f}s after the bridge start"
     )
     wait_final(db, [events.waits], set(ids), args.drain_timeout, "waits-phase requests")
     lost = len(set(ids) - final_ids(db, [events.waits]))
@@ -1235,11 +1217,11 @@ def run_full(args) -> FullResult:
         waits = None
         if args.waits > 0:
             try:
-                waits = measure_waits(db, service_env, events, accounts, args)
+                waits = measure_waits(stack, db, service_env, events, accounts, args)
                 wait_final(db, [events.warmup], set(waits.booked_ids), args.drain_timeout, "waits-phase bookings")
             except BenchError as error:  # the other phases' figures still stand
                 say(f"waits phase FAILED: {error}")
-                DecisionPause(service_env["REDIS_URL"]).resume_quietly()
+                stack.platform("start", "bridge")
 
         oversold, mismatched, notes = oversold_pg(db)
         say("flask audit --pending-grace-s 0")
