@@ -12,4 +12,4 @@ EXPOSE 5000
 # ASGI front (asgi.py): long polls wait on the outcome pub/sub without a thread; every other
 # route runs the Flask app on API_THREADS threads per worker (as --blocking-threads did for WSGI).
 ENV API_THREADS=8
-CMD ["granian", "--interface", "asgi", "--host", "0.0.0.0", "--port", "5000", "--workers", "3", "--backlog", "2048", "--backpressure", "16384", "--no-ws", "asgi:app"]
+CMD ["granian", "--interface", "asgi", "--host", "0.0.0.0", "--port", "5000", "--workers", "3", "--backlog", "2048", "--backpressure", "16384", "--loop", "uvloop", "--no-ws", "asgi:app"]

@@ -68,7 +68,7 @@ command_of() {
     api) if [[ ${API_INTERFACE:-asgi} == wsgi ]]; then  # the former front end (a long poll holds a thread)
            echo "$BIN/granian --interface wsgi --host 127.0.0.1 --port $API_PORT --workers ${API_WORKERS:-3} --blocking-threads ${API_THREADS:-8} --backlog 2048 --no-ws wsgi:app"
          else  # asgi.py: waits are served asynchronously; API_THREADS threads per worker run Flask
-           echo "$BIN/granian --interface asgi --host 127.0.0.1 --port $API_PORT --workers ${API_WORKERS:-3} --backlog 2048 --backpressure ${API_BACKPRESSURE:-16384} --no-ws asgi:app"
+           echo "$BIN/granian --interface asgi --host 127.0.0.1 --port $API_PORT --workers ${API_WORKERS:-3} --backlog 2048 --backpressure ${API_BACKPRESSURE:-16384} --loop ${API_LOOP:-uvloop} --no-ws asgi:app"
          fi ;;
     bridge) echo "$BIN/python kafka_bridge.py" ;;
     worker) echo "$BIN/celery -A celery_worker worker --queues $ALLOCATION_QUEUES --concurrency ${WORKER_CONCURRENCY:-2} --hostname worker-$STACK@%h --without-gossip --without-mingle --loglevel ${LOG_LEVEL:-INFO}" ;;
