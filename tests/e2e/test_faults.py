@@ -276,7 +276,18 @@ def test_sigkill_api(platform, cast):
     assert_every_decision_mailed_once(platform, by_request, event_ids)
 
 
+def redis_run_id(platform: Platform) -> str:
+    """The server's run id: a new one after every restart (and without persistence, an empty server)."""
+    client = redis.Redis.from_url(platform.env["REDIS_URL"])
+    try:
+        return client.info("server")["run_id"]
+    finally:
+        client.close()
+
+
 def test_redis_restarted_empty(platform, cast):
+    run_ids = [redis_run_id(platform)]
+
     def inject():
         # Several outages under load, each once the worker has reconnected after the last one.
         for _ in range(REDIS_OUTAGES):
@@ -284,6 +295,7 @@ def test_redis_restarted_empty(platform, cast):
             platform.stop_service("redis")
             time.sleep(REDIS_DOWN_S)
             platform.start_service("redis")
+            run_ids.append(redis_run_id(platform))
             reconnected = poll(
                 lambda offset=worker_log_offset: (
                     "Connected to redis://" in platform.app_log("worker", since=offset)
@@ -299,11 +311,12 @@ def test_redis_restarted_empty(platform, cast):
             time.sleep(1.0)
 
     load, event_ids, _ = run_with_fault(platform, cast, "redis", inject)
+    assert len(set(run_ids)) == len(run_ids), f"Redis did not restart every time: {run_ids}"
     by_request = settle(platform, load, event_ids)
+    # What the restarts emptied is refilled by later writes, cache misses and beat's own
+    # reconcile (every minute), so how much is left for this one to repair depends on timing.
     code, output = platform.flask("reconcile")
-    assert code == 0, output
-    repaired = re.search(r"(\d+) availability entries and (\d+) waitlists repaired", output)
-    assert repaired and int(repaired[1]) + int(repaired[2]) > 0, output
+    assert code == 0 and re.search(r"\d+ availability entries and \d+ waitlists repaired", output), output
     assert_audit_clean(platform)
     code, output = platform.flask("reconcile")  # nothing left to repair
     assert code == 0 and "0 availability entries and 0 waitlists repaired" in output, output
