@@ -656,14 +656,16 @@ class BookingLoad:
         """Retry every attempt that got no 2xx with the same Idempotency-Key until it is accepted."""
         deadline = time.monotonic() + timeout_s
         retried = self.unanswered
-        for attempt in retried:
-            while attempt.request_id is None:
+        waiting = list(retried)
+        while waiting:  # rounds: every attempt still unanswered is sent again, then a pause
+            for attempt in waiting:
                 # Not accepted: a connection error, or 5xx (503: busy). Anything else is a bug.
                 assert attempt.status is None or attempt.status >= 500, (attempt.status, attempt.error)
                 assert time.monotonic() < deadline, f"retry of {attempt.idempotency_key} never accepted: {attempt}"
-                if attempt.status is not None:
-                    time.sleep(0.5)
                 self.send(attempt)
+            waiting = [attempt for attempt in waiting if attempt.request_id is None]
+            if waiting:
+                time.sleep(0.5)
         return retried
 
 
