@@ -16,10 +16,11 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     from atomicseats.api import register_blueprints
     from atomicseats.auth import register_auth
     from atomicseats.cli import register_cli
-    from atomicseats.http import register_error_handlers, register_request_hooks
+    from atomicseats.http import CookieSessionOnDemand, register_error_handlers, register_request_hooks
     from atomicseats.observability import configure_logging
 
     app = Flask(__name__, instance_relative_config=False)
+    app.session_interface = CookieSessionOnDemand()
     app.config.from_object(load_config(config_name))
     if overrides:
         app.config.update(overrides)

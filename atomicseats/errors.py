@@ -47,3 +47,13 @@ class ServiceBusy(AtomicSeatsError):
 
     def __init__(self, message: str = "The service is busy, please retry shortly", retry_after_s: int = 1) -> None:
         super().__init__(message, headers={"Retry-After": str(retry_after_s)})
+
+
+class RateLimited(AtomicSeatsError):
+    """A quota of this user (or address) is used up for the current window."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, retry_after_s: int, message: str = "Too many requests, slow down") -> None:
+        super().__init__(message, headers={"Retry-After": str(max(1, retry_after_s))})

@@ -6,6 +6,7 @@ import logging
 import time
 
 from flask import Flask, g, jsonify, make_response, render_template_string, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from marshmallow import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
@@ -26,6 +27,17 @@ _ERROR_PAGE = """<!doctype html><title>{{ status }} · AtomicSeats</title>
 <main style="font-family:system-ui;max-width:40rem;margin:4rem auto">
 <h1>{{ status }}</h1><p>{{ message }}</p><p><a href="/">Back to events</a></p>
 <p style="color:#777;font-size:.8rem">Reference: {{ correlation_id }}</p></main>"""
+
+
+class CookieSessionOnDemand(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, without building its signer for a request that carries
+    no session cookie (every JSON API call: those authenticate with bearer tokens). Such a
+    request gets a fresh empty session, as Flask would give it after failing to find one."""
+
+    def open_session(self, app: Flask, request) -> SecureCookieSession | None:
+        if app.secret_key and self.get_cookie_name(app) not in request.cookies:
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 def envelope(status: int, data, message: str, headers: dict | None = None):

@@ -10,6 +10,7 @@ flushed at any moment, and `flask reconcile` rebuilds what it mirrors.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 from flask import current_app
 
 if TYPE_CHECKING:
-    from atomicseats.services.contracts import AcceptedRequest, EventAvailability, MailMessage
+    from atomicseats.services.contracts import AcceptedRequest, EventAvailability, MailMessage, Quota
 
 EXTENSION_KEY = "atomicseats.adapters"
 
@@ -73,10 +74,16 @@ class RequestRegistry(Protocol):
 
     def claim(self, accepted: AcceptedRequest) -> AcceptedRequest | None: ...
 
-    def claim_and_read(self, accepted: AcceptedRequest) -> tuple[AcceptedRequest | None, EventAvailability | None]:
+    counts_quotas: bool
+    """Whether `claim_and_read` counts quotas (its store is the rate limiter's)."""
+
+    def claim_and_read(
+        self, accepted: AcceptedRequest, quotas: Sequence[Quota] = ()
+    ) -> tuple[AcceptedRequest | None, EventAvailability | None]:
         """`claim`, and the event's availability as the AvailabilityCache holds it (None when
         it does not), in one round trip: admission control and the claim on the hot path.
-        Raises RegistryUnavailable when it could do neither."""
+        Where `counts_quotas`, the user's quotas are counted first: RateLimited (nothing
+        claimed) when one is used up. Raises RegistryUnavailable when it could do neither."""
 
     def release(self, accepted: AcceptedRequest) -> None:
         """Undo a claim whose hand-off failed (the API answered 503)."""

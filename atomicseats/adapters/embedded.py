@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 
 from flask import Flask, current_app
 
 from atomicseats.services import booking
-from atomicseats.services.contracts import AcceptedRequest, EventAvailability
+from atomicseats.services.contracts import AcceptedRequest, EventAvailability, Quota
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,11 @@ class NoRequestRegistry:
     def claim(self, accepted: AcceptedRequest) -> AcceptedRequest | None:
         return None
 
-    def claim_and_read(self, accepted: AcceptedRequest) -> tuple[AcceptedRequest | None, EventAvailability | None]:
+    counts_quotas = False
+
+    def claim_and_read(
+        self, accepted: AcceptedRequest, quotas: Sequence[Quota] = ()
+    ) -> tuple[AcceptedRequest | None, EventAvailability | None]:
         return None, None
 
     def release(self, accepted: AcceptedRequest) -> None:

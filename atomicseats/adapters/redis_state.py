@@ -12,6 +12,7 @@ Keys:
   atomicseats:event:{event_id}:waitlist:length       marker: the mirror exists, and its length
   atomicseats:outcome:{request_id}                   pub/sub channel: "this request is final"
   atomicseats:outcome-hub                            pub/sub channel every AsyncOutcomeHub listens on
+  LIMITS:LIMITER/{scope}/{user_id}/{amount}/{n}/{unit}  a user's quota counter (`limits`' fixed window)
 """
 
 from __future__ import annotations
@@ -22,19 +23,22 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Sequence
 
 import redis
 
 from atomicseats.adapters import RegistryUnavailable, redis_cache
 from atomicseats.adapters.redis_cache import KEY_PREFIX, KEY_TTL_S, SOCKET_TIMEOUT_S
 from atomicseats.domain import limits
-from atomicseats.services.contracts import AcceptedRequest, EventAvailability
+from atomicseats.errors import RateLimited
+from atomicseats.services.contracts import AcceptedRequest, EventAvailability, Quota
 
 log = logging.getLogger(__name__)
 
 REQUEST_KEY_PREFIX = "atomicseats:request:"
 IDEMPOTENCY_KEY_PREFIX = "atomicseats:idem:"
 OUTCOME_CHANNEL_PREFIX = "atomicseats:outcome:"
+QUOTA_KEY_PREFIX = "LIMITS:"  # `limits`' RedisStorage prefix: a quota counts where Flask-Limiter counts
 REQUEST_TTL_S_DEFAULT = 24 * 3600
 WAITLIST_TTL_S = KEY_TTL_S
 # Ids per RPUSH: keeps each command (and Lua's unpack) small however long the queue.
@@ -106,10 +110,24 @@ def outcome_channel(request_id: str) -> str:
 
 # --- request registry ------------------------------------------------------------------
 
-# KEYS[1] request key, KEYS[2] (optional) idempotency key; ARGV[1] request JSON, ARGV[2] TTL.
-# Atomic: either the key was free and both are written, or the first request is returned.
+# KEYS: the request key, the idempotency key (when ARGV[3] is 1), then one counter key per
+# quota. ARGV[1] request JSON, ARGV[2] TTL, ARGV[3] 1 with an idempotency key else 0, then
+# (amount, window s) per quota. Atomic. The quotas are counted first, as `limits`' fixed
+# window counts them (INCRBY, EXPIRE on the first hit); the first one used up answers its
+# seconds left (a number) and nothing is claimed. Else either the key was free and both
+# are written, or the first request's JSON is returned.
 _CLAIM_SCRIPT = """
-if #KEYS == 2 then
+local keyed = tonumber(ARGV[3])
+local first_counter = 2 + keyed
+for i = first_counter, #KEYS do
+  local slot = 4 + 2 * (i - first_counter)
+  local count = redis.call('INCRBY', KEYS[i], 1)
+  if count == 1 then redis.call('EXPIRE', KEYS[i], ARGV[slot + 1]) end
+  if count > tonumber(ARGV[slot]) then
+    return math.max(redis.call('TTL', KEYS[i]), 1)
+  end
+end
+if keyed == 1 then
   local earlier = redis.call('GET', KEYS[2])
   if earlier then return earlier end
   redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
@@ -143,30 +161,42 @@ class RedisRequestRegistry:
     request id derived from the key keeps a retry idempotent there anyway).
     """
 
-    def __init__(self, client: redis.Redis, ttl_s: int = REQUEST_TTL_S_DEFAULT) -> None:
+    def __init__(self, client: redis.Redis, ttl_s: int = REQUEST_TTL_S_DEFAULT, counts_quotas: bool = False) -> None:
         assert ttl_s > 0
         self.client = client
         self.ttl_s = ttl_s
+        self.counts_quotas = counts_quotas  # True when this Redis is also the rate limiter's storage
         self._release = client.register_script(_RELEASE_SCRIPT)
 
     def claim(self, accepted: AcceptedRequest) -> AcceptedRequest | None:
         return self.claim_and_read(accepted)[0]
 
-    def claim_and_read(self, accepted: AcceptedRequest) -> tuple[AcceptedRequest | None, EventAvailability | None]:
+    def claim_and_read(
+        self, accepted: AcceptedRequest, quotas: Sequence[Quota] = ()
+    ) -> tuple[AcceptedRequest | None, EventAvailability | None]:
         """`claim`, plus the event's cached availability, in one round trip (the booking hot
-        path). A Redis failure raises RegistryUnavailable: the caller decides whether Postgres
-        can stand in (it can for a request without a key, or one recorded before answering)."""
+        path), counting the user's `quotas` first (RateLimited, nothing claimed, when one is
+        used up). A Redis failure raises RegistryUnavailable: the caller decides whether
+        Postgres can stand in (it can for a request without a key, or one recorded before
+        answering); the quotas then go uncounted (they fail open)."""
         keys = self._keys_of(accepted)
+        keyed = len(keys) - 1
+        quota_args: list[int] = []
+        for quota in quotas:
+            keys.append(f"{QUOTA_KEY_PREFIX}{quota.key}")
+            quota_args += (quota.amount, quota.window_s)
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(redis_cache.availability_key(accepted.event_id))
         # EVAL rather than a registered Script: in a pipeline a Script first asks SCRIPT EXISTS,
         # a second round trip. Redis caches the compiled body by its hash either way.
-        pipe.eval(_CLAIM_SCRIPT, len(keys), *keys, _encode_request(accepted), self.ttl_s)
+        pipe.eval(_CLAIM_SCRIPT, len(keys), *keys, _encode_request(accepted), self.ttl_s, keyed, *quota_args)
         try:
             fields, earlier = pipe.execute()
         except REDIS_FAILURES as error:
             log.warning("registry.claim_failed", extra={"request_id": accepted.request_id, "error": str(error)})
             raise RegistryUnavailable from error
+        if isinstance(earlier, int):
+            raise RateLimited(earlier)
         availability = redis_cache.decode_availability(accepted.event_id, fields) if fields else None
         return (None if earlier is None else _decode_request(earlier)), availability
 

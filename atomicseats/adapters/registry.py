@@ -17,7 +17,10 @@ from atomicseats.adapters.celery_app import register_celery
 def register_adapters(app: Flask) -> None:
     celery_app = register_celery(app)
     redis_url = app.config.get("REDIS_URL")
-    parts = _redis_parts(redis_url) if redis_url else _embedded_parts()
+    # The limiter's storage defaults to REDIS_URL (bind_extensions); only then may the
+    # registry count quotas in its claim.
+    shares_limiter = app.config.get("RATELIMIT_STORAGE_URI", redis_url) == redis_url
+    parts = _redis_parts(redis_url, shares_limiter) if redis_url else _embedded_parts()
     if app.config["PIPELINE"] == "kafka":
         from atomicseats.adapters.kafka import (
             KafkaDomainEventPublisher,
@@ -62,14 +65,14 @@ def _embedded_parts() -> dict:
     }
 
 
-def _redis_parts(redis_url: str) -> dict:
+def _redis_parts(redis_url: str, shares_limiter: bool) -> dict:
     from atomicseats.adapters.redis_cache import RedisAvailabilityCache, RedisSessionCache, connect
     from atomicseats.adapters.redis_state import RedisOutcomeChannel, RedisRequestRegistry, RedisWaitlistMirror
 
     client = connect(redis_url)
     return {
         "availability": RedisAvailabilityCache(client),
-        "requests": RedisRequestRegistry(client),
+        "requests": RedisRequestRegistry(client, counts_quotas=shares_limiter),
         "waitlist": RedisWaitlistMirror(client),
         "outcomes": RedisOutcomeChannel(client),
         "sessions": RedisSessionCache(client),

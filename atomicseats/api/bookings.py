@@ -6,7 +6,6 @@ from flask import Blueprint, url_for
 
 from atomicseats.api import schemas
 from atomicseats.api._io import correlation_id, idempotency_key, load_body, load_query
-from atomicseats.api._ratelimit import limit_per_user
 from atomicseats.api.openapi import documented
 from atomicseats.auth import current_account, current_user_id, login_required
 from atomicseats.http import envelope
@@ -29,11 +28,9 @@ ACCEPTED_OUT = schemas.AcceptedOut()
     errors=(404, 409, 429, 503),
 )
 def book_seats():
-    user_id = current_user_id()
-    limit_per_user("RATELIMIT_BOOKING", "booking", user_id)
     body = load_body(BOOK_SCHEMA)
     status = booking.submit_request(
-        user_id=user_id,
+        user_id=current_user_id(),
         event_id=body["event_id"],
         seats=body["seats"],
         idempotency_key=idempotency_key(),

@@ -95,7 +95,10 @@ def release_session() -> None:
     failed rollback invalidates that connection (the pool opens a new one next time), so
     neither the next use of the session nor closing it raises. Run when an app context
     ends (every request, Celery task and bridge batch) and after a failed attempt that
-    will use the same session again. Costs nothing more than the close it precedes."""
+    will use the same session again. Costs nothing more than the close it precedes, and
+    nothing where no session was opened (a booking accepted from Redis and Kafka alone)."""
+    if not db.session.registry.has():
+        return
     try:
         db.session.rollback()
     except DBAPIError as error:

@@ -24,6 +24,7 @@ from atomicseats.domain.request_state import REASON_EVENT_DELETED, REASON_WITHDR
 from atomicseats.errors import Conflict, InvalidInput, NotFound, ServiceBusy
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, User, WaitlistEntry, utcnow
+from atomicseats.services import quotas
 from atomicseats.services._allocation import (
     announce_after_commit,
     availability_of,
@@ -98,10 +99,15 @@ def submit_request(
         accepted_at=utcnow(),
     )
     registry = adapters().requests
-    # One round trip: claim the request id (and key), read the cached availability. A
-    # refused request gives its fresh claim back (the only extra round trip).
+    user_quotas = quotas.quotas_for("RATELIMIT_BOOKING", "booking", user_id)
+    if not registry.counts_quotas:
+        quotas.charge(user_quotas)
+        user_quotas = ()
+    # One round trip: count the user's quotas, claim the request id (and key), read the
+    # cached availability. A refused request gives its fresh claim back (the only extra
+    # round trip).
     try:
-        earlier_attempt, cached = registry.claim_and_read(accepted)
+        earlier_attempt, cached = registry.claim_and_read(accepted, user_quotas)
     except RegistryUnavailable:
         _check_key_without_registry(idempotency_key)
         earlier_attempt, cached = None, None

@@ -115,3 +115,13 @@ class MailMessage:
     body_html: str
     message_id: str
     headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Quota:
+    """One rate limit of one user: at most `amount` hits per fixed window of `window_s`,
+    counted under `key` (`limits`' key, without its storage's prefix)."""
+
+    key: str
+    amount: int
+    window_s: int

@@ -147,6 +147,48 @@ def test_booking_is_limited_per_user_across_api_processes_sharing_redis(database
                 db.engine.dispose()
 
 
+@pytest.mark.parametrize(
+    ("with_redis", "limiter_storage", "registry_counts"),
+    [(False, None, False), (True, "memory://", False), (True, None, True)],
+    ids=["embedded", "limiter-elsewhere", "counted-in-the-claim"],
+)
+def test_the_booking_limit_holds_whoever_counts_it(
+    database_url, redis_url, with_redis, limiter_storage, registry_counts
+):
+    """Counted in the request registry's claim when its Redis is the limiter's storage, and
+    apart (one increment in the limiter's storage) otherwise: the embedded default, or a
+    limiter on another storage. The same answers either way."""
+    settings = {"RATELIMIT_ENABLED": True, "RATELIMIT_BOOKING": "2 per minute"}
+    settings["REDIS_URL"] = redis_url if with_redis else ""
+    if limiter_storage:
+        settings["RATELIMIT_STORAGE_URI"] = limiter_storage
+    app = make_app(database_url, **settings)
+    if database_url.startswith("postgresql"):
+        _truncate_postgres(app)
+    _flush_test_redis(app)
+    try:
+        with app.app_context():
+            from atomicseats.adapters import adapters
+
+            assert adapters().requests.counts_quotas is registry_counts
+            client = app.test_client()
+            host, guest = account(client, "host"), account(client, "guest")
+            event_id = create_event(client, host, capacity=100)["id"]
+            body = {"eventId": event_id, "numberOfSeats": 1}
+            answers = [client.post("/api/events/book", json=body, headers=guest.headers) for _ in range(3)]
+
+            assert [answer.status_code for answer in answers] == [202, 202, 429]
+            assert 1 <= int(answers[2].headers["Retry-After"]) <= 60
+            assert answers[2].get_json()["message"] == "Too many requests, slow down"
+            db.session.rollback()
+            count = select(func.count()).select_from(BookingRequest).where(BookingRequest.user_id == guest.id)
+            assert db.session.scalar(count) == 2
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
 def test_the_booking_limit_counts_nothing_when_rate_limits_are_off(app, client):
     host, guest = account(client, "host"), account(client, "guest")
     event_id = create_event(client, host, capacity=100)["id"]

@@ -98,6 +98,38 @@ def test_claim_and_read_claims_and_returns_the_cached_availability_in_one_go(red
     assert registry.find(retry.request_id) is None
 
 
+def test_claim_and_read_counts_quotas_first_and_claims_nothing_once_one_is_used_up(redis_client, redis_url):
+    """The per-user booking limit rides the claim's round trip, in `limits`' own keys: a hit
+    over a quota is RateLimited with the window's seconds left, and holds no key."""
+    from limits import parse_many
+    from limits.storage import storage_from_string
+
+    from atomicseats.errors import RateLimited
+    from atomicseats.services.contracts import Quota
+
+    registry = RedisRequestRegistry(redis_client, counts_quotas=True)
+    wide, narrow = parse_many("100 per hour; 2 per minute")
+    quotas = [Quota(rate.key_for("booking", "7"), rate.amount, rate.get_expiry()) for rate in (wide, narrow)]
+    first, second = accepted(idempotency_key="order-1"), accepted(idempotency_key="order-2")
+    registry.claim_and_read(first, quotas)
+    registry.claim_and_read(second, quotas)
+    refused = accepted(idempotency_key="order-3")
+
+    with pytest.raises(RateLimited) as raised:
+        registry.claim_and_read(refused, quotas)
+
+    assert 1 <= int(raised.value.headers["Retry-After"]) <= 60
+    assert registry.find(refused.request_id) is None
+    assert registry.claim(accepted(idempotency_key="order-3")) is None  # the key was never held
+    assert registry.find(second.request_id) == second
+    # Counted where and as Flask-Limiter's storage counts: it reads the same windows.
+    limiter_storage = storage_from_string(redis_url)
+    assert limiter_storage.get(quotas[0].key) == 3
+    assert limiter_storage.get(quotas[1].key) == 3
+    assert 0 < redis_client.ttl(f"LIMITS:{quotas[1].key}") <= 60
+    assert 3000 < redis_client.ttl(f"LIMITS:{quotas[0].key}") <= 3600
+
+
 def test_claim_and_read_without_redis_says_so_rather_than_claiming_nothing():
     """The caller must know the key was not held: a silent miss let two bodies race on one key."""
     registry = RedisRequestRegistry(connect(CLOSED_PORT_URL))

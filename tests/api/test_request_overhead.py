@@ -1,0 +1,39 @@
+"""What every request pays at the edge: no cookie signer without a cookie, no database
+session where nothing read the database."""
+
+from __future__ import annotations
+
+from flask import session
+
+from atomicseats.extensions import db
+from atomicseats.services._work import release_session
+
+
+def test_a_request_without_a_session_cookie_builds_no_signer_and_one_with_it_reads_it(app, monkeypatch):
+    interface = app.session_interface
+    with app.test_request_context("/"):
+        session["seen"] = "yes"
+        cookie_value = interface.get_signing_serializer(app).dumps(dict(session))
+    built = []
+    real_signer = interface.get_signing_serializer
+    monkeypatch.setattr(interface, "get_signing_serializer", lambda app: built.append(1) or real_signer(app))
+
+    with app.test_request_context("/api/events/all"):
+        assert dict(session) == {} and not session.modified
+    assert built == []
+
+    cookie = f"{app.config['SESSION_COOKIE_NAME']}={cookie_value}"
+    with app.test_request_context("/", headers={"Cookie": cookie}):
+        assert session["seen"] == "yes"
+    assert built == [1]
+
+
+def test_releasing_a_session_nobody_opened_opens_none(app):
+    with app.app_context():
+        assert not db.session.registry.has()
+        release_session()
+        assert not db.session.registry.has()
+        db.session.execute(db.text("SELECT 1"))
+        assert db.session.registry.has()
+        release_session()  # an opened one is rolled back, still usable
+        assert db.session.execute(db.text("SELECT 1")).scalar() == 1
