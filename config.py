@@ -12,6 +12,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+from atomicseats import names
 from atomicseats.domain import limits
 
 ROOT_DIR = Path(__file__).resolve().parent
@@ -157,7 +158,7 @@ class BaseConfig:
         # "embedded": the allocation runs in-process right after the request is
         # recorded. "kafka": requests go through Kafka, the bridge and Celery.
         self.PIPELINE = env_str("PIPELINE", "kafka" if self.KAFKA_BROKERS else "embedded")
-        self.KAFKA_PARTITIONS = env_int("KAFKA_PARTITIONS", 6, 1, 1024)  # of booking-requests
+        self.KAFKA_PARTITIONS = env_int("KAFKA_PARTITIONS", names.BOOKING_REQUESTS_PARTITIONS, 1, 1024)
         # How long the API's producer gathers requests into one produce request: longer is
         # fewer, bigger requests for the broker, and that much more time before a 202.
         self.KAFKA_LINGER_MS = env_int("KAFKA_LINGER_MS", 5, 0, 1000)

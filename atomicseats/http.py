@@ -12,8 +12,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from atomicseats.errors import AtomicSeatsError
+from atomicseats.names import CORRELATION_HEADER
 from atomicseats.observability import (
-    CORRELATION_HEADER,
     accept_correlation_id,
     get_correlation_id,
     reset_correlation_id,

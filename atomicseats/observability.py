@@ -14,7 +14,6 @@ import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
-CORRELATION_HEADER = "X-Request-ID"
 _CORRELATION_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 

@@ -9,7 +9,15 @@ from celery import shared_task
 
 from atomicseats.domain import limits
 from atomicseats.errors import ServiceBusy
-from atomicseats.names import allocation_queue
+from atomicseats.names import (
+    ALLOCATE_EVENT_TASK,
+    CLOSE_SALES_TASK,
+    PUBLISH_DOMAIN_EVENTS_TASK,
+    RECONCILE_CACHES_TASK,
+    SEND_NOTIFICATIONS_TASK,
+    SWEEP_PENDING_TASK,
+    allocation_queue,
+)
 from atomicseats.services import booking
 from atomicseats.services._work import database_errors_as_busy
 
@@ -24,7 +32,7 @@ OUTBOX_ROUNDS_MAX = 20  # domain events: a round is one produce to Kafka
 EMAIL_ROUNDS_MAX = 3  # e-mail: a round takes seconds; the task ends, the next wake-up goes on
 
 
-@shared_task(name="atomicseats.allocate_event", bind=True, max_retries=ALLOCATION_RETRIES_MAX)
+@shared_task(name=ALLOCATE_EVENT_TASK, bind=True, max_retries=ALLOCATION_RETRIES_MAX)
 def allocate_event(self, event_id: int, partition: int = 0) -> int:
     """Decide an event's pending requests, batch after batch, until none are left."""
     decided = 0
@@ -48,7 +56,7 @@ def wake_allocation(event_id: int, partition: int) -> None:
     allocate_event.apply_async(args=[event_id, partition], queue=allocation_queue(partition))
 
 
-@shared_task(name="atomicseats.sweep_pending")
+@shared_task(name=SWEEP_PENDING_TASK)
 def sweep_pending() -> int:
     """Re-wake events whose requests wait too long: a lost wake-up never strands a request.
     While the database is down or recovering there is nothing to read: the first sweep after
@@ -66,7 +74,7 @@ def sweep_pending() -> int:
     return len(stranded)
 
 
-@shared_task(name="atomicseats.send_notifications")
+@shared_task(name=SEND_NOTIFICATIONS_TASK)
 def send_notifications() -> int:
     from atomicseats.services import outbox
 
@@ -79,7 +87,7 @@ def send_notifications() -> int:
     return sent
 
 
-@shared_task(name="atomicseats.publish_domain_events")
+@shared_task(name=PUBLISH_DOMAIN_EVENTS_TASK)
 def publish_domain_events() -> int:
     from atomicseats.services import outbox
 
@@ -92,7 +100,7 @@ def publish_domain_events() -> int:
     return published
 
 
-@shared_task(name="atomicseats.close_sales")
+@shared_task(name=CLOSE_SALES_TASK)
 def close_sales() -> int:
     """Close out the waitlists of events whose sales ended (idempotent, bounded)."""
     from atomicseats.services import sales
@@ -104,7 +112,7 @@ def close_sales() -> int:
         return 0
 
 
-@shared_task(name="atomicseats.reconcile_caches")
+@shared_task(name=RECONCILE_CACHES_TASK)
 def reconcile_caches() -> int:
     from atomicseats.services import reconcile
 

@@ -45,7 +45,7 @@ from flask import Flask
 
 from atomicseats.adapters.redis_state import AsyncOutcomeHub
 from atomicseats.domain import limits
-from atomicseats.observability import CORRELATION_HEADER
+from atomicseats.names import CORRELATION_HEADER
 
 log = logging.getLogger(__name__)
 

@@ -140,6 +140,7 @@ stop_proc() {
   say "$proc stopped ($signal)"
 }
 
+# The queues come from atomicseats/names.py through the app (its KAFKA_PARTITIONS decides how many).
 load_queues() {
   ALLOCATION_QUEUES=$("$BIN/flask" --app wsgi worker-queues --kind allocation)
   MAILER_QUEUES=$("$BIN/flask" --app wsgi worker-queues --kind notifications)

@@ -8,10 +8,7 @@ import time
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from atomicseats.names import BOOKING_EVENTS_TOPIC, BOOKING_REQUESTS_TOPIC, BRIDGE_CONSUMER_GROUP
-
-# Partitions as scripts/services.sh creates them (booking-requests: KAFKA_PARTITIONS' default).
-TOPICS = {BOOKING_REQUESTS_TOPIC: 6, BOOKING_EVENTS_TOPIC: 3}
+from atomicseats.names import BRIDGE_CONSUMER_GROUP, TOPICS
 
 
 def parse_exports(text: str) -> dict[str, str]:

@@ -11,13 +11,18 @@ from __future__ import annotations
 from celery import Celery, Task, signals
 from flask import Flask
 
+from atomicseats import names
 from atomicseats.domain.limits import CLOSE_OUT_INTERVAL_S
 from atomicseats.names import (
+    CLOSE_SALES_TASK,
     CORRELATION_HEADER_CELERY,
     DOMAIN_EVENTS_QUEUE,
     MAINTENANCE_QUEUE,
     NOTIFICATIONS_QUEUE,
-    allocation_queues,
+    PUBLISH_DOMAIN_EVENTS_TASK,
+    RECONCILE_CACHES_TASK,
+    SEND_NOTIFICATIONS_TASK,
+    SWEEP_PENDING_TASK,
 )
 from atomicseats.observability import announce_ready, get_correlation_id, reset_correlation_id, set_correlation_id
 
@@ -38,32 +43,26 @@ def celery_config(app: Flask) -> dict:
         "worker_prefetch_multiplier": 1,
         "task_default_queue": MAINTENANCE_QUEUE,
         "task_routes": {
-            "atomicseats.send_notifications": {"queue": NOTIFICATIONS_QUEUE},
-            "atomicseats.publish_domain_events": {"queue": DOMAIN_EVENTS_QUEUE},
+            SEND_NOTIFICATIONS_TASK: {"queue": NOTIFICATIONS_QUEUE},
+            PUBLISH_DOMAIN_EVENTS_TASK: {"queue": DOMAIN_EVENTS_QUEUE},
         },
         "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT_S},
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
         "task_always_eager": False,
         "beat_schedule": {
-            "sweep-stranded-requests": {"task": "atomicseats.sweep_pending", "schedule": SWEEP_INTERVAL_S},
-            "send-notifications": {"task": "atomicseats.send_notifications", "schedule": OUTBOX_INTERVAL_S},
-            "publish-domain-events": {"task": "atomicseats.publish_domain_events", "schedule": OUTBOX_INTERVAL_S},
-            "reconcile-caches": {"task": "atomicseats.reconcile_caches", "schedule": RECONCILE_INTERVAL_S},
-            "close-sales": {"task": "atomicseats.close_sales", "schedule": CLOSE_OUT_INTERVAL_S},
+            "sweep-stranded-requests": {"task": SWEEP_PENDING_TASK, "schedule": SWEEP_INTERVAL_S},
+            "send-notifications": {"task": SEND_NOTIFICATIONS_TASK, "schedule": OUTBOX_INTERVAL_S},
+            "publish-domain-events": {"task": PUBLISH_DOMAIN_EVENTS_TASK, "schedule": OUTBOX_INTERVAL_S},
+            "reconcile-caches": {"task": RECONCILE_CACHES_TASK, "schedule": RECONCILE_INTERVAL_S},
+            "close-sales": {"task": CLOSE_SALES_TASK, "schedule": CLOSE_OUT_INTERVAL_S},
         },
     }
 
 
 def worker_queues(app: Flask, kind: str = "all") -> list[str]:
-    """The queues a worker consumes: allocation (every partition, plus maintenance), notifications
-    (e-mail and domain events, best in a process of their own so mail never delays a decision), or all."""
-    allocation = [*allocation_queues(app.config["KAFKA_PARTITIONS"]), MAINTENANCE_QUEUE]
-    if kind == "allocation":
-        return allocation
-    if kind == "notifications":
-        return [NOTIFICATIONS_QUEUE, DOMAIN_EVENTS_QUEUE]
-    return [*allocation, NOTIFICATIONS_QUEUE, DOMAIN_EVENTS_QUEUE]
+    """The queues a worker of this app consumes (names.worker_queues for its KAFKA_PARTITIONS)."""
+    return names.worker_queues(kind, app.config["KAFKA_PARTITIONS"])
 
 
 def register_celery(app: Flask) -> Celery:

@@ -8,7 +8,12 @@ import time
 from celery import Celery
 
 from atomicseats.adapters.kafka import KafkaRequestPublisher
-from atomicseats.names import DOMAIN_EVENTS_QUEUE, NOTIFICATIONS_QUEUE
+from atomicseats.names import (
+    DOMAIN_EVENTS_QUEUE,
+    NOTIFICATIONS_QUEUE,
+    PUBLISH_DOMAIN_EVENTS_TASK,
+    SEND_NOTIFICATIONS_TASK,
+)
 from atomicseats.services.contracts import AcceptedRequest
 
 OUTBOX_WAKE_INTERVAL_S = 0.25  # at most this often per process; beat sweeps the rest
@@ -38,7 +43,7 @@ class KafkaPipeline:
                 return
             self._last_outbox_wake = now
         for task, queue in (
-            ("atomicseats.send_notifications", NOTIFICATIONS_QUEUE),
-            ("atomicseats.publish_domain_events", DOMAIN_EVENTS_QUEUE),
+            (SEND_NOTIFICATIONS_TASK, NOTIFICATIONS_QUEUE),
+            (PUBLISH_DOMAIN_EVENTS_TASK, DOMAIN_EVENTS_QUEUE),
         ):
             self.celery_app.send_task(task, queue=queue, expires=OUTBOX_WAKE_EXPIRES_S)

@@ -16,8 +16,8 @@ import flask_mail
 from flask import current_app
 
 from atomicseats.domain import limits
+from atomicseats.names import MAIL_KIND_HEADER
 from atomicseats.services.contracts import MailMessage
-from atomicseats.services.notifications import KIND_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -127,4 +127,6 @@ class LoggingMailer:
         return contextlib.nullcontext()
 
     def send(self, message: MailMessage) -> None:
-        log.info("mail.suppressed", extra={"kind": message.headers.get(KIND_HEADER), "message_id": message.message_id})
+        log.info(
+            "mail.suppressed", extra={"kind": message.headers.get(MAIL_KIND_HEADER), "message_id": message.message_id}
+        )

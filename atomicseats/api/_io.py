@@ -9,9 +9,9 @@ from marshmallow import Schema
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from atomicseats.errors import InvalidInput
+from atomicseats.names import IDEMPOTENCY_HEADER
 from atomicseats.observability import get_correlation_id
 
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY_LENGTH_MAX = 255
 
 

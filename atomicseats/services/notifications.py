@@ -15,9 +15,10 @@ from markupsafe import Markup
 
 from atomicseats.domain.allocator import REASON_EVENT_STARTED, REASON_WAITLIST_CLOSED
 from atomicseats.domain.request_state import REASON_EVENT_DELETED
+from atomicseats.names import MAIL_KIND_HEADER
 from atomicseats.services._outbox import NOTIFICATION_KINDS
 
-KIND_HEADER = "X-AtomicSeats-Kind"
+KIND_HEADER = MAIL_KIND_HEADER
 SIGN_OFF = "The AtomicSeats team"
 
 

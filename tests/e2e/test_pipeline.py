@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from atomicseats.names import BOOKING_REQUESTS_TOPIC, BRIDGE_CONSUMER_GROUP
+from atomicseats.names import BOOKING_EVENTS_TOPIC, BOOKING_REQUESTS_TOPIC, BRIDGE_CONSUMER_GROUP
 from tests.e2e.support import (
     Account,
     Platform,
@@ -268,7 +268,7 @@ def test_redelivered_kafka_messages_create_no_second_request_or_booking(platform
     request_ids = [platform.book_accepted(guest, event_id, 2) for guest in crowd[:4]]
     platform.wait_until_all_final(request_ids, timeout_s=30)
     brokers = platform.env["KAFKA_BROKERS"]
-    ends = end_offsets(brokers, "booking-requests")
+    ends = end_offsets(brokers, BOOKING_REQUESTS_TOPIC)
     poll(
         lambda: has_consumed_to(brokers, BRIDGE_CONSUMER_GROUP, BOOKING_REQUESTS_TOPIC, ends),
         20,
@@ -277,11 +277,11 @@ def test_redelivered_kafka_messages_create_no_second_request_or_booking(platform
     before = table_counts(platform)
     statuses_before = platform.sql("SELECT request_id, status, seats_confirmed FROM booking_requests ORDER BY id")
 
-    originals = read_topic(brokers, "booking-requests")
+    originals = read_topic(brokers, BOOKING_REQUESTS_TOPIC)
     ours = [message for message in originals if json.loads(message.value())["request_id"] in request_ids]
     assert len(ours) == len(request_ids)
     produce_again(brokers, originals)
-    ends = end_offsets(brokers, "booking-requests")
+    ends = end_offsets(brokers, BOOKING_REQUESTS_TOPIC)
     assert sum(ends.values()) == 2 * len(originals)
     poll(
         lambda: has_consumed_to(brokers, BRIDGE_CONSUMER_GROUP, BOOKING_REQUESTS_TOPIC, ends),
@@ -421,7 +421,7 @@ def test_domain_events_reach_booking_events_in_outbox_order(platform, host, crow
 
     def published():
         seen = {}
-        for message in read_topic(platform.env["KAFKA_BROKERS"], "booking-events"):
+        for message in read_topic(platform.env["KAFKA_BROKERS"], BOOKING_EVENTS_TOPIC):
             payload = json.loads(message.value())
             if payload.get("messageId") in wanted:
                 seen.setdefault(payload["messageId"], []).append((message, payload))
