@@ -25,18 +25,23 @@ leaner hand-off than its middleware: the body (at most MAX_CONTENT_LENGTH + 1 by
 read before the thread starts and the response is collected in the thread, so a request
 costs one thread hand-off instead of one per body read and per response part. Responses
 are small JSON documents or static files; a streaming response would need a2wsgi's
-middleware.
+middleware. The hand-off itself is `ThreadLane`, not `run_in_executor`: under load the
+loop is woken once per batch of finished requests instead of once per request (each
+wake-up is a system call on both sides), and no concurrent.futures.Future is chained
+to the asyncio one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import json
 import logging
+import queue
+import threading
 import uuid
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import unquote_plus
 
@@ -68,6 +73,78 @@ class Captured:
     chunks: list[bytes] = field(default_factory=list)
 
 
+class ThreadLane:
+    """A fixed set of threads that run blocking calls for one event loop.
+
+    `run` queues a call and awaits its result. A thread that finishes a call wakes the loop
+    only if no wake-up is already on its way; the loop then settles every finished call at
+    once. Threads start with the first call (after granian forks its workers)."""
+
+    def __init__(self, threads: int, name: str) -> None:
+        assert threads >= 1
+        self.thread_count = threads
+        self.name = name
+        self._calls: queue.SimpleQueue = queue.SimpleQueue()
+        self._finished: collections.deque = collections.deque()
+        self._lock = threading.Lock()
+        self._is_wake_pending = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._threads: list[threading.Thread] = []
+
+    async def run(self, function: Callable, *args):
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._start(loop)
+        future = loop.create_future()
+        self._calls.put((future, function, args))
+        return await future
+
+    def close(self) -> None:
+        for _ in self._threads:
+            self._calls.put(None)
+        self._threads = []
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Threads for `loop`; those of an earlier loop (one per asyncio.run) end."""
+        self.close()
+        self._loop = loop
+        self._finished.clear()
+        self._is_wake_pending = False
+        for number in range(self.thread_count):
+            thread = threading.Thread(target=self._serve, args=(loop,), name=f"{self.name}_{number}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _serve(self, loop: asyncio.AbstractEventLoop) -> None:
+        while (call := self._calls.get()) is not None:
+            future, function, args = call
+            try:
+                outcome = (function(*args), None)
+            except BaseException as error:  # handed to the awaiting coroutine, raised there
+                outcome = (None, error)
+            self._finished.append((future, outcome))
+            with self._lock:
+                if self._is_wake_pending:
+                    continue  # the wake-up on its way settles this call too
+                self._is_wake_pending = True
+            try:
+                loop.call_soon_threadsafe(self._settle)
+            except RuntimeError:  # the loop is closed: nobody awaits this call any more
+                return
+
+    def _settle(self) -> None:
+        with self._lock:
+            self._is_wake_pending = False
+        while self._finished:
+            future, (result, error) = self._finished.popleft()
+            if future.cancelled() or future.get_loop() is not self._loop:
+                continue  # its awaiter has gone (a hang-up; an earlier loop's call)
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
+
+
 class WaitingFront:
     """ASGI app: the long poll served asynchronously, everything else by the WSGI app."""
 
@@ -76,8 +153,8 @@ class WaitingFront:
         self.flask_app = flask_app
         self.hub = hub
         self.body_bytes_max = int(flask_app.config.get("MAX_CONTENT_LENGTH") or limits.JSON_BODY_BYTES_MAX)
-        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="wsgi")
-        self.read_executor = ThreadPoolExecutor(max_workers=WAIT_READ_THREADS, thread_name_prefix="wait-read")
+        self.lane = ThreadLane(threads, "wsgi")
+        self.read_lane = ThreadLane(WAIT_READ_THREADS, "wait-read")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -86,7 +163,7 @@ class WaitingFront:
             if wait_s is not None:
                 await self._long_poll(scope, receive, send, wait_s)
                 return
-            response = await self._call_flask(scope, receive, self.executor)
+            response = await self._call_flask(scope, receive, self.lane)
             await _send_response(send, response)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
@@ -106,8 +183,8 @@ class WaitingFront:
     async def close(self) -> None:
         if self.hub is not None:
             await self.hub.close()
-        self.executor.shutdown(wait=False)
-        self.read_executor.shutdown(wait=False)
+        self.lane.close()
+        self.read_lane.close()
 
     # -- the long poll -----------------------------------------------------------------
 
@@ -137,7 +214,7 @@ class WaitingFront:
         try:
             async with self.hub.listen(request_id) as listener:
                 while True:
-                    response = await self._call_flask(read_scope, _no_body, self.read_executor)
+                    response = await self._call_flask(read_scope, _no_body, self.read_lane)
                     if not _is_pending(response) or loop.time() >= deadline or disconnected.done():
                         break
                     # One correlation id for the whole wait: each re-read logs under it.
@@ -156,7 +233,7 @@ class WaitingFront:
 
     # -- the WSGI app ------------------------------------------------------------------
 
-    async def _call_flask(self, scope: Scope, receive: Receive, executor: ThreadPoolExecutor) -> Captured:
+    async def _call_flask(self, scope: Scope, receive: Receive, lane: ThreadLane) -> Captured:
         loop = asyncio.get_running_loop()
         body, is_whole = await _read_body(receive, self.body_bytes_max + 1)
         stream = _PrefetchedBody(loop, receive, body, has_more=not is_whole)
@@ -164,7 +241,7 @@ class WaitingFront:
         environ["wsgi.input_terminated"] = True  # the stream ends where the body ends (chunked too)
         # A fresh context per request, as a WSGI server's thread has: nothing of the event
         # loop's context (or of an earlier request) is visible to Flask's context variables.
-        return await loop.run_in_executor(executor, contextvars.Context().run, self._run_wsgi, environ)
+        return await lane.run(contextvars.Context().run, self._run_wsgi, environ)
 
     def _run_wsgi(self, environ: dict) -> Captured:
         started: list[Captured] = []

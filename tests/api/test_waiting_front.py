@@ -285,3 +285,35 @@ def test_a_client_that_hangs_up_stops_its_wait_and_leaves_the_channel(app, clien
     asyncio.run(scenario())
     assert sent == []  # nobody to answer
     assert subscribed(app, [accepted.request_id]) == 0
+
+
+# --- the thread hand-off ------------------------------------------------------------------
+
+
+def test_the_thread_lane_returns_each_result_to_its_caller_and_raises_its_errors():
+    from atomicseats.waiting import ThreadLane
+
+    lane = ThreadLane(3, "test-lane")
+    release = threading.Event()
+
+    def work(number: int) -> int:
+        release.wait(5)
+        if number % 7 == 0:
+            raise ValueError(number)
+        return number * number
+
+    async def scenario():
+        calls = [asyncio.ensure_future(lane.run(work, number)) for number in range(1, 200)]
+        await asyncio.sleep(0.05)
+        release.set()  # every call finishes in a burst: wake-ups are shared, nothing is lost
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    for _ in range(2):  # a second event loop gets threads of its own
+        release.clear()
+        answers = asyncio.run(scenario())
+        for number, answer in zip(range(1, 200), answers, strict=True):
+            if number % 7 == 0:
+                assert isinstance(answer, ValueError) and answer.args == (number,)
+            else:
+                assert answer == number * number
+    lane.close()
