@@ -6,6 +6,10 @@ Rules (DESIGN.md, "Allocation semantics"):
 - Waitlist promotion runs first, open or closed: closing the waitlist only stops new
   people joining. Free seats go to the head; the head may be served partially and
   keeps its place with the remainder; nobody behind it is served before it.
+  A caller that reads the waitlist from a database reads it in rounds: the allocator
+  says how many entries to read (`waitlist_read_size`), serves them (`promote_round`)
+  and says whether another round is needed, then the caller decides new requests
+  (`allocate`) on the state promotion left.
 - Then new requests in arrival order: confirmed if enough seats are free; otherwise
   the free seats are confirmed (partial) and the remainder waits, or is rejected
   when the waitlist is closed; with no seats free, waitlisted or rejected.
@@ -35,6 +39,7 @@ from datetime import datetime
 from atomicseats.domain.limits import (
     ALLOCATION_BATCH_SIZE_MAX,
     CAPACITY_SEATS_MAX,
+    CLOSE_OUT_BATCH_MAX,
     SEATS_PER_REQUEST_MAX,
     WAITLIST_PROMOTION_BATCH_MAX,
 )
@@ -108,6 +113,23 @@ class Promotion:
         assert self.seats_promoted >= 1
         assert self.seats_remaining >= 0
 
+    @property
+    def is_served(self) -> bool:
+        """Fully served: the entry leaves the waitlist."""
+        return self.seats_remaining == 0
+
+
+@dataclass(frozen=True)
+class PromotionRound:
+    """One round of serving the waitlist head first (see `promote_round`)."""
+
+    promotions: tuple[Promotion, ...]
+    state: EventState  # after this round
+    entries_to_read: int  # for the next round; 0: promotion is over, decide new requests now
+
+    def __post_init__(self) -> None:
+        assert self.entries_to_read >= 0
+
 
 @dataclass(frozen=True)
 class Allocation:
@@ -158,6 +180,38 @@ def promote_waitlist(state: EventState, waitlist: Sequence[WaitlistSlot]) -> tup
     return tuple(promotions), dataclasses.replace(state, reserved_seats=reserved_seats)
 
 
+def waitlist_read_size(state: EventState, batch_max: int = WAITLIST_PROMOTION_BATCH_MAX) -> int:
+    """How many waiting entries, head first, the next promotion round needs to see: none
+    once sales are closed or when no seat is free; else one per free seat (each entry
+    served takes one seat at least), at most `batch_max` (one read)."""
+    _assert_state_valid(state)
+    assert 1 <= batch_max <= WAITLIST_PROMOTION_BATCH_MAX
+    if not state.is_sales_open:
+        return 0
+    return min(state.seats_free, batch_max)
+
+
+def promote_round(
+    state: EventState, waitlist_head: Sequence[WaitlistSlot], batch_max: int = WAITLIST_PROMOTION_BATCH_MAX
+) -> PromotionRound:
+    """Serve the waitlist head first, for a caller that reads the waitlist in rounds.
+
+    `waitlist_head` is the first `waitlist_read_size(state, batch_max)` waiting entries
+    (fewer only when fewer wait). The round says how many entries the next one must
+    read: more only when it read a full batch, served each entry fully and seats are
+    still free; the caller writes this round's promotions (served entries leave the
+    waitlist) before reading the next. With 0, promotion is over: nobody is served
+    ahead of someone still waiting, and new requests may be decided on `state`.
+    """
+    entries_asked = waitlist_read_size(state, batch_max)
+    assert len(waitlist_head) <= entries_asked
+    promotions, after = promote_waitlist(state, waitlist_head)
+    has_read_whole_waitlist = len(waitlist_head) < entries_asked
+    entries_to_read = 0 if has_read_whole_waitlist else waitlist_read_size(after, batch_max)
+    assert entries_to_read == 0 or all(promotion.is_served for promotion in promotions)
+    return PromotionRound(promotions=promotions, state=after, entries_to_read=entries_to_read)
+
+
 def allocate(state: EventState, waitlist: Sequence[WaitlistSlot], requests: Sequence[SeatRequest]) -> Allocation:
     """Promote the waitlist, then decide new requests in arrival order."""
     assert len(requests) <= ALLOCATION_BATCH_SIZE_MAX
@@ -184,6 +238,13 @@ def allocate(state: EventState, waitlist: Sequence[WaitlistSlot], requests: Sequ
     if state.is_sales_open:  # after the sales end, seats may stay free: nobody is served
         _assert_nobody_waits_beside_free_seats(allocation, waitlist)
     return allocation
+
+
+def expiry_read_size(state: EventState) -> int:
+    """How many waiting entries, head first, one close-out reads: a batch once sales are
+    closed, none while they are open (nobody expires)."""
+    _assert_state_valid(state)
+    return 0 if state.is_sales_open else CLOSE_OUT_BATCH_MAX
 
 
 def expire_waitlist(state: EventState, waitlist: Sequence[WaitlistSlot]) -> tuple[WaitlistSlot, ...]:

@@ -11,6 +11,9 @@ SEATS_PER_REQUEST_MAX = 10  # the default upper bound; config may lower it
 ALLOCATION_BATCH_SIZE_MAX = 500  # new requests decided in one allocation transaction
 WAITLIST_PROMOTION_BATCH_MAX = 1000  # waiting entries read for one promotion
 CAPACITY_SEATS_MAX = 1_000_000
+# Promotion rounds in one transaction: each round but the last serves a whole batch of
+# entries in full (a seat each at least), so this covers any capacity we accept.
+PROMOTION_ROUNDS_MAX = CAPACITY_SEATS_MAX // WAITLIST_PROMOTION_BATCH_MAX + 1
 # Sales end: waiting entries expired in one transaction (the close-out commits batch by
 # batch), and how late a close-out may be before `flask audit` calls it a violation.
 CLOSE_OUT_BATCH_MAX = 1000

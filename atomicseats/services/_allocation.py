@@ -27,10 +27,6 @@ from atomicseats.services.contracts import EventAvailability
 
 log = logging.getLogger(__name__)
 
-# Bounded number of promotion rounds per transaction: each round serves up to
-# WAITLIST_PROMOTION_BATCH_MAX entries, so this covers any capacity we accept.
-PROMOTION_ROUNDS_MAX = limits.CAPACITY_SEATS_MAX // limits.WAITLIST_PROMOTION_BATCH_MAX + 1
-
 
 def lock_event(work: UnitOfWork, event_id: int) -> Event:
     """SELECT ... FOR UPDATE on the event row: every seat change for it serializes here."""
@@ -61,14 +57,16 @@ class Settlement:
 
 
 def settle_event(work: UnitOfWork, event: Event, pending: list[BookingRequest]) -> Settlement:
-    """Serve the waitlist head first, then decide `pending` in arrival order; write it all."""
+    """Serve the waitlist head first, then decide `pending` in arrival order; write it all.
+
+    The allocator decides (domain/allocator.py); this reads what it asks for and writes
+    what it decided. After the sales end nobody is served and whoever still waits is
+    told (one batch); while sales are open nobody expires."""
     now = utcnow()  # the decision time: sales are open or closed as of now
     settlement = Settlement()
-    if event.is_sales_open(now):
-        _promote(work, event, now, settlement)
-    else:  # nobody is served after the sales end; whoever still waits is told (one batch)
-        close_out_waitlist(work, event, now, settlement)
-    settlement.allocation = allocator.allocate(event.to_state(now), [], [request.to_domain() for request in pending])
+    close_out_waitlist(work, event, now, settlement)
+    state = _promote(work, event, now, settlement)
+    settlement.allocation = allocator.allocate(state, [], [request.to_domain() for request in pending])
     _write_decisions(work, event, pending, settlement.allocation.decisions, now, settlement)
     event.reserved_seats = settlement.allocation.reserved_seats
     event.updated_at = now
@@ -79,18 +77,21 @@ def settle_event(work: UnitOfWork, event: Event, pending: list[BookingRequest]) 
     return settlement
 
 
-def _promote(work: UnitOfWork, event: Event, now: datetime, settlement: Settlement) -> None:
-    for _ in range(PROMOTION_ROUNDS_MAX):
-        if event.seats_left == 0:
+def _promote(work: UnitOfWork, event: Event, now: datetime, settlement: Settlement) -> allocator.EventState:
+    """Promotion rounds: read the waiting entries the allocator asks for, write its promotions,
+    until it says promotion is over. Returns the state new requests are decided on."""
+    state = event.to_state(now)
+    entries_to_read = allocator.waitlist_read_size(state)
+    for _ in range(limits.PROMOTION_ROUNDS_MAX):
+        if entries_to_read == 0:
             break
-        entries = _waiting_entries(work, event.id, min(event.seats_left, limits.WAITLIST_PROMOTION_BATCH_MAX))
-        if not entries:
-            break
-        promotions, state = allocator.promote_waitlist(event.to_state(now), [entry.to_slot() for entry in entries])
-        if not promotions:
-            break
-        _write_promotions(work, event, entries, promotions, now, settlement)
+        entries = _waiting_entries(work, event.id, entries_to_read)
+        round_ = allocator.promote_round(state, [entry.to_slot() for entry in entries])
+        _write_promotions(work, event, entries, round_.promotions, now, settlement)
+        state, entries_to_read = round_.state, round_.entries_to_read
         event.reserved_seats = state.reserved_seats
+    assert entries_to_read == 0
+    return state
 
 
 def close_out_waitlist(work: UnitOfWork, event: Event, now: datetime, settlement: Settlement) -> int:
@@ -98,8 +99,12 @@ def close_out_waitlist(work: UnitOfWork, event: Event, now: datetime, settlement
     entry `expired`, its request waits for nothing more (reason `event_started`, status by
     the shared rule) and its guest gets one e-mail. Returns how many expired; the caller
     holds the event row lock. Idempotent: an expired entry is no longer waiting."""
-    entries = _waiting_entries(work, event.id, limits.CLOSE_OUT_BATCH_MAX)
-    expired = allocator.expire_waitlist(event.to_state(now), [entry.to_slot() for entry in entries])
+    state = event.to_state(now)
+    entries_to_read = allocator.expiry_read_size(state)
+    if entries_to_read == 0:  # sales are open: nobody expires
+        return 0
+    entries = _waiting_entries(work, event.id, entries_to_read)
+    expired = allocator.expire_waitlist(state, [entry.to_slot() for entry in entries])
     if not expired:
         return 0
     expired_ids = {slot.entry_id for slot in expired}
@@ -194,9 +199,9 @@ def _write_promotions(
         request = work.session.get(BookingRequest, entry.booking_request_id)
         assert request is not None
         entry.seats_remaining = promotion.seats_remaining
-        entry.status = "waiting" if promotion.seats_remaining else "served"
+        entry.status = "served" if promotion.is_served else "waiting"
         entry.updated_at = now
-        if not promotion.seats_remaining:
+        if promotion.is_served:
             settlement.removed_entry_ids.append(entry.id)
         settlement.promoted_request_ids.append(request.request_id)
         request.seats_confirmed += promotion.seats_promoted

@@ -13,18 +13,23 @@ from atomicseats.domain.allocator import (
     EventState,
     Outcome,
     Promotion,
+    PromotionRound,
     SeatRequest,
     WaitlistSlot,
     allocate,
     expire_waitlist,
+    expiry_read_size,
     is_sales_open,
+    promote_round,
     promote_waitlist,
     release_seats,
     resize_capacity,
     sales_end_of,
+    waitlist_read_size,
 )
 from atomicseats.domain.limits import (
     ALLOCATION_BATCH_SIZE_MAX,
+    CLOSE_OUT_BATCH_MAX,
     SEATS_PER_REQUEST_MAX,
     WAITLIST_PROMOTION_BATCH_MAX,
 )
@@ -173,6 +178,50 @@ def test_promotion_with_empty_waitlist_changes_nothing() -> None:
 def test_promotion_keeps_the_waitlist_flag() -> None:
     _, after = promote_waitlist(state(5, reserved=1, is_open=False), [WaitlistSlot(1, 1)])
     assert after == state(5, reserved=2, is_open=False)
+
+
+# Promotion in rounds: how a caller that reads the waitlist from a database serves it.
+
+
+def test_promotion_reads_one_entry_per_free_seat_at_most_one_batch() -> None:
+    assert waitlist_read_size(state(10, reserved=7)) == 3
+    assert waitlist_read_size(state(10, reserved=7), batch_max=2) == 2
+    assert waitlist_read_size(state(10, reserved=10)) == 0
+    assert waitlist_read_size(state(5000)) == WAITLIST_PROMOTION_BATCH_MAX
+
+
+def test_a_round_that_read_the_whole_waitlist_ends_promotion() -> None:
+    round_ = promote_round(state(10, reserved=4), [WaitlistSlot(1, 2), WaitlistSlot(2, 1)])
+    assert round_ == PromotionRound((Promotion(1, 2, 0), Promotion(2, 1, 0)), state(10, reserved=7), 0)
+    assert all(promotion.is_served for promotion in round_.promotions)
+
+
+def test_a_full_batch_served_in_full_with_seats_left_asks_for_another_round() -> None:
+    waitlist = [WaitlistSlot(1, 1), WaitlistSlot(2, 2), WaitlistSlot(3, 4), WaitlistSlot(4, 1)]
+    first = promote_round(state(10, reserved=4), waitlist[:2], batch_max=2)
+    assert first.promotions == (Promotion(1, 1, 0), Promotion(2, 2, 0))
+    assert first.entries_to_read == 2  # 3 seats still free, a batch is 2
+    second = promote_round(first.state, waitlist[2:], batch_max=2)
+    # The head of this round takes the last 3 seats and keeps its place waiting for 1.
+    assert second.promotions == (Promotion(3, 3, 1),)
+    assert not second.promotions[0].is_served
+    assert second == PromotionRound(second.promotions, state(10, reserved=10), 0)
+
+
+def test_a_round_with_no_seat_free_reads_nothing_and_ends_promotion() -> None:
+    assert promote_round(state(5, reserved=5), []) == PromotionRound((), state(5, reserved=5), 0)
+
+
+def test_a_round_given_more_entries_than_it_asked_for_is_our_bug() -> None:
+    with pytest.raises(AssertionError):
+        promote_round(state(10, reserved=8), [WaitlistSlot(1, 1), WaitlistSlot(2, 1), WaitlistSlot(3, 1)])
+
+
+def test_after_the_sales_end_promotion_reads_nothing_and_the_close_out_reads_a_batch() -> None:
+    assert waitlist_read_size(closed(10, reserved=2)) == 0
+    assert promote_round(closed(10, reserved=2), []) == PromotionRound((), closed(10, reserved=2), 0)
+    assert expiry_read_size(closed(10, reserved=2)) == CLOSE_OUT_BATCH_MAX
+    assert expiry_read_size(state(10, reserved=2)) == 0
 
 
 # Cancellation and capacity.

@@ -26,13 +26,43 @@ from atomicseats.domain.allocator import (
     WaitlistSlot,
     allocate,
     expire_waitlist,
+    promote_round,
     promote_waitlist,
     release_seats,
     resize_capacity,
+    waitlist_read_size,
 )
-from atomicseats.domain.limits import SEATS_PER_REQUEST_MAX
+from atomicseats.domain.limits import PROMOTION_ROUNDS_MAX, SEATS_PER_REQUEST_MAX
 
 seat_counts = st.integers(1, SEATS_PER_REQUEST_MAX)
+batch_sizes = st.integers(1, 5)  # small promotion batches, so that rounds follow rounds
+
+
+def promote_in_rounds(
+    state: EventState, waitlist: Sequence[WaitlistSlot], batch_max: int
+) -> tuple[tuple[Promotion, ...], EventState, int]:
+    """Promotion as services/_allocation.py runs it: read the head the allocator asks for,
+    write its promotions (served entries leave, the head keeps its remainder), until it says
+    promotion is over. Returns every promotion, the state after and the reads made."""
+    waiting = list(waitlist)
+    promotions: list[Promotion] = []
+    reads = 0
+    entries_to_read = waitlist_read_size(state, batch_max)
+    for _ in range(PROMOTION_ROUNDS_MAX):
+        if entries_to_read == 0:
+            break
+        round_ = promote_round(state, waiting[:entries_to_read], batch_max)
+        reads += 1
+        for promotion in round_.promotions:
+            assert promotion.entry_id == waiting[0].entry_id
+            if promotion.is_served:
+                waiting.pop(0)
+            else:
+                waiting[0] = WaitlistSlot(promotion.entry_id, promotion.seats_remaining)
+        promotions += round_.promotions
+        state, entries_to_read = round_.state, round_.entries_to_read
+    assert entries_to_read == 0
+    return tuple(promotions), state, reads
 
 
 # (a) Reference model.
@@ -128,6 +158,32 @@ def test_promote_waitlist_agrees_with_allocate_without_requests(state: EventStat
     assert after.is_sales_open == state.is_sales_open
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    event_states(),
+    st.lists(seat_counts, max_size=15),
+    st.lists(seat_counts, max_size=40),
+    batch_sizes,
+)
+def test_promotion_in_rounds_then_allocation_agrees_with_reference_model(
+    state: EventState, waiting: list[int], sizes: list[int], batch_max: int
+) -> None:
+    """The production path (rounds of reads, then new requests on the state promotion left)
+    decides exactly what the reference model does, reading no more batches than it must."""
+    waitlist = [WaitlistSlot(entry_id=100 + i, seats_remaining=n) for i, n in enumerate(waiting)]
+    requests = [SeatRequest(request_id=f"r{i}", seats=n) for i, n in enumerate(sizes)]
+    promotions, after, reads = promote_in_rounds(state, waitlist, batch_max)
+    allocation = allocate(after, [], requests)
+    expected_promotions, expected_decisions, reserved_seats = reference_allocate(state, waitlist, requests)
+    assert promotions == expected_promotions
+    assert allocation.decisions == expected_decisions
+    assert allocation.reserved_seats == reserved_seats
+    assert after.is_waitlist_open == state.is_waitlist_open
+    entries_served = sum(promotion.is_served for promotion in promotions)
+    assert reads <= entries_served // batch_max + 1
+    assert (reads == 0) == (waitlist_read_size(state, batch_max) == 0)
+
+
 @settings(max_examples=100, deadline=None)
 @given(event_states(), st.lists(seat_counts, max_size=15))
 def test_the_waitlist_expires_exactly_when_sales_are_closed(state: EventState, waiting: list[int]) -> None:
@@ -149,9 +205,10 @@ class EventMachine(RuleBasedStateMachine):
     """Book, cancel, resize, close and reopen, end sales; FIFO and no oversell after every step,
     and nothing confirmed after the sales end."""
 
-    @initialize(capacity=st.integers(0, 30), is_open=st.booleans())
-    def start(self, capacity: int, is_open: bool) -> None:
+    @initialize(capacity=st.integers(0, 30), is_open=st.booleans(), batch_max=batch_sizes)
+    def start(self, capacity: int, is_open: bool, batch_max: int) -> None:
         self.state = EventState(capacity, reserved_seats=0, is_waitlist_open=is_open)
+        self.batch_max = batch_max  # promotion reads the waitlist in rounds of this many entries
         self.waitlist: list[WaitlistSlot] = []
         self.arrival_of_entry: dict[int, int] = {}
         self.holdings: list[Holding] = []
@@ -175,6 +232,26 @@ class EventMachine(RuleBasedStateMachine):
         self.state = dataclasses.replace(
             self.state, capacity_seats=allocation.capacity_seats, reserved_seats=allocation.reserved_seats
         )
+        self.check_step(waitlist_before, confirmed)
+
+    @rule(sizes=st.lists(seat_counts, min_size=1, max_size=8))
+    def book_batch_in_rounds(self, sizes: list[int]) -> None:
+        """As the service decides a batch: promotion in rounds, then the requests on the state it left;
+        the same decisions as one `allocate` over the whole waitlist."""
+        first_arrival = self.arrivals_total
+        requests = [SeatRequest(f"r{first_arrival + i}", n) for i, n in enumerate(sizes)]
+        self.arrivals_total += len(sizes)
+        waitlist_before = list(self.waitlist)
+        whole = allocate(self.state, self.waitlist, requests)
+        promotions, self.state, _ = promote_in_rounds(self.state, self.waitlist, self.batch_max)
+        allocation = allocate(self.state, [], requests)
+        assert promotions == whole.promotions
+        assert allocation.decisions == whole.decisions
+        assert allocation.reserved_seats == whole.reserved_seats
+        confirmed = self.apply_promotions(promotions)
+        for offset, decision in enumerate(allocation.decisions):
+            confirmed += self.apply_decision(first_arrival + offset, decision)
+        self.state = dataclasses.replace(self.state, reserved_seats=allocation.reserved_seats)
         self.check_step(waitlist_before, confirmed)
 
     @precondition(lambda self: bool(self.holdings))
@@ -219,7 +296,12 @@ class EventMachine(RuleBasedStateMachine):
     # Applying results, as a service would write them.
 
     def promote(self, waitlist_before: list[WaitlistSlot]) -> None:
-        promotions, self.state = promote_waitlist(self.state, self.waitlist)
+        """As the services do after a cancel, a capacity change or a reopening: in rounds; the
+        same promotions as one `promote_waitlist` over the whole waitlist."""
+        whole, after_whole = promote_waitlist(self.state, self.waitlist)
+        promotions, self.state, _ = promote_in_rounds(self.state, self.waitlist, self.batch_max)
+        assert promotions == whole
+        assert self.state == after_whole
         confirmed = self.apply_promotions(promotions)
         self.check_step(waitlist_before, confirmed)
 
