@@ -48,7 +48,7 @@ bench: $(STAMP_DEV)
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && export DEBIAN_FRONTEND=noninteractive && \
 	  { apt-get install -y -q --no-install-recommends wrk || { apt-get update -q && apt-get install -y -q --no-install-recommends wrk; }; }; } || \
 	  { echo "make bench needs wrk (apt-get install wrk)" >&2; exit 2; }
-	@$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+	@$(BIN)/python -m scripts.bench $(BENCH_ARGS)
 
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check .

@@ -1,4 +1,4 @@
-"""Helpers shared by the tools that drive a local stack: `make bench` (scripts/bench.py) and
+"""Helpers shared by the tools that drive a local stack: `make bench` (scripts/bench/) and
 the end-to-end tests (tests/e2e). Not part of the application."""
 
 from __future__ import annotations

@@ -1,0 +1,67 @@
+"""`make bench`: a flash sale against the full pipeline on this machine, and the same load
+against the embedded default for comparison. A benchmark, not a timed test.
+
+What it does (every step bounded by a deadline, everything on 127.0.0.1):
+
+  setup     STACK=bench: stop any app process left over, start the services, create a fresh
+            database, recreate the Kafka topics empty (and forget the bridge's group), flush
+            Redis, then `scripts/platform.sh up` (API on :5200, bridge, worker, beat, Flower).
+            1 host and G guests are inserted with one shared password hash and logged in
+            in-process (argon2 costs ~0.3 s per hash here: 400 hashes would take a minute);
+            the events are created through the API with the host's token.
+            PostgreSQL runs with production durability (fsync, synchronous commits): every
+            figure includes the WAL flushes a real deployment pays.
+  warm-up   the same load for W seconds on a separate event (a cold Kafka broker spends
+            its first half minute JIT-compiling); then the warm-up's e-mails go out (an on-sale
+            starts on a quiet platform) and dirty pages are synced to disk, so neither the
+            mailer nor the kernel's writeback lands in a measured phase.
+  accept    wrk (C, cheap on 2 shared cores) drives N connections for T seconds of
+            POST /api/events/book with rotating tokens: 70% to one hot event, 30% spread
+            over 20 others, 1-4 seats. accepted/s = 2xx responses / duration. The request id
+            of every 202 is kept (scripts/bench/book.lua).
+  drain     until every 202 has a final outcome in Postgres (deadline), then
+            p50/p99 of decided_at - accepted_at over those requests.
+  outbox    wait (bounded) until the e-mails and domain events of the accept phase are out,
+            so the decide phase does not inherit that phase's leftover e-mail work.
+  decide    "one hot event with a backlog", measured twice on fresh hot events:
+            pipeline  (the headline decided/s) bridge stopped, B requests produced straight
+                      to Kafka in the API's message format; then the bridge is started with
+                      the worker running and the clock runs until all B are decided. This
+                      is what a backlog waiting in Kafka really drains at: recording
+                      (bridge) and deciding (Celery) both on the clock, sharing the CPU.
+            stages    bridge and worker stopped, B more requests produced; bridge alone
+                      (record/s), then worker alone (decide/s from recorded requests). The
+                      worker-only figure isolates the allocator path, but the recording was
+                      done off its clock, so it is a diagnostic, not the headline.
+            decided/s = (B - first batch) / (last decided_at - first decided_at); the wall
+            clock rate, including process start-up, is printed next to it.
+  waits     "waiting never blocks the API": decisions paused (bridge stopped), W requests
+            (5,000) for a fresh event produced to Kafka and claimed in the request registry as
+            the API does (so they read `pending`); the answer time of other routes
+            (GET /api/events/all and POST /api/events/book, a few clients back to back) is sampled
+            with no wait open, then with the W long polls (?wait=30, raw asyncio connections, each
+            with its owner's token) open and subscribed. p50/p99 of the other routes with the waits
+            open are in the table and the last line; the decisions resume and every wait must
+            answer with its final outcome.
+  check     oversold = sum over events of max(0, confirmed seats - capacity); lost = every
+            request acknowledged (202 at the API, or acked by Kafka for the backlog) without
+            a final outcome after the drain; `flask audit --pending-grace-s 0`.
+  embedded  the same accept load against `gunicorn wsgi:app` on the embedded default
+            (the default config, PIPELINE=embedded, a fresh SQLite file, decisions inline,
+            same workers x threads as the bench API), after the bench stack is down.
+
+CPU: every phase reports the CPU seconds each process group used (from /proc), so where
+the time goes is measured, not guessed; "other" is everything on the machine that is not
+this benchmark (another stack, a test run) and says how trustworthy the run is.
+
+The last line of the output is machine-readable:
+    accepted_per_s=N decided_per_s=N p50_ms=N p99_ms=N oversold=N lost=N waits_open=N
+    waiting_other_p50_ms=N waiting_other_p99_ms=N waits_final=N
+Exit status: 0, or 1 if oversold/lost/audit failed (or --strict and a floor was missed),
+2 if the benchmark itself could not run.
+
+Run as `make bench` (BENCH_ARGS=--help for the options), or `python -m scripts.bench` from the
+repository root. One module per phase: stack (processes, services, Postgres), cpu (CPU
+accounting), accounts (setup), load (wrk), outcomes (drain, latency, checks), backlog (the decide
+phase), waits, full (the full pipeline's phases in order), embedded, report; __main__ runs them.
+"""

@@ -1,0 +1,179 @@
+"""The decide phase, "one hot event with a backlog": requests produced straight to Kafka in the
+API's message format, then drained by the pipeline (headline decided/s) and by each stage alone
+(bridge, then worker: a diagnostic)."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from scripts.bench.common import APP_RUN, BenchError, say
+from scripts.bench.cpu import CpuMeter, CpuReport, bench_roots, pidfile, settle_disk
+from scripts.bench.outcomes import decided_rate, final_ids, status_counts, wait_final
+from scripts.bench.stack import Db, Stack
+
+
+def produce_backlog(
+    brokers: str, event_id: int, user_ids: list[int], count: int, seed: int, registry=None
+) -> tuple[list[str], float]:
+    """Put `count` requests for one event on booking-requests exactly as the API would
+    (same producer settings, key, message body and header); returns their ids. With a
+    `registry` (RedisRequestRegistry), each is also claimed there, as the API does."""
+    from confluent_kafka import Producer
+
+    from atomicseats.adapters.kafka import ProducerSettings
+
+    rng = random.Random(seed)
+    producer = Producer(ProducerSettings(brokers, linger_ms=5, delivery_timeout_s=30).librdkafka_config())
+    failures = []
+
+    def on_delivery(error, _message):
+        if error is not None:
+            failures.append(error)
+
+    ids = []
+    started = time.monotonic()
+    for i in range(count):
+        accepted = accepted_request(event_id, user_ids[i % len(user_ids)], rng.randint(1, 4))
+        produce_request(producer, accepted, on_delivery)
+        if registry is not None:
+            registry.claim(accepted)
+        ids.append(accepted.request_id)
+    if producer.flush(60) != 0 or failures:
+        raise BenchError(f"backlog not acknowledged by Kafka: {failures[:3]}")
+    return ids, time.monotonic() - started
+
+
+def accepted_request(event_id: int, user_id: int, seats: int):
+    from atomicseats.services.contracts import AcceptedRequest
+
+    request_id = str(uuid.uuid4())
+    return AcceptedRequest(
+        request_id=request_id,
+        user_id=user_id,
+        event_id=event_id,
+        seats=seats,
+        idempotency_key=None,
+        correlation_id=f"bench-{request_id[:8]}",
+        accepted_at=datetime.now(UTC),
+    )
+
+
+def produce_request(producer, accepted, on_delivery) -> None:
+    """One request on booking-requests, keyed by its event, as the API's publisher puts it."""
+    from atomicseats.names import BOOKING_REQUESTS_TOPIC, CORRELATION_HEADER_KAFKA
+
+    value = json.dumps(accepted.to_message(), separators=(",", ":")).encode()
+    headers = [(CORRELATION_HEADER_KAFKA, accepted.correlation_id.encode())]
+    while True:
+        try:
+            producer.produce(
+                BOOKING_REQUESTS_TOPIC,
+                key=str(accepted.event_id).encode(),
+                value=value,
+                headers=headers,
+                on_delivery=on_delivery,
+            )
+            break
+        except BufferError:
+            producer.poll(0.05)
+    producer.poll(0)
+
+
+@dataclass
+class DecideResult:
+    mode: str
+    count: int
+    decided_per_s: float
+    wall_per_s: float
+    span_s: float
+    wall_s: float
+    lost: int
+    record_per_s: float | None = None
+    record_wall_per_s: float | None = None
+    statuses: dict[str, int] = field(default_factory=dict)
+    cpu: CpuReport | None = None
+    record_cpu: CpuReport | None = None
+
+
+def decide_pipeline(stack: Stack, db: Db, brokers: str, event_id: int, user_ids: list[int], args) -> DecideResult:
+    say(f"decide (pipeline): bridge stopped, {args.backlog} requests for one hot event produced to Kafka")
+    stack.platform("stop", "bridge")
+    ids, produce_s = produce_backlog(brokers, event_id, user_ids, args.backlog, args.seed + 1)
+    say(f"  produced and acked in {produce_s:.1f}s; starting the bridge (worker running), clock on")
+    rate, wall_rate, span, wall, lost, cpu = time_drain(stack, db, event_id, ids, "bridge", "bridge", args)
+    say(f"  decided {len(ids)} in {span:.1f}s = {rate:.0f}/s (wall incl. bridge start {wall_rate:.0f}/s); lost {lost}")
+    return DecideResult(
+        "pipeline", len(ids), rate, wall_rate, span, wall, lost, statuses=status_counts(db, event_id), cpu=cpu
+    )
+
+
+def time_drain(stack: Stack, db: Db, event_id: int, ids: list[str], proc: str, cpu_label: str, args):
+    """Start `proc`, wait until every request in `ids` is final, and time it: (decided/s, wall
+    decided/s, span s, wall s, lost, CPU report). The clock starts with the process."""
+    settle_disk()
+    meter = CpuMeter(bench_roots())
+    meter.start()
+    started_wall = datetime.now(UTC)
+    finish = stack.start_async(proc)
+    try:
+        wait_final(db, [event_id], set(ids), args.drain_timeout, f"backlog drained by the {proc}")
+        meter.add_root(cpu_label, pidfile(APP_RUN / f"{proc}.pid") or 0)
+        cpu = meter.stop()
+    finally:
+        finish()
+    rate, wall_rate, span, wall = decided_rate(db, event_id, len(ids), started_wall)
+    lost = len(set(ids) - final_ids(db, [event_id]))
+    return rate, wall_rate, span, wall, lost, cpu
+
+
+def decide_stages(stack: Stack, db: Db, brokers: str, event_id: int, user_ids: list[int], args) -> DecideResult:
+    say(f"decide (stages): bridge and worker stopped, {args.backlog} more requests produced to Kafka")
+    stack.platform("stop", "bridge", "worker")
+    ids, _ = produce_backlog(brokers, event_id, user_ids, args.backlog, args.seed + 2)
+    meter = CpuMeter(bench_roots())
+    meter.start()
+    started = time.monotonic()
+    finish = stack.start_async("bridge")
+    try:
+        deadline = time.monotonic() + args.drain_timeout
+        while True:
+            (recorded,) = db.one("SELECT count(*) FROM booking_requests WHERE event_id = %s", (event_id,))
+            if recorded >= len(ids) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        record_wall = time.monotonic() - started
+        meter.add_root("bridge", pidfile(APP_RUN / "bridge.pid") or 0)
+        record_cpu = meter.stop()
+    finally:
+        finish()
+    first, last = db.one(
+        "SELECT min(created_at), max(created_at) FROM booking_requests WHERE event_id = %s", (event_id,)
+    )
+    (in_first,) = db.one(
+        "SELECT count(*) FROM booking_requests WHERE event_id = %s AND created_at = %s", (event_id, first)
+    )
+    record_span = (last - first).total_seconds() if first else 0
+    record_rate = (recorded - in_first) / record_span if record_span > 0 else float("nan")
+    say(f"  bridge alone recorded {recorded} at {record_rate:.0f}/s (wall incl. start {recorded / record_wall:.0f}/s)")
+    say("  starting the worker, clock on")
+    rate, wall_rate, span, wall, lost, cpu = time_drain(stack, db, event_id, ids, "worker", "worker (celery)", args)
+    say(f"  worker alone decided {len(ids)} in {span:.1f}s = {rate:.0f}/s (wall incl. worker start {wall_rate:.0f}/s)")
+    return DecideResult(
+        "stages",
+        len(ids),
+        rate,
+        wall_rate,
+        span,
+        wall,
+        lost,
+        record_per_s=record_rate,
+        record_wall_per_s=recorded / record_wall,
+        statuses=status_counts(db, event_id),
+        cpu=cpu,
+        record_cpu=record_cpu,
+    )

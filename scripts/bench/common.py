@@ -1,0 +1,104 @@
+"""What every phase of the benchmark shares: paths, settings, logging, bounded commands, HTTP."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # the application's names, via scripts/stacktools.py
+
+BIN = ROOT / ".venv" / "bin"
+STACK = "bench"
+RUN = ROOT / ".run" / STACK
+APP_RUN = RUN / "app"
+WORK = RUN / "bench"
+LUA = ROOT / "scripts" / "bench" / "book.lua"
+API_URL = "http://127.0.0.1:5200"
+BENCH_DB = "atomicseats_bench"
+GUEST_PASSWORD = "bench-password-0"
+FLOOR_ACCEPTED = 1000
+FLOOR_DECIDED = 3000
+OTHER = "other (not this bench)"
+
+# Settings for every process of the bench stack (and the embedded server): the login limit
+# out of the way, tokens that outlive the run.
+BENCH_APP_ENV = {"RATELIMIT_AUTH": "1000000 per minute", "ACCESS_TOKEN_EXPIRY_MIN": "240"}
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def say(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def run(cmd: list[str], env: dict, timeout_s: float, log_name: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command to completion (bounded), its output appended to WORK/<log_name>."""
+    log_path = WORK / log_name
+    with open(log_path, "a") as log:
+        log.write(f"\n--- {time.strftime('%F %T')} $ {' '.join(cmd)}\n")
+        log.flush()
+        try:
+            result = subprocess.run(
+                cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s, text=True
+            )
+        except subprocess.TimeoutExpired as error:
+            raise BenchError(f"{' '.join(cmd[:4])} did not finish within {timeout_s:.0f}s (log {log_path})") from error
+    if check and result.returncode != 0:
+        tail = log_path.read_text(errors="replace").splitlines()[-25:]
+        raise BenchError(f"{' '.join(cmd[:4])} failed ({result.returncode}); {log_path}:\n" + "\n".join(tail))
+    return result
+
+
+def http_json(method: str, url: str, body: dict | None = None, token: str | None = None, timeout_s: float = 30) -> dict:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        raise BenchError(f"{method} {url} -> {error.code}: {error.read()[:300]!r}") from error
+
+
+def wait_http_ok(url: str, deadline_s: float) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    raise BenchError(f"{url} not ready after {deadline_s:.0f}s")
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def fmt(value: float | None, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def env_without(names: set[str]) -> dict:
+    """This process's environment without the given variables."""
+    return {key: value for key, value in os.environ.items() if key not in names}

@@ -1,0 +1,186 @@
+"""CPU accounting: the CPU seconds each process group of the bench used in a phase, from /proc,
+so where the time goes is measured, not guessed; and what keeps a measured phase clean."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scripts.bench.common import APP_RUN, OTHER, RUN, say
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _read_procs() -> dict[int, tuple[int, int, str, int]]:
+    """pid -> (ppid, user+system ticks, comm, start time) for every process on the machine.
+    A pid is the same process at both ends of a phase when its start time matches (a
+    kernel worker's comm changes with the work it does)."""
+    procs = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        close = stat.rfind(")")
+        fields_ = stat[close + 2 :].split()
+        procs[int(name)] = (
+            int(fields_[1]),
+            int(fields_[11]) + int(fields_[12]),
+            stat[stat.find("(") + 1 : close],
+            int(fields_[19]),
+        )
+    return procs
+
+
+def _read_machine() -> tuple[int, int]:
+    with open("/proc/stat") as handle:
+        values = [int(v) for v in handle.readline().split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values[:8]) - idle, sum(values[:8])
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def pidfile(path: Path) -> int | None:
+    try:
+        text = path.read_text().split()
+        return int(text[0]) if text else None
+    except (OSError, ValueError):
+        return None
+
+
+class CpuMeter:
+    """CPU seconds per process group between start() and stop(), from /proc."""
+
+    def __init__(self, roots: dict[str, int | None], children_label: str = "bench-driver children") -> None:
+        self.roots = {pid: group for group, pid in roots.items() if pid}
+        self.roots[os.getpid()] = "bench-driver"
+        # Processes this script started and reaped meanwhile (wrk, platform.sh and what it
+        # runs) are gone from /proc at stop(): their CPU comes from getrusage(CHILDREN).
+        self.children_label = children_label
+
+    def add_root(self, group: str, pid: int) -> None:
+        self.roots[pid] = group
+
+    def start(self) -> None:
+        self.t0 = time.monotonic()
+        self.procs0 = _read_procs()
+        self.machine0 = _read_machine()
+        self.children0 = _children_cpu_s()
+
+    def stop(self) -> CpuReport:
+        procs1 = _read_procs()
+        machine1 = _read_machine()
+        wall = time.monotonic() - self.t0
+        by_group: dict[str, float] = {}
+        other_by_name: dict[str, float] = {}
+        for pid, (_ppid, ticks, _comm, started) in procs1.items():
+            before = self.procs0.get(pid)
+            used = ticks - (before[1] if before and before[3] == started else 0)
+            if used <= 0:
+                continue
+            group = self._group_of(pid, procs1)
+            by_group[group] = by_group.get(group, 0.0) + used / CLK_TCK
+            if group == OTHER:
+                other_by_name[procs1[pid][2]] = other_by_name.get(procs1[pid][2], 0.0) + used / CLK_TCK
+        reaped = _children_cpu_s() - self.children0
+        if reaped >= 0.01:
+            by_group[self.children_label] = by_group.get(self.children_label, 0.0) + reaped
+        busy = (machine1[0] - self.machine0[0]) / CLK_TCK
+        total = (machine1[1] - self.machine0[1]) / CLK_TCK
+        return CpuReport(
+            wall_s=wall, by_group=by_group, machine_busy_s=busy, machine_total_s=total, other_by_name=other_by_name
+        )
+
+    def _group_of(self, pid: int, procs: dict) -> str:
+        seen = 0
+        while pid > 1 and seen < 64:
+            if pid in self.roots:
+                return self.roots[pid]
+            entry = procs.get(pid)
+            if entry is None:
+                break
+            if entry[2] == "wrk":
+                return "client (wrk)"
+            pid = entry[0]
+            seen += 1
+        return OTHER
+
+
+@dataclass
+class CpuReport:
+    wall_s: float
+    by_group: dict[str, float]
+    machine_busy_s: float
+    machine_total_s: float
+    other_by_name: dict[str, float] = field(default_factory=dict)
+
+    def lines(self, per_request: dict[str, int] | None = None) -> list[str]:
+        cores = os.cpu_count() or 1
+        out = [
+            f"    machine busy {100 * self.machine_busy_s / max(self.machine_total_s, 1e-9):5.1f}% of {cores} cores"
+            f" over {self.wall_s:.1f}s"
+        ]
+        for group, seconds in sorted(self.by_group.items(), key=lambda item: -item[1]):
+            if seconds < 0.05:
+                continue
+            line = f"    {group:<24} {seconds:7.1f} cpu-s  {100 * seconds / self.wall_s:5.1f}% of a core"
+            if per_request:
+                line += "  " + "  ".join(
+                    f"{1000 * seconds / count:.2f} ms/{label}" for label, count in per_request.items() if count
+                )
+            if group == OTHER and self.other_by_name:
+                top = sorted(self.other_by_name.items(), key=lambda item: -item[1])[:3]
+                line += "  (" + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in top) + ")"
+            out.append(line)
+        return out
+
+
+def bench_roots() -> dict[str, int | None]:
+    pg_link = RUN / "postgres"
+    return {
+        "api (granian)": pidfile(APP_RUN / "api.pid"),
+        "bridge": pidfile(APP_RUN / "bridge.pid"),
+        "worker (celery)": pidfile(APP_RUN / "worker.pid"),
+        "mailer (celery, nice 19)": pidfile(APP_RUN / "mailer.pid"),
+        "beat": pidfile(APP_RUN / "beat.pid"),
+        "flower": pidfile(APP_RUN / "flower.pid"),
+        "postgres": pidfile(pg_link / "data" / "postmaster.pid"),
+        "kafka": pidfile(RUN / "kafka" / "pid"),
+        "redis": pidfile(RUN / "redis" / "pid"),
+        "smtp sink": pidfile(RUN / "smtp" / "pid"),
+    }
+
+
+def settle_disk() -> None:
+    """Write dirty pages back before a measured phase: setup (a fresh database, topics, a
+    backlog) leaves tens of MB in the page cache, and the kernel would otherwise flush them
+    ~30 s later (ext4 writeback workers took half a core), in the middle of the measurement."""
+    started = time.monotonic()
+    os.sync()
+    say(f"  disk settled (sync, {time.monotonic() - started:.1f}s)")
+
+
+def top_snapshot(path: Path, delay_s: float) -> threading.Thread:
+    def take() -> None:
+        time.sleep(delay_s)
+        try:
+            out = subprocess.run(["top", "-b", "-n1", "-w", "200"], capture_output=True, text=True, timeout=20)
+            path.write_text(out.stdout)
+        except (OSError, subprocess.SubprocessError) as error:
+            path.write_text(f"top failed: {error}\n")
+
+    thread = threading.Thread(target=take, daemon=True)
+    thread.start()
+    return thread

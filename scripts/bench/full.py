@@ -1,0 +1,244 @@
+"""The full pipeline (STACK=bench), phase after phase: setup, warm-up, accept, drain, outbox,
+decide, waits, check."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from scripts.bench.accounts import Events, create_events, make_accounts
+from scripts.bench.backlog import DecideResult, decide_pipeline, decide_stages
+from scripts.bench.common import API_URL, BENCH_DB, BIN, STACK, WORK, BenchError, run, say
+from scripts.bench.cpu import CpuMeter, CpuReport, bench_roots, settle_disk
+from scripts.bench.load import WrkResult, run_wrk
+from scripts.bench.outcomes import (
+    Latency,
+    OutboxDrain,
+    final_ids,
+    outcome_latency,
+    oversold_pg,
+    wait_final,
+    wait_outbox,
+)
+from scripts.bench.stack import Db, Stack, recreate_database, reset_kafka, services_env
+from scripts.bench.waits import WaitsResult, measure_waits
+
+
+@dataclass
+class Drain:
+    seconds: float
+    latency: Latency
+    lost: int
+    statuses: dict[str, int]
+
+
+@dataclass
+class Checks:
+    oversold: int
+    counter_mismatches: int
+    oversold_notes: list[str]
+    audit_ok: bool
+    audit_text: str
+
+
+@dataclass
+class FullResult:
+    accept: WrkResult
+    accept_cpu: CpuReport
+    drain_s: float
+    latency: Latency
+    lost_api: int
+    pipeline: DecideResult | None
+    stages: DecideResult | None
+    oversold: int
+    counter_mismatches: int
+    oversold_notes: list[str]
+    audit_ok: bool
+    audit_text: str
+    accept_statuses_db: dict[str, int]
+    top_file: Path
+    outbox: OutboxDrain | None
+    waits: WaitsResult | None = None
+
+
+@dataclass
+class Setup:
+    stack: Stack
+    service_env: dict
+    database_url: str
+    app_env: dict
+    accounts: dict
+    events: Events
+
+
+def run_full(args) -> FullResult:
+    setup = set_up(args)
+    tokens_file = WORK / "tokens-full.txt"
+    db = Db(setup.database_url)
+    try:
+        if args.warmup > 0:
+            warm_up(db, setup.events, tokens_file, args)
+        accept, accept_cpu, top_file = accept_phase(setup.events, tokens_file, args)
+        drain = drain_phase(db, setup.events, accept, args)
+        outbox, pipeline, stages = decide_phase(setup, db, args) if args.backlog > 0 else (None, None, None)
+        waits = waits_phase(setup, db, args) if args.waits > 0 else None
+        checks = check(db, setup.app_env)
+    finally:
+        db.close()
+    return FullResult(
+        accept=accept,
+        accept_cpu=accept_cpu,
+        drain_s=drain.seconds,
+        latency=drain.latency,
+        lost_api=drain.lost,
+        pipeline=pipeline,
+        stages=stages,
+        oversold=checks.oversold,
+        counter_mismatches=checks.counter_mismatches,
+        oversold_notes=checks.oversold_notes,
+        audit_ok=checks.audit_ok,
+        audit_text=checks.audit_text,
+        accept_statuses_db=drain.statuses,
+        top_file=top_file,
+        outbox=outbox,
+        waits=waits,
+    )
+
+
+def set_up(args) -> Setup:
+    """Leftover bench processes stopped, the services started, a fresh database, empty Kafka
+    topics, empty Redis; the platform up; the accounts and events."""
+    say("full pipeline: stopping any leftover bench processes, starting the services")
+    base_env = {**os.environ, "STACK": STACK}
+    run(
+        ["bash", "scripts/platform.sh", "stop", "api", "flower", "beat", "worker", "bridge"],
+        base_env,
+        180,
+        "platform.log",
+    )
+    run(["bash", "scripts/services.sh", "start"], base_env, 600, "services.log")
+    service_env = services_env()
+    say("fresh database, empty Kafka topics, empty Redis")
+    database_url = recreate_database(service_env["DATABASE_URL"], BENCH_DB)
+    reset_kafka(service_env["KAFKA_BROKERS"])
+    import redis
+
+    redis.Redis.from_url(service_env["REDIS_URL"], socket_timeout=10).flushall()
+
+    stack = Stack(database_url)
+    say(f"platform up (STACK=bench, API {API_URL}, log {WORK / 'platform.log'})")
+    stack.platform("up", timeout_s=600)
+    app_env = stack.app_env()
+    accounts = make_accounts(app_env, args.guests, "full")
+    events = create_events(API_URL, accounts["host_token"], args, with_backlog=args.backlog > 0)
+    return Setup(stack, service_env, database_url, app_env, accounts, events)
+
+
+def warm_up(db: Db, events: Events, tokens_file: Path, args) -> None:
+    say(f"warm-up: {args.warmup:g}s, {args.connections} connections, separate event")
+    warm = run_wrk(
+        API_URL,
+        tokens_file,
+        events,
+        args,
+        args.connections,
+        args.warmup,
+        "warmup-full",
+        hot=events.warmup,
+        spread=[],
+    )
+    wait_final(db, [events.warmup], set(warm.ids), args.drain_timeout, "warm-up drain")
+    # An on-sale starts on a quiet platform: the warm-up's e-mails go out first.
+    say(f"waiting (≤{args.outbox_timeout:g}s) for the outbox to send the warm-up's e-mails")
+    say(f"  outbox: {wait_outbox(db, args.outbox_timeout).describe()}")
+
+
+def accept_phase(events: Events, tokens_file: Path, args) -> tuple[WrkResult, CpuReport, Path]:
+    say(
+        f"accept phase: {args.connections} connections for {args.duration:g}s "
+        f"({args.hot_percent}% to the hot event, the rest over {len(events.spread)} events)"
+    )
+    settle_disk()
+    meter = CpuMeter(bench_roots())
+    top_file = WORK / "top-accept.txt"
+    meter.start()
+    accept = run_wrk(
+        API_URL,
+        tokens_file,
+        events,
+        args,
+        args.connections,
+        args.duration,
+        "accept-full",
+        meter=meter,
+        top_file=top_file,
+    )
+    accept_cpu = meter.stop()
+    say(
+        f"accepted {accept.accepted} in {accept.duration_s:.1f}s = {accept.accepted_per_s:.0f}/s; "
+        f"non-2xx: {accept.non_2xx()}"
+    )
+    return accept, accept_cpu, top_file
+
+
+def drain_phase(db: Db, events: Events, accept: WrkResult, args) -> Drain:
+    phase_events = [events.hot, *events.spread]
+    ids = set(accept.ids)
+    say(f"draining: waiting (≤{args.drain_timeout:g}s) for a final outcome of every accepted request")
+    drain_s = wait_final(db, phase_events, ids, args.drain_timeout, "accept drain")
+    rows = db.rows(
+        "SELECT request_id, accepted_at, created_at, decided_at FROM booking_requests WHERE event_id = ANY(%s)",
+        (phase_events,),
+    )
+    latency = outcome_latency(rows, ids)
+    lost_api = len(ids - final_ids(db, phase_events))
+    statuses = dict(
+        db.rows(
+            "SELECT status, count(*) FROM booking_requests WHERE event_id = ANY(%s) GROUP BY status",
+            (phase_events,),
+        )
+    )
+    say(
+        f"drained in {drain_s:.1f}s; accepted→final p50 {latency.p50_ms:.0f} ms, p99 {latency.p99_ms:.0f} ms; "
+        f"lost {lost_api}"
+    )
+    return Drain(drain_s, latency, lost_api, statuses)
+
+
+def decide_phase(setup: Setup, db: Db, args) -> tuple[OutboxDrain, DecideResult, DecideResult | None]:
+    say(f"waiting (≤{args.outbox_timeout:g}s) for the outbox to send the accept phase's e-mails first")
+    outbox = wait_outbox(db, args.outbox_timeout)
+    say(f"  outbox: {outbox.describe()}")
+    brokers, guest_ids, backlog = setup.service_env["KAFKA_BROKERS"], setup.accounts["guest_ids"], setup.events.backlog
+    pipeline = decide_pipeline(setup.stack, db, brokers, backlog[0], guest_ids, args)
+    stages = None
+    if not args.skip_stages:
+        stages = decide_stages(setup.stack, db, brokers, backlog[1], guest_ids, args)
+    return outbox, pipeline, stages
+
+
+def waits_phase(setup: Setup, db: Db, args) -> WaitsResult | None:
+    waits = None
+    try:
+        waits = measure_waits(setup.stack, db, setup.service_env, setup.events, setup.accounts, args)
+        wait_final(db, [setup.events.warmup], set(waits.booked_ids), args.drain_timeout, "waits-phase bookings")
+    except BenchError as error:  # the other phases' figures still stand
+        say(f"waits phase FAILED: {error}")
+        setup.stack.platform("start", "bridge")
+    return waits
+
+
+def check(db: Db, app_env: dict) -> Checks:
+    oversold, mismatched, notes = oversold_pg(db)
+    say("flask audit --pending-grace-s 0")
+    audit = run(
+        [str(BIN / "flask"), "--app", "wsgi", "audit", "--pending-grace-s", "0"],
+        app_env,
+        600,
+        "audit.log",
+        check=False,
+    )
+    audit_lines = (WORK / "audit.log").read_text(errors="replace").rstrip().splitlines()
+    audit_text = "\n".join(line for line in audit_lines[-12:] if line.strip() and not line.startswith("---"))
+    return Checks(oversold, mismatched, notes, audit.returncode == 0, audit_text)

@@ -1,0 +1,158 @@
+"""Outcomes, read from Postgres: waiting until requests are final (the drain), the outbox,
+accepted -> final latencies, decision rates, and the checks (oversold seats, lost requests)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from scripts.bench.common import fmt, percentile, say
+from scripts.bench.stack import Db
+
+
+def wait_final(db: Db, event_ids: list[int], expected_ids: set[str], deadline_s: float, what: str) -> float:
+    """Wait until every expected id is final and nothing of these events is pending.
+    Gives up at the deadline, or after 60 s with nothing pending and no progress."""
+    started = time.monotonic()
+    last_progress, last_final = started, -1
+    while True:
+        final, pending = db.one(
+            "SELECT count(*) FILTER (WHERE status <> 'pending'), count(*) FILTER (WHERE status = 'pending')"
+            " FROM booking_requests WHERE event_id = ANY(%s)",
+            (event_ids,),
+        )
+        now = time.monotonic()
+        if final != last_final:
+            last_final, last_progress = final, now
+        if final >= len(expected_ids) and pending == 0:
+            missing = expected_ids - final_ids(db, event_ids)
+            if not missing:
+                return now - started
+        if now - started > deadline_s:
+            say(f"{what}: deadline {deadline_s:.0f}s reached with {pending} pending")
+            return now - started
+        if pending == 0 and now - last_progress > 60:
+            say(f"{what}: nothing pending and no progress for 60s; some requests never arrived")
+            return now - started
+        time.sleep(0.25)
+
+
+@dataclass
+class OutboxDrain:
+    emails_at_start: int
+    unpublished_at_start: int
+    seconds: float
+    emails_left: int
+    unpublished_left: int
+
+    def describe(self) -> str:
+        rate = (self.emails_at_start - self.emails_left) / self.seconds if self.seconds > 0 else float("nan")
+        left = (
+            ""
+            if not (self.emails_left or self.unpublished_left)
+            else f"; NOT drained: {self.emails_left} e-mails, {self.unpublished_left} domain events left"
+        )
+        return (
+            f"{self.emails_at_start} e-mails and {self.unpublished_at_start} domain events pending; "
+            f"waited {self.seconds:.1f}s ({fmt(rate)} e-mails/s){left}"
+        )
+
+
+def wait_outbox(db: Db, deadline_s: float) -> OutboxDrain:
+    """Wait until the outbox has sent every e-mail and published every domain event."""
+    query = (
+        "SELECT count(*) FILTER (WHERE channel = 'email' AND status = 'pending'),"
+        " count(*) FILTER (WHERE published_at IS NULL) FROM outbox"
+    )
+    started = time.monotonic()
+    emails0, unpublished0 = db.one(query)
+    emails, unpublished = emails0, unpublished0
+    while (emails or unpublished) and time.monotonic() - started < deadline_s:
+        time.sleep(0.5)
+        emails, unpublished = db.one(query)
+    return OutboxDrain(emails0, unpublished0, time.monotonic() - started, emails, unpublished)
+
+
+def final_ids(db: Db, event_ids: list[int]) -> set[str]:
+    rows = db.rows(
+        "SELECT request_id FROM booking_requests WHERE event_id = ANY(%s) AND status <> 'pending'", (event_ids,)
+    )
+    return {row[0] for row in rows}
+
+
+@dataclass
+class Latency:
+    count: int
+    p50_ms: float
+    p99_ms: float
+    record_p50_ms: float
+    record_p99_ms: float
+    max_ms: float
+
+
+def outcome_latency(rows: list[tuple], ids: set[str]) -> Latency:
+    """rows: (request_id, accepted_at, created_at, decided_at)."""
+    decided, recorded = [], []
+    for request_id, accepted_at, created_at, decided_at in rows:
+        if ids and request_id not in ids or accepted_at is None:
+            continue
+        if decided_at is not None:
+            decided.append((decided_at - accepted_at).total_seconds() * 1000)
+        if created_at is not None:
+            recorded.append((created_at - accepted_at).total_seconds() * 1000)
+    return Latency(
+        count=len(decided),
+        p50_ms=percentile(decided, 50),
+        p99_ms=percentile(decided, 99),
+        record_p50_ms=percentile(recorded, 50),
+        record_p99_ms=percentile(recorded, 99),
+        max_ms=max(decided) if decided else float("nan"),
+    )
+
+
+def oversold_pg(db: Db) -> tuple[int, int, list[str]]:
+    rows = db.rows(
+        "SELECT e.id, e.capacity_seats, e.reserved_seats,"
+        " COALESCE((SELECT sum(b.seats) FROM bookings b WHERE b.event_id = e.id AND b.status = 'confirmed'), 0)"
+        " FROM events e"
+    )
+    return count_oversold(rows)
+
+
+def count_oversold(rows) -> tuple[int, int, list[str]]:
+    oversold, mismatched, notes = 0, 0, []
+    for event_id, capacity, reserved, confirmed in rows:
+        confirmed = int(confirmed)
+        if confirmed > capacity:
+            oversold += confirmed - capacity
+            notes.append(f"event {event_id}: {confirmed} confirmed > capacity {capacity}")
+        if confirmed != reserved:
+            mismatched += 1
+            notes.append(f"event {event_id}: reserved_seats {reserved} != confirmed {confirmed}")
+    return oversold, mismatched, notes
+
+
+def decided_rate(db: Db, event_id: int, count: int, started_wall: datetime) -> tuple[float, float, float, float]:
+    """(decided/s between first and last decision, wall-clock decided/s from `started_wall`,
+    the span, the wall time). The first batch is left out of the span rate: its
+    decisions carry the span's start time."""
+    first, last = db.one(
+        "SELECT min(decided_at), max(decided_at) FROM booking_requests WHERE event_id = %s AND status <> 'pending'",
+        (event_id,),
+    )
+    if first is None:
+        return 0.0, 0.0, 0.0, 0.0
+    (in_first,) = db.one(
+        "SELECT count(*) FROM booking_requests WHERE event_id = %s AND decided_at = %s", (event_id, first)
+    )
+    span = (last - first).total_seconds()
+    wall = (last - started_wall).total_seconds()
+    rate = (count - in_first) / span if span > 0 else float("nan")
+    return rate, count / wall if wall > 0 else float("nan"), span, wall
+
+
+def status_counts(db: Db, event_id: int) -> dict[str, int]:
+    return dict(
+        db.rows("SELECT status, count(*) FROM booking_requests WHERE event_id = %s GROUP BY status", (event_id,))
+    )

@@ -1,0 +1,249 @@
+"""The report: the comparison table, each phase's details with its CPU, and the last,
+machine-readable line."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+from scripts.bench.common import FLOOR_ACCEPTED, FLOOR_DECIDED, OTHER, WORK, fmt
+from scripts.bench.embedded import EmbeddedResult
+from scripts.bench.full import FullResult
+
+COLUMNS = "{:<44}{:>20}{:>20}   {}"
+
+
+def report(args, full: FullResult | None, embedded: EmbeddedResult | None) -> tuple[str, bool]:
+    """Print the report; returns (the machine-readable last line, whether the run is ok)."""
+    print_header(args)
+    decided, acc_floor, dec_floor = floors(full)
+    print_rates(full, embedded, decided, acc_floor, dec_floor)
+    lost_full = lost_in_full(full)
+    print_checks(full, embedded, lost_full)
+    print_waits_row(full.waits if full else None)
+    print("  * embedded decides inline, before it answers: decided/s = requests decided in the accept phase / duration")
+    ok = True
+    if full:
+        print_full_details(full)
+        ok = ok and full.oversold == 0 and lost_full == 0 and full.audit_ok
+    if embedded:
+        print(f"embedded default: non-2xx {embedded.accept.non_2xx()}; CPU during its accept phase:")
+        for line in embedded.cpu.lines({"accepted": embedded.accept.accepted}):
+            print(line)
+        ok = ok and embedded.oversold == 0 and embedded.lost == 0
+    print(f"details: {WORK}")
+    if full:
+        final = full_final_line(full, decided, lost_full)
+        if args.strict and (acc_floor != "ok" or dec_floor != "ok" or not waits_all_final(full)):
+            ok = False
+    else:
+        final = embedded_final_line(embedded)
+    return final, ok
+
+
+def print_header(args) -> None:
+    cores = os.cpu_count()
+    print()
+    print("=" * 100)
+    print(
+        f"AtomicSeats flash-sale benchmark  {time.strftime('%F %T')}  {cores} CPUs  "
+        f"load: {args.connections} connections x {args.duration:g}s, {args.guests} guests, "
+        f"{args.hot_percent}% to one hot event (capacity {args.hot_capacity}), the rest over "
+        f"{args.spread_events} events, 1-4 seats"
+    )
+    print("=" * 100)
+    print(COLUMNS.format("", "full pipeline", "embedded default", ""))
+
+
+def floors(full: FullResult | None) -> tuple[float, str, str]:
+    """(the headline decided/s, the accepted floor's verdict, the decided floor's verdict)."""
+    if not full:
+        return float("nan"), "", ""
+    acc_floor = "ok" if full.accept.accepted_per_s >= FLOOR_ACCEPTED else "BELOW FLOOR"
+    decided = full.pipeline.decided_per_s if full.pipeline else float("nan")
+    dec_floor = "ok" if decided >= FLOOR_DECIDED else "BELOW FLOOR"
+    return decided, acc_floor, dec_floor
+
+
+def lost_in_full(full: FullResult | None) -> int | None:
+    if not full:
+        return None
+    return full.lost_api + sum(phase.lost for phase in (full.pipeline, full.stages, full.waits) if phase)
+
+
+def print_rates(F: FullResult | None, emb: EmbeddedResult | None, decided: float, acc_floor: str, dec_floor: str):
+    rows = [
+        (
+            "accepted requests/s at the API (2xx)",
+            fmt(F and F.accept.accepted_per_s),
+            fmt(emb and emb.accept.accepted_per_s),
+            f"floor >= {FLOOR_ACCEPTED}: {acc_floor}" if F else "",
+        ),
+        (
+            "decided requests/s, hot event with backlog",
+            fmt(decided),
+            fmt(emb and emb.decided / emb.accept.duration_s) + "*",
+            f"floor >= {FLOOR_DECIDED}: {dec_floor}" if F else "",
+        ),
+        (
+            "accepted -> final outcome p50 (ms)",
+            fmt(F and F.latency.p50_ms),
+            fmt(emb and emb.latency.p50_ms),
+            "accept phase, from Postgres/SQLite timestamps",
+        ),
+        ("accepted -> final outcome p99 (ms)", fmt(F and F.latency.p99_ms), fmt(emb and emb.latency.p99_ms), ""),
+        (
+            "HTTP response time p50 / p99 (ms, wrk)",
+            f"{fmt(F and F.accept.http_ms('50'), 1)} / {fmt(F and F.accept.http_ms('99'), 1)}" if F else "-",
+            f"{fmt(emb.accept.http_ms('50'), 1)} / {fmt(emb.accept.http_ms('99'), 1)}" if emb else "-",
+            "",
+        ),
+    ]
+    for row in rows:
+        print(COLUMNS.format(*row))
+
+
+def print_checks(F: FullResult | None, emb: EmbeddedResult | None, lost_full: int | None) -> None:
+    rows = [
+        ("requests answered 2xx (accept phase)", fmt(F and F.accept.accepted), fmt(emb and emb.accept.accepted), ""),
+        ("oversold seats", fmt(F and F.oversold), fmt(emb and emb.oversold), "must be 0"),
+        ("lost requests", fmt(lost_full), fmt(emb and emb.lost), "must be 0"),
+        (
+            "events whose reserved_seats != confirmed",
+            fmt(F and F.counter_mismatches),
+            fmt(emb and emb.counter_mismatches),
+            "",
+        ),
+    ]
+    for row in rows:
+        print(COLUMNS.format(*row))
+
+
+def print_waits_row(W) -> None:
+    print(
+        COLUMNS.format(
+            f"other routes p50 / p99 (ms), {W.count if W else 0} waits open" if W else "other routes, waits open",
+            f"{fmt(W.waiting.quantile(50), 1)} / {fmt(W.waiting.quantile(99), 1)}" if W else "-",
+            "-",
+            f"no wait open: {fmt(W.idle.quantile(50), 1)} / {fmt(W.idle.quantile(99), 1)}" if W else "",
+        )
+    )
+    print(
+        COLUMNS.format(
+            "waits answered with their final outcome",
+            f"{W.answered_final} / {W.count}" if W else "-",
+            "-",
+            "once decisions resume; must be all" if W else "",
+        )
+    )
+
+
+def print_full_details(F: FullResult) -> None:
+    print_interference(F)
+    print()
+    print(f"full pipeline, accept phase: non-2xx {F.accept.non_2xx()}; outcomes {F.accept_statuses_db}")
+    print(
+        f"  accepted -> recorded by the bridge p50 {fmt(F.latency.record_p50_ms)} ms, p99 "
+        f"{fmt(F.latency.record_p99_ms)} ms; accepted -> final max {fmt(F.latency.max_ms)} ms; "
+        f"backlog drained {F.drain_s:.1f}s after the load stopped"
+    )
+    print(f"  CPU during the accept phase (top -b -n1 mid-phase in {F.top_file}):")
+    print_cpu(F.accept_cpu, {"accepted": F.accept.accepted})
+    if F.outbox:
+        print(f"outbox after the accept phase (before the decide phase): {F.outbox.describe()}")
+    if F.pipeline:
+        print_pipeline(F.pipeline)
+    if F.waits:
+        print_waits(F.waits)
+    if F.stages:
+        print_stages(F.stages)
+    print(f"audit ({'clean' if F.audit_ok else 'FAILED'}):")
+    for line in F.audit_text.splitlines():
+        print(f"  {line}")
+    for note in F.oversold_notes[:10]:
+        print(f"  ! {note}")
+
+
+def print_interference(F: FullResult) -> None:
+    shares = [("accept phase", F.accept_cpu)]
+    shares += [("pipeline decide", F.pipeline.cpu)] if F.pipeline and F.pipeline.cpu else []
+    print(
+        "  interference: processes outside this benchmark used "
+        + ", ".join(
+            f"{100 * cpu.by_group.get(OTHER, 0) / cpu.wall_s:.0f}% of a core in the {name}" for name, cpu in shares
+        )
+        + " (the figures are only as good as the machine is quiet)"
+    )
+
+
+def print_cpu(cpu, per_request: dict[str, int]) -> None:
+    for line in cpu.lines(per_request):
+        print(line)
+
+
+def print_pipeline(p) -> None:
+    print(
+        f"decided/s (headline) = pipeline mode: {p.count} requests for one hot event waiting in Kafka, "
+        f"bridge started with the worker running;"
+    )
+    print(
+        f"  {fmt(p.decided_per_s)}/s from first to last decision ({p.span_s:.1f}s), "
+        f"{fmt(p.wall_per_s)}/s wall clock incl. bridge start ({p.wall_s:.1f}s); outcomes {p.statuses}"
+    )
+    if p.cpu:
+        print_cpu(p.cpu, {"decided": p.count})
+
+
+def print_waits(W) -> None:
+    print(
+        f"waits phase: {W.subscribed} of {W.count} long polls open and subscribed in {W.open_s:.1f}s; "
+        f"after decisions resumed {W.answered_final} final, {W.answered_pending} still pending, "
+        f"{W.errors} errors, last answer {W.last_answer_s:.1f}s after it"
+    )
+    print(f"  other routes, no wait open:  {W.idle.describe()}")
+    print(f"  other routes, {W.count} waits open: {W.waiting.describe()}")
+
+
+def print_stages(s) -> None:
+    print(
+        f"stages (diagnostic, {s.count} requests): bridge alone records {fmt(s.record_per_s)}/s "
+        f"(wall {fmt(s.record_wall_per_s)}/s); worker alone decides {fmt(s.decided_per_s)}/s "
+        f"(wall incl. worker start {fmt(s.wall_per_s)}/s)"
+    )
+    print("  (the worker alone also sends the e-mails still queued from the pipeline phase meanwhile)")
+    if s.record_cpu:
+        print("  CPU, bridge alone:")
+        print_cpu(s.record_cpu, {"recorded": s.count})
+    if s.cpu:
+        print("  CPU, worker alone:")
+        print_cpu(s.cpu, {"decided": s.count})
+
+
+def waits_all_final(F: FullResult) -> bool:
+    return not F.waits or F.waits.answered_final == F.waits.count
+
+
+def full_final_line(F: FullResult, decided: float, lost_full: int | None) -> str:
+    final = (
+        f"accepted_per_s={round(F.accept.accepted_per_s)} "
+        f"decided_per_s={round(decided) if not math.isnan(decided) else 0} "
+        f"p50_ms={round(F.latency.p50_ms) if not math.isnan(F.latency.p50_ms) else 0} "
+        f"p99_ms={round(F.latency.p99_ms) if not math.isnan(F.latency.p99_ms) else 0} "
+        f"oversold={F.oversold} lost={lost_full}"
+    )
+    W = F.waits
+    if W:
+        final += (
+            f" waits_open={W.subscribed} waiting_other_p50_ms={round(W.waiting.quantile(50))} "
+            f"waiting_other_p99_ms={round(W.waiting.quantile(99))} waits_final={W.answered_final}"
+        )
+    return final
+
+
+def embedded_final_line(e: EmbeddedResult) -> str:
+    return (
+        f"accepted_per_s={round(e.accept.accepted_per_s)} "
+        f"decided_per_s={round(e.decided / e.accept.duration_s)} p50_ms={round(e.latency.p50_ms)} "
+        f"p99_ms={round(e.latency.p99_ms)} oversold={e.oversold} lost={e.lost}"
+    )
