@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlalchemy import SQLColumnExpression
 
 from atomicseats.models import Event, OutboxMessage, utcnow
 
@@ -25,6 +28,14 @@ NOTIFICATION_KINDS = (
 )
 MESSAGE_ID_DOMAIN = "atomicseats.local"
 
+SubjectKey = TypeVar("SubjectKey", str, SQLColumnExpression[str])
+
+
+def message_id(kind: str, subject_key: SubjectKey) -> SubjectKey:
+    """The Message-ID of a notification: the one definition. `subject_key` is a string, or a
+    SQL string expression when the audit looks for a row by it (the same rule, in SQL)."""
+    return f"<{kind}." + subject_key + f"@{MESSAGE_ID_DOMAIN}>"
+
 
 @dataclass(frozen=True)
 class Notification:
@@ -35,7 +46,7 @@ class Notification:
     fields: dict
 
     def message_id(self) -> str:
-        return f"<{self.kind}.{self.subject_key}@{MESSAGE_ID_DOMAIN}>"
+        return message_id(self.kind, self.subject_key)
 
 
 def outbox_values(notification: Notification) -> dict:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import case, exists, func, literal, select
+from sqlalchemy import case, exists, func, select
 
 from atomicseats.adapters import adapters
 from atomicseats.domain import allocator, limits
@@ -18,7 +18,7 @@ from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry, utcnow
 from atomicseats.services._allocation import waitlist_totals
 from atomicseats.services._mirror import mirror_truths
-from atomicseats.services._outbox import MESSAGE_ID_DOMAIN
+from atomicseats.services._outbox import message_id
 
 PENDING_GRACE_S_DEFAULT = 120
 VIOLATIONS_LISTED_MAX = 200
@@ -296,8 +296,7 @@ def _check_outbox(session) -> list[Violation]:
     The decision's kind is its first status (confirmed, partial, waitlisted or rejected); the
     status may have moved on since (promoted, withdrawn, cancelled), the notification stays."""
     decision_message_ids = [
-        literal(f"<booking.{outcome.value}.") + BookingRequest.request_id + literal(f"@{MESSAGE_ID_DOMAIN}>")
-        for outcome in allocator.Outcome
+        message_id(f"booking.{outcome.value}", BookingRequest.request_id) for outcome in allocator.Outcome
     ]
     has_decision_message = exists().where(OutboxMessage.message_id.in_(decision_message_ids))
     missing = (
