@@ -55,7 +55,18 @@ class UnitOfWork:
                 log.exception("after_commit.failed", extra={"callback": getattr(callback, "__name__", "?")})
 
 
-def _is_busy(error: DBAPIError) -> bool:
+def set_transaction_timeouts(session: Session) -> None:
+    """Bound the current transaction's waits on Postgres: `lock_timeout` and `statement_timeout`,
+    SET LOCAL (they end with it). SQLite has neither: its busy_timeout pragma bounds the wait
+    for the write lock. Every write transaction (and reconcile's share lock) starts with it."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"SET LOCAL lock_timeout = '{limits.LOCK_TIMEOUT_MS}ms'"))
+        session.execute(text(f"SET LOCAL statement_timeout = '{limits.STATEMENT_TIMEOUT_MS}ms'"))
+
+
+def is_busy(error: DBAPIError) -> bool:
+    """Someone else holds what we wait for (a lock or statement timeout, a serialization
+    failure, a deadlock; SQLite's "database is locked"): try again. The one test of it."""
     sqlstate = getattr(getattr(error, "orig", None), "pgcode", None)
     if sqlstate in _BUSY_SQLSTATES:
         return True
@@ -79,7 +90,7 @@ def is_database_unavailable(error: BaseException) -> bool:
 
 def service_busy_for(error: BaseException) -> ServiceBusy | None:
     """The 503 a database error stands for (the one place that decides), or None for a bug."""
-    if isinstance(error, DBAPIError) and _is_busy(error):
+    if isinstance(error, DBAPIError) and is_busy(error):
         log.warning("database.busy", extra={"error": str(error.orig)[:200]})
         return ServiceBusy()
     if is_database_unavailable(error):
@@ -129,8 +140,7 @@ def unit_of_work() -> Iterator[UnitOfWork]:
     token = _sqlite_begin_immediate.set(True)
     try:
         if work.is_postgres:
-            session.execute(text(f"SET LOCAL lock_timeout = '{limits.LOCK_TIMEOUT_MS}ms'"))
-            session.execute(text(f"SET LOCAL statement_timeout = '{limits.STATEMENT_TIMEOUT_MS}ms'"))
+            set_transaction_timeouts(session)
         else:
             session.connection()  # emits BEGIN IMMEDIATE now, under the flag
         yield work

@@ -15,20 +15,19 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from atomicseats.adapters import adapters
-from atomicseats.domain import limits
 from atomicseats.extensions import db
 from atomicseats.models import Event
 from atomicseats.services._mirror import MirrorTruth, mirror_truths
+from atomicseats.services._work import is_busy, set_transaction_timeouts
 from atomicseats.services.contracts import EventAvailability
 
 RECONCILE_PAGE_SIZE = 200
 RECONCILE_PAGES_MAX = 50_000  # 10 million events; a bound, not an expectation
 RECONCILE_DETAILS_MAX = 200
-_BUSY_SQLSTATES = frozenset({"55P03", "57014"})  # lock_not_available, query_canceled (statement timeout)
 
 
 @dataclass(frozen=True)
@@ -96,9 +95,7 @@ def reconcile() -> ReconcileReport:
 def _repair_event(session, event_id: int, tally: _Tally) -> None:
     """Re-read the event under a share lock, then rewrite what still differs."""
     try:
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(text(f"SET LOCAL lock_timeout = '{limits.LOCK_TIMEOUT_MS}ms'"))
-            session.execute(text(f"SET LOCAL statement_timeout = '{limits.STATEMENT_TIMEOUT_MS}ms'"))
+        set_transaction_timeouts(session)
         statement = (
             select(Event)
             .where(Event.id == event_id)
@@ -110,7 +107,7 @@ def _repair_event(session, event_id: int, tally: _Tally) -> None:
             _repair(mirror_truths(session, [event])[0], tally)
     except OperationalError as error:  # lock timeout: a writer holds the row and refreshes Redis itself
         tally.repairs_failed += 1
-        cause = "row busy" if getattr(error.orig, "pgcode", None) in _BUSY_SQLSTATES else "database error"
+        cause = "row busy" if is_busy(error) else "database error"
         tally.note(f"event {event_id}: not repaired, {cause} ({type(error.orig).__name__}); run reconcile again")
     finally:
         session.rollback()  # releases the share lock
