@@ -253,12 +253,28 @@ def withdraw_waiting(request: BookingRequest, entry: WaitlistEntry, reason: str,
     return seats_withdrawn
 
 
-def cancel_request_seats(request: BookingRequest, seats: int, reason: str) -> None:
-    """Confirmed seats of a request were cancelled (by its guest, or by deleting the event)."""
-    assert seats > 0
-    request.seats_cancelled += seats
-    request.reason = reason
-    restate_request(request)
+def cancel_bookings_held(
+    bookings: list[Booking], requests: dict[int, BookingRequest], reason: str, now: datetime
+) -> int:
+    """Cancel confirmed bookings (their guest cancelled, or the event was deleted): the one way.
+
+    Each booking is `cancelled` at `now`; the request it came from (`requests` holds each,
+    by row id) counts the seats as cancelled, takes `reason` and is restated. Returns the
+    seats freed: the caller gives them back to the event (or zeroes it) and tells guests."""
+    seats_by_request: dict[int, int] = {}
+    for booking in bookings:
+        assert booking.status == "confirmed"
+        booking.status = "cancelled"
+        booking.cancelled_at = now
+        request_row_id = booking.booking_request_id
+        if request_row_id is not None:  # none for a booking made without a request
+            seats_by_request[request_row_id] = seats_by_request.get(request_row_id, 0) + booking.seats
+    for request_row_id, seats in seats_by_request.items():
+        request = requests[request_row_id]
+        request.seats_cancelled += seats
+        request.reason = reason
+        restate_request(request)
+    return sum(booking.seats for booking in bookings)
 
 
 def _write_decisions(

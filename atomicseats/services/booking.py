@@ -28,7 +28,7 @@ from atomicseats.services import quotas
 from atomicseats.services._allocation import (
     announce_after_commit,
     availability_of,
-    cancel_request_seats,
+    cancel_bookings_held,
     lock_event,
     settle_event,
     waitlist_totals,
@@ -425,14 +425,11 @@ def cancel_bookings(user_id: int, event_id: int, booking_id: int | None, cancel_
             for entry in entries
         }
         seats_withdrawn = sum(seats_withdrawn_by_request.values())
-        seats_freed = sum(booking.seats for booking in bookings)
-        for booking in bookings:
-            if booking.booking_request_id in requests:
-                cancel_request_seats(requests[booking.booking_request_id], booking.seats, REASON_WITHDRAWN)
+        seats_freed = cancel_bookings_held(bookings, requests, REASON_WITHDRAWN, now)
         for booking in bookings:  # the e-mails report each request's state after all of it
             request = requests.get(booking.booking_request_id)
             seats_withdrawn_with = seats_withdrawn_by_request.pop(booking.booking_request_id, 0)
-            _cancel_one(work, event, booking, now, request, seats_withdrawn_with)
+            work.session.add(_cancelled_notification(event, booking, request, seats_withdrawn_with))
         for request_row_id, seats in seats_withdrawn_by_request.items():  # waiting places left with no booking
             work.session.add(_withdrawn_notification(event, requests[request_row_id], seats))
         state = event.to_state(now)
@@ -492,19 +489,15 @@ def _requests_by_row_id(session, request_row_ids: list[int | None]) -> dict[int,
     return {request.id: request for request in session.execute(statement).scalars()}
 
 
-def _cancel_one(
-    work, event: Event, booking: Booking, now: datetime, request: BookingRequest | None, seats_withdrawn: int
-) -> None:
-    """Cancel a booking and tell its guest what their request holds now."""
-    assert booking.status == "confirmed"
-    booking.status = "cancelled"
-    booking.cancelled_at = now
+def _cancelled_notification(
+    event: Event, booking: Booking, request: BookingRequest | None, seats_withdrawn: int
+) -> OutboxMessage:
+    """Tell a cancelled booking's guest what their request holds now."""
+    assert booking.status == "cancelled"
     fields = {"bookingId": booking.id, "seatsFreed": booking.seats, "seatsWithdrawn": seats_withdrawn}
     if request is not None:
         fields |= _request_fields(request)
-    work.session.add(
-        outbox_row(Notification("booking.cancelled", booking.user_id, event, f"booking-{booking.id}", fields))
-    )
+    return outbox_row(Notification("booking.cancelled", booking.user_id, event, f"booking-{booking.id}", fields))
 
 
 def _withdrawn_notification(event: Event, request: BookingRequest, seats_withdrawn: int) -> OutboxMessage:

@@ -25,7 +25,7 @@ from atomicseats.services._allocation import (
     Settlement,
     announce_after_commit,
     availability_of,
-    cancel_request_seats,
+    cancel_bookings_held,
     lock_event,
     settle_event,
     waitlist_totals,
@@ -198,17 +198,12 @@ def _cancel_everything(work: UnitOfWork, event: Event, now: datetime, settlement
             )
         ).scalars()
     }
-    seats_cancelled: dict[int, int] = {}
-    bookings = work.session.execute(
-        select(Booking).where(Booking.event_id == event.id, Booking.status == "confirmed")
-    ).scalars()
+    bookings = list(
+        work.session.execute(
+            select(Booking).where(Booking.event_id == event.id, Booking.status == "confirmed")
+        ).scalars()
+    )
     for booking in bookings:
-        booking.status = "cancelled"
-        booking.cancelled_at = now
-        if booking.booking_request_id is not None:
-            seats_cancelled[booking.booking_request_id] = (
-                seats_cancelled.get(booking.booking_request_id, 0) + booking.seats
-            )
         affected.setdefault(booking.user_id, f"event-{event.id}-user-{booking.user_id}")
     entries = work.session.execute(
         select(WaitlistEntry).where(WaitlistEntry.event_id == event.id, WaitlistEntry.status == "waiting")
@@ -217,8 +212,7 @@ def _cancel_everything(work: UnitOfWork, event: Event, now: datetime, settlement
         withdraw_waiting(requests[entry.booking_request_id], entry, REASON_EVENT_DELETED, now)
         settlement.removed_entry_ids.append(entry.id)
         affected.setdefault(entry.user_id, f"event-{event.id}-user-{entry.user_id}")
-    for request_row_id, seats in seats_cancelled.items():
-        cancel_request_seats(requests[request_row_id], seats, REASON_EVENT_DELETED)
+    cancel_bookings_held(bookings, requests, REASON_EVENT_DELETED, now)
     return sorted(affected.items())
 
 
