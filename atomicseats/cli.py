@@ -8,7 +8,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from atomicseats.domain import limits
+from atomicseats.domain import accounts, limits
 from atomicseats.errors import AtomicSeatsError
 from atomicseats.services import audit, demo, sales, users
 
@@ -18,7 +18,7 @@ users_cli = AppGroup("users", help="Manage accounts.")
 @users_cli.command("create-admin")
 @click.option("--username", required=True)
 @click.option("--email", required=True)
-@click.option("--password", required=True, help=f"Password: {users.PASSWORD_RULE}.")
+@click.option("--password", required=True, help=f"Password: {accounts.PASSWORD_RULE}.")
 @click.option("--name", default=None, help="Display name (defaults to the username).")
 def create_admin_command(username: str, email: str, password: str, name: str | None) -> None:
     """Create an administrator (the only way to get one besides another admin)."""

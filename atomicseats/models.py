@@ -80,9 +80,9 @@ class User(db.Model):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    username: Mapped[str] = mapped_column(String(32), unique=True, nullable=False)
+    username: Mapped[str] = mapped_column(String(limits.USERNAME_LENGTH_MAX), unique=True, nullable=False)
     name: Mapped[str] = mapped_column(String(100), nullable=False)
-    email: Mapped[str] = mapped_column(String(254), unique=True, nullable=False)
+    email: Mapped[str] = mapped_column(String(limits.EMAIL_LENGTH_MAX), unique=True, nullable=False)
     password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
     role: Mapped[str] = mapped_column(String(10), nullable=False, default="guest")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)

@@ -12,8 +12,7 @@ from datetime import UTC
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema
 
-from atomicseats.domain import limits, request_state
-from atomicseats.services import users
+from atomicseats.domain import accounts, limits, request_state
 from atomicseats.services.events import EVENT_LIST_STATUSES, EVENT_LIST_WHENS
 
 ID_MAX = 2**63 - 1
@@ -114,12 +113,12 @@ class StrictSchema(Schema):
 
 
 class RegisterSchema(StrictSchema):
-    """The username and password rules are the service's (services/users.py), applied there
-    to every account however it is created; the API documents them."""
+    """The username and password rules are the domain's (domain/accounts.py), applied by the
+    service to every account however it is created; the API documents them."""
 
     username = fields.String(
         required=True,
-        metadata={"description": users.USERNAME_RULE, "pattern": f"^{users.USERNAME_PATTERN.pattern}$"},
+        metadata={"description": accounts.USERNAME_RULE, "pattern": f"^{accounts.USERNAME_PATTERN.pattern}$"},
     )
     name = single_line(100, required=True)
     email = fields.Email(required=True, validate=validate.Length(max=limits.EMAIL_LENGTH_MAX))
@@ -127,7 +126,7 @@ class RegisterSchema(StrictSchema):
         required=True,
         load_only=True,
         metadata={
-            "description": users.PASSWORD_RULE,
+            "description": accounts.PASSWORD_RULE,
             "minLength": limits.PASSWORD_LENGTH_MIN,
             "maxLength": limits.PASSWORD_LENGTH_MAX,
         },
@@ -136,9 +135,9 @@ class RegisterSchema(StrictSchema):
 
 
 class LoginSchema(StrictSchema):
-    username = text(254)
-    email = text(254)
-    password = text(128, required=True, load_only=True)
+    username = text(limits.EMAIL_LENGTH_MAX)  # a username, or an e-mail address
+    email = text(limits.EMAIL_LENGTH_MAX)
+    password = text(limits.PASSWORD_LENGTH_MAX, required=True, load_only=True)
 
     @validates_schema
     def require_login(self, data, **kwargs):

@@ -63,7 +63,7 @@ MAIL_SMTP_OPERATIONS_MAX = 8  # connect, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA,
 # HTTP.
 JSON_BODY_BYTES_MAX = 64 * 1024
 
-# Accounts (checked in services/users.py, the one place that applies them).
+# Accounts: the rules are domain/accounts.py, applied by services/users.py; the users columns use them.
 USERNAME_LENGTH_MIN = 3
 USERNAME_LENGTH_MAX = 32  # the users.username column
 EMAIL_LENGTH_MAX = 254  # the users.email column (RFC 5321 path limit)
