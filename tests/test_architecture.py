@@ -64,3 +64,22 @@ def test_redis_replies_are_parsed_in_c():
     from redis.utils import HIREDIS_AVAILABLE
 
     assert HIREDIS_AVAILABLE
+
+
+def test_blueprints_import_no_database_session():
+    """The import contract lets api/users.py import atomicseats.extensions for the rate limiter
+    (import-linter checks modules, not names): here, by name, no blueprint takes `db` from it."""
+    offenders = {}
+    for folder in ("api", "web"):
+        for path in sorted((PACKAGE / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                if isinstance(node, ast.Import):
+                    bad = [alias.name for alias in node.names if alias.name == "atomicseats.extensions"]
+                elif isinstance(node, ast.ImportFrom) and node.module == "atomicseats.extensions":
+                    bad = [f"{node.module}.{alias.name}" for alias in node.names if alias.name in ("db", "*")]
+                else:
+                    continue
+                if bad:
+                    offenders.setdefault(str(path.relative_to(PACKAGE)), []).extend(bad)
+    # api/health.py until issue 9 point 1 (ports): the readiness probe asks the adapters.
+    assert offenders == {"api/health.py": ["atomicseats.extensions.db"]}
