@@ -6,6 +6,7 @@ bug in a service cannot commit an oversold event even if every assertion missed 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from sqlalchemy import (
@@ -26,17 +27,13 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import DateTime, TypeDecorator
 
 from atomicseats.domain import allocator, limits
+from atomicseats.domain.states import BookingStatus, EventStatus, OutboxStatus, RequestStatus, WaitlistStatus
 from atomicseats.extensions import db
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; Postgres gets BIGINT identities.
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
 USER_ROLES = ("guest", "host", "admin")
-EVENT_STATUSES = ("published", "deleted")
-BOOKING_STATUSES = ("confirmed", "cancelled")
-REQUEST_STATUSES = ("pending", "confirmed", "partial", "waitlisted", "rejected", "cancelled")
-WAITLIST_STATUSES = ("waiting", "served", "cancelled", "expired")
-OUTBOX_STATUSES = ("pending", "sent", "failed")
 OUTBOX_CHANNELS = ("email", "event")
 
 
@@ -65,7 +62,7 @@ class UtcDateTime(TypeDecorator):
         return value.astimezone(UTC)
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
+def _in(column: str, values: Iterable[str]) -> str:
     quoted = ", ".join(f"'{value}'" for value in values)
     return f"{column} IN ({quoted})"
 
@@ -121,7 +118,7 @@ class Event(db.Model):
         CheckConstraint("price_minor >= 0", name="price_non_negative"),
         CheckConstraint("ends_at > starts_at", name="ends_after_start"),
         CheckConstraint("sales_end_at IS NULL OR sales_end_at <= starts_at", name="sales_end_by_start"),
-        CheckConstraint(_in("status", EVENT_STATUSES), name="status_known"),
+        CheckConstraint(_in("status", EventStatus), name="status_known"),
         # The catalogue's keyset walk (startsAt, id), for everyone and per host.
         Index("ix_events_status_starts_at_id", "status", "starts_at", "id"),
         Index("ix_events_host_status_starts_at_id", "host_id", "status", "starts_at", "id"),
@@ -142,7 +139,7 @@ class Event(db.Model):
     reserved_seats: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     price_minor: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     is_waitlist_open: Mapped[bool] = mapped_column(nullable=False, default=True)
-    status: Mapped[str] = mapped_column(String(12), nullable=False, default="published")
+    status: Mapped[str] = mapped_column(String(12), nullable=False, default=EventStatus.PUBLISHED)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -155,7 +152,7 @@ class Event(db.Model):
 
     @property
     def is_deleted(self) -> bool:
-        return self.status == "deleted"
+        return self.status == EventStatus.DELETED
 
     @hybrid_property
     def sales_end(self) -> datetime:
@@ -194,7 +191,7 @@ class BookingRequest(db.Model):
         CheckConstraint("seats_cancelled >= 0", name="seats_cancelled_non_negative"),
         CheckConstraint("seats_confirmed + seats_waitlisted <= seats_requested", name="seats_add_up"),
         CheckConstraint("seats_cancelled <= seats_requested", name="seats_cancelled_within_requested"),
-        CheckConstraint(_in("status", REQUEST_STATUSES), name="status_known"),
+        CheckConstraint(_in("status", RequestStatus), name="status_known"),
         Index("ix_booking_requests_event_status_id", "event_id", "status", "id"),
     )
 
@@ -204,7 +201,7 @@ class BookingRequest(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
     event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), nullable=False)
     seats_requested: Mapped[int] = mapped_column(Integer, nullable=False)
-    status: Mapped[str] = mapped_column(String(12), nullable=False, default="pending")
+    status: Mapped[str] = mapped_column(String(12), nullable=False, default=RequestStatus.PENDING)
     seats_confirmed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     seats_waitlisted: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     seats_cancelled: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
@@ -218,7 +215,7 @@ class BookingRequest(db.Model):
 
     @property
     def is_final(self) -> bool:
-        return self.status != "pending"
+        return self.status != RequestStatus.PENDING
 
     def to_domain(self) -> allocator.SeatRequest:
         return allocator.SeatRequest(request_id=self.request_id, seats=self.seats_requested)
@@ -229,7 +226,7 @@ class Booking(db.Model):
     __table_args__ = (
         CheckConstraint("seats > 0", name="seats_positive"),
         CheckConstraint("cost_minor >= 0", name="cost_non_negative"),
-        CheckConstraint(_in("status", BOOKING_STATUSES), name="status_known"),
+        CheckConstraint(_in("status", BookingStatus), name="status_known"),
         Index("ix_bookings_user_id_id", "user_id", "id"),
         Index("ix_bookings_event_status_id", "event_id", "status", "id"),  # the roster's keyset walk
     )
@@ -242,7 +239,7 @@ class Booking(db.Model):
     )
     seats: Mapped[int] = mapped_column(Integer, nullable=False)
     cost_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    status: Mapped[str] = mapped_column(String(12), nullable=False, default="confirmed")
+    status: Mapped[str] = mapped_column(String(12), nullable=False, default=BookingStatus.CONFIRMED)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
     cancelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
@@ -256,7 +253,7 @@ class WaitlistEntry(db.Model):
     __table_args__ = (
         CheckConstraint("seats_remaining >= 0", name="remaining_non_negative"),
         CheckConstraint("seats_remaining <= seats_waitlisted", name="remaining_within_waitlisted"),
-        CheckConstraint(_in("status", WAITLIST_STATUSES), name="status_known"),
+        CheckConstraint(_in("status", WaitlistStatus), name="status_known"),
         Index("ix_waitlist_entries_event_status_id", "event_id", "status", "id"),
     )
 
@@ -268,7 +265,7 @@ class WaitlistEntry(db.Model):
     )
     seats_waitlisted: Mapped[int] = mapped_column(Integer, nullable=False)
     seats_remaining: Mapped[int] = mapped_column(Integer, nullable=False)
-    status: Mapped[str] = mapped_column(String(12), nullable=False, default="waiting")
+    status: Mapped[str] = mapped_column(String(12), nullable=False, default=WaitlistStatus.WAITING)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
 
@@ -281,7 +278,7 @@ class OutboxMessage(db.Model):
 
     __tablename__ = "outbox"
     __table_args__ = (
-        CheckConstraint(_in("status", OUTBOX_STATUSES), name="status_known"),
+        CheckConstraint(_in("status", OutboxStatus), name="status_known"),
         CheckConstraint(_in("channel", OUTBOX_CHANNELS), name="channel_known"),
         Index("ix_outbox_status_next_attempt", "status", "next_attempt_at"),
         # The domain-event publisher reads "unpublished rows in id order"; once published a
@@ -301,7 +298,7 @@ class OutboxMessage(db.Model):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="SET NULL"), index=True)
     payload: Mapped[str] = mapped_column(Text, nullable=False)
-    status: Mapped[str] = mapped_column(String(8), nullable=False, default="pending")
+    status: Mapped[str] = mapped_column(String(8), nullable=False, default=OutboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -50,6 +50,7 @@ from flask import Flask
 
 from atomicseats.adapters.redis_state import AsyncOutcomeHub
 from atomicseats.domain import limits
+from atomicseats.domain.states import RequestStatus
 from atomicseats.names import CORRELATION_HEADER
 
 log = logging.getLogger(__name__)
@@ -324,7 +325,7 @@ def _is_pending(response: Captured) -> bool:
     if response.status != 200:
         return False
     try:
-        return json.loads(response.body)["data"]["status"] == "pending"
+        return json.loads(response.body)["data"]["status"] == RequestStatus.PENDING
     except (ValueError, KeyError, TypeError):
         return False
 

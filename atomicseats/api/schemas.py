@@ -13,6 +13,7 @@ from datetime import UTC
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema
 
 from atomicseats.domain import accounts, limits, request_state
+from atomicseats.domain.states import DECIDED_REQUEST_STATUSES, BookingStatus, RequestStatus
 from atomicseats.services.events import EVENT_LIST_STATUSES, EVENT_LIST_WHENS
 
 ID_MAX = 2**63 - 1
@@ -348,7 +349,7 @@ class RequestStatusQuery(StrictSchema):
 class RequestStatusOut(Schema):
     requestId = fields.String(attribute="request_id")
     eventId = fields.Integer(attribute="event_id")
-    status = fields.String(metadata={"enum": [request_state.STATUS_PENDING, *request_state.DECIDED_STATUSES]})
+    status = fields.String(metadata={"enum": [status.value for status in RequestStatus]})
     seatsRequested = fields.Integer(attribute="seats_requested")
     seatsConfirmed = fields.Integer(
         attribute="seats_confirmed",
@@ -394,7 +395,7 @@ class HistoryQuery(StrictSchema):
     cursor = text(200)
     view = fields.String(load_default="tickets", validate=validate.OneOf(["tickets", "summary"]))
     eventId = query_int(1, ID_MAX, attribute="event_id")
-    status = fields.String(validate=validate.OneOf(["confirmed", "cancelled"]))
+    status = fields.String(validate=validate.OneOf([status.value for status in BookingStatus]))
     from_ = aware_datetime(data_key="from", attribute="created_from")
     to = aware_datetime(attribute="created_to")
 
@@ -422,7 +423,10 @@ class TicketOut(Schema):
     requestStatus = fields.String(
         attribute="request_status",
         allow_none=True,
-        metadata={"enum": list(request_state.DECIDED_STATUSES), "description": "that request's status now"},
+        metadata={
+            "enum": [status.value for status in DECIDED_REQUEST_STATUSES],
+            "description": "that request's status now",
+        },
     )
 
 

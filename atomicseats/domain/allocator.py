@@ -43,16 +43,19 @@ from atomicseats.domain.limits import (
     SEATS_PER_REQUEST_MAX,
     WAITLIST_PROMOTION_BATCH_MAX,
 )
+from atomicseats.domain.states import RequestStatus
 
 REASON_WAITLIST_CLOSED = "waitlist_closed"
 REASON_EVENT_STARTED = "event_started"  # sales ended before the request (or its waiting seats) was served
 
 
 class Outcome(enum.StrEnum):
-    CONFIRMED = "confirmed"
-    PARTIAL = "partial"
-    WAITLISTED = "waitlisted"
-    REJECTED = "rejected"
+    """A decision's outcome: the request's first status (domain/states.py) after `pending`."""
+
+    CONFIRMED = RequestStatus.CONFIRMED.value
+    PARTIAL = RequestStatus.PARTIAL.value
+    WAITLISTED = RequestStatus.WAITLISTED.value
+    REJECTED = RequestStatus.REJECTED.value
 
 
 @dataclass(frozen=True)

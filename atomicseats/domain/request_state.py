@@ -16,14 +16,7 @@ Seats held now = seats_confirmed - seats_cancelled.
 from __future__ import annotations
 
 from atomicseats.domain.allocator import REASON_EVENT_STARTED, REASON_WAITLIST_CLOSED
-
-STATUS_PENDING = "pending"
-STATUS_CONFIRMED = "confirmed"
-STATUS_PARTIAL = "partial"
-STATUS_WAITLISTED = "waitlisted"
-STATUS_REJECTED = "rejected"
-STATUS_CANCELLED = "cancelled"
-DECIDED_STATUSES = (STATUS_CONFIRMED, STATUS_PARTIAL, STATUS_WAITLISTED, STATUS_REJECTED, STATUS_CANCELLED)
+from atomicseats.domain.states import RequestStatus
 
 # Why seats were not (or are no longer) served.
 REASON_EVENT_DELETED = "event_deleted"
@@ -43,7 +36,7 @@ def request_status(
     seats_waitlisted: int,
     seats_cancelled: int,
     is_withdrawn: bool,
-) -> str:
+) -> RequestStatus:
     """The status of a decided request.
 
     `is_withdrawn`: the request's waiting seats were given up (the guest left the
@@ -59,11 +52,11 @@ def request_status(
     assert seats_confirmed + seats_waitlisted <= seats_requested
     held = seats_held(seats_confirmed, seats_cancelled)
     if seats_waitlisted > 0:
-        return STATUS_PARTIAL if held > 0 else STATUS_WAITLISTED
+        return RequestStatus.PARTIAL if held > 0 else RequestStatus.WAITLISTED
     if held == seats_requested:
-        return STATUS_CONFIRMED
+        return RequestStatus.CONFIRMED
     if held > 0:
-        return STATUS_PARTIAL
+        return RequestStatus.PARTIAL
     if seats_cancelled > 0 or is_withdrawn:
-        return STATUS_CANCELLED
-    return STATUS_REJECTED
+        return RequestStatus.CANCELLED
+    return RequestStatus.REJECTED

@@ -18,6 +18,7 @@ from sqlalchemy import func, insert, select, text, update
 from atomicseats.adapters import adapters
 from atomicseats.domain import allocator, limits
 from atomicseats.domain.request_state import request_status, seats_held
+from atomicseats.domain.states import BookingStatus, RequestStatus, WaitlistStatus
 from atomicseats.errors import NotFound
 from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry, utcnow
 from atomicseats.observability import log_with_correlation
@@ -120,7 +121,7 @@ def close_out_waitlist(work: UnitOfWork, event: Event, now: datetime, settlement
         request = requests[entry.booking_request_id]
         seats_expired = entry.seats_remaining
         assert request.seats_waitlisted == seats_expired
-        entry.status = "expired"
+        entry.status = WaitlistStatus.EXPIRED
         entry.seats_remaining = 0
         entry.updated_at = now
         request.seats_waitlisted = 0
@@ -178,7 +179,7 @@ def _new_entry_ids(work: UnitOfWork, waitlisted_row_ids: list[int]) -> list[int]
 def _waiting_entries(work: UnitOfWork, event_id: int, limit: int) -> list[WaitlistEntry]:
     statement = (
         select(WaitlistEntry)
-        .where(WaitlistEntry.event_id == event_id, WaitlistEntry.status == "waiting")
+        .where(WaitlistEntry.event_id == event_id, WaitlistEntry.status == WaitlistStatus.WAITING)
         .order_by(WaitlistEntry.id)
         .limit(limit)
     )
@@ -199,7 +200,7 @@ def _write_promotions(
         request = work.session.get(BookingRequest, entry.booking_request_id)
         assert request is not None
         entry.seats_remaining = promotion.seats_remaining
-        entry.status = "served" if promotion.is_served else "waiting"
+        entry.status = WaitlistStatus.SERVED if promotion.is_served else WaitlistStatus.WAITING
         entry.updated_at = now
         if promotion.is_served:
             settlement.removed_entry_ids.append(entry.id)
@@ -243,9 +244,9 @@ def withdraw_waiting(request: BookingRequest, entry: WaitlistEntry, reason: str,
     The entry leaves the queue (`cancelled`), the request waits for nothing and is restated.
     Returns the seats withdrawn; the caller lists `entry.id` in its settlement's removed ids."""
     assert entry.booking_request_id == request.id
-    assert entry.status == "waiting"
+    assert entry.status == WaitlistStatus.WAITING
     seats_withdrawn = entry.seats_remaining
-    entry.status = "cancelled"
+    entry.status = WaitlistStatus.CANCELLED
     entry.updated_at = now
     request.seats_waitlisted = 0
     request.reason = reason
@@ -263,8 +264,8 @@ def cancel_bookings_held(
     seats freed: the caller gives them back to the event (or zeroes it) and tells guests."""
     seats_by_request: dict[int, int] = {}
     for booking in bookings:
-        assert booking.status == "confirmed"
-        booking.status = "cancelled"
+        assert booking.status == BookingStatus.CONFIRMED
+        booking.status = BookingStatus.CANCELLED
         booking.cancelled_at = now
         request_row_id = booking.booking_request_id
         if request_row_id is not None:  # none for a booking made without a request
@@ -293,7 +294,7 @@ def _write_decisions(
     request_updates, booking_rows, waitlist_rows, outbox_rows = [], [], [], []
     for request, decision in zip(pending, decisions, strict=True):
         assert request.request_id == decision.request_id
-        assert request.status == "pending"
+        assert request.status == RequestStatus.PENDING
         outcome = decision.outcome.value
         request_updates.append(
             (request.id, outcome, decision.seats_confirmed, decision.seats_waitlisted, decision.reason)
@@ -318,7 +319,7 @@ def _write_decisions(
                     "booking_request_id": request.id,
                     "seats_waitlisted": decision.seats_waitlisted,
                     "seats_remaining": decision.seats_waitlisted,
-                    "status": "waiting",
+                    "status": WaitlistStatus.WAITING,
                     "created_at": now,
                     "updated_at": now,
                 }
@@ -387,7 +388,7 @@ def _booking_values(event: Event, request: BookingRequest, seats: int, now: date
         "booking_request_id": request.id,
         "seats": seats,
         "cost_minor": seats * event.price_minor,
-        "status": "confirmed",
+        "status": BookingStatus.CONFIRMED,
         "created_at": now,
     }
 
@@ -406,7 +407,7 @@ def waitlist_totals(session, event_ids: list[int]) -> dict[int, tuple[int, int]]
             func.count(WaitlistEntry.id),
             func.coalesce(func.sum(WaitlistEntry.seats_remaining), 0),
         )
-        .where(WaitlistEntry.event_id.in_(event_ids), WaitlistEntry.status == "waiting")
+        .where(WaitlistEntry.event_id.in_(event_ids), WaitlistEntry.status == WaitlistStatus.WAITING)
         .group_by(WaitlistEntry.event_id)
     )
     return {event_id: (int(count), int(seats)) for event_id, count, seats in session.execute(statement)}

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from atomicseats.domain import limits
+from atomicseats.domain.states import WaitlistStatus
 from atomicseats.models import Event, WaitlistEntry
 from atomicseats.services._allocation import availability_of, waitlist_totals
 from atomicseats.services.contracts import EventAvailability
@@ -56,7 +57,7 @@ def waiting_entry_ids(session, event_id: int) -> list[int] | None:
     """The event's waiting entry ids in FIFO (id) order, or None if too many to mirror."""
     statement = (
         select(WaitlistEntry.id)
-        .where(WaitlistEntry.event_id == event_id, WaitlistEntry.status == "waiting")
+        .where(WaitlistEntry.event_id == event_id, WaitlistEntry.status == WaitlistStatus.WAITING)
         .order_by(WaitlistEntry.id)
         .limit(limits.WAITLIST_MIRROR_ENTRIES_MAX + 1)
     )

@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from sqlalchemy import SQLColumnExpression
 
+from atomicseats.domain.states import OutboxStatus
 from atomicseats.models import Event, OutboxMessage, utcnow
 
 NOTIFICATION_KINDS = (
@@ -67,7 +68,7 @@ def outbox_values(notification: Notification) -> dict:
         "user_id": notification.user_id,
         "event_id": notification.event.id,
         "payload": json.dumps(payload, sort_keys=True),
-        "status": "pending",
+        "status": OutboxStatus.PENDING,
         "attempts": 0,
         "next_attempt_at": utcnow(),
         "created_at": utcnow(),

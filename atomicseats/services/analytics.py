@@ -18,6 +18,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from atomicseats.domain import limits
+from atomicseats.domain.states import BookingStatus, EventStatus, WaitlistStatus
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, User, WaitlistEntry
 from atomicseats.services._allocation import waitlist_totals
@@ -73,15 +74,15 @@ def _analytics(session: Session, limit: int, after_id: int) -> Analytics:
     capacity_total, reserved_total = session.execute(
         select(
             func.coalesce(func.sum(Event.capacity_seats), 0), func.coalesce(func.sum(Event.reserved_seats), 0)
-        ).where(Event.status == "published")
+        ).where(Event.status == EventStatus.PUBLISHED)
     ).one()
     pause_s = current_app.config.get("TESTING_PAUSE_IN_ANALYTICS_S", 0)
     if pause_s:  # negative control for the concurrency test: widen the window between reads
         time.sleep(pause_s)
     revenue_total = session.execute(
-        select(func.coalesce(func.sum(Booking.cost_minor), 0)).where(Booking.status == "confirmed")
+        select(func.coalesce(func.sum(Booking.cost_minor), 0)).where(Booking.status == BookingStatus.CONFIRMED)
     ).scalar_one()
-    published = select(Event).where(Event.status == "published")
+    published = select(Event).where(Event.status == EventStatus.PUBLISHED)
     top = session.execute(
         published.order_by(Event.reserved_seats.desc(), Event.id).limit(limits.TOP_EVENTS_MAX)
     ).scalars()
@@ -106,7 +107,7 @@ def _event_stats(session, events: list[Event]) -> list[EventStats]:
         dict(
             session.execute(
                 select(Booking.event_id, func.sum(Booking.cost_minor))
-                .where(Booking.event_id.in_(event_ids), Booking.status == "confirmed")
+                .where(Booking.event_id.in_(event_ids), Booking.status == BookingStatus.CONFIRMED)
                 .group_by(Booking.event_id)
             ).all()
         )
@@ -138,14 +139,16 @@ def _totals(session) -> dict[str, int]:
     bookings = session.execute(
         select(
             func.count(Booking.id),
-            func.coalesce(func.sum(case((Booking.status == "confirmed", Booking.seats), else_=0)), 0),
-            func.coalesce(func.sum(case((Booking.status == "cancelled", 1), else_=0)), 0),
+            func.coalesce(func.sum(case((Booking.status == BookingStatus.CONFIRMED, Booking.seats), else_=0)), 0),
+            func.coalesce(func.sum(case((Booking.status == BookingStatus.CANCELLED, 1), else_=0)), 0),
         )
     ).one()
-    events_published = session.execute(select(func.count(Event.id)).where(Event.status == "published")).scalar_one()
+    events_published = session.execute(
+        select(func.count(Event.id)).where(Event.status == EventStatus.PUBLISHED)
+    ).scalar_one()
     waiting = session.execute(
         select(func.count(WaitlistEntry.id), func.coalesce(func.sum(WaitlistEntry.seats_remaining), 0)).where(
-            WaitlistEntry.status == "waiting"
+            WaitlistEntry.status == WaitlistStatus.WAITING
         )
     ).one()
     return {

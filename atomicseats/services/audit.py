@@ -14,6 +14,7 @@ from sqlalchemy import case, exists, func, select
 from atomicseats.adapters import adapters
 from atomicseats.domain import allocator, limits
 from atomicseats.domain.request_state import request_status
+from atomicseats.domain.states import BookingStatus, RequestStatus, WaitlistStatus
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry, utcnow
 from atomicseats.services._allocation import waitlist_totals
@@ -64,7 +65,7 @@ def _check_seats(session) -> list[Violation]:
     """Invariants 1 and 2: never oversold; reserved_seats is the sum of confirmed seats."""
     confirmed = (
         select(Booking.event_id, func.sum(Booking.seats).label("seats"))
-        .where(Booking.status == "confirmed")
+        .where(Booking.status == BookingStatus.CONFIRMED)
         .group_by(Booking.event_id)
         .subquery()
     )
@@ -168,7 +169,10 @@ def _check_requests(session) -> list[Violation]:
     mismatched = session.execute(
         select(BookingRequest.request_id, BookingRequest.seats_waitlisted, WaitlistEntry.seats_remaining)
         .join(WaitlistEntry, WaitlistEntry.booking_request_id == BookingRequest.id)
-        .where(WaitlistEntry.status != "cancelled", WaitlistEntry.seats_remaining != BookingRequest.seats_waitlisted)
+        .where(
+            WaitlistEntry.status != WaitlistStatus.CANCELLED,
+            WaitlistEntry.seats_remaining != BookingRequest.seats_waitlisted,
+        )
         .limit(VIOLATIONS_LISTED_MAX)
     ).all()
     violations += [
@@ -187,7 +191,7 @@ def _check_request_state(session) -> list[Violation]:
     every decided request's status is the rule's (domain/request_state.py) for its seats."""
     cancelled = (
         select(Booking.booking_request_id, func.sum(Booking.seats).label("seats"))
-        .where(Booking.booking_request_id.is_not(None), Booking.status == "cancelled")
+        .where(Booking.booking_request_id.is_not(None), Booking.status == BookingStatus.CANCELLED)
         .group_by(Booking.booking_request_id)
         .subquery()
     )
@@ -206,7 +210,7 @@ def _check_request_state(session) -> list[Violation]:
         for request_id, seats_cancelled, booked in drifted
     ]
     # The rule runs once per distinct combination of counters (a few hundred at most), not per row.
-    is_withdrawn = case((WaitlistEntry.status == "cancelled", 1), else_=0)  # its waiting seats were given up
+    is_withdrawn = case((WaitlistEntry.status == WaitlistStatus.CANCELLED, 1), else_=0)  # waiting seats given up
     counters = (
         BookingRequest.seats_requested,
         BookingRequest.seats_confirmed,
@@ -221,7 +225,7 @@ def _check_request_state(session) -> list[Violation]:
             select(*columns)
             .select_from(BookingRequest)
             .outerjoin(WaitlistEntry, WaitlistEntry.booking_request_id == BookingRequest.id)
-            .where(BookingRequest.status != "pending")
+            .where(BookingRequest.status != RequestStatus.PENDING)
         )
 
     combinations = session.execute(decided(*counters).distinct()).all()
@@ -264,7 +268,7 @@ def _check_pending(session, pending_grace_s: int) -> list[Violation]:
     cutoff = utcnow() - timedelta(seconds=pending_grace_s)
     stale = session.execute(
         select(BookingRequest.request_id, BookingRequest.created_at)
-        .where(BookingRequest.status == "pending", BookingRequest.created_at < cutoff)
+        .where(BookingRequest.status == RequestStatus.PENDING, BookingRequest.created_at < cutoff)
         .limit(VIOLATIONS_LISTED_MAX)
     ).all()
     violations = [
@@ -273,14 +277,14 @@ def _check_pending(session, pending_grace_s: int) -> list[Violation]:
     ]
     first_pending = (
         select(BookingRequest.event_id, func.min(BookingRequest.id).label("first_id"))
-        .where(BookingRequest.status == "pending")
+        .where(BookingRequest.status == RequestStatus.PENDING)
         .group_by(BookingRequest.event_id)
         .subquery()
     )
     overtakers = session.execute(
         select(BookingRequest.request_id, BookingRequest.event_id)
         .join(first_pending, first_pending.c.event_id == BookingRequest.event_id)
-        .where(BookingRequest.status != "pending", BookingRequest.id > first_pending.c.first_id)
+        .where(BookingRequest.status != RequestStatus.PENDING, BookingRequest.id > first_pending.c.first_id)
         .limit(VIOLATIONS_LISTED_MAX)
     ).all()
     violations += [
@@ -302,7 +306,7 @@ def _check_outbox(session) -> list[Violation]:
     missing = (
         session.execute(
             select(BookingRequest.request_id)
-            .where(BookingRequest.status != "pending", ~has_decision_message)
+            .where(BookingRequest.status != RequestStatus.PENDING, ~has_decision_message)
             .limit(VIOLATIONS_LISTED_MAX)
         )
         .scalars()
@@ -334,7 +338,7 @@ def _check_sales_end(session) -> list[Violation]:
     stale = session.execute(
         select(WaitlistEntry.event_id, func.count(WaitlistEntry.id), func.min(sales_end))
         .join(Event, Event.id == WaitlistEntry.event_id)
-        .where(WaitlistEntry.status == "waiting", sales_end < cutoff)
+        .where(WaitlistEntry.status == WaitlistStatus.WAITING, sales_end < cutoff)
         .group_by(WaitlistEntry.event_id)
         .order_by(WaitlistEntry.event_id)
         .limit(VIOLATIONS_LISTED_MAX)

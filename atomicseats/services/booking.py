@@ -19,7 +19,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from atomicseats.adapters import RegistryUnavailable, adapters
-from atomicseats.domain import allocator, limits
+from atomicseats.domain import allocator, limits, states
 from atomicseats.domain.request_state import REASON_EVENT_DELETED, REASON_WITHDRAWN, seats_held
 from atomicseats.errors import Conflict, InvalidInput, NotFound, ServiceBusy
 from atomicseats.extensions import db
@@ -233,7 +233,7 @@ def _pending_status(accepted: AcceptedRequest) -> RequestStatus:
     return RequestStatus(
         request_id=accepted.request_id,
         event_id=accepted.event_id,
-        status="pending",
+        status=states.RequestStatus.PENDING,
         seats_requested=accepted.seats,
         seats_confirmed=0,
         seats_waitlisted=0,
@@ -270,7 +270,7 @@ def record_requests(accepted_requests: list[AcceptedRequest]) -> list[int]:
             "user_id": accepted.user_id,
             "event_id": accepted.event_id,
             "seats_requested": accepted.seats,
-            "status": "pending",
+            "status": states.RequestStatus.PENDING,
             "seats_confirmed": 0,
             "seats_waitlisted": 0,
             "correlation_id": accepted.correlation_id,
@@ -353,7 +353,7 @@ def stranded_events(older_than_s: float, limit: int = limits.ALLOCATION_BATCH_SI
     cutoff = utcnow() - timedelta(seconds=older_than_s)
     statement = (
         select(BookingRequest.event_id, func.min(BookingRequest.kafka_partition))
-        .where(BookingRequest.status == "pending", BookingRequest.created_at < cutoff)
+        .where(BookingRequest.status == states.RequestStatus.PENDING, BookingRequest.created_at < cutoff)
         .group_by(BookingRequest.event_id)
         .order_by(func.min(BookingRequest.id))
         .limit(limit)
@@ -365,7 +365,7 @@ def stranded_events(older_than_s: float, limit: int = limits.ALLOCATION_BATCH_SI
 def events_with_pending_requests(limit: int = limits.ALLOCATION_BATCH_SIZE_MAX) -> list[int]:
     statement = (
         select(BookingRequest.event_id)
-        .where(BookingRequest.status == "pending")
+        .where(BookingRequest.status == states.RequestStatus.PENDING)
         .group_by(BookingRequest.event_id)
         .order_by(func.min(BookingRequest.id))
         .limit(limit)
@@ -376,7 +376,7 @@ def events_with_pending_requests(limit: int = limits.ALLOCATION_BATCH_SIZE_MAX) 
 def _pending_requests(session, event_id: int, limit: int) -> list[BookingRequest]:
     statement = (
         select(BookingRequest)
-        .where(BookingRequest.event_id == event_id, BookingRequest.status == "pending")
+        .where(BookingRequest.event_id == event_id, BookingRequest.status == states.RequestStatus.PENDING)
         .order_by(BookingRequest.id)
         .limit(limit)
     )
@@ -386,7 +386,7 @@ def _pending_requests(session, event_id: int, limit: int) -> list[BookingRequest
 def _reject_for_deleted_event(work, event: Event, pending: list[BookingRequest]) -> None:
     now = utcnow()
     for request in pending:
-        request.status = "rejected"
+        request.status = states.RequestStatus.REJECTED
         request.reason = REASON_EVENT_DELETED
         request.decided_at = now
         fields = {
@@ -448,12 +448,14 @@ def _bookings_to_cancel(session, user_id: int, event_id: int, booking_id: int | 
         booking = session.get(Booking, booking_id)
         if booking is None or booking.user_id != user_id or booking.event_id != event_id:
             raise NotFound("Booking not found")
-        if booking.status != "confirmed":
+        if booking.status != states.BookingStatus.CONFIRMED:
             raise Conflict("This booking is already cancelled")
         return [booking]
     statement = (
         select(Booking)
-        .where(Booking.user_id == user_id, Booking.event_id == event_id, Booking.status == "confirmed")
+        .where(
+            Booking.user_id == user_id, Booking.event_id == event_id, Booking.status == states.BookingStatus.CONFIRMED
+        )
         .order_by(Booking.id.desc())
     )
     bookings = list(session.execute(statement).scalars())
@@ -462,7 +464,9 @@ def _bookings_to_cancel(session, user_id: int, event_id: int, booking_id: int | 
 
 def _waitlist_entries_of(session, user_id: int, event_id: int) -> list[WaitlistEntry]:
     statement = select(WaitlistEntry).where(
-        WaitlistEntry.user_id == user_id, WaitlistEntry.event_id == event_id, WaitlistEntry.status == "waiting"
+        WaitlistEntry.user_id == user_id,
+        WaitlistEntry.event_id == event_id,
+        WaitlistEntry.status == states.WaitlistStatus.WAITING,
     )
     return list(session.execute(statement).scalars())
 
@@ -471,7 +475,7 @@ def _waiting_entries_of_requests(session, request_row_ids: list[int]) -> list[Wa
     if not request_row_ids:
         return []
     statement = select(WaitlistEntry).where(
-        WaitlistEntry.booking_request_id.in_(request_row_ids), WaitlistEntry.status == "waiting"
+        WaitlistEntry.booking_request_id.in_(request_row_ids), WaitlistEntry.status == states.WaitlistStatus.WAITING
     )
     return list(session.execute(statement).scalars())
 
@@ -493,7 +497,7 @@ def _cancelled_notification(
     event: Event, booking: Booking, request: BookingRequest | None, seats_withdrawn: int
 ) -> OutboxMessage:
     """Tell a cancelled booking's guest what their request holds now."""
-    assert booking.status == "cancelled"
+    assert booking.status == states.BookingStatus.CANCELLED
     fields = {"bookingId": booking.id, "seatsFreed": booking.seats, "seatsWithdrawn": seats_withdrawn}
     if request is not None:
         fields |= _request_fields(request)
@@ -564,14 +568,14 @@ def request_status(request_id: str, viewer_id: int, viewer_is_admin: bool, wait_
     assert 0 <= wait_s <= limits.LONG_POLL_WAIT_S_MAX
     deadline = time.monotonic() + wait_s
     status = _current_status(request_id, viewer_id, viewer_is_admin)
-    if status.status != "pending" or wait_s <= 0:
+    if status.status != states.RequestStatus.PENDING or wait_s <= 0:
         return status
     with adapters().outcomes.subscribe(status.request_id) as subscription:
         for _ in range(int(wait_s / OUTCOME_RECHECK_S) + 2):
             db.session.rollback()  # end the last read so this one sees new commits
             status = _current_status(request_id, viewer_id, viewer_is_admin)
             remaining_s = deadline - time.monotonic()
-            if status.status != "pending" or remaining_s <= 0:
+            if status.status != states.RequestStatus.PENDING or remaining_s <= 0:
                 return status
             subscription.wait(min(remaining_s, OUTCOME_RECHECK_S))
     return status
@@ -630,7 +634,7 @@ def _waitlist_position(request: BookingRequest) -> int | None:
     entry = db.session.execute(
         select(WaitlistEntry).where(WaitlistEntry.booking_request_id == request.id)
     ).scalar_one_or_none()
-    if entry is None or entry.status != "waiting":
+    if entry is None or entry.status != states.WaitlistStatus.WAITING:
         return None
     mirrored = adapters().waitlist.position(entry.event_id, entry.id)
     if mirrored is not None:
@@ -638,7 +642,7 @@ def _waitlist_position(request: BookingRequest) -> int | None:
     ahead = db.session.execute(
         select(func.count(WaitlistEntry.id)).where(
             WaitlistEntry.event_id == entry.event_id,
-            WaitlistEntry.status == "waiting",
+            WaitlistEntry.status == states.WaitlistStatus.WAITING,
             WaitlistEntry.id < entry.id,
         )
     ).scalar_one()

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 
 from atomicseats.adapters import adapters
 from atomicseats.domain import allocator, limits, search
-from atomicseats.domain.request_state import REASON_EVENT_DELETED, STATUS_CONFIRMED, STATUS_PARTIAL, STATUS_WAITLISTED
+from atomicseats.domain.request_state import REASON_EVENT_DELETED
+from atomicseats.domain.states import BookingStatus, EventStatus, RequestStatus, WaitlistStatus
 from atomicseats.errors import Conflict, Forbidden, InvalidInput, NotFound
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, User, WaitlistEntry, utcnow
@@ -39,7 +40,7 @@ from atomicseats.services.contracts import EventAvailability
 log = logging.getLogger(__name__)
 
 # The statuses of requests that hold or wait for seats (the others hold nothing).
-REQUEST_STATUSES_HOLDING = (STATUS_CONFIRMED, STATUS_PARTIAL, STATUS_WAITLISTED)
+REQUEST_STATUSES_HOLDING = (RequestStatus.CONFIRMED, RequestStatus.PARTIAL, RequestStatus.WAITLISTED)
 # Fields a host may change with `update_event`; seats are never set directly.
 EDITABLE_FIELDS = (
     "name",
@@ -124,7 +125,7 @@ def create_event(host: User, fields: dict) -> EventView:
             reserved_seats=0,
             price_minor=fields.get("price_minor", 0),
             is_waitlist_open=fields.get("is_waitlist_open", True),
-            status="published",
+            status=EventStatus.PUBLISHED,
         )
         work.session.add(event)
         work.session.flush()
@@ -178,7 +179,7 @@ def delete_event(actor: User, event_id: int) -> EventView:
         settlement = Settlement()
         for user_id, subject_key in _cancel_everything(work, event, now, settlement):
             work.session.add(outbox_row(Notification("event.cancelled", user_id, event, subject_key, {})))
-        event.status = "deleted"
+        event.status = EventStatus.DELETED
         event.deleted_at = now
         event.updated_at = now
         event.reserved_seats = 0
@@ -200,13 +201,13 @@ def _cancel_everything(work: UnitOfWork, event: Event, now: datetime, settlement
     }
     bookings = list(
         work.session.execute(
-            select(Booking).where(Booking.event_id == event.id, Booking.status == "confirmed")
+            select(Booking).where(Booking.event_id == event.id, Booking.status == BookingStatus.CONFIRMED)
         ).scalars()
     )
     for booking in bookings:
         affected.setdefault(booking.user_id, f"event-{event.id}-user-{booking.user_id}")
     entries = work.session.execute(
-        select(WaitlistEntry).where(WaitlistEntry.event_id == event.id, WaitlistEntry.status == "waiting")
+        select(WaitlistEntry).where(WaitlistEntry.event_id == event.id, WaitlistEntry.status == WaitlistStatus.WAITING)
     ).scalars()
     for entry in entries:
         withdraw_waiting(requests[entry.booking_request_id], entry, REASON_EVENT_DELETED, now)
@@ -278,7 +279,9 @@ def list_events(
 
 
 def _filtered_events(filters: EventFilter, as_of: datetime) -> Select:
-    statement = select(Event).where(Event.status == ("deleted" if filters.status == "deleted" else "published"))
+    statement = select(Event).where(
+        Event.status == (EventStatus.DELETED if filters.status == "deleted" else EventStatus.PUBLISHED)
+    )
     if filters.host_id is not None:
         statement = statement.where(Event.host_id == filters.host_id)
     if filters.text:
@@ -333,7 +336,7 @@ def event_roster(
     if part == "bookings":
         rows += db.session.execute(
             select(Booking)
-            .where(Booking.event_id == event_id, Booking.status == "confirmed", Booking.id > after_id)
+            .where(Booking.event_id == event_id, Booking.status == BookingStatus.CONFIRMED, Booking.id > after_id)
             .order_by(Booking.id)
             .limit(limit + 1)
         ).scalars()
@@ -341,7 +344,11 @@ def event_roster(
     if len(rows) <= limit:
         rows += db.session.execute(
             select(WaitlistEntry)
-            .where(WaitlistEntry.event_id == event_id, WaitlistEntry.status == "waiting", WaitlistEntry.id > after_id)
+            .where(
+                WaitlistEntry.event_id == event_id,
+                WaitlistEntry.status == WaitlistStatus.WAITING,
+                WaitlistEntry.id > after_id,
+            )
             .order_by(WaitlistEntry.id)
             .limit(limit + 1 - len(rows))
         ).scalars()

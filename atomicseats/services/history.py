@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import case, func, select
 
 from atomicseats.domain import limits
+from atomicseats.domain.states import BookingStatus
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event
 from atomicseats.services._pages import Page, cursor_id, decode_cursor, page_of
@@ -67,7 +68,7 @@ def _ticket(booking: Booking, request_id: str | None, request_status: str | None
 
 def _summary_page(user_id: int, limit: int, cursor: str | None, filters: HistoryFilter) -> Page:
     """Totals per event over all of the user's bookings (not per page), newest event first."""
-    is_confirmed = Booking.status == "confirmed"
+    is_confirmed = Booking.status == BookingStatus.CONFIRMED
     statement = filters.apply(
         select(
             Booking.event_id,

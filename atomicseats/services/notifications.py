@@ -15,6 +15,7 @@ from markupsafe import Markup
 
 from atomicseats.domain.allocator import REASON_EVENT_STARTED, REASON_WAITLIST_CLOSED
 from atomicseats.domain.request_state import REASON_EVENT_DELETED
+from atomicseats.domain.states import RequestStatus
 from atomicseats.names import MAIL_KIND_HEADER
 from atomicseats.services._outbox import NOTIFICATION_KINDS
 
@@ -227,11 +228,11 @@ def _seats(count: int) -> str:
 
 
 _STATUS_WORDS = {
-    "confirmed": "confirmed",
-    "partial": "partly confirmed",
-    "waitlisted": "on the waitlist",
-    "rejected": "not booked",
-    "cancelled": "cancelled",
+    RequestStatus.CONFIRMED: "confirmed",
+    RequestStatus.PARTIAL: "partly confirmed",
+    RequestStatus.WAITLISTED: "on the waitlist",
+    RequestStatus.REJECTED: "not booked",
+    RequestStatus.CANCELLED: "cancelled",
 }
 
 

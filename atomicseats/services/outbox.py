@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from atomicseats.adapters import adapters
 from atomicseats.domain import limits
+from atomicseats.domain.states import OutboxStatus
 from atomicseats.errors import ServiceBusy
 from atomicseats.extensions import db
 from atomicseats.models import OutboxMessage, User, utcnow
@@ -90,9 +91,9 @@ def send_due_notifications(limit: int = limits.OUTBOX_BATCH_SIZE_MAX) -> SendRep
             if outcomes[-1] == "unrecorded":  # the database is gone: a send now could not be recorded either
                 break  # the rest stays leased and goes out once when the lease ends
     return SendReport(
-        sent=outcomes.count("sent"),
+        sent=outcomes.count(OutboxStatus.SENT),
         retried=outcomes.count("retried"),
-        failed=failed + outcomes.count("failed"),
+        failed=failed + outcomes.count(OutboxStatus.FAILED),
     )
 
 
@@ -112,7 +113,7 @@ def _claim_due(limit: int) -> tuple[list[_Claim], int]:
             .outerjoin(User, User.id == OutboxMessage.user_id)
             .where(
                 OutboxMessage.channel == "email",
-                OutboxMessage.status == "pending",
+                OutboxMessage.status == OutboxStatus.PENDING,
                 OutboxMessage.next_attempt_at <= now,
             )
             .order_by(OutboxMessage.id)
@@ -124,7 +125,7 @@ def _claim_due(limit: int) -> tuple[list[_Claim], int]:
         orphans: list[tuple[int, str]] = []
         for row, email, name in work.session.execute(statement):
             if email is None:  # the user was deleted (user_id SET NULL): nobody to write to
-                row.status = "failed"
+                row.status = OutboxStatus.FAILED
                 row.last_error = REASON_RECIPIENT_DELETED
                 orphans.append((row.id, row.kind))
                 continue
@@ -180,8 +181,8 @@ def _record_sent(claim: _Claim) -> str:
             work.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
         attempts = work.session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id == claim.outbox_id, OutboxMessage.status == "pending")
-            .values(status="sent", sent_at=utcnow(), attempts=OutboxMessage.attempts + 1)
+            .where(OutboxMessage.id == claim.outbox_id, OutboxMessage.status == OutboxStatus.PENDING)
+            .values(status=OutboxStatus.SENT, sent_at=utcnow(), attempts=OutboxMessage.attempts + 1)
             .returning(OutboxMessage.attempts)
         ).scalar_one_or_none()
     if attempts is None:  # another sender took it after our lease ran out
@@ -190,26 +191,26 @@ def _record_sent(claim: _Claim) -> str:
         "outbox.sent",
         extra={"outbox_id": claim.outbox_id, "kind": claim.kind, "message_id": claim.message_id, "attempts": attempts},
     )
-    return "sent"
+    return OutboxStatus.SENT
 
 
 def _record_failure(claim: _Claim, error: Exception) -> str:
     with unit_of_work() as work:
         row = _lock_row(work, claim.outbox_id)
-        if row is None or row.status != "pending" or row.next_attempt_at != claim.lease_until:
+        if row is None or row.status != OutboxStatus.PENDING or row.next_attempt_at != claim.lease_until:
             return "stale"
         row.attempts += 1
         row.last_error = f"{type(error).__name__}: {error}"[: limits.OUTBOX_LAST_ERROR_CHARS_MAX]
         attempts = row.attempts
         if attempts >= limits.OUTBOX_SEND_ATTEMPTS_MAX:
-            row.status = "failed"
+            row.status = OutboxStatus.FAILED
         else:
             row.next_attempt_at = utcnow() + timedelta(seconds=retry_delay_s(attempts))
     # The error's class only: SMTP errors can quote addresses, which stay out of logs.
     fields = {"outbox_id": claim.outbox_id, "kind": claim.kind, "attempts": attempts, "error": type(error).__name__}
     if attempts >= limits.OUTBOX_SEND_ATTEMPTS_MAX:
         log.error("outbox.failed", extra=fields)
-        return "failed"
+        return OutboxStatus.FAILED
     log.warning("outbox.retry", extra={**fields, "retry_in_s": retry_delay_s(attempts)})
     return "retried"
 
@@ -221,7 +222,7 @@ def _release(claims: list[_Claim]) -> None:
             update(OutboxMessage)
             .where(
                 OutboxMessage.id.in_([claim.outbox_id for claim in claims]),
-                OutboxMessage.status == "pending",
+                OutboxMessage.status == OutboxStatus.PENDING,
                 OutboxMessage.next_attempt_at == claims[0].lease_until,
             )
             .values(next_attempt_at=utcnow())
@@ -244,14 +245,14 @@ def requeue_failed_notifications(limit: int = limits.OUTBOX_BATCH_SIZE_MAX) -> i
         statement = (
             select(OutboxMessage)
             .join(User, User.id == OutboxMessage.user_id)
-            .where(OutboxMessage.channel == "email", OutboxMessage.status == "failed")
+            .where(OutboxMessage.channel == "email", OutboxMessage.status == OutboxStatus.FAILED)
             .order_by(OutboxMessage.id)
             .limit(limit)
         )
         rows = list(work.session.execute(statement).scalars())
         now = utcnow()
         for row in rows:
-            row.status = "pending"
+            row.status = OutboxStatus.PENDING
             row.attempts = 0
             row.next_attempt_at = now
         if rows:
@@ -325,11 +326,11 @@ def _domain_event(row: OutboxMessage) -> tuple[str, dict]:
 def outbox_backlog() -> dict[str, int]:
     """For operators: e-mails waiting (and due now), e-mails given up on, events not yet on Kafka."""
     now = utcnow()
-    pending = (OutboxMessage.channel == "email") & (OutboxMessage.status == "pending")
+    pending = (OutboxMessage.channel == "email") & (OutboxMessage.status == OutboxStatus.PENDING)
     counts = {
         "pending": select(func.count(OutboxMessage.id)).where(pending),
         "due": select(func.count(OutboxMessage.id)).where(pending, OutboxMessage.next_attempt_at <= now),
-        "failed": select(func.count(OutboxMessage.id)).where(OutboxMessage.status == "failed"),
+        "failed": select(func.count(OutboxMessage.id)).where(OutboxMessage.status == OutboxStatus.FAILED),
         "unpublished": select(func.count(OutboxMessage.id)).where(OutboxMessage.published_at.is_(None)),
     }
     return {name: int(db.session.execute(statement).scalar_one()) for name, statement in counts.items()}

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import exists, select
 
 from atomicseats.domain import limits
+from atomicseats.domain.states import EventStatus, WaitlistStatus
 from atomicseats.extensions import db
 from atomicseats.models import Event, WaitlistEntry, utcnow
 from atomicseats.services._allocation import Settlement, announce_after_commit, close_out_waitlist, lock_event
@@ -62,10 +63,10 @@ def close_out_event(event_id: int) -> int:
 def events_due_for_close_out(events_max: int) -> list[int]:
     """Live events whose sales ended (at now) and that still have a waiting entry, oldest first."""
     now = utcnow()
-    someone_waits = exists().where(WaitlistEntry.event_id == Event.id, WaitlistEntry.status == "waiting")
+    someone_waits = exists().where(WaitlistEntry.event_id == Event.id, WaitlistEntry.status == WaitlistStatus.WAITING)
     statement = (
         select(Event.id)
-        .where(Event.status == "published", Event.sales_end <= now, someone_waits)
+        .where(Event.status == EventStatus.PUBLISHED, Event.sales_end <= now, someone_waits)
         .order_by(Event.id)
         .limit(events_max)
     )

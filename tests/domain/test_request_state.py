@@ -10,17 +10,8 @@ from hypothesis import strategies as st
 
 from atomicseats.domain.allocator import EventState, Outcome, SeatRequest, allocate
 from atomicseats.domain.limits import SEATS_PER_REQUEST_MAX
-from atomicseats.domain.request_state import (
-    DECIDED_STATUSES,
-    STATUS_CANCELLED,
-    STATUS_CONFIRMED,
-    STATUS_PARTIAL,
-    STATUS_PENDING,
-    STATUS_REJECTED,
-    STATUS_WAITLISTED,
-    request_status,
-    seats_held,
-)
+from atomicseats.domain.request_state import request_status, seats_held
+from atomicseats.domain.states import DECIDED_REQUEST_STATUSES, RequestStatus
 
 
 @dataclass(frozen=True)
@@ -52,34 +43,34 @@ def request_seats(draw) -> Seats:
 @given(request_seats())
 def test_status_is_a_decided_status_never_pending(seats: Seats) -> None:
     status = seats.status()
-    assert status in DECIDED_STATUSES
-    assert status != STATUS_PENDING
+    assert status in DECIDED_REQUEST_STATUSES
+    assert status != RequestStatus.PENDING
 
 
 @given(request_seats())
 def test_partial_iff_seats_held_and_something_short(seats: Seats) -> None:
     is_short = seats.waitlisted > 0 or seats.held < seats.requested
-    assert (seats.status() == STATUS_PARTIAL) == (seats.held > 0 and is_short)
+    assert (seats.status() == RequestStatus.PARTIAL) == (seats.held > 0 and is_short)
 
 
 @given(request_seats())
 def test_waitlisted_iff_nothing_held_and_seats_waiting(seats: Seats) -> None:
-    assert (seats.status() == STATUS_WAITLISTED) == (seats.held == 0 and seats.waitlisted > 0)
+    assert (seats.status() == RequestStatus.WAITLISTED) == (seats.held == 0 and seats.waitlisted > 0)
 
 
 @given(request_seats())
 def test_confirmed_iff_every_requested_seat_held(seats: Seats) -> None:
-    assert (seats.status() == STATUS_CONFIRMED) == (seats.held == seats.requested)
+    assert (seats.status() == RequestStatus.CONFIRMED) == (seats.held == seats.requested)
 
 
 @given(request_seats())
 def test_nothing_held_nothing_waiting_is_cancelled_or_rejected(seats: Seats) -> None:
     status = seats.status()
     is_empty = seats.held == 0 and seats.waitlisted == 0
-    assert (status in (STATUS_CANCELLED, STATUS_REJECTED)) == is_empty
+    assert (status in (RequestStatus.CANCELLED, RequestStatus.REJECTED)) == is_empty
     if is_empty:
         is_given_up = seats.cancelled > 0 or seats.is_withdrawn
-        assert status == (STATUS_CANCELLED if is_given_up else STATUS_REJECTED)
+        assert status == (RequestStatus.CANCELLED if is_given_up else RequestStatus.REJECTED)
 
 
 @given(request_seats())
@@ -96,7 +87,7 @@ def test_promotion_never_moves_a_request_back_to_waitlisted(seats: Seats, promot
     if promoted == 0:
         return
     after = Seats(seats.requested, seats.confirmed + promoted, seats.waitlisted - promoted, seats.cancelled, False)
-    assert after.status() in (STATUS_PARTIAL, STATUS_CONFIRMED)
+    assert after.status() in (RequestStatus.PARTIAL, RequestStatus.CONFIRMED)
 
 
 @given(request_seats())
@@ -104,7 +95,7 @@ def test_giving_everything_back_is_cancelled(seats: Seats) -> None:
     """Cancel every held seat and withdraw the waiting remainder: the request is cancelled
     when it ever held a seat or had one waiting."""
     after = Seats(seats.requested, seats.confirmed, 0, seats.confirmed, True)
-    assert after.status() == STATUS_CANCELLED
+    assert after.status() == RequestStatus.CANCELLED
     assert seats_held(after.confirmed, after.cancelled) == 0
 
 
@@ -129,15 +120,15 @@ def test_the_allocators_first_decision_agrees_with_the_rule(
 @pytest.mark.parametrize(
     ("counters", "expected"),
     [
-        ((4, 4, 0, 0, False), STATUS_CONFIRMED),
-        ((4, 2, 2, 0, False), STATUS_PARTIAL),
-        ((4, 0, 4, 0, False), STATUS_WAITLISTED),
-        ((4, 0, 0, 0, False), STATUS_REJECTED),
-        ((4, 2, 0, 0, True), STATUS_PARTIAL),  # left the waitlist, keeps 2 seats
-        ((4, 0, 0, 0, True), STATUS_CANCELLED),  # left the waitlist holding nothing
-        ((4, 4, 0, 4, False), STATUS_CANCELLED),  # gave every seat back
-        ((4, 4, 0, 1, False), STATUS_PARTIAL),  # gave one seat back
-        ((4, 2, 2, 2, False), STATUS_WAITLISTED),  # gave back the held part, still waiting
+        ((4, 4, 0, 0, False), RequestStatus.CONFIRMED),
+        ((4, 2, 2, 0, False), RequestStatus.PARTIAL),
+        ((4, 0, 4, 0, False), RequestStatus.WAITLISTED),
+        ((4, 0, 0, 0, False), RequestStatus.REJECTED),
+        ((4, 2, 0, 0, True), RequestStatus.PARTIAL),  # left the waitlist, keeps 2 seats
+        ((4, 0, 0, 0, True), RequestStatus.CANCELLED),  # left the waitlist holding nothing
+        ((4, 4, 0, 4, False), RequestStatus.CANCELLED),  # gave every seat back
+        ((4, 4, 0, 1, False), RequestStatus.PARTIAL),  # gave one seat back
+        ((4, 2, 2, 2, False), RequestStatus.WAITLISTED),  # gave back the held part, still waiting
     ],
 )
 def test_examples(counters: tuple[int, int, int, int, bool], expected: str) -> None:
