@@ -7,7 +7,12 @@ from flask import Flask
 
 from atomicseats.adapters.celery_app import celery_config, worker_queues
 from atomicseats.domain import limits
-from atomicseats.names import DOMAIN_EVENTS_QUEUE, NOTIFICATIONS_QUEUE
+from atomicseats.names import (
+    DOMAIN_EVENTS_QUEUE,
+    NOTIFICATIONS_QUEUE,
+    PUBLISH_DOMAIN_EVENTS_TASK,
+    SEND_NOTIFICATIONS_TASK,
+)
 
 
 def app_with(partitions: int = 3) -> Flask:
@@ -30,8 +35,8 @@ def test_every_routed_and_scheduled_task_has_a_consuming_worker():
 def test_domain_events_have_a_queue_of_their_own_on_the_notifications_worker():
     app = app_with()
     routes = celery_config(app)["task_routes"]
-    assert routes["atomicseats.send_notifications"]["queue"] == NOTIFICATIONS_QUEUE
-    assert routes["atomicseats.publish_domain_events"]["queue"] == DOMAIN_EVENTS_QUEUE
+    assert routes[SEND_NOTIFICATIONS_TASK]["queue"] == NOTIFICATIONS_QUEUE
+    assert routes[PUBLISH_DOMAIN_EVENTS_TASK]["queue"] == DOMAIN_EVENTS_QUEUE
     assert worker_queues(app, "notifications") == [NOTIFICATIONS_QUEUE, DOMAIN_EVENTS_QUEUE]
     assert not set(worker_queues(app, "allocation")) & {NOTIFICATIONS_QUEUE, DOMAIN_EVENTS_QUEUE}
 
