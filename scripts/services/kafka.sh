@@ -1,11 +1,11 @@
 # Kafka for scripts/services.sh (sourced by it): one KRaft node (broker and controller) on
-# $HOST:$KAFKA_PORT, its jars resolved once into .cache/kafka-libs from scripts/kafka/pom.xml,
+# $HOST:$KAFKA_PORT, its jars resolved once into .cache/kafka-libs from scripts/services/kafka/pom.xml,
 # its state under .run/$STACK/kafka; our topics created on every start (kafka_ready.py).
 # shellcheck shell=bash
 
 KAFKA_LIBS=$CACHE/kafka-libs
-KAFKA_POM=$ROOT/scripts/kafka/pom.xml
-KAFKA_LOG4J=$ROOT/scripts/kafka/log4j2.properties
+KAFKA_POM=$ROOT/scripts/services/kafka/pom.xml
+KAFKA_LOG4J=$ROOT/scripts/services/kafka/log4j2.properties
 
 kafka_port() { echo "$KAFKA_PORT"; }
 
