@@ -10,6 +10,7 @@ from flask.cli import AppGroup
 
 from atomicseats.domain import accounts, limits
 from atomicseats.errors import AtomicSeatsError
+from atomicseats.names import WORKER_KINDS
 from atomicseats.services import audit, demo, sales, users
 
 users_cli = AppGroup("users", help="Manage accounts.")
@@ -97,7 +98,7 @@ def bridge_command() -> None:
 @click.command("worker-queues")
 @click.option(
     "--kind",
-    type=click.Choice(["all", "allocation", "notifications"]),
+    type=click.Choice(WORKER_KINDS),
     default="all",
     show_default=True,
     help="allocation: every partition's queue and maintenance; notifications: e-mail and domain events.",
