@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     BigInteger,
@@ -29,6 +30,17 @@ from sqlalchemy.types import DateTime, TypeDecorator
 from atomicseats.domain import allocator, limits
 from atomicseats.domain.states import BookingStatus, EventStatus, OutboxStatus, RequestStatus, WaitlistStatus
 from atomicseats.extensions import db
+
+if TYPE_CHECKING:
+    from flask_sqlalchemy.model import Model as FlaskModel
+    from sqlalchemy.orm import DeclarativeBase
+
+    class Model(FlaskModel, DeclarativeBase):
+        """db.Model as mypy should see it: a declarative base with Flask-SQLAlchemy's `query`.
+        Flask-SQLAlchemy builds db.Model at run time, which a type checker cannot follow."""
+
+else:
+    Model = db.Model
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; Postgres gets BIGINT identities.
 BigId = BigInteger().with_variant(Integer, "sqlite")
@@ -67,7 +79,7 @@ def _in(column: str, values: Iterable[str]) -> str:
     return f"{column} IN ({quoted})"
 
 
-class User(db.Model):
+class User(Model):
     __tablename__ = "users"
     __table_args__ = (
         CheckConstraint(_in("role", USER_ROLES), name="role_known"),
@@ -93,7 +105,7 @@ class User(db.Model):
         return str(self.id)
 
 
-class AuthSession(db.Model):
+class AuthSession(Model):
     """One login: its access and refresh tokens carry this id, so logout revokes both.
 
     Refresh rotation replaces `refresh_jti`; a rotated-out refresh token no longer matches.
@@ -109,7 +121,7 @@ class AuthSession(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
-class Event(db.Model):
+class Event(Model):
     __tablename__ = "events"
     __table_args__ = (
         CheckConstraint("capacity_seats >= 0", name="capacity_non_negative"),
@@ -178,7 +190,7 @@ class Event(db.Model):
         )
 
 
-class BookingRequest(db.Model):
+class BookingRequest(Model):
     """A request to book seats. `id` is the arrival sequence: allocation follows it."""
 
     __tablename__ = "booking_requests"
@@ -221,7 +233,7 @@ class BookingRequest(db.Model):
         return allocator.SeatRequest(request_id=self.request_id, seats=self.seats_requested)
 
 
-class Booking(db.Model):
+class Booking(Model):
     __tablename__ = "bookings"
     __table_args__ = (
         CheckConstraint("seats > 0", name="seats_positive"),
@@ -246,7 +258,7 @@ class Booking(db.Model):
     event: Mapped[Event] = relationship(lazy="joined")
 
 
-class WaitlistEntry(db.Model):
+class WaitlistEntry(Model):
     """Durable FIFO: `id` order is the queue order within an event."""
 
     __tablename__ = "waitlist_entries"
@@ -273,7 +285,7 @@ class WaitlistEntry(db.Model):
         return allocator.WaitlistSlot(entry_id=self.id, seats_remaining=self.seats_remaining)
 
 
-class OutboxMessage(db.Model):
+class OutboxMessage(Model):
     """What must not be lost (e-mails, domain events), written with the decision."""
 
     __tablename__ = "outbox"
