@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from atomicseats.domain import limits
 from atomicseats.domain.states import WaitlistStatus
@@ -33,7 +34,7 @@ class MirrorTruth:
         return self.availability.event_id
 
 
-def mirror_truths(session, events: list[Event]) -> list[MirrorTruth]:
+def mirror_truths(session: Session, events: list[Event]) -> list[MirrorTruth]:
     """One grouped count for all `events`, then one id query per event that has a queue."""
     totals = waitlist_totals(session, [event.id for event in events])
     truths = []
@@ -44,7 +45,7 @@ def mirror_truths(session, events: list[Event]) -> list[MirrorTruth]:
     return truths
 
 
-def expected_entry_ids(session, event_id: int, entries_waiting: int) -> list[int] | None:
+def expected_entry_ids(session: Session, event_id: int, entries_waiting: int) -> list[int] | None:
     """What the mirror should hold, given the count `waitlist_totals` found (saves a query at 0)."""
     if entries_waiting == 0:
         return []
@@ -53,7 +54,7 @@ def expected_entry_ids(session, event_id: int, entries_waiting: int) -> list[int
     return waiting_entry_ids(session, event_id)
 
 
-def waiting_entry_ids(session, event_id: int) -> list[int] | None:
+def waiting_entry_ids(session: Session, event_id: int) -> list[int] | None:
     """The event's waiting entry ids in FIFO (id) order, or None if too many to mirror."""
     statement = (
         select(WaitlistEntry.id)

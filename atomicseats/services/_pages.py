@@ -16,27 +16,30 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Generic, TypeVar
 
 from atomicseats.errors import InvalidInput
 
 CURSOR_ID_MAX = 2**63 - 1  # a BIGINT: SQLite and PostgreSQL bind nothing wider
 CURSOR_TEXT_CHARS_MAX = 64  # a cursor's text values are short keys and ISO times
 
+Item = TypeVar("Item")
+Position = Mapping[str, int | str | datetime]  # what a cursor names: the last row's sort key
+
 
 @dataclass(frozen=True)
-class Page:
-    items: list
+class Page(Generic[Item]):
+    items: list[Item]
     has_more: bool
     next_cursor: str | None
 
     @property
-    def page_info(self) -> Page:
+    def page_info(self) -> Page[Item]:
         """What `pageInfo` shows (has_more, next_cursor): the page itself, for the schemas."""
         return self
 
 
-def page_of(rows: Sequence, limit: int, position_of: Callable[[Any], Mapping[str, int | str | datetime]]) -> Page:
+def page_of(rows: Sequence[Item], limit: int, position_of: Callable[[Item], Position]) -> Page[Item]:
     """The first `limit` of `rows` (read with `limit + 1`, so one more says a next page exists)."""
     assert limit >= 1
     has_more = len(rows) > limit
@@ -44,7 +47,7 @@ def page_of(rows: Sequence, limit: int, position_of: Callable[[Any], Mapping[str
     return Page(items=items, has_more=has_more, next_cursor=encode_cursor(position_of(items[-1])) if has_more else None)
 
 
-def encode_cursor(position: Mapping[str, int | str | datetime]) -> str:
+def encode_cursor(position: Position) -> str:
     values = {
         key: value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
         for key, value in position.items()
@@ -52,7 +55,7 @@ def encode_cursor(position: Mapping[str, int | str | datetime]) -> str:
     return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> dict:
+def decode_cursor(cursor: str) -> dict[str, object]:
     """The JSON object a cursor carries; not one this API issued → 400."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
@@ -64,14 +67,14 @@ def decode_cursor(cursor: str) -> dict:
     return value
 
 
-def cursor_id(position: Mapping, key: str = "id") -> int:
+def cursor_id(position: Mapping[str, object], key: str = "id") -> int:
     value = position.get(key)
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= CURSOR_ID_MAX:
         raise _invalid()
     return value
 
 
-def cursor_time(position: Mapping, key: str) -> datetime:
+def cursor_time(position: Mapping[str, object], key: str) -> datetime:
     value = position.get(key)
     if not isinstance(value, str) or len(value) > CURSOR_TEXT_CHARS_MAX:
         raise _invalid()
@@ -84,7 +87,7 @@ def cursor_time(position: Mapping, key: str) -> datetime:
         raise _invalid() from error
 
 
-def cursor_choice(position: Mapping, key: str, choices: tuple[str, ...]) -> str:
+def cursor_choice(position: Mapping[str, object], key: str, choices: tuple[str, ...]) -> str:
     value = position.get(key)
     if value not in choices or not isinstance(value, str):
         raise _invalid()

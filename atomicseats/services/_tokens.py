@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 from flask import current_app
 
@@ -22,12 +23,16 @@ def signing_refresh_token() -> Iterator[None]:
         _is_signing_refresh.reset(token)
 
 
-def encoding_key(_identity) -> str:
-    config = current_app.config
-    return config["REFRESH_TOKEN_SECRET"] if _is_signing_refresh.get() else config["JWT_SECRET_KEY"]
+def encoding_key(_identity: object) -> str:
+    return _secret("REFRESH_TOKEN_SECRET" if _is_signing_refresh.get() else "JWT_SECRET_KEY")
 
 
-def decoding_key(_header: dict, unverified_claims: dict) -> str:
+def decoding_key(_header: dict[str, Any], unverified_claims: dict[str, Any]) -> str:
     """The claimed type only picks the key; the signature must still verify with it."""
-    config = current_app.config
-    return config["REFRESH_TOKEN_SECRET"] if unverified_claims.get("type") == "refresh" else config["JWT_SECRET_KEY"]
+    return _secret("REFRESH_TOKEN_SECRET" if unverified_claims.get("type") == "refresh" else "JWT_SECRET_KEY")
+
+
+def _secret(name: str) -> str:
+    secret = current_app.config[name]
+    assert isinstance(secret, str), name
+    return secret

@@ -43,7 +43,7 @@ class Analytics:
     capacity_utilisation: float
     revenue_minor: int
     top_events: list[EventStats]
-    events: Page  # of EventStats, by event id
+    events: Page[EventStats]  # by event id
     request_outcomes: dict[str, int]
 
 
@@ -59,7 +59,7 @@ def _snapshot() -> Iterator[Session]:
     """One REPEATABLE READ transaction on PostgreSQL (each statement of a READ COMMITTED one
     sees the commits made since the last: the revenue could count a booking the seat totals
     missed). SQLite's read transaction is a snapshot already. Nothing here writes."""
-    session = db.session
+    session = db.session()  # the request's session itself, not its scoped proxy
     session.rollback()  # end what this request read before (its account): the snapshot starts here
     is_snapshot = not current_app.config.get("TESTING_SKIP_ANALYTICS_SNAPSHOT")  # negative control
     if is_snapshot and session.get_bind().dialect.name == "postgresql":
@@ -95,12 +95,12 @@ def _analytics(session: Session, limit: int, after_id: int) -> Analytics:
         top_events=_event_stats(session, list(top)),
         events=Page(items=_event_stats(session, page.items), has_more=page.has_more, next_cursor=page.next_cursor),
         request_outcomes=dict(
-            session.execute(select(BookingRequest.status, func.count()).group_by(BookingRequest.status)).all()
+            session.execute(select(BookingRequest.status, func.count()).group_by(BookingRequest.status)).tuples().all()
         ),
     )
 
 
-def _event_stats(session, events: list[Event]) -> list[EventStats]:
+def _event_stats(session: Session, events: list[Event]) -> list[EventStats]:
     """Figures of these events (a page, or the top ones): revenue and waitlists grouped in SQL."""
     event_ids = [event.id for event in events]
     revenue_by_event = (
@@ -109,7 +109,9 @@ def _event_stats(session, events: list[Event]) -> list[EventStats]:
                 select(Booking.event_id, func.sum(Booking.cost_minor))
                 .where(Booking.event_id.in_(event_ids), Booking.status == BookingStatus.CONFIRMED)
                 .group_by(Booking.event_id)
-            ).all()
+            )
+            .tuples()
+            .all()
         )
         if event_ids
         else {}
@@ -134,8 +136,8 @@ def _ratio(part: int, whole: int) -> float:
     return round(part / whole, 4) if whole else 0.0
 
 
-def _totals(session) -> dict[str, int]:
-    users_by_role = dict(session.execute(select(User.role, func.count()).group_by(User.role)).all())
+def _totals(session: Session) -> dict[str, int]:
+    users_by_role = dict(session.execute(select(User.role, func.count()).group_by(User.role)).tuples().all())
     bookings = session.execute(
         select(
             func.count(Booking.id),

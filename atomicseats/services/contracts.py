@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from atomicseats.domain import allocator, limits
 
@@ -27,7 +28,7 @@ class AcceptedRequest:
     kafka_partition: int | None = None
     kafka_offset: int | None = None
 
-    def to_message(self) -> dict:
+    def to_message(self) -> dict[str, str | int | None]:
         """The JSON body that travels (Kafka message, registry entry): where it was read is not part of it."""
         return {
             "request_id": self.request_id,
@@ -40,7 +41,9 @@ class AcceptedRequest:
         }
 
     @classmethod
-    def from_message(cls, message: dict, partition: int | None = None, offset: int | None = None) -> AcceptedRequest:
+    def from_message(
+        cls, message: dict[str, Any], partition: int | None = None, offset: int | None = None
+    ) -> AcceptedRequest:
         """Rebuild from a message body; raises KeyError/TypeError/ValueError on a malformed one."""
         accepted_at = datetime.fromisoformat(message["accepted_at"])
         if accepted_at.tzinfo is None:
@@ -60,14 +63,14 @@ class AcceptedRequest:
         )
 
 
-def _seat_count(value) -> int:
+def _seat_count(value: object) -> int:
     seats = _positive_int(value)
     if seats > limits.SEATS_PER_REQUEST_MAX:
         raise ValueError(f"at most {limits.SEATS_PER_REQUEST_MAX} seats, got {seats}")
     return seats
 
 
-def _positive_int(value) -> int:
+def _positive_int(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"expected a positive integer, got {value!r}")
     return value

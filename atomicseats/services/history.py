@@ -4,14 +4,41 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, TypedDict, TypeVar
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Select, case, func, select
 
 from atomicseats.domain import limits
 from atomicseats.domain.states import BookingStatus
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event
 from atomicseats.services._pages import Page, cursor_id, decode_cursor, page_of
+
+AnySelect = TypeVar("AnySelect", bound=Select[Any])  # a filter narrows whatever the statement selects
+
+
+class Ticket(TypedDict):
+    id: int
+    event_id: int
+    event: Event
+    seats: int
+    cost_minor: int
+    status: str
+    created_at: datetime
+    cancelled_at: datetime | None
+    request_id: str | None
+    request_status: str | None
+
+
+class EventSummary(TypedDict):
+    event: Event
+    total_tickets: int
+    active_tickets: int
+    cancelled_tickets: int
+    total_cost: int
+    seats_waitlisted: int
+    first_booked_at: datetime
+    last_booked_at: datetime
 
 
 @dataclass(frozen=True)
@@ -21,7 +48,7 @@ class HistoryFilter:
     created_from: datetime | None = None
     created_to: datetime | None = None
 
-    def apply(self, statement):
+    def apply(self, statement: AnySelect) -> AnySelect:
         if self.event_id is not None:
             statement = statement.where(Booking.event_id == self.event_id)
         if self.status is not None:
@@ -33,7 +60,9 @@ class HistoryFilter:
         return statement
 
 
-def booking_history(user_id: int, view: str, limit: int, cursor: str | None, filters: HistoryFilter) -> Page:
+def booking_history(
+    user_id: int, view: str, limit: int, cursor: str | None, filters: HistoryFilter
+) -> Page[Ticket] | Page[EventSummary]:
     """A user's bookings, newest first (tickets), or one line per event (summary), keyset-paginated."""
     assert 1 <= limit <= limits.HISTORY_PAGE_SIZE_MAX
     if view == "summary":
@@ -50,7 +79,7 @@ def booking_history(user_id: int, view: str, limit: int, cursor: str | None, fil
     return page_of(tickets, limit, lambda ticket: {"id": ticket["id"]})
 
 
-def _ticket(booking: Booking, request_id: str | None, request_status: str | None) -> dict:
+def _ticket(booking: Booking, request_id: str | None, request_status: str | None) -> Ticket:
     """A booking, with the request it came from and that request's status now (as its page shows)."""
     return {
         "id": booking.id,
@@ -66,7 +95,7 @@ def _ticket(booking: Booking, request_id: str | None, request_status: str | None
     }
 
 
-def _summary_page(user_id: int, limit: int, cursor: str | None, filters: HistoryFilter) -> Page:
+def _summary_page(user_id: int, limit: int, cursor: str | None, filters: HistoryFilter) -> Page[EventSummary]:
     """Totals per event over all of the user's bookings (not per page), newest event first."""
     is_confirmed = Booking.status == BookingStatus.CONFIRMED
     statement = filters.apply(
@@ -90,9 +119,11 @@ def _summary_page(user_id: int, limit: int, cursor: str | None, filters: History
             select(BookingRequest.event_id, func.sum(BookingRequest.seats_waitlisted))
             .where(BookingRequest.user_id == user_id, BookingRequest.event_id.in_(event_ids))
             .group_by(BookingRequest.event_id)
-        ).all()
+        )
+        .tuples()
+        .all()
     )
-    summaries = [
+    summaries: list[EventSummary] = [
         {
             "event": events[event_id],
             "total_tickets": int(total),

@@ -7,9 +7,10 @@ and venues come from hosts. Prices are left out: the e-mail reports seats, not m
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from markupsafe import Markup
 
@@ -22,6 +23,8 @@ from atomicseats.services._outbox import NOTIFICATION_KINDS
 KIND_HEADER = MAIL_KIND_HEADER
 SIGN_OFF = "The AtomicSeats team"
 
+Payload = Mapping[str, Any]  # an outbox row's payload: a JSON object, as the service wrote it
+
 
 @dataclass(frozen=True)
 class Content:
@@ -30,7 +33,7 @@ class Content:
     facts: tuple[tuple[str, str], ...]  # (label, value), after the event's own facts
 
 
-def render(kind: str, payload: dict, recipient_name: str) -> tuple[str, str, str]:
+def render(kind: str, payload: Payload, recipient_name: str) -> tuple[str, str, str]:
     """(subject, text body, HTML body) for one notification; ValueError for an unknown kind."""
     renderer = _RENDERERS.get(kind)
     if renderer is None:
@@ -44,7 +47,7 @@ def render(kind: str, payload: dict, recipient_name: str) -> tuple[str, str, str
 # --- one function per kind -------------------------------------------------------------
 
 
-def _confirmed(payload: dict) -> Content:
+def _confirmed(payload: Payload) -> Content:
     seats = payload["seatsConfirmed"]
     return Content(
         subject=f"Booking confirmed: {_event_name(payload)}",
@@ -53,7 +56,7 @@ def _confirmed(payload: dict) -> Content:
     )
 
 
-def _partial(payload: dict) -> Content:
+def _partial(payload: Payload) -> Content:
     requested, confirmed = payload["seatsRequested"], payload["seatsConfirmed"]
     waitlisted = payload.get("seatsWaitlisted") or 0
     first = f"We confirmed {confirmed} of the {_seats(requested)} you requested for {_event_name(payload)}."
@@ -77,7 +80,7 @@ def _partial(payload: dict) -> Content:
     )
 
 
-def _waitlisted(payload: dict) -> Content:
+def _waitlisted(payload: Payload) -> Content:
     waitlisted = payload.get("seatsWaitlisted") or payload["seatsRequested"]
     return Content(
         subject=f"You are on the waitlist for {_event_name(payload)}",
@@ -91,7 +94,7 @@ def _waitlisted(payload: dict) -> Content:
     )
 
 
-def _rejected(payload: dict) -> Content:
+def _rejected(payload: Payload) -> Content:
     requested = payload["seatsRequested"]
     reason = payload.get("reason")
     if reason == REASON_EVENT_DELETED:
@@ -109,7 +112,7 @@ def _rejected(payload: dict) -> Content:
     )
 
 
-def _promoted(payload: dict) -> Content:
+def _promoted(payload: Payload) -> Content:
     promoted, still_waiting = payload["seatsPromoted"], payload.get("seatsStillWaitlisted") or 0
     verb = _verb(promoted)
     first = (
@@ -130,7 +133,7 @@ def _promoted(payload: dict) -> Content:
     )
 
 
-def _cancelled(payload: dict) -> Content:
+def _cancelled(payload: Payload) -> Content:
     seats = payload["seatsFreed"]
     paragraphs = [
         f"Your booking #{payload['bookingId']} for {_event_name(payload)} is cancelled and its "
@@ -142,7 +145,7 @@ def _cancelled(payload: dict) -> Content:
             f"The {_seats(withdrawn)} of the same request still on the waitlist {_verb(withdrawn)} withdrawn too: "
             "cancelling gives up the whole request."
         )
-    facts = (("Seats cancelled", str(seats)), ("Booking", f"#{payload['bookingId']}"))
+    facts: tuple[tuple[str, str], ...] = (("Seats cancelled", str(seats)), ("Booking", f"#{payload['bookingId']}"))
     if withdrawn:
         facts += (("Seats withdrawn from the waitlist", str(withdrawn)),)
     if payload.get("requestId"):
@@ -150,7 +153,7 @@ def _cancelled(payload: dict) -> Content:
     return Content(subject=f"Booking cancelled: {_event_name(payload)}", paragraphs=tuple(paragraphs), facts=facts)
 
 
-def _withdrawn(payload: dict) -> Content:
+def _withdrawn(payload: Payload) -> Content:
     withdrawn, held = payload["seatsWithdrawn"], payload.get("seatsHeld") or 0
     first = (
         f"You left the waitlist for {_event_name(payload)}: the {_seats(withdrawn)} you were waiting for are withdrawn."
@@ -169,7 +172,7 @@ def _withdrawn(payload: dict) -> Content:
     )
 
 
-def _event_cancelled(payload: dict) -> Content:
+def _event_cancelled(payload: Payload) -> Content:
     return Content(
         subject=f"Event cancelled: {_event_name(payload)}",
         paragraphs=(
@@ -180,7 +183,7 @@ def _event_cancelled(payload: dict) -> Content:
     )
 
 
-def _waitlist_expired(payload: dict) -> Content:
+def _waitlist_expired(payload: Payload) -> Content:
     expired, confirmed = payload["seatsExpired"], payload.get("seatsConfirmed") or 0
     first = (
         f"Sales for {_event_name(payload)} have ended (the event is starting), and the "
@@ -199,7 +202,7 @@ def _waitlist_expired(payload: dict) -> Content:
     )
 
 
-_RENDERERS: dict[str, Callable[[dict], Content]] = {
+_RENDERERS: dict[str, Callable[[Payload], Content]] = {
     "booking.confirmed": _confirmed,
     "booking.partial": _partial,
     "booking.waitlisted": _waitlisted,
@@ -215,7 +218,7 @@ _RENDERERS: dict[str, Callable[[dict], Content]] = {
 # --- leaves ----------------------------------------------------------------------------
 
 
-def _event_name(payload: dict) -> str:
+def _event_name(payload: Payload) -> str:
     return str(payload.get("eventName") or f"event #{payload.get('eventId', '?')}")
 
 
@@ -236,16 +239,16 @@ _STATUS_WORDS = {
 }
 
 
-def _request_state_facts(payload: dict) -> tuple[tuple[str, str], ...]:
+def _request_state_facts(payload: Payload) -> tuple[tuple[str, str], ...]:
     """What the request holds after the change (the same state as its status page shows)."""
-    status = payload.get("requestStatus")
+    status: str | None = payload.get("requestStatus")
     if not status:  # written before requests carried their state
         return ()
     held = f"{payload.get('seatsHeld', 0)} of {payload.get('seatsRequested', '?')}"
     return (("Request status", _STATUS_WORDS.get(status, status)), ("Seats held by the request", held))
 
 
-def _request_fact(payload: dict) -> tuple[str, str]:
+def _request_fact(payload: Payload) -> tuple[str, str]:
     return ("Request ID", str(payload.get("requestId", "")))
 
 
@@ -262,7 +265,7 @@ def format_starts_at(value: str | None) -> str:
     return moment.astimezone(UTC).strftime("%A %d %B %Y, %H:%M UTC")
 
 
-def _event_facts(payload: dict) -> tuple[tuple[str, str], ...]:
+def _event_facts(payload: Payload) -> tuple[tuple[str, str], ...]:
     return (
         ("Event", _event_name(payload)),
         ("Venue", str(payload.get("venue") or "to be announced")),

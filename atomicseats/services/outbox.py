@@ -21,8 +21,10 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, TypeVarTuple
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -45,6 +47,8 @@ REASON_RECIPIENT_DELETED = "recipient_deleted: the user no longer exists"
 AUTO_SUBMITTED_HEADER = "Auto-Submitted"  # RFC 3834: tells auto-responders not to answer
 OUTBOX_RECORD_RETRY_DELAY_S = 0.2  # first wait before recording a send again; doubles up to the cap
 OUTBOX_RECORD_RETRY_DELAY_S_MAX = 2.0
+
+RecorderArgs = TypeVarTuple("RecorderArgs")  # what a recorder takes after the claim
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,8 @@ def send_due_notifications(limit: int = limits.OUTBOX_BATCH_SIZE_MAX) -> SendRep
 def retry_delay_s(attempts: int) -> int:
     """Seconds to wait after the `attempts`-th failed attempt: exponential, capped."""
     assert 1 <= attempts <= limits.OUTBOX_SEND_ATTEMPTS_MAX
-    return min(limits.OUTBOX_RETRY_DELAY_S_MIN * 2 ** (attempts - 1), limits.OUTBOX_RETRY_DELAY_S_MAX)
+    delay_s: int = limits.OUTBOX_RETRY_DELAY_S_MIN * 2 ** (attempts - 1)  # int ** int is typed Any (negative powers)
+    return min(delay_s, limits.OUTBOX_RETRY_DELAY_S_MAX)
 
 
 def _claim_due(limit: int) -> tuple[list[_Claim], int]:
@@ -148,7 +153,7 @@ def _mail_message(claim: _Claim) -> MailMessage:
     )
 
 
-def _record(recorder, claim: _Claim, *args) -> str:
+def _record(recorder: Callable[[_Claim, *RecorderArgs], str], claim: _Claim, *args: *RecorderArgs) -> str:
     """Record one send's result. The e-mail is out: only its record keeps it from going out
     again, so while the database is busy, down or recovering (a restart takes seconds) the
     record is retried with backoff for up to OUTBOX_RECORD_RETRY_S_MAX. If the database
@@ -305,7 +310,7 @@ def _take_publisher_lock(work: UnitOfWork) -> bool:
     )
 
 
-def _domain_event(row: OutboxMessage) -> tuple[str, dict]:
+def _domain_event(row: OutboxMessage) -> tuple[str, dict[str, Any]]:
     payload = json.loads(row.payload)
     event_id = row.event_id if row.event_id is not None else payload.get("eventId")
     payload.update(

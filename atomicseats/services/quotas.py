@@ -69,4 +69,5 @@ def _storage() -> Storage:
     if storage is None:  # two racing first requests may both build one: one is kept, both count alike
         storage = storage_from_string(current_app.config["RATELIMIT_STORAGE_URI"])
         extensions[_STORAGE_KEY] = storage
+    assert isinstance(storage, Storage)  # a synchronous storage URI: the request threads wait on it
     return storage
