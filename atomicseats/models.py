@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -33,11 +33,14 @@ from atomicseats.extensions import db
 
 if TYPE_CHECKING:
     from flask_sqlalchemy.model import Model as FlaskModel
+    from sqlalchemy import Table
     from sqlalchemy.orm import DeclarativeBase
 
     class Model(FlaskModel, DeclarativeBase):
         """db.Model as mypy should see it: a declarative base with Flask-SQLAlchemy's `query`.
         Flask-SQLAlchemy builds db.Model at run time, which a type checker cannot follow."""
+
+        __table__: ClassVar[Table]  # every model here maps one table
 
 else:
     Model = db.Model

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import CursorResult, func, insert, select, text, update
+from sqlalchemy.orm import Session
 
 from atomicseats.adapters import adapters
 from atomicseats.domain import allocator, limits
@@ -291,7 +292,11 @@ def _write_decisions(
     The request rows are updated in bulk, by primary key: the loaded objects keep their old
     state, unmodified, and expire at commit."""
     assert len(pending) == len(decisions)
-    request_updates, booking_rows, waitlist_rows, outbox_rows = [], [], [], []
+    request_updates: list[Decided] = []
+    booking_rows: list[dict[str, object]] = []
+    waitlist_rows: list[dict[str, object]] = []
+    outbox_rows: list[dict[str, object]] = []
+    waitlisted_row_ids: list[int] = []
     for request, decision in zip(pending, decisions, strict=True):
         assert request.request_id == decision.request_id
         assert request.status == RequestStatus.PENDING
@@ -312,6 +317,7 @@ def _write_decisions(
         if decision.seats_confirmed:
             booking_rows.append(_booking_values(event, request, decision.seats_confirmed, now))
         if decision.seats_waitlisted:
+            waitlisted_row_ids.append(request.id)
             waitlist_rows.append(
                 {
                     "event_id": event.id,
@@ -339,10 +345,11 @@ def _write_decisions(
     for model, rows in ((Booking, booking_rows), (WaitlistEntry, waitlist_rows), (OutboxMessage, outbox_rows)):
         if rows:  # Core multi-row INSERTs: nothing needs the new rows' ids back
             work.session.execute(insert(model.__table__), rows)
-    settlement.waitlisted_row_ids = [row["booking_request_id"] for row in waitlist_rows]
+    settlement.waitlisted_row_ids = waitlisted_row_ids
 
 
 _DECIDED_COLUMNS = ("id", "status", "seats_confirmed", "seats_waitlisted", "reason")
+Decided = tuple[int, str, int, int, str | None]  # one request's decision, as _DECIDED_COLUMNS
 # One statement for a whole batch: the decisions travel as five arrays, side by side.
 _UPDATE_DECIDED_SQL = text(
     """
@@ -357,7 +364,7 @@ _UPDATE_DECIDED_SQL = text(
 )
 
 
-def _update_requests(work: UnitOfWork, decided: list[tuple], now: datetime) -> None:
+def _update_requests(work: UnitOfWork, decided: list[Decided], now: datetime) -> None:
     """Mark a batch of requests decided: on Postgres one UPDATE ... FROM unnest(arrays) (an
     UPDATE per row was a third of a decision's cost); elsewhere the ORM's bulk update by
     primary key."""
@@ -377,10 +384,11 @@ def _update_requests(work: UnitOfWork, decided: list[tuple], now: datetime) -> N
             "decided_at": now,
         },
     )
+    assert isinstance(result, CursorResult)  # an UPDATE's result: it counts the rows
     assert result.rowcount == len(decided)
 
 
-def _booking_values(event: Event, request: BookingRequest, seats: int, now: datetime) -> dict:
+def _booking_values(event: Event, request: BookingRequest, seats: int, now: datetime) -> dict[str, object]:
     assert seats > 0
     return {
         "user_id": request.user_id,
@@ -397,7 +405,7 @@ def _new_booking(event: Event, request: BookingRequest, seats: int, now: datetim
     return Booking(**_booking_values(event, request, seats, now))
 
 
-def waitlist_totals(session, event_ids: list[int]) -> dict[int, tuple[int, int]]:
+def waitlist_totals(session: Session, event_ids: list[int]) -> dict[int, tuple[int, int]]:
     """(entries waiting, seats waiting) per event, in one grouped query."""
     if not event_ids:
         return {}

@@ -8,6 +8,7 @@ Message-ID header, which mail clients use to recognise duplicates.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -44,13 +45,13 @@ class Notification:
     user_id: int
     event: Event
     subject_key: str  # what makes this notification unique, e.g. a request id or booking id
-    fields: dict
+    fields: Mapping[str, object]  # JSON values, merged into the payload
 
     def message_id(self) -> str:
         return message_id(self.kind, self.subject_key)
 
 
-def outbox_values(notification: Notification) -> dict:
+def outbox_values(notification: Notification) -> dict[str, object]:
     """The outbox row for a notification, as column values (for bulk inserts)."""
     assert notification.kind in NOTIFICATION_KINDS, notification.kind
     payload = {

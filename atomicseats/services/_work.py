@@ -8,24 +8,29 @@ so writers serialize just as `SELECT ... FOR UPDATE` makes them on Postgres.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import TypeVarTuple
 
 from psycopg2 import OperationalError as PostgresOperationalError
 from sqlalchemy import event as sa_event
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from atomicseats.domain import limits
 from atomicseats.errors import ServiceBusy
 from atomicseats.extensions import db
 
 log = logging.getLogger(__name__)
+
+CallbackArgs = TypeVarTuple("CallbackArgs")
 
 _sqlite_begin_immediate: ContextVar[bool] = ContextVar("sqlite_begin_immediate", default=False)
 
@@ -37,13 +42,13 @@ _BUSY_SQLSTATES = frozenset({"55P03", "57014", "40001", "40P01"})
 @dataclass
 class UnitOfWork:
     session: Session
-    _after_commit: list[tuple[Callable, tuple]] = field(default_factory=list)
+    _after_commit: list[tuple[Callable[..., object], tuple[object, ...]]] = field(default_factory=list)
 
     @property
     def is_postgres(self) -> bool:
         return self.session.get_bind().dialect.name == "postgresql"
 
-    def after_commit(self, callback: Callable, *args) -> None:
+    def after_commit(self, callback: Callable[[*CallbackArgs], object], *args: *CallbackArgs) -> None:
         """Run `callback(*args)` once the transaction has committed; never before."""
         self._after_commit.append((callback, args))
 
@@ -134,8 +139,8 @@ def database_errors_as_busy() -> Iterator[None]:
 def unit_of_work() -> Iterator[UnitOfWork]:
     """Commit on success, roll back on any exception; lock waits and an unavailable database
     become ServiceBusy (503 with Retry-After at the edge, a retry in a Celery task)."""
-    session = db.session
     release_session()  # end any read transaction the request opened, so ours starts fresh
+    session = db.session()  # the app context's session itself, not its scoped proxy
     work = UnitOfWork(session=session)
     token = _sqlite_begin_immediate.set(True)
     try:
@@ -163,7 +168,7 @@ def install_sqlite_pragmas(engine: Engine) -> None:
     """Make pysqlite leave transactions to us, then BEGIN IMMEDIATE for units of work."""
 
     @sa_event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys = ON")
@@ -173,5 +178,5 @@ def install_sqlite_pragmas(engine: Engine) -> None:
         cursor.close()
 
     @sa_event.listens_for(engine, "begin")
-    def _on_begin(connection):
+    def _on_begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if _sqlite_begin_immediate.get() else "BEGIN")

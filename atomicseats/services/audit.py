@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import case, exists, func, select
+from sqlalchemy import Select, case, exists, func, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import SQLCoreOperations
 
 from atomicseats.adapters import adapters
 from atomicseats.domain import allocator, limits
@@ -48,7 +50,7 @@ class AuditReport:
 
 
 def run_audit(pending_grace_s: int = PENDING_GRACE_S_DEFAULT) -> AuditReport:
-    session = db.session
+    session = db.session()  # the app context's session itself, not its scoped proxy
     session.rollback()  # audit one consistent, fresh view
     violations: list[Violation] = []
     for check in (_check_seats, _check_waitlist_fifo, _check_requests, _check_request_state, _check_outbox):
@@ -61,7 +63,7 @@ def run_audit(pending_grace_s: int = PENDING_GRACE_S_DEFAULT) -> AuditReport:
     return AuditReport(int(events_checked), int(requests_checked), violations[:VIOLATIONS_LISTED_MAX])
 
 
-def _check_seats(session) -> list[Violation]:
+def _check_seats(session: Session) -> list[Violation]:
     """Invariants 1 and 2: never oversold; reserved_seats is the sum of confirmed seats."""
     confirmed = (
         select(Booking.event_id, func.sum(Booking.seats).label("seats"))
@@ -95,7 +97,7 @@ def _check_seats(session) -> list[Violation]:
     return violations
 
 
-def _check_waitlist_fifo(session) -> list[Violation]:
+def _check_waitlist_fifo(session: Session) -> list[Violation]:
     """Invariant 4: seats are never free while someone waits; queue order is arrival order."""
     violations = []
     totals = waitlist_totals(session, list(session.execute(select(Event.id)).scalars()))
@@ -138,7 +140,7 @@ def _check_waitlist_fifo(session) -> list[Violation]:
     return violations
 
 
-def _check_requests(session) -> list[Violation]:
+def _check_requests(session: Session) -> list[Violation]:
     """Invariants 3 and 5: outcomes add up, and no request holds more seats than it asked for."""
     booked = (
         select(Booking.booking_request_id, func.sum(Booking.seats).label("seats"))
@@ -186,7 +188,7 @@ def _check_requests(session) -> list[Violation]:
     return violations
 
 
-def _check_request_state(session) -> list[Violation]:
+def _check_request_state(session: Session) -> list[Violation]:
     """Invariant 3 (a request's state): seats_cancelled is the sum of its cancelled bookings, and
     every decided request's status is the rule's (domain/request_state.py) for its seats."""
     cancelled = (
@@ -220,7 +222,7 @@ def _check_request_state(session) -> list[Violation]:
         BookingRequest.status,
     )
 
-    def decided(*columns):
+    def decided(*columns: SQLCoreOperations[object]) -> Select[tuple[object, ...]]:
         return (
             select(*columns)
             .select_from(BookingRequest)
@@ -263,7 +265,7 @@ def _expected_status(requested: int, confirmed: int, waitlisted: int, cancelled:
     return request_status(requested, confirmed, waitlisted, cancelled, is_withdrawn)
 
 
-def _check_pending(session, pending_grace_s: int) -> list[Violation]:
+def _check_pending(session: Session, pending_grace_s: int) -> list[Violation]:
     """Invariant 3: nothing stays pending; and decisions follow arrival order per event."""
     cutoff = utcnow() - timedelta(seconds=pending_grace_s)
     stale = session.execute(
@@ -294,7 +296,7 @@ def _check_pending(session, pending_grace_s: int) -> list[Violation]:
     return violations
 
 
-def _check_outbox(session) -> list[Violation]:
+def _check_outbox(session: Session) -> list[Violation]:
     """Invariant 7: every decided request has the notification of its decision in the outbox.
 
     The decision's kind is its first status (confirmed, partial, waitlisted or rejected); the
@@ -318,7 +320,7 @@ def _check_outbox(session) -> list[Violation]:
     ]
 
 
-def _check_sales_end(session) -> list[Violation]:
+def _check_sales_end(session: Session) -> list[Violation]:
     """The time rule: no seat confirmed or promoted at or after the event's sales end (its
     `sales_end_at`, or its start), and nobody still waiting once the sales end is further
     back than the close-out period (CLOSE_OUT_GRACE_S)."""
@@ -350,7 +352,7 @@ def _check_sales_end(session) -> list[Violation]:
     return violations
 
 
-def _check_cache(session) -> list[Violation]:
+def _check_cache(session: Session) -> list[Violation]:
     """Invariants 2 and 6 (Redis side): what Redis holds agrees with the rows it mirrors.
 
     A missing entry is fine (callers fall back to Postgres); a different one is not.

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 from atomicseats.adapters import RegistryUnavailable, adapters
 from atomicseats.domain import allocator, limits, states
@@ -35,7 +36,7 @@ from atomicseats.services._allocation import (
     withdraw_waiting,
 )
 from atomicseats.services._outbox import Notification, outbox_row
-from atomicseats.services._work import database_errors_as_busy, unit_of_work
+from atomicseats.services._work import UnitOfWork, database_errors_as_busy, unit_of_work
 from atomicseats.services.contracts import AcceptedRequest, AllocationSummary, EventAvailability
 
 log = logging.getLogger(__name__)
@@ -188,7 +189,7 @@ def _admit(event_id: int, availability: EventAvailability | None, now: datetime)
             event = db.session.get(Event, event_id)
             if event is None:
                 raise NotFound("Event not found")
-            waitlist_length = waitlist_totals(db.session, [event_id]).get(event_id, (0, 0))[0]
+            waitlist_length = waitlist_totals(db.session(), [event_id]).get(event_id, (0, 0))[0]
         availability = availability_of(event, waitlist_length)
         adapters().availability.store_missing([availability])  # never over a writer's newer entry
     if availability.is_deleted:
@@ -309,7 +310,7 @@ def _drop_orphans(accepted_requests: list[AcceptedRequest]) -> list[AcceptedRequ
     return kept
 
 
-def _serialize_arrivals(work, event_ids: list[int]) -> None:
+def _serialize_arrivals(work: UnitOfWork, event_ids: list[int]) -> None:
     """Make arrival order (the id sequence) equal commit order for each event.
 
     Ids are drawn at insert time but become visible at commit; two concurrent
@@ -338,6 +339,7 @@ def allocate_pending(event_id: int) -> AllocationSummary:
         settlement = settle_event(work, event, pending)
         announce_after_commit(work, event, settlement)
     allocation = settlement.allocation
+    assert allocation is not None  # settle_event always decides
     seats_decided = sum(decision.seats_confirmed for decision in allocation.decisions)
     return AllocationSummary(
         event_id=event_id,
@@ -373,7 +375,7 @@ def events_with_pending_requests(limit: int = limits.ALLOCATION_BATCH_SIZE_MAX) 
     return list(db.session.execute(statement).scalars())
 
 
-def _pending_requests(session, event_id: int, limit: int) -> list[BookingRequest]:
+def _pending_requests(session: Session, event_id: int, limit: int) -> list[BookingRequest]:
     statement = (
         select(BookingRequest)
         .where(BookingRequest.event_id == event_id, BookingRequest.status == states.RequestStatus.PENDING)
@@ -383,7 +385,7 @@ def _pending_requests(session, event_id: int, limit: int) -> list[BookingRequest
     return list(session.execute(statement).scalars())
 
 
-def _reject_for_deleted_event(work, event: Event, pending: list[BookingRequest]) -> None:
+def _reject_for_deleted_event(work: UnitOfWork, event: Event, pending: list[BookingRequest]) -> None:
     now = utcnow()
     for request in pending:
         request.status = states.RequestStatus.REJECTED
@@ -427,8 +429,9 @@ def cancel_bookings(user_id: int, event_id: int, booking_id: int | None, cancel_
         seats_withdrawn = sum(seats_withdrawn_by_request.values())
         seats_freed = cancel_bookings_held(bookings, requests, REASON_WITHDRAWN, now)
         for booking in bookings:  # the e-mails report each request's state after all of it
-            request = requests.get(booking.booking_request_id)
-            seats_withdrawn_with = seats_withdrawn_by_request.pop(booking.booking_request_id, 0)
+            row_id = booking.booking_request_id  # a booking's request row is optional
+            request = requests.get(row_id) if row_id is not None else None
+            seats_withdrawn_with = seats_withdrawn_by_request.pop(row_id, 0) if row_id is not None else 0
             work.session.add(_cancelled_notification(event, booking, request, seats_withdrawn_with))
         for request_row_id, seats in seats_withdrawn_by_request.items():  # waiting places left with no booking
             work.session.add(_withdrawn_notification(event, requests[request_row_id], seats))
@@ -443,7 +446,9 @@ def cancel_bookings(user_id: int, event_id: int, booking_id: int | None, cancel_
     return CancelResult(event_id, seats_freed, len(bookings), len(entries), seats_withdrawn)
 
 
-def _bookings_to_cancel(session, user_id: int, event_id: int, booking_id: int | None, cancel_all: bool):
+def _bookings_to_cancel(
+    session: Session, user_id: int, event_id: int, booking_id: int | None, cancel_all: bool
+) -> list[Booking]:
     if booking_id is not None:
         booking = session.get(Booking, booking_id)
         if booking is None or booking.user_id != user_id or booking.event_id != event_id:
@@ -462,7 +467,7 @@ def _bookings_to_cancel(session, user_id: int, event_id: int, booking_id: int | 
     return bookings if cancel_all else bookings[:1]
 
 
-def _waitlist_entries_of(session, user_id: int, event_id: int) -> list[WaitlistEntry]:
+def _waitlist_entries_of(session: Session, user_id: int, event_id: int) -> list[WaitlistEntry]:
     statement = select(WaitlistEntry).where(
         WaitlistEntry.user_id == user_id,
         WaitlistEntry.event_id == event_id,
@@ -471,7 +476,7 @@ def _waitlist_entries_of(session, user_id: int, event_id: int) -> list[WaitlistE
     return list(session.execute(statement).scalars())
 
 
-def _waiting_entries_of_requests(session, request_row_ids: list[int]) -> list[WaitlistEntry]:
+def _waiting_entries_of_requests(session: Session, request_row_ids: list[int]) -> list[WaitlistEntry]:
     if not request_row_ids:
         return []
     statement = select(WaitlistEntry).where(
@@ -485,7 +490,7 @@ def _union_entries(*groups: list[WaitlistEntry]) -> list[WaitlistEntry]:
     return [by_id[entry_id] for entry_id in sorted(by_id)]
 
 
-def _requests_by_row_id(session, request_row_ids: list[int | None]) -> dict[int, BookingRequest]:
+def _requests_by_row_id(session: Session, request_row_ids: list[int | None]) -> dict[int, BookingRequest]:
     wanted = sorted({row_id for row_id in request_row_ids if row_id is not None})
     if not wanted:
         return {}
@@ -498,7 +503,11 @@ def _cancelled_notification(
 ) -> OutboxMessage:
     """Tell a cancelled booking's guest what their request holds now."""
     assert booking.status == states.BookingStatus.CANCELLED
-    fields = {"bookingId": booking.id, "seatsFreed": booking.seats, "seatsWithdrawn": seats_withdrawn}
+    fields: dict[str, object] = {
+        "bookingId": booking.id,
+        "seatsFreed": booking.seats,
+        "seatsWithdrawn": seats_withdrawn,
+    }
     if request is not None:
         fields |= _request_fields(request)
     return outbox_row(Notification("booking.cancelled", booking.user_id, event, f"booking-{booking.id}", fields))
@@ -509,7 +518,7 @@ def _withdrawn_notification(event: Event, request: BookingRequest, seats_withdra
     return outbox_row(Notification("booking.withdrawn", request.user_id, event, request.request_id, fields))
 
 
-def _request_fields(request: BookingRequest) -> dict:
+def _request_fields(request: BookingRequest) -> dict[str, object]:
     """A request's state after a change, for the e-mail that reports the change."""
     return {
         "requestId": request.request_id,
@@ -552,7 +561,9 @@ def leave_waitlist(user_id: int, request_id: str) -> WaitlistWithdrawal:
         settlement.removed_entry_ids.append(entry.id)
         announce_after_commit(work, event, settlement)
     log.info("booking.waitlist.left", extra={"event_id": event_id, "seats_withdrawn": seats_withdrawn})
-    return WaitlistWithdrawal(seats_withdrawn, _status_of(_find_request(request_id)))
+    withdrawn_from = _find_request(request_id)
+    assert withdrawn_from is not None  # it was updated above, never deleted
+    return WaitlistWithdrawal(seats_withdrawn, _status_of(withdrawn_from))
 
 
 # --- reading ---------------------------------------------------------------------------

@@ -9,8 +9,10 @@ change shows it. Redis is never the truth: without it, Postgres answers.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, literal, select, tuple_
 from sqlalchemy.orm import Session
@@ -33,11 +35,13 @@ from atomicseats.services._allocation import (
     withdraw_waiting,
 )
 from atomicseats.services._outbox import Notification, outbox_row
-from atomicseats.services._pages import Page, cursor_choice, cursor_id, cursor_time, decode_cursor, page_of
+from atomicseats.services._pages import Page, Position, cursor_choice, cursor_id, cursor_time, decode_cursor, page_of
 from atomicseats.services._work import UnitOfWork, unit_of_work
 from atomicseats.services.contracts import EventAvailability
 
 log = logging.getLogger(__name__)
+
+EventFields = Mapping[str, Any]  # what the event schemas loaded (they check each field's type), by column name
 
 # The statuses of requests that hold or wait for seats (the others hold nothing).
 REQUEST_STATUSES_HOLDING = (RequestStatus.CONFIRMED, RequestStatus.PARTIAL, RequestStatus.WAITLISTED)
@@ -103,10 +107,10 @@ class EventRoster:
     event: EventView
     bookings: list[Booking]
     waitlist: list[WaitlistEntry]
-    page: Page  # both lists in one walk: bookings first, then the waitlist
+    page: Page[Booking | WaitlistEntry]  # both lists in one walk: bookings first, then the waitlist
 
 
-def create_event(host: User, fields: dict) -> EventView:
+def create_event(host: User, fields: EventFields) -> EventView:
     _require_host(host)
     sales_end_at = fields.get("sales_end_at")
     _check_times(fields["starts_at"], fields["ends_at"], sales_end_at)
@@ -135,7 +139,7 @@ def create_event(host: User, fields: dict) -> EventView:
     return view
 
 
-def update_event(actor: User, event_id: int, fields: dict) -> EventView:
+def update_event(actor: User, event_id: int, fields: EventFields) -> EventView:
     """Change an event's details. Capacity may not drop below the seats sold (409);
     raising it, or reopening the waitlist, serves the waitlist head in this transaction."""
     with unit_of_work() as work:
@@ -219,7 +223,7 @@ def _cancel_everything(work: UnitOfWork, event: Event, now: datetime, settlement
 
 def get_event(event_id: int) -> EventView:
     event = db.session.get(Event, event_id)
-    views = [] if event is None or event.is_deleted else _views(db.session, [event])
+    views = [] if event is None or event.is_deleted else _views(db.session(), [event])
     if not views:  # unknown, or deleted (its row says so, or the cache heard so after the row was read)
         raise NotFound("Event not found")
     return views[0]
@@ -250,8 +254,8 @@ def list_events(
     limit: int = limits.EVENTS_PAGE_SIZE_DEFAULT,
     cursor: str | None = None,
     viewer: User | None = None,
-) -> Page:
-    """One page of the catalogue (items are `EventView`s), keyset-paginated.
+) -> Page[EventView]:
+    """One page of the catalogue, keyset-paginated.
 
     The cursor keeps the moment the walk began (`asOf`): upcoming and past, and the sales
     statuses, are judged against it on every page, so an event starting during the walk
@@ -274,11 +278,11 @@ def list_events(
     if filters.when in ("past", "all") and len(rows) <= limit:
         rows += _keyset_rows(statement, as_of, after, limit + 1 - len(rows), is_upcoming=False)
     page = page_of(rows, limit, lambda row: {"at": row.starts_at, "id": row.id, "asOf": as_of})
-    views = _views(db.session, page.items, is_cache_used=not is_deleted_listed, is_deleted_listed=is_deleted_listed)
+    views = _views(db.session(), page.items, is_cache_used=not is_deleted_listed, is_deleted_listed=is_deleted_listed)
     return Page(items=views, has_more=page.has_more, next_cursor=page.next_cursor)
 
 
-def _filtered_events(filters: EventFilter, as_of: datetime) -> Select:
+def _filtered_events(filters: EventFilter, as_of: datetime) -> Select[tuple[Event]]:
     statement = select(Event).where(
         Event.status == (EventStatus.DELETED if filters.status == "deleted" else EventStatus.PUBLISHED)
     )
@@ -304,7 +308,7 @@ def _filtered_events(filters: EventFilter, as_of: datetime) -> Select:
 
 
 def _keyset_rows(
-    statement: Select, as_of: datetime, after: tuple[datetime, int] | None, count: int, is_upcoming: bool
+    statement: Select[tuple[Event]], as_of: datetime, after: tuple[datetime, int] | None, count: int, is_upcoming: bool
 ) -> list[Event]:
     """Upcoming (starts at or after `as_of`) soonest first, or past latest first, after the
     cursor's (startsAt, id); the index (status, starts_at, id) serves both directions."""
@@ -354,13 +358,13 @@ def event_roster(
         ).scalars()
     page = page_of(rows, limit, _roster_position)
     # The host's view counts from Postgres, like the bookings and queue it lists.
-    view = _views(db.session, [event], is_cache_used=False)[0]
+    view = _views(db.session(), [event], is_cache_used=False)[0]
     bookings = [row for row in page.items if isinstance(row, Booking)]
     waitlist = [row for row in page.items if isinstance(row, WaitlistEntry)]
     return EventRoster(view, bookings, waitlist, page)
 
 
-def _roster_position(row: Booking | WaitlistEntry) -> dict:
+def _roster_position(row: Booking | WaitlistEntry) -> Position:
     return {"part": "bookings" if isinstance(row, Booking) else "waitlist", "id": row.id}
 
 
@@ -452,7 +456,7 @@ def _check_future(now: datetime, starts_at: datetime, sales_end_at: datetime | N
         raise InvalidInput("Invalid event times", {"salesEndAt": ["Must be in the future."]})
 
 
-def _check_not_moved_into_past(event: Event, fields: dict, sales_end: datetime) -> None:
+def _check_not_moved_into_past(event: Event, fields: EventFields, sales_end: datetime) -> None:
     """A host cannot move an event that holds confirmed seats into the past: neither its start
     nor its sales end may move to a time already gone (409). Without confirmed seats, or when
     the times are not changed, nothing is refused."""

@@ -230,7 +230,7 @@ def _seats(count: int) -> str:
     return f"{count} seat" if count == 1 else f"{count} seats"
 
 
-_STATUS_WORDS = {
+_STATUS_WORDS: dict[str, str] = {  # keyed by the stored string a payload carries
     RequestStatus.CONFIRMED: "confirmed",
     RequestStatus.PARTIAL: "partly confirmed",
     RequestStatus.WAITLISTED: "on the waitlist",

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from atomicseats.adapters import adapters
 from atomicseats.extensions import db
@@ -69,7 +70,7 @@ class _Tally:
 
 def reconcile() -> ReconcileReport:
     """Check every event, in id order and in pages; repair each entry that drifted."""
-    session = db.session
+    session = db.session()  # the app context's session itself, not its scoped proxy
     session.rollback()  # a fresh view, not whatever this session read before
     tally = _Tally()
     after_id = 0
@@ -92,7 +93,7 @@ def reconcile() -> ReconcileReport:
     return tally.report()
 
 
-def _repair_event(session, event_id: int, tally: _Tally) -> None:
+def _repair_event(session: Session, event_id: int, tally: _Tally) -> None:
     """Re-read the event under a share lock, then rewrite what still differs."""
     try:
         set_transaction_timeouts(session)

@@ -21,6 +21,7 @@ from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from atomicseats.adapters import adapters
 from atomicseats.domain import accounts
@@ -202,14 +203,14 @@ def is_session_live(session_id: str | None, user_id: int) -> bool:
     return is_live
 
 
-def session_user(session, user_id: int) -> User:
+def session_user(session: Session, user_id: int) -> User:
     user = session.get(User, user_id)
     if user is None:
         raise NotAuthenticated("Unknown user")
     return user
 
 
-def _live_session(session, user_id: int, session_id: str) -> AuthSession:
+def _live_session(session: Session, user_id: int, session_id: str) -> AuthSession:
     auth_session = session.get(AuthSession, session_id)
     if auth_session is None or auth_session.user_id != user_id or auth_session.revoked_at is not None:
         raise NotAuthenticated("Session has ended")
