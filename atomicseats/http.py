@@ -101,7 +101,8 @@ def register_error_handlers(app: Flask) -> None:
     def _http_error(error: HTTPException):
         status = error.code or 500
         message = _HTTP_MESSAGES.get(status, error.description or error.name)
-        headers = {"Allow": ", ".join(error.valid_methods)} if getattr(error, "valid_methods", None) else None
+        valid_methods = getattr(error, "valid_methods", None)  # a 405 (MethodNotAllowed) names them
+        headers = {"Allow": ", ".join(valid_methods)} if valid_methods else None
         if status == 429:
             headers = {"Retry-After": error.get_response().headers.get("Retry-After", "60")}
         return error_response(status, message, None, headers)

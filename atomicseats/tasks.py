@@ -53,7 +53,7 @@ def allocation_retry_delay_s(retries: int) -> float:
 
 
 def wake_allocation(event_id: int, partition: int) -> None:
-    allocate_event.apply_async(args=[event_id, partition], queue=allocation_queue(partition))
+    allocate_event.apply_async(args=(event_id, partition), queue=allocation_queue(partition))
 
 
 @shared_task(name=SWEEP_PENDING_TASK)
