@@ -118,7 +118,10 @@ def _parse(messages: Iterable[Message]) -> Iterable[AcceptedRequest]:
                 log.warning("bridge.consume_error", extra={"error": str(error)})
             continue
         try:
-            body = json.loads(message.value())
+            value = message.value()
+            if value is None:  # a tombstone carries no request
+                raise ValueError("message without a value")
+            body = json.loads(value)
             yield AcceptedRequest.from_message(body, partition=message.partition(), offset=message.offset())
         except (TypeError, ValueError, KeyError) as error:
             # A request the API never wrote: nothing was promised for it. Keep a trace and go on.

@@ -41,10 +41,11 @@ import logging
 import queue
 import threading
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import unquote_plus
 
+from a2wsgi.asgi_typing import HTTPRequestEvent, Receive, Send
 from a2wsgi.wsgi import Body, build_environ
 from flask import Flask
 
@@ -60,8 +61,6 @@ API_THREADS_DEFAULT = 8  # as granian's --blocking-threads for the WSGI interfac
 WAIT_READ_THREADS = 2  # the waiters' status reads, apart from the other routes' threads
 
 Scope = dict
-Receive = Callable[[], Awaitable[dict]]
-Send = Callable[[dict], Awaitable[None]]
 
 
 @dataclass
@@ -119,6 +118,7 @@ class ThreadLane:
     def _serve(self, loop: asyncio.AbstractEventLoop) -> None:
         while (call := self._calls.get()) is not None:
             future, function, args = call
+            outcome: tuple[object, BaseException | None]
             try:
                 outcome = (function(*args), None)
             except BaseException as error:  # handed to the awaiting coroutine, raised there
@@ -209,6 +209,8 @@ class WaitingFront:
         deadline = loop.time() + wait_s
         await _discard_body(receive)
         request_id = _canonical_uuid(scope["path"][len(WAIT_PATH_PREFIX) :])
+        assert request_id is not None  # _async_wait_of sent only a request id here
+        assert self.hub is not None  # and only with a hub
         read_scope = {**scope, "query_string": _with_query_value(scope["query_string"], "wait", "0")}
         # A client that hangs up stops its wait (and leaves its channel) at once.
         disconnected = loop.create_task(_until_disconnected(receive))
@@ -238,8 +240,10 @@ class WaitingFront:
         loop = asyncio.get_running_loop()
         body, is_whole = await _read_body(receive, self.body_bytes_max + 1)
         stream = _PrefetchedBody(loop, receive, body, has_more=not is_whole)
-        environ = build_environ(scope, stream)
-        environ["wsgi.input_terminated"] = True  # the stream ends where the body ends (chunked too)
+        # Scope is the plain dict the server hands us (copied with changes for re-reads), which
+        # a2wsgi types as its HTTPScope TypedDict; its Environ does not list the WSGI extension key.
+        environ = build_environ(scope, stream)  # type: ignore[arg-type]
+        environ["wsgi.input_terminated"] = True  # type: ignore[typeddict-unknown-key]  # body ends where it ends
         # A fresh context per request, as a WSGI server's thread has: nothing of the event
         # loop's context (or of an earlier request) is visible to Flask's context variables.
         return await lane.run(contextvars.Context().run, self._run_wsgi, environ)
@@ -307,7 +311,7 @@ async def _until_disconnected(receive: Receive) -> None:
         pass
 
 
-async def _no_body() -> dict:
+async def _no_body() -> HTTPRequestEvent:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 

@@ -22,6 +22,8 @@ from atomicseats.services.contracts import AcceptedRequest
 
 log = logging.getLogger(__name__)
 
+KafkaHeaders = list[tuple[str, str | bytes | None]]  # as confluent-kafka's produce takes them
+
 DELIVERY_TIMEOUT_S = 5.0  # a request waits at most this long for the broker's acknowledgement
 POLL_INTERVAL_S = 0.05
 
@@ -82,7 +84,7 @@ class SharedProducer:
         while producer is self._producer:
             producer.poll(POLL_INTERVAL_S)
 
-    def send(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+    def send(self, topic: str, key: str, value: bytes, headers: KafkaHeaders) -> None:
         """Produce one message and return once the broker acknowledged it (ServiceBusy if not)."""
         delivery = _Delivery()
         try:
@@ -122,7 +124,9 @@ class KafkaRequestPublisher:
         self.producer = producer
 
     def publish(self, accepted: AcceptedRequest) -> None:
-        headers = [(CORRELATION_HEADER_KAFKA, (accepted.correlation_id or "").encode())]
+        headers: list[tuple[str, str | bytes | None]] = [
+            (CORRELATION_HEADER_KAFKA, (accepted.correlation_id or "").encode())
+        ]
         value = json.dumps(accepted.to_message(), separators=(",", ":")).encode()
         self.producer.send(BOOKING_REQUESTS_TOPIC, str(accepted.event_id), value, headers)
 

@@ -71,7 +71,8 @@ class RedisAvailabilityCache:
             pipe = self.client.pipeline(transaction=False)
             for item in availability:
                 key = availability_key(item.event_id)
-                pipe.hset(key, mapping=_encode(item))
+                # redis-py types the mapping's keys invariantly as every encodable type: str keys are one.
+                pipe.hset(key, mapping=_encode(item))  # type: ignore[arg-type]
                 pipe.expire(key, KEY_TTL_S)
             pipe.execute()
         except redis.RedisError as error:  # best-effort: reconcile repairs it

@@ -24,6 +24,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import redis
 
@@ -32,6 +33,9 @@ from atomicseats.adapters.redis_cache import KEY_PREFIX, KEY_TTL_S, SOCKET_TIMEO
 from atomicseats.domain import limits
 from atomicseats.errors import RateLimited
 from atomicseats.services.contracts import AcceptedRequest, EventAvailability, Quota
+
+if TYPE_CHECKING:
+    from redis.asyncio.client import PubSub as AsyncPubSub
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +85,7 @@ def _handshake_quickly(connection: redis.Connection) -> None:
     subscriber in SOCKET_TIMEOUT_S, not in SUBSCRIBER_SOCKET_TIMEOUT_S.
     """
     sock = connection._sock  # the hook runs right after the socket connected
+    assert sock is not None
     sock.settimeout(SOCKET_TIMEOUT_S)
     connection.on_connect()
     sock.settimeout(connection.socket_timeout)
@@ -317,11 +322,11 @@ class RedisWaitlistMirror:
 
     def position(self, event_id: int, entry_id: int) -> int | None:
         try:
-            index = self.client.lpos(waitlist_key(event_id), entry_id)
+            index = self.client.lpos(waitlist_key(event_id), str(entry_id))  # the stored text of the id
         except REDIS_FAILURES as error:
             log.warning("waitlist_mirror.position_failed", extra={"event_id": event_id, "error": str(error)})
             return None
-        return None if index is None else int(index) + 1
+        return index + 1 if isinstance(index, int) else None  # an int, or None when absent
 
     def _drop_quietly(self, event_id: int) -> None:
         """After a failed update the mirror may be wrong: better missing than wrong."""
@@ -501,7 +506,7 @@ class AsyncOutcomeHub:
     def __init__(self, url: str) -> None:
         self.url = url
         self._channels: dict[str, _HubChannel] = {}
-        self._pubsub = None
+        self._pubsub: AsyncPubSub | None = None
         self._is_connected = False
         self._connected = asyncio.Event()
         self._reader: asyncio.Task | None = None
@@ -536,7 +541,7 @@ class AsyncOutcomeHub:
                 await asyncio.wait_for(self._connected.wait(), SUBSCRIBE_CONFIRM_TIMEOUT_S)
         channel = self._channels.get(listener.channel)
         is_new = channel is None
-        if is_new:
+        if channel is None:
             channel = self._channels[listener.channel] = _HubChannel()
         channel.listeners.add(listener)  # before the SUBSCRIBE: its reply may come back before `send` returns
         if is_new and self._is_connected:
@@ -587,8 +592,8 @@ class AsyncOutcomeHub:
                     decode_responses=True,
                     retry=Retry(NoBackoff(), 0),  # a lost connection is ours to notice: waiters re-read
                 )
-                self._pubsub = client.pubsub()
-                await self._pubsub.subscribe(HUB_CHANNEL)  # connects
+                self._pubsub = pubsub = client.pubsub()
+                await pubsub.subscribe(HUB_CHANNEL)  # connects
                 # From here on, a waiter that joins subscribes its own channel; those that
                 # joined before (or while disconnected) are subscribed now, in one command.
                 names = list(self._channels)
@@ -598,8 +603,8 @@ class AsyncOutcomeHub:
                 self._is_connected = True
                 self._connected.set()
                 if names:
-                    await self._pubsub.subscribe(*names)
-                await self._dispatch_until_broken()
+                    await pubsub.subscribe(*names)
+                await self._dispatch_until_broken(pubsub)
             except REDIS_FAILURES as error:
                 log.warning("outcomes.hub_disconnected", extra={"error": str(error), "waiting": len(self._channels)})
             finally:
@@ -609,16 +614,16 @@ class AsyncOutcomeHub:
                 self._wake_everyone()  # announcements may have been missed: re-read
             await asyncio.sleep(HUB_RECONNECT_DELAY_S)
 
-    async def _dispatch_until_broken(self) -> None:
+    async def _dispatch_until_broken(self, pubsub: AsyncPubSub) -> None:
         loop = asyncio.get_running_loop()
         last_heard = loop.time()
         while True:
-            message = await self._pubsub.get_message(timeout=HUB_HEARTBEAT_S)
+            message = await pubsub.get_message(timeout=HUB_HEARTBEAT_S)
             now = loop.time()
             if message is None:
                 if now - last_heard > HUB_SILENCE_S_MAX:
                     raise redis.TimeoutError("pub/sub connection silent")
-                await self._pubsub.ping()
+                await pubsub.ping()
                 continue
             last_heard = now
             kind, name = message["type"], message.get("channel")
