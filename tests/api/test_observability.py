@@ -36,6 +36,10 @@ def test_a_hostile_request_id_is_replaced(client):
 def test_logs_never_contain_passwords_or_tokens(app, client, caplog):
     caplog.set_level(logging.DEBUG)
     guest = account(client, "guest")
+    events = [record.getMessage() for record in caplog.records]
+    # The sign-up and the sign-in were logged (with the token and password in reach): else
+    # "not in the logs" below would hold of an empty capture.
+    assert "user.registered" in events and "user.logged_in" in events, events
     log_text = "\n".join(JsonFormatter().format(record) for record in caplog.records)
     assert guest.access_token not in log_text
     assert "correct-horse-battery" not in log_text

@@ -3,7 +3,8 @@
 Each thread drives the real app through its own test client, so every request runs
 the full HTTP → service → allocator → Postgres path concurrently with the others.
 The negative control takes the row lock away and widens the race window: the same
-test must then catch an oversell, or it no longer tests concurrency.
+sale must then oversell (more seats confirmed than the event has), or it no longer tests
+concurrency. Refused answers (503 lock timeouts, 500s) do not count as that finding.
 """
 
 from __future__ import annotations
@@ -58,11 +59,7 @@ def sale_problems(event_id: int, statuses: list[int]) -> list[str]:
     problems = []
     if statuses.count(202) != REQUESTS:
         problems.append(f"only {statuses.count(202)} of {REQUESTS} requests accepted: {sorted(set(statuses))}")
-    confirmed_seats = db.session.execute(
-        select(func.coalesce(func.sum(Booking.seats), 0)).where(
-            Booking.event_id == event_id, Booking.status == "confirmed"
-        )
-    ).scalar_one()
+    confirmed_seats = seats_confirmed(event_id)
     if confirmed_seats != CAPACITY:
         problems.append(f"{confirmed_seats} seats confirmed for capacity {CAPACITY}")
     requests = list(
@@ -87,6 +84,16 @@ def sale_problems(event_id: int, statuses: list[int]) -> list[str]:
     return problems
 
 
+def seats_confirmed(event_id: int) -> int:
+    """Seats held by confirmed bookings, as committed now."""
+    db.session.rollback()
+    return db.session.execute(
+        select(func.coalesce(func.sum(Booking.seats), 0)).where(
+            Booking.event_id == event_id, Booking.status == "confirmed"
+        )
+    ).scalar_one()
+
+
 def concurrent_app(postgres_url: str, **overrides):
     app = make_app(postgres_url, SQLALCHEMY_ENGINE_OPTIONS={"pool_size": THREADS + 5, "max_overflow": 10}, **overrides)
     _truncate_postgres(app)
@@ -105,13 +112,24 @@ def test_exactly_capacity_is_sold_and_the_rest_wait_in_arrival_order(postgres_ur
 
 
 @pytest.mark.slow
-def test_negative_control_without_the_row_lock_the_same_checks_fail(postgres_url):
-    """Take the lock away and widen the race: the checks above must now find trouble
-    (double decisions hit the constraints as errors, or seats are oversold)."""
+def test_negative_control_without_the_row_lock_the_sale_oversells(postgres_url):
+    """Take the lock away and widen the race: two allocations read the same free seats and
+    both confirm them. The control must see that oversell itself (confirmed seats above the
+    capacity, and the audit's never-oversell finding): refused requests (503 lock timeouts,
+    500s from double decisions) are what the unlocked path may also do, but a sale that only
+    refused requests would not prove that the row lock is what prevents overselling."""
     app = concurrent_app(postgres_url, TESTING_SKIP_EVENT_LOCK=True, TESTING_PAUSE_AFTER_READ_S=0.02)
     with app.app_context():
         event_id, statuses = run_flash_sale(app)
-        problems = sale_problems(event_id, statuses)
-        assert problems, "without the row lock the same sale passed: this test no longer exercises concurrency"
+        answers = {status: statuses.count(status) for status in sorted(set(statuses))}
+        assert len(statuses) == REQUESTS, answers
+        assert statuses.count(202) > 0, f"no request accepted, nothing could be oversold: {answers}"
+        confirmed = seats_confirmed(event_id)
+        assert confirmed > CAPACITY, (
+            f"without the row lock {confirmed} seats were confirmed for capacity {CAPACITY} (answers {answers}): "
+            "no oversell, so this test no longer exercises concurrency"
+        )
+        oversold = [v for v in audit.run_audit().violations if v.invariant == "1-never-oversell"]
+        assert [v.subject for v in oversold] == [f"event {event_id}"], oversold
         db.session.remove()
         db.engine.dispose()

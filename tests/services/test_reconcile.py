@@ -196,6 +196,7 @@ def test_with_redis_down_reconcile_reports_every_repair_failed_and_never_raises(
     install_redis_adapters(app, CLOSED_PORT_URL)
     report = reconcile()
     assert counts(report) == (3, 0, 0, 6)
+    assert report.details, "no detail for the failed repairs"
     assert all("could not be written" in line for line in report.details)
     if "reconcile" not in app.cli.commands:
         register_reconcile_cli(app)
