@@ -23,13 +23,12 @@ import sqlalchemy as sa
 from sqlalchemy import select, update
 
 from atomicseats.adapters import EXTENSION_KEY
-from atomicseats.adapters.mail import FlaskMailMailer, LoggingMailer
+from atomicseats.adapters.mail import FlaskMailMailer
 from atomicseats.cli_outbox import register_outbox_cli
 from atomicseats.domain import limits
 from atomicseats.extensions import db
 from atomicseats.models import OutboxMessage, utcnow
 from atomicseats.services import booking, notifications, outbox
-from atomicseats.services.contracts import MailMessage
 from atomicseats.services.outbox import SendReport
 from tests.conftest import REPO_ROOT, _flush_test_redis, _truncate_postgres, make_app
 from tests.helpers import account, book, create_event
@@ -692,21 +691,3 @@ def test_rendering_covers_every_kind_the_services_write():
 def test_a_subject_stays_on_one_line_whatever_the_event_name():
     subject, _, _ = notifications.render("event.cancelled", {**EVENT_FIELDS, "eventName": "Bad\r\nBcc: x@y"}, "Ada")
     assert "\n" not in subject and "\r" not in subject
-
-
-def test_the_logging_mailer_logs_the_kind_and_message_id_only(caplog):
-    message = MailMessage(
-        recipient="secret@example.test",
-        subject="Booking confirmed: Jazz Night",
-        body_text="private body",
-        body_html="<p>private body</p>",
-        message_id="<booking.confirmed.x@atomicseats.local>",
-        headers={notifications.KIND_HEADER: "booking.confirmed"},
-    )
-    with caplog.at_level("INFO", logger="atomicseats.adapters.mail"):
-        LoggingMailer().send(message)
-    (record,) = caplog.records
-    assert record.getMessage() == "mail.suppressed"
-    assert (record.kind, record.message_id) == ("booking.confirmed", "<booking.confirmed.x@atomicseats.local>")
-    assert "secret@example.test" not in str(vars(record))
-    assert "private body" not in str(vars(record))
