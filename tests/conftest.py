@@ -11,6 +11,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -78,12 +79,39 @@ def _truncate_postgres(app: Flask) -> None:
 
 
 def _flush_test_redis(app: Flask) -> None:
-    """Event ids restart with every test database: stale cache entries must not survive."""
+    """Event ids restart with every test database: stale cache entries must not survive.
+    Only the suite's own Redis database is flushed (an app pointed elsewhere, e.g. at a
+    closed port to play an outage, has nothing of ours to lose)."""
     url = app.config.get("REDIS_URL")
-    if url:
+    if url and url == os.environ.get("TEST_REDIS_URL", "").strip():
         client = redis.Redis.from_url(url)
         client.flushdb()
         client.close()
+
+
+@contextmanager
+def fresh_app(database_url: str, *, hold_context: bool = True, empty: bool = True, **overrides) -> Iterator[Flask]:
+    """THE way the suite makes an app for a test (the `app` fixture and every variant use it):
+    from the factory with `overrides`, on an emptied database (Postgres truncated; a SQLite
+    file is a fresh copy already) and an emptied test Redis, inside an app context unless
+    `hold_context=False` (then each request pushes its own, as in production). On the way
+    out the session is removed and the engine's connections closed."""
+    application = make_app(database_url, **overrides)
+    if empty:
+        if database_url.startswith("postgresql"):
+            _truncate_postgres(application)
+        _flush_test_redis(application)
+    try:
+        if hold_context:
+            with application.app_context():
+                yield application
+                db.session.remove()
+        else:
+            yield application
+    finally:
+        with application.app_context():
+            db.session.remove()
+            db.engine.dispose()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -110,14 +138,8 @@ def redis_url() -> str:
 
 @pytest.fixture
 def app(database_url) -> Iterator[Flask]:
-    application = make_app(database_url)
-    if database_url.startswith("postgresql"):
-        _truncate_postgres(application)
-    _flush_test_redis(application)
-    with application.app_context():
+    with fresh_app(database_url) as application:
         yield application
-        db.session.remove()
-        db.engine.dispose()
 
 
 @pytest.fixture

@@ -3,25 +3,63 @@
 from __future__ import annotations
 
 import itertools
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+
+import redis
+import sqlalchemy as sa
+from flask import current_app
 
 _counter = itertools.count(1)
 PASSWORD = "correct-horse-battery"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Account:
+    """A signed-in test user: the one account type of every test, in-process or end-to-end."""
+
     id: int
     username: str
     email: str
     role: str
     access_token: str
-    refresh_token: str
+    refresh_token: str = ""
+    name: str = ""
 
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.access_token}"}
+
+    @classmethod
+    def from_login(cls, data: dict, name: str = "") -> Account:
+        """From the `data` of a 200 answer to POST /api/user/login."""
+        user = data["user"]
+        return cls(
+            user["id"],
+            user["username"],
+            user["email"],
+            user["role"],
+            data["accessToken"],
+            data["refreshToken"],
+            name or user.get("name", ""),
+        )
+
+
+def registration(username: str, role: str | None = "guest", name: str | None = None, password: str = PASSWORD) -> dict:
+    """The body of POST /api/user/register for `username` (e-mail at example.test); `role=None`
+    leaves the role out (the server's default)."""
+    body = {
+        "username": username,
+        "name": name or f"User {username}",
+        "email": f"{username.strip().lower()}@example.test",
+        "password": password,
+    }
+    if role is not None:
+        body["role"] = role
+    return body
 
 
 def create_admin_args(username: str, password: str = PASSWORD) -> list[str]:
@@ -41,16 +79,7 @@ def create_admin_args(username: str, password: str = PASSWORD) -> list[str]:
 def register(client, role: str = "guest", username: str | None = None) -> dict:
     number = next(_counter)
     username = username or f"{role}{number}"
-    response = client.post(
-        "/api/user/register",
-        json={
-            "username": username,
-            "name": f"User {number}",
-            "email": f"{username}@example.test",
-            "password": PASSWORD,
-            "role": role,
-        },
-    )
+    response = client.post("/api/user/register", json=registration(username, role, name=f"User {number}"))
     assert response.status_code == 201, response.get_json()
     return response.get_json()["data"]
 
@@ -58,9 +87,7 @@ def register(client, role: str = "guest", username: str | None = None) -> dict:
 def login(client, username: str, password: str = PASSWORD) -> Account:
     response = client.post("/api/user/login", json={"username": username, "password": password})
     assert response.status_code == 200, response.get_json()
-    data = response.get_json()["data"]
-    user = data["user"]
-    return Account(user["id"], user["username"], user["email"], user["role"], data["accessToken"], data["refreshToken"])
+    return Account.from_login(response.get_json()["data"])
 
 
 def account(client, role: str = "guest") -> Account:
@@ -110,3 +137,66 @@ def event(client, event_id: int) -> dict:
     response = client.get(f"/api/events/{event_id}")
     assert response.status_code == 200, response.get_json()
     return response.get_json()["data"]
+
+
+# --- "a refused request changed nothing" --------------------------------------------------
+
+# Read-through caches a refused request may fill by reading (they hold nothing that is not in
+# Postgres already): an event's availability, a session found live.
+READ_THROUGH_CACHE_KEY = re.compile(rb"atomicseats:event:\d+:availability|atomicseats:session:[^:]+:(live|known)")
+
+
+def stored_state(ignoring: re.Pattern[bytes] | None = None) -> dict[str, object]:
+    """Everything a request may write, as committed now: every row of every table (outbox rows,
+    the e-mails queued, included) and every Redis key of the app with its value, but for the
+    read-through caches. Call inside the app context."""
+    from atomicseats.extensions import db
+
+    db.session.rollback()  # read what is committed now, not an older snapshot
+    state: dict[str, object] = {}
+    for table in db.metadata.sorted_tables:
+        rows = db.session.execute(sa.select(table).order_by(*table.primary_key.columns)).all()
+        state[table.name] = [tuple(row) for row in rows]
+    db.session.rollback()
+    url = current_app.config.get("REDIS_URL")
+    if url:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
+        try:
+            keys = sorted(
+                key
+                for key in client.keys("*")
+                if not READ_THROUGH_CACHE_KEY.fullmatch(key) and not (ignoring and ignoring.fullmatch(key))
+            )
+            state["redis"] = {key: client.dump(key) for key in keys}
+        except redis.ConnectionError:
+            state["redis"] = "unreachable"
+        finally:
+            client.close()
+    return state
+
+
+@contextmanager
+def unchanged(ignoring: bytes | None = None) -> Iterator[None]:
+    """Assert that what runs inside (a refused request) wrote nothing: no row added, changed or
+    removed in any table, no e-mail queued, no Redis key set or deleted (but for the keys the
+    pattern `ignoring` matches, e.g. a rate limiter's own counter)."""
+    pattern = re.compile(ignoring) if ignoring else None
+    before = stored_state(pattern)
+    yield
+    after = stored_state(pattern)
+    changed = {name: _difference(before.get(name), after.get(name)) for name in before.keys() | after.keys()}
+    changed = {name: difference for name, difference in changed.items() if difference and difference != EMPTY}
+    assert not changed, f"a refused request changed {sorted(changed)}: {str(changed)[:1500]}"
+
+
+EMPTY = {"gone": [], "new": []}
+
+
+def _difference(before, after) -> object:
+    """What differs: the rows or keys only one side holds (or the values, if not collections)."""
+    if isinstance(before, list) and isinstance(after, list):
+        return {"gone": [row for row in before if row not in after], "new": [row for row in after if row not in before]}
+    if isinstance(before, dict) and isinstance(after, dict):
+        keys = {key for key in before.keys() | after.keys() if before.get(key) != after.get(key)}
+        return {key: (key in before, key in after) for key in sorted(keys)}
+    return None if before == after else (before, after)

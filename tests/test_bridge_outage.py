@@ -19,7 +19,7 @@ from atomicseats.bridge import _record_until_durable
 from atomicseats.extensions import db
 from atomicseats.models import BookingRequest, utcnow
 from atomicseats.services.contracts import AcceptedRequest
-from tests.conftest import _truncate_postgres, make_app
+from tests.conftest import fresh_app
 from tests.helpers import account, create_event
 from tests.outage import database_back_after
 
@@ -28,38 +28,35 @@ DATABASE_BACK_AFTER_S = 1.0
 
 
 def test_a_batch_is_recorded_once_the_database_is_back_after_dropping_its_connection(postgres_url):
-    app = make_app(postgres_url)
-    _truncate_postgres(app)
-    client = app.test_client()
-    guest = account(client)
-    event_id = create_event(client, account(client, "host"))["id"]
-    accepted = [
-        AcceptedRequest(
-            request_id=str(uuid.uuid4()),
-            user_id=guest.id,
-            event_id=event_id,
-            seats=1,
-            idempotency_key=None,
-            correlation_id=None,
-            accepted_at=utcnow(),
-            kafka_partition=0,
-            kafka_offset=offset,
-        )
-        for offset in range(3)
-    ]
-    stop = threading.Event()
-    give_up = threading.Timer(GIVE_UP_AFTER_S, stop.set)
-    give_up.start()
-    try:
-        with app.app_context():
-            db.session.execute(text("SELECT 1"))  # the batch's transaction is open when the database goes
-            with database_back_after(postgres_url, DATABASE_BACK_AFTER_S):
-                is_durable = _record_until_durable(accepted, stop)
-            assert is_durable, "the bridge gave up: it never recovered from the dropped connection"
-            db.session.rollback()
-            recorded = db.session.execute(select(BookingRequest.request_id).order_by(BookingRequest.id)).scalars()
-            assert list(recorded) == [request.request_id for request in accepted]
-            db.session.remove()
-            db.engine.dispose()
-    finally:
-        give_up.cancel()
+    with fresh_app(postgres_url, hold_context=False) as app:
+        client = app.test_client()
+        guest = account(client)
+        event_id = create_event(client, account(client, "host"))["id"]
+        accepted = [
+            AcceptedRequest(
+                request_id=str(uuid.uuid4()),
+                user_id=guest.id,
+                event_id=event_id,
+                seats=1,
+                idempotency_key=None,
+                correlation_id=None,
+                accepted_at=utcnow(),
+                kafka_partition=0,
+                kafka_offset=offset,
+            )
+            for offset in range(3)
+        ]
+        stop = threading.Event()
+        give_up = threading.Timer(GIVE_UP_AFTER_S, stop.set)
+        give_up.start()
+        try:
+            with app.app_context():
+                db.session.execute(text("SELECT 1"))  # the batch's transaction is open when the database goes
+                with database_back_after(postgres_url, DATABASE_BACK_AFTER_S):
+                    is_durable = _record_until_durable(accepted, stop)
+                assert is_durable, "the bridge gave up: it never recovered from the dropped connection"
+                db.session.rollback()
+                recorded = db.session.execute(select(BookingRequest.request_id).order_by(BookingRequest.id)).scalars()
+                assert list(recorded) == [request.request_id for request in accepted]
+        finally:
+            give_up.cancel()

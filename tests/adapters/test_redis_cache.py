@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 import redis
 
 from atomicseats.adapters import adapters
 from atomicseats.adapters.redis_cache import availability_key
 from atomicseats.services import audit
-from tests.conftest import make_app
+from tests.conftest import fresh_app
 from tests.helpers import PASSWORD, account, book, create_event, register
 
 
@@ -46,19 +48,16 @@ def test_a_damaged_cache_entry_is_a_miss_and_audit_reports_drift(app, client, re
 
 def test_login_rate_limit_is_shared_through_redis_by_every_api_process(database_url, redis_url):
     """Two app instances (two API processes) count against one limit stored in Redis."""
-    first = make_app(
-        database_url, RATELIMIT_ENABLED=True, RATELIMIT_AUTH="3 per minute", RATELIMIT_STORAGE_URI=redis_url
-    )
-    second = make_app(
-        database_url, RATELIMIT_ENABLED=True, RATELIMIT_AUTH="3 per minute", RATELIMIT_STORAGE_URI=redis_url
-    )
-    redis.Redis.from_url(redis_url).flushdb()
-    with first.app_context():
-        username = register(first.test_client())["username"]
-    statuses = []
-    for app in (first, second, first, second):
-        with app.app_context():
-            response = app.test_client().post("/api/user/login", json={"username": username, "password": PASSWORD})
-            statuses.append(response.status_code)
-    assert statuses == [200, 200, 200, 429]
-    assert "Retry-After" in response.headers
+    limits = {"RATELIMIT_ENABLED": True, "RATELIMIT_AUTH": "3 per minute", "RATELIMIT_STORAGE_URI": redis_url}
+    with ExitStack() as apps:
+        first = apps.enter_context(fresh_app(database_url, hold_context=False, **limits))  # empties the Redis
+        second = apps.enter_context(fresh_app(database_url, hold_context=False, empty=False, **limits))
+        with first.app_context():
+            username = register(first.test_client())["username"]
+        statuses = []
+        for app in (first, second, first, second):
+            with app.app_context():
+                response = app.test_client().post("/api/user/login", json={"username": username, "password": PASSWORD})
+                statuses.append(response.status_code)
+        assert statuses == [200, 200, 200, 429]
+        assert "Retry-After" in response.headers

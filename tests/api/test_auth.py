@@ -15,23 +15,15 @@ from flask_jwt_extended import create_access_token
 from atomicseats.auth import VerifiedTokens
 from atomicseats.extensions import db, limiter
 from tests.api.support import assert_error, assert_success, row_counts
-from tests.conftest import make_app
-from tests.helpers import PASSWORD, account, create_admin_args, create_event, login, register
+from tests.conftest import fresh_app
+from tests.helpers import PASSWORD, account, create_admin_args, create_event, login, register, registration, unchanged
 
 USER_FIELDS = {"id", "username", "name", "email", "role"}
 REFRESH_PATH = "/api/user/refresh"
 
 
 def register_response(client, **overrides):
-    body = {
-        "username": "newuser",
-        "name": "New User",
-        "email": "newuser@example.test",
-        "password": PASSWORD,
-        "role": "guest",
-    }
-    body.update(overrides)
-    return client.post("/api/user/register", json=body)
+    return client.post("/api/user/register", json={**registration("newuser", name="New User"), **overrides})
 
 
 def b64url(data: dict) -> str:
@@ -214,7 +206,8 @@ def test_access_token_in_the_authorization_header_authenticates(app):
 
 
 def test_no_token_at_all_is_401(app):
-    assert_error(app.test_client().get("/api/user/bookings"), 401)
+    with unchanged():
+        assert_error(app.test_client().get("/api/user/bookings"), 401)
 
 
 def test_access_token_cookie_authenticates_a_read(app):
@@ -261,7 +254,8 @@ def test_token_with_a_forged_signature_is_401(app, client):
     claims = unverified_claims(guest.access_token)
     forged = pyjwt.encode(claims, "not-our-secret-but-long-enough-for-hs256!", algorithm="HS256")
 
-    assert_error(app.test_client().get("/api/user/bookings", headers=bearer(forged)), 401)
+    with unchanged():
+        assert_error(app.test_client().get("/api/user/bookings", headers=bearer(forged)), 401)
 
 
 def test_forged_token_is_401_after_the_genuine_one_was_verified(app, client):
@@ -269,7 +263,8 @@ def test_forged_token_is_401_after_the_genuine_one_was_verified(app, client):
     assert_success(app.test_client().get("/api/user/bookings", headers=guest.headers))  # now verified once
     forged = pyjwt.encode(unverified_claims(guest.access_token), "not-our-secret-but-long-enough-for-hs256!")
 
-    assert_error(app.test_client().get("/api/user/bookings", headers=bearer(forged)), 401)
+    with unchanged():
+        assert_error(app.test_client().get("/api/user/bookings", headers=bearer(forged)), 401)
 
 
 def test_token_whose_claims_were_edited_is_401(app, client):
@@ -279,7 +274,8 @@ def test_token_whose_claims_were_edited_is_401(app, client):
     claims = {**unverified_claims(guest.access_token), "sub": str(other.id), "role": "admin"}
     tampered = f"{header}.{b64url(claims)}.{signature}"
 
-    assert_error(app.test_client().get("/api/user/bookings", headers=bearer(tampered)), 401)
+    with unchanged():
+        assert_error(app.test_client().get("/api/user/bookings", headers=bearer(tampered)), 401)
 
 
 def signed_with_exp(app, token: str, secret_name: str, exp) -> str:
@@ -300,8 +296,9 @@ def test_access_token_without_a_numeric_exp_is_401_even_when_genuinely_signed(ap
     guest = account(client, "guest")
     token = signed_with_exp(app, guest.access_token, "JWT_SECRET_KEY", exp)
 
-    assert_error(app.test_client().get("/api/user/bookings", headers=bearer(token)), 401)
-    assert_error(app.test_client().get("/api/user/bookings", headers=bearer(token)), 401)  # never cached
+    with unchanged():
+        assert_error(app.test_client().get("/api/user/bookings", headers=bearer(token)), 401)
+        assert_error(app.test_client().get("/api/user/bookings", headers=bearer(token)), 401)  # never cached
 
 
 @pytest.mark.parametrize("exp", BAD_EXPIRIES, ids=BAD_EXPIRY_IDS)
@@ -309,7 +306,8 @@ def test_refresh_token_without_a_numeric_exp_is_401(app, client, exp):
     guest = account(client, "guest")
     token = signed_with_exp(app, guest.refresh_token, "REFRESH_TOKEN_SECRET", exp)
 
-    assert_error(app.test_client().post("/api/user/refresh", headers=bearer(token)), 401)
+    with unchanged():
+        assert_error(app.test_client().post("/api/user/refresh", headers=bearer(token)), 401)
 
 
 def test_a_genuinely_signed_token_with_a_numeric_exp_still_works(app, client):
@@ -324,7 +322,8 @@ def test_token_signed_with_the_refresh_secret_is_not_an_access_token(app, client
     claims = unverified_claims(guest.access_token)
     forged = pyjwt.encode(claims, app.config["REFRESH_TOKEN_SECRET"], algorithm="HS256")
 
-    assert_error(app.test_client().get("/api/user/bookings", headers=bearer(forged)), 401)
+    with unchanged():
+        assert_error(app.test_client().get("/api/user/bookings", headers=bearer(forged)), 401)
 
 
 def test_expired_access_token_is_401(app, client):
@@ -334,7 +333,8 @@ def test_expired_access_token_is_401(app, client):
         identity=claims["sub"], additional_claims={"sid": claims["sid"]}, expires_delta=timedelta(seconds=-5)
     )
 
-    assert_error(app.test_client().get("/api/user/bookings", headers=bearer(expired)), 401)
+    with unchanged():
+        assert_error(app.test_client().get("/api/user/bookings", headers=bearer(expired)), 401)
 
 
 def test_expired_access_token_says_it_expired(app, client):
@@ -347,7 +347,8 @@ def test_expired_access_token_says_it_expired(app, client):
         identity=claims["sub"], additional_claims={"sid": claims["sid"]}, expires_delta=timedelta(seconds=-5)
     )
 
-    body = assert_error(app.test_client().get("/api/user/bookings", headers=bearer(expired)), 401)
+    with unchanged():
+        body = assert_error(app.test_client().get("/api/user/bookings", headers=bearer(expired)), 401)
 
     assert "expired" in body["message"].lower()
 
@@ -356,19 +357,22 @@ def test_token_with_alg_none_is_401(app, client):
     guest = account(client, "guest")
     unsigned = f"{b64url({'alg': 'none', 'typ': 'JWT'})}.{b64url(unverified_claims(guest.access_token))}."
 
-    assert_error(app.test_client().get("/api/user/bookings", headers=bearer(unsigned)), 401)
+    with unchanged():
+        assert_error(app.test_client().get("/api/user/bookings", headers=bearer(unsigned)), 401)
 
 
 def test_refresh_token_used_as_an_access_token_is_401(app, client):
     guest = account(client, "guest")
 
-    assert_error(app.test_client().get("/api/user/bookings", headers=bearer(guest.refresh_token)), 401)
+    with unchanged():
+        assert_error(app.test_client().get("/api/user/bookings", headers=bearer(guest.refresh_token)), 401)
 
 
 def test_access_token_used_as_a_refresh_token_is_401(app, client):
     guest = account(client, "guest")
 
-    assert_error(app.test_client().post("/api/user/refresh", headers=bearer(guest.access_token)), 401)
+    with unchanged():
+        assert_error(app.test_client().post("/api/user/refresh", headers=bearer(guest.access_token)), 401)
 
 
 @pytest.mark.parametrize(
@@ -387,9 +391,10 @@ def test_access_token_used_as_a_refresh_token_is_401(app, client):
     ],
 )
 def test_malformed_authorization_header_is_401(app, authorization):
-    response = app.test_client().get("/api/user/bookings", headers={"Authorization": authorization})
+    with unchanged():
+        response = app.test_client().get("/api/user/bookings", headers={"Authorization": authorization})
 
-    assert_error(response, 401)
+        assert_error(response, 401)
 
 
 @pytest.mark.parametrize("authorization", ["Bearer", "Bearer a.b", "Basic x", "garbage"])
@@ -435,16 +440,18 @@ def test_rotated_out_refresh_token_is_401_and_revokes_the_new_pair(app, client):
 
     reuse = app.test_client().post("/api/user/refresh", headers=bearer(guest.refresh_token))
 
-    assert_error(reuse, 401)
+    assert_error(reuse, 401)  # refused, and (on purpose) it changes something: see below
     # A reused refresh token means it was copied: the whole session is revoked.
-    assert_error(app.test_client().get("/api/user/bookings", headers=bearer(fresh["accessToken"])), 401)
-    assert_error(app.test_client().post("/api/user/refresh", headers=bearer(fresh["refreshToken"])), 401)
+    with unchanged():
+        assert_error(app.test_client().get("/api/user/bookings", headers=bearer(fresh["accessToken"])), 401)
+        assert_error(app.test_client().post("/api/user/refresh", headers=bearer(fresh["refreshToken"])), 401)
 
 
 def test_refresh_rotation_leaves_other_sessions_alive(app, client):
     first = login(client, register(client, "guest")["username"])
     second = login(client, first.username)
     assert_success(app.test_client().post("/api/user/refresh", headers=bearer(first.refresh_token)))
+    # Refused, and it revokes that session (a reused refresh token was copied): not the others.
     assert_error(app.test_client().post("/api/user/refresh", headers=bearer(first.refresh_token)), 401)
 
     assert_success(app.test_client().get("/api/user/bookings", headers=second.headers))
@@ -455,8 +462,9 @@ def test_logout_revokes_the_access_and_the_refresh_token(app, client):
 
     assert_success(app.test_client().post("/api/user/logout", headers=guest.headers))
 
-    assert_error(app.test_client().get("/api/user/bookings", headers=guest.headers), 401)
-    assert_error(app.test_client().post("/api/user/refresh", headers=bearer(guest.refresh_token)), 401)
+    with unchanged():
+        assert_error(app.test_client().get("/api/user/bookings", headers=guest.headers), 401)
+        assert_error(app.test_client().post("/api/user/refresh", headers=bearer(guest.refresh_token)), 401)
 
 
 def test_logout_revokes_a_token_the_process_has_already_verified(app, client):
@@ -469,7 +477,8 @@ def test_logout_revokes_a_token_the_process_has_already_verified(app, client):
     assert_success(app.test_client().get("/api/user/bookings", headers=guest.headers))  # another session
     assert_success(app.test_client().post("/api/user/logout", headers=guest.headers))
 
-    assert_error(app.test_client().get("/api/user/bookings", headers=guest.headers), 401)
+    with unchanged():
+        assert_error(app.test_client().get("/api/user/bookings", headers=guest.headers), 401)
 
 
 def test_logout_clears_the_token_cookies(app):
@@ -496,7 +505,8 @@ def test_logout_of_one_session_keeps_the_others(app, client):
 def test_logout_with_a_refresh_token_is_401(app, client):
     guest = account(client, "guest")
 
-    assert_error(app.test_client().post("/api/user/logout", headers=bearer(guest.refresh_token)), 401)
+    with unchanged():
+        assert_error(app.test_client().post("/api/user/logout", headers=bearer(guest.refresh_token)), 401)
     assert_success(app.test_client().get("/api/user/bookings", headers=guest.headers))
 
 
@@ -527,11 +537,13 @@ def test_cli_create_admin_makes_an_admin_who_can_read_analytics(app, client):
 def test_analytics_is_forbidden_to_hosts_and_guests(app, client, role):
     user = account(client, role)
 
-    assert_error(client.get("/api/admin/analytics", headers=user.headers), 403)
+    with unchanged():
+        assert_error(client.get("/api/admin/analytics", headers=user.headers), 403)
 
 
 def test_analytics_without_a_token_is_401(app):
-    assert_error(app.test_client().get("/api/admin/analytics"), 401)
+    with unchanged():
+        assert_error(app.test_client().get("/api/admin/analytics"), 401)
 
 
 def test_cli_create_admin_refuses_a_taken_username(app, client):
@@ -571,25 +583,24 @@ def test_admin_token_works_across_the_api(app, client):
 def test_fourth_login_within_a_minute_is_rate_limited(database_url):
     # Counters in this app's own memory: under `make test` the default storage is the shared
     # test Redis, where other tests (and this one on the other backend) count too.
-    app = make_app(
-        database_url, RATELIMIT_ENABLED=True, RATELIMIT_AUTH="3 per minute", RATELIMIT_STORAGE_URI="memory://"
-    )
-    client = app.test_client()
-    try:
+    limits = {"RATELIMIT_ENABLED": True, "RATELIMIT_AUTH": "3 per minute", "RATELIMIT_STORAGE_URI": "memory://"}
+    with fresh_app(database_url, **limits) as app:
+        client = app.test_client()
         # Limits are declared per route and checked by their decorators: no global hook.
         assert limiter._check_request_limit not in app.before_request_funcs.get(None, [])
         user = register(client, "guest")
         assert_success(client.post("/api/user/login", json={"username": user["username"], "password": PASSWORD}))
-        assert_error(client.post("/api/user/login", json={"username": user["username"], "password": "wrong-pass"}), 401)
+        with unchanged():
+            assert_error(
+                client.post("/api/user/login", json={"username": user["username"], "password": "wrong-pass"}), 401
+            )
         assert_success(client.post("/api/user/login", json={"username": user["username"], "password": PASSWORD}))
 
-        response = client.post("/api/user/login", json={"username": user["username"], "password": PASSWORD})
+        with unchanged():
+            response = client.post("/api/user/login", json={"username": user["username"], "password": PASSWORD})
 
-        assert_error(response, 429)
+            assert_error(response, 429)
         assert int(response.headers["Retry-After"]) > 0
-    finally:
-        with app.app_context():
-            db.engine.dispose()
 
 
 def test_rate_limit_is_off_when_disabled(client):

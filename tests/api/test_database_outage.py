@@ -27,7 +27,7 @@ from atomicseats.errors import ServiceBusy
 from atomicseats.extensions import db
 from atomicseats.services import booking, users
 from tests.api.support import assert_error, assert_success
-from tests.conftest import _truncate_postgres, make_app
+from tests.conftest import fresh_app, make_app
 from tests.helpers import PASSWORD, account, create_event, event_payload
 from tests.outage import database_down
 
@@ -56,13 +56,9 @@ def assert_busy(response) -> None:
 def pg_app(postgres_url):
     """No app context is held open: each request pushes its own and ends it, as in production
     (its session is removed at the end of the request)."""
-    application = make_app(postgres_url)
-    _truncate_postgres(application)
-    forget_cached_sessions(application)
-    yield application
-    with application.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    with fresh_app(postgres_url, hold_context=False) as application:
+        forget_cached_sessions(application)
+        yield application
 
 
 def every_route(host, guest, admin, event_id: int, request_id: str) -> list[tuple[str, str, dict | None, object]]:

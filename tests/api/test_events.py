@@ -22,7 +22,7 @@ from tests.api.support import (
     row_counts,
     update_event,
 )
-from tests.helpers import account, book, create_event, event, event_payload
+from tests.helpers import account, book, create_event, event, event_payload, unchanged
 
 EVENT_FIELDS = {
     "id",
@@ -98,7 +98,8 @@ def test_guest_cannot_create_an_event(app, client):
 
 
 def test_create_without_a_token_is_401(app):
-    assert_error(app.test_client().post("/api/events/create", json=event_payload()), 401)
+    with unchanged():
+        assert_error(app.test_client().post("/api/events/create", json=event_payload()), 401)
 
 
 def test_admin_can_create_an_event(client):
@@ -120,7 +121,8 @@ def test_get_event_is_public(app, client):
 
 
 def test_get_unknown_event_is_404(client):
-    assert_error(client.get("/api/events/999999"), 404)
+    with unchanged():
+        assert_error(client.get("/api/events/999999"), 404)
 
 
 def test_list_is_public_and_soonest_first(app, client):
@@ -219,7 +221,8 @@ def test_another_user_cannot_update_the_event(client, role):
     intruder = account(client, role)
     created = create_event(client, owner)
 
-    update_event(client, intruder, created["id"], expect=403, name="Hijacked", capacity=1)
+    with unchanged():
+        update_event(client, intruder, created["id"], expect=403, name="Hijacked", capacity=1)
 
     assert event(client, created["id"]) == created
 
@@ -227,7 +230,8 @@ def test_another_user_cannot_update_the_event(client, role):
 def test_update_unknown_event_is_404(client):
     host = account(client, "host")
 
-    update_event(client, host, 999999, expect=404, name="Nobody")
+    with unchanged():
+        update_event(client, host, 999999, expect=404, name="Nobody")
 
 
 def test_capacity_below_confirmed_seats_is_a_conflict_and_changes_nothing(client):
@@ -237,7 +241,8 @@ def test_capacity_below_confirmed_seats_is_a_conflict_and_changes_nothing(client
     book(client, guest, created["id"], 6)
     before = event(client, created["id"])
 
-    body = update_event(client, host, created["id"], expect=409, capacity=5, name="Should not stick")
+    with unchanged():
+        body = update_event(client, host, created["id"], expect=409, capacity=5, name="Should not stick")
 
     assert "capacity" in body["errors"]
     assert event(client, created["id"]) == before
@@ -370,16 +375,18 @@ def test_only_the_owner_switches_the_waitlist(client, action):
     other = account(client, "host")
     created = create_event(client, owner, waitlistOpen=action == "close")
 
-    response = client.post(f"/api/events/{created['id']}/waitlist/{action}", headers=other.headers)
+    with unchanged():
+        response = client.post(f"/api/events/{created['id']}/waitlist/{action}", headers=other.headers)
 
-    assert_error(response, 403)
+        assert_error(response, 403)
     assert event(client, created["id"])["waitlistOpen"] is created["waitlistOpen"]
 
 
 def test_switching_the_waitlist_of_an_unknown_event_is_404(client):
     host = account(client, "host")
 
-    assert_error(client.post("/api/events/999999/waitlist/close", headers=host.headers), 404)
+    with unchanged():
+        assert_error(client.post("/api/events/999999/waitlist/close", headers=host.headers), 404)
 
 
 # --- seed compatibility ---------------------------------------------------------------
@@ -455,13 +462,15 @@ def test_roster_is_forbidden_to_others(client, role):
     other = account(client, role)
     created = create_event(client, owner)
 
-    assert_error(client.get(f"/api/events/{created['id']}/roster", headers=other.headers), 403)
+    with unchanged():
+        assert_error(client.get(f"/api/events/{created['id']}/roster", headers=other.headers), 403)
 
 
 def test_roster_of_an_unknown_event_is_404(client):
     host = account(client, "host")
 
-    assert_error(client.get("/api/events/999999/roster", headers=host.headers), 404)
+    with unchanged():
+        assert_error(client.get("/api/events/999999/roster", headers=host.headers), 404)
 
 
 # --- delete ---------------------------------------------------------------------------
@@ -489,11 +498,12 @@ def test_deleted_event_is_gone(client):
     created = create_event(client, host)
     delete_event(client, host, created["id"])
 
-    assert_error(client.get(f"/api/events/{created['id']}"), 404)
-    assert_error(client.get(f"/api/events/{created['id']}/roster", headers=host.headers), 404)
-    book(client, guest, created["id"], 1, expect=404)
-    update_event(client, host, created["id"], expect=404, name="Back from the dead")
-    delete_event(client, host, created["id"], expect=404)
+    with unchanged():
+        assert_error(client.get(f"/api/events/{created['id']}"), 404)
+        assert_error(client.get(f"/api/events/{created['id']}/roster", headers=host.headers), 404)
+        book(client, guest, created["id"], 1, expect=404)
+        update_event(client, host, created["id"], expect=404, name="Back from the dead")
+        delete_event(client, host, created["id"], expect=404)
 
 
 def test_booking_a_deleted_event_writes_nothing(app, client):
@@ -514,7 +524,8 @@ def test_only_the_owner_deletes(client, role):
     other = account(client, role)
     created = create_event(client, owner)
 
-    delete_event(client, other, created["id"], expect=403)
+    with unchanged():
+        delete_event(client, other, created["id"], expect=403)
 
     assert event(client, created["id"]) == created
 
@@ -526,7 +537,8 @@ def test_admin_can_delete_any_event(client):
 
     delete_event(client, admin, created["id"])
 
-    assert_error(client.get(f"/api/events/{created['id']}"), 404)
+    with unchanged():
+        assert_error(client.get(f"/api/events/{created['id']}"), 404)
 
 
 # --- listings and the availability cache ------------------------------------------------
@@ -595,7 +607,8 @@ def test_listing_shows_every_change_right_after_it_commits(client, redis_url):
 
     delete_event(client, host, event_id)
     assert event_id not in [item["id"] for item in assert_success(client.get("/api/events/all"))["items"]]
-    assert_error(client.get(f"/api/events/{event_id}"), 404)
+    with unchanged():
+        assert_error(client.get(f"/api/events/{event_id}"), 404)
     assert adapters().availability.load(event_id).is_deleted
 
 
@@ -653,7 +666,8 @@ def test_an_event_the_cache_knows_as_deleted_is_not_listed(client, redis_url):
     connection.hset(availability_key(gone["id"]), "is_deleted", "1")
 
     assert [item["id"] for item in assert_success(client.get("/api/events/all"))["items"]] == [kept["id"]]
-    assert_error(client.get(f"/api/events/{gone['id']}"), 404)
+    with unchanged():
+        assert_error(client.get(f"/api/events/{gone['id']}"), 404)
     connection.close()
 
 

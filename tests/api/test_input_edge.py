@@ -18,19 +18,24 @@ from atomicseats.domain import limits
 from atomicseats.extensions import db
 from atomicseats.models import BookingRequest, Event, User
 from tests.api.support import assert_error, assert_success, row_counts
-from tests.conftest import _flush_test_redis, _truncate_postgres, make_app
-from tests.helpers import PASSWORD, account, create_admin_args, create_event, event_payload, register
+from tests.conftest import fresh_app
+from tests.helpers import (
+    PASSWORD,
+    account,
+    create_admin_args,
+    create_event,
+    event_payload,
+    register,
+    registration,
+    unchanged,
+)
 
 
 def register_response(client, username: str, email: str | None = None, password: str = PASSWORD, **extra):
-    body = {
-        "username": username,
-        "name": "Someone",
-        "email": email or f"{username.strip().lower()}@example.test",
-        "password": password,
-        **extra,
-    }
-    return client.post("/api/user/register", json=body)
+    body = registration(username, role=None, name="Someone", password=password)
+    if email:
+        body["email"] = email
+    return client.post("/api/user/register", json={**body, **extra})
 
 
 # --- usernames and e-mails ------------------------------------------------------------
@@ -73,8 +78,9 @@ def test_a_username_must_match_its_pattern_in_full(app, client, username):
 def test_gary_with_a_newline_is_not_a_second_account_and_cannot_log_in(app, client):
     register(client, "guest", username="gary")
 
-    assert_error(register_response(client, "gary\n", email="gary2@example.test"), 400, "username")
-    assert_error(client.post("/api/user/login", json={"username": "gary\n", "password": PASSWORD}), 401)
+    with unchanged():
+        assert_error(register_response(client, "gary\n", email="gary2@example.test"), 400, "username")
+        assert_error(client.post("/api/user/login", json={"username": "gary\n", "password": PASSWORD}), 401)
     assert db.session.scalar(select(func.count()).select_from(User)) == 1
 
 
@@ -86,7 +92,8 @@ def test_the_longest_username_fits_its_column(app, client):
 
 @pytest.mark.parametrize("email", ["gary@example.test\n", "gary@example.test ", "gary\n@example.test", "gary"])
 def test_an_email_must_match_its_pattern_in_full(app, client, email):
-    assert_error(register_response(client, "gary", email=email), 400, "email")
+    with unchanged():
+        assert_error(register_response(client, "gary", email=email), 400, "email")
 
 
 @pytest.mark.parametrize(
@@ -100,7 +107,8 @@ def test_an_email_must_match_its_pattern_in_full(app, client, email):
 def test_usernames_and_emails_are_unique_whatever_their_case(app, client, first, second):
     assert_success(register_response(client, first[0], email=first[1]), 201)
 
-    assert_error(register_response(client, second[0], email=second[1]), 409)
+    with unchanged():
+        assert_error(register_response(client, second[0], email=second[1]), 409)
 
 
 def test_login_by_username_or_email_ignores_case(app, client):
@@ -117,26 +125,21 @@ PAIRS = 12  # racing pairs of case variants: enough for several to meet in the d
 def test_concurrent_case_variants_are_one_201_and_one_409_never_a_500(database_url, redis_url):
     """Both variants pass the look-up before either commits; the unique index on
     lower(username) decides, and the loser must hear 409, not an IntegrityError's 500."""
-    app = make_app(database_url, REDIS_URL=redis_url)
-    if database_url.startswith("postgresql"):
-        _truncate_postgres(app)
-    _flush_test_redis(app)
-    variants = [(f"Racer{pair}", f"racer{pair}") for pair in range(PAIRS)]
-    start = threading.Barrier(2 * PAIRS)
+    with fresh_app(database_url, hold_context=False, REDIS_URL=redis_url) as app:
+        variants = [(f"Racer{pair}", f"racer{pair}") for pair in range(PAIRS)]
+        start = threading.Barrier(2 * PAIRS)
 
-    def sign_up(username: str) -> int:
-        client = app.test_client()
-        start.wait()
-        return register_response(client, username, email=f"{username}.{id(client)}@example.test").status_code
+        def sign_up(username: str) -> int:
+            client = app.test_client()
+            start.wait()
+            return register_response(client, username, email=f"{username}.{id(client)}@example.test").status_code
 
-    with ThreadPoolExecutor(2 * PAIRS) as pool:
-        statuses = list(pool.map(sign_up, [name for pair in variants for name in pair]))
-    pairs = [sorted(statuses[2 * index : 2 * index + 2]) for index in range(PAIRS)]
-    assert pairs == [[201, 409]] * PAIRS, statuses
-    with app.app_context():
-        assert db.session.scalar(select(func.count()).select_from(User)) == PAIRS
-        db.session.remove()
-        db.engine.dispose()
+        with ThreadPoolExecutor(2 * PAIRS) as pool:
+            statuses = list(pool.map(sign_up, [name for pair in variants for name in pair]))
+        pairs = [sorted(statuses[2 * index : 2 * index + 2]) for index in range(PAIRS)]
+        assert pairs == [[201, 409]] * PAIRS, statuses
+        with app.app_context():
+            assert db.session.scalar(select(func.count()).select_from(User)) == PAIRS
 
 
 # --- passwords ---------------------------------------------------------------------------
@@ -205,9 +208,12 @@ def test_an_event_update_refuses_a_control_character_in_the_name(app, client):
     host = account(client, "host")
     created = create_event(client, host)
 
-    response = client.post("/api/events/update", json={"id": created["id"], "name": "New\nName"}, headers=host.headers)
+    with unchanged():
+        response = client.post(
+            "/api/events/update", json={"id": created["id"], "name": "New\nName"}, headers=host.headers
+        )
 
-    assert_error(response, 400, "name")
+        assert_error(response, 400, "name")
     assert db.session.get(Event, created["id"]).name == "Test Concert"
 
 
@@ -229,9 +235,10 @@ def test_a_key_given_twice_in_a_json_object_is_400(app, client):
 def test_a_key_given_twice_in_a_nested_object_is_400_too(app, client):
     body = '{"username": "gary", "name": "G", "email": "g@example.test", "password": "%s", "x": {"a": 1, "a": 2}}'
 
-    response = client.post("/api/user/register", data=body % PASSWORD, headers={"Content-Type": "application/json"})
+    with unchanged():
+        response = client.post("/api/user/register", data=body % PASSWORD, headers={"Content-Type": "application/json"})
 
-    assert_error(response, 400, "a")
+        assert_error(response, 400, "a")
 
 
 # --- the body limit for streamed (chunked) bodies ----------------------------------------
@@ -271,7 +278,8 @@ def test_a_chunked_body_past_the_limit_is_413_and_books_nothing(app, client, ser
     booking = json.dumps({"eventId": created["id"], "numberOfSeats": 2}).encode()
     padding = [b" " * 8192] * (limits.JSON_BODY_BYTES_MAX // 8192 + 2)  # valid JSON whitespace, past the limit
 
-    status, body = post_chunked(served, "/api/events/book", [booking, *padding], guest.headers)
+    with unchanged():
+        status, body = post_chunked(served, "/api/events/book", [booking, *padding], guest.headers)
 
     assert status == 413, body
     db.session.rollback()

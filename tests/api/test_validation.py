@@ -14,7 +14,7 @@ import pytest
 from atomicseats.extensions import db
 from atomicseats.models import Event
 from tests.api.support import assert_error, assert_success, delete_event, row_counts
-from tests.helpers import PASSWORD, Account, account, book, create_event, event_payload
+from tests.helpers import PASSWORD, Account, account, book, create_event, event_payload, unchanged
 
 MISSING = object()  # a change that removes the key
 OVERSIZED_PADDING = "x" * (70 * 1024)  # the cap is 64 KiB
@@ -143,7 +143,8 @@ def test_body_that_is_not_a_json_object_is_400(client, world, name, shape):
     body, field = SHAPES[shape]
     before = state(client, world)
 
-    assert_error(send(client, world, name, body), 400, field)
+    with unchanged():
+        assert_error(send(client, world, name, body), 400, field)
 
     assert state(client, world) == before
 
@@ -154,9 +155,10 @@ def test_valid_json_with_the_wrong_content_type_is_400(client, world, name, cont
     body = json.dumps(ENDPOINTS[name].valid_body(world))
     before = state(client, world)
 
-    response = send(client, world, name, Raw(body, content_type))
+    with unchanged():
+        response = send(client, world, name, Raw(body, content_type))
 
-    assert "JSON" in assert_error(response, 400)["message"]
+        assert "JSON" in assert_error(response, 400)["message"]
     assert state(client, world) == before
 
 
@@ -164,7 +166,8 @@ def test_valid_json_with_the_wrong_content_type_is_400(client, world, name, cont
 def test_empty_object_is_400_naming_a_required_field(client, world, name):
     before = state(client, world)
 
-    assert_error(send(client, world, name, {}), 400, ENDPOINTS[name].required_field)
+    with unchanged():
+        assert_error(send(client, world, name, {}), 400, ENDPOINTS[name].required_field)
 
     assert state(client, world) == before
 
@@ -174,9 +177,10 @@ def test_body_over_64_kib_is_413_in_the_envelope(client, world, name):
     body = {**ENDPOINTS[name].valid_body(world), "padding": OVERSIZED_PADDING}
     before = state(client, world)
 
-    response = send(client, world, name, body)
+    with unchanged():
+        response = send(client, world, name, body)
 
-    assert_error(response, 413)
+        assert_error(response, 413)
     assert state(client, world) == before
 
 
@@ -186,9 +190,10 @@ def test_deeply_nested_json_is_400_not_500(client, world, name):
     load_body's get_json(silent=True) only swallows ValueError."""
     before = state(client, world)
 
-    response = send(client, world, name, Raw("[" * 20000 + "]" * 20000, "application/json"))
+    with unchanged():
+        response = send(client, world, name, Raw("[" * 20000 + "]" * 20000, "application/json"))
 
-    assert_error(response, 400)
+        assert_error(response, 400)
     assert state(client, world) == before
 
 
@@ -352,7 +357,8 @@ def test_bad_field_is_400_naming_it_and_writes_nothing(client, world, name, chan
     body = changed(ENDPOINTS[name].valid_body(world), changes)
     before = state(client, world)
 
-    assert_error(send(client, world, name, body), 400, field)
+    with unchanged():
+        assert_error(send(client, world, name, body), 400, field)
 
     assert state(client, world) == before
 
@@ -361,7 +367,8 @@ def test_cancel_with_both_booking_id_and_cancel_all_is_400(client, world):
     before = state(client, world)
     body = {"eventId": world.event["id"], "bookingId": world.booking_id, "cancelAll": True}
 
-    assert_error(send(client, world, "cancel", body), 400, "cancelAll")
+    with unchanged():
+        assert_error(send(client, world, "cancel", body), 400, "cancelAll")
 
     assert state(client, world) == before
 
@@ -388,9 +395,10 @@ def test_date_outside_the_utc_range_is_400_not_500(client, world, starts_at, end
     """AwareDateTime accepts it; converting it to UTC in models.UtcDateTime overflows."""
     before = state(client, world)
 
-    response = send(client, world, "create", event_payload(startsAt=starts_at, endsAt=ends_at))
+    with unchanged():
+        response = send(client, world, "create", event_payload(startsAt=starts_at, endsAt=ends_at))
 
-    assert_error(response, 400)
+        assert_error(response, 400)
     assert state(client, world) == before
 
 
@@ -408,7 +416,8 @@ def test_text_with_a_nul_character_is_400(client, world, name, changes, field):
     refusing it at the schema keeps both backends alike."""
     before = state(client, world)
 
-    assert_error(send(client, world, name, changed(ENDPOINTS[name].valid_body(world), changes)), 400, field)
+    with unchanged():
+        assert_error(send(client, world, name, changed(ENDPOINTS[name].valid_body(world), changes)), 400, field)
 
     assert state(client, world) == before
 
@@ -429,9 +438,10 @@ def test_login_with_a_nul_character_is_refused_without_a_500(client, world):
 def test_booking_an_unknown_event_is_404_and_writes_nothing(client, world):
     before = state(client, world)
 
-    response = send(client, world, "book", {"eventId": 999999, "numberOfSeats": 1})
+    with unchanged():
+        response = send(client, world, "book", {"eventId": 999999, "numberOfSeats": 1})
 
-    assert_error(response, 404)
+        assert_error(response, 404)
     assert state(client, world) == before
 
 
@@ -440,9 +450,10 @@ def test_booking_a_deleted_event_is_404_and_writes_nothing(client, world):
     delete_event(client, world.host, doomed["id"])
     before = state(client, world)
 
-    response = send(client, world, "book", {"eventId": doomed["id"], "numberOfSeats": 1})
+    with unchanged():
+        response = send(client, world, "book", {"eventId": doomed["id"], "numberOfSeats": 1})
 
-    assert_error(response, 404)
+        assert_error(response, 404)
     assert state(client, world) == before
 
 
@@ -452,7 +463,8 @@ def test_unknown_event_is_404_elsewhere_too(client, world, name):
     body = changed(ENDPOINTS[name].valid_body(world), {key: 999999})
     before = state(client, world)
 
-    assert_error(send(client, world, name, body), 404)
+    with unchanged():
+        assert_error(send(client, world, name, body), 404)
 
     assert state(client, world) == before
 
@@ -469,9 +481,10 @@ def test_unknown_event_is_404_elsewhere_too(client, world, name):
 )
 def test_event_id_in_the_path_beyond_64_bits_is_404_not_500(client, world, method, path):
     """Werkzeug's int converter has no upper bound; SQLite cannot bind the number."""
-    response = client.open(path.format(huge=10**25), method=method, headers=world.host.headers)
+    with unchanged():
+        response = client.open(path.format(huge=10**25), method=method, headers=world.host.headers)
 
-    assert_error(response, 404)
+        assert_error(response, 404)
 
 
 # --- headers --------------------------------------------------------------------------
@@ -484,9 +497,12 @@ def test_bad_idempotency_key_is_400_naming_it(client, world, key):
     before = state(client, world)
     headers = {**world.guest.headers, "Idempotency-Key": key}
 
-    response = client.post("/api/events/book", json={"eventId": world.event["id"], "numberOfSeats": 1}, headers=headers)
+    with unchanged():
+        response = client.post(
+            "/api/events/book", json={"eventId": world.event["id"], "numberOfSeats": 1}, headers=headers
+        )
 
-    assert_error(response, 400, "Idempotency-Key")
+        assert_error(response, 400, "Idempotency-Key")
     assert state(client, world) == before
 
 
@@ -541,34 +557,38 @@ HISTORY_QUERIES = [
     ids=[case for case, _params, _field in HISTORY_QUERIES],
 )
 def test_bad_history_query_is_400_naming_the_parameter(client, world, params, field):
-    response = client.get("/api/user/bookings", query_string=params, headers=world.guest.headers)
+    with unchanged():
+        response = client.get("/api/user/bookings", query_string=params, headers=world.guest.headers)
 
-    assert_error(response, 400, field)
+        assert_error(response, 400, field)
 
 
 @pytest.mark.parametrize("limit", ["1_0", "+5", " 5", "\u0665"], ids=["underscore", "plus", "space", "arabic-digit"])
 def test_history_limit_takes_plain_decimal_digits_only(client, world, limit):
     """schemas.query_int promises "only plain decimal integers" but int() also takes these."""
-    response = client.get("/api/user/bookings", query_string={"limit": limit}, headers=world.guest.headers)
+    with unchanged():
+        response = client.get("/api/user/bookings", query_string={"limit": limit}, headers=world.guest.headers)
 
-    assert_error(response, 400, "limit")
+        assert_error(response, 400, "limit")
 
 
 def test_history_cursor_with_an_id_beyond_64_bits_is_400_not_500(client, world):
     """decode_cursor accepts any positive int; SQLite cannot bind 10**30."""
-    response = client.get(
-        "/api/user/bookings", query_string={"cursor": cursor_of({"id": 10**30})}, headers=world.guest.headers
-    )
+    with unchanged():
+        response = client.get(
+            "/api/user/bookings", query_string={"cursor": cursor_of({"id": 10**30})}, headers=world.guest.headers
+        )
 
-    assert_error(response, 400, "cursor")
+        assert_error(response, 400, "cursor")
 
 
 def test_history_date_outside_the_utc_range_is_400_not_500(client, world):
-    response = client.get(
-        "/api/user/bookings", query_string={"from": "0001-01-01T00:00:00+01:00"}, headers=world.guest.headers
-    )
+    with unchanged():
+        response = client.get(
+            "/api/user/bookings", query_string={"from": "0001-01-01T00:00:00+01:00"}, headers=world.guest.headers
+        )
 
-    assert_error(response, 400, "from")
+        assert_error(response, 400, "from")
 
 
 STATUS_QUERIES = [
@@ -585,17 +605,19 @@ STATUS_QUERIES = [
 def test_bad_wait_on_request_status_is_400(client, world, wait):
     accepted = book(client, world.guest, world.event["id"], 1)
 
-    response = client.get(accepted["statusUrl"], query_string={"wait": wait}, headers=world.guest.headers)
+    with unchanged():
+        response = client.get(accepted["statusUrl"], query_string={"wait": wait}, headers=world.guest.headers)
 
-    assert_error(response, 400, "wait")
+        assert_error(response, 400, "wait")
 
 
 def test_unknown_parameter_on_request_status_is_400(client, world):
     accepted = book(client, world.guest, world.event["id"], 1)
 
-    response = client.get(accepted["statusUrl"], query_string={"timeout": "5"}, headers=world.guest.headers)
+    with unchanged():
+        response = client.get(accepted["statusUrl"], query_string={"timeout": "5"}, headers=world.guest.headers)
 
-    assert_error(response, 400, "timeout")
+        assert_error(response, 400, "timeout")
 
 
 @pytest.mark.parametrize(
@@ -604,18 +626,21 @@ def test_unknown_parameter_on_request_status_is_400(client, world):
     ids=["hostId-word", "hostId-zero", "hostId-negative", "unknown-parameter"],
 )
 def test_bad_event_list_query_is_400(client, params, field):
-    assert_error(client.get("/api/events/all", query_string=params), 400, field)
+    with unchanged():
+        assert_error(client.get("/api/events/all", query_string=params), 400, field)
 
 
 # --- routing --------------------------------------------------------------------------
 
 
 def test_wrong_method_is_405_in_the_envelope(client):
-    response = client.get("/api/events/book")
+    with unchanged():
+        response = client.get("/api/events/book")
 
-    assert_error(response, 405)
+        assert_error(response, 405)
     assert set(response.headers["Allow"].replace(" ", "").split(",")) >= {"POST", "DELETE"}
 
 
 def test_unknown_api_path_is_404_in_the_envelope(client):
-    assert_error(client.get("/api/no-such-thing"), 404)
+    with unchanged():
+        assert_error(client.get("/api/no-such-thing"), 404)

@@ -20,7 +20,7 @@ from atomicseats.extensions import db
 from atomicseats.models import Booking, Event
 from atomicseats.services import analytics
 from tests.api.support import insert_events
-from tests.conftest import _flush_test_redis, _truncate_postgres, make_app
+from tests.conftest import fresh_app
 from tests.helpers import account
 
 PRICE_MINOR = 100
@@ -66,29 +66,17 @@ def disagreements_while_booking(app) -> tuple[list[str], int]:
     return problems, seats_seen[-1] - seats_seen[0]
 
 
-def snapshot_app(postgres_url: str, **overrides):
-    app = make_app(postgres_url, **overrides)
-    _truncate_postgres(app)
-    _flush_test_redis(app)
-    return app
-
-
 @pytest.mark.slow
 def test_every_figure_comes_from_one_snapshot_while_bookings_commit(postgres_url):
-    app = snapshot_app(postgres_url)
-    with app.app_context():
+    with fresh_app(postgres_url) as app:
         problems, seats_sold_meanwhile = disagreements_while_booking(app)
         assert seats_sold_meanwhile > 0, "no booking committed during the reads: nothing was tested"
         assert problems == []
-        db.session.remove()
-        db.engine.dispose()
 
 
 @pytest.mark.slow
 def test_negative_control_without_the_snapshot_the_figures_disagree(postgres_url):
-    app = snapshot_app(postgres_url, TESTING_SKIP_ANALYTICS_SNAPSHOT=True, TESTING_PAUSE_IN_ANALYTICS_S=0.02)
-    with app.app_context():
+    overrides = {"TESTING_SKIP_ANALYTICS_SNAPSHOT": True, "TESTING_PAUSE_IN_ANALYTICS_S": 0.02}
+    with fresh_app(postgres_url, **overrides) as app:
         problems, _seats = disagreements_while_booking(app)
         assert problems, "without the snapshot the reports still agreed: this test no longer exercises the race"
-        db.session.remove()
-        db.engine.dispose()

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, WaitlistEntry
 from atomicseats.services import audit
-from tests.conftest import _flush_test_redis, _truncate_postgres, make_app
+from tests.conftest import fresh_app
 from tests.helpers import account, create_event
 
 CAPACITY = 37
@@ -95,20 +95,16 @@ def seats_confirmed(event_id: int) -> int:
 
 
 def concurrent_app(postgres_url: str, **overrides):
-    app = make_app(postgres_url, SQLALCHEMY_ENGINE_OPTIONS={"pool_size": THREADS + 5, "max_overflow": 10}, **overrides)
-    _truncate_postgres(app)
-    _flush_test_redis(app)
-    return app
+    """The shared fresh app, with a connection for every thread."""
+    pool = {"pool_size": THREADS + 5, "max_overflow": 10}
+    return fresh_app(postgres_url, SQLALCHEMY_ENGINE_OPTIONS=pool, **overrides)
 
 
 @pytest.mark.slow
 def test_exactly_capacity_is_sold_and_the_rest_wait_in_arrival_order(postgres_url):
-    app = concurrent_app(postgres_url)
-    with app.app_context():
+    with concurrent_app(postgres_url) as app:
         event_id, statuses = run_flash_sale(app)
         assert sale_problems(event_id, statuses) == []
-        db.session.remove()
-        db.engine.dispose()
 
 
 @pytest.mark.slow
@@ -118,8 +114,7 @@ def test_negative_control_without_the_row_lock_the_sale_oversells(postgres_url):
     capacity, and the audit's never-oversell finding): refused requests (503 lock timeouts,
     500s from double decisions) are what the unlocked path may also do, but a sale that only
     refused requests would not prove that the row lock is what prevents overselling."""
-    app = concurrent_app(postgres_url, TESTING_SKIP_EVENT_LOCK=True, TESTING_PAUSE_AFTER_READ_S=0.02)
-    with app.app_context():
+    with concurrent_app(postgres_url, TESTING_SKIP_EVENT_LOCK=True, TESTING_PAUSE_AFTER_READ_S=0.02) as app:
         event_id, statuses = run_flash_sale(app)
         answers = {status: statuses.count(status) for status in sorted(set(statuses))}
         assert len(statuses) == REQUESTS, answers
@@ -131,5 +126,3 @@ def test_negative_control_without_the_row_lock_the_sale_oversells(postgres_url):
         )
         oversold = [v for v in audit.run_audit().violations if v.invariant == "1-never-oversell"]
         assert [v.subject for v in oversold] == [f"event {event_id}"], oversold
-        db.session.remove()
-        db.engine.dispose()

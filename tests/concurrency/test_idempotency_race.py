@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from atomicseats.extensions import db
 from atomicseats.models import BookingRequest
-from tests.conftest import _flush_test_redis, _truncate_postgres, make_app
+from tests.conftest import fresh_app
 from tests.helpers import account, create_event
 
 THREADS = 40
@@ -78,27 +78,18 @@ def test_the_same_key_with_racing_different_bodies_is_one_202_and_the_rest_409(d
     }[registry]
     if database_url.startswith("sqlite"):
         overrides["SQLALCHEMY_ENGINE_OPTIONS"] = {}
-    app = make_app(database_url, **overrides)
-    if database_url.startswith("postgresql"):
-        _truncate_postgres(app)
-    if registry == "redis":
-        _flush_test_redis(app)
-    with app.app_context():
+    with fresh_app(database_url, **overrides) as app:
         results = idempotency_race(app)
         db.session.rollback()
         assert race_problems(results) == []
-        db.session.remove()
-        db.engine.dispose()
 
 
 def test_through_kafka_a_key_that_cannot_be_held_is_refused_not_raced(database_url):
     """Through Kafka nothing is recorded before the 202: with the registry unreachable, two
     bodies racing on one key would both be accepted. So a keyed request is a 503 (retry
     later) and nothing is handed on; the broker is never reached (none listens here)."""
-    app = make_app(database_url, REDIS_URL=UNREACHABLE_REDIS_URL, PIPELINE="kafka", KAFKA_BROKERS="127.0.0.1:1")
-    if database_url.startswith("postgresql"):
-        _truncate_postgres(app)
-    with app.app_context():
+    overrides = {"REDIS_URL": UNREACHABLE_REDIS_URL, "PIPELINE": "kafka", "KAFKA_BROKERS": "127.0.0.1:1"}
+    with fresh_app(database_url, **overrides) as app:
         client = app.test_client()
         host = account(client, "host")
         guest = account(client, "guest")
@@ -112,5 +103,3 @@ def test_through_kafka_a_key_that_cannot_be_held_is_refused_not_raced(database_u
         assert response.headers["Retry-After"]
         assert "Idempotency-Key" in response.get_json()["message"]
         assert db.session.execute(select(BookingRequest)).first() is None
-        db.session.remove()
-        db.engine.dispose()

@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest
 from atomicseats.services import audit, reconcile
-from tests.conftest import _flush_test_redis, _truncate_postgres, make_app
+from tests.conftest import fresh_app
 from tests.helpers import account, book, create_event
 
 HOLDERS = 10
@@ -39,10 +39,8 @@ def race_problems(postgres_url: str, **overrides) -> tuple[list[str], list[str]]
     empty when every rule held. A refused answer (a 503 after a lock timeout or deadlock)
     leaves that guest as they were, so only guests answered 200 (or 409 for a leaver already
     served) are held to the rule."""
-    app = make_app(postgres_url, SQLALCHEMY_ENGINE_OPTIONS={"pool_size": THREADS + 5, "max_overflow": 10}, **overrides)
-    _truncate_postgres(app)
-    _flush_test_redis(app)
-    with app.app_context():
+    pool = {"pool_size": THREADS + 5, "max_overflow": 10}
+    with fresh_app(postgres_url, SQLALCHEMY_ENGINE_OPTIONS=pool, **overrides) as app:
         setup = app.test_client()
         host = account(setup, "host")
         holders = [account(setup, "guest") for _ in range(HOLDERS)]
@@ -103,8 +101,6 @@ def race_problems(postgres_url: str, **overrides) -> tuple[list[str], list[str]]
         # the truth; DESIGN: "Redis agrees after reconciliation"): reconcile, then audit it all.
         reconcile.reconcile()
         problems += [str(violation) for violation in audit.run_audit().violations]
-        db.session.remove()
-        db.engine.dispose()
     return refused, problems
 
 

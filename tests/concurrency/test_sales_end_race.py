@@ -24,7 +24,7 @@ from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry, utcnow
 from atomicseats.services import audit, booking, reconcile, sales
 from atomicseats.services.contracts import AcceptedRequest
-from tests.conftest import _flush_test_redis, _truncate_postgres, make_app
+from tests.conftest import fresh_app
 from tests.helpers import account, book, create_event
 
 HOLDERS = 6
@@ -38,10 +38,8 @@ def race_problems(postgres_url: str, **overrides) -> tuple[list[str], list[str]]
     """Run the race; what went wrong afterwards as (refused, problems), both empty when every
     rule held. Refused: an actor answered "busy, retry later" (503 / ServiceBusy) and changed
     nothing. Problems: everything else (errors, broken states, audit violations)."""
-    app = make_app(postgres_url, SQLALCHEMY_ENGINE_OPTIONS={"pool_size": THREADS + 5, "max_overflow": 10}, **overrides)
-    _truncate_postgres(app)
-    _flush_test_redis(app)
-    with app.app_context():
+    pool = {"pool_size": THREADS + 5, "max_overflow": 10}
+    with fresh_app(postgres_url, SQLALCHEMY_ENGINE_OPTIONS=pool, **overrides) as app:
         setup = app.test_client()
         host = account(setup, "host")
         holders = [account(setup, "guest") for _ in range(HOLDERS)]
@@ -118,8 +116,6 @@ def race_problems(postgres_url: str, **overrides) -> tuple[list[str], list[str]]
         # Redis mirrors written after concurrent commits may land out of order: reconcile, then audit.
         reconcile.reconcile()
         problems += [str(violation) for violation in audit.run_audit().violations]
-        db.session.remove()
-        db.engine.dispose()
     return refused, problems
 
 

@@ -34,7 +34,7 @@ from argon2 import PasswordHasher
 from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupTopicPartitions, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from tests.helpers import create_admin_args
+from tests.helpers import Account, create_admin_args, registration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # One e2e stack per checkout at a time; a second checkout on the same machine picks its own
@@ -188,16 +188,6 @@ class Http:
         return Response(status, headers_out, parsed, elapsed_s)
 
 
-@dataclass(frozen=True)
-class Account:
-    id: int
-    username: str
-    email: str
-    name: str
-    role: str
-    token: str
-
-
 # --- e-mail --------------------------------------------------------------------------
 
 
@@ -313,28 +303,14 @@ class Platform:
     def register(self, role: str = "guest", username: str | None = None) -> Account:
         username = username or unique(f"e2e{role[0]}")
         name = f"E2E {username}"
-        response = self.http.request(
-            "POST",
-            "/api/user/register",
-            {
-                "username": username,
-                "name": name,
-                "email": f"{username}@example.test",
-                "password": PASSWORD,
-                "role": role,
-            },
-        )
+        response = self.http.request("POST", "/api/user/register", registration(username, role, name, PASSWORD))
         assert response.status == 201, (response.status, response.body)
         return self.login(username, name=name)
 
     def login(self, username: str, name: str = "") -> Account:
         response = self.http.request("POST", "/api/user/login", {"username": username, "password": PASSWORD})
         assert response.status == 200, (response.status, response.body)
-        data = response.data
-        user = data["user"]
-        return Account(
-            user["id"], user["username"], user["email"], name or user["name"], user["role"], data["accessToken"]
-        )
+        return Account.from_login(response.data, name)
 
     def register_many(self, count: int, role: str = "guest", prefix: str = "e2eg") -> list[Account]:
         with ThreadPoolExecutor(8) as pool:
@@ -383,7 +359,7 @@ class Platform:
             "price": 1000,
             **overrides,
         }
-        response = self.http.request("POST", "/api/events/create", payload, token=host.token)
+        response = self.http.request("POST", "/api/events/create", payload, token=host.access_token)
         assert response.status == 201, (response.status, response.body)
         return response.data
 
@@ -393,7 +369,7 @@ class Platform:
         cursor = ""
         for _ in range(ROSTER_PAGES_MAX):
             query = f"?limit={ROSTER_PAGE_SIZE}" + (f"&cursor={urllib.parse.quote(cursor)}" if cursor else "")
-            response = self.http.request("GET", f"/api/events/{event_id}/roster{query}", token=host.token)
+            response = self.http.request("GET", f"/api/events/{event_id}/roster{query}", token=host.access_token)
             assert response.status == 200, (response.status, response.body)
             page = response.data
             if merged is None:
@@ -425,7 +401,7 @@ class Platform:
             "POST",
             "/api/events/book",
             {"eventId": event_id, "numberOfSeats": seats},
-            token=guest.token,
+            token=guest.access_token,
             headers=headers,
             timeout_s=timeout_s,
         )
@@ -441,7 +417,7 @@ class Platform:
             body["bookingId"] = booking_id
         if cancel_all:
             body["cancelAll"] = True
-        response = self.http.request("DELETE", "/api/events/book", body, token=guest.token)
+        response = self.http.request("DELETE", "/api/events/book", body, token=guest.access_token)
         assert response.status == 200, (response.status, response.body)
         return response.data
 
@@ -449,7 +425,7 @@ class Platform:
         path = f"/api/bookings/requests/{request_id}"
         if wait_s:
             path += f"?wait={wait_s:g}"
-        return self.http.request("GET", path, token=token or self.admin.token, timeout_s=wait_s + HTTP_TIMEOUT_S)
+        return self.http.request("GET", path, token=token or self.admin.access_token, timeout_s=wait_s + HTTP_TIMEOUT_S)
 
     def wait_final(self, request_id: str, token: str | None = None, timeout_s: float = 30) -> dict:
         return self.wait_until_all_final([request_id], timeout_s, token=token)[request_id]

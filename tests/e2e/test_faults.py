@@ -26,7 +26,6 @@ from tests.e2e.support import (
     APP_PROCS,
     FINAL_STATUSES,
     REPO_ROOT,
-    Account,
     BookingLoad,
     Platform,
     decision_message_id,
@@ -34,6 +33,7 @@ from tests.e2e.support import (
     run,
     unique,
 )
+from tests.helpers import Account
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -359,7 +359,7 @@ def test_sigkill_postgres(platform, cast):
 
 
 def _session_id(account: Account) -> str:
-    payload = account.token.split(".")[1]
+    payload = account.access_token.split(".")[1]
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sid"]
 
 
@@ -375,7 +375,7 @@ def test_booking_is_accepted_from_redis_while_postgres_is_down(platform, cast):
     client = redis.Redis.from_url(platform.env["REDIS_URL"])
     try:
         client.delete(session_key(_session_id(guest)))
-        assert platform.http.request("GET", "/api/user/bookings", token=guest.token).status == 200  # found live
+        assert platform.http.request("GET", "/api/user/bookings", token=guest.access_token).status == 200  # found live
         platform.kill_service("postgres")
         client.delete(session_key(_session_id(guest)))  # the live answer runs out while Postgres is down
         keyed = platform.book(guest, event_id, 2, idempotency_key="while-postgres-is-down")

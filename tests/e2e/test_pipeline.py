@@ -16,7 +16,6 @@ import pytest
 
 from atomicseats.names import BOOKING_EVENTS_TOPIC, BOOKING_REQUESTS_TOPIC, BRIDGE_CONSUMER_GROUP
 from tests.e2e.support import (
-    Account,
     Platform,
     decision_message_id,
     end_offsets,
@@ -27,6 +26,7 @@ from tests.e2e.support import (
     read_topic,
     unique,
 )
+from tests.helpers import Account
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -140,11 +140,11 @@ def test_cancellation_promotes_the_waitlist_head_who_keeps_its_place_when_served
     # the one behind it (wants just 1) is not served before the head.
     freed = platform.cancel(first, event_id, booking_id=booked_ids(platform, request_first)[0])
     assert freed["seatsFreed"] == 2
-    head_status = platform.status(request_head, token=head.token).data
+    head_status = platform.status(request_head, token=head.access_token).data
     assert (head_status["seatsConfirmed"], head_status["seatsWaitlisted"]) == (2, 1)
     assert head_status["waitlistPosition"] == 1
     assert head_status["status"] == "partial"  # decided waitlisted; its status follows the promoted seats
-    behind_status = platform.status(request_behind, token=behind.token).data
+    behind_status = platform.status(request_behind, token=behind.access_token).data
     assert (behind_status["seatsConfirmed"], behind_status["waitlistPosition"]) == (0, 2)
     roster = platform.roster(host, event_id)
     assert [(entry["userId"], entry["seatsRemaining"]) for entry in roster["waitlist"]] == [
@@ -155,12 +155,12 @@ def test_cancellation_promotes_the_waitlist_head_who_keeps_its_place_when_served
 
     # One more seat: the head is served in full and leaves the queue.
     platform.cancel(second, event_id, booking_id=booked_ids(platform, request_second)[0])
-    head_status = platform.status(request_head, token=head.token).data
+    head_status = platform.status(request_head, token=head.access_token).data
     assert (head_status["seatsConfirmed"], head_status["seatsWaitlisted"]) == (3, 0)
     assert head_status["waitlistPosition"] is None
     assert (head_status["status"], head_status["seatsHeld"]) == ("confirmed", 3)
     assert len(head_status["bookingIds"]) == 2
-    assert platform.status(request_behind, token=behind.token).data["waitlistPosition"] == 1
+    assert platform.status(request_behind, token=behind.access_token).data["waitlistPosition"] == 1
     assert [entry["userId"] for entry in platform.roster(host, event_id)["waitlist"]] == [behind.id]
 
     # The promoted guest is told, once per promotion, under the booking's stable Message-ID.
@@ -352,7 +352,7 @@ def test_long_poll_returns_the_outcome_as_soon_as_it_is_decided(platform, host, 
     for guest in crowd[20:26]:
         request_id = platform.book_accepted(guest, event_id, 1)
         asked_at = datetime.now(UTC)
-        response = platform.status(request_id, token=guest.token, wait_s=wait_s)
+        response = platform.status(request_id, token=guest.access_token, wait_s=wait_s)
         answered_at = datetime.now(UTC)
         assert response.status == 200 and response.data["status"] == "confirmed", response.body
         assert response.elapsed_s < wait_s / 2

@@ -130,7 +130,9 @@ def test_a_thousand_waits_hold_no_thread_and_all_get_their_outcome(platform: Pla
             request_ids = list(pool.map(lambda guest: platform.book_accepted(guest, event_id, 1), plan))
         assert len(set(request_ids)) == WAITERS
 
-        waiters = Waiters(platform.api_url, [(rid, guest.token) for rid, guest in zip(request_ids, plan, strict=True)])
+        waiters = Waiters(
+            platform.api_url, [(rid, guest.access_token) for rid, guest in zip(request_ids, plan, strict=True)]
+        )
         waiters.start()
         poll(
             lambda: _subscribed(client, request_ids) == WAITERS,
@@ -146,7 +148,7 @@ def test_a_thousand_waits_hold_no_thread_and_all_get_their_outcome(platform: Pla
         # The other routes keep answering, quickly, while the 1,000 waits are open.
         other = platform.register("guest")
         for _ in range(OTHER_ROUTE_SAMPLES):
-            catalogue = platform.http.request("GET", "/api/events/all", token=other.token)
+            catalogue = platform.http.request("GET", "/api/events/all", token=other.access_token)
             assert catalogue.status == 200, (catalogue.status, catalogue.body)
             assert catalogue.elapsed_s < OTHER_ROUTE_S_MAX, catalogue.elapsed_s
             booking = platform.book(other, event_id, 1)

@@ -13,7 +13,7 @@ from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry, utcnow
 from atomicseats.services import audit, booking
 from atomicseats.services.contracts import AcceptedRequest
-from tests.helpers import account, book, create_event
+from tests.helpers import account, book, create_event, unchanged
 
 
 def accepted(user_id: int, event_id: int, seats: int) -> AcceptedRequest:
@@ -104,10 +104,11 @@ def test_requests_for_an_event_deleted_after_acceptance_are_rejected(app, client
 
 def test_the_database_refuses_an_oversold_event_even_if_the_code_tried(app, sale):
     event_id, _ = sale
-    with pytest.raises(sa.exc.IntegrityError):
-        db.session.execute(sa.update(Event).where(Event.id == event_id).values(reserved_seats=6))
-        db.session.commit()
-    db.session.rollback()
+    with unchanged():
+        with pytest.raises(sa.exc.IntegrityError):
+            db.session.execute(sa.update(Event).where(Event.id == event_id).values(reserved_seats=6))
+            db.session.commit()
+        db.session.rollback()
 
 
 def test_audit_reports_a_counter_that_drifted_from_the_bookings(app, client, sale):

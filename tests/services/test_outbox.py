@@ -30,7 +30,7 @@ from atomicseats.extensions import db
 from atomicseats.models import OutboxMessage, utcnow
 from atomicseats.services import booking, notifications, outbox
 from atomicseats.services.outbox import SendReport
-from tests.conftest import REPO_ROOT, _flush_test_redis, _truncate_postgres, make_app
+from tests.conftest import REPO_ROOT, fresh_app
 from tests.helpers import account, book, create_event
 from tests.outage import database_back_after
 
@@ -118,18 +118,13 @@ def postgres_app(postgres_url, sink):
 
 
 def _app_mailing_to(sink: Sink, database_url: str):
-    application = make_app(database_url, MAIL_SERVER="127.0.0.1", MAIL_PORT=sink.port, MAIL_SUPPRESS_SEND=False)
-    if database_url.startswith("postgresql"):
-        _truncate_postgres(application)
-    _flush_test_redis(application)
-    wired = application.extensions[EXTENSION_KEY]
-    application.extensions[EXTENSION_KEY] = dataclasses.replace(
-        wired, mailer=FlaskMailMailer(), pipeline=ManualOutboxPipeline(wired.pipeline)
-    )
-    with application.app_context():
+    mail = {"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": sink.port, "MAIL_SUPPRESS_SEND": False}
+    with fresh_app(database_url, **mail) as application:
+        wired = application.extensions[EXTENSION_KEY]
+        application.extensions[EXTENSION_KEY] = dataclasses.replace(
+            wired, mailer=FlaskMailMailer(), pipeline=ManualOutboxPipeline(wired.pipeline)
+        )
         yield application
-        db.session.remove()
-        db.engine.dispose()
 
 
 def use_adapters(app, **replacements) -> None:

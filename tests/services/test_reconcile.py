@@ -25,7 +25,7 @@ from atomicseats.models import Event, WaitlistEntry
 from atomicseats.services import audit
 from atomicseats.services.contracts import EventAvailability
 from atomicseats.services.reconcile import reconcile
-from tests.conftest import _flush_test_redis, _truncate_postgres, make_app
+from tests.conftest import fresh_app
 from tests.helpers import account, book, create_event
 
 CLOSED_PORT_URL = "redis://127.0.0.1:1/0"
@@ -80,13 +80,8 @@ def sale(app, client, redis_url) -> Sale:
 @pytest.fixture
 def postgres_app(postgres_url):
     """Row locks only block across connections on Postgres."""
-    application = make_app(postgres_url)
-    _truncate_postgres(application)
-    _flush_test_redis(application)
-    with application.app_context():
+    with fresh_app(postgres_url) as application:
         yield application
-        db.session.remove()
-        db.engine.dispose()
 
 
 def truth(event_id: int) -> tuple[EventAvailability, list[int]]:

@@ -15,7 +15,7 @@ from atomicseats.extensions import db
 from atomicseats.models import BookingRequest, Event, OutboxMessage, User, WaitlistEntry, utcnow
 from atomicseats.services import audit, booking, events
 from atomicseats.services.contracts import AcceptedRequest
-from tests.helpers import account, create_event
+from tests.helpers import account, create_event, unchanged
 
 
 def accepted(user_id: int, event_id: int, seats: int) -> AcceptedRequest:
@@ -187,7 +187,7 @@ def test_leaving_with_nothing_confirmed_cancels_the_request(app, sale):
 
     assert state(request_id) == ("cancelled", 0, 0, 0, "withdrawn")
     assert audit.run_audit().is_clean
-    with pytest.raises(Conflict):  # nothing waits any more
+    with unchanged(), pytest.raises(Conflict):  # nothing waits any more
         booking.leave_waitlist(guests[1].id, request_id)
 
 
@@ -196,7 +196,7 @@ def test_leaving_someone_elses_or_an_unknown_waitlist_place_is_not_found(app, sa
     decide(event_id, (guests[0].id, 4))
     (request_id,) = decide(event_id, (guests[1].id, 2))
     for user_id, some_request_id in ((guests[2].id, request_id), (guests[1].id, str(uuid.uuid4())), (1, "x")):
-        with pytest.raises(NotFound):
+        with unchanged(), pytest.raises(NotFound):
             booking.leave_waitlist(user_id, some_request_id)
     assert state(request_id) == ("waitlisted", 0, 2, 0, None)
 
@@ -204,7 +204,7 @@ def test_leaving_someone_elses_or_an_unknown_waitlist_place_is_not_found(app, sa
 def test_a_confirmed_request_has_nothing_to_withdraw(app, sale):
     event_id, guests = sale
     (request_id,) = decide(event_id, (guests[0].id, 2))
-    with pytest.raises(Conflict):
+    with unchanged(), pytest.raises(Conflict):
         booking.leave_waitlist(guests[0].id, request_id)
 
 

@@ -23,7 +23,7 @@ from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry, utcnow
 from atomicseats.services import audit, booking, sales
 from atomicseats.services.contracts import AcceptedRequest
-from tests.helpers import account, book, create_event
+from tests.helpers import account, book, create_event, unchanged
 
 SALES_END_AHEAD_S = 1.5  # how far ahead a test puts a sales end it then waits for
 
@@ -79,7 +79,8 @@ def test_booking_after_the_start_or_the_sales_end_is_refused_from_the_cache(app,
     wait_until_sales_end(starting, ending)
 
     for event_id in (starting, ending):
-        refused = book(client, guests[0], event_id, 1, expect=409)
+        with unchanged():
+            refused = book(client, guests[0], event_id, 1, expect=409)
         assert refused["message"] == "Sales for this event have ended"
         assert "eventId" in refused["errors"]
     assert db.session.execute(select(func.count(BookingRequest.id))).scalar_one() == 0
@@ -92,7 +93,8 @@ def test_booking_after_the_sales_end_is_refused_from_postgres_on_a_cache_miss(ap
     event_id = create_event(client, host)["id"]
     end_sales(event_id)
 
-    book(client, guests[0], event_id, 1, expect=409)
+    with unchanged():
+        book(client, guests[0], event_id, 1, expect=409)
 
     assert db.session.execute(select(func.count(BookingRequest.id))).scalar_one() == 0
     cached = adapters().availability.load(event_id)  # the miss was filled with the new sales end
@@ -108,7 +110,8 @@ def test_a_cache_entry_from_before_the_sales_end_field_is_a_miss_and_is_replaced
     assert adapters().availability.load(event_id) is None
     end_sales(event_id)
 
-    book(client, guests[0], event_id, 1, expect=409)
+    with unchanged():
+        book(client, guests[0], event_id, 1, expect=409)
 
     assert adapters().availability.load(event_id).sales_end_at == db.session.get(Event, event_id).sales_end
 
@@ -292,7 +295,7 @@ def test_admission_never_reaches_the_pipeline_after_the_sales_end(app, client, p
     host, guests = people
     event_id = create_event(client, host)["id"]
     end_sales(event_id)
-    with pytest.raises(Conflict):
+    with unchanged(), pytest.raises(Conflict):
         booking.submit_request(guests[0].id, event_id, 1, None, None)
     assert db.session.execute(select(func.count(BookingRequest.id))).scalar_one() == 0
 
@@ -322,7 +325,8 @@ def test_admission_decides_the_sales_end_from_the_cache_alone(app, client, peopl
     cached = adapters().availability.load(event_id)
     adapters().availability.store([dataclasses.replace(cached, sales_end_at=utcnow() - timedelta(seconds=1))])
 
-    book(client, guests[0], event_id, 1, expect=409)
+    with unchanged():
+        book(client, guests[0], event_id, 1, expect=409)
 
     assert db.session.execute(select(func.count(BookingRequest.id))).scalar_one() == 0
     adapters().availability.store([cached])
