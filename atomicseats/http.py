@@ -32,12 +32,19 @@ _ERROR_PAGE = """<!doctype html><title>{{ status }} · AtomicSeats</title>
 class CookieSessionOnDemand(SecureCookieSessionInterface):
     """Flask's signed-cookie session, without building its signer for a request that carries
     no session cookie (every JSON API call: those authenticate with bearer tokens). Such a
-    request gets a fresh empty session, as Flask would give it after failing to find one."""
+    request gets a fresh empty session, as Flask would give it after failing to find one,
+    and a session nobody touched is not saved (Flask would only compute its cookie's
+    attributes to find there is nothing to do)."""
 
     def open_session(self, app: Flask, request) -> SecureCookieSession | None:
         if app.secret_key and self.get_cookie_name(app) not in request.cookies:
             return self.session_class()
         return super().open_session(app, request)
+
+    def save_session(self, app: Flask, session: SecureCookieSession, response) -> None:
+        if not (session or session.modified or session.accessed):
+            return  # nothing to write, nothing to delete, no Vary: Cookie to add
+        super().save_session(app, session, response)
 
 
 def envelope(status: int, data, message: str, headers: dict | None = None):

@@ -37,3 +37,19 @@ def test_releasing_a_session_nobody_opened_opens_none(app):
         assert db.session.registry.has()
         release_session()  # an opened one is rolled back, still usable
         assert db.session.execute(db.text("SELECT 1")).scalar() == 1
+
+
+def test_an_untouched_session_writes_nothing_and_a_changed_one_is_saved(app):
+    interface = app.session_interface
+    with app.test_request_context("/api/events/all"):
+        untouched = interface.open_session(app, app.request_class({}))
+        response = app.response_class()
+        interface.save_session(app, untouched, response)
+        assert "Set-Cookie" not in response.headers and "Vary" not in response.headers
+
+        changed = interface.open_session(app, app.request_class({}))
+        changed["seen"] = "yes"
+        response = app.response_class()
+        interface.save_session(app, changed, response)
+        assert response.headers["Set-Cookie"].startswith(f"{app.config['SESSION_COOKIE_NAME']}=")
+        assert "HttpOnly" in response.headers["Set-Cookie"]
