@@ -18,14 +18,47 @@ def imported_modules(path: Path) -> set[str]:
     return modules
 
 
-def test_services_use_adapters_only_through_the_registry_helper():
+def modules_under(folder: str):
+    return sorted((PACKAGE / folder).rglob("*.py"))
+
+
+def test_services_never_import_adapters():
+    """Services use the outside world through their own ports (`services/ports.py`)."""
     offenders = {
         str(path.relative_to(PACKAGE)): sorted(
-            module for module in imported_modules(path) if module.startswith("atomicseats.adapters.")
+            module for module in imported_modules(path) if module.startswith("atomicseats.adapters")
         )
-        for path in (PACKAGE / "services").glob("*.py")
+        for path in modules_under("services")
     }
     assert {name: modules for name, modules in offenders.items() if modules} == {}
+
+
+ADAPTERS_MAY_IMPORT_FROM_SERVICES = {"atomicseats.services.ports", "atomicseats.services.contracts"}
+
+
+def test_adapters_import_of_the_services_only_their_ports_and_value_types():
+    offenders = {}
+    for path in modules_under("adapters"):
+        bad = sorted(
+            module
+            for module in imported_modules(path)
+            if module.startswith(("atomicseats.services", "atomicseats.api", "atomicseats.web"))
+            and module not in ADAPTERS_MAY_IMPORT_FROM_SERVICES
+            and str(path.relative_to(PACKAGE)) != "adapters/embedded.py"  # until its use cases are injected
+        )
+        if bad:
+            offenders[str(path.relative_to(PACKAGE))] = bad
+    assert offenders == {}
+
+
+def test_blueprints_never_import_adapters():
+    offenders = {}
+    for folder in ("api", "web"):
+        for path in modules_under(folder) if (PACKAGE / folder).is_dir() else []:
+            bad = sorted(module for module in imported_modules(path) if module.startswith("atomicseats.adapters"))
+            if bad:
+                offenders[str(path.relative_to(PACKAGE))] = bad
+    assert offenders == {}
 
 
 def test_services_and_domain_never_import_the_edges():

@@ -28,11 +28,12 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from atomicseats.adapters import RegistryUnavailable, redis_cache
+from atomicseats.adapters import redis_cache
 from atomicseats.adapters.redis_cache import KEY_PREFIX, KEY_TTL_S, SOCKET_TIMEOUT_S
 from atomicseats.domain import limits
 from atomicseats.errors import RateLimited
 from atomicseats.services.contracts import AcceptedRequest, EventAvailability, Quota
+from atomicseats.services.ports import RegistryUnavailable
 
 if TYPE_CHECKING:
     from redis.asyncio.client import PubSub as AsyncPubSub

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from atomicseats.adapters import EXTENSION_KEY, Adapters, embedded
+from atomicseats.adapters import embedded
 from atomicseats.adapters.celery_app import register_celery
+from atomicseats.services.ports import EXTENSION_KEY, Adapters
 
 
 def register_adapters(app: Flask) -> None:

@@ -16,7 +16,6 @@ from flask import current_app
 from sqlalchemy import CursorResult, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from atomicseats.adapters import adapters
 from atomicseats.domain import allocator, limits
 from atomicseats.domain.request_state import request_status, seats_held
 from atomicseats.domain.states import BookingStatus, RequestStatus, WaitlistStatus
@@ -26,6 +25,7 @@ from atomicseats.observability import log_with_correlation
 from atomicseats.services._outbox import Notification, outbox_row, outbox_values
 from atomicseats.services._work import UnitOfWork
 from atomicseats.services.contracts import EventAvailability
+from atomicseats.services.ports import adapters
 
 log = logging.getLogger(__name__)
 

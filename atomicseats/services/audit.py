@@ -13,7 +13,6 @@ from sqlalchemy import Select, case, exists, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import SQLCoreOperations
 
-from atomicseats.adapters import adapters
 from atomicseats.domain import allocator, limits
 from atomicseats.domain.request_state import request_status
 from atomicseats.domain.states import BookingStatus, RequestStatus, WaitlistStatus
@@ -22,6 +21,7 @@ from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, Wa
 from atomicseats.services._allocation import waitlist_totals
 from atomicseats.services._mirror import mirror_truths
 from atomicseats.services._outbox import message_id
+from atomicseats.services.ports import adapters
 
 PENDING_GRACE_S_DEFAULT = 120
 VIOLATIONS_LISTED_MAX = 200

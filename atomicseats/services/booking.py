@@ -19,7 +19,6 @@ from sqlalchemy import func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from atomicseats.adapters import RegistryUnavailable, adapters
 from atomicseats.domain import allocator, limits, states
 from atomicseats.domain.request_state import REASON_EVENT_DELETED, REASON_WITHDRAWN, seats_held
 from atomicseats.errors import Conflict, InvalidInput, NotFound, ServiceBusy
@@ -38,6 +37,7 @@ from atomicseats.services._allocation import (
 from atomicseats.services._outbox import Notification, outbox_row
 from atomicseats.services._work import UnitOfWork, database_errors_as_busy, unit_of_work
 from atomicseats.services.contracts import AcceptedRequest, AllocationSummary, EventAvailability
+from atomicseats.services.ports import RegistryUnavailable, adapters
 
 log = logging.getLogger(__name__)
 

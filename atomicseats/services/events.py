@@ -17,7 +17,6 @@ from typing import Any
 from sqlalchemy import Select, literal, select, tuple_
 from sqlalchemy.orm import Session
 
-from atomicseats.adapters import adapters
 from atomicseats.domain import allocator, limits, search
 from atomicseats.domain.request_state import REASON_EVENT_DELETED
 from atomicseats.domain.states import BookingStatus, EventStatus, RequestStatus, WaitlistStatus
@@ -38,6 +37,7 @@ from atomicseats.services._outbox import Notification, outbox_row
 from atomicseats.services._pages import Page, Position, cursor_choice, cursor_id, cursor_time, decode_cursor, page_of
 from atomicseats.services._work import UnitOfWork, unit_of_work
 from atomicseats.services.contracts import EventAvailability
+from atomicseats.services.ports import adapters
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,6 @@ from typing import Any, TypeVarTuple
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from atomicseats.adapters import adapters
 from atomicseats.domain import limits
 from atomicseats.domain.states import OutboxStatus
 from atomicseats.errors import ServiceBusy
@@ -38,6 +37,7 @@ from atomicseats.models import OutboxMessage, User, utcnow
 from atomicseats.services import notifications
 from atomicseats.services._work import UnitOfWork, unit_of_work
 from atomicseats.services.contracts import MailMessage
+from atomicseats.services.ports import adapters
 
 log = logging.getLogger(__name__)
 

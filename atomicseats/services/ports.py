@@ -1,8 +1,10 @@
-"""Side effects at the edge. create_app registers one set in `app.extensions`.
+"""The ports: what the services need from the outside world, said by the services.
 
-Services never import adapter modules: they call `adapters()` and use whatever the
-composition root chose (real in full mode, in-process or no-op in the embedded
-default). That keeps one code path for both modes.
+Adapters (`atomicseats/adapters/`) implement these Protocols; the composition root
+registers one `Adapters` bundle in `app.extensions` at create_app. Services never import
+adapter modules: they call `adapters()` and use whatever the composition root chose
+(real in full mode, in-process or no-op in the embedded default). That keeps one code
+path for both modes.
 
 Every Redis-backed adapter is best-effort: Postgres is the truth, Redis may be
 flushed at any moment, and `flask reconcile` rebuilds what it mirrors.

@@ -23,13 +23,13 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from atomicseats.adapters import adapters
 from atomicseats.domain import accounts
 from atomicseats.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, ServiceBusy
 from atomicseats.extensions import db
 from atomicseats.models import AuthSession, User, utcnow
 from atomicseats.services._tokens import signing_refresh_token
 from atomicseats.services._work import database_errors_as_busy, unit_of_work
+from atomicseats.services.ports import adapters
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ from contextlib import ExitStack
 
 import redis
 
-from atomicseats.adapters import adapters
 from atomicseats.adapters.redis_cache import availability_key
 from atomicseats.services import audit
+from atomicseats.services.ports import adapters
 from tests.conftest import fresh_app
 from tests.helpers import PASSWORD, account, book, create_event, register
 

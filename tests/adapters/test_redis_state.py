@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 import redis
 
-from atomicseats.adapters import RegistryUnavailable, redis_state
+from atomicseats.adapters import redis_state
 from atomicseats.adapters.redis_cache import RedisAvailabilityCache
 from atomicseats.adapters.redis_state import (
     RedisOutcomeChannel,
@@ -25,6 +25,7 @@ from atomicseats.adapters.redis_state import (
 )
 from atomicseats.domain import limits
 from atomicseats.services.contracts import AcceptedRequest, EventAvailability
+from atomicseats.services.ports import RegistryUnavailable
 
 CLOSED_PORT_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1: every call fails fast
 WAKE_UP_S_MAX = 1.0  # a published outcome must wake its waiter well inside this

@@ -257,9 +257,9 @@ def test_same_idempotency_key_for_a_different_request_is_a_conflict(app, client,
 def test_a_key_in_flight_for_another_body_is_a_conflict_even_for_an_unknown_event(app, client):
     """The Kafka path: the registry holds the key's first request before the bridge records
     it. Another body under that key is a 409 whatever that body says, never its own 404."""
-    from atomicseats.adapters import adapters
     from atomicseats.services import booking
     from atomicseats.services.contracts import AcceptedRequest
+    from atomicseats.services.ports import adapters
 
     host, guest = account(client, "host"), account(client, "guest")
     created = create_event(client, host, capacity=10)

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
-from atomicseats.adapters import adapters
 from atomicseats.extensions import db
 from atomicseats.models import Event
 from atomicseats.services import audit
+from atomicseats.services.ports import adapters
 from tests.api.support import assert_error, row_counts, update_event
 from tests.helpers import account, book, create_event, event, event_payload, unchanged
 

@@ -8,8 +8,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import redis
 
-from atomicseats.adapters import EXTENSION_KEY, adapters, embedded
+from atomicseats.adapters import embedded
 from atomicseats.adapters.redis_cache import RedisAvailabilityCache, availability_key, connect
+from atomicseats.services.ports import EXTENSION_KEY, adapters
 from tests.api.support import (
     assert_error,
     assert_refused_for_closed_waitlist,

@@ -17,12 +17,12 @@ import uuid
 import pytest
 import redis
 
-from atomicseats.adapters import adapters
 from atomicseats.adapters.redis_state import outcome_channel
 from atomicseats.extensions import db
 from atomicseats.models import utcnow
 from atomicseats.services import booking
 from atomicseats.services.contracts import AcceptedRequest
+from atomicseats.services.ports import adapters
 from atomicseats.waiting import WAIT_READ_THREADS, create_asgi_app
 from tests.helpers import account, book, create_event
 

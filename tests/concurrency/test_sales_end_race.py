@@ -18,12 +18,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import func, select
 
-from atomicseats.adapters import adapters
 from atomicseats.errors import ServiceBusy
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry, utcnow
 from atomicseats.services import audit, booking, reconcile, sales
 from atomicseats.services.contracts import AcceptedRequest
+from atomicseats.services.ports import adapters
 from tests.conftest import fresh_app
 from tests.helpers import account, book, create_event
 

@@ -22,7 +22,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import select, update
 
-from atomicseats.adapters import EXTENSION_KEY
 from atomicseats.adapters.mail import FlaskMailMailer
 from atomicseats.cli_outbox import register_outbox_cli
 from atomicseats.domain import limits
@@ -30,6 +29,7 @@ from atomicseats.extensions import db
 from atomicseats.models import OutboxMessage, utcnow
 from atomicseats.services import booking, notifications, outbox
 from atomicseats.services.outbox import SendReport
+from atomicseats.services.ports import EXTENSION_KEY
 from tests.conftest import REPO_ROOT, fresh_app
 from tests.helpers import account, book, create_event
 from tests.outage import database_back_after

@@ -10,7 +10,6 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy import select
 
-from atomicseats.adapters import EXTENSION_KEY, adapters
 from atomicseats.adapters.redis_cache import RedisAvailabilityCache, availability_key
 from atomicseats.adapters.redis_state import (
     RedisOutcomeChannel,
@@ -24,6 +23,7 @@ from atomicseats.extensions import db
 from atomicseats.models import Event, WaitlistEntry
 from atomicseats.services import audit
 from atomicseats.services.contracts import EventAvailability
+from atomicseats.services.ports import EXTENSION_KEY, adapters
 from atomicseats.services.reconcile import reconcile
 from tests.conftest import fresh_app
 from tests.helpers import account, book, create_event

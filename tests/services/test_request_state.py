@@ -9,12 +9,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import select
 
-from atomicseats.adapters import adapters
 from atomicseats.errors import Conflict, NotFound
 from atomicseats.extensions import db
 from atomicseats.models import BookingRequest, Event, OutboxMessage, User, WaitlistEntry, utcnow
 from atomicseats.services import audit, booking, events
 from atomicseats.services.contracts import AcceptedRequest
+from atomicseats.services.ports import adapters
 from tests.helpers import account, create_event, unchanged
 
 

@@ -16,13 +16,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import func, select
 
-from atomicseats.adapters import adapters
 from atomicseats.domain import limits
 from atomicseats.errors import Conflict
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry, utcnow
 from atomicseats.services import audit, booking, sales
 from atomicseats.services.contracts import AcceptedRequest
+from atomicseats.services.ports import adapters
 from tests.helpers import account, book, create_event, unchanged
 
 SALES_END_AHEAD_S = 1.5  # how far ahead a test puts a sales end it then waits for
