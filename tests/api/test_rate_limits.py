@@ -153,7 +153,7 @@ def test_the_booking_limit_holds_whoever_counts_it(
     if limiter_storage:
         settings["RATELIMIT_STORAGE_URI"] = limiter_storage
     with fresh_app(database_url, hold_context=False, **settings) as app, app.app_context():
-        from atomicseats.adapters import adapters
+        from atomicseats.services.ports import adapters
 
         assert adapters().requests.counts_quotas is registry_counts
         client = app.test_client()
