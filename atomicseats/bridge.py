@@ -26,7 +26,7 @@ from atomicseats.observability import announce_ready, log_with_correlation
 from atomicseats.services import booking
 from atomicseats.services._work import release_session
 from atomicseats.services.contracts import AcceptedRequest
-from atomicseats.tasks import wake_allocation
+from atomicseats.services.ports import adapters
 
 log = logging.getLogger("atomicseats.bridge")
 
@@ -103,9 +103,10 @@ def _handle_batch(app: Flask, consumer: Consumer, messages: list[Message], stop:
 def _wake_events(accepted: list[AcceptedRequest]) -> None:
     """One wake-up per event in the batch; a lost one is recovered by the sweeper."""
     partitions_by_event = {request.event_id: request.kafka_partition or 0 for request in accepted}
+    wakeups = adapters().wakeups
     for event_id, partition in partitions_by_event.items():
         try:
-            wake_allocation(event_id, partition)
+            wakeups.wake_allocation(event_id, partition)
         except Exception as error:  # noqa: BLE001 - the broker may be down; the sweeper re-wakes
             log.warning("bridge.wake_failed", extra={"event_id": event_id, "error": str(error)[:300]})
 

@@ -16,10 +16,10 @@ from atomicseats.names import (
     RECONCILE_CACHES_TASK,
     SEND_NOTIFICATIONS_TASK,
     SWEEP_PENDING_TASK,
-    allocation_queue,
 )
 from atomicseats.services import booking
 from atomicseats.services._work import database_errors_as_busy
+from atomicseats.services.ports import adapters
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +44,12 @@ def allocate_event(self, event_id: int, partition: int = 0) -> int:
                 return decided
     except ServiceBusy as error:  # a lock held elsewhere, or the database down or recovering
         raise self.retry(exc=error, countdown=allocation_retry_delay_s(self.request.retries)) from error
-    wake_allocation(event_id, partition)  # more remain: queue behind whatever else waits
+    adapters().wakeups.wake_allocation(event_id, partition)  # more remain: queue behind whatever else waits
     return decided
 
 
 def allocation_retry_delay_s(retries: int) -> float:
     return min(ALLOCATION_RETRY_DELAY_S * 2**retries, ALLOCATION_RETRY_DELAY_S_MAX)
-
-
-def wake_allocation(event_id: int, partition: int) -> None:
-    allocate_event.apply_async(args=(event_id, partition), queue=allocation_queue(partition))
 
 
 @shared_task(name=SWEEP_PENDING_TASK)
@@ -67,8 +63,9 @@ def sweep_pending() -> int:
     except ServiceBusy:
         log.warning("sweep.skipped", extra={"reason": "database unavailable"})
         return 0
+    wakeups = adapters().wakeups
     for event_id, partition in stranded:
-        wake_allocation(event_id, partition)
+        wakeups.wake_allocation(event_id, partition)
     if stranded:
         log.warning("sweep.rewoke", extra={"events": len(stranded)})
     return len(stranded)

@@ -116,3 +116,8 @@ def test_blueprints_import_no_database_session():
                     offenders.setdefault(str(path.relative_to(PACKAGE)), []).extend(bad)
     # api/health.py until issue 9 point 1 (ports): the readiness probe asks the adapters.
     assert offenders == {"api/health.py": ["atomicseats.extensions.db"]}
+
+
+def test_the_kafka_adapter_only_publishes():
+    """Submitting a request (Kafka) and waking work (Celery) are two ports with two adapters."""
+    assert sorted(module for module in imported_modules(PACKAGE / "adapters" / "kafka.py") if "celery" in module) == []

@@ -8,12 +8,16 @@ Every task is idempotent, so a redelivery is harmless.
 
 from __future__ import annotations
 
+import threading
+import time
+
 from celery import Celery, Task, signals
 from flask import Flask
 
 from atomicseats import names
 from atomicseats.domain.limits import CLOSE_OUT_INTERVAL_S
 from atomicseats.names import (
+    ALLOCATE_EVENT_TASK,
     CLOSE_SALES_TASK,
     CORRELATION_HEADER_CELERY,
     DOMAIN_EVENTS_QUEUE,
@@ -23,6 +27,7 @@ from atomicseats.names import (
     RECONCILE_CACHES_TASK,
     SEND_NOTIFICATIONS_TASK,
     SWEEP_PENDING_TASK,
+    allocation_queue,
 )
 from atomicseats.observability import announce_ready, get_correlation_id, reset_correlation_id, set_correlation_id
 
@@ -30,6 +35,10 @@ VISIBILITY_TIMEOUT_S = 30
 SWEEP_INTERVAL_S = 2.0
 OUTBOX_INTERVAL_S = 2.0
 RECONCILE_INTERVAL_S = 60.0
+OUTBOX_WAKE_INTERVAL_S = 0.25  # at most this often per process; beat sweeps the rest
+# A wake-up still queued after this long is dropped when it is received: the senders were busy,
+# and a pile of stale wake-ups would only stand in front of the next useful one.
+OUTBOX_WAKE_EXPIRES_S = 2.0
 
 
 def celery_config(app: Flask) -> dict:
@@ -78,6 +87,32 @@ def register_celery(app: Flask) -> Celery:
     import atomicseats.tasks  # noqa: F401  registers the @shared_task functions
 
     return celery_app
+
+
+class CeleryWakeups:
+    """The Wakeups port of the full pipeline: Celery task messages, sent by task name (this
+    module never imports the tasks, which call services)."""
+
+    def __init__(self, celery_app: Celery) -> None:
+        self.celery_app = celery_app
+        self._last_outbox_wake = 0.0
+        self._lock = threading.Lock()
+
+    def wake_allocation(self, event_id: int, partition: int) -> None:
+        """The allocation task of the event, on the queue of its Kafka partition."""
+        self.celery_app.send_task(ALLOCATE_EVENT_TASK, args=[event_id, partition], queue=allocation_queue(partition))
+
+    def wake_outbox(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last_outbox_wake < OUTBOX_WAKE_INTERVAL_S:
+                return
+            self._last_outbox_wake = now
+        for task, queue in (
+            (SEND_NOTIFICATIONS_TASK, NOTIFICATIONS_QUEUE),
+            (PUBLISH_DOMAIN_EVENTS_TASK, DOMAIN_EVENTS_QUEUE),
+        ):
+            self.celery_app.send_task(task, queue=queue, expires=OUTBOX_WAKE_EXPIRES_S)
 
 
 @signals.before_task_publish.connect

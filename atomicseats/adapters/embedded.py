@@ -27,6 +27,14 @@ class InProcessPipeline:
         booking.allocate_pending(accepted.event_id)
         return True
 
+
+class InProcessWakeups:
+    """Work is done at once, in this process: allocation in the caller's context, the outbox in
+    a fresh one."""
+
+    def wake_allocation(self, event_id: int, partition: int) -> None:
+        booking.allocate_pending(event_id)
+
     def wake_outbox(self) -> None:
         """Send due notifications now, in a fresh app context: its own database session, so the
         caller's objects are neither expired nor detached by the sender's commits."""

@@ -117,18 +117,23 @@ class SharedProducer:
             producer.flush(timeout_s)
 
 
-class KafkaRequestPublisher:
-    """Puts accepted booking requests on `booking-requests`, keyed by event id."""
+class KafkaPipeline:
+    """The full pipeline's entry (the Pipeline port): puts accepted booking requests on
+    `booking-requests`, keyed by event id; the bridge records them and wakes allocation."""
+
+    records_before_answering = False
 
     def __init__(self, producer: SharedProducer) -> None:
         self.producer = producer
 
-    def publish(self, accepted: AcceptedRequest) -> None:
+    def submit(self, accepted: AcceptedRequest) -> bool:
+        """Return once the broker acknowledged the request (acks=all); ServiceBusy otherwise."""
         headers: list[tuple[str, str | bytes | None]] = [
             (CORRELATION_HEADER_KAFKA, (accepted.correlation_id or "").encode())
         ]
         value = json.dumps(accepted.to_message(), separators=(",", ":")).encode()
         self.producer.send(BOOKING_REQUESTS_TOPIC, str(accepted.event_id), value, headers)
+        return False
 
 
 class KafkaDomainEventPublisher:

@@ -23,13 +23,13 @@ def register_adapters(app: Flask) -> None:
     shares_limiter = app.config.get("RATELIMIT_STORAGE_URI", redis_url) == redis_url
     parts = _redis_parts(redis_url, shares_limiter) if redis_url else _embedded_parts()
     if app.config["PIPELINE"] == "kafka":
+        from atomicseats.adapters.celery_app import CeleryWakeups
         from atomicseats.adapters.kafka import (
             KafkaDomainEventPublisher,
-            KafkaRequestPublisher,
+            KafkaPipeline,
             ProducerSettings,
             SharedProducer,
         )
-        from atomicseats.adapters.kafka_pipeline import KafkaPipeline
 
         if not redis_url:
             raise RuntimeError("PIPELINE=kafka needs REDIS_URL (Celery's broker and the request registry)")
@@ -37,10 +37,12 @@ def register_adapters(app: Flask) -> None:
             ProducerSettings(app.config["KAFKA_BROKERS"], linger_ms=app.config["KAFKA_LINGER_MS"])
         )
         app.extensions["atomicseats.kafka_producer"] = producer
-        parts["pipeline"] = KafkaPipeline(KafkaRequestPublisher(producer), celery_app)
+        parts["pipeline"] = KafkaPipeline(producer)
+        parts["wakeups"] = CeleryWakeups(celery_app)
         parts["domain_events"] = KafkaDomainEventPublisher(producer)
     else:
         parts["pipeline"] = embedded.InProcessPipeline()
+        parts["wakeups"] = embedded.InProcessWakeups()
         parts["domain_events"] = embedded.NoDomainEventPublisher()
         _register_embedded_beat(app)
     parts["mailer"] = _mailer(app)

@@ -162,7 +162,7 @@ def announce_after_commit(work: UnitOfWork, event: Event, settlement: Settlement
     announced = settlement.decided_request_ids + settlement.promoted_request_ids + settlement.expired_request_ids
     if announced:
         work.after_commit(effects.outcomes.publish, announced)
-    work.after_commit(effects.pipeline.wake_outbox)
+    work.after_commit(effects.wakeups.wake_outbox)
     return totals
 
 

@@ -261,7 +261,7 @@ def requeue_failed_notifications(limit: int = limits.OUTBOX_BATCH_SIZE_MAX) -> i
             row.attempts = 0
             row.next_attempt_at = now
         if rows:
-            work.after_commit(adapters().pipeline.wake_outbox)
+            work.after_commit(adapters().wakeups.wake_outbox)
     log.info("outbox.requeued", extra={"rows": len(rows)})
     return len(rows)
 

@@ -42,6 +42,16 @@ class Pipeline(Protocol):
 
         True when it is already recorded and decided (in-process), False when it travels on."""
 
+
+class Wakeups(Protocol):
+    """Asks for recorded work to be done soon, after the commit that recorded it.
+
+    Best-effort: a lost wake-up is made good by the sweeper (allocation) or the periodic
+    sender (notifications), so callers log a failure and go on."""
+
+    def wake_allocation(self, event_id: int, partition: int) -> None:
+        """Decide the event's recorded requests (on the queue of the Kafka partition they came from)."""
+
     def wake_outbox(self) -> None:
         """Ask for due notifications to be sent (after a commit that wrote some)."""
 
@@ -160,6 +170,7 @@ class DomainEventPublisher(Protocol):
 @dataclass(frozen=True)
 class Adapters:
     pipeline: Pipeline
+    wakeups: Wakeups
     availability: AvailabilityCache
     requests: RequestRegistry
     waitlist: WaitlistMirror

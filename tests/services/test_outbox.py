@@ -62,22 +62,24 @@ class Sink:
         return [email.message_from_bytes(path.read_bytes(), policy=policy.default) for path in new]
 
 
-class ManualOutboxPipeline:
-    """The embedded pipeline, except that the test sends the outbox itself to see each report."""
+class ManualOutboxWakeups:
+    """The embedded wake-ups, except that the test sends the outbox itself to see each report."""
 
     def __init__(self, inner) -> None:
         self.inner = inner
 
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
+    def wake_allocation(self, event_id: int, partition: int) -> None:
+        self.inner.wake_allocation(event_id, partition)
 
     def wake_outbox(self) -> None:
         return None
 
 
-class RecordOnlyPipeline(ManualOutboxPipeline):
+class RecordOnlyPipeline:
     """Records accepted requests and stops there, as if the allocation task had not run yet:
     what happens between accepting a request and deciding it is then up to the test."""
+
+    records_before_answering = True
 
     def submit(self, accepted) -> None:
         booking.record_requests([accepted])
@@ -122,7 +124,7 @@ def _app_mailing_to(sink: Sink, database_url: str):
     with fresh_app(database_url, **mail) as application:
         wired = application.extensions[EXTENSION_KEY]
         application.extensions[EXTENSION_KEY] = dataclasses.replace(
-            wired, mailer=FlaskMailMailer(), pipeline=ManualOutboxPipeline(wired.pipeline)
+            wired, mailer=FlaskMailMailer(), wakeups=ManualOutboxWakeups(wired.wakeups)
         )
         yield application
 
@@ -254,7 +256,7 @@ def test_rejections_partial_rejections_and_a_deleted_event_are_explained(app, cl
     book(client, guest_c, concert, 2)  # 1 confirmed, 1 waiting
     request_e = book(client, guest_e, gig, 3)["requestId"]  # 2 confirmed, 1 rejected: no waitlist
     wired = app.extensions[EXTENSION_KEY].pipeline
-    use_adapters(app, pipeline=RecordOnlyPipeline(wired.inner))
+    use_adapters(app, pipeline=RecordOnlyPipeline())
     request_d = book(client, guest_d, concert, 1)["requestId"]  # accepted: the waitlist is open ...
     request_g = book(client, guest_g, late_show, 1)["requestId"]  # accepted: the event exists ...
     use_adapters(app, pipeline=wired)
@@ -298,7 +300,7 @@ def test_rejections_partial_rejections_and_a_deleted_event_are_explained(app, cl
 
 
 def test_the_embedded_pipeline_mails_right_after_the_booking(app, client, sink):
-    use_adapters(app, pipeline=app.extensions[EXTENSION_KEY].pipeline.inner)
+    use_adapters(app, wakeups=app.extensions[EXTENSION_KEY].wakeups.inner)
     host = account(client, "host")
     guest = account(client)
     request_id = book(client, guest, create_event(client, host, capacity=2)["id"], 2)["requestId"]
