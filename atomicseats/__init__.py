@@ -12,7 +12,7 @@ from config import load_config
 
 
 def create_app(config_name: str | None = None, overrides: dict | None = None) -> Flask:
-    from atomicseats.adapters.registry import register_adapters
+    from atomicseats.wiring import register_adapters
     from atomicseats.api import register_blueprints
     from atomicseats.auth import register_auth
     from atomicseats.cli import register_cli
