@@ -12,12 +12,12 @@ from config import load_config
 
 
 def create_app(config_name: str | None = None, overrides: dict | None = None) -> Flask:
-    from atomicseats.wiring import register_adapters
     from atomicseats.api import register_blueprints
     from atomicseats.auth import register_auth
     from atomicseats.cli import register_cli
     from atomicseats.http import CookieSessionOnDemand, register_error_handlers, register_request_hooks
     from atomicseats.observability import configure_logging
+    from atomicseats.wiring import register_adapters
 
     app = Flask(__name__, instance_relative_config=False)
     app.session_interface = CookieSessionOnDemand()

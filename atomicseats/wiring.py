@@ -1,4 +1,6 @@
-"""Choose the adapters for this app: decided here, in one place, for every mode.
+"""The composition root's wiring: choose the adapters for this app, decided here, in one
+place, for every mode, and hand the in-process ones the use cases they run (adapters never
+import services; this module may, as create_app's helper).
 
 PIPELINE=embedded: requests are recorded and allocated in-process.
 PIPELINE=kafka: requests go to Kafka; the bridge records them and Celery allocates.
@@ -8,15 +10,20 @@ outcome channel live in Redis; without it, Postgres answers everything.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Flask
 
 from atomicseats.adapters import embedded
 from atomicseats.adapters.celery_app import register_celery
+from atomicseats.services import booking, outbox, sales
 from atomicseats.services.ports import EXTENSION_KEY, Adapters
 
 
 def register_adapters(app: Flask) -> None:
     celery_app = register_celery(app)
+    import atomicseats.tasks  # noqa: F401  registers the @shared_task functions with it
+
     redis_url = app.config.get("REDIS_URL")
     # The limiter's storage defaults to REDIS_URL (bind_extensions); only then may the
     # registry count quotas in its claim.
@@ -41,8 +48,12 @@ def register_adapters(app: Flask) -> None:
         parts["wakeups"] = CeleryWakeups(celery_app)
         parts["domain_events"] = KafkaDomainEventPublisher(producer)
     else:
-        parts["pipeline"] = embedded.InProcessPipeline()
-        parts["wakeups"] = embedded.InProcessWakeups()
+        parts["pipeline"] = embedded.InProcessPipeline(
+            record=booking.record_requests, allocate=booking.allocate_pending
+        )
+        parts["wakeups"] = embedded.InProcessWakeups(
+            allocate=booking.allocate_pending, send_notifications=outbox.send_due_notifications
+        )
         parts["domain_events"] = embedded.NoDomainEventPublisher()
         _register_embedded_beat(app)
     parts["mailer"] = _mailer(app)
@@ -53,9 +64,14 @@ def _register_embedded_beat(app: Flask) -> None:
     interval_s = app.config["EMBEDDED_BEAT_INTERVAL_S"]
     if interval_s <= 0:
         return
-    beat = embedded.EmbeddedBeat(app, interval_s)
+    beat = embedded.EmbeddedBeat(app, interval_s, embedded_beat_rounds())
     app.extensions["atomicseats.embedded_beat"] = beat
     app.before_request(beat.start_once)
+
+
+def embedded_beat_rounds() -> list[tuple[str, Callable[[], object]]]:
+    """The embedded default's periodic work, in the order beat would run it."""
+    return [("close_sales", sales.close_due_sales), ("send_notifications", outbox.send_due_notifications)]
 
 
 def _embedded_parts() -> dict:

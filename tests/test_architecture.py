@@ -44,7 +44,6 @@ def test_adapters_import_of_the_services_only_their_ports_and_value_types():
             for module in imported_modules(path)
             if module.startswith(("atomicseats.services", "atomicseats.api", "atomicseats.web"))
             and module not in ADAPTERS_MAY_IMPORT_FROM_SERVICES
-            and str(path.relative_to(PACKAGE)) != "adapters/embedded.py"  # until its use cases are injected
         )
         if bad:
             offenders[str(path.relative_to(PACKAGE))] = bad

@@ -84,8 +84,6 @@ def register_celery(app: Flask) -> Celery:
     celery_app.config_from_object(celery_config(app))
     celery_app.set_default()
     app.extensions["celery"] = celery_app
-    import atomicseats.tasks  # noqa: F401  registers the @shared_task functions
-
     return celery_app
 
 

@@ -9,53 +9,64 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from flask import Flask, current_app
 
-from atomicseats.services import booking
 from atomicseats.services.contracts import AcceptedRequest, EventAvailability, Quota
 
 log = logging.getLogger(__name__)
 
 
 class InProcessPipeline:
+    """Records the request, then decides its event, before the API answers: the use cases
+    (`booking.record_requests`, `booking.allocate_pending`) come from the composition root."""
+
     records_before_answering = True
 
+    def __init__(self, record: Callable[[list[AcceptedRequest]], object], allocate: Callable[[int], object]) -> None:
+        self._record = record
+        self._allocate = allocate
+
     def submit(self, accepted: AcceptedRequest) -> bool:
-        booking.record_requests([accepted])
-        booking.allocate_pending(accepted.event_id)
+        self._record([accepted])
+        self._allocate(accepted.event_id)
         return True
 
 
 class InProcessWakeups:
     """Work is done at once, in this process: allocation in the caller's context, the outbox in
-    a fresh one."""
+    a fresh one (`send_notifications`: the outbox's sender, from the composition root)."""
+
+    def __init__(self, allocate: Callable[[int], object], send_notifications: Callable[[], object]) -> None:
+        self._allocate = allocate
+        self._send_notifications = send_notifications
 
     def wake_allocation(self, event_id: int, partition: int) -> None:
-        booking.allocate_pending(event_id)
+        self._allocate(event_id)
 
     def wake_outbox(self) -> None:
         """Send due notifications now, in a fresh app context: its own database session, so the
         caller's objects are neither expired nor detached by the sender's commits."""
-        from atomicseats.services import outbox
-
         with current_app.app_context():
-            outbox.send_due_notifications()
+            self._send_notifications()
 
 
 class EmbeddedBeat:
     """The embedded default's stand-in for Celery beat: one daemon thread per server process
-    runs the periodic work every `interval_s` (closing the sales of events that started,
-    sending e-mails whose retry is due), each round in a fresh app context.
+    runs the periodic work every `interval_s` (the composition root passes the rounds: closing
+    the sales of events that started, sending e-mails whose retry is due), each round in a
+    fresh app context.
 
     Started by the first request the server answers, so CLI commands (which build the same
     app) never start it. A failing round is logged and the next one runs as usual."""
 
-    def __init__(self, app: Flask, interval_s: float) -> None:
+    def __init__(self, app: Flask, interval_s: float, rounds: Sequence[tuple[str, Callable[[], object]]]) -> None:
         assert interval_s > 0
+        assert rounds
         self._app = app
         self._interval_s = interval_s
+        self._rounds = tuple(rounds)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -79,13 +90,8 @@ class EmbeddedBeat:
             self.run_round()
 
     def run_round(self) -> None:
-        from atomicseats.services import outbox, sales
-
         with self._app.app_context():
-            for name, work in (
-                ("close_sales", sales.close_due_sales),
-                ("send_notifications", outbox.send_due_notifications),
-            ):
+            for name, work in self._rounds:
                 try:
                     work()
                 except Exception:

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from atomicseats.adapters.embedded import EmbeddedBeat
 from atomicseats.extensions import db
 from atomicseats.models import OutboxMessage, WaitlistEntry
+from atomicseats.wiring import embedded_beat_rounds
 from tests.conftest import make_app
 from tests.helpers import book, create_event
 from tests.services.test_sales_end import end_sales, people  # noqa: F401 (fixture)
@@ -37,7 +38,7 @@ def test_the_beat_closes_out_a_started_event_and_sends_the_mail(app, client, peo
     book(client, guests[0], event_id, 1)
     assert book(client, guests[1], event_id, 2)["status"] == "waitlisted"
     end_sales(event_id)
-    beat = EmbeddedBeat(app, interval_s=0.2)
+    beat = EmbeddedBeat(app, interval_s=0.2, rounds=embedded_beat_rounds())
     beat.start_once()
     try:
 
