@@ -10,7 +10,6 @@ events if the wake-up was lost). Nothing is acknowledged before it is durable.
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
@@ -20,6 +19,7 @@ from collections.abc import Iterable
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from flask import Flask
 
+from atomicseats.adapters import request_message
 from atomicseats.domain import limits
 from atomicseats.names import BOOKING_REQUESTS_TOPIC, BRIDGE_CONSUMER_GROUP
 from atomicseats.observability import announce_ready, log_with_correlation
@@ -122,8 +122,7 @@ def _parse(messages: Iterable[Message]) -> Iterable[AcceptedRequest]:
             value = message.value()
             if value is None:  # a tombstone carries no request
                 raise ValueError("message without a value")
-            body = json.loads(value)
-            yield AcceptedRequest.from_message(body, partition=message.partition(), offset=message.offset())
+            yield request_message.decode(value, partition=message.partition(), offset=message.offset())
         except (TypeError, ValueError, KeyError) as error:
             # A request the API never wrote: nothing was promised for it. Keep a trace and go on.
             log.error(

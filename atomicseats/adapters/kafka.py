@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from atomicseats.adapters.request_message import headers_of, message_of
 from atomicseats.errors import ServiceBusy
-from atomicseats.names import BOOKING_EVENTS_TOPIC, BOOKING_REQUESTS_TOPIC, CORRELATION_HEADER_KAFKA
+from atomicseats.names import BOOKING_EVENTS_TOPIC, BOOKING_REQUESTS_TOPIC
 from atomicseats.services.contracts import AcceptedRequest
 
 log = logging.getLogger(__name__)
@@ -128,11 +129,8 @@ class KafkaPipeline:
 
     def submit(self, accepted: AcceptedRequest) -> bool:
         """Return once the broker acknowledged the request (acks=all); ServiceBusy otherwise."""
-        headers: list[tuple[str, str | bytes | None]] = [
-            (CORRELATION_HEADER_KAFKA, (accepted.correlation_id or "").encode())
-        ]
-        value = json.dumps(accepted.to_message(), separators=(",", ":")).encode()
-        self.producer.send(BOOKING_REQUESTS_TOPIC, str(accepted.event_id), value, headers)
+        value = json.dumps(message_of(accepted), separators=(",", ":")).encode()
+        self.producer.send(BOOKING_REQUESTS_TOPIC, str(accepted.event_id), value, headers_of(accepted))
         return False
 
 

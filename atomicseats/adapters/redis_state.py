@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from atomicseats.adapters import redis_cache
+from atomicseats.adapters import redis_cache, request_message
 from atomicseats.adapters.redis_cache import KEY_PREFIX, KEY_TTL_S, SOCKET_TIMEOUT_S
+from atomicseats.adapters.request_message import message_of
 from atomicseats.domain import limits
 from atomicseats.errors import RateLimited
 from atomicseats.services.contracts import AcceptedRequest, EventAvailability, Quota
@@ -229,12 +230,12 @@ class RedisRequestRegistry:
 
 
 def _encode_request(accepted: AcceptedRequest) -> str:
-    return json.dumps(accepted.to_message(), sort_keys=True, separators=(",", ":"))
+    return json.dumps(message_of(accepted), sort_keys=True, separators=(",", ":"))
 
 
 def _decode_request(stored: str | bytes) -> AcceptedRequest | None:
     try:
-        return AcceptedRequest.from_message(json.loads(stored))
+        return request_message.decode(stored)
     except (KeyError, TypeError, ValueError, AttributeError) as error:  # damaged: a miss, never a wrong answer
         log.warning("registry.entry_damaged", extra={"error": str(error)})
         return None

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from atomicseats.domain import allocator, limits
+from atomicseats.domain import allocator
 
 
 @dataclass(frozen=True)
@@ -16,6 +14,7 @@ class AcceptedRequest:
 
     `accepted_at` is when the API accepted it (latency is measured from there);
     `kafka_partition` / `kafka_offset` say where the bridge read it, if it came that way.
+    Its wire form (the Kafka message) is the Kafka adapter's: adapters/request_message.py.
     """
 
     request_id: str
@@ -27,53 +26,6 @@ class AcceptedRequest:
     accepted_at: datetime
     kafka_partition: int | None = None
     kafka_offset: int | None = None
-
-    def to_message(self) -> dict[str, str | int | None]:
-        """The JSON body that travels (Kafka message, registry entry): where it was read is not part of it."""
-        return {
-            "request_id": self.request_id,
-            "user_id": self.user_id,
-            "event_id": self.event_id,
-            "seats": self.seats,
-            "idempotency_key": self.idempotency_key,
-            "correlation_id": self.correlation_id,
-            "accepted_at": self.accepted_at.isoformat(),
-        }
-
-    @classmethod
-    def from_message(
-        cls, message: dict[str, Any], partition: int | None = None, offset: int | None = None
-    ) -> AcceptedRequest:
-        """Rebuild from a message body; raises KeyError/TypeError/ValueError on a malformed one."""
-        accepted_at = datetime.fromisoformat(message["accepted_at"])
-        if accepted_at.tzinfo is None:
-            raise ValueError("accepted_at must carry a timezone")
-        idempotency_key = message.get("idempotency_key")
-        correlation_id = message.get("correlation_id")
-        return cls(
-            request_id=str(uuid.UUID(str(message["request_id"]))),
-            user_id=_positive_int(message["user_id"]),
-            event_id=_positive_int(message["event_id"]),
-            seats=_seat_count(message["seats"]),
-            idempotency_key=None if idempotency_key is None else str(idempotency_key),
-            correlation_id=None if correlation_id is None else str(correlation_id),
-            accepted_at=accepted_at,
-            kafka_partition=partition,
-            kafka_offset=offset,
-        )
-
-
-def _seat_count(value: object) -> int:
-    seats = _positive_int(value)
-    if seats > limits.SEATS_PER_REQUEST_MAX:
-        raise ValueError(f"at most {limits.SEATS_PER_REQUEST_MAX} seats, got {seats}")
-    return seats
-
-
-def _positive_int(value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"expected a positive integer, got {value!r}")
-    return value
 
 
 @dataclass(frozen=True)

@@ -65,10 +65,11 @@ def accepted_request(event_id: int, user_id: int, seats: int):
 
 def produce_request(producer, accepted, on_delivery) -> None:
     """One request on booking-requests, keyed by its event, as the API's publisher puts it."""
-    from atomicseats.names import BOOKING_REQUESTS_TOPIC, CORRELATION_HEADER_KAFKA
+    from atomicseats.adapters.request_message import headers_of, message_of
+    from atomicseats.names import BOOKING_REQUESTS_TOPIC
 
-    value = json.dumps(accepted.to_message(), separators=(",", ":")).encode()
-    headers = [(CORRELATION_HEADER_KAFKA, accepted.correlation_id.encode())]
+    value = json.dumps(message_of(accepted), separators=(",", ":")).encode()
+    headers = headers_of(accepted)
     while True:
         try:
             producer.produce(

@@ -1,4 +1,4 @@
-"""The message that travels through Kafka and the request registry."""
+"""The message that travels through Kafka and the request registry (adapters/request_message.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import dataclasses
 import json
 from datetime import UTC, datetime
 
+from atomicseats.adapters.request_message import accepted_from, message_of
 from atomicseats.services.contracts import AcceptedRequest
 
 WHERE_READ = {"kafka_partition", "kafka_offset"}
@@ -26,13 +27,13 @@ def accepted(**overrides) -> AcceptedRequest:
 
 def test_message_carries_every_field_but_where_it_was_read():
     names = {field.name for field in dataclasses.fields(AcceptedRequest)}
-    assert set(accepted().to_message()) == names - WHERE_READ
+    assert set(message_of(accepted())) == names - WHERE_READ
 
 
 def test_message_round_trips_through_json():
     for request in (accepted(), accepted(idempotency_key=None, correlation_id=None)):
-        body = json.loads(json.dumps(request.to_message()))
-        assert AcceptedRequest.from_message(body) == request
-        assert AcceptedRequest.from_message(body, partition=2, offset=40) == dataclasses.replace(
+        body = json.loads(json.dumps(message_of(request)))
+        assert accepted_from(body) == request
+        assert accepted_from(body, partition=2, offset=40) == dataclasses.replace(
             request, kafka_partition=2, kafka_offset=40
         )
