@@ -85,7 +85,7 @@ def _embedded_parts() -> dict:
 
 
 def _redis_parts(redis_url: str, shares_limiter: bool) -> dict:
-    from atomicseats.adapters.redis_cache import RedisAvailabilityCache, RedisSessionCache, connect
+    from atomicseats.adapters.redis_cache import RedisAvailabilityCache, RedisProbe, RedisSessionCache, connect
     from atomicseats.adapters.redis_state import RedisOutcomeChannel, RedisRequestRegistry, RedisWaitlistMirror
 
     client = connect(redis_url)
@@ -95,6 +95,7 @@ def _redis_parts(redis_url: str, shares_limiter: bool) -> dict:
         "waitlist": RedisWaitlistMirror(client),
         "outcomes": RedisOutcomeChannel(client),
         "sessions": RedisSessionCache(client),
+        "probes": (RedisProbe(client),),
     }
 
 

@@ -31,6 +31,21 @@ def connect(url: str) -> redis.Redis:
     )
 
 
+class RedisProbe:
+    """The Probe port for the Redis server every Redis adapter here shares."""
+
+    name = "redis"
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except redis.RedisError:
+            return False
+
+
 def availability_key(event_id: int) -> str:
     return f"{KEY_PREFIX}{event_id}:availability"
 

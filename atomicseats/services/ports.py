@@ -56,6 +56,15 @@ class Wakeups(Protocol):
         """Ask for due notifications to be sent (after a commit that wrote some)."""
 
 
+class Probe(Protocol):
+    """A server some adapters depend on, for the readiness probe (e.g. "redis")."""
+
+    name: str
+
+    def ping(self) -> bool:
+        """True when it answers now, False otherwise; never raises, never waits long."""
+
+
 class AvailabilityCache(Protocol):
     """Seat availability per event, for listings and admission control.
 
@@ -178,6 +187,7 @@ class Adapters:
     sessions: SessionCache
     mailer: Mailer
     domain_events: DomainEventPublisher
+    probes: tuple[Probe, ...] = ()  # what readiness reports on besides the database
 
 
 def adapters() -> Adapters:
