@@ -1,13 +1,15 @@
-"""`flask reconcile`: rebuild Redis' availability entries and waitlist mirrors from Postgres."""
+"""Operations: `flask audit` (check the invariants), `flask close-sales`, `flask reconcile`
+(rebuild Redis' availability entries and waitlist mirrors from Postgres)."""
 
 from __future__ import annotations
 
 import sys
 
 import click
-from flask import Flask, current_app
+from flask import current_app
 
-from atomicseats.services import reconcile
+from atomicseats.domain import limits
+from atomicseats.services import audit, reconcile, sales
 
 
 @click.command("reconcile")
@@ -28,5 +30,36 @@ def reconcile_command() -> None:
         sys.exit(1)
 
 
-def register_reconcile_cli(app: Flask) -> None:
-    app.cli.add_command(reconcile_command)
+@click.command("audit")
+@click.option(
+    "--pending-grace-s",
+    default=audit.PENDING_GRACE_S_DEFAULT,
+    show_default=True,
+    type=click.IntRange(0, 86400),
+    help="How long a request may stay pending before it counts as stranded.",
+)
+def audit_command(pending_grace_s: int) -> None:
+    """Check every invariant of DESIGN.md; exit 1 and list violations if any fail."""
+    report = audit.run_audit(pending_grace_s)
+    click.echo(f"audited {report.events_checked} events, {report.requests_checked} booking requests")
+    if report.is_clean:
+        click.echo("audit clean: no oversell, counters agree, every request has one outcome, FIFO holds")
+        return
+    for violation in report.violations:
+        click.echo(f"VIOLATION {violation}", err=True)
+    click.echo(f"{len(report.violations)} violation(s)", err=True)
+    sys.exit(1)
+
+
+@click.command("close-sales")
+def close_sales_command() -> None:
+    """Close out the waitlists of events whose sales ended (the beat task does it in full mode)."""
+    total = sales.CloseOutReport(0, 0)
+    for _ in range(sales.CLOSE_OUT_RUNS_MAX):
+        report = sales.close_due_sales()
+        total = sales.CloseOutReport(
+            total.events_closed + report.events_closed, total.entries_expired + report.entries_expired
+        )
+        if report.events_closed < limits.CLOSE_OUT_EVENTS_PER_RUN_MAX:
+            break
+    click.echo(f"closed out {total.events_closed} event(s): {total.entries_expired} waiting entries expired")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-from flask import Flask
 from flask.cli import AppGroup
 
 from atomicseats.domain import limits
@@ -49,7 +48,3 @@ def requeue_failed_command(limit: int) -> None:
     except AtomicSeatsError as error:
         raise click.ClickException(error.message) from error
     click.echo(f"requeued {count}")
-
-
-def register_outbox_cli(app: Flask) -> None:
-    app.cli.add_command(outbox_cli)

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy import select, update
 
 from atomicseats.adapters.mail import FlaskMailMailer
-from atomicseats.cli_outbox import register_outbox_cli
+from atomicseats.cli.outbox import outbox_cli
 from atomicseats.domain import limits
 from atomicseats.extensions import db
 from atomicseats.models import OutboxMessage, utcnow
@@ -543,7 +543,7 @@ def test_a_send_made_while_the_database_restarts_is_recorded_once_it_is_back(pos
 
 
 def test_the_outbox_commands_send_and_report(app, client, sink):
-    register_outbox_cli(app)
+    app.cli.add_command(outbox_cli)
     runner = app.test_cli_runner()
     host = account(client, "host")
     guest = account(client)

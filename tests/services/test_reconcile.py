@@ -18,7 +18,7 @@ from atomicseats.adapters.redis_state import (
     connect,
     waitlist_key,
 )
-from atomicseats.cli_reconcile import register_reconcile_cli
+from atomicseats.cli.operations import reconcile_command
 from atomicseats.extensions import db
 from atomicseats.models import Event, WaitlistEntry
 from atomicseats.services import audit
@@ -172,7 +172,7 @@ def test_the_mirror_follows_later_bookings_and_cancellations(sale, client):
 
 def test_flask_reconcile_prints_the_report_and_audit_is_clean_after(app, sale):
     if "reconcile" not in app.cli.commands:
-        register_reconcile_cli(app)
+        app.cli.add_command(reconcile_command)
     sale.redis.flushdb()
     runner = app.test_cli_runner()
     result = runner.invoke(args=["reconcile"])
@@ -194,7 +194,7 @@ def test_with_redis_down_reconcile_reports_every_repair_failed_and_never_raises(
     assert report.details, "no detail for the failed repairs"
     assert all("could not be written" in line for line in report.details)
     if "reconcile" not in app.cli.commands:
-        register_reconcile_cli(app)
+        app.cli.add_command(reconcile_command)
     result = app.test_cli_runner().invoke(args=["reconcile"])
     assert result.exit_code == 1
     assert "6 repair(s) failed" in result.output
