@@ -65,7 +65,7 @@ def bind_extensions(app: Flask) -> None:
 
     from atomicseats.domain import limits
     from atomicseats.extensions import db, limiter, mail, migrate
-    from atomicseats.services._work import install_sqlite_pragmas, release_session
+    from atomicseats.services.unit_of_work import install_sqlite_pragmas, release_session
 
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
     if uri.startswith("sqlite:///"):

@@ -18,7 +18,7 @@ from atomicseats.errors import Forbidden, NotAuthenticated
 from atomicseats.extensions import jwt, login_manager
 from atomicseats.models import User
 from atomicseats.services import users
-from atomicseats.services._tokens import decoding_key, encoding_key
+from atomicseats.services.tokens import decoding_key, encoding_key
 
 _ACCOUNT_KEY = "atomicseats.account"
 _CLAIMS_KEY = "atomicseats.claims"

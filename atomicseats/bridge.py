@@ -24,9 +24,9 @@ from atomicseats.domain import limits
 from atomicseats.names import BOOKING_REQUESTS_TOPIC, BRIDGE_CONSUMER_GROUP
 from atomicseats.observability import announce_ready, log_with_correlation
 from atomicseats.services import booking
-from atomicseats.services._work import release_session
 from atomicseats.services.contracts import AcceptedRequest
 from atomicseats.services.ports import adapters
+from atomicseats.services.unit_of_work import release_session
 
 log = logging.getLogger("atomicseats.bridge")
 

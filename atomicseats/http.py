@@ -19,7 +19,7 @@ from atomicseats.observability import (
     reset_correlation_id,
     set_correlation_id,
 )
-from atomicseats.services._work import release_session, service_busy_for
+from atomicseats.services.unit_of_work import release_session, service_busy_for
 
 log = logging.getLogger("atomicseats.http")
 

@@ -18,8 +18,8 @@ from atomicseats.names import (
     SWEEP_PENDING_TASK,
 )
 from atomicseats.services import booking
-from atomicseats.services._work import database_errors_as_busy
 from atomicseats.services.ports import adapters
+from atomicseats.services.unit_of_work import database_errors_as_busy
 
 log = logging.getLogger(__name__)
 

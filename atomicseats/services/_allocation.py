@@ -22,10 +22,10 @@ from atomicseats.domain.states import BookingStatus, RequestStatus, WaitlistStat
 from atomicseats.errors import NotFound
 from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry, utcnow
 from atomicseats.observability import log_with_correlation
-from atomicseats.services._outbox import Notification, outbox_row, outbox_values
-from atomicseats.services._work import UnitOfWork
+from atomicseats.services._notification_rows import Notification, outbox_row, outbox_values
 from atomicseats.services.contracts import EventAvailability
 from atomicseats.services.ports import adapters
+from atomicseats.services.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry, utcnow
 from atomicseats.services._allocation import waitlist_totals
 from atomicseats.services._mirror import mirror_truths
-from atomicseats.services._outbox import message_id
+from atomicseats.services._notification_rows import message_id
 from atomicseats.services.ports import adapters
 
 PENDING_GRACE_S_DEFAULT = 120

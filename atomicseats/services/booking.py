@@ -34,10 +34,10 @@ from atomicseats.services._allocation import (
     waitlist_totals,
     withdraw_waiting,
 )
-from atomicseats.services._outbox import Notification, outbox_row
-from atomicseats.services._work import UnitOfWork, database_errors_as_busy, unit_of_work
+from atomicseats.services._notification_rows import Notification, outbox_row
 from atomicseats.services.contracts import AcceptedRequest, AllocationSummary, EventAvailability
 from atomicseats.services.ports import RegistryUnavailable, adapters
+from atomicseats.services.unit_of_work import UnitOfWork, database_errors_as_busy, unit_of_work
 
 log = logging.getLogger(__name__)
 

@@ -33,11 +33,11 @@ from atomicseats.services._allocation import (
     waitlist_totals,
     withdraw_waiting,
 )
-from atomicseats.services._outbox import Notification, outbox_row
+from atomicseats.services._notification_rows import Notification, outbox_row
 from atomicseats.services._pages import Page, Position, cursor_choice, cursor_id, cursor_time, decode_cursor, page_of
-from atomicseats.services._work import UnitOfWork, unit_of_work
 from atomicseats.services.contracts import EventAvailability
 from atomicseats.services.ports import adapters
+from atomicseats.services.unit_of_work import UnitOfWork, unit_of_work
 
 log = logging.getLogger(__name__)
 

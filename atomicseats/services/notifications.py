@@ -18,7 +18,7 @@ from atomicseats.domain.allocator import REASON_EVENT_STARTED, REASON_WAITLIST_C
 from atomicseats.domain.request_state import REASON_EVENT_DELETED
 from atomicseats.domain.states import RequestStatus
 from atomicseats.names import MAIL_KIND_HEADER
-from atomicseats.services._outbox import NOTIFICATION_KINDS
+from atomicseats.services._notification_rows import NOTIFICATION_KINDS
 
 KIND_HEADER = MAIL_KIND_HEADER
 SIGN_OFF = "The AtomicSeats team"

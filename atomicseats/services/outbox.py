@@ -35,9 +35,9 @@ from atomicseats.errors import ServiceBusy
 from atomicseats.extensions import db
 from atomicseats.models import OutboxMessage, User, utcnow
 from atomicseats.services import notifications
-from atomicseats.services._work import UnitOfWork, unit_of_work
 from atomicseats.services.contracts import MailMessage
 from atomicseats.services.ports import adapters
+from atomicseats.services.unit_of_work import UnitOfWork, unit_of_work
 
 log = logging.getLogger(__name__)
 

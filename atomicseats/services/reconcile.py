@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session
 from atomicseats.extensions import db
 from atomicseats.models import Event
 from atomicseats.services._mirror import MirrorTruth, mirror_truths
-from atomicseats.services._work import is_busy, set_transaction_timeouts
 from atomicseats.services.contracts import EventAvailability
 from atomicseats.services.ports import adapters
+from atomicseats.services.unit_of_work import is_busy, set_transaction_timeouts
 
 RECONCILE_PAGE_SIZE = 200
 RECONCILE_PAGES_MAX = 50_000  # 10 million events; a bound, not an expectation

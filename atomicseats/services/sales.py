@@ -24,7 +24,7 @@ from atomicseats.domain.states import EventStatus, WaitlistStatus
 from atomicseats.extensions import db
 from atomicseats.models import Event, WaitlistEntry, utcnow
 from atomicseats.services._allocation import Settlement, announce_after_commit, close_out_waitlist, lock_event
-from atomicseats.services._work import unit_of_work
+from atomicseats.services.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
 

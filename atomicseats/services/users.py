@@ -27,9 +27,9 @@ from atomicseats.domain import accounts
 from atomicseats.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, ServiceBusy
 from atomicseats.extensions import db
 from atomicseats.models import AuthSession, User, utcnow
-from atomicseats.services._tokens import signing_refresh_token
-from atomicseats.services._work import database_errors_as_busy, unit_of_work
 from atomicseats.services.ports import adapters
+from atomicseats.services.tokens import signing_refresh_token
+from atomicseats.services.unit_of_work import database_errors_as_busy, unit_of_work
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import session
 
 from atomicseats.extensions import db
-from atomicseats.services._work import release_session
+from atomicseats.services.unit_of_work import release_session
 
 
 def test_a_request_without_a_session_cookie_builds_no_signer_and_one_with_it_reads_it(app, monkeypatch):

@@ -675,7 +675,7 @@ def test_every_kind_renders_its_facts(kind, fields, subject, phrases):
 
 
 def test_rendering_covers_every_kind_the_services_write():
-    from atomicseats.services._outbox import NOTIFICATION_KINDS
+    from atomicseats.services._notification_rows import NOTIFICATION_KINDS
 
     for kind in NOTIFICATION_KINDS:
         fields = {"seatsRequested": 1, "seatsConfirmed": 1, "seatsWaitlisted": 0, "bookingId": 1}
