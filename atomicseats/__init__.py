@@ -10,6 +10,8 @@ from flask import Flask
 
 from config import load_config
 
+LIMITER_HOOKS_KEY = "atomicseats.limiter_hooks"  # until the blueprints are registered
+
 
 def create_app(config_name: str | None = None, overrides: dict | None = None) -> Flask:
     from atomicseats.api import register_blueprints
@@ -31,6 +33,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     register_adapters(app)
     register_request_hooks(app)
     register_blueprints(app)
+    _check_limits_only_where_declared(app, app.extensions.pop(LIMITER_HOOKS_KEY))
     register_error_handlers(app)
     register_cli(app)
     return app
@@ -47,17 +50,25 @@ def _trust_proxies(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
 
-def _check_limits_only_where_declared(app: Flask, limiter) -> None:
+def _check_limits_only_where_declared(app: Flask, limiter_hooks: list) -> None:
     """Every rate limit here is declared on its route (`@limiter.limit`), and those
     decorators check their own limits. Flask-Limiter's global before_request hook would
     only filter an empty list of default limits on every request, the flash-sale hot
-    path included, so it is unhooked; a default, application or meta limit would need it."""
+    path included, so it is unhooked; a default, application, meta or blueprint limit
+    would need it (then it stays). `limiter_hooks`: the before_request functions the
+    limiter's init_app added (none when RATELIMIT_ENABLED is off). Public API only: the
+    limit manager's limits, the app's config and Flask's before_request_funcs."""
+    from atomicseats.extensions import limiter
+
     manager = limiter.limit_manager
-    if manager.default_limits or manager.application_limits or limiter._meta_limits or manager._blueprint_limits:
+    with app.app_context():
+        has_blueprint_limits = any(manager.blueprint_limits(app, name) for name in app.blueprints)
+    if manager.default_limits or manager.application_limits or app.config.get("RATELIMIT_META"):
+        return
+    if has_blueprint_limits:
         return
     hooks = app.before_request_funcs.get(None, [])
-    if limiter._check_request_limit in hooks:  # absent when RATELIMIT_ENABLED is off
-        hooks.remove(limiter._check_request_limit)
+    app.before_request_funcs[None] = [hook for hook in hooks if hook not in limiter_hooks]
 
 
 def bind_extensions(app: Flask) -> None:
@@ -90,8 +101,11 @@ def bind_extensions(app: Flask) -> None:
         app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"), render_as_batch=True
     )
     mail.init_app(app)
+    hooks_before = list(app.before_request_funcs.get(None, []))
     limiter.init_app(app)
-    _check_limits_only_where_declared(app, limiter)
+    app.extensions[LIMITER_HOOKS_KEY] = [
+        hook for hook in app.before_request_funcs.get(None, []) if hook not in hooks_before
+    ]
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             install_sqlite_pragmas(db.engine)
