@@ -14,7 +14,6 @@ import time
 from celery import Celery, Task, signals
 from flask import Flask
 
-from atomicseats import names
 from atomicseats.domain.limits import CLOSE_OUT_INTERVAL_S
 from atomicseats.names import (
     ALLOCATE_EVENT_TASK,
@@ -67,11 +66,6 @@ def celery_config(app: Flask) -> dict:
             "close-sales": {"task": CLOSE_SALES_TASK, "schedule": CLOSE_OUT_INTERVAL_S},
         },
     }
-
-
-def worker_queues(app: Flask, kind: str = "all") -> list[str]:
-    """The queues a worker of this app consumes (names.worker_queues for its KAFKA_PARTITIONS)."""
-    return names.worker_queues(kind, app.config["KAFKA_PARTITIONS"])
 
 
 def register_celery(app: Flask) -> Celery:

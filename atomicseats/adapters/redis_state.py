@@ -69,17 +69,6 @@ def connect(url: str) -> redis.Redis:
     return redis_cache.connect(url)
 
 
-def connect_subscriber(url: str) -> redis.Redis:
-    """For pub/sub only: a read may wait a whole long poll, so the socket timeout is longer."""
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=SUBSCRIBER_SOCKET_TIMEOUT_S,
-        socket_connect_timeout=SOCKET_TIMEOUT_S,
-        redis_connect_func=_handshake_quickly,
-        decode_responses=True,
-    )
-
-
 def _handshake_quickly(connection: redis.Connection) -> None:
     """Run the connect handshake (AUTH, SELECT, CLIENT SETINFO) under the short command timeout.
 

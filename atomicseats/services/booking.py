@@ -364,17 +364,6 @@ def stranded_events(older_than_s: float, limit: int = limits.ALLOCATION_BATCH_SI
     return [(event_id, partition or 0) for event_id, partition in db.session.execute(statement)]
 
 
-def events_with_pending_requests(limit: int = limits.ALLOCATION_BATCH_SIZE_MAX) -> list[int]:
-    statement = (
-        select(BookingRequest.event_id)
-        .where(BookingRequest.status == states.RequestStatus.PENDING)
-        .group_by(BookingRequest.event_id)
-        .order_by(func.min(BookingRequest.id))
-        .limit(limit)
-    )
-    return list(db.session.execute(statement).scalars())
-
-
 def _pending_requests(session: Session, event_id: int, limit: int) -> list[BookingRequest]:
     statement = (
         select(BookingRequest)

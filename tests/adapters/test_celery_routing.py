@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from flask import Flask
 
-from atomicseats.adapters.celery_app import celery_config, worker_queues
+from atomicseats import names
+from atomicseats.adapters.celery_app import celery_config
 from atomicseats.domain import limits
 from atomicseats.names import (
     DOMAIN_EVENTS_QUEUE,
@@ -13,6 +14,11 @@ from atomicseats.names import (
     PUBLISH_DOMAIN_EVENTS_TASK,
     SEND_NOTIFICATIONS_TASK,
 )
+
+
+def worker_queues(app: Flask, kind: str) -> list[str]:
+    """The queues a worker of this app consumes (what `flask worker-queues` prints)."""
+    return names.worker_queues(kind, app.config["KAFKA_PARTITIONS"])
 
 
 def app_with(partitions: int = 3) -> Flask:

@@ -63,9 +63,9 @@ def test_a_backlog_larger_than_a_batch_is_decided_batch_by_batch(app, sale, monk
     booking.record_requests([accepted(guests[0].id, event_id, 1) for _ in range(2)])
     booking.record_requests([accepted(guests[1].id, event_id, 1) for _ in range(2)])
     assert booking.allocate_pending(event_id).requests_decided == 2
-    assert booking.events_with_pending_requests() == [event_id]
+    assert [pending for pending, _ in booking.stranded_events(older_than_s=0)] == [event_id]
     assert booking.allocate_pending(event_id).requests_decided == 2
-    assert booking.events_with_pending_requests() == []
+    assert booking.stranded_events(older_than_s=0) == []
 
 
 def test_promotion_serves_a_long_waitlist_in_bounded_rounds(app, client, monkeypatch):
