@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import CursorResult, func, insert, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy import CursorResult, insert, select, text, update
 
 from atomicseats.domain import allocator, limits
 from atomicseats.domain.request_state import request_status, seats_held
@@ -22,8 +21,8 @@ from atomicseats.domain.states import BookingStatus, RequestStatus, WaitlistStat
 from atomicseats.errors import NotFound
 from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry, utcnow
 from atomicseats.observability import log_with_correlation
+from atomicseats.services._availability import availability_of, waitlist_totals
 from atomicseats.services._notification_rows import Notification, outbox_row, outbox_values
-from atomicseats.services.contracts import EventAvailability
 from atomicseats.services.ports import adapters
 from atomicseats.services.unit_of_work import UnitOfWork
 
@@ -403,31 +402,3 @@ def _booking_values(event: Event, request: BookingRequest, seats: int, now: date
 
 def _new_booking(event: Event, request: BookingRequest, seats: int, now: datetime) -> Booking:
     return Booking(**_booking_values(event, request, seats, now))
-
-
-def waitlist_totals(session: Session, event_ids: list[int]) -> dict[int, tuple[int, int]]:
-    """(entries waiting, seats waiting) per event, in one grouped query."""
-    if not event_ids:
-        return {}
-    statement = (
-        select(
-            WaitlistEntry.event_id,
-            func.count(WaitlistEntry.id),
-            func.coalesce(func.sum(WaitlistEntry.seats_remaining), 0),
-        )
-        .where(WaitlistEntry.event_id.in_(event_ids), WaitlistEntry.status == WaitlistStatus.WAITING)
-        .group_by(WaitlistEntry.event_id)
-    )
-    return {event_id: (int(count), int(seats)) for event_id, count, seats in session.execute(statement)}
-
-
-def availability_of(event: Event, waitlist_length: int) -> EventAvailability:
-    return EventAvailability(
-        event_id=event.id,
-        capacity_seats=event.capacity_seats,
-        reserved_seats=event.reserved_seats,
-        is_waitlist_open=event.is_waitlist_open,
-        is_deleted=event.is_deleted,
-        waitlist_length=waitlist_length,
-        sales_end_at=event.sales_end,
-    )

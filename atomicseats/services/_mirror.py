@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from atomicseats.domain import limits
 from atomicseats.domain.states import WaitlistStatus
 from atomicseats.models import Event, WaitlistEntry
-from atomicseats.services._allocation import availability_of, waitlist_totals
+from atomicseats.services._availability import availability_of, waitlist_totals
 from atomicseats.services.contracts import EventAvailability
 
 

@@ -21,7 +21,7 @@ from atomicseats.domain import limits
 from atomicseats.domain.states import BookingStatus, EventStatus, WaitlistStatus
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, User, WaitlistEntry
-from atomicseats.services._allocation import waitlist_totals
+from atomicseats.services._availability import waitlist_totals
 from atomicseats.services._pages import Page, cursor_id, decode_cursor, page_of
 
 

@@ -18,7 +18,7 @@ from atomicseats.domain.request_state import request_status
 from atomicseats.domain.states import BookingStatus, RequestStatus, WaitlistStatus
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry, utcnow
-from atomicseats.services._allocation import waitlist_totals
+from atomicseats.services._availability import waitlist_totals
 from atomicseats.services._mirror import mirror_truths
 from atomicseats.services._notification_rows import message_id
 from atomicseats.services.ports import adapters

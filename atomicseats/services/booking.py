@@ -27,13 +27,12 @@ from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, Us
 from atomicseats.services import quotas
 from atomicseats.services._allocation import (
     announce_after_commit,
-    availability_of,
     cancel_bookings_held,
     lock_event,
     settle_event,
-    waitlist_totals,
     withdraw_waiting,
 )
+from atomicseats.services._availability import availability_of, waitlist_totals
 from atomicseats.services._notification_rows import Notification, outbox_row
 from atomicseats.services.contracts import AcceptedRequest, AllocationSummary, EventAvailability
 from atomicseats.services.ports import RegistryUnavailable, adapters

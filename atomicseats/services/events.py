@@ -26,13 +26,12 @@ from atomicseats.models import Booking, BookingRequest, Event, User, WaitlistEnt
 from atomicseats.services._allocation import (
     Settlement,
     announce_after_commit,
-    availability_of,
     cancel_bookings_held,
     lock_event,
     settle_event,
-    waitlist_totals,
     withdraw_waiting,
 )
+from atomicseats.services._availability import availability_of, waitlist_totals
 from atomicseats.services._notification_rows import Notification, outbox_row
 from atomicseats.services._pages import Page, Position, cursor_choice, cursor_id, cursor_time, decode_cursor, page_of
 from atomicseats.services.contracts import EventAvailability
