@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import current_app
 
@@ -139,7 +139,7 @@ class OutcomeChannel(Protocol):
 class OutcomeSubscription(Protocol):
     def __enter__(self) -> OutcomeSubscription: ...
 
-    def __exit__(self, *exc_info) -> None: ...
+    def __exit__(self, *exc_info: object) -> None: ...
 
     def wait(self, timeout_s: float) -> None:
         """Return when the request is announced or the timeout passes (caller re-reads Postgres)."""
@@ -172,7 +172,7 @@ class Mailer(Protocol):
 
 
 class DomainEventPublisher(Protocol):
-    def publish(self, events: list[tuple[str, dict]]) -> None:
+    def publish(self, events: list[tuple[str, dict[str, Any]]]) -> None:
         """Publish (key, payload) pairs to `booking-events`; raise if not acknowledged."""
 
 
@@ -191,4 +191,5 @@ class Adapters:
 
 
 def adapters() -> Adapters:
-    return current_app.extensions[EXTENSION_KEY]
+    bundle: Adapters = current_app.extensions[EXTENSION_KEY]
+    return bundle
