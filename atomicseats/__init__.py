@@ -19,6 +19,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     from atomicseats.cli import register_cli
     from atomicseats.http import CookieSessionOnDemand, register_error_handlers, register_request_hooks
     from atomicseats.observability import configure_logging
+    from atomicseats.web import register_web
     from atomicseats.wiring import register_adapters
 
     app = Flask(__name__, instance_relative_config=False)
@@ -33,6 +34,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     register_adapters(app)
     register_request_hooks(app)
     register_blueprints(app)
+    register_web(app)
     _check_limits_only_where_declared(app, app.extensions.pop(LIMITER_HOOKS_KEY))
     register_error_handlers(app)
     register_cli(app)

@@ -71,7 +71,6 @@ def register_auth(app: Flask) -> None:
         jwt.token_verification_failed_loader,
     ):
         register(_unauthorized)
-    login_manager.user_loader(_load_user_for_browser)
     app.extensions[_VERIFIED_TOKENS_KEY] = VerifiedTokens()
     with app.app_context():
         app.extensions["atomicseats.dummy_hash"] = users.password_hasher().hash("dummy-password-for-timing")
@@ -110,13 +109,6 @@ def _is_token_revoked(_header: dict, claims: dict) -> bool:
     except (KeyError, TypeError, ValueError):
         return True
     return not users.is_session_live(claims.get("sid"), user_id)
-
-
-def _load_user_for_browser(user_id: str) -> User | None:
-    try:
-        return users.get_user(int(user_id))
-    except ValueError:
-        return None
 
 
 def login_required(view):

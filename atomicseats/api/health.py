@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, redirect, url_for
+from flask import Blueprint, jsonify
 
 from atomicseats.services.readiness import checks as readiness_checks
 
 bp = Blueprint("health", __name__)
-
-
-@bp.get("/")
-def home():
-    return redirect(url_for("api_docs.docs_page"))
 
 
 @bp.get("/healthz")

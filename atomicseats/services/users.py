@@ -132,19 +132,35 @@ def _burn_a_verification(hasher: PasswordHasher) -> None:
 
 def login(user_id: int) -> LoginResult:
     with unit_of_work() as work:
-        user = work.session.get(User, user_id)
-        if user is None:
-            raise NotAuthenticated("Invalid credentials")
-        session = AuthSession(
-            id=str(uuid.uuid4()),
-            user_id=user.id,
-            refresh_jti=str(uuid.uuid4()),
-            expires_at=utcnow() + current_app.config["JWT_REFRESH_TOKEN_EXPIRES"],
-        )
-        work.session.add(session)
+        user, session = _open_session(work.session, user_id)
         tokens = _issue_tokens(user, session)
     log.info("user.logged_in", extra={"user_id": user_id, "session_id": session.id})
     return tokens
+
+
+def login_in_browser(user_id: int) -> str:
+    """Open a session for a browser and return its id (the web pages keep it in their signed
+    session cookie). The same AuthSession rows as token logins: `is_session_live` checks it
+    on every page, `logout` ends it server-side, so a copied cookie dies with it. No tokens:
+    a page never shows one."""
+    with unit_of_work() as work:
+        _user, session = _open_session(work.session, user_id)
+    log.info("user.logged_in", extra={"user_id": user_id, "session_id": session.id, "client": "browser"})
+    return session.id
+
+
+def _open_session(session, user_id: int) -> tuple[User, AuthSession]:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotAuthenticated("Invalid credentials")
+    auth_session = AuthSession(
+        id=str(uuid.uuid4()),
+        user_id=user.id,
+        refresh_jti=str(uuid.uuid4()),
+        expires_at=utcnow() + current_app.config["JWT_REFRESH_TOKEN_EXPIRES"],
+    )
+    session.add(auth_session)
+    return user, auth_session
 
 
 def rotate_refresh_token(user_id: int, session_id: str, refresh_jti: str) -> LoginResult:

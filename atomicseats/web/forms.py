@@ -1,0 +1,101 @@
+"""The pages' forms: shape only (required, lengths, types), with a CSRF token on every form
+that changes something (Flask-WTF). The rules themselves (username pattern, password
+strength, seat limits, clashes) are the services': their field errors are shown next to
+the field they name (`show_service_errors`)."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask_wtf import FlaskForm
+from marshmallow import ValidationError as ShapeError
+from marshmallow import validate as shape
+from wtforms import (
+    DateField,
+    EmailField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    RadioField,
+    SearchField,
+    StringField,
+)
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
+
+from atomicseats.domain import limits
+
+NAME_LENGTH_MAX = 100  # the users.name column
+
+
+class Email:
+    """The API's e-mail check (marshmallow's), so both accept the same addresses."""
+
+    _check = shape.Email()
+
+    def __call__(self, _form, field) -> None:
+        try:
+            self._check(field.data or "")
+        except ShapeError as error:
+            raise ValidationError("Enter an e-mail address like name@example.com.") from error
+
+
+class LoginForm(FlaskForm):
+    login = StringField("Username or e-mail", validators=[DataRequired(), Length(max=limits.EMAIL_LENGTH_MAX)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=limits.PASSWORD_LENGTH_MAX)])
+    next = HiddenField()
+
+
+class RegisterForm(FlaskForm):
+    username = StringField(
+        "Username",
+        validators=[DataRequired(), Length(max=limits.USERNAME_LENGTH_MAX)],
+        description="Letters, digits, _ . - (3 to 32)",
+    )
+    name = StringField("Your name", validators=[DataRequired(), Length(max=NAME_LENGTH_MAX)])
+    email = EmailField("E-mail", validators=[DataRequired(), Email(), Length(max=limits.EMAIL_LENGTH_MAX)])
+    password = PasswordField(
+        "Password",
+        validators=[DataRequired(), Length(max=limits.PASSWORD_LENGTH_MAX)],
+        description=f"At least {limits.PASSWORD_LENGTH_MIN} characters, not a common password",
+    )
+    role = RadioField(
+        "I want to",
+        choices=[("guest", "Book seats (guest)"), ("host", "Publish events (host)")],
+        default="guest",
+        validators=[InputRequired()],
+    )
+
+
+class BookForm(FlaskForm):
+    seats = IntegerField("Seats", validators=[InputRequired(), NumberRange(min=1)], default=1)
+    # A fresh key per rendered form: a double submit, or a retry after a 503, is one request.
+    idempotency_key = HiddenField(default=lambda: str(uuid.uuid4()))
+
+
+class LogoutForm(FlaskForm):
+    pass
+
+
+class SearchForm(FlaskForm):
+    """The catalogue's filters: a GET form (bookmarkable), so no CSRF token."""
+
+    class Meta:
+        csrf = False
+
+    q = SearchField("Search by name or venue", validators=[Optional(), Length(max=limits.EVENT_SEARCH_CHARS_MAX)])
+    starts_from = DateField("From", validators=[Optional()])
+    starts_to = DateField("To", validators=[Optional()])
+    cursor = HiddenField(validators=[Optional(), Length(max=200)])
+
+
+def show_service_errors(form: FlaskForm, errors: dict | None, aliases: dict[str, str] | None = None) -> bool:
+    """Put a service's field errors on the form's fields (by name, or through `aliases`
+    for the API's wire names); True when at least one landed on a field."""
+    placed = False
+    for name, messages in (errors or {}).items():
+        field = getattr(form, (aliases or {}).get(name, name), None)
+        if field is None or not hasattr(field, "errors"):
+            continue
+        field.errors = [*list(field.errors or ()), *messages]
+        placed = True
+    return placed

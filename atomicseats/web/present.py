@@ -1,0 +1,61 @@
+"""How numbers and states read on a page: money from minor units, times, seat badges.
+Presentation only: the facts (seats left, sales open, a request's state) come from the
+services and the domain."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from flask import current_app
+
+from atomicseats.domain.states import RequestStatus
+
+FINAL_REQUEST_STATES = frozenset(
+    {RequestStatus.CONFIRMED, RequestStatus.PARTIAL, RequestStatus.WAITLISTED, RequestStatus.REJECTED}
+)
+
+
+def money(minor_units: int) -> str:
+    """12345 -> "€123.45" (the currency symbol is config's CURRENCY_SYMBOL); 0 -> "Free"."""
+    if minor_units == 0:
+        return "Free"
+    symbol = current_app.config.get("CURRENCY_SYMBOL", "€")
+    whole, cents = divmod(minor_units, 100)
+    return f"{symbol}{whole:,}.{cents:02d}"
+
+
+def when(moment: datetime) -> str:
+    """ "Sat 12 Dec 2026, 19:30 UTC": times are stored and shown in UTC."""
+    return moment.astimezone(UTC).strftime("%a %-d %b %Y, %H:%M UTC")
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class Badge:
+    text: str
+    tone: str  # ok | warn | full | off: a CSS class, never the only cue (the text says it)
+
+
+def seat_badges(view, now: datetime) -> list[Badge]:
+    """What a guest needs at a glance: can I still book, and what happens if I do."""
+    availability = view.event.availability
+    if not availability.is_sales_open(now):
+        return [Badge("Sales closed", "off")]
+    if availability.seats_left > 0:
+        return [Badge(f"{availability.seats_left:,} seats left", "ok")]
+    if availability.is_waitlist_open:
+        waiting = view.waitlist_length
+        return [Badge("Sold out", "full"), Badge(f"Waitlist open · {waiting:,} waiting", "warn")]
+    return [Badge("Sold out", "full"), Badge("Waitlist closed", "off")]
+
+
+def is_final(status: str) -> bool:
+    return status in FINAL_REQUEST_STATES
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,26 @@
+// AtomicSeats pages: the little behaviour htmx does not give. No inline scripts (CSP).
+// A form marked data-submit-once sends one request however often its button is pressed
+// (its Idempotency-Key makes a second one harmless anyway; this keeps it from being sent).
+document.addEventListener("submit", function (event) {
+  var form = event.target;
+  if (!form.matches("form[data-submit-once]")) return;
+  if (form.dataset.submitted === "yes") {
+    event.preventDefault();
+    return;
+  }
+  form.dataset.submitted = "yes";
+  form.querySelectorAll("button[type=submit]").forEach(function (button) {
+    button.setAttribute("aria-disabled", "true");
+    button.classList.add("is-busy");
+  });
+});
+// Back/forward cache: a page restored from it may show a form already submitted.
+window.addEventListener("pageshow", function () {
+  document.querySelectorAll("form[data-submitted]").forEach(function (form) {
+    delete form.dataset.submitted;
+    form.querySelectorAll("button.is-busy").forEach(function (button) {
+      button.removeAttribute("aria-disabled");
+      button.classList.remove("is-busy");
+    });
+  });
+});
