@@ -24,6 +24,9 @@ if ((${#needed[@]})); then
   export TEST_REDIS_URL="${TEST_REDIS_URL:-$REDIS_URL}"
 fi
 
+# The browser tests (tests/browser) drive Debian's Chromium: installed here when missing.
+bash scripts/ensure_chromium.sh
+
 # The suite chooses its own URLs per test; never let a developer's settings leak in.
 unset DATABASE_URL REDIS_URL REDIS_HOST KAFKA_BROKERS KAFKA_BROKER ATOMICSEATS_ENV
 export ATOMICSEATS_TEST_BACKENDS="${ATOMICSEATS_TEST_BACKENDS:-sqlite,postgres}"

@@ -18,11 +18,12 @@ from wtforms import (
     PasswordField,
     RadioField,
     SearchField,
+    SelectChoice,
     StringField,
 )
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
-from atomicseats.domain import limits
+from atomicseats.domain import accounts, limits
 
 NAME_LENGTH_MAX = 100  # the users.name column
 
@@ -49,18 +50,18 @@ class RegisterForm(FlaskForm):
     username = StringField(
         "Username",
         validators=[DataRequired(), Length(max=limits.USERNAME_LENGTH_MAX)],
-        description="Letters, digits, _ . - (3 to 32)",
+        description=accounts.USERNAME_RULE.capitalize(),
     )
     name = StringField("Your name", validators=[DataRequired(), Length(max=NAME_LENGTH_MAX)])
     email = EmailField("E-mail", validators=[DataRequired(), Email(), Length(max=limits.EMAIL_LENGTH_MAX)])
     password = PasswordField(
         "Password",
         validators=[DataRequired(), Length(max=limits.PASSWORD_LENGTH_MAX)],
-        description=f"At least {limits.PASSWORD_LENGTH_MIN} characters, not a common password",
+        description=accounts.PASSWORD_RULE.capitalize(),
     )
     role = RadioField(
         "I want to",
-        choices=[("guest", "Book seats (guest)"), ("host", "Publish events (host)")],
+        choices=[SelectChoice("guest", "Book seats (guest)"), SelectChoice("host", "Publish events (host)")],
         default="guest",
         validators=[InputRequired()],
     )

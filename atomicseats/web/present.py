@@ -46,7 +46,8 @@ def seat_badges(view, now: datetime) -> list[Badge]:
     if not availability.is_sales_open(now):
         return [Badge("Sales closed", "off")]
     if availability.seats_left > 0:
-        return [Badge(f"{availability.seats_left:,} seats left", "ok")]
+        seats = availability.seats_left
+        return [Badge(f"{seats:,} seat{'' if seats == 1 else 's'} left", "ok")]
     if availability.is_waitlist_open:
         waiting = view.waitlist_length
         return [Badge("Sold out", "full"), Badge(f"Waitlist open · {waiting:,} waiting", "warn")]
