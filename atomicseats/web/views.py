@@ -22,7 +22,10 @@ CATALOGUE_PAGE_SIZE = 12
 # (a change shows within 2 s), less often while a request waits on the waitlist.
 POLL_PENDING_S = 1
 POLL_WAITING_S = 5
-NO_SCRIPT_REFRESH_S = 2  # the status page reloads itself with JavaScript off, while pending
+# With JavaScript off the status page reloads itself while pending: a <meta http-equiv=refresh>
+# inside <noscript> (CSP governs scripts, not a meta refresh, and browsers running scripts
+# ignore noscript content, so htmx's polling and the reload never both run).
+NO_SCRIPT_REFRESH_S = 2
 HTMX_STOP_POLLING = 286  # htmx: swap this answer in, then stop the element's polling
 SERVICE_FIELD_ALIASES = {"numberOfSeats": "seats"}  # the services' API wire names -> form fields
 
@@ -102,7 +105,8 @@ def _render_event(event_id: int, form: BookForm, problem: AtomicSeatsError | Non
         "retry_after": (problem.headers or {}).get("Retry-After") if problem else None,
         "poll_s": POLL_PENDING_S,
     }
-    return render_template("web/event.html", **context), status
+    headers = {"Retry-After": context["retry_after"]} if context["retry_after"] else {}
+    return render_template("web/event.html", **context), status, headers
 
 
 # --- booking ----------------------------------------------------------------------------

@@ -1,0 +1,102 @@
+"""The pages over Flask's test client (both backends): CSRF, 429/503 in words with a retry
+offer, the catalogue at /, the API docs where they were. The browser flows: tests/browser."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+
+from atomicseats.extensions import db
+from tests.conftest import _flush_test_redis, _truncate_postgres, make_app
+from tests.helpers import PASSWORD, account, create_event
+
+CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+IDEMPOTENCY_KEY = re.compile(r'name="idempotency_key" type="hidden" value="([^"]+)"')
+
+
+def form_token(client, path: str) -> str:
+    return CSRF.search(client.get(path).get_data(as_text=True)).group(1)
+
+
+def sign_in(client, username: str) -> None:
+    token = form_token(client, "/login")
+    response = client.post("/login", data={"csrf_token": token, "login": username, "password": PASSWORD})
+    assert response.status_code == 303, response.get_data(as_text=True)
+
+
+@pytest.fixture
+def limited_app(database_url) -> Iterator[Flask]:
+    """Rate limits on, as in production: one booking and two logins a minute per user/address
+    (counted in the limiter's memory: the embedded default without Redis)."""
+    application = make_app(
+        database_url,
+        REDIS_URL="",
+        RATELIMIT_STORAGE_URI="memory://",
+        RATELIMIT_ENABLED=True,
+        RATELIMIT_BOOKING="1 per minute",
+        RATELIMIT_AUTH="2 per minute",
+    )
+    if database_url.startswith("postgresql"):
+        _truncate_postgres(application)
+    _flush_test_redis(application)
+    # No app context held around the requests: each gets its own, as under a real server
+    # (Flask-WTF keeps a request's CSRF token in `g`, which lives as long as the app context).
+    yield application
+    with application.app_context():
+        db.engine.dispose()
+
+
+def test_the_catalogue_is_at_the_root_and_the_api_docs_stay_where_they_were(client):
+    host = account(client, "host")
+    create_event(client, host, name="Harbour lights", price=123456)
+    page = client.get("/")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Harbour lights" in html and "€1,234.56" in html
+    assert client.get("/api/docs").status_code == 200
+
+
+def test_a_form_without_its_csrf_token_is_refused_in_words(client):
+    guest = account(client)
+    response = client.post("/login", data={"login": guest.username, "password": PASSWORD})
+    assert response.status_code == 400
+    assert "This form expired" in response.get_data(as_text=True)
+    assert "Signed in as" not in client.get("/").get_data(as_text=True)
+
+
+def test_a_booking_over_the_rate_limit_is_said_in_words_with_a_retry_that_keeps_its_key(limited_app):
+    client = limited_app.test_client()
+    host = account(client, "host")
+    event_id = create_event(client, host, capacity=10)["id"]
+    guest = account(client)
+    sign_in(client, guest.username)
+
+    for seats, expected in ((1, 303), (2, 429)):
+        page = client.get(f"/events/{event_id}").get_data(as_text=True)
+        key = IDEMPOTENCY_KEY.search(page).group(1)
+        data = {"csrf_token": CSRF.search(page).group(1), "idempotency_key": key, "seats": str(seats)}
+        response = client.post(f"/events/{event_id}/book", data=data)
+        assert response.status_code == expected, re.findall(
+            r'class="(?:error|alert[^"]*)"[^>]*>(.*?)</', response.get_data(as_text=True), re.S
+        )
+    html = response.get_data(as_text=True)
+    assert "Too many requests." in html and "Try again" in html
+    assert response.headers["Retry-After"]
+    assert IDEMPOTENCY_KEY.search(html).group(1) == key  # the retry is the same request
+
+
+def test_logging_in_too_often_is_a_page_in_words_with_a_retry(limited_app):
+    client = limited_app.test_client()
+    statuses = []
+    for _ in range(3):
+        token = form_token(client, "/login")
+        response = client.post("/login", data={"csrf_token": token, "login": "nobody", "password": "wrong-wrong"})
+        statuses.append(response.status_code)
+    assert statuses == [400, 400, 429]
+    html = response.get_data(as_text=True)
+    assert "going faster than we allow" in html and "Please try again in" in html
+    assert response.headers["Retry-After"]
+    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
