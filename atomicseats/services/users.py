@@ -190,6 +190,44 @@ def logout(user_id: int, session_id: str) -> None:
     log.info("user.logged_out", extra={"user_id": user_id, "session_id": session_id})
 
 
+def change_password(user_id: int, session_id: str, current_password: str, new_password: str) -> int:
+    """Change a password (the current one is required) and end every other session of the
+    user: whoever had the old password, a copied cookie or a stolen token is signed out. The
+    session making the change stays. Returns how many sessions ended."""
+    user = get_user(user_id)
+    if user is None:
+        raise NotAuthenticated("Unknown user")
+    hasher = password_hasher()
+    try:
+        hasher.verify(user.password_hash, current_password)
+    except (VerificationError, InvalidHashError) as error:
+        raise InvalidInput("Invalid current password", {"current_password": ["That is not your password."]}) from error
+    if not accounts.is_password_valid(new_password, is_common_password):
+        raise InvalidInput("Invalid password", {"password": [f"Must be {accounts.PASSWORD_RULE}."]})
+    password_hash = hasher.hash(new_password)
+    with unit_of_work() as work:
+        account = session_user(work.session, user_id)
+        account.password_hash = password_hash
+        ended = end_other_sessions(work, user_id, keep_session_id=session_id)
+    log.info("user.password_changed", extra={"user_id": user_id, "sessions_ended": ended})
+    return ended
+
+
+def end_other_sessions(work, user_id: int, keep_session_id: str | None) -> int:
+    """Revoke the user's live sessions but `keep_session_id` (all of them when None), in the
+    caller's unit of work; the session cache forgets them once it commits. For every change
+    that must reach the user's other sessions at once: a password change, a role change."""
+    now = utcnow()
+    query = select(AuthSession).where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+    if keep_session_id is not None:
+        query = query.where(AuthSession.id != keep_session_id)
+    ended = list(work.session.execute(query).scalars())
+    for auth_session in ended:
+        auth_session.revoked_at = now
+        work.after_commit(adapters().sessions.forget, auth_session.id)
+    return len(ended)
+
+
 def is_session_live(session_id: str | None, user_id: int) -> bool:
     """Asked on every authenticated request: the session cache first, then one indexed lookup.
 

@@ -67,6 +67,17 @@ class RegisterForm(FlaskForm):
     )
 
 
+class PasswordForm(FlaskForm):
+    current_password = PasswordField(
+        "Current password", validators=[DataRequired(), Length(max=limits.PASSWORD_LENGTH_MAX)]
+    )
+    password = PasswordField(
+        "New password",
+        validators=[DataRequired(), Length(max=limits.PASSWORD_LENGTH_MAX)],
+        description=accounts.PASSWORD_RULE.capitalize(),
+    )
+
+
 class BookForm(FlaskForm):
     seats = IntegerField("Seats", validators=[InputRequired(), NumberRange(min=1)], default=1)
     # A fresh key per rendered form: a double submit, or a retry after a 503, is one request.

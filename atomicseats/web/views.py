@@ -15,7 +15,15 @@ from atomicseats.extensions import limiter
 from atomicseats.observability import get_correlation_id
 from atomicseats.services import booking, events, users
 from atomicseats.web import bp, present, sessions
-from atomicseats.web.forms import BookForm, LoginForm, LogoutForm, RegisterForm, SearchForm, show_service_errors
+from atomicseats.web.forms import (
+    BookForm,
+    LoginForm,
+    LogoutForm,
+    PasswordForm,
+    RegisterForm,
+    SearchForm,
+    show_service_errors,
+)
 
 CATALOGUE_PAGE_SIZE = 12
 # The pages poll with htmx: this often while a request is pending or an event page is open
@@ -209,6 +217,25 @@ def register():
         _explain_csrf(form)
     status = 400 if form.errors or problem else 200
     return render_template("web/register.html", form=form, problem=problem), status
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    """A new password ends every other session of the account (this one stays)."""
+    form = PasswordForm()
+    sessions_ended = None
+    if form.validate_on_submit():
+        try:
+            sessions_ended = users.change_password(
+                current_user.id, current_user.session_id, form.current_password.data, form.password.data
+            )
+        except InvalidInput as error:
+            show_service_errors(form, error.errors)
+    else:
+        _explain_csrf(form)
+    status = 400 if form.errors else 200
+    return render_template("web/password.html", form=form, sessions_ended=sessions_ended), status
 
 
 @bp.post("/logout")

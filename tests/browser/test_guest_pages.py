@@ -194,3 +194,37 @@ def test_every_page_is_accessible_and_photographed(page, new_page, live_server):
     page.get_by_role("button", name="Book").click()
     expect(page.locator("#request-status")).to_contain_text("Confirmed", timeout=10_000)
     check_page(page, "request-status")
+
+
+def log_in(page, username: str, password: str = PASSWORD) -> None:
+    page.goto("/login")
+    page.get_by_label("Username or e-mail").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_text("Signed in as")).to_be_visible()
+
+
+def test_a_password_change_signs_out_every_other_session(page, new_page, live_server):
+    username = register(page)
+    laptop = new_page()
+    log_in(laptop, username)
+
+    page.goto("/account/password")
+    page.get_by_label("Current password").fill("not my password")
+    page.get_by_label("New password").fill("a brand new passphrase")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.locator("#current_password-error")).to_contain_text("not your password")
+    laptop.reload()
+    expect(laptop.get_by_text("Signed in as")).to_be_visible()  # a failed change ends nothing
+
+    page.get_by_label("Current password").fill(PASSWORD)
+    page.get_by_label("New password").fill("a brand new passphrase")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_role("status")).to_contain_text("signed out everywhere else (1 other session)")
+    check_page(page, "change-password")
+
+    laptop.reload()
+    expect(laptop.get_by_text("Signed in as")).to_have_count(0)
+    page.goto("/")
+    expect(page.get_by_text("Signed in as")).to_be_visible()  # the session that made the change stays
+    log_in(laptop, username, "a brand new passphrase")

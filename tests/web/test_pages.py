@@ -100,3 +100,20 @@ def test_logging_in_too_often_is_a_page_in_words_with_a_retry(limited_app):
     assert "going faster than we allow" in html and "Please try again in" in html
     assert response.headers["Retry-After"]
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+
+
+def test_a_password_change_in_the_browser_ends_the_accounts_api_sessions_too(limited_app):
+    client = limited_app.test_client()
+    guest = account(client)  # an API login: a token on the same session store as the pages
+    assert client.get("/api/user/bookings", headers=guest.headers).status_code == 200
+    sign_in(client, guest.username)
+
+    token = form_token(client, "/account/password")
+    response = client.post(
+        "/account/password",
+        data={"csrf_token": token, "current_password": PASSWORD, "password": "another long passphrase"},
+    )
+    assert response.status_code == 200
+    assert "signed out everywhere else (1 other session)" in response.get_data(as_text=True)
+    assert client.get("/api/user/bookings", headers=guest.headers).status_code == 401
+    assert "Signed in as" in client.get("/").get_data(as_text=True)
