@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import Flask
@@ -117,3 +118,37 @@ def test_a_password_change_in_the_browser_ends_the_accounts_api_sessions_too(lim
     assert "signed out everywhere else (1 other session)" in response.get_data(as_text=True)
     assert client.get("/api/user/bookings", headers=guest.headers).status_code == 401
     assert "Signed in as" in client.get("/").get_data(as_text=True)
+
+
+NEXT_PAGE = re.compile(r'<a class="button secondary" rel="next" href="([^"]+)"')
+CARD_NAME = re.compile(r'<h3 id="event-\d+-name"><a href="/events/\d+">([^<]+)</a>')
+
+
+def test_the_catalogue_walks_pages_searches_and_filters_by_date(client):
+    host = account(client, "host")
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+    later = soon + timedelta(days=30)
+    for number in range(14):
+        starts = soon if number % 2 else later
+        create_event(
+            client,
+            host,
+            name=f"Gig {number:02d}",
+            venue="Old Mill" if number == 5 else "Test Hall",
+            startsAt=starts.isoformat(),
+            endsAt=(starts + timedelta(hours=2)).isoformat(),
+        )
+    seen, url = [], "/"
+    while url:
+        html = client.get(url.replace("&amp;", "&")).get_data(as_text=True)
+        seen += CARD_NAME.findall(html)
+        match = NEXT_PAGE.search(html)
+        url = match.group(1) if match else None
+    assert sorted(seen) == [f"Gig {number:02d}" for number in range(14)]  # each once, over two pages
+
+    assert CARD_NAME.findall(client.get("/?q=old+MILL").get_data(as_text=True)) == ["Gig 05"]
+    day = soon.date().isoformat()
+    on_the_day = CARD_NAME.findall(client.get(f"/?starts_from={day}&starts_to={day}").get_data(as_text=True))
+    assert sorted(on_the_day) == [f"Gig {number:02d}" for number in range(1, 14, 2)]
+    refused = client.get("/?starts_from=yesterday")
+    assert refused.status_code == 200 and 'id="starts_from-error"' in refused.get_data(as_text=True)
