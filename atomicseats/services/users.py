@@ -29,7 +29,7 @@ from atomicseats.extensions import db
 from atomicseats.models import AuthSession, User, utcnow
 from atomicseats.services.ports import adapters
 from atomicseats.services.tokens import signing_refresh_token
-from atomicseats.services.unit_of_work import database_errors_as_busy, unit_of_work
+from atomicseats.services.unit_of_work import UnitOfWork, database_errors_as_busy, unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def login_in_browser(user_id: int) -> str:
     return session.id
 
 
-def _open_session(session, user_id: int) -> tuple[User, AuthSession]:
+def _open_session(session: Session, user_id: int) -> tuple[User, AuthSession]:
     user = session.get(User, user_id)
     if user is None:
         raise NotAuthenticated("Invalid credentials")
@@ -213,7 +213,7 @@ def change_password(user_id: int, session_id: str, current_password: str, new_pa
     return ended
 
 
-def end_other_sessions(work, user_id: int, keep_session_id: str | None) -> int:
+def end_other_sessions(work: UnitOfWork, user_id: int, keep_session_id: str | None) -> int:
     """Revoke the user's live sessions but `keep_session_id` (all of them when None), in the
     caller's unit of work; the session cache forgets them once it commits. For every change
     that must reach the user's other sessions at once: a password change, a role change."""

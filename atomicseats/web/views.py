@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from flask import current_app, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
@@ -72,8 +72,8 @@ def catalogue():
     cards = [(view, present.seat_badges(view, now)) for view in (page.items if page else [])]
     next_url = None
     if page is not None and page.has_more:
-        args = {name: value for name, value in request.args.items() if name != "cursor" and value}
-        next_url = url_for("web.catalogue", **args, cursor=page.next_cursor)
+        query = {name: value for name, value in request.args.items() if name != "cursor" and value}
+        next_url = url_for("web.catalogue") + "?" + urlencode({**query, "cursor": page.next_cursor})
     is_first_page = not form.cursor.data
     return render_template("web/catalogue.html", form=form, cards=cards, next_url=next_url, is_first_page=is_first_page)
 

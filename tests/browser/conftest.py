@@ -22,7 +22,7 @@ from flask import Flask
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from werkzeug.serving import make_server
 
-from tests.conftest import REPO_ROOT, make_app
+from tests.conftest import REPO_ROOT, fresh_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -100,17 +100,14 @@ def unique(prefix: str) -> str:
 def live_server(sqlite_template, tmp_path_factory) -> Iterator[LiveServer]:
     path = tmp_path_factory.mktemp("browser") / "atomicseats.db"
     shutil.copyfile(sqlite_template, path)
-    app = make_app(f"sqlite:///{path}", REDIS_URL="")  # the embedded default: no Redis
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
-    thread.start()
-    yield LiveServer(app, f"http://127.0.0.1:{server.server_port}")
-    server.shutdown()
-    thread.join(timeout=10)
-    with app.app_context():
-        from atomicseats.extensions import db
-
-        db.engine.dispose()
+    # The embedded default (no Redis); each request pushes its own app context, as in production.
+    with fresh_app(f"sqlite:///{path}", hold_context=False, REDIS_URL="") as app:
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+        thread.start()
+        yield LiveServer(app, f"http://127.0.0.1:{server.server_port}")
+        server.shutdown()
+        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from flask import Flask
 
-from atomicseats.extensions import db
-from tests.conftest import _flush_test_redis, _truncate_postgres, make_app
+from tests.conftest import fresh_app
 from tests.helpers import PASSWORD, account, create_event
 
 CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
@@ -31,23 +30,17 @@ def sign_in(client, username: str) -> None:
 @pytest.fixture
 def limited_app(database_url) -> Iterator[Flask]:
     """Rate limits on, as in production: one booking and two logins a minute per user/address
-    (counted in the limiter's memory: the embedded default without Redis)."""
-    application = make_app(
-        database_url,
-        REDIS_URL="",
-        RATELIMIT_STORAGE_URI="memory://",
-        RATELIMIT_ENABLED=True,
-        RATELIMIT_BOOKING="1 per minute",
-        RATELIMIT_AUTH="2 per minute",
-    )
-    if database_url.startswith("postgresql"):
-        _truncate_postgres(application)
-    _flush_test_redis(application)
-    # No app context held around the requests: each gets its own, as under a real server
-    # (Flask-WTF keeps a request's CSRF token in `g`, which lives as long as the app context).
-    yield application
-    with application.app_context():
-        db.engine.dispose()
+    (counted in the limiter's memory: the embedded default without Redis). No app context is
+    held around the requests: Flask-WTF keeps a request's CSRF token in `g`."""
+    overrides = {
+        "REDIS_URL": "",
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "RATELIMIT_ENABLED": True,
+        "RATELIMIT_BOOKING": "1 per minute",
+        "RATELIMIT_AUTH": "2 per minute",
+    }
+    with fresh_app(database_url, hold_context=False, **overrides) as application:
+        yield application
 
 
 def test_the_catalogue_is_at_the_root_and_the_api_docs_stay_where_they_were(client):
