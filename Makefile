@@ -16,7 +16,7 @@ STAMP_DEV := $(VENV)/.installed-dev
 
 help:
 	@echo "make run    - embedded default on http://$(HOST):$(PORT) with demo data"
-	@echo "make test   - the whole suite against SQLite, PostgreSQL and Redis"
+	@echo "make test   - the whole suite against SQLite, PostgreSQL and Redis (browser tests: installs Debian's chromium if missing)"
 	@echo "make up     - full mode on loopback: PostgreSQL, Redis, Kafka, SMTP sink, API, bridge, worker, beat, Flower"
 	@echo "make down   - stop all of it"
 	@echo "make lint   - ruff check and format check, import contracts (lint-imports)"
@@ -37,7 +37,7 @@ $(STAMP_DEV): requirements-dev.txt requirements.txt $(STAMP_RUNTIME)
 run: $(STAMP_RUNTIME)
 	$(BIN)/flask --app wsgi db upgrade
 	$(BIN)/flask --app wsgi seed-demo
-	@echo "AtomicSeats (embedded default) on http://$(HOST):$(PORT)  -  API docs: http://$(HOST):$(PORT)/api/docs"
+	@echo "AtomicSeats (embedded default): pages on http://$(HOST):$(PORT)/  -  API docs: http://$(HOST):$(PORT)/api/docs"
 	$(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT)
 
 test: $(STAMP_DEV)
