@@ -21,7 +21,7 @@ from wtforms import (
     SelectChoice,
     StringField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import UUID, DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
 from atomicseats.domain import accounts, limits
 
@@ -81,7 +81,7 @@ class PasswordForm(FlaskForm):
 class BookForm(FlaskForm):
     seats = IntegerField("Seats", validators=[InputRequired(), NumberRange(min=1)], default=1)
     # A fresh key per rendered form: a double submit, or a retry after a 503, is one request.
-    idempotency_key = HiddenField(default=lambda: str(uuid.uuid4()))
+    idempotency_key = HiddenField(validators=[DataRequired(), UUID()], default=lambda: str(uuid.uuid4()))
 
 
 class LogoutForm(FlaskForm):

@@ -34,8 +34,8 @@ POLL_WAITING_S = 5
 # inside <noscript> (CSP governs scripts, not a meta refresh, and browsers running scripts
 # ignore noscript content, so htmx's polling and the reload never both run).
 NO_SCRIPT_REFRESH_S = 2
-HTMX_STOP_POLLING = 286  # htmx: swap this answer in, then stop the element's polling
 SERVICE_FIELD_ALIASES = {"numberOfSeats": "seats"}  # the services' API wire names -> form fields
+EVENT_PATH = "/events/<int(max=9223372036854775807):event_id>"  # ids are BIGINTs: a larger one is a 404
 
 
 def _auth_limit() -> str:
@@ -86,16 +86,17 @@ def _day_end(day) -> datetime | None:
     return None if day is None else datetime.combine(day, time.min, tzinfo=UTC) + timedelta(days=1, microseconds=-1)
 
 
-@bp.get("/events/<int(max=9223372036854775807):event_id>")
+@bp.get(EVENT_PATH)
 def event_page(event_id: int):
     return _render_event(event_id, BookForm())
 
 
-@bp.get("/events/<int(max=9223372036854775807):event_id>/availability")
+@bp.get(f"{EVENT_PATH}/availability")
 def event_availability(event_id: int):
     """The live part of the event page, polled by htmx (and its own fallback: a plain page)."""
     view = events.get_event(event_id)
-    return render_template("web/_availability.html", view=view, badges=present.seat_badges(view, present.now()))
+    badges = present.seat_badges(view, present.now())
+    return render_template("web/_availability.html", view=view, badges=badges, poll_s=POLL_PENDING_S)
 
 
 def _render_event(event_id: int, form: BookForm, problem: AtomicSeatsError | None = None, status: int = 200):
@@ -120,7 +121,7 @@ def _render_event(event_id: int, form: BookForm, problem: AtomicSeatsError | Non
 # --- booking ----------------------------------------------------------------------------
 
 
-@bp.post("/events/<int(max=9223372036854775807):event_id>/book")
+@bp.post(f"{EVENT_PATH}/book")
 def book(event_id: int):
     if not current_user.is_authenticated:  # back to the event page after logging in, not to this POST
         return redirect(url_for("web.login", next=url_for("web.event_page", event_id=event_id)), 303)
