@@ -45,6 +45,10 @@ def test_production_has_no_demo_data_and_secure_cookies(monkeypatch):
     config = load_config("production")
     assert config.SEED_DEMO_ALLOWED is False
     assert config.JWT_COOKIE_SECURE is True
+    # The pages' session cookie (issue 10 point 5): Secure, HttpOnly, SameSite=Lax.
+    assert config.SESSION_COOKIE_SECURE is True
+    assert config.SESSION_COOKIE_HTTPONLY is True
+    assert config.SESSION_COOKIE_SAMESITE == "Lax"
 
 
 def test_seed_redis_variables_build_the_url(monkeypatch):
