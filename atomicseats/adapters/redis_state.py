@@ -64,11 +64,6 @@ assert WAITLIST_PUSH_CHUNK_SIZE <= limits.WAITLIST_MIRROR_ENTRIES_MAX
 REDIS_FAILURES = (redis.RedisError, OSError)
 
 
-def connect(url: str) -> redis.Redis:
-    """The command client: short timeouts, shared by every Redis adapter (see redis_cache)."""
-    return redis_cache.connect(url)
-
-
 def _handshake_quickly(connection: redis.Connection) -> None:
     """Run the connect handshake (AUTH, SELECT, CLIENT SETINFO) under the short command timeout.
 

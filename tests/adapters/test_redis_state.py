@@ -12,12 +12,11 @@ import pytest
 import redis
 
 from atomicseats.adapters import redis_state
-from atomicseats.adapters.redis_cache import RedisAvailabilityCache
+from atomicseats.adapters.redis_cache import RedisAvailabilityCache, connect
 from atomicseats.adapters.redis_state import (
     RedisOutcomeChannel,
     RedisRequestRegistry,
     RedisWaitlistMirror,
-    connect,
     idempotency_key_of,
     request_key,
     waitlist_key,

@@ -10,12 +10,11 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy import select
 
-from atomicseats.adapters.redis_cache import RedisAvailabilityCache, availability_key
+from atomicseats.adapters.redis_cache import RedisAvailabilityCache, availability_key, connect
 from atomicseats.adapters.redis_state import (
     RedisOutcomeChannel,
     RedisRequestRegistry,
     RedisWaitlistMirror,
-    connect,
     waitlist_key,
 )
 from atomicseats.cli.operations import reconcile_command
