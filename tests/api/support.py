@@ -6,23 +6,12 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, update
 
 from atomicseats.domain.search import event_search_text
 from atomicseats.extensions import db
-from atomicseats.models import AuthSession, Booking, BookingRequest, Event, OutboxMessage, User, WaitlistEntry
+from atomicseats.models import Booking, BookingRequest, Event, WaitlistEntry
 from tests.helpers import Account
-
-# Each model whose row count tells whether a refused request wrote anything.
-COUNTED_MODELS = {
-    "users": User,
-    "sessions": AuthSession,
-    "events": Event,
-    "requests": BookingRequest,
-    "bookings": Booking,
-    "waitlist": WaitlistEntry,
-    "outbox": OutboxMessage,
-}
 
 
 def assert_error(response, status: int, field: str | None = None) -> dict:
@@ -48,12 +37,6 @@ def assert_success(response, status: int = 200):
     assert body["statusCode"] == status
     assert isinstance(body["message"], str) and body["message"]
     return body["data"]
-
-
-def row_counts() -> dict[str, int]:
-    """How many rows each table holds (call inside the app context)."""
-    db.session.rollback()  # read what is committed now, not an older snapshot
-    return {name: db.session.scalar(select(func.count()).select_from(model)) for name, model in COUNTED_MODELS.items()}
 
 
 def request_status(client, owner: Account, request_id: str, query: str = "") -> dict:

@@ -18,7 +18,6 @@ from tests.api.support import (
     history,
     request_status,
     roster,
-    row_counts,
 )
 from tests.helpers import account, book, create_event, event, unchanged
 
@@ -222,13 +221,11 @@ def test_same_idempotency_key_twice_is_one_request_and_one_booking(app, client):
     host, guest = account(client, "host"), account(client, "guest")
     created = create_event(client, host, capacity=10)
     first = book(client, guest, created["id"], 2, **{"Idempotency-Key": "retry-me"})
-    before = row_counts()
+    with unchanged():
+        second = book(client, guest, created["id"], 2, **{"Idempotency-Key": "retry-me"})
 
-    second = book(client, guest, created["id"], 2, **{"Idempotency-Key": "retry-me"})
-
-    assert second["requestId"] == first["requestId"]
-    assert second["bookingIds"] == first["bookingIds"]
-    assert row_counts() == before
+        assert second["requestId"] == first["requestId"]
+        assert second["bookingIds"] == first["bookingIds"]
     assert len(history(client, guest)["items"]) == 1
     assert event(client, created["id"])["reservedSeats"] == 2
 
@@ -239,19 +236,17 @@ def test_same_idempotency_key_for_a_different_request_is_a_conflict(app, client,
     created = create_event(client, host, capacity=10)
     other_event = create_event(client, host, capacity=10)
     book(client, guest, created["id"], 2, **{"Idempotency-Key": "k-1"})
-    before = row_counts()
+    with unchanged():
+        conflict = book(
+            client,
+            guest,
+            other_event["id"] if change == "event" else created["id"],
+            3 if change == "seats" else 2,
+            expect=409,
+            **{"Idempotency-Key": "k-1"},
+        )
 
-    conflict = book(
-        client,
-        guest,
-        other_event["id"] if change == "event" else created["id"],
-        3 if change == "seats" else 2,
-        expect=409,
-        **{"Idempotency-Key": "k-1"},
-    )
-
-    assert conflict["statusCode"] == 409
-    assert row_counts() == before
+        assert conflict["statusCode"] == 409
 
 
 def test_a_key_in_flight_for_another_body_is_a_conflict_even_for_an_unknown_event(app, client):
@@ -273,12 +268,10 @@ def test_a_key_in_flight_for_another_body_is_a_conflict_even_for_an_unknown_even
         accepted_at=datetime.now(timezone.utc),
     )
     assert adapters().requests.claim(in_flight) is None  # the tests' app has the Redis registry
-    before = row_counts()
+    with unchanged():
+        conflict = book(client, guest, created["id"] + 1000, 2, expect=409, **{"Idempotency-Key": "k-in-flight"})
 
-    conflict = book(client, guest, created["id"] + 1000, 2, expect=409, **{"Idempotency-Key": "k-in-flight"})
-
-    assert conflict["statusCode"] == 409
-    assert row_counts() == before
+        assert conflict["statusCode"] == 409
 
 
 def test_idempotency_key_is_scoped_to_its_user(client):
@@ -373,15 +366,15 @@ def test_cancelling_a_cancelled_booking_is_a_conflict_and_frees_nothing(app, cli
     mine = book(client, guest, created["id"], 2)
     book(client, other, created["id"], 2)
     cancel(client, guest, created["id"], bookingId=mine["bookingIds"][0])
-    before, counts = event(client, created["id"]), row_counts()
+    before = event(client, created["id"])
 
-    cancel(client, guest, created["id"], expect=409, bookingId=mine["bookingIds"][0])
-    cancel(client, guest, created["id"], expect=409)
-    cancel(client, guest, created["id"], expect=409, cancelAll=True)
+    with unchanged():
+        cancel(client, guest, created["id"], expect=409, bookingId=mine["bookingIds"][0])
+        cancel(client, guest, created["id"], expect=409)
+        cancel(client, guest, created["id"], expect=409, cancelAll=True)
 
     assert event(client, created["id"]) == before
     assert before["reservedSeats"] == 2
-    assert row_counts() == counts
 
 
 def test_double_cancel_cannot_lead_to_an_oversell(client):

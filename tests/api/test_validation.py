@@ -11,10 +11,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from atomicseats.extensions import db
-from atomicseats.models import Event
-from tests.api.support import assert_error, assert_success, delete_event, row_counts
-from tests.helpers import PASSWORD, Account, account, book, create_event, event_payload, unchanged
+from tests.api.support import assert_error, assert_success, delete_event
+from tests.helpers import PASSWORD, Account, account, book, create_event, event_payload, stored_state, unchanged
 
 MISSING = object()  # a change that removes the key
 OVERSIZED_PADDING = "x" * (70 * 1024)  # the cap is 64 KiB
@@ -112,11 +110,9 @@ def changed(body: dict, changes: dict) -> dict:
 
 
 def state(client, world: World) -> tuple:
-    """Everything a refused request must leave as it was: row counts and the event's row."""
-    counts = row_counts()
-    row = db.session.get(Event, world.event["id"])
-    columns = {column.key: getattr(row, column.key) for column in Event.__table__.columns}
-    return counts, columns
+    """Everything a refused request must leave as it was: every row (the event's included) and
+    every Redis key (tests.helpers.stored_state)."""
+    return stored_state()
 
 
 def in_days(days: int, hours: int = 0) -> str:
