@@ -14,7 +14,7 @@ from atomicseats.adapters.embedded import EmbeddedBeat
 from atomicseats.extensions import db
 from atomicseats.models import OutboxMessage, WaitlistEntry
 from atomicseats.wiring import embedded_beat_rounds
-from tests.conftest import make_app
+from tests.conftest import fresh_app
 from tests.helpers import book, create_event
 from tests.services.test_sales_end import end_sales, people  # noqa: F401 (fixture)
 
@@ -54,18 +54,18 @@ def test_the_beat_closes_out_a_started_event_and_sends_the_mail(app, client, peo
 
 
 def test_a_served_request_starts_the_beat_once(database_url):
-    application = make_app(database_url, EMBEDDED_BEAT_INTERVAL_S=60)
-    beat = application.extensions[BEAT_EXTENSION]
-    try:
-        assert beat._thread is None  # building the app (as every CLI command does) starts nothing
-        client = application.test_client()
-        client.get("/api/events/all")
-        thread = beat._thread
-        assert thread is not None and thread.is_alive()
-        client.get("/api/events/all")
-        assert beat._thread is thread
-    finally:
-        beat.stop()
+    with fresh_app(database_url, hold_context=False, EMBEDDED_BEAT_INTERVAL_S=60) as application:
+        beat = application.extensions[BEAT_EXTENSION]
+        try:
+            assert beat._thread is None  # building the app (as every CLI command does) starts nothing
+            client = application.test_client()
+            client.get("/api/events/all")
+            thread = beat._thread
+            assert thread is not None and thread.is_alive()
+            client.get("/api/events/all")
+            assert beat._thread is thread
+        finally:
+            beat.stop()
 
 
 def test_tests_and_a_zero_interval_run_no_beat(app):

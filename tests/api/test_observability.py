@@ -6,7 +6,7 @@ import json
 import logging
 
 from atomicseats.observability import JsonFormatter, TextFormatter
-from tests.conftest import make_app
+from tests.conftest import fresh_app
 from tests.helpers import account, create_event
 
 
@@ -47,11 +47,11 @@ def test_logs_never_contain_passwords_or_tokens(app, client, caplog):
 
 def test_a_control_character_in_the_path_cannot_forge_a_text_log_line(database_url, capsys):
     """Development logs are text: a %0A in the path must not start a second line."""
-    app = make_app(database_url, LOG_JSON=False)
-    capsys.readouterr()
-    response = app.test_client().get("/api/x%0Afake-line%0D%1B[31mred")
-    assert response.status_code == 404
-    lines = [line for line in capsys.readouterr().out.splitlines() if line]
+    with fresh_app(database_url, hold_context=False, LOG_JSON=False) as app:
+        capsys.readouterr()
+        response = app.test_client().get("/api/x%0Afake-line%0D%1B[31mred")
+        assert response.status_code == 404
+        lines = [line for line in capsys.readouterr().out.splitlines() if line]
     assert len(lines) == 1, lines
     assert "http.request" in lines[0] and "path=/api/x\\nfake-line\\r\\x1b[31mred" in lines[0]
     assert not any(line.startswith("fake-line") for line in lines)

@@ -230,18 +230,18 @@ def test_every_other_request_goes_through_to_the_flask_app(app, client, front):
 
 def test_without_redis_the_front_leaves_waiting_to_the_flask_app(database_url):
     """The embedded default has no pub/sub: the Flask route's own (blocking) wait answers."""
-    from tests.conftest import make_app
+    from tests.conftest import fresh_app
 
-    application = make_app(database_url, REDIS_URL="")
-    web = application.test_client()
-    host, guest = account(web, "host"), account(web, "guest")
-    with application.app_context():
-        decided = book(web, guest, create_event(web, host, capacity=5)["id"], 1)
-    front = create_asgi_app(application, threads=2)
-    assert front.hub is None
-    path = f"/api/bookings/requests/{decided['requestId']}"
-    status, _, body = asyncio.run(call(front, "GET", path, "wait=1", guest.headers))
-    asyncio.run(front.close())
+    with fresh_app(database_url, hold_context=False, REDIS_URL="") as application:
+        web = application.test_client()
+        host, guest = account(web, "host"), account(web, "guest")
+        with application.app_context():
+            decided = book(web, guest, create_event(web, host, capacity=5)["id"], 1)
+        front = create_asgi_app(application, threads=2)
+        assert front.hub is None
+        path = f"/api/bookings/requests/{decided['requestId']}"
+        status, _, body = asyncio.run(call(front, "GET", path, "wait=1", guest.headers))
+        asyncio.run(front.close())
     assert status == 200 and body["data"]["status"] == "confirmed"
 
 
