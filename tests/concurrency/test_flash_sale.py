@@ -27,6 +27,7 @@ CAPACITY = 37
 USERS = 50
 REQUESTS = 200
 THREADS = 50
+SALES_MAX = 3  # negative control: unlocked sales tried until one oversells
 
 
 def run_flash_sale(app) -> tuple[int, list[int]]:
@@ -113,16 +114,24 @@ def test_negative_control_without_the_row_lock_the_sale_oversells(postgres_url):
     both confirm them. The control must see that oversell itself (confirmed seats above the
     capacity, and the audit's never-oversell finding): refused requests (503 lock timeouts,
     500s from double decisions) are what the unlocked path may also do, but a sale that only
-    refused requests would not prove that the row lock is what prevents overselling."""
-    with concurrent_app(postgres_url, TESTING_SKIP_EVENT_LOCK=True, TESTING_PAUSE_AFTER_READ_S=0.02) as app:
-        event_id, statuses = run_flash_sale(app)
-        answers = {status: statuses.count(status) for status in sorted(set(statuses))}
-        assert len(statuses) == REQUESTS, answers
-        assert statuses.count(202) > 0, f"no request accepted, nothing could be oversold: {answers}"
-        confirmed = seats_confirmed(event_id)
-        assert confirmed > CAPACITY, (
-            f"without the row lock {confirmed} seats were confirmed for capacity {CAPACITY} (answers {answers}): "
-            "no oversell, so this test no longer exercises concurrency"
-        )
-        oversold = [v for v in audit.run_audit().violations if v.invariant == "1-never-oversell"]
-        assert [v.subject for v in oversold] == [f"event {event_id}"], oversold
+    refused requests would not prove that the row lock is what prevents overselling.
+
+    Without the lock, most requests may also hit lock timeouts and double decisions instead:
+    one sale in about eight (measured on this 2-core machine under other load) ended with
+    none oversold. So up to SALES_MAX sales run; the first that oversells ends the test."""
+    sales = []
+    for _ in range(SALES_MAX):
+        with concurrent_app(postgres_url, TESTING_SKIP_EVENT_LOCK=True, TESTING_PAUSE_AFTER_READ_S=0.02) as app:
+            event_id, statuses = run_flash_sale(app)
+            assert len(statuses) == REQUESTS
+            confirmed = seats_confirmed(event_id)
+            if confirmed > CAPACITY:
+                oversold = [v for v in audit.run_audit().violations if v.invariant == "1-never-oversell"]
+                assert [v.subject for v in oversold] == [f"event {event_id}"], oversold
+                return
+            answers = {status: statuses.count(status) for status in sorted(set(statuses))}
+            sales.append(f"{confirmed} seats confirmed (answers {answers})")
+    pytest.fail(
+        f"without the row lock no sale of {SALES_MAX} oversold capacity {CAPACITY}: {sales}; "
+        "this test no longer exercises concurrency"
+    )
