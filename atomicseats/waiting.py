@@ -74,48 +74,59 @@ class Captured:
 
 
 class ThreadLane:
-    """A fixed set of threads that run blocking calls for one event loop.
+    """A fixed set of threads that run blocking calls for an event loop.
 
     `run` queues a call and awaits its result. A thread that finishes a call wakes the loop
     only if no wake-up is already on its way; the loop then settles every finished call at
-    once. Threads start with the first call (after granian forks its workers)."""
+    once. Threads start with the first call (after granian forks its workers). Each event
+    loop gets a crew of its own (tests run one loop per asyncio.run): a thread of an
+    earlier loop never takes a later loop's call nor touches its wake-up state."""
 
     def __init__(self, threads: int, name: str) -> None:
         assert threads >= 1
         self.thread_count = threads
         self.name = name
+        self._crew: _LoopCrew | None = None
+
+    async def run(self, function: Callable, *args):
+        loop = asyncio.get_running_loop()
+        crew = self._crew
+        if crew is None or crew.loop is not loop:
+            self.close()
+            crew = self._crew = _LoopCrew(loop, self.thread_count, self.name)
+        return await crew.run(function, args)
+
+    def close(self) -> None:
+        crew, self._crew = self._crew, None
+        if crew is not None:
+            crew.stop()
+
+
+class _LoopCrew:
+    """The threads, the call queue and the wake-up state of a ThreadLane for one loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, threads: int, name: str) -> None:
+        self.loop = loop
         self._calls: queue.SimpleQueue = queue.SimpleQueue()
         self._finished: collections.deque = collections.deque()
         self._lock = threading.Lock()
         self._is_wake_pending = False
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._threads: list[threading.Thread] = []
+        self._threads = [
+            threading.Thread(target=self._serve, name=f"{name}_{number}", daemon=True) for number in range(threads)
+        ]
+        for thread in self._threads:
+            thread.start()
 
-    async def run(self, function: Callable, *args):
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            self._start(loop)
-        future = loop.create_future()
+    async def run(self, function: Callable, args: tuple):
+        future = self.loop.create_future()
         self._calls.put((future, function, args))
         return await future
 
-    def close(self) -> None:
+    def stop(self) -> None:
         for _ in self._threads:
             self._calls.put(None)
-        self._threads = []
 
-    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Threads for `loop`; those of an earlier loop (one per asyncio.run) end."""
-        self.close()
-        self._loop = loop
-        self._finished.clear()
-        self._is_wake_pending = False
-        for number in range(self.thread_count):
-            thread = threading.Thread(target=self._serve, args=(loop,), name=f"{self.name}_{number}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-
-    def _serve(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _serve(self) -> None:
         while (call := self._calls.get()) is not None:
             future, function, args = call
             outcome: tuple[object, BaseException | None]
@@ -129,8 +140,8 @@ class ThreadLane:
                     continue  # the wake-up on its way settles this call too
                 self._is_wake_pending = True
             try:
-                loop.call_soon_threadsafe(self._settle)
-            except RuntimeError:  # the loop is closed: nobody awaits this call any more
+                self.loop.call_soon_threadsafe(self._settle)
+            except RuntimeError:  # the loop is closed: nobody awaits its calls any more
                 return
 
     def _settle(self) -> None:
@@ -138,8 +149,8 @@ class ThreadLane:
             self._is_wake_pending = False
         while self._finished:
             future, (result, error) = self._finished.popleft()
-            if future.cancelled() or future.get_loop() is not self._loop:
-                continue  # its awaiter has gone (a hang-up; an earlier loop's call)
+            if future.cancelled():
+                continue  # its awaiter has gone (the client hung up)
             if error is None:
                 future.set_result(result)
             else:

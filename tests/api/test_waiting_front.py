@@ -308,7 +308,7 @@ def test_the_thread_lane_returns_each_result_to_its_caller_and_raises_its_errors
         release.set()  # every call finishes in a burst: wake-ups are shared, nothing is lost
         return await asyncio.gather(*calls, return_exceptions=True)
 
-    for _ in range(2):  # a second event loop gets threads of its own
+    for _ in range(5):  # each event loop gets threads of its own (a thread of an earlier one once hung a later)
         release.clear()
         answers = asyncio.run(scenario())
         for number, answer in zip(range(1, 200), answers, strict=True):
