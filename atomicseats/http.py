@@ -6,7 +6,7 @@ import logging
 import time
 
 from flask import Flask, g, jsonify, make_response, render_template_string, request
-from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 from marshmallow import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
@@ -41,7 +41,7 @@ class CookieSessionOnDemand(SecureCookieSessionInterface):
             return self.session_class()
         return super().open_session(app, request)
 
-    def save_session(self, app: Flask, session: SecureCookieSession, response) -> None:
+    def save_session(self, app: Flask, session: SessionMixin, response) -> None:
         if not (session or session.modified or session.accessed):
             return  # nothing to write, nothing to delete, no Vary: Cookie to add
         super().save_session(app, session, response)

@@ -18,7 +18,8 @@ def bridge_command() -> None:
 
     if current_app.config["PIPELINE"] != "kafka":
         raise click.ClickException("PIPELINE is 'embedded': set KAFKA_BROKERS to run the Kafka pipeline")
-    sys.exit(run_bridge(current_app._get_current_object()))
+    # Flask types current_app as the app itself; it is a proxy, and the bridge's threads need the app.
+    sys.exit(run_bridge(current_app._get_current_object()))  # type: ignore[attr-defined]
 
 
 @click.command("worker-queues")
