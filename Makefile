@@ -19,7 +19,7 @@ help:
 	@echo "make test   - the whole suite against SQLite, PostgreSQL and Redis (browser tests: installs Debian's chromium if missing)"
 	@echo "make up     - full mode on loopback: PostgreSQL, Redis, Kafka, SMTP sink, API, bridge, worker, beat, Flower"
 	@echo "make down   - stop all of it"
-	@echo "make lint   - ruff check and format check, import contracts (lint-imports)"
+	@echo "make lint   - ruff check and format check, import contracts (lint-imports), types (mypy)"
 	@echo "make bench  - flash-sale benchmark of the full pipeline (STACK=bench) vs the embedded default; BENCH_ARGS=--help"
 
 $(BIN)/python:
@@ -54,6 +54,7 @@ lint: $(STAMP_DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check atomicseats tests config.py wsgi.py
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
 up: $(STAMP_RUNTIME)
 	@STACK=dev bash scripts/platform.sh up
