@@ -106,6 +106,7 @@ def _install_record_factory() -> None:
         record.correlation_id = _correlation_id.get()
         return record
 
+    # A marker on the function object (functions take attributes; mypy does not know this one).
     make_record._stamps_correlation_id = True  # type: ignore[attr-defined]
     logging.setLogRecordFactory(make_record)
 
@@ -118,6 +119,7 @@ def configure_logging(level: str, as_json: bool) -> None:
     for existing in list(root.handlers):
         if getattr(existing, "_atomicseats", False):
             root.removeHandler(existing)
+    # A marker on the handler, so a second configure_logging replaces ours and no other.
     handler._atomicseats = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())
