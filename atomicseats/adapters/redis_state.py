@@ -502,9 +502,6 @@ class AsyncOutcomeHub:
     def is_connected(self) -> bool:
         return self._is_connected
 
-    def subscription_count(self) -> int:
-        return len(self._channels)
-
     def listen(self, request_id: str) -> AsyncOutcomeListener:
         """`async with hub.listen(id) as listener:` read Postgres, then `await listener.wait(s)`."""
         return AsyncOutcomeListener(self, outcome_channel(request_id))

@@ -99,10 +99,6 @@ class Decision:
         assert self.seats_waitlisted >= 0
         assert self.seats_confirmed + self.seats_waitlisted <= self.seats_requested
 
-    @property
-    def seats_rejected(self) -> int:
-        return self.seats_requested - self.seats_confirmed - self.seats_waitlisted
-
 
 @dataclass(frozen=True)
 class Promotion:
@@ -148,12 +144,6 @@ class Allocation:
     @property
     def seats_free(self) -> int:
         return self.capacity_seats - self.reserved_seats
-
-    @property
-    def seats_confirmed_total(self) -> int:
-        seats_promoted = sum(promotion.seats_promoted for promotion in self.promotions)
-        seats_decided = sum(decision.seats_confirmed for decision in self.decisions)
-        return seats_promoted + seats_decided
 
 
 def promote_waitlist(state: EventState, waitlist: Sequence[WaitlistSlot]) -> tuple[tuple[Promotion, ...], EventState]:

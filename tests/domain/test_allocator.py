@@ -33,6 +33,7 @@ from atomicseats.domain.limits import (
     SEATS_PER_REQUEST_MAX,
     WAITLIST_PROMOTION_BATCH_MAX,
 )
+from tests.domain.support import seats_confirmed_total
 
 
 def state(capacity: int, reserved: int = 0, is_open: bool = True) -> EventState:
@@ -56,7 +57,7 @@ def test_enough_free_seats_confirms_in_full() -> None:
     assert only_decision(allocation) == Decision("r0", 6, 6, 0, Outcome.CONFIRMED, None)
     assert allocation.reserved_seats == 10
     assert allocation.seats_free == 0
-    assert allocation.seats_confirmed_total == 6
+    assert seats_confirmed_total(allocation) == 6
     assert allocation.promotions == ()
 
 
@@ -64,7 +65,7 @@ def test_partial_with_open_waitlist_waitlists_the_remainder() -> None:
     allocation = allocate(state(10, reserved=7), [], requests(5))
     decision = only_decision(allocation)
     assert decision == Decision("r0", 5, 3, 2, Outcome.PARTIAL, None)
-    assert decision.seats_rejected == 0
+    assert decision.seats_requested - decision.seats_confirmed - decision.seats_waitlisted == 0
     assert allocation.reserved_seats == 10
 
 
@@ -72,7 +73,7 @@ def test_partial_with_closed_waitlist_rejects_the_remainder() -> None:
     allocation = allocate(state(10, reserved=7, is_open=False), [], requests(5))
     decision = only_decision(allocation)
     assert decision == Decision("r0", 5, 3, 0, Outcome.PARTIAL, "waitlist_closed")
-    assert decision.seats_rejected == 2
+    assert decision.seats_requested - decision.seats_confirmed - decision.seats_waitlisted == 2
     assert allocation.reserved_seats == 10
 
 
@@ -86,7 +87,7 @@ def test_sold_out_with_closed_waitlist_rejects() -> None:
     allocation = allocate(state(10, reserved=10, is_open=False), [], requests(4))
     decision = only_decision(allocation)
     assert decision == Decision("r0", 4, 0, 0, Outcome.REJECTED, "waitlist_closed")
-    assert decision.seats_rejected == 4
+    assert decision.seats_requested - decision.seats_confirmed - decision.seats_waitlisted == 4
 
 
 def test_zero_capacity_event_waitlists_everyone() -> None:
@@ -130,7 +131,7 @@ def test_waitlist_is_served_before_new_requests() -> None:
     allocation = allocate(state(10, reserved=7), waitlist, requests(2))
     assert allocation.promotions == (Promotion(entry_id=1, seats_promoted=2, seats_remaining=0),)
     assert only_decision(allocation) == Decision("r0", 2, 1, 1, Outcome.PARTIAL, None)
-    assert allocation.seats_confirmed_total == 3
+    assert seats_confirmed_total(allocation) == 3
     assert allocation.reserved_seats == 10
 
 
