@@ -115,13 +115,7 @@ start_kafka() {
     say "kafka already running (pid $pid) on $HOST:$KAFKA_PORT"
     return 0
   fi
-  rm -f "$KAFKA_DIR/pid"
-  local p
-  for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
-    if port_open "$p"; then
-      start_failed kafka "port $HOST:$p is already in use by another process (pid $(pid_on_port "$p" || echo '?'))"
-    fi
-  done
+  claim_ports kafka "$KAFKA_DIR/pid" "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"
   kafka_write_props
 
   # shellcheck disable=SC2206  # KAFKA_HEAP_OPTS is a list of JVM flags: split on purpose

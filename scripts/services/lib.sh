@@ -93,6 +93,19 @@ start_failed() {
   exit 1
 }
 
+# Before a fresh start: claim_ports <name> <pidfile> <port>... drops the stale pid file of a
+# service that is not running and fails loudly when another process holds one of its ports.
+claim_ports() {
+  local name=$1 pidfile=$2 port
+  shift 2
+  rm -f "$pidfile"
+  for port in "$@"; do
+    if port_open "$port"; then
+      start_failed "$name" "port $HOST:$port is already in use by another process (pid $(pid_on_port "$port" || echo '?')): another checkout's stack?"
+    fi
+  done
+}
+
 # The one stop routine of every service: stop_service <name> <pidfile> <pid-fn> [<signal>]
 # <pid-fn> prints the pid of our running service (checked to be ours) or fails: then the
 # service is not running and its pid file is removed. Otherwise the process gets <signal>

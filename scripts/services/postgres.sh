@@ -125,10 +125,7 @@ start_postgres() {
     say "postgres already running (pid $pid) on $HOST:$PG_PORT"
     return 0
   fi
-  rm -f "$PG_PIDFILE"
-  if port_open "$PG_PORT"; then
-    start_failed postgres "port $HOST:$PG_PORT is already in use by another process (pid $(pid_on_port "$PG_PORT" || echo '?')): another checkout's stack?"
-  fi
+  claim_ports postgres "$PG_PIDFILE" "$PG_PORT"
 
   if [[ ! -s $PGDATA/PG_VERSION ]]; then
     # absent or a half-finished initdb: start from scratch

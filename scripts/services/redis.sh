@@ -30,10 +30,7 @@ start_redis() {
     say "redis already running (pid $pid) on $HOST:$REDIS_PORT"
     return 0
   fi
-  rm -f "$dir/pid"
-  if port_open "$REDIS_PORT"; then
-    start_failed redis "port $HOST:$REDIS_PORT is already in use by another process (pid $(pid_on_port "$REDIS_PORT" || echo '?'))"
-  fi
+  claim_ports redis "$dir/pid" "$REDIS_PORT"
   say "starting redis on $HOST:$REDIS_PORT"
   # No persistence at all (DESIGN: Redis only holds caches/mirrors that can be rebuilt).
   if ! redis-server --port "$REDIS_PORT" --bind "$HOST" --protected-mode yes \

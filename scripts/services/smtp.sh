@@ -37,10 +37,7 @@ start_smtp() {
     say "smtp sink already running (pid $pid) on $HOST:$SMTP_PORT"
     return 0
   fi
-  rm -f "$SMTP_DIR/pid"
-  if port_open "$SMTP_PORT"; then
-    start_failed smtp "port $HOST:$SMTP_PORT is already in use by another process (pid $(pid_on_port "$SMTP_PORT" || echo '?'))"
-  fi
+  claim_ports smtp "$SMTP_DIR/pid" "$SMTP_PORT"
   say "starting smtp sink on $HOST:$SMTP_PORT (messages in $SMTP_MESSAGES)"
   setsid "$VENV_PY" -u "$ROOT/scripts/smtp_sink.py" --host "$HOST" --port "$SMTP_PORT" --dir "$SMTP_MESSAGES" \
     </dev/null >>"$log" 2>&1 9>&- 8>&- &
