@@ -56,7 +56,8 @@ lint: $(STAMP_DEV)
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
 
-up: $(STAMP_RUNTIME)
+# Full mode on loopback runs the SMTP sink (aiosmtpd, a dev requirement) beside the app: dev pins too.
+up: $(STAMP_DEV)
 	@STACK=dev bash scripts/platform.sh up
 
 down:
