@@ -27,7 +27,7 @@ from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import DateTime, TypeDecorator
 
-from atomicseats.domain import allocator, limits
+from atomicseats.domain import accounts, allocator, limits
 from atomicseats.domain.states import BookingStatus, EventStatus, OutboxStatus, RequestStatus, WaitlistStatus
 from atomicseats.extensions import db
 
@@ -48,7 +48,7 @@ else:
 # SQLite only auto-increments an INTEGER PRIMARY KEY; Postgres gets BIGINT identities.
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
-USER_ROLES = ("guest", "host", "admin")
+USER_ROLES = accounts.ROLES
 OUTBOX_CHANNELS = ("email", "event")
 
 

@@ -1,4 +1,4 @@
-"""Accounts: `flask users create-admin`, `flask seed-demo`."""
+"""Accounts: `flask users create-admin`, `flask users set-role`, `flask seed-demo`."""
 
 from __future__ import annotations
 
@@ -24,6 +24,23 @@ def create_admin_command(username: str, email: str, password: str, name: str | N
     except AtomicSeatsError as error:
         raise click.ClickException(_describe(error)) from error
     click.echo(f"created admin {user.username} (id {user.id})")
+
+
+@users_cli.command("set-role")
+@click.argument("login")
+@click.argument("role", type=click.Choice(accounts.ROLES))
+def set_role_command(login: str, role: str) -> None:
+    """Make the user LOGIN (username or e-mail) a guest, host or admin. As on the admin
+    pages: the last admin cannot be demoted, and the user's sessions end."""
+    try:
+        change = users.set_role_by_operator(login, role)
+    except AtomicSeatsError as error:
+        raise click.ClickException(_describe(error)) from error
+    if not change.is_changed:
+        click.echo(f"{change.user.username} is already {role}")
+        return
+    ended = f"{change.sessions_ended} session{'' if change.sessions_ended == 1 else 's'} ended"
+    click.echo(f"{change.user.username}: {change.previous_role} -> {role} ({ended})")
 
 
 @click.command("seed-demo")

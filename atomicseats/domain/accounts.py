@@ -41,3 +41,31 @@ def new_account_errors(username: str, password: str, is_common: Callable[[str], 
     if not is_password_valid(password, is_common):
         errors["password"] = [f"Must be {PASSWORD_RULE}."]
     return errors
+
+
+# --- roles ----------------------------------------------------------------------------------
+
+ROLES = ("guest", "host", "admin")
+ADMIN_ROLE = "admin"
+ROLE_RULE = "Must be guest, host or admin."
+LAST_ADMIN_RULE = "The last admin cannot be demoted: make another user an admin first."
+# A role change needs to know only whether another admin would remain: counting (and
+# locking) this many admins is enough to decide, however many there are.
+ADMINS_COUNTED_MAX = 2
+
+
+def role_change_errors(current_role: str, new_role: str, admins_counted: int) -> dict[str, list[str]]:
+    """The field errors of changing a user's role (empty when it may be made).
+
+    `admins_counted` is how many admins there are now, counted up to ADMINS_COUNTED_MAX
+    (the answer is the same for any larger count). Demoting the only admin is refused: the
+    platform would be left with nobody who can change a role."""
+    assert admins_counted >= 0
+    if new_role not in ROLES:
+        return {"role": [ROLE_RULE]}
+    assert current_role in ROLES
+    assert current_role != ADMIN_ROLE or admins_counted >= 1  # the user counts itself
+    is_demotion = current_role == ADMIN_ROLE and new_role != ADMIN_ROLE
+    if is_demotion and min(admins_counted, ADMINS_COUNTED_MAX) <= 1:
+        return {"role": [LAST_ADMIN_RULE]}
+    return {}

@@ -34,6 +34,9 @@ ROSTER_PAGE_SIZE_MAX = 1000  # bookings and waitlist entries together
 ROSTER_PAGE_SIZE_DEFAULT = 100
 ANALYTICS_PAGE_SIZE_MAX = 500  # events in the per-event part of the analytics
 ANALYTICS_PAGE_SIZE_DEFAULT = 100
+USERS_PAGE_SIZE_MAX = 100  # the admins' user list
+USERS_PAGE_SIZE_DEFAULT = 25
+USER_SEARCH_CHARS_MAX = 100  # the `q` of the user list: part of a username, name or e-mail
 TOP_EVENTS_MAX = 10
 LONG_POLL_WAIT_S_MAX = 30
 WAITLIST_MIRROR_ENTRIES_MAX = 100_000  # longer waitlists are not mirrored in Redis (Postgres answers)
@@ -91,6 +94,8 @@ assert 1 <= EVENTS_PAGE_SIZE_DEFAULT <= EVENTS_PAGE_SIZE_MAX
 assert EVENT_SEARCH_CHARS_MAX >= 1
 assert 1 <= ROSTER_PAGE_SIZE_DEFAULT <= ROSTER_PAGE_SIZE_MAX
 assert 1 <= ANALYTICS_PAGE_SIZE_DEFAULT <= ANALYTICS_PAGE_SIZE_MAX
+assert 1 <= USERS_PAGE_SIZE_DEFAULT <= USERS_PAGE_SIZE_MAX
+assert USER_SEARCH_CHARS_MAX >= 1
 assert TOP_EVENTS_MAX >= 1
 assert LONG_POLL_WAIT_S_MAX >= 1
 assert WAITLIST_MIRROR_ENTRIES_MAX >= WAITLIST_PROMOTION_BATCH_MAX

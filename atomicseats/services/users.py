@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -19,14 +20,15 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token
-from sqlalchemy import func, or_, select
+from sqlalchemy import String, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from atomicseats.domain import accounts
-from atomicseats.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, ServiceBusy
+from atomicseats.domain import accounts, limits
+from atomicseats.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound, ServiceBusy
 from atomicseats.extensions import db
 from atomicseats.models import AuthSession, User, utcnow
+from atomicseats.services._pages import Page, cursor_id, decode_cursor, page_of
 from atomicseats.services.ports import adapters
 from atomicseats.services.tokens import signing_refresh_token
 from atomicseats.services.unit_of_work import UnitOfWork, database_errors_as_busy, unit_of_work
@@ -285,3 +287,125 @@ def _issue_tokens(user: User, session: AuthSession) -> LoginResult:
 
 def get_user(user_id: int) -> User | None:
     return db.session.get(User, user_id)
+
+
+# --- accounts, for admins -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoleChange:
+    user: User
+    previous_role: str
+    sessions_ended: int
+
+    @property
+    def is_changed(self) -> bool:
+        return self.user.role != self.previous_role
+
+
+def list_users(
+    actor: User, text: str | None = None, limit: int = limits.USERS_PAGE_SIZE_DEFAULT, cursor: str | None = None
+) -> Page[User]:
+    """Admins only: every account, newest first, a keyset page at a time. `text` is part of
+    a username, name or e-mail address in any letter case (lower() folds ASCII letters on
+    both backends; PostgreSQL may fold more under its locale)."""
+    _require_admin(actor)
+    assert 1 <= limit <= limits.USERS_PAGE_SIZE_MAX
+    statement = select(User).order_by(User.id.desc()).limit(limit + 1)
+    if cursor:
+        statement = statement.where(User.id < cursor_id(decode_cursor(cursor)))
+    if text:
+        needle = text.lower()
+        statement = statement.where(
+            or_(
+                func.lower(User.username, type_=String).contains(needle, autoescape=True),
+                func.lower(User.name, type_=String).contains(needle, autoescape=True),
+                func.lower(User.email, type_=String).contains(needle, autoescape=True),
+            )
+        )
+    with database_errors_as_busy():
+        rows = list(db.session.execute(statement).scalars())
+    return page_of(rows, limit, lambda user: {"id": user.id})
+
+
+def change_role(actor: User, user_id: int, role: str, actor_session_id: str | None = None) -> RoleChange:
+    """An admin sets a user's role (guest, host or admin); the pages and the API call this.
+
+    The last admin cannot be demoted (409, domain/accounts.role_change_errors). A change
+    ends every session of the user (their browser cookies and API tokens die with them, as
+    on a password change), so no request is served under the old role: the user logs in
+    again as what they now are. An admin changing their own role keeps the session they
+    made the change from (`actor_session_id`); their next request already has the new role."""
+    _require_admin(actor)
+    keep_session_id = actor_session_id if user_id == actor.id else None
+    return _set_role(user_id, role, keep_session_id, actor_id=actor.id)
+
+
+def set_role_by_operator(login: str, role: str) -> RoleChange:
+    """`flask users set-role`: whoever runs commands on the server (as `create-admin`), by
+    username or e-mail. The same rule and the same ended sessions as an admin's change."""
+    user_id = db.session.execute(
+        select(User.id).where(or_(func.lower(User.username) == login.lower(), User.email == login.lower()))
+    ).scalar_one_or_none()
+    if user_id is None:
+        raise NotFound("No user has this username or e-mail address")
+    return _set_role(user_id, role, keep_session_id=None, actor_id=None)
+
+
+def _set_role(user_id: int, role: str, keep_session_id: str | None, actor_id: int | None) -> RoleChange:
+    if role not in accounts.ROLES:
+        raise InvalidInput("Invalid role", {"role": [accounts.ROLE_RULE]})
+    with unit_of_work() as work:
+        # Every role change locks the first admins (by id) before anything else, so two changes
+        # that could together demote the last admins take turns, and the second sees the first's.
+        admins_counted = _lock_admins(work.session)
+        if actor_id is not None and session_user(work.session, actor_id).role != accounts.ADMIN_ROLE:
+            raise _not_admin()  # demoted since this request began
+        user = work.session.execute(select(User).where(User.id == user_id).with_for_update()).scalar_one_or_none()
+        if user is None:
+            raise NotFound("No such user")
+        previous_role = user.role
+        errors = accounts.role_change_errors(previous_role, role, admins_counted)
+        if errors:
+            raise Conflict(accounts.LAST_ADMIN_RULE, errors)
+        ended = 0
+        if role != previous_role:
+            user.role = role
+            ended = end_other_sessions(work, user_id, keep_session_id)
+    if role != previous_role:
+        log.info(
+            "user.role_changed",
+            extra={
+                "user_id": user_id,
+                "by_user_id": actor_id,
+                "role": role,
+                "previous_role": previous_role,
+                "sessions_ended": ended,
+            },
+        )
+    return RoleChange(user=user, previous_role=previous_role, sessions_ended=ended)
+
+
+def _lock_admins(session: Session) -> int:
+    """Lock the first admins by id, up to ADMINS_COUNTED_MAX, and say how many there are.
+    On SQLite the unit of work's BEGIN IMMEDIATE serializes the changes instead."""
+    config = current_app.config
+    statement = (
+        select(User.id).where(User.role == accounts.ADMIN_ROLE).order_by(User.id).limit(accounts.ADMINS_COUNTED_MAX)
+    )
+    if not config.get("TESTING_SKIP_ADMIN_LOCK"):  # negative control of the concurrency test
+        statement = statement.with_for_update()
+    admins_counted = len(session.execute(statement).all())
+    pause_s = config.get("TESTING_PAUSE_AFTER_ADMINS_S", 0)
+    if pause_s:  # the concurrency test widens the window between the count and the change
+        time.sleep(pause_s)
+    return admins_counted
+
+
+def _require_admin(actor: User) -> None:
+    if actor.role != accounts.ADMIN_ROLE:
+        raise _not_admin()
+
+
+def _not_admin() -> Forbidden:
+    return Forbidden("Only admins may see or change other users' accounts")
