@@ -494,3 +494,42 @@ class AnalyticsOut(Schema):
     )
     pageInfo = fields.Nested(PageInfoOut, attribute="events.page_info", metadata={"description": "pages of `events`"})
     requestOutcomes = fields.Dict(keys=fields.String(), values=fields.Integer(), attribute="request_outcomes")
+
+
+class UsersQuery(StrictSchema):
+    limit = query_int(1, limits.USERS_PAGE_SIZE_MAX, load_default=limits.USERS_PAGE_SIZE_DEFAULT)
+    cursor = text(200, metadata={"description": "pageInfo.nextCursor of the previous page"})
+    q = single_line(
+        limits.USER_SEARCH_CHARS_MAX,
+        0,
+        attribute="text",
+        metadata={"description": "part of the username, name or e-mail, in any letter case (blank: no filter)"},
+    )
+
+
+class AccountOut(UserOut):
+    createdAt = fields.DateTime(attribute="created_at")
+
+
+class UserPageOut(Schema):
+    """`GET /api/admin/users`: dumped from a services Page of users, newest first."""
+
+    items = fields.List(fields.Nested(AccountOut))
+    pageInfo = fields.Nested(PageInfoOut, attribute="page_info")
+
+
+class RoleChangeSchema(StrictSchema):
+    role = fields.String(
+        required=True,
+        validate=validate.OneOf(accounts.ROLES, error=accounts.ROLE_RULE),
+        metadata={"description": "guest, host or admin; the last admin cannot be demoted (409)"},
+    )
+
+
+class RoleChangeOut(Schema):
+    user = fields.Nested(AccountOut)
+    previousRole = fields.String(attribute="previous_role")
+    sessionsEnded = fields.Integer(
+        attribute="sessions_ended",
+        metadata={"description": "the user's sessions (browser and API) ended by the change: they log in again"},
+    )

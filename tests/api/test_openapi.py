@@ -25,6 +25,7 @@ TAKES_A_BODY = {
     ("post", "/api/events/delete"),
     ("post", "/api/events/book"),
     ("delete", "/api/events/book"),
+    ("patch", "/api/admin/users/{user_id}"),
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 _PARAMETER = re.compile(r"<(?:[a-z]+(?:\([^)]*\))?:)?([A-Za-z_]+)>")  # converter, optional arguments, name
