@@ -92,6 +92,15 @@ def env_rate_limit(name: str, default: str) -> str:
     return value
 
 
+def env_http_url(name: str) -> str:
+    """An http(s) URL, or "" when unset: a link the pages show, so nothing else (no
+    `javascript:`) is accepted."""
+    value = os.environ.get(name, "").strip()
+    if value and not (value.startswith(("http://", "https://")) and len(value) > len("https://")):
+        raise ConfigError(f"{name} must be an http:// or https:// URL, got {value!r}")
+    return value
+
+
 def redis_url_from_env() -> str:
     """REDIS_URL wins; otherwise the seed's REDIS_HOST/PORT/PASSWORD; empty means no Redis."""
     url = os.environ.get("REDIS_URL", "").strip()
@@ -182,6 +191,8 @@ class BaseConfig:
         self.LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
         self.LOG_JSON = env_bool("LOG_JSON", True)
         self.SEED_DEMO_ALLOWED = False
+        # Where admins find Flower (Celery's monitor): the admin pages link to it when set.
+        self.FLOWER_URL = env_http_url("FLOWER_URL")
 
 
 class DevelopmentConfig(BaseConfig):

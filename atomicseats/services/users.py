@@ -328,6 +328,16 @@ def list_users(
     return page_of(rows, limit, lambda user: {"id": user.id})
 
 
+def get_account(actor: User, user_id: int) -> User:
+    """Admins only: one account, as the user list shows it (NotFound if there is none)."""
+    _require_admin(actor)
+    with database_errors_as_busy():
+        user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user")
+    return user
+
+
 def change_role(actor: User, user_id: int, role: str, actor_session_id: str | None = None) -> RoleChange:
     """An admin sets a user's role (guest, host or admin); the pages and the API call this.
 
