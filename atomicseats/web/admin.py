@@ -20,6 +20,7 @@ from wtforms.validators import InputRequired, Length, Optional
 
 from atomicseats.domain import accounts, limits
 from atomicseats.errors import Conflict, Forbidden, InvalidInput
+from atomicseats.extensions import login_manager
 from atomicseats.services import analytics, users
 from atomicseats.web import bp
 from atomicseats.web.forms import show_service_errors
@@ -59,7 +60,7 @@ def admin_required(view):
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         if not current_user.is_authenticated:
-            return current_app.login_manager.unauthorized()
+            return login_manager.unauthorized()
         if current_user.role != accounts.ADMIN_ROLE:
             raise Forbidden("This page is for admins only. Ask an admin if you need access.")
         return view(*args, **kwargs)
