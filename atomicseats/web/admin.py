@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from flask import current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user
+from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, RadioField, SearchField, SelectChoice
 from wtforms.validators import InputRequired, Length, Optional
 
 from atomicseats.domain import accounts, limits
 from atomicseats.errors import Conflict, Forbidden, InvalidInput
-from atomicseats.extensions import login_manager
 from atomicseats.services import analytics, users
 from atomicseats.web import bp
 from atomicseats.web.forms import show_service_errors
@@ -58,9 +57,8 @@ def admin_required(view):
     """Signed in (else the login page, back here after), and an admin (else 403 in words)."""
 
     @functools.wraps(view)
+    @login_required
     def wrapper(*args, **kwargs):
-        if not current_user.is_authenticated:
-            return login_manager.unauthorized()
         if current_user.role != accounts.ADMIN_ROLE:
             raise Forbidden("This page is for admins only. Ask an admin if you need access.")
         return view(*args, **kwargs)
