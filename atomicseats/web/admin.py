@@ -21,7 +21,7 @@ from wtforms.validators import InputRequired, Length, Optional
 from atomicseats.domain import accounts, limits
 from atomicseats.errors import Conflict, Forbidden, InvalidInput
 from atomicseats.services import analytics, users
-from atomicseats.web import bp
+from atomicseats.web import bp, present
 from atomicseats.web.forms import show_service_errors
 from atomicseats.web.views import _explain_csrf as explain_csrf
 
@@ -137,6 +137,12 @@ def _analytics_charts(report: analytics.Analytics) -> dict[str, ChartData]:
             f"{waiting:,} {'person' if waiting == 1 else 'people'} waiting for these events",
         ),
     }
+
+
+@bp.app_template_filter("amount")
+def amount(minor_units: int) -> str:
+    """Money as a figure: like the `money` filter, but nothing earned is "€0.00", not "Free"."""
+    return present.money(minor_units) if minor_units else present.money(1).replace("0.01", "0.00")
 
 
 @bp.app_template_filter("percent")
