@@ -27,7 +27,7 @@ bp = Blueprint("api_admin", __name__, url_prefix="/api/admin")
 )
 def platform_analytics():
     query = load_query(schemas.AnalyticsQuery())
-    report = analytics.platform_analytics(query["limit"], query.get("cursor"))
+    report = analytics.platform_analytics(current_account(), query["limit"], query.get("cursor"))
     return envelope(200, schemas.AnalyticsOut().dump(report), "Analytics")
 
 

@@ -17,8 +17,9 @@ from flask import current_app
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from atomicseats.domain import limits
+from atomicseats.domain import accounts, limits
 from atomicseats.domain.states import BookingStatus, EventStatus, WaitlistStatus
+from atomicseats.errors import Forbidden
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, User, WaitlistEntry
 from atomicseats.services._availability import waitlist_totals
@@ -47,7 +48,12 @@ class Analytics:
     request_outcomes: dict[str, int]
 
 
-def platform_analytics(limit: int = limits.ANALYTICS_PAGE_SIZE_DEFAULT, cursor: str | None = None) -> Analytics:
+def platform_analytics(
+    actor: User, limit: int = limits.ANALYTICS_PAGE_SIZE_DEFAULT, cursor: str | None = None
+) -> Analytics:
+    """Admins only (the API and the admin pages both ask here)."""
+    if actor.role != accounts.ADMIN_ROLE:
+        raise Forbidden("Only admins may see the platform's analytics")
     assert 1 <= limit <= limits.ANALYTICS_PAGE_SIZE_MAX
     after_id = cursor_id(decode_cursor(cursor)) if cursor else 0
     with _snapshot() as session:

@@ -79,7 +79,7 @@ def _admin_context():
 def admin_analytics():
     cursor = request.args.get("cursor") or None
     try:
-        report = analytics.platform_analytics(ANALYTICS_EVENTS_PAGE_SIZE, cursor)
+        report = analytics.platform_analytics(current_user.account, ANALYTICS_EVENTS_PAGE_SIZE, cursor)
     except InvalidInput:  # a cursor this page did not issue: start from the first page
         return redirect(url_for("web.admin_analytics"), 303)
     next_url = None

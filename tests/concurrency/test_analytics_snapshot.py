@@ -18,7 +18,7 @@ from sqlalchemy import insert, update
 
 from atomicseats.extensions import db
 from atomicseats.models import Booking, Event
-from atomicseats.services import analytics
+from atomicseats.services import analytics, users
 from tests.api.support import insert_events
 from tests.conftest import fresh_app
 from tests.helpers import account
@@ -33,6 +33,7 @@ def disagreements_while_booking(app) -> tuple[list[str], int]:
     seats were sold during the reads (so the test knows the race really ran)."""
     client = app.test_client()
     host, guest = account(client, "host"), account(client, "guest")
+    admin = users.get_user(account(client, "admin").id)
     [event_id] = insert_events(host.id, [datetime.now(UTC) + timedelta(days=3)], capacity_seats=1_000_000)
     is_done = threading.Event()
 
@@ -55,7 +56,7 @@ def disagreements_while_booking(app) -> tuple[list[str], int]:
     seats_seen: list[int] = []
     try:
         for _ in range(READS):
-            report = analytics.platform_analytics()
+            report = analytics.platform_analytics(admin)
             seats = report.totals["seatsConfirmed"]
             seats_seen.append(seats)
             if report.revenue_minor != seats * PRICE_MINOR or report.top_events[0].reserved_seats != seats:

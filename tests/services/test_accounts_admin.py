@@ -148,3 +148,11 @@ def test_the_command_line_shares_the_rule(app):
     unknown = runner.invoke(args=["users", "set-role", "nobody", "host"])
     assert unknown.exit_code != 0 and "No user" in unknown.output
     assert users.get_user(admin.id).role == "guest"
+
+
+def test_only_admins_read_the_platform_analytics(app):
+    from atomicseats.services import analytics
+
+    with pytest.raises(Forbidden):
+        analytics.platform_analytics(make_user("hedda", "host"))
+    assert analytics.platform_analytics(make_user("root", "admin")).totals["admins"] == 1
