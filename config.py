@@ -171,6 +171,11 @@ class BaseConfig:
         # How long the API's producer gathers requests into one produce request: longer is
         # fewer, bigger requests for the broker, and that much more time before a 202.
         self.KAFKA_LINGER_MS = env_int("KAFKA_LINGER_MS", 5, 0, 1000)
+        # The bridge ends itself (its supervisor starts a fresh one) when requests have waited on
+        # its partitions this long with its offsets standing still, or when its loop has not come
+        # round this long (a call that never returned): atomicseats/liveness.py.
+        self.BRIDGE_STALL_S = env_int("BRIDGE_STALL_S", 20, 1, 3600)
+        self.BRIDGE_HUNG_S = env_int("BRIDGE_HUNG_S", 60, 1, 3600)
         self.CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "").strip()
         # The embedded default has no Celery beat: its server runs the periodic work (closing
         # the sales of started events, retrying due e-mails) on a thread this often; 0 = never.

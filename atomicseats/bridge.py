@@ -6,21 +6,29 @@ the offsets only after that, then wake the allocation task of each event on the
 queue of its partition. Killed at any point, it either re-reads messages it had not
 committed (harmless) or has recorded them already (and the sweeper wakes their
 events if the wake-up was lost). Nothing is acknowledged before it is durable.
+
+That makes it safe to end the bridge whenever it stops doing its job: requests wait on its
+partitions (or on a group that reads none) and its offsets have not moved for BRIDGE_STALL_S,
+or its loop has not come round for BRIDGE_HUNG_S (atomicseats/liveness.py). It logs why and
+exits; its supervisor starts a fresh one, which joins the group and reads on.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Message, TopicPartition
 from flask import Flask
 
 from atomicseats.adapters import request_message
 from atomicseats.domain import limits
+from atomicseats.liveness import Heartbeat, StallWatch
 from atomicseats.names import BOOKING_REQUESTS_TOPIC, BRIDGE_CONSUMER_GROUP
 from atomicseats.observability import announce_ready, log_with_correlation
 from atomicseats.services import booking
@@ -36,6 +44,10 @@ FETCH_MIN_BYTES = 64 * 1024
 FETCH_WAIT_MAX_MS = 100
 RECORD_RETRY_DELAY_S_MAX = 5.0
 STARTUP_TIMEOUT_S = 30.0
+LIVENESS_CHECK_INTERVAL_S = 5.0
+OFFSETS_QUERY_TIMEOUT_S = 2.0
+EXIT_STALLED = 75  # EX_TEMPFAIL: start me again
+EXIT_HUNG = 70
 
 
 def consumer_config(brokers: str) -> dict:
@@ -57,28 +69,110 @@ def consumer_config(brokers: str) -> dict:
 
 
 def run_bridge(app: Flask, stop: threading.Event | None = None) -> int:
-    """Consume until `stop` is set or SIGTERM/SIGINT arrives. The one loop meant to run forever."""
+    """Consume until `stop` is set or SIGTERM/SIGINT arrives. The one loop meant to run forever:
+    0 when told to stop, EXIT_STALLED when it stopped taking the requests that wait for it."""
     stop = stop or _stop_on_signals()
-    consumer = Consumer(consumer_config(app.config["KAFKA_BROKERS"]))
+    heartbeat = Heartbeat(app.config["BRIDGE_HUNG_S"], _end_hung_process).start()
+    stall = StallWatch(app.config["BRIDGE_STALL_S"])
+    consumer = Consumer({**consumer_config(app.config["KAFKA_BROKERS"]), "error_cb": _log_client_error})
     try:
         _check_broker(consumer)
-        consumer.subscribe([BOOKING_REQUESTS_TOPIC], on_assign=_log_assignment, on_revoke=_log_revocation)
+        consumer.subscribe(
+            [BOOKING_REQUESTS_TOPIC], on_assign=_log_assignment, on_revoke=_log_revocation, on_lost=_log_loss
+        )
         log.info("bridge.started", extra={"topic": BOOKING_REQUESTS_TOPIC, "group": BRIDGE_CONSUMER_GROUP})
         announce_ready()
+        next_check = time.monotonic() + LIVENESS_CHECK_INTERVAL_S
         while not stop.is_set():
+            heartbeat.beat()
             messages = consumer.consume(num_messages=CONSUME_BATCH_MAX, timeout=CONSUME_TIMEOUT_S)
             if messages:
-                _handle_batch(app, consumer, messages, stop)
+                _handle_batch(app, consumer, messages, stop, heartbeat)
+            now = time.monotonic()
+            if now >= next_check:
+                next_check = now + LIVENESS_CHECK_INTERVAL_S
+                if _is_stalled(consumer, BOOKING_REQUESTS_TOPIC, stall, now):
+                    return EXIT_STALLED
     finally:
         consumer.close()  # leaves the group at once, so a rebalance need not wait for a timeout
+        heartbeat.stop()
         log.info("bridge.stopped")
     return 0
 
 
-def _handle_batch(app: Flask, consumer: Consumer, messages: list[Message], stop: threading.Event) -> None:
+def _is_stalled(consumer: Consumer, topic: str, stall: StallWatch, now: float) -> bool:
+    """Requests wait for this bridge and its offsets have not moved for the stall time."""
+    lag = read_lag(consumer, topic)
+    if not stall.observe(now, None if lag is None else lag.waiting > 0, None if lag is None else lag.mark):
+        return False
+    log.error(
+        "bridge.stalled",
+        extra={
+            "waiting": lag.waiting if lag else None,
+            "assigned": lag.assigned if lag else None,
+            "stalled_s": round(stall.waited_s(now), 1),
+            "action": "exit for a restart",
+        },
+    )
+    return True
+
+
+@dataclass(frozen=True)
+class Lag:
+    """What waits for a bridge: on its own partitions, or (holding none) on its whole group's."""
+
+    waiting: int
+    assigned: list[int]
+    mark: tuple[int, ...]  # the offsets that move when the bridge (or its group) makes progress
+
+
+def read_lag(consumer: Consumer, topic: str) -> Lag | None:
+    """The requests waiting behind this consumer's positions (or, with no partition assigned,
+    behind its group's committed offsets). None if the broker cannot tell now."""
+    try:
+        assigned = sorted((tp for tp in consumer.assignment() if tp.topic == topic), key=lambda tp: tp.partition)
+        if assigned:
+            partitions, offsets = assigned, _read_positions(consumer, assigned)
+        else:
+            metadata = consumer.list_topics(topic, timeout=OFFSETS_QUERY_TIMEOUT_S).topics[topic]
+            partitions = [TopicPartition(topic, partition) for partition in sorted(metadata.partitions)]
+            offsets = [tp.offset for tp in consumer.committed(partitions, timeout=OFFSETS_QUERY_TIMEOUT_S)]
+        waiting = sum(_behind(consumer, tp, offset) for tp, offset in zip(partitions, offsets, strict=True))
+    except (KafkaException, KeyError, RuntimeError):
+        return None
+    return Lag(waiting, [tp.partition for tp in assigned], tuple(offsets))
+
+
+def _behind(consumer: Consumer, partition: TopicPartition, offset: int) -> int:
+    """Messages from `offset` to the end (no offset yet: from the start, auto.offset.reset)."""
+    low, high = consumer.get_watermark_offsets(partition, timeout=OFFSETS_QUERY_TIMEOUT_S, cached=False)
+    return max(0, high - (offset if offset >= 0 else low))
+
+
+def _read_positions(consumer: Consumer, assigned: list[TopicPartition]) -> list[int]:
+    """Where this consumer reads next; before its first fetch, where its group committed."""
+    positions = [tp.offset for tp in consumer.position(assigned)]
+    if all(offset != OFFSET_INVALID for offset in positions):
+        return positions
+    committed = [tp.offset for tp in consumer.committed(assigned, timeout=OFFSETS_QUERY_TIMEOUT_S)]
+    pairs = zip(positions, committed, strict=True)
+    return [position if position != OFFSET_INVALID else done for position, done in pairs]
+
+
+def _end_hung_process(silent_s: float) -> None:
+    """The loop has not come round for BRIDGE_HUNG_S: a call never returned. Nothing in this
+    process can be trusted to unwind, so end it; what it had not committed is read again."""
+    log.critical("bridge.hung", extra={"silent_s": round(silent_s, 1), "action": "exit for a restart"})
+    logging.shutdown()
+    os._exit(EXIT_HUNG)
+
+
+def _handle_batch(
+    app: Flask, consumer: Consumer, messages: list[Message], stop: threading.Event, heartbeat: Heartbeat | None = None
+) -> None:
     accepted = list(_parse(messages))
     with app.app_context():
-        if accepted and not _record_until_durable(accepted, stop):
+        if accepted and not _record_until_durable(accepted, stop, heartbeat):
             return  # stopping before it was durable: offsets stay uncommitted, messages come again
         for request in accepted:
             log_with_correlation(
@@ -131,10 +225,15 @@ def _parse(messages: Iterable[Message]) -> Iterable[AcceptedRequest]:
             )
 
 
-def _record_until_durable(accepted: list[AcceptedRequest], stop: threading.Event) -> bool:
-    """Record the batch, retrying with backoff while the database is unavailable."""
+def _record_until_durable(
+    accepted: list[AcceptedRequest], stop: threading.Event, heartbeat: Heartbeat | None = None
+) -> bool:
+    """Record the batch, retrying with backoff while the database is unavailable (each attempt
+    is the loop coming round: a bridge waiting for its database is not hung)."""
     delay_s = 0.1
     while True:
+        if heartbeat is not None:
+            heartbeat.beat()
         try:
             for start in range(0, len(accepted), limits.ALLOCATION_BATCH_SIZE_MAX):
                 booking.record_requests(accepted[start : start + limits.ALLOCATION_BATCH_SIZE_MAX])
@@ -180,3 +279,14 @@ def _log_assignment(_consumer, partitions) -> None:
 
 def _log_revocation(_consumer, partitions) -> None:
     log.info("bridge.revoked", extra={"partitions": sorted(partition.partition for partition in partitions)})
+
+
+def _log_loss(_consumer, partitions) -> None:
+    """The group moved on without this member (its session ran out, or the coordinator forgot
+    it): the partitions are someone else's now; the client rejoins by itself."""
+    log.warning("bridge.lost", extra={"partitions": sorted(partition.partition for partition in partitions)})
+
+
+def _log_client_error(error: KafkaError) -> None:
+    """librdkafka's own errors (a broker gone, all brokers down): logged, never only on stderr."""
+    log.warning("bridge.kafka_error", extra={"error": str(error), "fatal": error.fatal()})
