@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, literal, select, tuple_
+from sqlalchemy import ColumnElement, Select, func, literal, select, tuple_
 from sqlalchemy.orm import Session
 
 from atomicseats.domain import allocator, limits, search
 from atomicseats.domain.request_state import REASON_EVENT_DELETED
 from atomicseats.domain.states import BookingStatus, EventStatus, RequestStatus, WaitlistStatus
+from atomicseats.domain.timeline import DayTotals, daily_timeline
 from atomicseats.errors import Conflict, Forbidden, InvalidInput, NotFound
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, User, WaitlistEntry, utcnow
@@ -107,6 +108,7 @@ class EventRoster:
     bookings: list[Booking]
     waitlist: list[WaitlistEntry]
     page: Page[Booking | WaitlistEntry]  # both lists in one walk: bookings first, then the waitlist
+    guest_names: dict[int, str] = field(default_factory=dict)  # the page's guests, by user id
 
 
 def create_event(host: User, fields: EventFields) -> EventView:
@@ -360,7 +362,62 @@ def event_roster(
     view = _views(db.session(), [event], is_cache_used=False)[0]
     bookings = [row for row in page.items if isinstance(row, Booking)]
     waitlist = [row for row in page.items if isinstance(row, WaitlistEntry)]
-    return EventRoster(view, bookings, waitlist, page)
+    user_ids = {row.user_id for row in page.items}
+    names: dict[int, str] = (
+        dict(db.session.execute(select(User.id, User.name).where(User.id.in_(user_ids))).tuples().all())
+        if user_ids
+        else {}
+    )
+    return EventRoster(view, bookings, waitlist, page, names)
+
+
+def host_events(
+    actor: User, limit: int = limits.EVENTS_PAGE_SIZE_DEFAULT, cursor: str | None = None
+) -> Page[EventView]:
+    """The host's own events (upcoming soonest first, then past latest first): their dashboard.
+    Only hosts and admins have one."""
+    _require_host(actor, "Only hosts have a dashboard of their events")
+    return list_events(EventFilter(when="all", host_id=actor.id), limit, cursor)
+
+
+def hosted_event(actor: User, event_id: int) -> EventView:
+    """One event as its host (or an admin) manages it, counted from Postgres like the roster."""
+    event = db.session.get(Event, event_id)
+    if event is None or event.is_deleted:
+        raise NotFound("Event not found")
+    _require_owner(actor, event)
+    return _views(db.session(), [event], is_cache_used=False)[0]
+
+
+def bookings_over_time(actor: User, event_id: int) -> list[DayTotals]:
+    """Seats booked and cancelled per UTC day, and the seats held at each day's end (the
+    event's host or an admin). Two grouped queries: one row per busy day, whatever the sales."""
+    event = db.session.get(Event, event_id)
+    if event is None or event.is_deleted:
+        raise NotFound("Event not found")
+    _require_owner(actor, event)
+    booked_day = _utc_day(Booking.__table__.c.created_at)
+    cancelled_day = _utc_day(Booking.__table__.c.cancelled_at)
+    booked = db.session.execute(
+        select(booked_day, func.sum(Booking.seats)).where(Booking.event_id == event_id).group_by(booked_day)
+    ).all()
+    cancelled = db.session.execute(
+        select(cancelled_day, func.sum(Booking.seats))
+        .where(Booking.event_id == event_id, Booking.cancelled_at.is_not(None))
+        .group_by(cancelled_day)
+    ).all()
+    return daily_timeline(
+        {date.fromisoformat(day): int(seats) for day, seats in booked},
+        {date.fromisoformat(day): int(seats) for day, seats in cancelled},
+    )
+
+
+def _utc_day(column: ColumnElement[datetime] | ColumnElement[datetime | None]) -> ColumnElement[str]:
+    """The UTC calendar day of a UtcDateTime column, as 'YYYY-MM-DD', on either backend
+    (SQLite stores the UTC time as text; PostgreSQL's timestamptz is turned to UTC first)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+    return func.strftime("%Y-%m-%d", column)
 
 
 def _roster_position(row: Booking | WaitlistEntry) -> Position:
@@ -428,9 +485,9 @@ def _lock_live_event(work: UnitOfWork, event_id: int) -> Event:
     return event
 
 
-def _require_host(user: User) -> None:
+def _require_host(user: User, message: str = "Only hosts can create events") -> None:
     if user.role not in ("host", "admin"):
-        raise Forbidden("Only hosts can create events")
+        raise Forbidden(message)
 
 
 def _require_owner(actor: User, event: Event) -> None:
