@@ -31,7 +31,8 @@ def test_bookings_over_time_count_seats_per_utc_day_and_hold_the_level_between(c
     host = account(client, "host")
     event_id = create_event(client, host, capacity=50)["id"]
     guests = [account(client) for _ in range(3)]
-    ids = [book(client, guest, event_id, seats)["bookingIds"][0] for guest, seats in zip(guests, (2, 3, 4), strict=True)]
+    seats = (2, 3, 4)
+    ids = [book(client, guest, event_id, count)["bookingIds"][0] for guest, count in zip(guests, seats, strict=True)]
     booking.cancel_bookings(guests[2].id, event_id, ids[2], False)
     # 23:30 UTC is the 1st in UTC whatever the database session's time zone; the 3rd's cancellation
     # comes two days after the booking.
