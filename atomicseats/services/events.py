@@ -380,6 +380,11 @@ def host_events(
     return list_events(EventFilter(when="all", host_id=actor.id), limit, cursor)
 
 
+def check_can_host(actor: User) -> None:
+    """Forbidden unless the account may publish events (a host or an admin)."""
+    _require_host(actor)
+
+
 def hosted_event(actor: User, event_id: int) -> EventView:
     """One event as its host (or an admin) manages it, counted from Postgres like the roster."""
     event = db.session.get(Event, event_id)

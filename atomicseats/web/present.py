@@ -60,3 +60,8 @@ def is_final(status: str) -> bool:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def fill_percent(reserved_seats: int, capacity_seats: int) -> int:
+    """Seats sold as a whole percentage of capacity, rounded down: 100 only when full."""
+    return 0 if capacity_seats <= 0 else reserved_seats * 100 // capacity_seats

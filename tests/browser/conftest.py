@@ -40,6 +40,7 @@ PHONE = {"width": 390, "height": 844}
 SCREENSHOTS = REPO_ROOT / ".run" / "test-output" / "screenshots"
 AXE_SOURCE = (Path(__file__).parent / "vendor" / "axe-4.14.1.min.js").read_text(encoding="utf-8")
 AXE_FAILING_IMPACTS = ("serious", "critical")
+SETTLED = "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(done, 50))))"
 PASSWORD = "correct horse battery staple"
 
 pytestmark = pytest.mark.browser
@@ -191,6 +192,7 @@ def check_page(page: Page, name: str) -> None:
     viewport = page.viewport_size
     for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
         page.set_viewport_size(size)
+        page.evaluate(SETTLED)  # charts resize to the new width on the next frames
         page.screenshot(path=str(SCREENSHOTS / f"{name}-{label}.png"), full_page=True)
         if label == "phone":
             width = page.evaluate("() => document.documentElement.scrollWidth")

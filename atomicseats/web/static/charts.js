@@ -30,6 +30,7 @@
         cubicInterpolationMode: "monotone", // smooth, never overshooting below zero between points
         pointRadius: series.data.length > 40 ? 0 : 3,
         stepped: series.stepped ? "before" : false,
+        maxBarThickness: 56,
       };
     });
     var axisTitle = function (text) {
@@ -48,10 +49,16 @@
           tooltip: { enabled: true },
         },
         scales: {
-          x: { stacked: Boolean(spec.stacked), title: axisTitle(spec.x), ticks: { color: ink, maxRotation: 0, autoSkip: true } },
+          x: {
+            stacked: Boolean(spec.stacked),
+            offset: kind === "bar" || (spec.labels || []).length < 3, // a lone day's points sit mid-chart, not on the axis
+            title: axisTitle(spec.x),
+            ticks: { color: ink, maxRotation: 0, autoSkip: true },
+          },
           y: {
             stacked: Boolean(spec.stacked),
             beginAtZero: true,
+            max: typeof spec.yMax === "number" ? spec.yMax : undefined,
             title: axisTitle(spec.y),
             ticks: { color: ink, precision: spec.precision === undefined ? 0 : spec.precision },
           },

@@ -1,0 +1,192 @@
+"""The host pages' forms: an event's details, its capacity, its waitlist switch.
+
+Shape only, at the edge: required fields, lengths, numbers, a price read as money and turned
+into minor units, local times read in the chosen time zone and turned into UTC. The event
+rules (the end after the start, sales closing by the start, a new event in the future,
+capacity never below the seats sold) are the events service's: its field errors land next
+to the field they name (`SERVICE_FIELDS`)."""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import cache
+
+from flask import current_app
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateTimeLocalField,
+    Field,
+    HiddenField,
+    IntegerField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import AnyOf, DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.widgets import TextInput
+
+from atomicseats.domain import limits
+
+NAME_LENGTH_MAX = 200  # the events columns (and the API's schema)
+VENUE_LENGTH_MAX = 200
+DESCRIPTION_LENGTH_MAX = 5000
+LOCAL_TIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
+MONEY = re.compile(r"^\d+(\.\d{1,2})?$")
+# The events service's field names (the API's wire names) -> this form's fields.
+SERVICE_FIELDS = {
+    "startsAt": "starts_at",
+    "endsAt": "ends_at",
+    "salesEndAt": "sales_end_at",
+    "capacity": "capacity",
+    "price": "price",
+    "waitlistOpen": "waitlist_open",
+}
+
+# ... and the words a page uses for them, in the service's messages ("Must be after startsAt.").
+SERVICE_WORDS = {"salesEndAt": "the sales close", "startsAt": "the start", "endsAt": "the end"}
+
+
+@cache
+def time_zone_choices() -> list[str]:
+    """UTC first, then every IANA zone by name (Europe/Paris, America/New_York, ...)."""
+    names = {
+        name
+        for name in zoneinfo.available_timezones()
+        if "/" in name and not name.startswith(("Etc/", "SystemV/", "US/", "posix/", "right/"))
+    }
+    return ["UTC", *sorted(names)]
+
+
+class MoneyField(Field):
+    """A price typed as money ("25", "25.50", "1,250.00", "€25") held as integer minor units."""
+
+    widget = TextInput()
+
+    def _value(self) -> str:
+        if self.raw_data:
+            return self.raw_data[0]
+        if self.data is None:
+            return ""
+        whole, cents = divmod(self.data, 100)
+        return f"{whole}.{cents:02d}"
+
+    def process_formdata(self, valuelist) -> None:
+        if not valuelist:
+            return
+        symbol = current_app.config.get("CURRENCY_SYMBOL", "€")
+        text = valuelist[0].strip().replace(symbol, "").replace(",", "").replace(" ", "")
+        if not MONEY.match(text):
+            self.data = None
+            raise ValueError(f"Enter a price like 25 or 25.50 ({symbol}0 for a free event).")
+        self.data = int(Decimal(text) * 100)
+
+
+class EventForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=NAME_LENGTH_MAX)])
+    venue = StringField("Venue", validators=[DataRequired(), Length(max=VENUE_LENGTH_MAX)])
+    description = TextAreaField(
+        "Description",
+        validators=[Optional(), Length(max=DESCRIPTION_LENGTH_MAX)],
+        description="What guests should know: the programme, the doors, the access.",
+    )
+    timezone = SelectField(
+        "Time zone",
+        choices=time_zone_choices,
+        default="UTC",
+        validate_choice=False,  # checked below with a sentence, not WTForms' "Not a valid choice"
+        description="The times below are read in this time zone; guests see them in UTC.",
+    )
+    starts_at = DateTimeLocalField(
+        "Starts", validators=[InputRequired("Enter when the event starts.")], format=LOCAL_TIME_FORMATS
+    )
+    ends_at = DateTimeLocalField(
+        "Ends", validators=[InputRequired("Enter when the event ends.")], format=LOCAL_TIME_FORMATS
+    )
+    sales_end_at = DateTimeLocalField(
+        "Sales close",
+        validators=[Optional()],
+        format=LOCAL_TIME_FORMATS,
+        description="Leave it empty and sales close when the event starts.",
+    )
+    capacity = IntegerField(
+        "Capacity (seats)",
+        validators=[
+            InputRequired("Enter how many seats there are."),
+            NumberRange(1, limits.CAPACITY_SEATS_MAX, f"From 1 to {limits.CAPACITY_SEATS_MAX:,} seats."),
+        ],
+    )
+    price = MoneyField(
+        "Price per seat",
+        validators=[
+            InputRequired("Enter a price (0 for a free event)."),
+            NumberRange(0, limits.PRICE_MINOR_MAX, f"At most {limits.PRICE_MINOR_MAX // 100:,} a seat."),
+        ],
+        description="Like 25 or 25.50; 0 makes the event free.",
+    )
+    waitlist_open = BooleanField("Open a waitlist when the seats run out", default=True)
+
+    def validate_timezone(self, field) -> None:
+        if field.data not in time_zone_choices():
+            raise ValidationError("Choose a time zone from the list.")
+
+    def validate_starts_at(self, field) -> None:
+        self._check_local_time(field)
+
+    def validate_ends_at(self, field) -> None:
+        self._check_local_time(field)
+
+    def validate_sales_end_at(self, field) -> None:
+        if field.data is not None:
+            self._check_local_time(field)
+
+    def _check_local_time(self, field) -> None:
+        """A local time that does not exist in the zone (skipped when the clocks go forward)."""
+        zone = self._zone()
+        if zone is None or field.data is None:
+            return
+        local = field.data.replace(tzinfo=None)
+        if local.replace(tzinfo=zone).astimezone(UTC).astimezone(zone).replace(tzinfo=None) != local:
+            raise ValidationError(f"That time does not exist in {self.timezone.data}: the clocks skip it.")
+
+    def _zone(self) -> zoneinfo.ZoneInfo | None:
+        name = self.timezone.data
+        return zoneinfo.ZoneInfo(name) if name in time_zone_choices() else None
+
+    def utc(self, local: datetime | None) -> datetime | None:
+        zone = self._zone()
+        if local is None or zone is None:
+            return None
+        return local.replace(tzinfo=None).replace(tzinfo=zone).astimezone(UTC)
+
+    def event_fields(self) -> dict:
+        """The service's fields (by column name), once the form validated."""
+        return {
+            "name": self.name.data.strip(),
+            "venue": self.venue.data.strip(),
+            "description": (self.description.data or "").strip(),
+            "starts_at": self.utc(self.starts_at.data),
+            "ends_at": self.utc(self.ends_at.data),
+            "sales_end_at": self.utc(self.sales_end_at.data),
+            "capacity_seats": self.capacity.data,
+            "price_minor": self.price.data,
+            "is_waitlist_open": bool(self.waitlist_open.data),
+        }
+
+
+class CapacityForm(FlaskForm):
+    capacity = IntegerField(
+        "New capacity (seats)",
+        validators=[
+            InputRequired("Enter the new number of seats."),
+            NumberRange(1, limits.CAPACITY_SEATS_MAX, f"From 1 to {limits.CAPACITY_SEATS_MAX:,} seats."),
+        ],
+        description="More seats go to the waitlist first, in its order.",
+    )
+
+
+class WaitlistForm(FlaskForm):
+    action = HiddenField(validators=[AnyOf(("open", "close"))])
