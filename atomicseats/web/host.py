@@ -76,6 +76,8 @@ def host_dashboard():
 def host_create_event():
     events.check_can_host(_actor())
     form = EventForm()
+    if request.method == "GET":  # a fresh form: app.js picks the browser's time zone
+        form.timezone.render_kw = {"data-browser-zone": "yes"}
     problem = None
     if form.validate_on_submit():
         try:

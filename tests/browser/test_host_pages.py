@@ -141,3 +141,14 @@ def test_with_javascript_off_a_host_manages_an_event(new_page, live_server):
     page.get_by_role("button", name="Change capacity").click()
     expect(page.get_by_test_id("seats-sold")).to_have_text("2")
     expect(page.get_by_test_id("waitlist-length")).to_have_text("0")
+
+
+def test_a_new_events_time_zone_starts_as_the_browsers(browser, live_server):
+    context = browser.new_context(base_url=live_server.url, timezone_id="Asia/Tokyo")
+    try:
+        page = context.new_page()
+        register(page, role="host")
+        page.goto("/host/events/new")
+        expect(page.get_by_label("Time zone")).to_have_value("Asia/Tokyo")
+    finally:
+        context.close()

@@ -24,3 +24,15 @@ window.addEventListener("pageshow", function () {
     });
   });
 });
+// A new event's time zone starts as the browser's own (when the list has it); the host can change it.
+document.addEventListener("DOMContentLoaded", function () {
+  var zone;
+  try {
+    zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  } catch (error) {
+    return;
+  }
+  document.querySelectorAll("select[data-browser-zone]").forEach(function (select) {
+    if (zone && select.querySelector('option[value="' + zone.replace(/"/g, "") + '"]')) select.value = zone;
+  });
+});
