@@ -211,6 +211,9 @@ def test_capacity_below_the_seats_sold_is_refused_next_to_the_field(host_client)
     assert response.status_code == 409
     assert "4 seats are already confirmed" in field_error(response.get_data(as_text=True), "capacity")
     assert event(client, event_id)["capacity"] == 10
+    response = post_form(client, f"/host/events/{event_id}/capacity", {"capacity": "0"}, f"/host/events/{event_id}")
+    assert response.status_code == 400
+    assert "From 1 to 1,000,000 seats" in field_error(response.get_data(as_text=True), "capacity")
 
 
 def test_raising_capacity_promotes_the_waitlist_and_the_page_says_so(host_client):
