@@ -23,6 +23,10 @@ from flask_migrate import upgrade
 from atomicseats import create_app
 from atomicseats.extensions import db
 
+# The full-mode platform (session fixture `platform`): one stack per pytest process, shared by
+# tests/e2e and the browser tests' "pipeline" server, started only if a test asks for it.
+pytest_plugins = ("tests.e2e.stack",)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = [name.strip() for name in os.environ.get("ATOMICSEATS_TEST_BACKENDS", "sqlite,postgres").split(",")]
 # Cheap hashing in tests only: production uses argon2's defaults.

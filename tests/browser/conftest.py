@@ -1,9 +1,16 @@
 """The pages in a real browser: Debian's Chromium, headless, driven by Playwright for Python.
 
-A live server (the embedded default: create_app on SQLite, no Redis, in-process pipeline)
-is served by werkzeug in a thread for the whole session; each test makes its own accounts
-and events, so tests share the server without sharing state. Playwright never downloads a
-browser: it launches /usr/bin/chromium, which `make test` installs (scripts/ensure_chromium.sh).
+Two live servers, each started once per session by the suite:
+- "embedded" (every test's default): the embedded default, create_app on SQLite, no Redis,
+  in-process pipeline, served by werkzeug in a thread;
+- "pipeline": the full-mode platform of the end-to-end tests (tests/e2e/stack.py, shared with
+  them: one stack per pytest process), pages served by the real API process (granian) over
+  Kafka -> bridge -> Celery -> PostgreSQL, Redis, the mailer. That server is another process,
+  so its events and accounts are made through its HTTP API, never by writing its database.
+A test runs on both with `@on_both_servers` (its id then ends in [embedded] / [pipeline]).
+Each test makes its own accounts and events, so tests share a server without sharing state.
+Playwright never downloads a browser: it launches /usr/bin/chromium, which `make test`
+installs (scripts/ensure_chromium.sh).
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import re
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,10 +27,13 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from werkzeug.serving import make_server
 
 from tests.conftest import REPO_ROOT, fresh_app
+from tests.e2e.support import Platform
+from tests.helpers import Account
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -46,10 +57,19 @@ PASSWORD = "correct horse battery staple"
 pytestmark = pytest.mark.browser
 
 
+SERVERS = ("embedded", "pipeline")
+# The test runs once on each live server (the `live_server` fixture's parameter).
+on_both_servers = pytest.mark.parametrize("live_server", SERVERS, indirect=True)
+on_the_pipeline = pytest.mark.parametrize("live_server", ["pipeline"], indirect=True)
+
+
 @dataclass
 class LiveServer:
+    """The embedded default in this process: seeded through the services the API calls."""
+
     app: Flask
     url: str
+    name = "embedded"
 
     def seed_event(self, name: str | None = None, capacity: int = 50, price_minor: int = 2500, **fields) -> int:
         """An event published by a fresh host, through the service the API uses."""
@@ -97,8 +117,81 @@ def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}"
 
 
+class PipelineServer:
+    """The full-mode platform's API process (another process): seeded through its HTTP API,
+    as an API client would, by one host of its own."""
+
+    name = "pipeline"
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.url = platform.api_url
+        self._host: Account | None = None
+        self._host_since = 0.0
+        self._signing = SecureCookieSessionInterface().get_signing_serializer(_keyed(platform.env["SESSION_SECRET"]))
+
+    @property
+    def host(self) -> Account:
+        """The seeding host; logged in again before its access token (15 min) runs out."""
+        if self._host is None:
+            self._host = self.platform.register("host")
+            self._host_since = time.monotonic()
+        elif time.monotonic() - self._host_since > HOST_LOGIN_RENEW_S:
+            self._host = self.platform.login(self._host.username)
+            self._host_since = time.monotonic()
+        return self._host
+
+    def seed_event(self, name: str | None = None, capacity: int = 50, price_minor: int = 2500, **fields) -> int:
+        """An event published through POST /api/events/create (the service fields' API names)."""
+        wire = {"venue": "Town Hall", "description": "An evening of music.", "price": price_minor}
+        wire.update({API_EVENT_FIELDS.get(key, key): value for key, value in fields.items()})
+        starts_at = datetime.now(UTC).replace(microsecond=0) + timedelta(days=7)
+        wire.setdefault("startsAt", starts_at.isoformat())
+        wire.setdefault("endsAt", (starts_at + timedelta(hours=2)).isoformat())
+        return self.platform.create_event(self.host, capacity, name=name or f"Concert {unique('')}", **wire)["id"]
+
+    def raise_capacity(self, event_id: int, capacity: int) -> None:
+        body = {"id": event_id, "capacity": capacity}
+        response = self.platform.http.request("POST", "/api/events/update", body, token=self.host.access_token)
+        assert response.status == 200, (response.status, response.body)
+
+    def seats_left(self, event_id: int) -> int:
+        response = self.platform.http.request("GET", f"/api/events/{event_id}")
+        assert response.status == 200, (response.status, response.body)
+        return response.data["seatsLeft"]
+
+    def cookie_session(self, value: str) -> dict:
+        """The content of a session cookie, checked with the platform's SESSION_SECRET."""
+        return self._signing.loads(value)
+
+
+HOST_LOGIN_RENEW_S = 600
+API_EVENT_FIELDS = {"starts_at": "startsAt", "ends_at": "endsAt", "sales_end_at": "salesEndAt"}
+
+
+def _keyed(secret: str) -> Flask:
+    """An app that only carries a secret key: Flask's cookie serializer is built from one."""
+    keyed = Flask(__name__)
+    keyed.secret_key = secret
+    return keyed
+
+
+@pytest.fixture
+def live_server(request) -> LiveServer | PipelineServer:
+    """The embedded server, or the one `@on_both_servers` (indirect parametrization) names."""
+    name = getattr(request, "param", "embedded")
+    if name not in SERVERS:
+        raise pytest.UsageError(f"unknown live server {name!r} (one of {SERVERS})")
+    return request.getfixturevalue(f"{name}_server")
+
+
 @pytest.fixture(scope="session")
-def live_server(sqlite_template, tmp_path_factory) -> Iterator[LiveServer]:
+def pipeline_server(platform: Platform) -> PipelineServer:
+    return PipelineServer(platform)
+
+
+@pytest.fixture(scope="session")
+def embedded_server(sqlite_template, tmp_path_factory) -> Iterator[LiveServer]:
     path = tmp_path_factory.mktemp("browser") / "atomicseats.db"
     shutil.copyfile(sqlite_template, path)
     # The embedded default (no Redis); each request pushes its own app context, as in production.

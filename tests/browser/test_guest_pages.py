@@ -7,12 +7,13 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import PASSWORD, check_page, register, unique
+from tests.browser.conftest import PASSWORD, check_page, on_both_servers, register, unique
 
 BOOK_PATH = re.compile(r"/events/\d+/book$")
 STATUS_PATH = re.compile(r"/requests/[0-9a-f-]{36}$")
 
 
+@on_both_servers
 def test_a_guest_signs_up_books_and_the_status_follows_to_confirmed(page, live_server):
     event_id = live_server.seed_event(name=unique("Jazz night "), capacity=40, price_minor=2550)
     register(page)
@@ -92,6 +93,7 @@ def test_errors_are_shown_next_to_their_field(page, live_server):
     expect(page.locator("#password-error")).to_contain_text("do not match")
 
 
+@on_both_servers
 def test_logout_ends_the_session_server_side_and_a_copied_cookie_dies_with_it(page, new_page, live_server):
     username = register(page)
     context = page.context
@@ -141,6 +143,7 @@ def test_pages_send_security_headers(page, live_server):
     assert page.locator("script:not([src])").count() == 0
 
 
+@on_both_servers
 def test_with_javascript_off_a_guest_lists_logs_in_and_books(new_page, live_server):
     name = unique("Quiet recital ")
     event_id = live_server.seed_event(name=name, capacity=5, venue="Chapel of Rest")

@@ -1,0 +1,60 @@
+"""The guest's flows on both live servers (the embedded default and the full pipeline:
+Kafka -> bridge -> Celery -> PostgreSQL behind the real API process): two browsers after
+the last seat, and a status page that follows a request the pipeline has not decided yet."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.browser.conftest import on_both_servers, on_the_pipeline, register, unique
+
+STATUS_PATH = re.compile(r"/requests/[0-9a-f-]{36}$")
+DECISION_TIMEOUT_MS = 20_000  # the pipeline decides in well under a second; a restarted bridge takes longer
+
+
+@on_both_servers
+def test_two_browsers_after_the_last_seat_one_gets_it_and_the_other_sees_its_place(new_page, live_server):
+    event_id = live_server.seed_event(name=unique("Last seat "), capacity=1)
+    guests = [new_page(), new_page()]
+    for guest in guests:
+        register(guest)
+        guest.goto(f"/events/{event_id}")
+        expect(guest.get_by_test_id("seats-left")).to_have_text("1")
+    for guest in guests:  # both press Book before either request is decided
+        guest.get_by_role("button", name="Book").click(no_wait_after=True)
+
+    outcomes = []
+    for guest in guests:
+        guest.wait_for_url(STATUS_PATH)
+        status = guest.locator("#request-status")
+        expect(status).to_contain_text(re.compile(r"Confirmed|Waitlisted"), timeout=DECISION_TIMEOUT_MS)
+        outcomes.append(status.locator(".status-title").inner_text())
+    assert sorted(outcomes) == ["Confirmed: 1 seat booked.", "Waitlisted: place 1 in line."], outcomes
+    assert live_server.seats_left(event_id) == 0
+
+
+@on_the_pipeline
+def test_the_status_page_follows_a_pending_request_to_its_outcome_without_reloading(page, live_server):
+    """The bridge is stopped, so the request waits in Kafka: the page shows it pending, then
+    the outcome once the bridge is back, on the same page (htmx polling, no reload)."""
+    platform = live_server.platform
+    event_id = live_server.seed_event(name=unique("Slow night "), capacity=5)
+    register(page)
+    page.goto(f"/events/{event_id}")
+    platform.platform_sh("stop", "bridge")
+    try:
+        page.get_by_label("Seats").fill("2")
+        page.get_by_role("button", name="Book").click()
+        page.wait_for_url(STATUS_PATH)
+        status = page.locator("#request-status")
+        expect(status).to_contain_text("Pending: we are deciding your request")
+        page.evaluate("() => { window.notReloaded = true; }")
+        page.wait_for_timeout(1_500)  # at least one poll answered: still pending, the bridge is down
+        expect(status).to_contain_text("Pending")
+    finally:
+        platform.start("bridge")
+    expect(status).to_contain_text("Confirmed: 2 seats booked", timeout=DECISION_TIMEOUT_MS)
+    assert page.evaluate("() => window.notReloaded") is True
+    assert live_server.seats_left(event_id) == 3
