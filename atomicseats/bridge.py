@@ -48,6 +48,7 @@ LIVENESS_CHECK_INTERVAL_S = 5.0
 OFFSETS_QUERY_TIMEOUT_S = 2.0
 EXIT_STALLED = 75  # EX_TEMPFAIL: start me again
 EXIT_HUNG = 70
+CLIENT_ERROR_LOG_INTERVAL_S = 5.0
 
 
 def consumer_config(brokers: str) -> dict:
@@ -288,5 +289,16 @@ def _log_loss(_consumer, partitions) -> None:
 
 
 def _log_client_error(error: KafkaError) -> None:
-    """librdkafka's own errors (a broker gone, all brokers down): logged, never only on stderr."""
-    log.warning("bridge.kafka_error", extra={"error": str(error), "fatal": error.fatal()})
+    """librdkafka's own errors (a broker gone, all brokers down), logged but not once per
+    reconnect attempt: the first of each kind, then at most every CLIENT_ERROR_LOG_INTERVAL_S
+    with how many came meanwhile."""
+    now = time.monotonic()
+    last_logged_at, repeated = _client_errors.get(error.code(), (None, 0))
+    if last_logged_at is not None and now - last_logged_at < CLIENT_ERROR_LOG_INTERVAL_S:
+        _client_errors[error.code()] = (last_logged_at, repeated + 1)
+        return
+    _client_errors[error.code()] = (now, 0)
+    log.warning("bridge.kafka_error", extra={"error": str(error), "fatal": error.fatal(), "repeated": repeated})
+
+
+_client_errors: dict[int, tuple[float | None, int]] = {}  # error code -> (last logged at, repeats since)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from hypothesis import given
@@ -79,3 +80,22 @@ def test_a_loop_that_keeps_beating_is_never_reported():
     finally:
         heartbeat.stop()
     assert reported == []
+
+
+def test_the_bridge_logs_a_repeated_client_error_once_per_interval(caplog):
+    """librdkafka reports a failed connection at every reconnect attempt (every 50 ms while a
+    broker is down): the log gets the first, then a count at most every few seconds."""
+    from confluent_kafka import KafkaError
+
+    from atomicseats import bridge
+
+    bridge._client_errors.clear()
+    with caplog.at_level(logging.WARNING, logger="atomicseats.bridge"):
+        for _ in range(50):
+            bridge._log_client_error(KafkaError(KafkaError._TRANSPORT))
+        bridge._log_client_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
+    logged = [record for record in caplog.records if record.msg == "bridge.kafka_error"]
+    assert [record.error for record in logged] == [
+        str(KafkaError(KafkaError._TRANSPORT)),
+        str(KafkaError(KafkaError._ALL_BROKERS_DOWN)),
+    ]
