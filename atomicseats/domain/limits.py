@@ -25,6 +25,10 @@ PRICE_MINOR_MAX = 100_000_000  # integer minor units, never float
 # Reading.
 HISTORY_PAGE_SIZE_MAX = 100
 HISTORY_PAGE_SIZE_DEFAULT = 20
+# "My bookings" shows at most this many bookings and waiting places on one page, and says
+# so when a guest has more (the API's history pages walk them all).
+GUEST_BOOKINGS_SHOWN_MAX = 500
+WAITLIST_PLACES_SHOWN_MAX = 100
 # Every list is a page of at most *_PAGE_SIZE_MAX rows (a plain GET gives *_DEFAULT); the
 # cursor walks the rest, so nothing is ever cut off silently.
 EVENTS_PAGE_SIZE_MAX = 100

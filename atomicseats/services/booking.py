@@ -34,6 +34,7 @@ from atomicseats.services._allocation import (
 )
 from atomicseats.services._availability import availability_of, waitlist_totals
 from atomicseats.services._notification_rows import Notification, outbox_row
+from atomicseats.services._pages import Page
 from atomicseats.services.contracts import AcceptedRequest, AllocationSummary, EventAvailability
 from atomicseats.services.ports import RegistryUnavailable, adapters
 from atomicseats.services.unit_of_work import UnitOfWork, database_errors_as_busy, unit_of_work
@@ -557,6 +558,47 @@ def leave_waitlist(user_id: int, request_id: str) -> WaitlistWithdrawal:
 # --- reading ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class WaitlistPlace:
+    """One of a guest's requests still waiting for seats, and where it stands in line now."""
+
+    request_id: str
+    event: Event
+    seats_waiting: int
+    seats_requested: int
+    seats_held: int  # already confirmed for the same request
+    place: int  # 1 = the head of the event's waitlist
+    joined_at: datetime
+
+
+def waitlist_places(user_id: int, limit: int = limits.WAITLIST_PLACES_SHOWN_MAX) -> Page[WaitlistPlace]:
+    """The user's waiting entries, oldest first, each with its current place in line (the same
+    place the request's status shows); `has_more` when the user waits in more than `limit`."""
+    assert 1 <= limit <= limits.WAITLIST_PLACES_SHOWN_MAX
+    statement = (
+        select(WaitlistEntry, BookingRequest, Event)
+        .join(BookingRequest, BookingRequest.id == WaitlistEntry.booking_request_id)
+        .join(Event, Event.id == WaitlistEntry.event_id)
+        .where(WaitlistEntry.user_id == user_id, WaitlistEntry.status == states.WaitlistStatus.WAITING)
+        .order_by(WaitlistEntry.id)
+        .limit(limit + 1)
+    )
+    rows = db.session.execute(statement).tuples().all()
+    places = [
+        WaitlistPlace(
+            request_id=request.request_id,
+            event=event,
+            seats_waiting=entry.seats_remaining,
+            seats_requested=request.seats_requested,
+            seats_held=seats_held(request.seats_confirmed, request.seats_cancelled),
+            place=_place_in_line(entry),
+            joined_at=entry.created_at,
+        )
+        for entry, request, event in rows[:limit]
+    ]
+    return Page(items=places, has_more=len(rows) > limit, next_cursor=None)
+
+
 def request_status(request_id: str, viewer_id: int, viewer_is_admin: bool, wait_s: float = 0) -> RequestStatus:
     """The outcome of a request; with `wait_s`, wait up to that long for a final one.
 
@@ -635,6 +677,12 @@ def _waitlist_position(request: BookingRequest) -> int | None:
     ).scalar_one_or_none()
     if entry is None or entry.status != states.WaitlistStatus.WAITING:
         return None
+    return _place_in_line(entry)
+
+
+def _place_in_line(entry: WaitlistEntry) -> int:
+    """A waiting entry's place (1 = the head): the Redis mirror's answer, else counted in Postgres."""
+    assert entry.status == states.WaitlistStatus.WAITING
     mirrored = adapters().waitlist.position(entry.event_id, entry.id)
     if mirrored is not None:
         return mirrored

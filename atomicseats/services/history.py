@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypedDict, TypeVar
 
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, select
 
 from atomicseats.domain import limits
-from atomicseats.domain.states import BookingStatus
+from atomicseats.domain.states import BookingStatus, EventStatus
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event
 from atomicseats.services._pages import Page, cursor_id, decode_cursor, page_of
@@ -144,3 +144,101 @@ def _as_utc(value: datetime) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# --- "My bookings": a guest's bookings grouped by event, upcoming and past ----------------
+
+
+@dataclass(frozen=True)
+class EventBookings:
+    """A guest's bookings for one event, newest first, and what they hold now."""
+
+    event: Event
+    tickets: list[Ticket]
+    seats_held: int  # confirmed seats
+    cost_minor: int  # what the confirmed seats cost
+    is_upcoming: bool  # the event is live and has not ended: its bookings still count
+
+    @property
+    def bookings_held(self) -> list[Ticket]:
+        return [ticket for ticket in self.tickets if ticket["status"] == BookingStatus.CONFIRMED]
+
+
+@dataclass(frozen=True)
+class BookingTotals:
+    """Over all of a guest's confirmed bookings, not only those shown."""
+
+    events_upcoming: int
+    seats_upcoming: int
+    cost_upcoming_minor: int
+    cost_total_minor: int
+
+
+@dataclass(frozen=True)
+class GuestBookings:
+    upcoming: list[EventBookings]  # soonest first
+    past: list[EventBookings]  # most recent first
+    totals: BookingTotals
+    has_more: bool  # the guest has more than GUEST_BOOKINGS_SHOWN_MAX bookings: the oldest are left out
+
+
+def guest_bookings(user_id: int, now: datetime, limit: int = limits.GUEST_BOOKINGS_SHOWN_MAX) -> GuestBookings:
+    """The user's bookings (the newest `limit`) grouped by event: upcoming (the event is live
+    and ends after `now`), soonest first; past (ended or withdrawn), most recent first."""
+    assert 1 <= limit <= limits.GUEST_BOOKINGS_SHOWN_MAX
+    statement = (
+        select(Booking, BookingRequest.request_id, BookingRequest.status, _is_upcoming(now))
+        .join(Event, Event.id == Booking.event_id)
+        .outerjoin(BookingRequest, BookingRequest.id == Booking.booking_request_id)
+        .where(Booking.user_id == user_id)
+        .order_by(Booking.id.desc())
+        .limit(limit + 1)
+    )
+    rows = db.session.execute(statement).all()
+    by_event: dict[int, list[Ticket]] = {}
+    upcoming_ids: set[int] = set()
+    for booking, request_id, request_status, is_upcoming in rows[:limit]:
+        by_event.setdefault(booking.event_id, []).append(_ticket(booking, request_id, request_status))
+        if is_upcoming:
+            upcoming_ids.add(booking.event_id)
+    groups = [_event_bookings(tickets, event_id in upcoming_ids) for event_id, tickets in by_event.items()]
+    upcoming = sorted((group for group in groups if group.is_upcoming), key=_soonest_first)
+    past = sorted((group for group in groups if not group.is_upcoming), key=_soonest_first, reverse=True)
+    return GuestBookings(upcoming, past, _totals(user_id, now), has_more=len(rows) > limit)
+
+
+def _is_upcoming(now: datetime) -> ColumnElement[bool]:
+    """An event's bookings are upcoming while it is live (not withdrawn) and has not ended."""
+    return and_(Event.status != EventStatus.DELETED, Event.ends_at > now)
+
+
+def _event_bookings(tickets: list[Ticket], is_upcoming: bool) -> EventBookings:
+    event = tickets[0]["event"]
+    held = [ticket for ticket in tickets if ticket["status"] == BookingStatus.CONFIRMED]
+    return EventBookings(
+        event=event,
+        tickets=tickets,
+        seats_held=sum(ticket["seats"] for ticket in held),
+        cost_minor=sum(ticket["cost_minor"] for ticket in held),
+        is_upcoming=is_upcoming,
+    )
+
+
+def _soonest_first(group: EventBookings) -> tuple[datetime, int]:
+    return group.event.starts_at, group.event.id
+
+
+def _totals(user_id: int, now: datetime) -> BookingTotals:
+    is_upcoming = _is_upcoming(now)
+    statement = (
+        select(
+            func.count(func.distinct(case((is_upcoming, Booking.event_id)))),
+            func.coalesce(func.sum(case((is_upcoming, Booking.seats), else_=0)), 0),
+            func.coalesce(func.sum(case((is_upcoming, Booking.cost_minor), else_=0)), 0),
+            func.coalesce(func.sum(Booking.cost_minor), 0),
+        )
+        .join(Event, Event.id == Booking.event_id)
+        .where(Booking.user_id == user_id, Booking.status == BookingStatus.CONFIRMED)
+    )
+    events_upcoming, seats_upcoming, cost_upcoming, cost_total = db.session.execute(statement).one()
+    return BookingTotals(int(events_upcoming), int(seats_upcoming), int(cost_upcoming), int(cost_total))
