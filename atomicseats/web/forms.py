@@ -21,7 +21,8 @@ from wtforms import (
     SelectChoice,
     StringField,
 )
-from wtforms.validators import UUID, DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import UUID, AnyOf, DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.widgets import HiddenInput
 
 from atomicseats.domain import accounts, limits
 
@@ -85,6 +86,30 @@ class BookForm(FlaskForm):
 
 
 class LogoutForm(FlaskForm):
+    pass
+
+
+ROW_ID_MAX = 2**63 - 1  # ids are BIGINTs
+
+
+class CancelForm(FlaskForm):
+    """Cancel one booking (`booking_id`) or everything a guest holds for an event (`cancel_all`):
+    the confirmation page's form, hidden fields only."""
+
+    event_id = IntegerField(widget=HiddenInput(), validators=[InputRequired(), NumberRange(min=1, max=ROW_ID_MAX)])
+    booking_id = IntegerField(widget=HiddenInput(), validators=[Optional(), NumberRange(min=1, max=ROW_ID_MAX)])
+    scope = HiddenField(validators=[AnyOf(("one", "all"))], default="one")
+
+    @property
+    def is_cancel_all(self) -> bool:
+        return self.scope.data == "all"
+
+    def validate_booking_id(self, field) -> None:
+        if self.scope.data == "one" and field.data is None:
+            raise ValidationError("Choose the booking to cancel.")
+
+
+class LeaveWaitlistForm(FlaskForm):
     pass
 
 
