@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from atomicseats import names
 from atomicseats.domain import limits
@@ -36,6 +37,7 @@ TESTING_SECRETS = {
 }
 PUBLIC_SECRETS = frozenset(DEVELOPMENT_SECRETS.values()) | frozenset(TESTING_SECRETS.values())
 SECRET_LENGTH_MIN = 32
+DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:5000"  # where `make run` and `make up` serve the pages
 TRUSTED_PROXY_HOPS_MAX = 5
 SECRET_VARIABLES = {
     "SECRET_KEY": "SESSION_SECRET",
@@ -78,6 +80,15 @@ def env_bool(name: str, default: bool) -> bool:
     if raw in {"0", "false", "no", "off"}:
         return False
     raise ConfigError(f"{name} must be a boolean (true/false), got {raw!r}")
+
+
+def env_url(name: str, default: str) -> str:
+    """An absolute http(s) URL without a trailing slash (a path may be appended to it)."""
+    value = env_str(name, default).rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"{name} must be an http(s) URL such as https://tickets.example.com, got {value!r}")
+    return value
 
 
 def env_rate_limit(name: str, default: str) -> str:
@@ -192,6 +203,8 @@ class BaseConfig:
         self.MAIL_DEFAULT_SENDER = env_str("MAIL_DEFAULT_SENDER", "AtomicSeats <no-reply@atomicseats.local>")
         # Without a configured SMTP server, e-mails are logged instead of sent.
         self.MAIL_SUPPRESS_SEND = env_bool("MAIL_SUPPRESS_SEND", not os.environ.get("MAIL_SERVER"))
+        # Where people reach the pages: the links in every e-mail (event page, My bookings) start here.
+        self.PUBLIC_BASE_URL = env_url("PUBLIC_BASE_URL", DEFAULT_PUBLIC_BASE_URL)
 
         self.LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
         self.LOG_JSON = env_bool("LOG_JSON", True)

@@ -33,6 +33,10 @@ CORRELATION_HEADER_CELERY = "correlation_id"  # on Celery task messages
 IDEMPOTENCY_HEADER = "Idempotency-Key"  # HTTP, on POST /api/events/book
 MAIL_KIND_HEADER = "X-AtomicSeats-Kind"  # on every e-mail: which notification it is
 
+# --- pages the e-mails link to (under PUBLIC_BASE_URL; tests/web/test_my_bookings.py holds the routes to them)
+EVENT_PAGE_PATH = "/events/{event_id}"
+MY_BOOKINGS_PATH = "/bookings"
+
 # --- Celery queues -----------------------------------------------------------------------------
 ALLOCATION_QUEUE_PREFIX = "alloc.p"
 NOTIFICATIONS_QUEUE = "notifications"  # e-mail

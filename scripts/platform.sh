@@ -54,6 +54,7 @@ load_env() {
   export ATOMICSEATS_ENV=${ATOMICSEATS_ENV:-production}
   export PIPELINE=kafka COOKIE_SECURE=${COOKIE_SECURE:-false} MAIL_SUPPRESS_SEND=false
   export LOG_LEVEL=${LOG_LEVEL:-INFO} LOG_JSON=${LOG_JSON:-true}
+  export PUBLIC_BASE_URL=${PUBLIC_BASE_URL:-http://127.0.0.1:$API_PORT}  # the e-mails' links
   export FLASK_APP=wsgi PYTHONUNBUFFERED=1
 }
 

@@ -88,3 +88,13 @@ def test_the_development_secrets_are_what_development_runs_with(monkeypatch):
     config = load_config("development")
     assert {name: getattr(config, name) for name in DEVELOPMENT_SECRETS} == DEVELOPMENT_SECRETS
     assert len(DEVELOPMENT_SECRETS["JWT_SECRET_KEY"]) >= SECRET_LENGTH_MIN  # so the length rule alone let it through
+
+
+def test_the_public_base_url_has_a_default_drops_a_trailing_slash_and_must_be_a_url(monkeypatch):
+    assert load_config("testing").PUBLIC_BASE_URL == "http://127.0.0.1:5000"
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://tickets.example.com/")
+    assert load_config("testing").PUBLIC_BASE_URL == "https://tickets.example.com"
+    for wrong in ("tickets.example.com", "ftp://tickets.example.com", "https://", "https://x.example?a=1"):
+        monkeypatch.setenv("PUBLIC_BASE_URL", wrong)
+        with pytest.raises(ConfigError, match="PUBLIC_BASE_URL"):
+            load_config("testing")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from flask import current_app
@@ -135,6 +135,7 @@ def close_out_waitlist(work: UnitOfWork, event: Event, now: datetime, settlement
             "seatsConfirmed": request.seats_confirmed,
             "seatsExpired": seats_expired,
             "reason": allocator.REASON_EVENT_STARTED,
+            "bookingIds": bookings_held_by(work, request),
         }
         work.session.add(
             outbox_row(Notification("waitlist.expired", request.user_id, event, request.request_id, fields))
@@ -214,6 +215,7 @@ def _write_promotions(
         fields = {
             "requestId": request.request_id,
             "bookingId": booking.id,
+            "bookingIds": [booking.id],
             "seatsPromoted": promotion.seats_promoted,
             "seatsStillWaitlisted": promotion.seats_remaining,
             "requestStatus": request.status,  # the request's state after this promotion
@@ -223,6 +225,16 @@ def _write_promotions(
         work.session.add(
             outbox_row(Notification("booking.promoted", request.user_id, event, f"booking-{booking.id}", fields))
         )
+
+
+def bookings_held_by(work: UnitOfWork, request: BookingRequest) -> list[int]:
+    """The ids of a request's confirmed bookings, oldest first (for the e-mail that reports a change)."""
+    statement = (
+        select(Booking.id)
+        .where(Booking.booking_request_id == request.id, Booking.status == BookingStatus.CONFIRMED)
+        .order_by(Booking.id)
+    )
+    return list(work.session.execute(statement).scalars())
 
 
 def restate_request(request: BookingRequest, is_withdrawn: bool = False) -> None:
@@ -294,7 +306,7 @@ def _write_decisions(
     request_updates: list[Decided] = []
     booking_rows: list[dict[str, object]] = []
     waitlist_rows: list[dict[str, object]] = []
-    outbox_rows: list[dict[str, object]] = []
+    notifications: list[Notification] = []
     waitlisted_row_ids: list[int] = []
     for request, decision in zip(pending, decisions, strict=True):
         assert request.request_id == decision.request_id
@@ -336,15 +348,38 @@ def _write_decisions(
             "seatsWaitlisted": decision.seats_waitlisted,
             "reason": decision.reason,
         }
-        outbox_rows.append(
-            outbox_values(Notification(f"booking.{outcome}", request.user_id, event, request.request_id, fields))
-        )
+        notifications.append(Notification(f"booking.{outcome}", request.user_id, event, request.request_id, fields))
     if request_updates:
         _update_requests(work, request_updates, now)
-    for model, rows in ((Booking, booking_rows), (WaitlistEntry, waitlist_rows), (OutboxMessage, outbox_rows)):
-        if rows:  # Core multi-row INSERTs: nothing needs the new rows' ids back
-            work.session.execute(insert(model.__table__), rows)
+    booking_id_of = _insert_bookings(work, booking_rows)
+    if waitlist_rows:  # Core multi-row INSERT: nothing needs the new rows' ids back
+        work.session.execute(insert(WaitlistEntry.__table__), waitlist_rows)
+    outbox_rows = [  # each e-mail names the booking its decision made (none for waitlisted or rejected)
+        outbox_values(_with_booking_ids(notification, booking_id_of.get(request.id)))
+        for notification, request in zip(notifications, pending, strict=True)
+    ]
+    if outbox_rows:
+        work.session.execute(insert(OutboxMessage.__table__), outbox_rows)
     settlement.waitlisted_row_ids = waitlisted_row_ids
+
+
+def _insert_bookings(work: UnitOfWork, booking_rows: list[dict[str, object]]) -> dict[int, int]:
+    """One multi-row INSERT ... RETURNING: {booking request row id: its new booking's id}. A
+    decision makes at most one booking per request."""
+    if not booking_rows:
+        return {}
+    table = Booking.__table__
+    statement = insert(table).returning(table.c.booking_request_id, table.c.id)
+    booking_id_of = {
+        request_row_id: booking_id for request_row_id, booking_id in work.session.execute(statement, booking_rows)
+    }
+    assert len(booking_id_of) == len(booking_rows)
+    return booking_id_of
+
+
+def _with_booking_ids(notification: Notification, booking_id: int | None) -> Notification:
+    ids = [] if booking_id is None else [booking_id]
+    return replace(notification, fields={**notification.fields, "bookingIds": ids})
 
 
 _DECIDED_COLUMNS = ("id", "status", "seats_confirmed", "seats_waitlisted", "reason")

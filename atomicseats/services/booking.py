@@ -27,6 +27,7 @@ from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, Us
 from atomicseats.services import quotas
 from atomicseats.services._allocation import (
     announce_after_commit,
+    bookings_held_by,
     cancel_bookings_held,
     lock_event,
     settle_event,
@@ -384,6 +385,7 @@ def _reject_for_deleted_event(work: UnitOfWork, event: Event, pending: list[Book
             "requestId": request.request_id,
             "seatsRequested": request.seats_requested,
             "reason": REASON_EVENT_DELETED,
+            "bookingIds": [],  # rejected before anything was booked
         }
         work.session.add(
             outbox_row(Notification("booking.rejected", request.user_id, event, request.request_id, fields))
@@ -423,7 +425,7 @@ def cancel_bookings(user_id: int, event_id: int, booking_id: int | None, cancel_
             seats_withdrawn_with = seats_withdrawn_by_request.pop(row_id, 0) if row_id is not None else 0
             work.session.add(_cancelled_notification(event, booking, request, seats_withdrawn_with))
         for request_row_id, seats in seats_withdrawn_by_request.items():  # waiting places left with no booking
-            work.session.add(_withdrawn_notification(event, requests[request_row_id], seats))
+            work.session.add(_withdrawn_notification(work, event, requests[request_row_id], seats))
         state = event.to_state(now)
         if seats_freed:
             state = allocator.release_seats(state, seats_freed)
@@ -494,6 +496,7 @@ def _cancelled_notification(
     assert booking.status == states.BookingStatus.CANCELLED
     fields: dict[str, object] = {
         "bookingId": booking.id,
+        "bookingIds": [booking.id],
         "seatsFreed": booking.seats,
         "seatsWithdrawn": seats_withdrawn,
     }
@@ -502,8 +505,15 @@ def _cancelled_notification(
     return outbox_row(Notification("booking.cancelled", booking.user_id, event, f"booking-{booking.id}", fields))
 
 
-def _withdrawn_notification(event: Event, request: BookingRequest, seats_withdrawn: int) -> OutboxMessage:
-    fields = {**_request_fields(request), "seatsWithdrawn": seats_withdrawn}
+def _withdrawn_notification(
+    work: UnitOfWork, event: Event, request: BookingRequest, seats_withdrawn: int
+) -> OutboxMessage:
+    """Tell a guest who gave up waiting seats what the request still holds (its bookings)."""
+    fields = {
+        **_request_fields(request),
+        "seatsWithdrawn": seats_withdrawn,
+        "bookingIds": bookings_held_by(work, request),
+    }
     return outbox_row(Notification("booking.withdrawn", request.user_id, event, request.request_id, fields))
 
 
@@ -545,7 +555,7 @@ def leave_waitlist(user_id: int, request_id: str) -> WaitlistWithdrawal:
         (entry,) = entries
         now = utcnow()
         seats_withdrawn = withdraw_waiting(request, entry, REASON_WITHDRAWN, now)
-        work.session.add(_withdrawn_notification(event, request, seats_withdrawn))
+        work.session.add(_withdrawn_notification(work, event, request, seats_withdrawn))
         settlement = settle_event(work, event, [])  # frees nothing: nobody behind is served
         settlement.removed_entry_ids.append(entry.id)
         announce_after_commit(work, event, settlement)

@@ -182,8 +182,9 @@ def delete_event(actor: User, event_id: int) -> EventView:
         _require_owner(actor, event)
         now = utcnow()
         settlement = Settlement()
-        for user_id, subject_key in _cancel_everything(work, event, now, settlement):
-            work.session.add(outbox_row(Notification("event.cancelled", user_id, event, subject_key, {})))
+        for user_id, subject_key, booking_ids in _cancel_everything(work, event, now, settlement):
+            fields = {"bookingIds": booking_ids}  # the bookings this withdrawal cancelled
+            work.session.add(outbox_row(Notification("event.cancelled", user_id, event, subject_key, fields)))
         event.status = EventStatus.DELETED
         event.deleted_at = now
         event.updated_at = now
@@ -193,9 +194,13 @@ def delete_event(actor: User, event_id: int) -> EventView:
     return _view(event, availability, waitlist_seats)
 
 
-def _cancel_everything(work: UnitOfWork, event: Event, now: datetime, settlement: Settlement) -> list[tuple[int, str]]:
-    """Cancel every booking and waiting entry; each request follows (`cancelled`, `event_deleted`)."""
+def _cancel_everything(
+    work: UnitOfWork, event: Event, now: datetime, settlement: Settlement
+) -> list[tuple[int, str, list[int]]]:
+    """Cancel every booking and waiting entry; each request follows (`cancelled`, `event_deleted`).
+    Returns (user id, notification subject key, ids of the user's bookings cancelled) per guest."""
     affected: dict[int, str] = {}
+    cancelled_ids: dict[int, list[int]] = {}
     requests = {  # every request that holds or waits for seats of this event
         request.id: request
         for request in work.session.execute(
@@ -209,8 +214,9 @@ def _cancel_everything(work: UnitOfWork, event: Event, now: datetime, settlement
             select(Booking).where(Booking.event_id == event.id, Booking.status == BookingStatus.CONFIRMED)
         ).scalars()
     )
-    for booking in bookings:
+    for booking in sorted(bookings, key=lambda booking: booking.id):
         affected.setdefault(booking.user_id, f"event-{event.id}-user-{booking.user_id}")
+        cancelled_ids.setdefault(booking.user_id, []).append(booking.id)
     entries = work.session.execute(
         select(WaitlistEntry).where(WaitlistEntry.event_id == event.id, WaitlistEntry.status == WaitlistStatus.WAITING)
     ).scalars()
@@ -219,7 +225,7 @@ def _cancel_everything(work: UnitOfWork, event: Event, now: datetime, settlement
         settlement.removed_entry_ids.append(entry.id)
         affected.setdefault(entry.user_id, f"event-{event.id}-user-{entry.user_id}")
     cancel_bookings_held(bookings, requests, REASON_EVENT_DELETED, now)
-    return sorted(affected.items())
+    return [(user_id, key, cancelled_ids.get(user_id, [])) for user_id, key in sorted(affected.items())]
 
 
 def get_event(event_id: int) -> EventView:

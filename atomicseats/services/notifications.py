@@ -1,7 +1,8 @@
 """Notification e-mails, rendered from an outbox row's payload. Pure: no I/O, no clock.
 
 Each kind says what happened in a sentence or two, then lists the facts (event, venue,
-start time in UTC, seats, request id). The HTML part escapes every value: event names
+start time in UTC, the booking ids it concerns, seats, request id) and links to the pages
+(the event's, My bookings) under the configured public base URL. The HTML part escapes every value: event names
 and venues come from hosts. Prices are left out: the e-mail reports seats, not money.
 """
 
@@ -17,7 +18,7 @@ from markupsafe import Markup
 from atomicseats.domain.allocator import REASON_EVENT_STARTED, REASON_WAITLIST_CLOSED
 from atomicseats.domain.request_state import REASON_EVENT_DELETED
 from atomicseats.domain.states import RequestStatus
-from atomicseats.names import MAIL_KIND_HEADER
+from atomicseats.names import EVENT_PAGE_PATH, MAIL_KIND_HEADER, MY_BOOKINGS_PATH
 from atomicseats.services._notification_rows import NOTIFICATION_KINDS
 
 KIND_HEADER = MAIL_KIND_HEADER
@@ -33,15 +34,20 @@ class Content:
     facts: tuple[tuple[str, str], ...]  # (label, value), after the event's own facts
 
 
-def render(kind: str, payload: Payload, recipient_name: str) -> tuple[str, str, str]:
-    """(subject, text body, HTML body) for one notification; ValueError for an unknown kind."""
+def render(kind: str, payload: Payload, recipient_name: str, base_url: str) -> tuple[str, str, str]:
+    """(subject, text body, HTML body) for one notification; ValueError for an unknown kind.
+
+    `base_url` is where people reach the pages (config's PUBLIC_BASE_URL): every e-mail links
+    to the event's page (unless the event was withdrawn) and to My bookings."""
     renderer = _RENDERERS.get(kind)
     if renderer is None:
         raise ValueError(f"no template for notification kind {kind!r}")
     content = renderer(payload)
-    facts = _event_facts(payload) + content.facts
+    facts = _event_facts(payload) + _booking_facts(payload) + content.facts
+    links = _links(kind, payload, base_url)
     subject = " ".join(content.subject.split())  # one header line, whatever a host typed
-    return subject, _text(recipient_name, content.paragraphs, facts), _html(recipient_name, content.paragraphs, facts)
+    text = _text(recipient_name, content.paragraphs, facts, links)
+    return subject, text, _html(recipient_name, content.paragraphs, facts, links)
 
 
 # --- one function per kind -------------------------------------------------------------
@@ -129,7 +135,7 @@ def _promoted(payload: Payload) -> Content:
     return Content(
         subject=f"Seats confirmed from the waitlist: {_event_name(payload)}",
         paragraphs=(first, second),
-        facts=facts + _request_state_facts(payload) + (("Booking", f"#{payload['bookingId']}"), _request_fact(payload)),
+        facts=facts + _request_state_facts(payload) + (_request_fact(payload),),
     )
 
 
@@ -145,7 +151,7 @@ def _cancelled(payload: Payload) -> Content:
             f"The {_seats(withdrawn)} of the same request still on the waitlist {_verb(withdrawn)} withdrawn too: "
             "cancelling gives up the whole request."
         )
-    facts: tuple[tuple[str, str], ...] = (("Seats cancelled", str(seats)), ("Booking", f"#{payload['bookingId']}"))
+    facts: tuple[tuple[str, str], ...] = (("Seats cancelled", str(seats)),)
     if withdrawn:
         facts += (("Seats withdrawn from the waitlist", str(withdrawn)),)
     if payload.get("requestId"):
@@ -248,6 +254,31 @@ def _request_state_facts(payload: Payload) -> tuple[tuple[str, str], ...]:
     return (("Request status", _STATUS_WORDS.get(status, status)), ("Seats held by the request", held))
 
 
+def booking_ids(payload: Payload) -> list[int]:
+    """The bookings a notification concerns: `bookingIds` (every row written since the e-mails
+    lead to the pages), else the one `bookingId` older rows of some kinds carry."""
+    ids = payload.get("bookingIds")
+    if ids is None:
+        ids = [payload["bookingId"]] if payload.get("bookingId") is not None else []
+    return [int(booking_id) for booking_id in ids]
+
+
+def _booking_facts(payload: Payload) -> tuple[tuple[str, str], ...]:
+    """The booking ids, as "#12" (the seed's cancellation takes a booking id from the e-mail)."""
+    ids = booking_ids(payload)
+    if not ids:
+        return ()
+    return (("Booking" if len(ids) == 1 else "Bookings", ", ".join(f"#{booking_id}" for booking_id in ids)),)
+
+
+def _links(kind: str, payload: Payload, base_url: str) -> tuple[tuple[str, str], ...]:
+    """(label, absolute URL) of the pages this e-mail leads to. A withdrawn event has no page."""
+    links: tuple[tuple[str, str], ...] = ()
+    if kind != "event.cancelled" and payload.get("eventId") is not None:
+        links += (("See the event", base_url + EVENT_PAGE_PATH.format(event_id=int(payload["eventId"]))),)
+    return links + (("My bookings", base_url + MY_BOOKINGS_PATH),)
+
+
 def _request_fact(payload: Payload) -> tuple[str, str]:
     return ("Request ID", str(payload.get("requestId", "")))
 
@@ -273,26 +304,32 @@ def _event_facts(payload: Payload) -> tuple[tuple[str, str], ...]:
     )
 
 
-def _text(recipient_name: str, paragraphs: tuple[str, ...], facts: tuple[tuple[str, str], ...]) -> str:
-    width = max(len(label) for label, _ in facts) + 1
+Links = tuple[tuple[str, str], ...]
+
+
+def _text(recipient_name: str, paragraphs: tuple[str, ...], facts: tuple[tuple[str, str], ...], links: Links) -> str:
+    width = max(len(label) for label, _ in facts + links) + 1
     lines = [f"Hello {recipient_name},", ""]
     for paragraph in paragraphs:
         lines += [paragraph, ""]
     lines += [f"{label + ':':<{width}} {value}" for label, value in facts]
+    lines += [""] + [f"{label + ':':<{width}} {url}" for label, url in links]
     lines += ["", SIGN_OFF, ""]
     return "\n".join(lines)
 
 
-def _html(recipient_name: str, paragraphs: tuple[str, ...], facts: tuple[tuple[str, str], ...]) -> str:
+def _html(recipient_name: str, paragraphs: tuple[str, ...], facts: tuple[tuple[str, str], ...], links: Links) -> str:
     """Markup.format escapes every argument (markupsafe.escape): no value reaches the page raw."""
-    rows = Markup("").join(
+    rows = Markup("\n").join(
         Markup("<tr><th align='left'>{}</th><td>{}</td></tr>").format(label, value) for label, value in facts
     )
-    body = Markup("").join(Markup("<p>{}</p>").format(paragraph) for paragraph in paragraphs)
+    body = Markup("\n").join(Markup("<p>{}</p>").format(paragraph) for paragraph in paragraphs)
+    anchors = Markup(" |\n").join(Markup("<a href='{}'>{}</a>").format(url, label) for label, url in links)
+    # One element a line: SMTP refuses lines past 998 characters, and a plain ASCII part is not re-wrapped.
     page = Markup(
-        "<!DOCTYPE html><html><body><p>Hello {name},</p>{body}<table cellpadding='4'>{rows}</table>"
-        "<p>{sign_off}</p></body></html>"
-    ).format(name=recipient_name, body=body, rows=rows, sign_off=SIGN_OFF)
+        "<!DOCTYPE html>\n<html><body>\n<p>Hello {name},</p>\n{body}\n<table cellpadding='4'>\n{rows}\n</table>\n"
+        "<p>{anchors}</p>\n<p>{sign_off}</p>\n</body></html>\n"
+    ).format(name=recipient_name, body=body, rows=rows, anchors=anchors, sign_off=SIGN_OFF)
     return str(page)
 
 

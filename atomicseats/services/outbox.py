@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVarTuple
 
+from flask import current_app
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -142,7 +143,9 @@ def _claim_due(limit: int) -> tuple[list[_Claim], int]:
 
 
 def _mail_message(claim: _Claim) -> MailMessage:
-    subject, body_text, body_html = notifications.render(claim.kind, json.loads(claim.payload), claim.recipient_name)
+    subject, body_text, body_html = notifications.render(
+        claim.kind, json.loads(claim.payload), claim.recipient_name, current_app.config["PUBLIC_BASE_URL"]
+    )
     return MailMessage(
         recipient=claim.recipient_email,
         subject=subject,

@@ -15,6 +15,7 @@ from typing import cast
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from atomicseats import names
 from atomicseats.domain import limits
 from atomicseats.domain.states import BookingStatus
 from atomicseats.errors import Conflict, NotFound, ServiceBusy
@@ -28,7 +29,7 @@ FLASH_OK, FLASH_WARN = "guest-ok", "guest-warn"  # only this page shows these (b
 LEAVE_PATH = "/bookings/waitlist/<request_id>/leave"
 
 
-@bp.get("/bookings")
+@bp.get(names.MY_BOOKINGS_PATH)
 @login_required
 def my_bookings():
     context = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import email
+import json
 import re
 import sys
 import threading
@@ -38,6 +39,8 @@ sys.path.insert(0, str(REPO_ROOT / "scripts"))
 from smtp_sink import start_sink  # noqa: E402  (a script, not a package)
 
 NOTHING = SendReport(sent=0, retried=0, failed=0)
+PUBLIC_BASE_URL = "https://tickets.example.test"  # the e-mails' links start here (config)
+BASE = "https://pages.example.test"  # for the pure rendering tests
 
 
 class Sink:
@@ -120,7 +123,12 @@ def postgres_app(postgres_url, sink):
 
 
 def _app_mailing_to(sink: Sink, database_url: str):
-    mail = {"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": sink.port, "MAIL_SUPPRESS_SEND": False}
+    mail = {
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": sink.port,
+        "MAIL_SUPPRESS_SEND": False,
+        "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+    }
     with fresh_app(database_url, **mail) as application:
         wired = application.extensions[EXTENSION_KEY]
         application.extensions[EXTENSION_KEY] = dataclasses.replace(
@@ -297,6 +305,81 @@ def test_rejections_partial_rejections_and_a_deleted_event_are_explained(app, cl
     }
     for message in cancelled:
         assert "We are sorry: the host has cancelled Test Concert." in plain(message)
+
+
+def links(message: EmailMessage) -> dict[str, str]:
+    """The pages a mail's text part links to: {label: URL}."""
+    return dict(re.findall(r"^(See the event|My bookings):\s+(\S+)\r?$", plain(message), re.M))
+
+
+def booking_fact(message: EmailMessage) -> str | None:
+    found = re.search(r"^Bookings?:\s+(.+?)\r?$", plain(message), re.M)
+    return found.group(1) if found else None
+
+
+def test_every_decision_mail_names_its_booking_and_links_to_the_pages(app, client, sink):
+    host = account(client, "host")
+    guest_a, guest_b, guest_c = (account(client) for _ in range(3))
+    concert = create_event(client, host, name="Test Concert", capacity=4)["id"]
+    confirmed = book(client, guest_a, concert, 3)
+    partial = book(client, guest_b, concert, 3)  # 1 confirmed, 2 waitlisted
+    book(client, guest_c, concert, 2)  # waitlisted: nothing booked yet
+    outbox.send_due_notifications()
+
+    mail = by_recipient(sink.take())
+    assert booking_fact(mail[guest_a.email]) == f"#{confirmed['bookingIds'][0]}"
+    assert booking_fact(mail[guest_b.email]) == f"#{partial['bookingIds'][0]}"
+    assert booking_fact(mail[guest_c.email]) is None
+    pages = {"See the event": f"{PUBLIC_BASE_URL}/events/{concert}", "My bookings": f"{PUBLIC_BASE_URL}/bookings"}
+    for guest in (guest_a, guest_b, guest_c):
+        assert links(mail[guest.email]) == pages
+        for url in pages.values():
+            assert f"<a href='{url}'>" in html(mail[guest.email])
+    assert f"<td>#{confirmed['bookingIds'][0]}</td>" in html(mail[guest_a.email])
+    payloads = {row.user_id: json.loads(row.payload) for row in outbox_rows()}
+    assert payloads[guest_a.id]["bookingIds"] == confirmed["bookingIds"]
+    assert payloads[guest_c.id]["bookingIds"] == []
+
+
+def test_cancelling_leaving_and_a_withdrawn_event_mail_the_bookings_they_concern(app, client, sink):
+    host = account(client, "host")
+    guest_a, guest_b, guest_c = (account(client) for _ in range(3))
+    concert = create_event(client, host, name="Test Concert", capacity=4)["id"]
+    first = book(client, guest_a, concert, 2)
+    second = book(client, guest_a, concert, 1)
+    partial = book(client, guest_b, concert, 3)  # 1 confirmed, 2 waiting
+    book(client, guest_c, concert, 1)  # waiting behind B
+    outbox.send_due_notifications()
+    sink.take()
+
+    response = client.delete(f"/api/bookings/requests/{partial['requestId']}/waitlist", headers=guest_b.headers)
+    assert response.status_code == 200, response.get_json()
+    outbox.send_due_notifications()
+    left = by_recipient(sink.take())[guest_b.email]
+    assert left["Subject"] == "You left the waitlist: Test Concert"
+    assert booking_fact(left) == f"#{partial['bookingIds'][0]}"  # the seat this request still holds
+    assert links(left)["See the event"] == f"{PUBLIC_BASE_URL}/events/{concert}"
+
+    response = client.delete(
+        "/api/events/book", json={"eventId": concert, "bookingId": second["bookingIds"][0]}, headers=guest_a.headers
+    )
+    assert response.status_code == 200, response.get_json()
+    outbox.send_due_notifications()
+    mail = by_recipient(sink.take())
+    assert booking_fact(mail[guest_a.email]) == f"#{second['bookingIds'][0]}"
+    promoted_id = json.loads(next(row.payload for row in outbox_rows() if row.kind == "booking.promoted"))
+    assert booking_fact(mail[guest_c.email]) == f"#{promoted_id['bookingId']}"
+    assert links(mail[guest_c.email])["My bookings"] == f"{PUBLIC_BASE_URL}/bookings"
+
+    response = client.post("/api/events/delete", json={"id": concert}, headers=host.headers)
+    assert response.status_code == 200, response.get_json()
+    outbox.send_due_notifications()
+    mail = by_recipient(sink.take())
+    assert booking_fact(mail[guest_a.email]) == f"#{first['bookingIds'][0]}"
+    assert booking_fact(mail[guest_b.email]) == f"#{partial['bookingIds'][0]}"
+    assert booking_fact(mail[guest_c.email]) == f"#{promoted_id['bookingId']}"
+    for message in mail.values():  # a withdrawn event has no page left: My bookings shows it
+        assert links(message) == {"My bookings": f"{PUBLIC_BASE_URL}/bookings"}
 
 
 def test_the_embedded_pipeline_mails_right_after_the_booking(app, client, sink):
@@ -665,7 +748,7 @@ RENDER_CASES = {
 
 @pytest.mark.parametrize(("kind", "fields", "subject", "phrases"), RENDER_CASES.values(), ids=RENDER_CASES.keys())
 def test_every_kind_renders_its_facts(kind, fields, subject, phrases):
-    rendered_subject, text, page = notifications.render(kind, {**EVENT_FIELDS, **fields}, "Ada")
+    rendered_subject, text, page = notifications.render(kind, {**EVENT_FIELDS, **fields}, "Ada", BASE)
     assert rendered_subject == subject
     assert text.startswith("Hello Ada,\n")
     assert "Saturday 05 December 2026, 19:30 UTC" in text
@@ -680,11 +763,26 @@ def test_rendering_covers_every_kind_the_services_write():
     for kind in NOTIFICATION_KINDS:
         fields = {"seatsRequested": 1, "seatsConfirmed": 1, "seatsWaitlisted": 0, "bookingId": 1}
         fields |= {"seatsPromoted": 1, "seatsFreed": 1, "seatsWithdrawn": 1, "seatsExpired": 1}
-        assert notifications.render(kind, {**EVENT_FIELDS, **fields}, "Ada")[0]
+        assert notifications.render(kind, {**EVENT_FIELDS, **fields}, "Ada", BASE)[0]
     with pytest.raises(ValueError):
-        notifications.render("booking.unknown", EVENT_FIELDS, "Ada")
+        notifications.render("booking.unknown", EVENT_FIELDS, "Ada", BASE)
+
+
+def test_a_mail_lists_every_booking_it_concerns_and_links_under_the_base_url():
+    payload = {**EVENT_FIELDS, "bookingIds": [3, 4], "seatsWithdrawn": 1, "seatsHeld": 2}
+    _, text, page = notifications.render("booking.withdrawn", payload, "Ada", BASE)
+    assert re.search(r"^Bookings:\s+#3, #4$", text, re.M)
+    assert re.search(rf"^See the event:\s+{BASE}/events/7$", text, re.M)
+    assert re.search(rf"^My bookings:\s+{BASE}/bookings$", text, re.M)
+    assert f"<a href='{BASE}/events/7'>See the event</a>" in page
+    older = {**EVENT_FIELDS, "bookingId": 12, "seatsFreed": 2}  # a row written before bookingIds
+    assert re.search(r"^Booking:\s+#12$", notifications.render("booking.cancelled", older, "Ada", BASE)[1], re.M)
+    _, withdrawn_event, _ = notifications.render("event.cancelled", {**EVENT_FIELDS, "bookingIds": [5]}, "Ada", BASE)
+    assert "See the event" not in withdrawn_event and re.search(r"^Booking:\s+#5$", withdrawn_event, re.M)
 
 
 def test_a_subject_stays_on_one_line_whatever_the_event_name():
-    subject, _, _ = notifications.render("event.cancelled", {**EVENT_FIELDS, "eventName": "Bad\r\nBcc: x@y"}, "Ada")
+    subject, _, _ = notifications.render(
+        "event.cancelled", {**EVENT_FIELDS, "eventName": "Bad\r\nBcc: x@y"}, "Ada", BASE
+    )
     assert "\n" not in subject and "\r" not in subject

@@ -8,8 +8,9 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from flask import Flask
+from flask import Flask, url_for
 
+from atomicseats import names
 from atomicseats.services import booking, events, users
 from tests.conftest import fresh_app
 from tests.helpers import account, book, create_event
@@ -213,3 +214,9 @@ def test_the_request_status_page_links_to_my_bookings(browser, site):
     _, request = booked(browser, host, guest, 1)
     sign_in(browser, guest.username)
     assert 'href="/bookings"' in text(browser.get(f"/requests/{request['requestId']}"))
+
+
+def test_the_paths_the_e_mails_link_to_are_the_pages_routes(site):
+    with site.test_request_context():
+        assert url_for("web.my_bookings") == names.MY_BOOKINGS_PATH
+        assert url_for("web.event_page", event_id=42) == names.EVENT_PAGE_PATH.format(event_id=42)
