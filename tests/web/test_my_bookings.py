@@ -199,7 +199,7 @@ def test_leaving_the_waitlist_shows_the_place_asks_and_keeps_the_confirmed_seats
 
     confirm = browser.get(leave_url)
     assert "You wait for 2 seats at place 1 in line." in text(confirm)
-    assert "the 1 seat already confirmed for this request stay yours" in text(confirm)
+    assert "the 1 seat already confirmed for this request stays yours" in text(confirm)
     done = browser.post(leave_url, data=form_fields(text(confirm)))
     assert done.status_code == 303
     page = text(browser.get("/bookings"))
