@@ -12,6 +12,7 @@ fails the session loudly; nothing is skipped.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,10 @@ DATABASE_PREFIX = "atomicseats_e2e_"
 # The auth rate limit (10/min per address by default) would throttle creating dozens of
 # test accounts from one address; everything else runs with production settings.
 APP_ENV_OVERRIDES = {"RATELIMIT_AUTH": "100000 per minute"}
+# How long platform.sh waits for each process to be ready (its default: 60 s). On a busy machine
+# (a shared CI runner, several checkouts testing at once) the mailer, started at nice 19, can take
+# longer than that to boot; a process that never gets ready still fails the session.
+START_TIMEOUT_S = os.environ.get("PLATFORM_START_TIMEOUT", "180")
 
 
 def _fail(step: str, output: str) -> None:
@@ -84,14 +89,14 @@ def _drop_database(database_url: str) -> None:
 
 @pytest.fixture(scope="session")
 def platform() -> Iterator[Platform]:
-    script_env = stack_env()
+    script_env = stack_env(PLATFORM_START_TIMEOUT=START_TIMEOUT_S)
     # App processes left running by an earlier session that died would still point at its
     # (dropped) database: stop them, so `platform.sh start` really starts ours.
     _checked("platform.sh stop", ["bash", "scripts/platform.sh", "stop", *APP_PROCS, "flower"], script_env, 180)
     _checked("services.sh start", ["bash", "scripts/services.sh", "start"], script_env, 600)
     services = parse_exports(_checked("services.sh env", ["bash", "scripts/services.sh", "env"], script_env, 30))
     database_url = _fresh_database(services)
-    script_env = stack_env(DATABASE_URL=database_url, **APP_ENV_OVERRIDES)
+    script_env = stack_env(DATABASE_URL=database_url, PLATFORM_START_TIMEOUT=START_TIMEOUT_S, **APP_ENV_OVERRIDES)
     app_env = {**script_env}
     try:
         app_env.update(
@@ -117,7 +122,7 @@ def platform() -> Iterator[Platform]:
             app_run_dir=app_run_dir,
         )
         stack.log_offsets = {proc: stack.app_log_size(proc) for proc in APP_PROCS}
-        _checked("platform.sh start", ["bash", "scripts/platform.sh", "start", *APP_PROCS], script_env, 300)
+        _checked("platform.sh start", ["bash", "scripts/platform.sh", "start", *APP_PROCS], script_env, 900)
         stack.admin = stack.create_admin()
         yield stack
     finally:
