@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import threading
@@ -250,6 +251,18 @@ class Platform:
 
     def start(self, proc: str) -> None:
         self.platform_sh("start", proc)
+
+    def pause(self, proc: str) -> None:
+        """SIGSTOP an app process's whole group (its restart loop included): it holds still,
+        connections open, until `resume` (no restart, no rebalance if resumed within seconds)."""
+        os.killpg(self._process_group(proc), signal.SIGSTOP)
+
+    def resume(self, proc: str) -> None:
+        os.killpg(self._process_group(proc), signal.SIGCONT)
+
+    def _process_group(self, proc: str) -> int:
+        """platform.sh starts each process under setsid: its pid file names the group's leader."""
+        return int((self.app_run_dir / f"{proc}.pid").read_text().strip())
 
     def is_running(self, proc: str) -> bool:
         return f"{proc} running" in self.platform_sh("status")
