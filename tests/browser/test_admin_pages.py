@@ -13,15 +13,19 @@ from playwright.sync_api import Page, expect
 from tests.browser.conftest import PASSWORD, check_page, on_both_servers, register, unique
 from tests.browser.test_charts import NON_BLANK_PIXELS
 from tests.browser.test_guest_pages import log_in
+from tests.helpers import create_admin_args
 
 DECIDED_WAIT_S_MAX = 15
 
 
 def make_admin(live_server) -> str:
-    """An admin, made as an operator makes one: the service in process, `flask users
-    create-admin` against the full pipeline's database."""
+    """An admin (signed in with PASSWORD), made as an operator makes one: the service in
+    process, `flask users create-admin` against the full pipeline's database."""
     if live_server.name == "pipeline":
-        return live_server.platform.create_admin().username
+        username = unique("admin")
+        code, output = live_server.platform.flask(*create_admin_args(username, PASSWORD))
+        assert code == 0, output
+        return username
     from atomicseats.services import users
 
     username = unique("admin")
