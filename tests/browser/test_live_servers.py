@@ -1,6 +1,7 @@
 """The guest's flows on both live servers (the embedded default and the full pipeline:
 Kafka -> bridge -> Celery -> PostgreSQL behind the real API process): two browsers after
-the last seat, and a status page that follows a request the pipeline has not decided yet."""
+the last seat, the winner's cancellation serving the waitlisted one, and a status page that
+follows a request the pipeline has not decided yet."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ DECISION_TIMEOUT_MS = 20_000  # the pipeline decides in well under a second; a b
 
 
 @on_both_servers
-def test_two_browsers_after_the_last_seat_one_gets_it_and_the_other_sees_its_place(new_page, live_server):
+def test_two_browsers_after_the_last_seat_one_gets_it_and_the_other_is_served_when_it_cancels(new_page, live_server):
+    """Exactly one of two guests gets the last seat; the other is waitlisted and sees its
+    place. The winner cancels from My bookings (after confirming), and the seat goes to the
+    waitlisted guest, whose status page shows it without reloading."""
     event_id = live_server.seed_event(name=unique("Last seat "), capacity=1)
     guests = [new_page(), new_page()]
     for guest in guests:
@@ -32,6 +36,20 @@ def test_two_browsers_after_the_last_seat_one_gets_it_and_the_other_sees_its_pla
         expect(status).to_contain_text(re.compile(r"Confirmed|Waitlisted"), timeout=DECISION_TIMEOUT_MS)
         outcomes.append(status.locator(".status-title").inner_text())
     assert sorted(outcomes) == ["Confirmed: 1 seat booked.", "Waitlisted: place 1 in line."], outcomes
+    assert live_server.seats_left(event_id) == 0
+    winner, waiting = guests if outcomes[0].startswith("Confirmed") else reversed(guests)
+    booking_id = re.search(r"Booking number (\d+)", winner.locator("#request-status").inner_text()).group(1)
+    waiting.evaluate("() => { window.notReloaded = true; }")
+
+    winner.get_by_role("link", name="My bookings").first.click()
+    winner.get_by_role("link", name=f"Cancel booking #{booking_id}").click()
+    expect(winner.get_by_role("heading", level=1)).to_have_text(f"Cancel booking #{booking_id}?")
+    winner.get_by_role("button", name=f"Yes, cancel booking #{booking_id}").click()
+    expect(winner.get_by_role("status").first).to_contain_text(f"Booking #{booking_id} is cancelled: 1 seat released")
+    expect(winner.locator(f'tr[data-booking-id="{booking_id}"]')).to_contain_text("Cancelled")
+
+    expect(waiting.locator("#request-status")).to_contain_text("Confirmed: 1 seat booked", timeout=DECISION_TIMEOUT_MS)
+    assert waiting.evaluate("() => window.notReloaded") is True
     assert live_server.seats_left(event_id) == 0
 
 

@@ -9,7 +9,7 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import check_page, register, unique
+from tests.browser.conftest import check_page, on_both_servers, register, unique
 
 STATUS_PATH = re.compile(r"/requests/[0-9a-f-]{36}$")
 MY_BOOKINGS_PATH = re.compile(r"/bookings$")
@@ -103,6 +103,7 @@ def test_a_booking_promoted_from_the_waitlist_appears_without_reloading(page, ne
     assert page.evaluate("() => window.notReloaded") is True
 
 
+@on_both_servers
 def test_with_javascript_off_a_guest_cancels_through_the_confirmation_page(new_page, live_server):
     event_id = live_server.seed_event(name=unique("Quiet recital "), capacity=5)
     page = new_page(javascript=False)
