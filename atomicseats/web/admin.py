@@ -68,7 +68,7 @@ def admin_required(view):
 
 @bp.app_context_processor
 def _admin_context():
-    return {"flower_url": current_app.config.get("FLOWER_URL") or None, "role_words": ROLE_WORDS}
+    return {"flower_url": current_app.config.get("FLOWER_URL") or None}
 
 
 # --- analytics ------------------------------------------------------------------------------
@@ -142,7 +142,9 @@ def _analytics_charts(report: analytics.Analytics) -> dict[str, ChartData]:
 @bp.app_template_filter("amount")
 def amount(minor_units: int) -> str:
     """Money as a figure: like the `money` filter, but nothing earned is "€0.00", not "Free"."""
-    return present.money(minor_units) if minor_units else present.money(1).replace("0.01", "0.00")
+    if minor_units:
+        return present.money(minor_units)
+    return f"{current_app.config.get('CURRENCY_SYMBOL', '€')}0.00"
 
 
 @bp.app_template_filter("percent")
@@ -204,13 +206,16 @@ def admin_change_role(user_id: int):
 
 
 def _after_change(change: users.RoleChange):
-    user = change.user
+    user, ended = change.user, change.sessions_ended
+    sessions = f"{ended} session{'' if ended == 1 else 's'}"
     if not change.is_changed:
         flash(f"{user.name} ({user.username}) is already {ROLE_WORDS[user.role]}: nothing changed.", "info")
+    elif user.id == current_user.id:
+        elsewhere = f" Your {sessions} elsewhere ended." if ended else ""
+        flash(f"You ({user.username}) are now {ROLE_WORDS[user.role]}.{elsewhere}", "ok")
     else:
-        ended = change.sessions_ended
         signed_out = (
-            f" They were signed out of {ended} session{'' if ended == 1 else 's'} and log in again as {user.role}."
+            f" They were signed out of {sessions} and log in again as {user.role}."
             if ended
             else " They are not signed in anywhere right now."
         )

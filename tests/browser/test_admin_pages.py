@@ -130,7 +130,7 @@ def test_with_javascript_off_an_admin_promotes_a_user_and_steps_down(new_page, l
     # Stepping down while another admin remains works, and lands on the catalogue.
     change_role(page, admin, "guest")
     page.get_by_role("button", name="Confirm the change").click()
-    expect(page.get_by_role("status")).to_contain_text(f"({admin}) is now a guest")
+    expect(page.get_by_role("status")).to_contain_text(f"You ({admin}) are now a guest")
     expect(page.get_by_role("link", name="Admin", exact=True)).to_have_count(0)
     page.goto("/admin")
     expect(page.get_by_text("This page is for admins only")).to_be_visible()

@@ -148,7 +148,7 @@ def test_an_admin_stepping_down_keeps_this_session_and_loses_the_pages(app):
     done = change_role(client, admin.id, "host")
     assert done.status_code == 303 and done.headers["Location"] == "/"
     home = client.get("/").get_data(as_text=True)
-    assert "is now a host" in home and "Signed in as" in home
+    assert "are now a host" in home and "Signed in as" in home
     assert client.get("/admin").status_code == 403
     assert client.get("/api/admin/users", headers=admin.headers).status_code == 401  # the API login ended
 
