@@ -28,6 +28,9 @@ from atomicseats.web.views import _explain_csrf as explain_csrf
 USERS_PAGE_SIZE = 20
 ANALYTICS_EVENTS_PAGE_SIZE = 20
 USER_PATH = "/admin/users/<int(max=9223372036854775807):user_id>"  # ids are BIGINTs: a larger one is a 404
+# Only the admin pages (and base.html, for an admin who stepped down) show these categories:
+# the guest and host pages show their own.
+FLASH_OK, FLASH_INFO = "admin-ok", "admin-info"
 ROLE_WORDS = {"guest": "a guest", "host": "a host", "admin": "an admin"}
 ROLE_CHOICES = [
     SelectChoice("guest", "Guest: books seats"),
@@ -209,17 +212,17 @@ def _after_change(change: users.RoleChange):
     user, ended = change.user, change.sessions_ended
     sessions = f"{ended} session{'' if ended == 1 else 's'}"
     if not change.is_changed:
-        flash(f"{user.name} ({user.username}) is already {ROLE_WORDS[user.role]}: nothing changed.", "info")
+        flash(f"{user.name} ({user.username}) is already {ROLE_WORDS[user.role]}: nothing changed.", FLASH_INFO)
     elif user.id == current_user.id:
         elsewhere = f" Your {sessions} elsewhere ended." if ended else ""
-        flash(f"You ({user.username}) are now {ROLE_WORDS[user.role]}.{elsewhere}", "ok")
+        flash(f"You ({user.username}) are now {ROLE_WORDS[user.role]}.{elsewhere}", FLASH_OK)
     else:
         signed_out = (
             f" They were signed out of {sessions} and log in again as {user.role}."
             if ended
             else " They are not signed in anywhere right now."
         )
-        flash(f"{user.name} ({user.username}) is now {ROLE_WORDS[user.role]}.{signed_out}", "ok")
+        flash(f"{user.name} ({user.username}) is now {ROLE_WORDS[user.role]}.{signed_out}", FLASH_OK)
     if current_user.id == user.id and user.role != accounts.ADMIN_ROLE:
         return redirect(url_for("web.catalogue"), 303)  # no longer an admin: the list is not theirs
     return redirect(url_for("web.admin_users", q=user.username), 303)
