@@ -101,6 +101,18 @@ class LiveServer:
             host = users.get_user(view.event.host_id)
             events.update_event(host, event_id, {"capacity_seats": capacity})
 
+    def guests_ask_for_a_seat(self, event_id: int, count: int) -> None:
+        """`count` fresh guests ask for one seat each, through the service the API and the
+        pages call; the in-process pipeline has decided each request when this returns."""
+        from atomicseats.services import booking, users
+
+        with self.app.app_context():
+            for _ in range(count):
+                guest = users.register_user(
+                    unique("guest"), "Gus Guest", f"{unique('g')}@example.com", PASSWORD, "guest"
+                )
+                booking.submit_request(guest.id, event_id, 1, str(uuid.uuid4()), None)
+
     def seats_left(self, event_id: int) -> int:
         from atomicseats.services import events
 
@@ -154,6 +166,15 @@ class PipelineServer:
         body = {"id": event_id, "capacity": capacity}
         response = self.platform.http.request("POST", "/api/events/update", body, token=self.host.access_token)
         assert response.status == 200, (response.status, response.body)
+
+    def guests_ask_for_a_seat(self, event_id: int, count: int) -> None:
+        """`count` fresh guests sign up and ask for one seat each over the API; returns once
+        the pipeline has decided every request."""
+        request_ids = [
+            self.platform.book_accepted(self.platform.register("guest"), event_id, 1, idempotency_key=str(uuid.uuid4()))
+            for _ in range(count)
+        ]
+        self.platform.wait_until_all_final(request_ids, timeout_s=30)
 
     def seats_left(self, event_id: int) -> int:
         response = self.platform.http.request("GET", f"/api/events/{event_id}")

@@ -6,12 +6,11 @@ phone); the same management with JavaScript off."""
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import UTC, datetime, timedelta
 
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import PASSWORD, check_page, register, unique
+from tests.browser.conftest import check_page, on_both_servers, register, unique
 
 MANAGE_PATH = re.compile(r"/host/events/\d+$")
 NON_BLANK_PIXELS = """(canvas) => {
@@ -23,13 +22,8 @@ NON_BLANK_PIXELS = """(canvas) => {
 
 
 def guests_book(live_server, event_id: int, count: int) -> None:
-    """`count` guests ask for one seat each, through the service the API and the pages call."""
-    from atomicseats.services import booking, users
-
-    with live_server.app.app_context():
-        for _ in range(count):
-            guest = users.register_user(unique("guest"), "Gus Guest", f"{unique('g')}@example.com", PASSWORD, "guest")
-            booking.submit_request(guest.id, event_id, 1, str(uuid.uuid4()), None)
+    """`count` guests ask for one seat each (on either live server); decided on return."""
+    live_server.guests_ask_for_a_seat(event_id, count)
 
 
 def fill_event_form(page: Page, name: str, capacity: int) -> None:
@@ -123,6 +117,7 @@ def test_a_guest_is_told_the_host_pages_are_not_theirs(page, live_server):
     expect(page.locator("main")).to_contain_text("Only hosts have a dashboard of their events")
 
 
+@on_both_servers
 def test_with_javascript_off_a_host_manages_an_event(new_page, live_server):
     page = new_page(javascript=False)
     register(page, role="host")
