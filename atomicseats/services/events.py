@@ -109,6 +109,7 @@ class EventRoster:
     waitlist: list[WaitlistEntry]
     page: Page[Booking | WaitlistEntry]  # both lists in one walk: bookings first, then the waitlist
     guest_names: dict[int, str] = field(default_factory=dict)  # the page's guests, by user id
+    waitlist_first_place: int = 1  # the place in line of this page's first waiting entry
 
 
 def create_event(host: User, fields: EventFields) -> EventView:
@@ -374,7 +375,19 @@ def event_roster(
         if user_ids
         else {}
     )
-    return EventRoster(view, bookings, waitlist, page, names)
+    # Places in line: the page's first entry comes after every entry still waiting before it.
+    waiting_before = (
+        db.session.execute(
+            select(func.count()).where(
+                WaitlistEntry.event_id == event_id,
+                WaitlistEntry.status == WaitlistStatus.WAITING,
+                WaitlistEntry.id < waitlist[0].id,
+            )
+        ).scalar_one()
+        if waitlist
+        else 0
+    )
+    return EventRoster(view, bookings, waitlist, page, names, waiting_before + 1)
 
 
 def host_events(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import flash, get_flashed_messages, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from atomicseats.errors import AtomicSeatsError, InvalidInput
@@ -64,7 +64,6 @@ def host_dashboard():
         fill_chart=fill_chart,
         next_url=next_url,
         is_first_page=cursor is None,
-        messages=get_flashed_messages(),
     )
 
 
@@ -86,7 +85,7 @@ def host_create_event():
             if error.status >= 500 or not _show_errors(form, error):
                 problem = error
         else:
-            flash(f"“{view.event.name}” is published.")
+            flash(f"“{view.event.name}” is published.", "ok")
             return redirect(url_for("web.host_event", event_id=view.event.id), 303)
     else:
         _explain_csrf(form)
@@ -103,7 +102,7 @@ def host_edit_event(event_id: int):
     if form.validate_on_submit():
         changes = _changes(view, form.event_fields())
         if not changes:
-            flash("Nothing changed.")
+            flash("Nothing changed.", "info")
             return redirect(url_for("web.host_event", event_id=event_id), 303)
         try:
             events.update_event(_actor(), event_id, changes)
@@ -112,7 +111,7 @@ def host_edit_event(event_id: int):
             if error.status >= 500 or not _show_errors(form, error):
                 problem = error
         else:
-            flash("Your changes are saved.")
+            flash("Your changes are saved.", "ok")
             return redirect(url_for("web.host_event", event_id=event_id), 303)
     else:
         _explain_csrf(form)
@@ -194,7 +193,7 @@ def host_event_capacity(event_id: int):
         message += f" {served:,} waiting guest{'' if served == 1 else 's'} got their seats."
     elif after.waitlist_length:
         message += f" {after.waitlist_length:,} still waiting."
-    flash(message)
+    flash(message, "ok")
     return redirect(url_for("web.host_event", event_id=event_id), 303)
 
 
@@ -203,14 +202,17 @@ def host_event_capacity(event_id: int):
 def host_event_waitlist(event_id: int):
     form = WaitlistForm()
     if not form.validate_on_submit():
-        flash("That did not work: the form expired. Please try again.")
+        flash("That did not work: the form expired. Please try again.", "warn")
         return redirect(url_for("web.host_event", event_id=event_id), 303)
     is_open = form.action.data == "open"
     view = events.set_waitlist_open(_actor(), event_id, is_open)
     if is_open:
-        flash(f"The waitlist is open. {view.waitlist_length:,} waiting.")
+        flash(f"The waitlist is open. {view.waitlist_length:,} waiting.", "ok")
     else:
-        flash("The waitlist is closed: requests beyond the free seats are turned down. Those waiting keep their place.")
+        flash(
+            "The waitlist is closed: requests beyond the free seats are turned down. Those waiting keep their place.",
+            "ok",
+        )
     return redirect(url_for("web.host_event", event_id=event_id), 303)
 
 
@@ -237,7 +239,6 @@ def _render_event(event_id: int, capacity_form: CapacityForm, status: int = 200)
             else None
         ),
         "is_first_page": cursor is None,
-        "messages": get_flashed_messages(),
         **_numbers(view),
     }
     return render_template("web/host/event.html", **context), status

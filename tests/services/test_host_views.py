@@ -92,3 +92,16 @@ def test_the_roster_names_its_guests(client):
     assert [row.user_id for row in roster.bookings] == [first.id]
     assert [row.user_id for row in roster.waitlist] == [second.id]
     assert roster.guest_names == {first.id: user(first).name, second.id: user(second).name}
+
+
+def test_the_roster_gives_each_page_its_first_place_in_line(client):
+    host = account(client, "host")
+    event_id = create_event(client, host, capacity=1)["id"]
+    guests = [account(client) for _ in range(5)]
+    for guest in guests:
+        book(client, guest, event_id, 1)  # one booking, four waiting
+    first = events.event_roster(user(host), event_id, limit=3)
+    assert len(first.bookings) == 1 and len(first.waitlist) == 2 and first.waitlist_first_place == 1
+    second = events.event_roster(user(host), event_id, 3, first.page.next_cursor)
+    assert [row.user_id for row in second.waitlist] == [guest.id for guest in guests[3:]]
+    assert second.waitlist_first_place == 3
