@@ -129,6 +129,10 @@ class EventForm(FlaskForm):
     )
     waitlist_open = BooleanField("Open a waitlist when the seats run out", default=True)
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.price.label.text = f"Price per seat ({current_app.config.get('CURRENCY_SYMBOL', '€')})"
+
     def validate_timezone(self, field) -> None:
         if field.data not in time_zone_choices():
             raise ValidationError("Choose a time zone from the list.")

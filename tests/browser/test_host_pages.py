@@ -35,7 +35,7 @@ def fill_event_form(page: Page, name: str, capacity: int) -> None:
     page.get_by_label("Starts").fill(starts.strftime("%Y-%m-%dT%H:%M"))
     page.get_by_label("Ends").fill((starts + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"))
     page.get_by_label("Capacity (seats)").fill(str(capacity))
-    page.get_by_label("Price per seat").fill("18.50")
+    page.get_by_label("Price per seat (€)").fill("18.50")
 
 
 def test_a_host_creates_an_event_closes_and_reopens_the_waitlist_and_raising_capacity_promotes(
