@@ -77,11 +77,12 @@ def host_create_event():
     form = EventForm()
     if request.method == "GET":  # a fresh form: app.js picks the browser's time zone
         form.timezone.render_kw = {"data-browser-zone": "yes"}
-    problem = None
+    problem, status = None, 200
     if form.validate_on_submit():
         try:
             view = events.create_event(_actor(), form.event_fields())
         except AtomicSeatsError as error:
+            status = error.status
             if error.status >= 500 or not _show_errors(form, error):
                 problem = error
         else:
@@ -89,8 +90,8 @@ def host_create_event():
             return redirect(url_for("web.host_event", event_id=view.event.id), 303)
     else:
         _explain_csrf(form)
-    status = 400 if form.errors or problem else 200
-    return render_template("web/host/event_form.html", form=form, view=None, problem=problem), status
+        status = 400 if form.errors else 200
+    return _render_form(form, None, problem, status)
 
 
 @bp.route(f"{HOST_EVENT_PATH}/edit", methods=["GET", "POST"])
@@ -116,7 +117,17 @@ def host_edit_event(event_id: int):
     else:
         _explain_csrf(form)
         status = 400 if form.errors else 200
-    return render_template("web/host/event_form.html", form=form, view=view, problem=problem), status
+    return _render_form(form, view, problem, status)
+
+
+def _render_form(form: EventForm, view, problem: AtomicSeatsError | None, status: int):
+    """The event form; a 503 or 429 says so in words, with the seconds to wait (the form keeps
+    what was typed: pressing the button again is the retry)."""
+    retry_after = (problem.headers or {}).get("Retry-After") if problem is not None else None
+    if problem is not None and problem.status in (429, 503) and retry_after is None:
+        retry_after = "2"
+    page = render_template("web/host/event_form.html", form=form, view=view, problem=problem, retry_after=retry_after)
+    return page, status, {"Retry-After": retry_after} if retry_after else {}
 
 
 def _form_data(view) -> dict:

@@ -10,12 +10,14 @@ AuthSession id: the session id rotates on every login.
 
 from __future__ import annotations
 
-from flask import session
+from flask import request, session
 from flask_login import AnonymousUserMixin, LoginManager, current_user, login_user, logout_user
 
+from atomicseats.errors import ServiceBusy
 from atomicseats.services import users
 
 _ID_SEPARATOR = ":"
+_UNREADABLE = "atomicseats.session_unreadable"  # set on a request whose session could not be read
 
 
 class SignedIn:
@@ -66,9 +68,15 @@ def _load_signed_in(cookie_id: str) -> SignedIn | None:
     if not user_part.isdigit() or not session_id:
         return None
     user_id = int(user_part)
-    if not users.is_session_live(session_id, user_id):
+    if request.environ.get(_UNREADABLE):  # this request met an outage already: its error page asks no more
         return None
-    account = users.get_user(user_id)
+    try:
+        if not users.is_session_live(session_id, user_id):
+            return None
+        account = users.get_user(user_id)
+    except ServiceBusy:  # the 503 page in words; rendering it reads the visitor again, as anonymous
+        request.environ[_UNREADABLE] = True
+        raise
     return None if account is None else SignedIn(account, session_id)
 
 

@@ -16,6 +16,7 @@ from atomicseats.models import Event
 from atomicseats.web import host
 from tests.conftest import fresh_app
 from tests.helpers import account, book, create_event, event
+from tests.outage import database_down
 from tests.web.test_pages import form_token, sign_in
 
 NEXT_YEAR = datetime.now(UTC).year + 1
@@ -266,3 +267,17 @@ def test_the_roster_walks_bookings_then_the_waitlist_a_page_at_a_time(host_clien
     assert [name for _, name in seen] == [f"User {guest.username.removeprefix('guest')}" for guest in guests]
     assert [place for place, _ in seen[3:]] == ["1", "2"]  # the waitlist's places in line, across pages
     assert client.get(f"/host/events/{event_id}?cursor=garbage").status_code == 303
+
+
+def test_with_the_database_down_publishing_is_a_503_in_words_with_a_retry(postgres_url):
+    with fresh_app(postgres_url, hold_context=False, REDIS_URL="") as application:
+        client = application.test_client()
+        host_account = account(client, "host")
+        sign_in(client, host_account.username)
+        token = form_token(client, "/host/events/new")
+        with database_down(postgres_url):
+            response = client.post("/host/events/new", data={"csrf_token": token, **event_form()})
+        assert response.status_code == 503 and response.headers["Retry-After"]
+        page = response.get_data(as_text=True)
+        assert "We are very busy" in page and "Please try again in" in page
+        assert events_stored(application) == 0
