@@ -86,7 +86,7 @@ def host_create_event():
             if error.status >= 500 or not _show_errors(form, error):
                 problem = error
         else:
-            flash(f"“{view.event.name}” is published.", "ok")
+            flash(f"“{view.event.name}” is published.", "host-ok")
             return redirect(url_for("web.host_event", event_id=view.event.id), 303)
     else:
         _explain_csrf(form)
@@ -103,7 +103,7 @@ def host_edit_event(event_id: int):
     if form.validate_on_submit():
         changes = _changes(view, form.event_fields())
         if not changes:
-            flash("Nothing changed.", "info")
+            flash("Nothing changed.", "host-info")
             return redirect(url_for("web.host_event", event_id=event_id), 303)
         try:
             events.update_event(_actor(), event_id, changes)
@@ -112,7 +112,7 @@ def host_edit_event(event_id: int):
             if error.status >= 500 or not _show_errors(form, error):
                 problem = error
         else:
-            flash("Your changes are saved.", "ok")
+            flash("Your changes are saved.", "host-ok")
             return redirect(url_for("web.host_event", event_id=event_id), 303)
     else:
         _explain_csrf(form)
@@ -204,7 +204,7 @@ def host_event_capacity(event_id: int):
         message += f" {served:,} waiting guest{'' if served == 1 else 's'} got their seats."
     elif after.waitlist_length:
         message += f" {after.waitlist_length:,} still waiting."
-    flash(message, "ok")
+    flash(message, "host-ok")
     return redirect(url_for("web.host_event", event_id=event_id), 303)
 
 
@@ -213,16 +213,16 @@ def host_event_capacity(event_id: int):
 def host_event_waitlist(event_id: int):
     form = WaitlistForm()
     if not form.validate_on_submit():
-        flash("That did not work: the form expired. Please try again.", "warn")
+        flash("That did not work: the form expired. Please try again.", "host-warn")
         return redirect(url_for("web.host_event", event_id=event_id), 303)
     is_open = form.action.data == "open"
     view = events.set_waitlist_open(_actor(), event_id, is_open)
     if is_open:
-        flash(f"The waitlist is open. {view.waitlist_length:,} waiting.", "ok")
+        flash(f"The waitlist is open. {view.waitlist_length:,} waiting.", "host-ok")
     else:
         flash(
             "The waitlist is closed: requests beyond the free seats are turned down. Those waiting keep their place.",
-            "ok",
+            "host-ok",
         )
     return redirect(url_for("web.host_event", event_id=event_id), 303)
 
