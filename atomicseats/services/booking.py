@@ -437,6 +437,34 @@ def cancel_bookings(user_id: int, event_id: int, booking_id: int | None, cancel_
     return CancelResult(event_id, seats_freed, len(bookings), len(entries), seats_withdrawn)
 
 
+@dataclass(frozen=True)
+class CancelPreview:
+    """What `cancel_bookings` with the same arguments would give up, as of now."""
+
+    event: Event
+    bookings: list[Booking]  # confirmed, newest first
+    waiting: list[WaitlistPlace]  # places withdrawn with them, oldest first
+
+
+def cancel_preview(user_id: int, event_id: int, booking_id: int | None, cancel_all: bool) -> CancelPreview:
+    """Read what a cancellation would take, with the helpers `cancel_bookings` uses (so the
+    confirmation page promises what the cancellation does) and nothing changed. 404 for an
+    unknown event or a booking not the user's; 409 when nothing is left to cancel."""
+    session = db.session()
+    event = session.get(Event, event_id)
+    if event is None:
+        raise NotFound("Event not found")
+    bookings = _bookings_to_cancel(session, user_id, event_id, booking_id, cancel_all)
+    entries = _waitlist_entries_of(session, user_id, event_id) if cancel_all else []
+    if not bookings and not entries:
+        raise Conflict("Nothing to cancel: no active booking or waitlist place for this event")
+    request_row_ids = sorted({booking.booking_request_id for booking in bookings if booking.booking_request_id})
+    entries = _union_entries(entries, _waiting_entries_of_requests(session, request_row_ids))
+    requests = _requests_by_row_id(session, [entry.booking_request_id for entry in entries])
+    waiting = [_waitlist_place(entry, requests[entry.booking_request_id], event) for entry in entries]
+    return CancelPreview(event, bookings, waiting)
+
+
 def _bookings_to_cancel(
     session: Session, user_id: int, event_id: int, booking_id: int | None, cancel_all: bool
 ) -> list[Booking]:
@@ -594,18 +622,7 @@ def waitlist_places(user_id: int, limit: int = limits.WAITLIST_PLACES_SHOWN_MAX)
         .limit(limit + 1)
     )
     rows = db.session.execute(statement).tuples().all()
-    places = [
-        WaitlistPlace(
-            request_id=request.request_id,
-            event=event,
-            seats_waiting=entry.seats_remaining,
-            seats_requested=request.seats_requested,
-            seats_held=seats_held(request.seats_confirmed, request.seats_cancelled),
-            place=_place_in_line(entry),
-            joined_at=entry.created_at,
-        )
-        for entry, request, event in rows[:limit]
-    ]
+    places = [_waitlist_place(entry, request, event) for entry, request, event in rows[:limit]]
     return Page(items=places, has_more=len(rows) > limit, next_cursor=None)
 
 
@@ -688,6 +705,18 @@ def _waitlist_position(request: BookingRequest) -> int | None:
     if entry is None or entry.status != states.WaitlistStatus.WAITING:
         return None
     return _place_in_line(entry)
+
+
+def _waitlist_place(entry: WaitlistEntry, request: BookingRequest, event: Event) -> WaitlistPlace:
+    return WaitlistPlace(
+        request_id=request.request_id,
+        event=event,
+        seats_waiting=entry.seats_remaining,
+        seats_requested=request.seats_requested,
+        seats_held=seats_held(request.seats_confirmed, request.seats_cancelled),
+        place=_place_in_line(entry),
+        joined_at=entry.created_at,
+    )
 
 
 def _place_in_line(entry: WaitlistEntry) -> int:

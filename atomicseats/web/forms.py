@@ -104,9 +104,14 @@ class CancelForm(FlaskForm):
     def is_cancel_all(self) -> bool:
         return self.scope.data == "all"
 
-    def validate_booking_id(self, field) -> None:
-        if self.scope.data == "one" and field.data is None:
-            raise ValidationError("Choose the booking to cancel.")
+    def validate(self, extra_validators=None) -> bool:
+        """One booking needs its id (an inline validator would not run: Optional stops the chain)."""
+        if not super().validate(extra_validators):
+            return False
+        if self.scope.data == "one" and self.booking_id.data is None:
+            self.booking_id.errors = ["Choose the booking to cancel."]
+            return False
+        return True
 
 
 class LeaveWaitlistForm(FlaskForm):

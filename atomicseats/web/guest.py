@@ -10,14 +10,10 @@ booking.leave_waitlist), which checks ownership again."""
 
 from __future__ import annotations
 
-from typing import cast
-
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from atomicseats import names
-from atomicseats.domain import limits
-from atomicseats.domain.states import BookingStatus
 from atomicseats.errors import Conflict, NotFound, ServiceBusy
 from atomicseats.services import booking, history
 from atomicseats.web import bp, present
@@ -63,7 +59,7 @@ def confirm_cancel():
 def cancel():
     form = CancelForm()
     if not form.validate_on_submit():
-        if form.event_id.errors or form.scope.errors:  # not a form this site rendered
+        if form.event_id.errors or form.booking_id.errors or form.scope.errors:  # not a form this site rendered
             raise NotFound("Booking not found")
         if form.csrf_token.errors:
             form.form_errors.append("This form expired. Please confirm again.")
@@ -81,18 +77,20 @@ def cancel():
 
 
 def _render_confirm_cancel(form: CancelForm, status: int = 200, problem: ServiceBusy | None = None):
-    event_id = form.event_id.data
-    filters = history.HistoryFilter(event_id=event_id, status=BookingStatus.CONFIRMED)
-    page = history.booking_history(current_user.id, "tickets", limits.HISTORY_PAGE_SIZE_MAX, None, filters)
-    held = cast("list[history.Ticket]", page.items)  # the "tickets" view's rows
-    waiting = [place for place in booking.waitlist_places(current_user.id).items if place.event.id == event_id]
-    if not form.is_cancel_all:
-        held = [ticket for ticket in held if ticket["id"] == form.booking_id.data]
-        waiting = [place for place in waiting if place.request_id in {ticket["request_id"] for ticket in held}]
-    if not held and not (form.is_cancel_all and waiting):
-        raise NotFound("Booking not found" if not form.is_cancel_all else "Nothing to cancel for this event")
-    event = held[0]["event"] if held else waiting[0].event
-    context = {"form": form, "event": event, "held": held, "waiting": waiting, "problem": problem}
+    """The confirmation page, from the service's preview (what cancel_bookings would give up)."""
+    booking_id = None if form.is_cancel_all else form.booking_id.data
+    try:
+        preview = booking.cancel_preview(current_user.id, form.event_id.data, booking_id, form.is_cancel_all)
+    except Conflict as error:  # already cancelled, or nothing held for the event
+        flash(_sentence(error.message, capital=True), FLASH_WARN)
+        return redirect(url_for("web.my_bookings"), 303)
+    context = {
+        "form": form,
+        "event": preview.event,
+        "held": preview.bookings,
+        "waiting": preview.waiting,
+        "problem": problem,
+    }
     headers = problem.headers or {} if problem else {}
     return render_template("web/guest/confirm_cancel.html", **context), status, headers
 
@@ -146,5 +144,7 @@ def _render_confirm_leave(request_id: str, form, status: int = 200, problem: Ser
     return render_template("web/guest/confirm_leave.html", **context), status, headers
 
 
-def _sentence(message: str) -> str:
-    return message[:1].lower() + message[1:] + ("" if message.endswith(".") else ".")
+def _sentence(message: str, capital: bool = False) -> str:
+    """A service's message inside (or as) a sentence of ours."""
+    first = message[:1].upper() if capital else message[:1].lower()
+    return first + message[1:] + ("" if message.endswith(".") else ".")

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from atomicseats.domain import limits
+from atomicseats.errors import Conflict, NotFound
 from atomicseats.models import utcnow
 from atomicseats.services import booking, history
 from tests.helpers import account, book, create_event
@@ -114,3 +117,33 @@ def test_waiting_places_past_the_limit_are_said_to_be_more(client):
 def _starting_in(days: int) -> dict:
     starts_at = datetime.now(UTC).replace(microsecond=0) + timedelta(days=days)
     return {"startsAt": starts_at.isoformat(), "endsAt": (starts_at + timedelta(hours=2)).isoformat()}
+
+
+def test_a_cancel_preview_promises_what_the_cancellation_then_does(client):
+    host = account(client, "host")
+    guest, other = account(client), account(client)
+    event_id = create_event(client, host, capacity=3)["id"]
+    held = book(client, guest, event_id, 2)
+    partial = book(client, guest, event_id, 3)  # 1 held, 2 waiting
+    book(client, other, event_id, 1)  # waiting behind: not the guest's
+
+    one = booking.cancel_preview(guest.id, event_id, partial["bookingIds"][0], cancel_all=False)
+    assert [row.id for row in one.bookings] == partial["bookingIds"]
+    assert [(place.request_id, place.seats_waiting, place.place) for place in one.waiting] == [
+        (partial["requestId"], 2, 1)
+    ]  # cancelling a booking gives up its request's waiting seats too
+    assert booking.cancel_preview(guest.id, event_id, held["bookingIds"][0], cancel_all=False).waiting == []
+    everything = booking.cancel_preview(guest.id, event_id, None, cancel_all=True)
+    assert [row.id for row in everything.bookings] == partial["bookingIds"] + held["bookingIds"]  # newest first
+    assert everything.event.id == event_id
+
+    with pytest.raises(NotFound):
+        booking.cancel_preview(other.id, event_id, held["bookingIds"][0], cancel_all=False)
+    with pytest.raises(NotFound):
+        booking.cancel_preview(guest.id, 10**12, None, cancel_all=True)
+    result = booking.cancel_bookings(guest.id, event_id, None, cancel_all=True)
+    assert (result.bookings_cancelled, result.seats_freed, result.seats_withdrawn) == (2, 3, 2)
+    with pytest.raises(Conflict):
+        booking.cancel_preview(guest.id, event_id, held["bookingIds"][0], cancel_all=False)
+    with pytest.raises(Conflict):
+        booking.cancel_preview(guest.id, event_id, None, cancel_all=True)

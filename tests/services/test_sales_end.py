@@ -8,6 +8,7 @@ the row's `sales_end_at` is moved into the past directly (what the clock would d
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 import uuid
 from datetime import timedelta
@@ -194,7 +195,8 @@ def test_the_close_out_expires_every_waiting_entry_and_mails_each_guest_once(app
     event_id = create_event(client, host, capacity=3)["id"]
     other_id = create_event(client, host, capacity=1)["id"]  # sales still open: left alone
     book(client, guests[0], event_id, 2)
-    assert book(client, guests[1], event_id, 3)["status"] == "partial"  # 1 confirmed, 2 wait
+    partial = book(client, guests[1], event_id, 3)
+    assert partial["status"] == "partial"  # 1 confirmed, 2 wait
     book(client, guests[2], event_id, 1)
     book(client, guests[3], event_id, 2)
     book(client, guests[0], other_id, 1)
@@ -216,6 +218,8 @@ def test_the_close_out_expires_every_waiting_entry_and_mails_each_guest_once(app
     assert {(entry.status, entry.seats_remaining) for entry in entries} == {("expired", 0)}
     expired_mail = outbox_kinds("waitlist.expired")
     assert sorted(message.user_id for message in expired_mail) == sorted(guest.id for guest in guests[1:])
+    booking_ids = {message.user_id: json.loads(message.payload)["bookingIds"] for message in expired_mail}
+    assert booking_ids == {guests[1].id: partial["bookingIds"], guests[2].id: [], guests[3].id: []}  # what stays held
     other_waiting = db.session.execute(select(WaitlistEntry).where(WaitlistEntry.event_id == other_id)).scalar_one()
     assert other_waiting.status == "waiting"
     assert adapters().availability.load(event_id).waitlist_length == 0
