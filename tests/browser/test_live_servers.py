@@ -1,7 +1,7 @@
 """The guest's flows on both live servers (the embedded default and the full pipeline:
 Kafka -> bridge -> Celery -> PostgreSQL behind the real API process): two browsers after
 the last seat, the winner's cancellation serving the waitlisted one, and a status page that
-follows a request the pipeline has not decided yet."""
+follows a request the pipeline has not decided yet, with JavaScript and without."""
 
 from __future__ import annotations
 
@@ -77,3 +77,29 @@ def test_the_status_page_follows_a_pending_request_to_its_outcome_without_reload
     expect(status).to_contain_text("Confirmed: 2 seats booked", timeout=DECISION_TIMEOUT_MS)
     assert page.evaluate("() => window.notReloaded") is True
     assert live_server.seats_left(event_id) == 3
+
+
+@on_the_pipeline
+def test_with_javascript_off_a_pending_request_page_reloads_itself_until_decided(new_page, live_server):
+    """No htmx without JavaScript: the status page refreshes itself (a meta refresh inside
+    noscript) while the request is pending, and stops once it is decided."""
+    platform = live_server.platform
+    event_id = live_server.seed_event(name=unique("Unplugged "), capacity=3)
+    page = new_page(javascript=False)
+    register(page)
+    page.goto(f"/events/{event_id}")
+    platform.pause("bridge")
+    try:
+        page.get_by_label("Seats").fill("1")
+        page.get_by_role("button", name="Book").click()
+        page.wait_for_url(STATUS_PATH)
+        expect(page.locator("#request-status")).to_contain_text("Pending")
+        expect(page.locator('meta[http-equiv="refresh"]')).to_have_count(1)
+        with page.expect_navigation():  # the page reloads itself while the bridge holds still
+            pass
+        expect(page.locator("#request-status")).to_contain_text("Pending")
+    finally:
+        platform.resume("bridge")
+    expect(page.locator("#request-status")).to_contain_text("Confirmed: 1 seat booked", timeout=DECISION_TIMEOUT_MS)
+    expect(page.locator('meta[http-equiv="refresh"]')).to_have_count(0)  # decided: it stays
+    assert live_server.seats_left(event_id) == 2
