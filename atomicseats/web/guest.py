@@ -26,8 +26,12 @@ LEAVE_PATH = "/bookings/waitlist/<request_id>/leave"
 
 
 @bp.get(names.MY_BOOKINGS_PATH)
-@login_required
 def my_bookings():
+    if not current_user.is_authenticated:  # as login_required, and a polling page whose session ended leaves whole
+        login_url = url_for("web.login", next=url_for("web.my_bookings"))
+        if request.headers.get("HX-Request"):
+            return "", 204, {"HX-Redirect": login_url}
+        return redirect(login_url)
     context = {
         "mine": history.guest_bookings(current_user.id, present.now()),
         "places": booking.waitlist_places(current_user.id),

@@ -116,3 +116,13 @@ def test_with_javascript_off_a_guest_cancels_through_the_confirmation_page(new_p
     expect(page.get_by_role("status").first).to_contain_text("is cancelled: 2 seats released")
     expect(group(page, event_id)).to_contain_text("Cancelled")
     assert live_server.seats_left(event_id) == 5
+
+
+def test_a_polling_page_whose_session_ended_goes_to_the_login_page_whole(page, live_server):
+    register(page)
+    page.goto("/bookings")
+    other_tab = page.context.new_page()
+    other_tab.goto("/")
+    other_tab.get_by_role("button", name="Log out").click()
+    page.wait_for_url(re.compile(r"/login\?next=/bookings$"), timeout=10_000)  # the next poll, never a page in a page
+    expect(page.get_by_role("heading", level=1)).to_have_count(1)

@@ -52,6 +52,8 @@ def is_confirmed(site: Flask, guest_id: int, request_id: str) -> bool:
 def test_visitors_are_sent_to_log_in_and_the_nav_links_my_bookings_once_signed_in(browser):
     response = browser.get("/bookings")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
+    polled = browser.get("/bookings", headers={"HX-Request": "true"})  # a page polling after its session ended
+    assert polled.status_code == 204 and polled.headers["HX-Redirect"] == "/login?next=/bookings"
     assert "My bookings" not in text(browser.get("/"))
     guest = account(browser)
     sign_in(browser, guest.username)
