@@ -20,6 +20,7 @@ help:
 	@echo "make up     - full mode on loopback: PostgreSQL, Redis, Kafka, SMTP sink, API, bridge, worker, beat, Flower"
 	@echo "make down   - stop all of it"
 	@echo "make lint   - ruff check and format check, import contracts (lint-imports), types (mypy)"
+	@echo "make screenshots - the README's screenshots again (docs/screenshots/, Debian's chromium)"
 	@echo "make bench  - flash-sale benchmark of the full pipeline (STACK=bench) vs the embedded default; BENCH_ARGS=--help"
 
 $(BIN)/python:
@@ -42,6 +43,11 @@ run: $(STAMP_RUNTIME)
 
 test: $(STAMP_DEV)
 	@bash scripts/run_tests.sh $(PYTEST_ARGS)
+
+.PHONY: screenshots
+screenshots: $(STAMP_DEV)
+	@bash scripts/ensure_chromium.sh
+	$(BIN)/python -m scripts.screenshots
 
 .PHONY: bench
 bench: $(STAMP_DEV)

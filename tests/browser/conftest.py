@@ -31,21 +31,11 @@ from flask.sessions import SecureCookieSessionInterface
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from werkzeug.serving import make_server
 
+from scripts.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import REPO_ROOT, fresh_app
 from tests.e2e.support import Platform
 from tests.helpers import Account
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 SCREENSHOTS = REPO_ROOT / ".run" / "test-output" / "screenshots"
