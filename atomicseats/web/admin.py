@@ -22,8 +22,7 @@ from atomicseats.domain import accounts, limits
 from atomicseats.errors import Conflict, Forbidden, InvalidInput
 from atomicseats.services import analytics, users
 from atomicseats.web import bp, present
-from atomicseats.web.forms import show_service_errors
-from atomicseats.web.views import _explain_csrf as explain_csrf
+from atomicseats.web.forms import explain_csrf, show_service_errors
 
 USERS_PAGE_SIZE = 20
 ANALYTICS_EVENTS_PAGE_SIZE = 20

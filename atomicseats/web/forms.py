@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 
+from flask import request
 from flask_wtf import FlaskForm
 from marshmallow import ValidationError as ShapeError
 from marshmallow import validate as shape
@@ -141,3 +142,9 @@ def show_service_errors(form: FlaskForm, errors: dict | None, aliases: dict[str,
         field.errors = [*list(field.errors or ()), *messages]
         placed = True
     return placed
+
+
+def explain_csrf(form) -> None:
+    """A POST whose CSRF token failed says so above the form (the token expired with the session)."""
+    if request.method == "POST" and getattr(form, "csrf_token", None) is not None and form.csrf_token.errors:
+        form.form_errors.append("This form expired. Please submit it again.")

@@ -16,7 +16,7 @@ from flask_login import current_user, login_required
 from atomicseats.errors import AtomicSeatsError, InvalidInput
 from atomicseats.services import events
 from atomicseats.web import bp, present
-from atomicseats.web.forms import show_service_errors
+from atomicseats.web.forms import explain_csrf, show_service_errors
 from atomicseats.web.host_forms import SERVICE_FIELDS, SERVICE_WORDS, CapacityForm, EventForm, WaitlistForm
 from atomicseats.web.views import EVENT_PATH
 
@@ -89,7 +89,7 @@ def host_create_event():
             flash(f"“{view.event.name}” is published.", "host-ok")
             return redirect(url_for("web.host_event", event_id=view.event.id), 303)
     else:
-        _explain_csrf(form)
+        explain_csrf(form)
         status = 400 if form.errors else 200
     return _render_form(form, None, problem, status)
 
@@ -115,7 +115,7 @@ def host_edit_event(event_id: int):
             flash("Your changes are saved.", "host-ok")
             return redirect(url_for("web.host_event", event_id=event_id), 303)
     else:
-        _explain_csrf(form)
+        explain_csrf(form)
         status = 400 if form.errors else 200
     return _render_form(form, view, problem, status)
 
@@ -189,7 +189,7 @@ def host_event_numbers(event_id: int):
 def host_event_capacity(event_id: int):
     form = CapacityForm()
     if not form.validate_on_submit():
-        _explain_csrf(form)
+        explain_csrf(form)
         return _render_event(event_id, form, status=400)
     before = events.hosted_event(_actor(), event_id)
     try:
@@ -298,8 +298,3 @@ def _cursor_arg() -> str | None:
     if not cursor or len(cursor) > CURSOR_CHARS_MAX:
         return None
     return cursor
-
-
-def _explain_csrf(form) -> None:
-    if request.method == "POST" and getattr(form, "csrf_token", None) is not None and form.csrf_token.errors:
-        form.form_errors.append("This form expired. Please submit it again.")

@@ -22,6 +22,7 @@ from atomicseats.web.forms import (
     PasswordForm,
     RegisterForm,
     SearchForm,
+    explain_csrf,
     show_service_errors,
 )
 
@@ -127,7 +128,7 @@ def book(event_id: int):
         return redirect(url_for("web.login", next=url_for("web.event_page", event_id=event_id)), 303)
     form = BookForm()
     if not form.validate_on_submit():
-        _explain_csrf(form)
+        explain_csrf(form)
         return _render_event(event_id, form, status=400)
     try:
         accepted = booking.submit_request(
@@ -188,7 +189,7 @@ def login():
         else:
             return redirect(_safe_next(form.next.data), 303)
     else:
-        _explain_csrf(form)
+        explain_csrf(form)
     return render_template("web/login.html", form=form), 400 if form.errors else 200
 
 
@@ -215,7 +216,7 @@ def register():
             sessions.sign_in(account.username, form.password.data)
             return redirect(url_for("web.catalogue"), 303)
     else:
-        _explain_csrf(form)
+        explain_csrf(form)
     status = 400 if form.errors or problem else 200
     return render_template("web/register.html", form=form, problem=problem), status
 
@@ -234,7 +235,7 @@ def change_password():
         except InvalidInput as error:
             show_service_errors(form, error.errors)
     else:
-        _explain_csrf(form)
+        explain_csrf(form)
     status = 400 if form.errors else 200
     return render_template("web/password.html", form=form, sessions_ended=sessions_ended), status
 
@@ -252,11 +253,6 @@ def _safe_next(target: str | None) -> str:
     if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
         return target
     return url_for("web.catalogue")
-
-
-def _explain_csrf(form) -> None:
-    if request.method == "POST" and getattr(form, "csrf_token", None) is not None and form.csrf_token.errors:
-        form.form_errors.append("This form expired. Please submit it again.")
 
 
 # --- errors ---------------------------------------------------------------------------------
