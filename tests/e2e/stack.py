@@ -42,7 +42,11 @@ START_TIMEOUT_S = os.environ.get("PLATFORM_START_TIMEOUT", "180")
 
 
 def _fail(step: str, output: str) -> None:
-    pytest.fail(f"e2e platform: {step} failed:\n{output[-6000:]}", pytrace=False)
+    """The scripts' ERROR lines first (a service's log tail printed after its ERROR line can
+    be longer than what is shown, e.g. "port ... already in use ...: another checkout's
+    stack?"), then the end of the output."""
+    errors = "\n".join(line for line in output.splitlines() if "ERROR" in line)
+    pytest.fail(f"e2e platform: {step} failed:\n{errors}\n--- end of the output:\n{output[-6000:]}", pytrace=False)
 
 
 def _checked(step: str, args: list[str], env: dict[str, str], timeout_s: float) -> str:
@@ -93,7 +97,11 @@ def platform() -> Iterator[Platform]:
     # App processes left running by an earlier session that died would still point at its
     # (dropped) database: stop them, so `platform.sh start` really starts ours.
     _checked("platform.sh stop", ["bash", "scripts/platform.sh", "stop", *APP_PROCS, "flower"], script_env, 180)
-    _checked("services.sh start", ["bash", "scripts/services.sh", "start"], script_env, 600)
+    try:
+        _checked("services.sh start", ["bash", "scripts/services.sh", "start"], script_env, 600)
+    except BaseException:  # pytest.fail included: stop the services that did start (ours only)
+        run(["bash", "scripts/services.sh", "stop"], script_env, 180)
+        raise
     services = parse_exports(_checked("services.sh env", ["bash", "scripts/services.sh", "env"], script_env, 30))
     database_url = _fresh_database(services)
     script_env = stack_env(DATABASE_URL=database_url, PLATFORM_START_TIMEOUT=START_TIMEOUT_S, **APP_ENV_OVERRIDES)
