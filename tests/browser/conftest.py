@@ -43,6 +43,14 @@ AXE_SOURCE = (Path(__file__).parent / "vendor" / "axe-4.14.1.min.js").read_text(
 AXE_FAILING_IMPACTS = ("serious", "critical")
 SETTLED = "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(done, 50))))"
 PASSWORD = "correct horse battery staple"
+# How many pixels of a <canvas> are painted (not transparent): a drawn chart has hundreds.
+NON_BLANK_PIXELS = """(canvas) => {
+  const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+  let painted = 0;
+  for (let i = 3; i < data.length; i += 4) if (data[i] !== 0) painted += 1;
+  return painted;
+}"""
+PAINTED_PIXELS_MIN = 500
 
 pytestmark = pytest.mark.browser
 

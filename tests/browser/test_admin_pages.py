@@ -10,8 +10,15 @@ import time
 
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import PASSWORD, check_page, on_both_servers, register, unique
-from tests.browser.test_charts import NON_BLANK_PIXELS
+from tests.browser.conftest import (
+    NON_BLANK_PIXELS,
+    PAINTED_PIXELS_MIN,
+    PASSWORD,
+    check_page,
+    on_both_servers,
+    register,
+    unique,
+)
 from tests.browser.test_guest_pages import log_in
 from tests.helpers import create_admin_args
 
@@ -83,7 +90,7 @@ def test_an_admin_reads_the_analytics_and_promotes_a_user_who_is_a_host_on_their
     for chart_id in ("top-events", "utilisation", "waitlists"):
         figure = page.locator(f"#{chart_id}")
         expect(figure).to_have_class(re.compile(r"\bis-drawn\b"))
-        assert figure.locator("canvas").evaluate(NON_BLANK_PIXELS) > 500, chart_id
+        assert figure.locator("canvas").evaluate(NON_BLANK_PIXELS) > PAINTED_PIXELS_MIN, chart_id
     expect(page.get_by_role("table", name=re.compile("Live events by id"))).to_be_visible()
     if live_server.name == "embedded":  # one set of pictures
         check_page(page, "admin-analytics")

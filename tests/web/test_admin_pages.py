@@ -6,10 +6,8 @@ browser and over the API. The same flows in Chromium: tests/browser/test_admin_p
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
-from flask import Flask
 
 from atomicseats.domain.accounts import LAST_ADMIN_RULE
 from atomicseats.services import users
@@ -19,14 +17,6 @@ from tests.web.test_pages import CSRF, form_token, sign_in
 
 USER_ROW = re.compile(r'<span class="who-name">[^<]*</span> <span class="meta">([^<]+)</span>')
 NEXT_PAGE = re.compile(r'<a class="button secondary" rel="next" href="([^"]+)"')
-
-
-@pytest.fixture
-def app(database_url) -> Iterator[Flask]:
-    """No app context held around the requests (Flask-WTF keeps a request's CSRF token in
-    `g`, which a held context would share between browsers); `in_app` for service calls."""
-    with fresh_app(database_url, hold_context=False) as application:
-        yield application
 
 
 def in_app(app, function, *args):

@@ -48,20 +48,8 @@ def post_form(client, path: str, data: dict, form_path: str | None = None):
     return client.post(path, data={"csrf_token": form_token(client, form_path or path), **data})
 
 
-@pytest.fixture
-def web_app(database_url):
-    """No app context held around the requests (Flask-WTF keeps a request's CSRF token in `g`)."""
-    with fresh_app(database_url, hold_context=False) as application:
-        yield application
-
-
-@pytest.fixture
-def client(web_app):
-    return web_app.test_client()
-
-
-def events_stored(web_app) -> int:
-    with web_app.app_context():
+def events_stored(app) -> int:
+    with app.app_context():
         return db.session.query(Event).count()
 
 
@@ -151,7 +139,7 @@ def field_errors_of(response) -> dict:
         ),
     ],
 )
-def test_each_mistake_is_shown_next_to_its_field_and_nothing_is_created(web_app, host_client, overrides, field, words):
+def test_each_mistake_is_shown_next_to_its_field_and_nothing_is_created(app, host_client, overrides, field, words):
     client, _ = host_client
     if field == "starts_at" and "America/New_York" in overrides.get("timezone", ""):
         overrides["starts_at"] = _second_sunday_of_march(NEXT_YEAR) + "T02:30"
@@ -161,7 +149,7 @@ def test_each_mistake_is_shown_next_to_its_field_and_nothing_is_created(web_app,
     page = response.get_data(as_text=True)
     assert words in (field_error(page, field) or ""), field_errors_of(response)
     assert f'aria-describedby="{field}-error"' in page or f"{field}-hint {field}-error" in page
-    assert events_stored(web_app) == 0
+    assert events_stored(app) == 0
 
 
 def _second_sunday_of_march(year: int) -> str:
@@ -170,11 +158,11 @@ def _second_sunday_of_march(year: int) -> str:
     return sundays[1].date().isoformat()
 
 
-def test_a_form_without_its_csrf_token_changes_nothing(web_app, host_client):
+def test_a_form_without_its_csrf_token_changes_nothing(app, host_client):
     client, _ = host_client
     response = client.post("/host/events/new", data=event_form())
     assert response.status_code == 400 and "This form expired" in response.get_data(as_text=True)
-    assert events_stored(web_app) == 0
+    assert events_stored(app) == 0
 
 
 def test_editing_shows_the_event_in_utc_and_saves_only_what_changed(host_client):

@@ -5,28 +5,19 @@ nobody reaches another guest's bookings. The browser flows: tests/browser/test_m
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from flask import Flask, url_for
 
 from atomicseats import names
 from atomicseats.services import booking, events, users
-from tests.conftest import fresh_app
 from tests.helpers import account, book, create_event
 from tests.web.test_pages import sign_in
 
 
 @pytest.fixture
-def site(database_url) -> Iterator[Flask]:
-    """No app context held around requests: Flask-WTF keeps a request's CSRF token in `g`."""
-    with fresh_app(database_url, hold_context=False) as application:
-        yield application
-
-
-@pytest.fixture
-def browser(site):
-    return site.test_client()
+def browser(app):
+    return app.test_client()
 
 
 def text(response) -> str:
@@ -44,8 +35,8 @@ def booked(client, host, guest, seats: int = 2, capacity: int = 10, **event_fiel
     return event_id, book(client, guest, event_id, seats)
 
 
-def is_confirmed(site: Flask, guest_id: int, request_id: str) -> bool:
-    with site.app_context():
+def is_confirmed(app: Flask, guest_id: int, request_id: str) -> bool:
+    with app.app_context():
         return booking.request_status(request_id, guest_id, False).seats_held > 0
 
 
@@ -60,7 +51,7 @@ def test_visitors_are_sent_to_log_in_and_the_nav_links_my_bookings_once_signed_i
     assert 'href="/bookings">My bookings</a>' in text(browser.get("/"))
 
 
-def test_the_page_lists_bookings_per_event_with_money_status_and_totals(browser, site):
+def test_the_page_lists_bookings_per_event_with_money_status_and_totals(browser, app):
     host, guest = account(browser, "host"), account(browser)
     concert, first = booked(browser, host, guest, 2, name="Harbour lights", price=123456)
     second = book(browser, guest, concert, 1)
@@ -82,7 +73,7 @@ def test_the_page_lists_bookings_per_event_with_money_status_and_totals(browser,
     assert 'hx-trigger="every 5s"' in html
 
 
-def test_the_polled_part_comes_alone_and_shows_a_promotion_without_any_action(browser, site):
+def test_the_polled_part_comes_alone_and_shows_a_promotion_without_any_action(browser, app):
     host, guest, first = account(browser, "host"), account(browser), account(browser)
     event_id, _ = booked(browser, host, first, 1, capacity=1, name="Tiny room")
     waiting = book(browser, guest, event_id, 1)
@@ -91,7 +82,7 @@ def test_the_polled_part_comes_alone_and_shows_a_promotion_without_any_action(br
     assert re.search(r'data-testid="place">1<', html)
     assert "No upcoming bookings" in html
 
-    with site.app_context():
+    with app.app_context():
         host_user = users.get_user(host.id)
         events.update_event(host_user, event_id, {"capacity_seats": 2})  # the head of the line is served
     polled = browser.get("/bookings", headers={"HX-Request": "true"})
@@ -99,10 +90,10 @@ def test_the_polled_part_comes_alone_and_shows_a_promotion_without_any_action(br
     assert "<html" not in text(polled)
     assert "Tiny room" in text(polled) and 'data-testid="place"' not in text(polled)
     assert re.search(r'data-testid="seats-upcoming">1<', text(polled))
-    assert is_confirmed(site, guest.id, waiting["requestId"])
+    assert is_confirmed(app, guest.id, waiting["requestId"])
 
 
-def test_without_javascript_a_booking_is_cancelled_after_a_confirmation_page(browser, site):
+def test_without_javascript_a_booking_is_cancelled_after_a_confirmation_page(browser, app):
     host, guest = account(browser, "host"), account(browser)
     event_id, request = booked(browser, host, guest, 3, price=1000, name="Quiet recital")
     booking_id = request["bookingIds"][0]
@@ -111,7 +102,7 @@ def test_without_javascript_a_booking_is_cancelled_after_a_confirmation_page(bro
     confirm = browser.get(f"/bookings/cancel?event_id={event_id}&booking_id={booking_id}")
     assert confirm.status_code == 200
     assert f"Cancel booking #{booking_id}?" in text(confirm) and "3 seats, €30.00" in text(confirm)
-    assert is_confirmed(site, guest.id, request["requestId"])  # a GET changes nothing
+    assert is_confirmed(app, guest.id, request["requestId"])  # a GET changes nothing
     fields = form_fields(text(confirm))
     assert fields["scope"] == "one" and fields["booking_id"] == str(booking_id)
 
@@ -120,7 +111,7 @@ def test_without_javascript_a_booking_is_cancelled_after_a_confirmation_page(bro
     page = text(browser.get("/bookings"))
     assert f"Booking #{booking_id} is cancelled: 3 seats released." in page
     assert "Cancelled</span>" in page
-    assert not is_confirmed(site, guest.id, request["requestId"])
+    assert not is_confirmed(app, guest.id, request["requestId"])
 
     assert browser.get(f"/bookings/cancel?event_id={event_id}&booking_id={booking_id}").status_code == 303
     assert "This booking is already cancelled." in text(browser.get("/bookings"))
@@ -129,7 +120,7 @@ def test_without_javascript_a_booking_is_cancelled_after_a_confirmation_page(bro
     assert "Nothing was cancelled: this booking is already cancelled." in text(browser.get("/bookings"))
 
 
-def test_cancel_all_gives_up_every_booking_and_waiting_place_for_the_event(browser, site):
+def test_cancel_all_gives_up_every_booking_and_waiting_place_for_the_event(browser, app):
     host, guest, other = account(browser, "host"), account(browser), account(browser)
     event_id, first = booked(browser, host, guest, 2, capacity=3)
     partial = book(browser, guest, event_id, 3)  # 1 held, 2 waiting
@@ -143,15 +134,15 @@ def test_cancel_all_gives_up_every_booking_and_waiting_place_for_the_event(brows
     done = browser.post("/bookings/cancel", data=form_fields(text(confirm)))
     assert done.status_code == 303
     assert "2 bookings cancelled: 3 seats released. 2 waiting seats withdrawn too." in text(browser.get("/bookings"))
-    with site.app_context():
+    with app.app_context():
         assert events.get_event(event_id).event.seats_left == 3
         assert booking.waitlist_places(guest.id).items == []
     assert book(browser, other, event_id, 3)["status"] == "confirmed"
-    assert not is_confirmed(site, guest.id, first["requestId"])
-    assert not is_confirmed(site, guest.id, partial["requestId"])
+    assert not is_confirmed(app, guest.id, first["requestId"])
+    assert not is_confirmed(app, guest.id, partial["requestId"])
 
 
-def test_nobody_cancels_or_even_sees_another_guests_booking(browser, site):
+def test_nobody_cancels_or_even_sees_another_guests_booking(browser, app):
     host, owner, intruder = account(browser, "host"), account(browser), account(browser)
     event_id, request = booked(browser, host, owner, 2)
     booking_id = request["bookingIds"][0]
@@ -169,15 +160,15 @@ def test_nobody_cancels_or_even_sees_another_guests_booking(browser, site):
     refused = browser.post("/bookings/cancel", data=forged)
     assert refused.status_code == 404
     assert "Booking not found" in text(refused)
-    assert is_confirmed(site, owner.id, request["requestId"])
+    assert is_confirmed(app, owner.id, request["requestId"])
     assert browser.get(f"/bookings/waitlist/{request['requestId']}/leave").status_code == 404
     assert (
         browser.post(f"/bookings/waitlist/{request['requestId']}/leave", data={"csrf_token": token}).status_code == 404
     )
-    assert is_confirmed(site, owner.id, request["requestId"])
+    assert is_confirmed(app, owner.id, request["requestId"])
 
 
-def test_a_cancel_without_its_csrf_token_or_with_nonsense_changes_nothing(browser, site):
+def test_a_cancel_without_its_csrf_token_or_with_nonsense_changes_nothing(browser, app):
     host, guest = account(browser, "host"), account(browser)
     event_id, request = booked(browser, host, guest, 2)
     booking_id = request["bookingIds"][0]
@@ -197,10 +188,10 @@ def test_a_cancel_without_its_csrf_token_or_with_nonsense_changes_nothing(browse
         assert browser.post("/bookings/cancel", data={**fields, **nonsense}).status_code in (400, 404)
     for query in ("event_id=abc", "event_id=1&booking_id=-1", "event_id=1&scope=nope", "", f"event_id={event_id}"):
         assert browser.get(f"/bookings/cancel?{query}").status_code == 404, query
-    assert is_confirmed(site, guest.id, request["requestId"])
+    assert is_confirmed(app, guest.id, request["requestId"])
 
 
-def test_leaving_the_waitlist_shows_the_place_asks_and_keeps_the_confirmed_seats(browser, site):
+def test_leaving_the_waitlist_shows_the_place_asks_and_keeps_the_confirmed_seats(browser, app):
     host, first, guest = account(browser, "host"), account(browser), account(browser)
     event_id, _ = booked(browser, host, first, 2, capacity=3, name="Tiny room")
     request = book(browser, guest, event_id, 3)  # 1 confirmed, 2 waiting at place 1
@@ -217,18 +208,18 @@ def test_leaving_the_waitlist_shows_the_place_asks_and_keeps_the_confirmed_seats
     page = text(browser.get("/bookings"))
     assert "You left the waitlist: 2 waiting seats withdrawn." in page
     assert 'data-testid="place"' not in page
-    assert is_confirmed(site, guest.id, request["requestId"])  # the confirmed seat stays
+    assert is_confirmed(app, guest.id, request["requestId"])  # the confirmed seat stays
     assert browser.get(leave_url).status_code == 404  # nothing waits any more
 
 
-def test_the_request_status_page_links_to_my_bookings(browser, site):
+def test_the_request_status_page_links_to_my_bookings(browser, app):
     host, guest = account(browser, "host"), account(browser)
     _, request = booked(browser, host, guest, 1)
     sign_in(browser, guest.username)
     assert 'href="/bookings"' in text(browser.get(f"/requests/{request['requestId']}"))
 
 
-def test_the_paths_the_e_mails_link_to_are_the_pages_routes(site):
-    with site.test_request_context():
+def test_the_paths_the_e_mails_link_to_are_the_pages_routes(app):
+    with app.test_request_context():
         assert url_for("web.my_bookings") == names.MY_BOOKINGS_PATH
         assert url_for("web.event_page", event_id=42) == names.EVENT_PAGE_PATH.format(event_id=42)
