@@ -188,6 +188,10 @@ class BaseConfig:
         self.BRIDGE_STALL_S = env_int("BRIDGE_STALL_S", 20, 1, 3600)
         self.BRIDGE_HUNG_S = env_int("BRIDGE_HUNG_S", 60, 1, 3600)
         self.CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "").strip()
+        # The bridge, the Celery workers and the mailer serve their Prometheus metrics here (each
+        # process its own port; 0 = none). The API answers at /metrics on its own port.
+        self.METRICS_PORT = env_int("METRICS_PORT", 0, 0, 65535)
+        self.METRICS_HOST = env_str("METRICS_HOST", "127.0.0.1")
         # The embedded default has no Celery beat: its server runs the periodic work (closing
         # the sales of started events, retrying due e-mails) on a thread this often; 0 = never.
         self.EMBEDDED_BEAT_INTERVAL_S = env_int("EMBEDDED_BEAT_INTERVAL_S", 30, 0, 3600)

@@ -21,19 +21,20 @@ import signal
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Message, TopicPartition
 from flask import Flask
 
 from atomicseats.adapters import request_message
+from atomicseats.adapters.metrics import serve_metrics
 from atomicseats.domain import limits
 from atomicseats.liveness import Heartbeat, StallWatch
 from atomicseats.names import BOOKING_REQUESTS_TOPIC, BRIDGE_CONSUMER_GROUP
 from atomicseats.observability import announce_ready, log_with_correlation
 from atomicseats.services import booking
 from atomicseats.services.contracts import AcceptedRequest
-from atomicseats.services.ports import adapters
+from atomicseats.services.ports import Metrics, adapters
 from atomicseats.services.unit_of_work import release_session
 
 log = logging.getLogger("atomicseats.bridge")
@@ -76,11 +77,14 @@ def run_bridge(app: Flask, stop: threading.Event | None = None) -> int:
     heartbeat = Heartbeat(app.config["BRIDGE_HUNG_S"], _end_hung_process).start()
     stall = StallWatch(app.config["BRIDGE_STALL_S"])
     consumer = Consumer({**consumer_config(app.config["KAFKA_BROKERS"]), "error_cb": _log_client_error})
+    with app.app_context():
+        metrics = adapters().metrics
     try:
         _check_broker(consumer)
         consumer.subscribe(
             [BOOKING_REQUESTS_TOPIC], on_assign=_log_assignment, on_revoke=_log_revocation, on_lost=_log_loss
         )
+        serve_metrics(app)
         log.info("bridge.started", extra={"topic": BOOKING_REQUESTS_TOPIC, "group": BRIDGE_CONSUMER_GROUP})
         announce_ready()
         next_check = time.monotonic() + LIVENESS_CHECK_INTERVAL_S
@@ -92,7 +96,7 @@ def run_bridge(app: Flask, stop: threading.Event | None = None) -> int:
             now = time.monotonic()
             if now >= next_check:
                 next_check = now + LIVENESS_CHECK_INTERVAL_S
-                if _is_stalled(consumer, BOOKING_REQUESTS_TOPIC, stall, now):
+                if _is_stalled(consumer, BOOKING_REQUESTS_TOPIC, stall, now, metrics):
                     return EXIT_STALLED
     finally:
         consumer.close()  # leaves the group at once, so a rebalance need not wait for a timeout
@@ -101,9 +105,12 @@ def run_bridge(app: Flask, stop: threading.Event | None = None) -> int:
     return 0
 
 
-def _is_stalled(consumer: Consumer, topic: str, stall: StallWatch, now: float) -> bool:
-    """Requests wait for this bridge and its offsets have not moved for the stall time."""
+def _is_stalled(consumer: Consumer, topic: str, stall: StallWatch, now: float, metrics: Metrics | None = None) -> bool:
+    """Requests wait for this bridge and its offsets have not moved for the stall time (and
+    `metrics` learn how many wait on each partition it holds)."""
     lag = read_lag(consumer, topic)
+    if lag is not None and metrics is not None:
+        metrics.consumer_lag(lag.by_partition)
     if not stall.observe(now, None if lag is None else lag.waiting > 0, None if lag is None else lag.mark):
         return False
     log.error(
@@ -125,6 +132,7 @@ class Lag:
     waiting: int
     assigned: list[int]
     mark: tuple[int, ...]  # the offsets that move when the bridge (or its group) makes progress
+    by_partition: dict[int, int] = field(default_factory=dict)  # waiting on each partition it holds
 
 
 def read_lag(consumer: Consumer, topic: str) -> Lag | None:
@@ -138,10 +146,11 @@ def read_lag(consumer: Consumer, topic: str) -> Lag | None:
             metadata = consumer.list_topics(topic, timeout=OFFSETS_QUERY_TIMEOUT_S).topics[topic]
             partitions = [TopicPartition(topic, partition) for partition in sorted(metadata.partitions)]
             offsets = [tp.offset for tp in consumer.committed(partitions, timeout=OFFSETS_QUERY_TIMEOUT_S)]
-        waiting = sum(_behind(consumer, tp, offset) for tp, offset in zip(partitions, offsets, strict=True))
+        behind = [_behind(consumer, tp, offset) for tp, offset in zip(partitions, offsets, strict=True)]
     except (KafkaException, KeyError, RuntimeError):
         return None
-    return Lag(waiting, [tp.partition for tp in assigned], tuple(offsets))
+    by_partition = {tp.partition: count for tp, count in zip(assigned, behind, strict=False)} if assigned else {}
+    return Lag(sum(behind), [tp.partition for tp in assigned], tuple(offsets), by_partition)
 
 
 def _behind(consumer: Consumer, partition: TopicPartition, offset: int) -> int:

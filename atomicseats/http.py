@@ -19,9 +19,12 @@ from atomicseats.observability import (
     reset_correlation_id,
     set_correlation_id,
 )
+from atomicseats.services.ports import adapters
 from atomicseats.services.unit_of_work import release_session, service_busy_for
 
 log = logging.getLogger("atomicseats.http")
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 _ERROR_PAGE = """<!doctype html><title>{{ status }} · AtomicSeats</title>
 <main style="font-family:system-ui;max-width:40rem;margin:4rem auto">
@@ -80,7 +83,12 @@ def register_request_hooks(app: Flask) -> None:
         response.headers.setdefault("Referrer-Policy", "same-origin")
         if request.path.startswith("/api"):
             response.headers.setdefault("Cache-Control", "no-store")
-        elapsed_ms = round((time.perf_counter() - g.get("started_at", time.perf_counter())) * 1000, 2)
+        elapsed_s = time.perf_counter() - g.get("started_at", time.perf_counter())
+        elapsed_ms = round(elapsed_s * 1000, 2)
+        # The route's rule, not its path: one label value per route, whatever the ids in it.
+        route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+        method = request.method if request.method in _METHODS else "other"  # a client may send any token
+        adapters().metrics.http_request(route, method, response.status_code, elapsed_s)
         log.info(
             "http.request",
             extra={"method": request.method, "path": request.path, "status": response.status_code, "ms": elapsed_ms},

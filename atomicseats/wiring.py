@@ -16,6 +16,7 @@ from flask import Flask
 
 from atomicseats.adapters import embedded
 from atomicseats.adapters.celery_app import register_celery
+from atomicseats.adapters.metrics import PrometheusMetrics
 from atomicseats.services import booking, outbox, sales
 from atomicseats.services.ports import EXTENSION_KEY, Adapters
 
@@ -57,6 +58,7 @@ def register_adapters(app: Flask) -> None:
         parts["domain_events"] = embedded.NoDomainEventPublisher()
         _register_embedded_beat(app)
     parts["mailer"] = _mailer(app)
+    parts["metrics"] = PrometheusMetrics()
     app.extensions[EXTENSION_KEY] = Adapters(**parts)
 
 

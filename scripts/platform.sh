@@ -12,7 +12,8 @@
 #   scripts/platform.sh status              one line per process
 #   scripts/platform.sh env                 the environment the processes run with
 #
-# STACK=dev|test|bench as for services.sh (ports: API 5000 / 5100 / 5200, Flower +555).
+# STACK=dev|test|bench as for services.sh (ports: API 5000 / 5100 / 5200, Flower +555,
+# metrics of the bridge, worker and mailer +561, +562, +563).
 # Variables already set by the caller (DATABASE_URL, API_WORKERS, ...) win over the defaults.
 set -euo pipefail
 
@@ -27,6 +28,10 @@ case $STACK in
 esac
 API_PORT=${API_PORT:-$API_PORT_DEFAULT}
 FLOWER_PORT=${FLOWER_PORT:-$((API_PORT + 555))}
+# Prometheus metrics: the API at /metrics on its own port; the others each on a port of their own.
+BRIDGE_METRICS_PORT=${BRIDGE_METRICS_PORT:-$((API_PORT + 561))}
+WORKER_METRICS_PORT=${WORKER_METRICS_PORT:-$((API_PORT + 562))}
+MAILER_METRICS_PORT=${MAILER_METRICS_PORT:-$((API_PORT + 563))}
 APP_RUN=$ROOT/.run/$STACK/app
 BIN=$ROOT/.venv/bin
 STOP_TIMEOUT=${PLATFORM_STOP_TIMEOUT:-20}
@@ -80,6 +85,28 @@ command_of() {
   esac
 }
 
+metrics_port_of() {
+  case $1 in
+    bridge) echo "$BRIDGE_METRICS_PORT" ;;
+    worker) echo "$WORKER_METRICS_PORT" ;;
+    mailer) echo "$MAILER_METRICS_PORT" ;;
+    *) echo 0 ;;
+  esac
+}
+
+# Processes that fork workers (granian's, Celery's prefork pool) count in prometheus_client's
+# multiprocess mode: a directory per process, emptied before it starts (what a dead run left
+# there would be counted again). The others must not have the variable at all.
+metrics_env_of() {
+  case $1 in
+    api | worker | mailer)
+      local dir=$APP_RUN/metrics/$1
+      rm -rf "$dir" && mkdir -p "$dir"
+      echo "PROMETHEUS_MULTIPROC_DIR=$dir" ;;
+    *) echo "-u PROMETHEUS_MULTIPROC_DIR" ;;
+  esac
+}
+
 # CPU priority (nice) when everything shares one machine: the API first (an accepted request
 # is durable in Kafka, so in a burst the front door keeps answering); then the pipeline that
 # decides (bridge, worker: the backlog waits safely in Kafka); e-mail and the dashboards take
@@ -120,7 +147,9 @@ start_proc() {
   # Its own session is its own scheduler autogroup on Linux, and between autogroups only the
   # group's nice counts (a process's nice works inside its group): both are set.
   local nice; nice=$(nice_of "$proc")
-  ATOMICSEATS_READY_FILE=$APP_RUN/$proc.ready AUTOGROUP_NICE=$nice setsid nice -n "$nice" bash -c \
+  # shellcheck disable=SC2046  # metrics_env_of: words for env(1), no spaces inside any
+  env $(metrics_env_of "$proc") METRICS_PORT="$(metrics_port_of "$proc")" \
+    ATOMICSEATS_READY_FILE=$APP_RUN/$proc.ready AUTOGROUP_NICE=$nice setsid nice -n "$nice" bash -c \
     'echo "$AUTOGROUP_NICE" >/proc/self/autogroup 2>/dev/null || true
      while :; do "$@"; echo "[platform] $(date -u +%FT%TZ) exited with $?; restarting in ${RESTART_DELAY_S:-1}s"; sleep "${RESTART_DELAY_S:-1}"; done' \
     supervise $(command_of "$proc") >>"$log" 2>&1 </dev/null &
@@ -160,6 +189,7 @@ main() {
       say "  API      http://127.0.0.1:$API_PORT   (docs /api/docs)      log $APP_RUN/api.log"
       say "  Flower   http://127.0.0.1:$FLOWER_PORT                        log $APP_RUN/flower.log"
       say "  bridge, worker, mailer, beat                         logs $APP_RUN/{bridge,worker,mailer,beat}.log"
+      say "  Metrics  http://127.0.0.1:$API_PORT/metrics; bridge :$BRIDGE_METRICS_PORT, worker :$WORKER_METRICS_PORT, mailer :$MAILER_METRICS_PORT (/metrics)"
       say "  Postgres $DATABASE_URL"
       say "  Redis    $REDIS_URL   Kafka $KAFKA_BROKERS   SMTP sink $MAIL_SERVER:$MAIL_PORT -> $SMTP_SINK_DIR"
       ;;
@@ -173,7 +203,8 @@ main() {
     status) for proc in "${ALL_PROCS[@]}"; do
         if is_running "$proc"; then echo "$proc running pid $(pid_of "$proc")"; else echo "$proc stopped"; fi
       done ;;
-    env) load_env; env | grep -E '^(ATOMICSEATS_ENV|DATABASE_URL|REDIS_URL|KAFKA_BROKERS|MAIL_SERVER|MAIL_PORT|SMTP_SINK_DIR|PIPELINE)=' | sed 's/^/export /'; echo "export API_URL=http://127.0.0.1:$API_PORT" ;;
+    env) load_env; env | grep -E '^(ATOMICSEATS_ENV|DATABASE_URL|REDIS_URL|KAFKA_BROKERS|MAIL_SERVER|MAIL_PORT|SMTP_SINK_DIR|PIPELINE)=' | sed 's/^/export /'; echo "export API_URL=http://127.0.0.1:$API_PORT"
+      for proc in bridge worker mailer; do echo "export ${proc^^}_METRICS_URL=http://127.0.0.1:$(metrics_port_of "$proc")/metrics"; done ;;
     *) die "usage: platform.sh up|down|start|stop|kill|status|env [proc ...]" ;;
   esac
 }

@@ -139,6 +139,7 @@ def submit_request(
             registry.release(accepted)
         raise
     log.info("booking.request.accepted", extra={"request_id": accepted.request_id, "event_id": event_id})
+    adapters().metrics.requests_accepted(1)
     return _status_after_submit(accepted) if is_recorded else _pending_status(accepted)
 
 
@@ -330,9 +331,12 @@ def _serialize_arrivals(work: UnitOfWork, event_ids: list[int]) -> None:
 
 def allocate_pending(event_id: int) -> AllocationSummary:
     """Decide one batch of an event's pending requests in arrival order, in one transaction."""
+    started = time.monotonic()
     with unit_of_work() as work:
         event = lock_event(work, event_id)
         pending = _pending_requests(work.session, event_id, limits.ALLOCATION_BATCH_SIZE_MAX)
+        # Read now: the commit expires the loaded rows (a read after it is a query per row).
+        accepted_at = {request.request_id: request.accepted_at for request in pending}
         if event.is_deleted:
             _reject_for_deleted_event(work, event, pending)
             pending = []
@@ -342,6 +346,7 @@ def allocate_pending(event_id: int) -> AllocationSummary:
     allocation = settlement.allocation
     assert allocation is not None  # settle_event always decides
     seats_decided = sum(decision.seats_confirmed for decision in allocation.decisions)
+    _count_decisions(accepted_at, allocation.decisions, started)
     return AllocationSummary(
         event_id=event_id,
         requests_decided=len(allocation.decisions),
@@ -349,6 +354,25 @@ def allocate_pending(event_id: int) -> AllocationSummary:
         seats_promoted=allocation.reserved_seats - reserved_before - seats_decided,
         reserved_seats=allocation.reserved_seats,
     )
+
+
+def _count_decisions(
+    accepted_at: dict[str, datetime | None], decisions: tuple[allocator.Decision, ...], started: float
+) -> None:
+    """For operators, once committed: the batch, and each decision's time since its 202."""
+    if not decisions:
+        return
+    metrics = adapters().metrics
+    metrics.allocation_batch(len(decisions), time.monotonic() - started)
+    now = utcnow()
+    since_accepted = [_seconds_between(accepted_at.get(decision.request_id), now) for decision in decisions]
+    metrics.requests_decided(
+        [(decision.outcome.value, seconds) for decision, seconds in zip(decisions, since_accepted, strict=True)]
+    )
+
+
+def _seconds_between(start: datetime | None, end: datetime) -> float:
+    return 0.0 if start is None else (end - start).total_seconds()
 
 
 def stranded_events(older_than_s: float, limit: int = limits.ALLOCATION_BATCH_SIZE_MAX) -> list[tuple[int, int]]:

@@ -80,3 +80,12 @@ class Quota:
     key: str
     amount: int
     window_s: int
+
+
+@dataclass(frozen=True)
+class PlatformGauges:
+    """The platform's state as the database holds it, read at a scrape (services/telemetry.py)."""
+
+    pending_requests: int
+    outbox: dict[str, int]  # services/outbox.py outbox_backlog: pending, due, failed, unpublished
+    waitlist_lengths: list[tuple[int, int]]  # (event id, waiting entries): the longest, events on sale

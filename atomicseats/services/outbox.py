@@ -95,6 +95,9 @@ def send_due_notifications(limit: int = limits.OUTBOX_BATCH_SIZE_MAX) -> SendRep
                 outcomes.append(_record(_record_sent, claim))
             if outcomes[-1] == "unrecorded":  # the database is gone: a send now could not be recorded either
                 break  # the rest stays leased and goes out once when the lease ends
+    adapters().metrics.notifications_sent(
+        outcomes.count(OutboxStatus.SENT), outcomes.count("retried") + outcomes.count(OutboxStatus.FAILED)
+    )
     return SendReport(
         sent=outcomes.count(OutboxStatus.SENT),
         retried=outcomes.count("retried"),

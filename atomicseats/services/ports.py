@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from flask import current_app
 
 if TYPE_CHECKING:
-    from atomicseats.services.contracts import AcceptedRequest, EventAvailability, MailMessage, Quota
+    from atomicseats.services.contracts import AcceptedRequest, EventAvailability, MailMessage, PlatformGauges, Quota
 
 EXTENSION_KEY = "atomicseats.adapters"
 
@@ -176,6 +176,35 @@ class DomainEventPublisher(Protocol):
         """Publish (key, payload) pairs to `booking-events`; raise if not acknowledged."""
 
 
+class Metrics(Protocol):
+    """What the platform counts, for operators (Prometheus in every mode: adapters/metrics.py).
+
+    Recording never raises and costs a few memory writes: it sits on the hot path. Label
+    values come from bounded sets (route rules, outcomes, statuses), never from input."""
+
+    def http_request(self, route: str, method: str, status: int, seconds: float) -> None: ...
+
+    def requests_accepted(self, count: int) -> None: ...
+
+    def requests_decided(self, decided: Sequence[tuple[str, float]]) -> None:
+        """(outcome, seconds from acceptance to decision) for each request a batch decided."""
+
+    def allocation_batch(self, size: int, seconds: float) -> None: ...
+
+    def notifications_sent(self, sent: int, failed: int) -> None:
+        """E-mails handed to the mail server, and send attempts that failed (retried or given up)."""
+
+    def drift_repaired(self, mirror: str, count: int) -> None:
+        """Redis entries `flask reconcile` found drifted and rewrote ("availability", "waitlist")."""
+
+    def consumer_lag(self, waiting_by_partition: dict[int, int]) -> None:
+        """Messages waiting behind this consumer, per assigned partition (the bridge)."""
+
+    def render(self, gauges: PlatformGauges | None) -> tuple[bytes, str]:
+        """This process's metrics (all of its worker processes'), plus `gauges` read from the
+        database, in the Prometheus text format: (body, content type)."""
+
+
 @dataclass(frozen=True)
 class Adapters:
     pipeline: Pipeline
@@ -187,6 +216,7 @@ class Adapters:
     sessions: SessionCache
     mailer: Mailer
     domain_events: DomainEventPublisher
+    metrics: Metrics
     probes: tuple[Probe, ...] = ()  # what readiness reports on besides the database
 
 

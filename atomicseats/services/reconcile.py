@@ -90,6 +90,9 @@ def reconcile() -> ReconcileReport:
             _repair_event(session, event_id, tally)
     else:
         tally.note(f"stopped after {tally.events_checked} events (RECONCILE_PAGES_MAX); later events not checked")
+    metrics = adapters().metrics
+    metrics.drift_repaired("availability", tally.availability_repaired)
+    metrics.drift_repaired("waitlist", tally.waitlists_repaired)
     return tally.report()
 
 
