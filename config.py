@@ -192,6 +192,9 @@ class BaseConfig:
         # process its own port; 0 = none). The API answers at /metrics on its own port.
         self.METRICS_PORT = env_int("METRICS_PORT", 0, 0, 65535)
         self.METRICS_HOST = env_str("METRICS_HOST", "127.0.0.1")
+        # Celery beat touches this file whenever it sends a task (every few seconds): `flask health
+        # beat` checks it is recent. Empty: beat keeps none.
+        self.BEAT_HEARTBEAT_FILE = os.environ.get("BEAT_HEARTBEAT_FILE", "").strip()
         # The embedded default has no Celery beat: its server runs the periodic work (closing
         # the sales of started events, retrying due e-mails) on a thread this often; 0 = never.
         self.EMBEDDED_BEAT_INTERVAL_S = env_int("EMBEDDED_BEAT_INTERVAL_S", 30, 0, 3600)

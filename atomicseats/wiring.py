@@ -17,6 +17,7 @@ from flask import Flask
 from atomicseats.adapters import embedded
 from atomicseats.adapters.celery_app import register_celery
 from atomicseats.adapters.metrics import PrometheusMetrics
+from atomicseats.names import BOOKING_REQUESTS_TOPIC
 from atomicseats.services import booking, outbox, sales
 from atomicseats.services.ports import EXTENSION_KEY, Adapters
 
@@ -35,6 +36,7 @@ def register_adapters(app: Flask) -> None:
         from atomicseats.adapters.kafka import (
             KafkaDomainEventPublisher,
             KafkaPipeline,
+            KafkaProbe,
             ProducerSettings,
             SharedProducer,
         )
@@ -48,6 +50,7 @@ def register_adapters(app: Flask) -> None:
         parts["pipeline"] = KafkaPipeline(producer)
         parts["wakeups"] = CeleryWakeups(celery_app)
         parts["domain_events"] = KafkaDomainEventPublisher(producer)
+        parts["probes"] = (*parts.get("probes", ()), KafkaProbe(producer, BOOKING_REQUESTS_TOPIC))
     else:
         parts["pipeline"] = embedded.InProcessPipeline(
             record=booking.record_requests, allocate=booking.allocate_pending

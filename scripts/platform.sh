@@ -61,6 +61,7 @@ load_env() {
   export LOG_LEVEL=${LOG_LEVEL:-INFO} LOG_JSON=${LOG_JSON:-true}
   export PUBLIC_BASE_URL=${PUBLIC_BASE_URL:-http://127.0.0.1:$API_PORT}  # the e-mails' links
   export FLASK_APP=wsgi PYTHONUNBUFFERED=1
+  export BEAT_HEARTBEAT_FILE=${BEAT_HEARTBEAT_FILE:-$APP_RUN/beat.heartbeat}  # `flask health beat`
 }
 
 pid_of() { local file=$APP_RUN/$1.pid; [[ -f $file ]] && cat "$file" || true; }
@@ -203,7 +204,7 @@ main() {
     status) for proc in "${ALL_PROCS[@]}"; do
         if is_running "$proc"; then echo "$proc running pid $(pid_of "$proc")"; else echo "$proc stopped"; fi
       done ;;
-    env) load_env; env | grep -E '^(ATOMICSEATS_ENV|DATABASE_URL|REDIS_URL|KAFKA_BROKERS|MAIL_SERVER|MAIL_PORT|SMTP_SINK_DIR|PIPELINE)=' | sed 's/^/export /'; echo "export API_URL=http://127.0.0.1:$API_PORT"
+    env) load_env; env | grep -E '^(ATOMICSEATS_ENV|DATABASE_URL|REDIS_URL|KAFKA_BROKERS|MAIL_SERVER|MAIL_PORT|SMTP_SINK_DIR|PIPELINE|BEAT_HEARTBEAT_FILE)=' | sed 's/^/export /'; echo "export API_URL=http://127.0.0.1:$API_PORT"
       for proc in bridge worker mailer; do echo "export ${proc^^}_METRICS_URL=http://127.0.0.1:$(metrics_port_of "$proc")/metrics"; done ;;
     *) die "usage: platform.sh up|down|start|stop|kill|status|env [proc ...]" ;;
   esac

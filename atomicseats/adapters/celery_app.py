@@ -8,6 +8,8 @@ Every task is idempotent, so a redelivery is harmless.
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
 
@@ -30,6 +32,9 @@ from atomicseats.names import (
 )
 from atomicseats.observability import announce_ready, get_correlation_id, reset_correlation_id, set_correlation_id
 
+log = logging.getLogger(__name__)
+
+BEAT_HEARTBEAT_SETTING = "atomicseats_beat_heartbeat_file"
 VISIBILITY_TIMEOUT_S = 30
 SWEEP_INTERVAL_S = 2.0
 OUTBOX_INTERVAL_S = 2.0
@@ -56,6 +61,7 @@ def celery_config(app: Flask) -> dict:
         },
         "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT_S},
         "broker_connection_retry_on_startup": True,
+        BEAT_HEARTBEAT_SETTING: app.config.get("BEAT_HEARTBEAT_FILE") or None,
         "worker_hijack_root_logger": False,
         "task_always_eager": False,
         "beat_schedule": {
@@ -132,5 +138,33 @@ def _worker_ready(**_kwargs):
 
 
 @signals.beat_init.connect
-def _beat_ready(**_kwargs):
+def _beat_ready(sender=None, **_kwargs):
+    global _beat_heartbeat_file
+    _beat_heartbeat_file = _beat_heartbeat_of(sender)
+    _touch_beat_heartbeat()
     announce_ready()
+
+
+@signals.before_task_publish.connect
+def _beat_heartbeat(**_kwargs):
+    """In beat, each task it sends (the sweeper's, every SWEEP_INTERVAL_S) shows it is alive."""
+    if _beat_heartbeat_file:
+        _touch_beat_heartbeat()
+
+
+def _beat_heartbeat_of(beat) -> str | None:
+    config = getattr(getattr(beat, "app", None), "conf", None)
+    return config.get(BEAT_HEARTBEAT_SETTING) if config is not None else None
+
+
+def _touch_beat_heartbeat() -> None:
+    if not _beat_heartbeat_file:
+        return
+    try:
+        with open(_beat_heartbeat_file, "a"):
+            os.utime(_beat_heartbeat_file)
+    except OSError as error:  # a health check will say so; the schedule goes on
+        log.warning("beat.heartbeat_failed", extra={"path": _beat_heartbeat_file, "error": str(error)})
+
+
+_beat_heartbeat_file: str | None = None  # set in the beat process only (beat_init)

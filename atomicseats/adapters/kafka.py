@@ -27,6 +27,7 @@ KafkaHeaders = list[tuple[str, str | bytes | None]]  # as confluent-kafka's prod
 
 DELIVERY_TIMEOUT_S = 5.0  # a request waits at most this long for the broker's acknowledgement
 POLL_INTERVAL_S = 0.05
+PROBE_TIMEOUT_S = 2.0  # readiness: a broker that has not answered by then is not there
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,11 @@ class SharedProducer:
         """Delivery reports for every waiting request (a daemon: ends with the process)."""
         while producer is self._producer:
             producer.poll(POLL_INTERVAL_S)
+
+    def has_topic(self, topic: str, timeout_s: float) -> bool:
+        """The cluster answers a metadata request and knows `topic` (raises KafkaException if not)."""
+        metadata = self._get().list_topics(topic, timeout=timeout_s).topics.get(topic)
+        return metadata is not None and metadata.error is None and bool(metadata.partitions)
 
     def send(self, topic: str, key: str, value: bytes, headers: KafkaHeaders) -> None:
         """Produce one message and return once the broker acknowledged it (ServiceBusy if not)."""
@@ -143,3 +149,20 @@ class KafkaDomainEventPublisher:
     def publish(self, events: list[tuple[str, dict]]) -> None:
         messages = [(key, json.dumps(payload, separators=(",", ":"), default=str).encode()) for key, payload in events]
         self.producer.send_many(BOOKING_EVENTS_TOPIC, messages)
+
+
+class KafkaProbe:
+    """The Probe port for Kafka: the API's producer reaches a broker that holds booking-requests."""
+
+    name = "kafka"
+
+    def __init__(self, producer: SharedProducer, topic: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.timeout_s = timeout_s
+
+    def ping(self) -> bool:
+        try:
+            return self.producer.has_topic(self.topic, self.timeout_s)
+        except (KafkaException, RuntimeError):
+            return False

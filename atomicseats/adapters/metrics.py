@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Sequence
+from wsgiref.simple_server import WSGIServer
 
 from flask import Flask
 from prometheus_client import (
@@ -164,12 +165,12 @@ class _GaugesCollector(Collector):
         yield waitlist
 
 
-def serve_metrics(app: Flask) -> int | None:
+def serve_metrics(app: Flask) -> WSGIServer | None:
     """Serve this process's metrics on METRICS_HOST:METRICS_PORT (a thread), if a port is set.
-    Returns the port, or None when the process serves none."""
+    Returns the server (`shutdown()` stops it), or None when the process serves none."""
     port = app.config.get("METRICS_PORT") or 0
     if not port:
         return None
-    start_http_server(port, addr=app.config["METRICS_HOST"], registry=process_registry())
+    server, _thread = start_http_server(port, addr=app.config["METRICS_HOST"], registry=process_registry())
     log.info("metrics.serving", extra={"host": app.config["METRICS_HOST"], "port": port})
-    return port
+    return server

@@ -1,5 +1,5 @@
 """Operator commands (`flask ...`), one module per concern: accounts, operations (audit,
-close-sales, reconcile), outbox, processes (bridge, worker-queues). Each calls services
+close-sales, reconcile), outbox, processes (bridge, worker-queues, health). Each calls services
 and never commits itself."""
 
 from __future__ import annotations
@@ -16,5 +16,6 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(operations.close_sales_command)
     app.cli.add_command(processes.bridge_command)
     app.cli.add_command(processes.worker_queues_command)
+    app.cli.add_command(processes.health_command)
     app.cli.add_command(outbox.outbox_cli)
     app.cli.add_command(operations.reconcile_command)

@@ -4,6 +4,7 @@ ports scripts/platform.sh gives them; after a few bookings their counters have m
 
 from __future__ import annotations
 
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -43,6 +44,10 @@ def endpoints(platform: Platform) -> dict[str, str]:
         "worker": env["WORKER_METRICS_URL"],
         "mailer": env["MAILER_METRICS_URL"],
     }
+
+
+def port_of(url: str) -> str:
+    return str(urllib.parse.urlsplit(url).port)
 
 
 def test_every_process_serves_metrics_and_they_count_the_bookings(platform: Platform):
@@ -95,3 +100,27 @@ def test_every_process_serves_metrics_and_they_count_the_bookings(platform: Plat
     assert value(gauges, "atomicseats_pending_requests") == 0
     assert value(gauges, "atomicseats_waitlist_length", event_id=str(event_id)) == 2
     assert ("atomicseats_outbox_backlog", (("state", "pending"),)) in gauges
+
+
+def test_readiness_names_kafka_and_migrations_and_every_process_is_healthy(platform: Platform):
+    readiness = platform.http.request("GET", "/readyz")
+    assert readiness.status == 200, readiness.body
+    checks = readiness.body["checks"]
+    assert checks == {"database": True, "migrations": True, "redis": True, "kafka": True}, checks
+    for process in ("bridge", "worker", "mailer"):
+        code, output = platform.flask("health", process, "--port", port_of(endpoints(platform)[process]))
+        assert code == 0 and f"{process} healthy" in output, output
+    code, output = platform.flask("health", "beat")
+    assert code == 0 and "beat healthy" in output, output
+    platform.platform_sh("stop", "mailer")
+    try:  # (its Celery process may still be finishing its warm shutdown when the script returns)
+        mailer_port = port_of(endpoints(platform)["mailer"])
+        code, output = poll(
+            lambda: (answer := platform.flask("health", "mailer", "--port", mailer_port))[0] != 0 and answer,
+            60,
+            1,
+            "the stopped mailer found unhealthy",
+        )
+        assert code == 1 and "does not answer" in output, output
+    finally:
+        platform.platform_sh("start", "mailer", timeout_s=300)
