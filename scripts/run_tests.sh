@@ -26,6 +26,8 @@ fi
 
 # The browser tests (tests/browser) drive Debian's Chromium: installed here when missing.
 bash scripts/ensure_chromium.sh
+# The metrics end-to-end test scrapes the stack with Debian's Prometheus: likewise.
+bash scripts/ensure_prometheus.sh
 
 # The suite chooses its own URLs per test; never let a developer's settings leak in.
 unset DATABASE_URL REDIS_URL REDIS_HOST KAFKA_BROKERS KAFKA_BROKER ATOMICSEATS_ENV

@@ -4,13 +4,19 @@ ports scripts/platform.sh gives them; after a few bookings their counters have m
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.support import Platform, decision_message_id, poll
+from tests.e2e.support import REPO_ROOT, Platform, decision_message_id, poll
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -124,3 +130,86 @@ def test_readiness_names_kafka_and_migrations_and_every_process_is_healthy(platf
         assert code == 1 and "does not answer" in output, output
     finally:
         platform.platform_sh("start", "mailer", timeout_s=300)
+
+
+PROMETHEUS = os.environ.get("PROMETHEUS", "/usr/bin/prometheus")  # scripts/ensure_prometheus.sh
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def prometheus_query(base_url: str, query: str) -> list[dict]:
+    url = f"{base_url}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - our own loopback Prometheus
+        answer = json.loads(response.read())
+    assert answer["status"] == "success", answer
+    return answer["data"]["result"]
+
+
+def test_prometheus_scrapes_the_stack_and_reads_the_accepted_rate_after_a_flash_sale(platform: Platform, tmp_path):
+    """Debian's Prometheus with the jobs of deploy/prometheus/prometheus.yml, pointed at this stack."""
+    assert os.access(PROMETHEUS, os.X_OK), f"{PROMETHEUS} missing: scripts/ensure_prometheus.sh installs it"
+    deployed = yaml.safe_load((REPO_ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    urls = endpoints(platform)
+    for job in deployed["scrape_configs"]:
+        target = urllib.parse.urlsplit(urls[job["job_name"]])
+        job["static_configs"] = [{"targets": [target.netloc]}]
+    deployed["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    config = tmp_path / "prometheus.yml"
+    config.write_text(yaml.safe_dump(deployed))
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "prometheus.log").open("w")
+    server = subprocess.Popen(  # noqa: S603 - a fixed binary and our own arguments
+        [
+            PROMETHEUS,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        poll(lambda: _answers(f"{base_url}/-/ready"), 60, 0.5, "Prometheus ready")
+        poll(
+            lambda: len(prometheus_query(base_url, "up == 1")) == 4,
+            60,
+            1,
+            "Prometheus scraping the api, bridge, worker and mailer",
+        )
+        host = platform.register("host")
+        guests = [platform.register() for _ in range(4)]
+        event_id = platform.create_event(host, capacity=10)["id"]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            request_ids = list(pool.map(lambda n: platform.book_accepted(guests[n % 4], event_id, 1), range(16)))
+        platform.wait_until_all_final(request_ids, timeout_s=60)
+
+        def rate_of(query: str) -> float:
+            result = prometheus_query(base_url, query)
+            return float(result[0]["value"][1]) if result else 0.0
+
+        accepted = poll(
+            lambda: rate_of("sum(increase(atomicseats_booking_requests_accepted_total[1m]))"),
+            60,
+            1,
+            "the accepted rate",
+        )
+        assert accepted > 0
+        assert poll(lambda: rate_of("sum(rate(atomicseats_booking_requests_accepted_total[1m]))"), 30, 1, "rate")
+        assert poll(lambda: rate_of("sum(rate(atomicseats_booking_requests_decided_total[1m]))"), 30, 1, "decided")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+            return response.status == 200
+    except OSError:
+        return False
