@@ -16,7 +16,7 @@ STAMP_DEV := $(VENV)/.installed-dev
 
 help:
 	@echo "make run    - embedded default on http://$(HOST):$(PORT) with demo data"
-	@echo "make test   - the whole suite against SQLite, PostgreSQL and Redis (browser tests: installs Debian's chromium if missing)"
+	@echo "make test   - the whole suite against SQLite, PostgreSQL and Redis (installs Debian's chromium and prometheus if missing)"
 	@echo "make up     - full mode on loopback: PostgreSQL, Redis, Kafka, SMTP sink, API, bridge, worker, beat, Flower"
 	@echo "make down   - stop all of it"
 	@echo "make lint   - ruff check and format check, import contracts (lint-imports), types (mypy)"
