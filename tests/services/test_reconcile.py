@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pytest
 import redis
 import sqlalchemy as sa
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from atomicseats.adapters.redis_cache import RedisAvailabilityCache, availability_key, connect
@@ -139,6 +140,21 @@ def test_one_wrong_availability_entry_is_the_only_repair(sale):
     assert report.details == [f"event {sale.quiet_id}: availability had reserved_seats 7 (truth 2), repaired"]
     assert_redis_agrees(sale.busy_id, sale.quiet_id, sale.deleted_id)
     assert audit.run_audit().is_clean
+
+
+def test_repairs_are_counted_for_operators(sale):
+    """atomicseats_redis_drift_repaired_total{mirror} (this test process keeps its own registry)."""
+
+    def repaired(mirror: str) -> float:
+        return REGISTRY.get_sample_value("atomicseats_redis_drift_repaired_total", {"mirror": mirror}) or 0.0
+
+    reconcile()
+    before = {mirror: repaired(mirror) for mirror in ("availability", "waitlist")}
+    sale.redis.hset(availability_key(sale.quiet_id), "reserved_seats", "7")
+    sale.redis.hset(availability_key(sale.busy_id), "reserved_seats", "0")
+    reconcile()
+    assert repaired("availability") - before["availability"] == 2
+    assert repaired("waitlist") == before["waitlist"]
 
 
 def test_a_reordered_waitlist_is_the_only_repair(sale):
