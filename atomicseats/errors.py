@@ -29,6 +29,15 @@ class Forbidden(AtomicSeatsError):
     code = "forbidden"
 
 
+class AccountDisabled(Forbidden):
+    """The password was right, but an operator disabled the account (`flask users disable`)."""
+
+    code = "account_disabled"
+
+    def __init__(self) -> None:
+        super().__init__("This account is disabled. Ask an administrator to enable it.")
+
+
 class NotFound(AtomicSeatsError):
     status = 404
     code = "not_found"

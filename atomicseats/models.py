@@ -98,6 +98,9 @@ class User(Model):
     password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
     role: Mapped[str] = mapped_column(String(10), nullable=False, default="guest")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
+    # Set by `flask users disable`: no login, and no session of the account is live
+    # (services/users.is_session_live).
+    disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     # flask-login protocol, for the browser pages.
     is_active = True

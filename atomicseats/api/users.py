@@ -55,7 +55,7 @@ def register():
     body=schemas.LoginSchema,
     response=schemas.LoginOut,
     is_authenticated=False,
-    errors=(401, 429),
+    errors=(401, 403, 429),
 )
 def login():
     body = load_body(schemas.LoginSchema())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import secrets
 import time
 import uuid
 from dataclasses import dataclass
@@ -25,7 +26,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from atomicseats.domain import accounts, limits
-from atomicseats.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound, ServiceBusy
+from atomicseats.errors import (
+    AccountDisabled,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    ServiceBusy,
+)
 from atomicseats.extensions import db
 from atomicseats.models import AuthSession, User, utcnow
 from atomicseats.services._pages import Page, cursor_id, decode_cursor, page_of
@@ -152,9 +161,16 @@ def login_in_browser(user_id: int) -> str:
 
 
 def _open_session(session: Session, user_id: int) -> tuple[User, AuthSession]:
-    user = session.get(User, user_id)
+    """The account is read under a share lock, so a `flask users disable` running at the same
+    moment either comes first (this login is refused) or waits for this session to commit
+    and then revokes it too. A disabled account gets a 403 in words, and only after its
+    password was checked: the message tells nothing to whoever does not know the password."""
+    user = session.execute(select(User).where(User.id == user_id).with_for_update(read=True)).scalar_one_or_none()
     if user is None:
         raise NotAuthenticated("Invalid credentials")
+    if user.disabled_at is not None:
+        log.warning("user.login_refused_disabled", extra={"user_id": user_id})
+        raise AccountDisabled()
     auth_session = AuthSession(
         id=str(uuid.uuid4()),
         user_id=user.id,
@@ -231,7 +247,10 @@ def end_other_sessions(work: UnitOfWork, user_id: int, keep_session_id: str | No
 
 
 def is_session_live(session_id: str | None, user_id: int) -> bool:
-    """Asked on every authenticated request: the session cache first, then one indexed lookup.
+    """Asked on every authenticated request (API tokens and browser pages alike): the session
+    cache first, then one indexed lookup. A session is live when it is not revoked, not
+    expired and its account is not disabled (disabling also revokes the sessions and clears
+    them from the cache, so the answer changes at once).
 
     While Postgres is down or recovering, a session it found live in the last few minutes
     (and nobody logged out since) still counts, so a database restart does not sign out
@@ -244,8 +263,13 @@ def is_session_live(session_id: str | None, user_id: int) -> bool:
     try:
         with database_errors_as_busy():
             row = db.session.execute(
-                select(AuthSession.expires_at).where(
-                    AuthSession.id == session_id, AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)
+                select(AuthSession.expires_at)
+                .join(User, User.id == AuthSession.user_id)
+                .where(
+                    AuthSession.id == session_id,
+                    AuthSession.user_id == user_id,
+                    AuthSession.revoked_at.is_(None),
+                    User.disabled_at.is_(None),  # the one place "disabled" reaches tokens and pages
                 )
             ).first()
     except ServiceBusy:
@@ -310,6 +334,17 @@ def list_users(
     a username, name or e-mail address in any letter case (lower() folds ASCII letters on
     both backends; PostgreSQL may fold more under its locale)."""
     _require_admin(actor)
+    return _user_page(text, limit, cursor)
+
+
+def list_users_for_operator(
+    text: str | None = None, limit: int = limits.USERS_PAGE_SIZE_MAX, cursor: str | None = None
+) -> Page[User]:
+    """`flask users list`: whoever runs commands on the server, as `create-admin`."""
+    return _user_page(text, limit, cursor)
+
+
+def _user_page(text: str | None, limit: int, cursor: str | None) -> Page[User]:
     assert 1 <= limit <= limits.USERS_PAGE_SIZE_MAX
     statement = select(User).order_by(User.id.desc()).limit(limit + 1)
     if cursor:
@@ -354,12 +389,82 @@ def change_role(actor: User, user_id: int, role: str, actor_session_id: str | No
 def set_role_by_operator(login: str, role: str) -> RoleChange:
     """`flask users set-role`: whoever runs commands on the server (as `create-admin`), by
     username or e-mail. The same rule and the same ended sessions as an admin's change."""
-    user_id = db.session.execute(
-        select(User.id).where(or_(func.lower(User.username) == login.lower(), User.email == login.lower()))
-    ).scalar_one_or_none()
+    return _set_role(_user_id_of(login), role, keep_session_id=None, actor_id=None)
+
+
+def _user_id_of(login: str) -> int:
+    """The account a command names by username or e-mail address (any letter case)."""
+    with database_errors_as_busy():
+        user_id = db.session.execute(
+            select(User.id).where(or_(func.lower(User.username) == login.lower(), User.email == login.lower()))
+        ).scalar_one_or_none()
     if user_id is None:
         raise NotFound("No user has this username or e-mail address")
-    return _set_role(user_id, role, keep_session_id=None, actor_id=None)
+    return user_id
+
+
+# --- operator commands (flask users ...) ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountChange:
+    user: User
+    is_changed: bool
+    sessions_ended: int
+
+
+def set_disabled_by_operator(login: str, is_disabled: bool) -> AccountChange:
+    """`flask users disable|enable`. Disabling ends every session of the account in the same
+    transaction (its API tokens and browser cookies stop working at once: the sessions are
+    revoked and forgotten by the cache) and refuses its logins from then on (403). Enabling
+    lets the user log in again; it revives no old session."""
+    user_id = _user_id_of(login)
+    with unit_of_work() as work:
+        user = work.session.execute(select(User).where(User.id == user_id).with_for_update()).scalar_one_or_none()
+        if user is None:
+            raise NotFound("No such user")
+        is_changed = (user.disabled_at is None) == is_disabled
+        if is_changed:
+            user.disabled_at = utcnow() if is_disabled else None
+        # Disabling again still ends any session, so the command always leaves none behind.
+        ended = end_other_sessions(work, user_id, keep_session_id=None) if is_disabled else 0
+    if is_changed:
+        log.info(
+            "user.disabled" if is_disabled else "user.enabled", extra={"user_id": user_id, "sessions_ended": ended}
+        )
+    return AccountChange(user=user, is_changed=is_changed, sessions_ended=ended)
+
+
+def reset_password_by_operator(login: str, password: str | None = None) -> tuple[AccountChange, str]:
+    """`flask users reset-password`: set a new password (a random one when none is given,
+    shown once to the operator) and end every session of the account, as a user's own
+    password change ends their other sessions. Returns the change and the password."""
+    user_id = _user_id_of(login)
+    new_password = password if password is not None else _random_password()
+    if not accounts.is_password_valid(new_password, is_common_password):
+        raise InvalidInput("Invalid password", {"password": [f"Must be {accounts.PASSWORD_RULE}."]})
+    password_hash = password_hasher().hash(new_password)
+    with unit_of_work() as work:
+        user = session_user(work.session, user_id)
+        user.password_hash = password_hash
+        ended = end_other_sessions(work, user_id, keep_session_id=None)
+    log.info("user.password_reset", extra={"user_id": user_id, "sessions_ended": ended})
+    return AccountChange(user=user, is_changed=True, sessions_ended=ended), new_password
+
+
+def _random_password() -> str:
+    return secrets.token_urlsafe(18)  # 24 characters, 144 bits
+
+
+def revoke_sessions_by_operator(login: str) -> AccountChange:
+    """`flask users revoke-sessions`: end every session of the account (a stolen token or
+    cookie dies at once); the user can log in again."""
+    user_id = _user_id_of(login)
+    with unit_of_work() as work:
+        user = session_user(work.session, user_id)
+        ended = end_other_sessions(work, user_id, keep_session_id=None)
+    log.info("user.sessions_revoked", extra={"user_id": user_id, "sessions_ended": ended})
+    return AccountChange(user=user, is_changed=ended > 0, sessions_ended=ended)
 
 
 def _set_role(user_id: int, role: str, keep_session_id: str | None, actor_id: int | None) -> RoleChange:

@@ -10,7 +10,14 @@ from flask_login import current_user, login_required
 from werkzeug.exceptions import HTTPException
 
 from atomicseats.domain.states import RequestStatus
-from atomicseats.errors import AtomicSeatsError, InvalidInput, NotAuthenticated, RateLimited, ServiceBusy
+from atomicseats.errors import (
+    AccountDisabled,
+    AtomicSeatsError,
+    InvalidInput,
+    NotAuthenticated,
+    RateLimited,
+    ServiceBusy,
+)
 from atomicseats.extensions import limiter
 from atomicseats.observability import get_correlation_id
 from atomicseats.services import booking, events, users
@@ -181,16 +188,22 @@ def _poll_interval(status: str) -> int | None:
 @limiter.limit(_auth_limit, methods=["POST"], exempt_when=_limits_off)
 def login():
     form = LoginForm(next=request.args.get("next", ""))
+    status = 200
     if form.validate_on_submit():
         try:
             sessions.sign_in(form.login.data.strip(), form.password.data)
         except NotAuthenticated:
             form.password.errors = ["That username or e-mail and password do not match."]
+        except AccountDisabled as error:  # the right password for a disabled account
+            form.login.errors = [error.message]
+            status = 403
         else:
             return redirect(_safe_next(form.next.data), 303)
     else:
         explain_csrf(form)
-    return render_template("web/login.html", form=form), 400 if form.errors else 200
+    if status == 200 and form.errors:
+        status = 400
+    return render_template("web/login.html", form=form), status
 
 
 @bp.route("/register", methods=["GET", "POST"])
