@@ -1,9 +1,10 @@
 """Kafka readiness for scripts/services.sh (run with the project venv's Python):
 
-    kafka_ready.py <brokers> <timeout-s> "<topic> <partitions>"...
+    kafka_ready.py <brokers> <timeout-s> ["<topic> <partitions>"...]
 
 Waits until the broker serves metadata, creates the topics (the lines of
-`python atomicseats/names.py topics`), loads the group coordinator and the idempotent
+`python atomicseats/names.py topics`; without any, it asks atomicseats/names.py itself, as
+the `kafka-topics` service of docker-compose.yml runs it), loads the group coordinator and the idempotent
 producer's first id block (so the first test or request does not pay for them), and returns
 once every partition has a leader. Exits non-zero with the reason when the deadline passes.
 """
@@ -11,9 +12,11 @@ once every partition has a leader. Exits non-zero with the reason when the deadl
 from __future__ import annotations
 
 import logging
+import runpy
 import sys
 import threading
 import time
+from pathlib import Path
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -107,9 +110,15 @@ def wait_for_leaders(admin: AdminClient, topics: dict[str, int], deadline: Deadl
         time.sleep(0.2)
 
 
+def names_module_topics() -> dict[str, int]:
+    """The topics and partition counts of atomicseats/names.py (stdlib only, loaded by path)."""
+    path = Path(__file__).resolve().parents[2] / "atomicseats" / "names.py"
+    return dict(runpy.run_path(str(path))["TOPICS"])
+
+
 def main(argv: list[str]) -> None:
     brokers, timeout_s, topic_lines = argv[0], float(argv[1]), argv[2:]
-    topics = {name: int(count) for name, count in (line.split() for line in topic_lines)}
+    topics = {name: int(count) for name, count in (line.split() for line in topic_lines)} or names_module_topics()
     deadline = Deadline(timeout_s)
     # log_level 2: keep librdkafka's connection-refused chatter out of our output
     admin = AdminClient({"bootstrap.servers": brokers, "log_level": 2})
