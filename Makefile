@@ -19,8 +19,9 @@ help:
 	@echo "make test   - the whole suite against SQLite, PostgreSQL and Redis (installs Debian's chromium and prometheus if missing)"
 	@echo "make up     - full mode on loopback: PostgreSQL, Redis, Kafka, SMTP sink, API, bridge, worker, beat, Flower"
 	@echo "make down   - stop all of it"
-	@echo "make lint   - ruff check and format check, import contracts (lint-imports), types (mypy)"
+	@echo "make lint   - ruff check and format check, import contracts (lint-imports), types (mypy), security (bandit)"
 	@echo "make screenshots - the README's screenshots again (docs/screenshots/, Debian's chromium)"
+	@echo "make audit  - known vulnerabilities of every pinned requirement (pip-audit; needs network to the advisory service)"
 	@echo "make bench  - flash-sale benchmark of the full pipeline (STACK=bench) vs the embedded default; BENCH_ARGS=--help"
 
 $(BIN)/python:
@@ -61,6 +62,24 @@ lint: $(STAMP_DEV)
 	$(BIN)/ruff format --check atomicseats tests config.py wsgi.py
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
+	$(BIN)/bandit -c pyproject.toml -q -r atomicseats config.py wsgi.py asgi.py celery_worker.py kafka_bridge.py
+
+# Known vulnerabilities of every pin (requirements.txt, and requirements-dev.txt which includes
+# it), from PyPI's advisory data (AUDIT_SERVICE=osv: OSV's). Needs network to that service.
+# --strict: a package that could not be checked fails the run, so a clean result always means
+# "checked and clean". pip-audit lives in a virtualenv of its own (requirements-audit.txt).
+AUDIT_VENV := .run/audit-venv
+AUDIT_SERVICE ?= pypi
+
+.PHONY: audit
+audit: $(AUDIT_VENV)/.installed
+	$(AUDIT_VENV)/bin/pip-audit --strict --no-deps --disable-pip --progress-spinner off \
+	  --vulnerability-service $(AUDIT_SERVICE) -r requirements-dev.txt
+
+$(AUDIT_VENV)/.installed: requirements-audit.txt
+	$(PYTHON) -m venv $(AUDIT_VENV)
+	$(AUDIT_VENV)/bin/python -m pip install --quiet -r requirements-audit.txt
+	touch $@
 
 # Full mode on loopback runs the SMTP sink (aiosmtpd, a dev requirement) beside the app: dev pins too.
 up: $(STAMP_DEV)

@@ -6,6 +6,8 @@ the Kafka bridge all start from it.
 
 from __future__ import annotations
 
+import sys
+
 from flask import Flask
 
 from config import load_config
@@ -13,7 +15,12 @@ from config import load_config
 LIMITER_HOOKS_KEY = "atomicseats.limiter_hooks"  # until the blueprints are registered
 
 
+class AssertionsOff(RuntimeError):
+    """Python runs with -O or PYTHONOPTIMIZE, which strips every assert."""
+
+
 def create_app(config_name: str | None = None, overrides: dict | None = None) -> Flask:
+    _refuse_optimized_python()
     from atomicseats.api import register_blueprints
     from atomicseats.auth import register_auth
     from atomicseats.cli import register_cli
@@ -39,6 +46,18 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     register_error_handlers(app)
     register_cli(app)
     return app
+
+
+def _refuse_optimized_python() -> None:
+    """The asserts are invariant checks (the allocator's, the services' bounds): a process
+    that breaks one must stop, not carry on. `python -O` would strip them, so no process
+    (API, bridge, worker, CLI) starts that way. (This is why bandit's B101 is skipped:
+    pyproject.toml, [tool.bandit].)"""
+    if sys.flags.optimize:
+        raise AssertionsOff(
+            "AtomicSeats does not run under python -O or PYTHONOPTIMIZE: its asserts check invariants; "
+            "unset PYTHONOPTIMIZE and start it without -O"
+        )
 
 
 def _trust_proxies(app: Flask) -> None:

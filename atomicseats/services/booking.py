@@ -445,7 +445,7 @@ def cancel_bookings(user_id: int, event_id: int, booking_id: int | None, cancel_
         seats_freed = cancel_bookings_held(bookings, requests, REASON_WITHDRAWN, now)
         for booking in bookings:  # the e-mails report each request's state after all of it
             row_id = booking.booking_request_id  # a booking's request row is optional
-            request = requests.get(row_id) if row_id is not None else None
+            request = requests.get(row_id) if row_id is not None else None  # nosec B113  # a dict, not HTTP
             seats_withdrawn_with = seats_withdrawn_by_request.pop(row_id, 0) if row_id is not None else 0
             work.session.add(_cancelled_notification(event, booking, request, seats_withdrawn_with))
         for request_row_id, seats in seats_withdrawn_by_request.items():  # waiting places left with no booking
