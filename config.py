@@ -216,6 +216,9 @@ class BaseConfig:
 
         self.LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
         self.LOG_JSON = env_bool("LOG_JSON", True)
+        # Loggers that log DEBUG as well, comma-separated: per-request lines are DEBUG
+        # (atomicseats.http: every HTTP request; atomicseats.bridge: every bridged request).
+        self.LOG_DEBUG = tuple(name.strip() for name in env_str("LOG_DEBUG", "").split(",") if name.strip())
         self.SEED_DEMO_ALLOWED = False
         # Where admins find Flower (Celery's monitor): the admin pages link to it when set.
         self.FLOWER_URL = env_http_url("FLOWER_URL")

@@ -34,7 +34,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     app.config.from_object(load_config(config_name))
     if overrides:
         app.config.update(overrides)
-    configure_logging(app.config["LOG_LEVEL"], app.config["LOG_JSON"])
+    configure_logging(app.config["LOG_LEVEL"], app.config["LOG_JSON"], app.config["LOG_DEBUG"])
     _trust_proxies(app)
     bind_extensions(app)
     register_auth(app)

@@ -11,6 +11,7 @@ import logging
 import re
 import sys
 import uuid
+from collections.abc import Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
@@ -111,7 +112,10 @@ def _install_record_factory() -> None:
     logging.setLogRecordFactory(make_record)
 
 
-def configure_logging(level: str, as_json: bool) -> None:
+def configure_logging(level: str, as_json: bool, debug_loggers: Sequence[str] = ()) -> None:
+    """One handler on the root logger at `level`; the loggers named in `debug_loggers` (and
+    their children) log DEBUG too, e.g. `atomicseats.http` for every request line while the
+    rest stays at INFO (LOG_DEBUG; README "Logs")."""
     _install_record_factory()
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter() if as_json else TextFormatter())
@@ -124,15 +128,26 @@ def configure_logging(level: str, as_json: bool) -> None:
     root.addHandler(handler)
     root.setLevel(level.upper())
     logging.getLogger("werkzeug").setLevel("WARNING")
+    for name in _debug_loggers - set(debug_loggers):  # a second configuration drops the first's
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    for name in debug_loggers:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    _debug_loggers.clear()
+    _debug_loggers.update(debug_loggers)
 
 
-def log_with_correlation(logger: logging.Logger, event: str, correlation_id: str | None, **fields) -> None:
+_debug_loggers: set[str] = set()
+
+
+def log_with_correlation(
+    logger: logging.Logger, event: str, correlation_id: str | None, level: int = logging.INFO, **fields
+) -> None:
     """Log one line under another request's correlation id (batch workers, the bridge)."""
-    if not logger.isEnabledFor(logging.INFO):
+    if not logger.isEnabledFor(level):
         return
     token = _correlation_id.set(correlation_id)
     try:
-        logger.info(event, extra=fields)
+        logger.log(level, event, extra=fields)
     finally:
         _correlation_id.reset(token)
 

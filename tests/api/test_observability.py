@@ -47,7 +47,7 @@ def test_logs_never_contain_passwords_or_tokens(app, client, caplog):
 
 def test_a_control_character_in_the_path_cannot_forge_a_text_log_line(database_url, capsys):
     """Development logs are text: a %0A in the path must not start a second line."""
-    with fresh_app(database_url, hold_context=False, LOG_JSON=False) as app:
+    with fresh_app(database_url, hold_context=False, LOG_JSON=False, LOG_DEBUG=("atomicseats.http",)) as app:
         capsys.readouterr()
         response = app.test_client().get("/api/x%0Afake-line%0D%1B[31mred")
         assert response.status_code == 404

@@ -34,7 +34,8 @@ from tests.e2e.support import (
 DATABASE_PREFIX = "atomicseats_e2e_"
 # The auth rate limit (10/min per address by default) would throttle creating dozens of
 # test accounts from one address; everything else runs with production settings.
-APP_ENV_OVERRIDES = {"RATELIMIT_AUTH": "100000 per minute"}
+# The bridge's per-request line (bridge.request.recorded) is DEBUG; the tests trace requests by it.
+APP_ENV_OVERRIDES = {"RATELIMIT_AUTH": "100000 per minute", "LOG_DEBUG": "atomicseats.bridge"}
 # How long platform.sh waits for each process to be ready (its default: 60 s). On a busy machine
 # (a shared CI runner, several checkouts testing at once) the mailer, started at nice 19, can take
 # longer than that to boot; a process that never gets ready still fails the session.
