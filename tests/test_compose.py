@@ -151,8 +151,8 @@ def test_workers_take_their_queues_from_flask_worker_queues(name, kind):
     its queues are what `flask worker-queues` derives from names.py and KAFKA_PARTITIONS."""
     shell, flag, script = service(name)["command"]
     assert (shell, flag) == ("sh", "-c")
-    assert f'--queues="$$(flask worker-queues --kind {kind})"' in script
-    assert not re.search(r"--queues=[a-z]", script)  # no hard-coded list
+    assert script.startswith(f"queues=$$(flask worker-queues --kind {kind}) && exec celery ")
+    assert '--queues="$$queues"' in script and not re.search(r"--queues=[a-z]", script)  # no hard-coded list
     as_the_shell_sees_it = script.replace("$$", "$").replace("exec celery", "echo celery", 1)
     environment = {
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",

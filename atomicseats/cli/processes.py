@@ -73,10 +73,10 @@ def _metrics_problem(config, port: int | None) -> str | None:
     if not port:
         return "METRICS_PORT (or --port) is not set: no endpoint to ask"
     host = config["METRICS_HOST"]
-    host = "127.0.0.1" if host in {"0.0.0.0", ""} else host  # noqa: S104 - a bind-all address, asked on loopback
+    host = "127.0.0.1" if host in {"0.0.0.0", ""} else host  # nosec  # B104: bind-all, asked on loopback
     url = f"http://{host}:{port}/metrics"
     try:
-        with urllib.request.urlopen(url, timeout=HEALTH_HTTP_TIMEOUT_S) as response:  # noqa: S310 - our own http URL
+        with urllib.request.urlopen(url, timeout=HEALTH_HTTP_TIMEOUT_S) as response:  # nosec B310  # our own http:// URL
             return None if response.status == 200 else f"{url} answered {response.status}"
     except (urllib.error.URLError, OSError) as error:
         return f"{url} does not answer ({error})"
