@@ -143,3 +143,18 @@ def test_every_command_names_an_unknown_user_in_words(server, command):
     result = users_command(server, *args)
     assert result.exit_code == 1
     assert "No user has this username or e-mail address" in result.output
+
+
+def test_the_last_enabled_admin_can_be_neither_disabled_nor_demoted(server):
+    """A disabled admin cannot act: disabling the only enabled admin is refused as demoting
+    them is, and a disabled admin no longer counts as the one that remains."""
+    client = server.test_client()
+    with server.app_context():
+        first, second = account(client, "admin"), account(client, "admin")
+    assert users_command(server, "disable", first.username).exit_code == 0
+    refused = users_command(server, "disable", second.username)
+    assert refused.exit_code == 1 and "The last admin cannot be disabled" in refused.output, refused.output
+    demoted = users_command(server, "set-role", second.username, "guest")
+    assert demoted.exit_code == 1 and "The last admin cannot be demoted" in demoted.output, demoted.output
+    assert users_command(server, "set-role", first.username, "guest").exit_code == 0  # changes nothing for others
+    assert bookings_status(client, second) == 200  # still signed in: nothing happened to the last admin

@@ -49,23 +49,41 @@ ROLES = ("guest", "host", "admin")
 ADMIN_ROLE = "admin"
 ROLE_RULE = "Must be guest, host or admin."
 LAST_ADMIN_RULE = "The last admin cannot be demoted: make another user an admin first."
+LAST_ADMIN_DISABLE_RULE = "The last admin cannot be disabled: make another user an admin first."
 # A role change needs to know only whether another admin would remain: counting (and
 # locking) this many admins is enough to decide, however many there are.
 ADMINS_COUNTED_MAX = 2
 
 
-def role_change_errors(current_role: str, new_role: str, admins_counted: int) -> dict[str, list[str]]:
+def role_change_errors(
+    current_role: str, new_role: str, admins_counted: int, is_enabled: bool = True
+) -> dict[str, list[str]]:
     """The field errors of changing a user's role (empty when it may be made).
 
-    `admins_counted` is how many admins there are now, counted up to ADMINS_COUNTED_MAX
-    (the answer is the same for any larger count). Demoting the only admin is refused: the
-    platform would be left with nobody who can change a role."""
-    assert admins_counted >= 0
+    `admins_counted` is how many enabled admins there are now, counted up to
+    ADMINS_COUNTED_MAX (the answer is the same for any larger count). Demoting the only one is
+    refused: the platform would be left with nobody who can change a role. A disabled admin
+    is not one of them: demoting it changes nothing for the others."""
     if new_role not in ROLES:
         return {"role": [ROLE_RULE]}
     assert current_role in ROLES
-    assert current_role != ADMIN_ROLE or admins_counted >= 1  # the user counts itself
-    is_demotion = current_role == ADMIN_ROLE and new_role != ADMIN_ROLE
-    if is_demotion and min(admins_counted, ADMINS_COUNTED_MAX) <= 1:
+    if is_enabled and leaves_no_admin(current_role, new_role == ADMIN_ROLE, admins_counted):
         return {"role": [LAST_ADMIN_RULE]}
     return {}
+
+
+def disable_errors(current_role: str, admins_counted: int) -> dict[str, list[str]]:
+    """The errors of disabling an account: a disabled admin cannot act, so disabling the only
+    enabled admin is refused as demoting them is."""
+    assert current_role in ROLES
+    if leaves_no_admin(current_role, False, admins_counted):
+        return {"login": [LAST_ADMIN_DISABLE_RULE]}
+    return {}
+
+
+def leaves_no_admin(current_role: str, remains_admin: bool, admins_counted: int) -> bool:
+    """Whether a change to one enabled user (a new role, or being disabled) leaves no enabled
+    admin: the one rule behind both refusals."""
+    assert admins_counted >= 0
+    assert current_role != ADMIN_ROLE or admins_counted >= 1  # an enabled admin counts itself
+    return current_role == ADMIN_ROLE and not remains_admin and min(admins_counted, ADMINS_COUNTED_MAX) <= 1

@@ -420,10 +420,14 @@ def set_disabled_by_operator(login: str, is_disabled: bool) -> AccountChange:
     lets the user log in again; it revives no old session."""
     user_id = _user_id_of(login)
     with unit_of_work() as work:
+        admins_counted = _lock_admins(work.session)  # as a role change does: the same turn
         user = work.session.execute(select(User).where(User.id == user_id).with_for_update()).scalar_one_or_none()
         if user is None:
             raise NotFound("No such user")
         is_changed = (user.disabled_at is None) == is_disabled
+        errors = accounts.disable_errors(user.role, admins_counted) if is_changed and is_disabled else {}
+        if errors:
+            raise Conflict(accounts.LAST_ADMIN_DISABLE_RULE, errors)
         if is_changed:
             user.disabled_at = utcnow() if is_disabled else None
         # Disabling again still ends any session, so the command always leaves none behind.
@@ -480,7 +484,7 @@ def _set_role(user_id: int, role: str, keep_session_id: str | None, actor_id: in
         if user is None:
             raise NotFound("No such user")
         previous_role = user.role
-        errors = accounts.role_change_errors(previous_role, role, admins_counted)
+        errors = accounts.role_change_errors(previous_role, role, admins_counted, user.disabled_at is None)
         if errors:
             raise Conflict(accounts.LAST_ADMIN_RULE, errors)
         ended = 0
@@ -502,11 +506,15 @@ def _set_role(user_id: int, role: str, keep_session_id: str | None, actor_id: in
 
 
 def _lock_admins(session: Session) -> int:
-    """Lock the first admins by id, up to ADMINS_COUNTED_MAX, and say how many there are.
-    On SQLite the unit of work's BEGIN IMMEDIATE serializes the changes instead."""
+    """Lock the first enabled admins by id, up to ADMINS_COUNTED_MAX, and say how many there
+    are (a disabled admin cannot act: it does not count). On SQLite the unit of work's BEGIN
+    IMMEDIATE serializes the changes instead."""
     config = current_app.config
     statement = (
-        select(User.id).where(User.role == accounts.ADMIN_ROLE).order_by(User.id).limit(accounts.ADMINS_COUNTED_MAX)
+        select(User.id)
+        .where(User.role == accounts.ADMIN_ROLE, User.disabled_at.is_(None))
+        .order_by(User.id)
+        .limit(accounts.ADMINS_COUNTED_MAX)
     )
     if not config.get("TESTING_SKIP_ADMIN_LOCK"):  # negative control of the concurrency test
         statement = statement.with_for_update()

@@ -9,9 +9,11 @@ from hypothesis import strategies as st
 
 from atomicseats.domain.accounts import (
     ADMINS_COUNTED_MAX,
+    LAST_ADMIN_DISABLE_RULE,
     LAST_ADMIN_RULE,
     ROLE_RULE,
     ROLES,
+    disable_errors,
     role_change_errors,
 )
 
@@ -54,3 +56,41 @@ def test_any_run_of_allowed_changes_keeps_an_admin_and_only_emptying_changes_are
 def test_counting_at_most_two_admins_decides_as_counting_them_all(current_role, new_role, admins):
     capped = min(admins, ADMINS_COUNTED_MAX)
     assert role_change_errors(current_role, new_role, capped) == role_change_errors(current_role, new_role, admins)
+
+
+def test_the_only_enabled_admin_cannot_be_disabled() -> None:
+    assert disable_errors("admin", admins_counted=1) == {"login": [LAST_ADMIN_DISABLE_RULE]}
+    assert disable_errors("admin", admins_counted=2) == {}
+    assert disable_errors("host", admins_counted=1) == {}
+
+
+def test_a_disabled_admin_may_be_demoted_whatever_the_count() -> None:
+    assert role_change_errors("admin", "guest", admins_counted=1, is_enabled=False) == {}
+
+
+# One account: (role, enabled). An action: ("role", new role) or ("disable",) or ("enable",).
+actions = st.one_of(st.tuples(st.just("role"), roles), st.tuples(st.just("disable")), st.tuples(st.just("enable")))
+
+
+@given(st.integers(1, 6), st.lists(st.tuples(st.integers(0, 5), actions), max_size=60))
+def test_any_run_of_allowed_role_changes_and_disables_keeps_an_enabled_admin(users_count, changes):
+    accounts = [("admin", True)] + [("guest", True)] * (users_count - 1)
+
+    def enabled_admins(state) -> int:
+        return sum(1 for role, enabled in state if role == "admin" and enabled)
+
+    for index, action in changes:
+        index %= users_count
+        role, enabled = accounts[index]
+        counted = min(enabled_admins(accounts), ADMINS_COUNTED_MAX)
+        if action[0] == "role":
+            errors = role_change_errors(role, action[1], counted, enabled)
+            after = [*accounts[:index], (action[1], enabled), *accounts[index + 1 :]]
+        elif action[0] == "disable":
+            errors = disable_errors(role, counted) if enabled else {}
+            after = [*accounts[:index], (role, False), *accounts[index + 1 :]]
+        else:
+            errors, after = {}, [*accounts[:index], (role, True), *accounts[index + 1 :]]
+        assert (errors == {}) == (enabled_admins(after) >= 1)  # refused iff no enabled admin would remain
+        if not errors:
+            accounts = after
