@@ -216,3 +216,17 @@ def test_the_analytics_walk_every_event_a_page_at_a_time(app):
     assert seen == event_ids  # by id, each once, over two pages
     tampered = client.get("/admin?cursor=abc")
     assert tampered.status_code == 303 and tampered.headers["Location"] == "/admin"
+
+
+def test_the_user_list_marks_a_disabled_account(app):
+    client = app.test_client()
+    admin = make_admin(app, client)
+    guest = account(client)
+    sign_in(client, admin.username)
+
+    def row_of_guest() -> str:
+        return client.get("/admin/users", query_string={"q": guest.username}).get_data(as_text=True)
+
+    assert ">disabled</span>" not in row_of_guest()
+    in_app(app, users.set_disabled_by_operator, guest.username, True)
+    assert USER_ROW.findall(row_of_guest()) == [guest.username] and ">disabled</span>" in row_of_guest()
