@@ -47,6 +47,7 @@ load_env() {
   eval "$(bash scripts/services.sh env)"
   [[ -n $caller_database_url ]] && export DATABASE_URL=$caller_database_url
   [[ -n $caller_redis_url ]] && export REDIS_URL=$caller_redis_url
+  local caller_flower_auth=${FLOWER_BASIC_AUTH:-}
   local secrets=$APP_RUN/secrets.env
   if [[ ! -f $secrets ]]; then
     umask 077
@@ -54,8 +55,16 @@ load_env() {
       echo "export $name=$("$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(48))')"
     done >"$secrets"
   fi
+  # Flower's login (user:password; Flower reads FLOWER_BASIC_AUTH itself), generated once like
+  # the secrets above (appended to a secrets file of an earlier checkout); the caller's wins.
+  if ! grep -q '^export FLOWER_BASIC_AUTH=' "$secrets"; then
+    echo "export FLOWER_BASIC_AUTH=flower:$("$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(24))')" >>"$secrets"
+  fi
   # shellcheck disable=SC1090
   source "$secrets"
+  FLOWER_AUTH_FROM="$secrets"
+  if [[ -n $caller_flower_auth ]]; then export FLOWER_BASIC_AUTH=$caller_flower_auth FLOWER_AUTH_FROM="your FLOWER_BASIC_AUTH"; fi
+  export FLOWER_URL=${FLOWER_URL:-http://127.0.0.1:$FLOWER_PORT}  # the admin pages link to it
   export ATOMICSEATS_ENV=${ATOMICSEATS_ENV:-production}
   export PIPELINE=kafka COOKIE_SECURE=${COOKIE_SECURE:-false} MAIL_SUPPRESS_SEND=false
   export LOG_LEVEL=${LOG_LEVEL:-INFO} LOG_JSON=${LOG_JSON:-true}
@@ -188,7 +197,8 @@ main() {
       for proc in "${ALL_PROCS[@]}"; do start_proc "$proc"; done
       say "AtomicSeats (full mode) is up:"
       say "  API      http://127.0.0.1:$API_PORT   (docs /api/docs)      log $APP_RUN/api.log"
-      say "  Flower   http://127.0.0.1:$FLOWER_PORT                        log $APP_RUN/flower.log"
+      say "  Flower   http://127.0.0.1:$FLOWER_PORT   (Celery's task monitor)  log $APP_RUN/flower.log"
+      say "           login: user ${FLOWER_BASIC_AUTH%%:*}, password: FLOWER_BASIC_AUTH=user:password in $FLOWER_AUTH_FROM"
       say "  bridge, worker, mailer, beat                         logs $APP_RUN/{bridge,worker,mailer,beat}.log"
       say "  Metrics  http://127.0.0.1:$API_PORT/metrics; bridge :$BRIDGE_METRICS_PORT, worker :$WORKER_METRICS_PORT, mailer :$MAILER_METRICS_PORT (/metrics)"
       say "  Postgres $DATABASE_URL"
@@ -204,7 +214,7 @@ main() {
     status) for proc in "${ALL_PROCS[@]}"; do
         if is_running "$proc"; then echo "$proc running pid $(pid_of "$proc")"; else echo "$proc stopped"; fi
       done ;;
-    env) load_env; env | grep -E '^(ATOMICSEATS_ENV|DATABASE_URL|REDIS_URL|KAFKA_BROKERS|MAIL_SERVER|MAIL_PORT|SMTP_SINK_DIR|PIPELINE|BEAT_HEARTBEAT_FILE)=' | sed 's/^/export /'; echo "export API_URL=http://127.0.0.1:$API_PORT"
+    env) load_env; env | grep -E '^(ATOMICSEATS_ENV|DATABASE_URL|REDIS_URL|KAFKA_BROKERS|MAIL_SERVER|MAIL_PORT|SMTP_SINK_DIR|PIPELINE|BEAT_HEARTBEAT_FILE|FLOWER_URL)=' | sed 's/^/export /'; echo "export API_URL=http://127.0.0.1:$API_PORT"
       for proc in bridge worker mailer; do echo "export ${proc^^}_METRICS_URL=http://127.0.0.1:$(metrics_port_of "$proc")/metrics"; done ;;
     *) die "usage: platform.sh up|down|start|stop|kill|status|env [proc ...]" ;;
   esac

@@ -54,6 +54,10 @@ def celery_config(app: Flask) -> dict:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        # Task events (received, started, succeeded, failed) for Flower's task list and API,
+        # from every worker of every deployment (the same as `celery worker -E`). Cheap: a
+        # batched allocation task decides many requests (README "Operating", Flower).
+        "worker_send_task_events": True,
         "task_default_queue": MAINTENANCE_QUEUE,
         "task_routes": {
             SEND_NOTIFICATIONS_TASK: {"queue": NOTIFICATIONS_QUEUE},
