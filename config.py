@@ -199,6 +199,12 @@ class BaseConfig:
         # The embedded default has no Celery beat: its server runs the periodic work (closing
         # the sales of started events, retrying due e-mails) on a thread this often; 0 = never.
         self.EMBEDDED_BEAT_INTERVAL_S = env_int("EMBEDDED_BEAT_INTERVAL_S", 30, 0, 3600)
+        # Retention (`flask purge`, Celery beat's purge task): decided booking requests, delivered
+        # outbox rows and ended login sessions older than this many days are deleted
+        # (services/retention.py says what always stays).
+        self.RETENTION_REQUESTS_DAYS = env_int("RETENTION_REQUESTS_DAYS", 180, limits.RETENTION_DAYS_MIN, 3650)
+        self.RETENTION_OUTBOX_DAYS = env_int("RETENTION_OUTBOX_DAYS", 30, limits.RETENTION_DAYS_MIN, 3650)
+        self.RETENTION_SESSIONS_DAYS = env_int("RETENTION_SESSIONS_DAYS", 30, limits.RETENTION_DAYS_MIN, 3650)
         if self.PIPELINE not in {"embedded", "kafka"}:
             raise ConfigError(f"PIPELINE must be 'embedded' or 'kafka', got {self.PIPELINE!r}")
 

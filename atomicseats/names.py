@@ -50,6 +50,7 @@ SEND_NOTIFICATIONS_TASK = "atomicseats.send_notifications"
 PUBLISH_DOMAIN_EVENTS_TASK = "atomicseats.publish_domain_events"
 CLOSE_SALES_TASK = "atomicseats.close_sales"
 RECONCILE_CACHES_TASK = "atomicseats.reconcile_caches"
+PURGE_TASK = "atomicseats.purge"
 TASKS = (
     ALLOCATE_EVENT_TASK,
     SWEEP_PENDING_TASK,
@@ -57,6 +58,7 @@ TASKS = (
     PUBLISH_DOMAIN_EVENTS_TASK,
     CLOSE_SALES_TASK,
     RECONCILE_CACHES_TASK,
+    PURGE_TASK,
 )
 
 WORKER_KINDS = ("all", "allocation", "notifications")

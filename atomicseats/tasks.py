@@ -13,6 +13,7 @@ from atomicseats.names import (
     ALLOCATE_EVENT_TASK,
     CLOSE_SALES_TASK,
     PUBLISH_DOMAIN_EVENTS_TASK,
+    PURGE_TASK,
     RECONCILE_CACHES_TASK,
     SEND_NOTIFICATIONS_TASK,
     SWEEP_PENDING_TASK,
@@ -118,3 +119,16 @@ def reconcile_caches() -> int:
     repaired = report.availability_repaired + report.waitlists_repaired
     log.info("reconcile.done", extra={"repaired": repaired, "s": round(time.monotonic() - started, 3)})
     return repaired
+
+
+@shared_task(name=PURGE_TASK)
+def purge() -> int:
+    """Retention: delete old decided requests, delivered outbox rows and ended sessions in short
+    batches; what a run leaves (a big backlog, or a batch that met a lock) the next one takes."""
+    from atomicseats.services import retention
+
+    try:
+        return retention.purge(retention.configured_policy()).total
+    except ServiceBusy:
+        log.warning("retention.purge.busy")
+        return 0

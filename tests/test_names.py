@@ -40,6 +40,7 @@ def test_every_task_is_registered_under_its_name():
             tasks.publish_domain_events,
             tasks.close_sales,
             tasks.reconcile_caches,
+            tasks.purge,
         )
     }
     assert registered == set(names.TASKS)

@@ -25,6 +25,7 @@ from atomicseats.names import (
     MAINTENANCE_QUEUE,
     NOTIFICATIONS_QUEUE,
     PUBLISH_DOMAIN_EVENTS_TASK,
+    PURGE_TASK,
     RECONCILE_CACHES_TASK,
     SEND_NOTIFICATIONS_TASK,
     SWEEP_PENDING_TASK,
@@ -39,6 +40,7 @@ VISIBILITY_TIMEOUT_S = 30
 SWEEP_INTERVAL_S = 2.0
 OUTBOX_INTERVAL_S = 2.0
 RECONCILE_INTERVAL_S = 60.0
+PURGE_INTERVAL_S = 3600.0  # retention: each run deletes in short batches (services/retention.py)
 OUTBOX_WAKE_INTERVAL_S = 0.25  # at most this often per process; beat sweeps the rest
 # A wake-up still queued after this long is dropped when it is received: the senders were busy,
 # and a pile of stale wake-ups would only stand in front of the next useful one.
@@ -74,6 +76,7 @@ def celery_config(app: Flask) -> dict:
             "publish-domain-events": {"task": PUBLISH_DOMAIN_EVENTS_TASK, "schedule": OUTBOX_INTERVAL_S},
             "reconcile-caches": {"task": RECONCILE_CACHES_TASK, "schedule": RECONCILE_INTERVAL_S},
             "close-sales": {"task": CLOSE_SALES_TASK, "schedule": CLOSE_OUT_INTERVAL_S},
+            "purge": {"task": PURGE_TASK, "schedule": PURGE_INTERVAL_S},
         },
     }
 

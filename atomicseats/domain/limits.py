@@ -58,6 +58,14 @@ OUTBOX_BATCH_SIZE_MAX = 200
 # retries in all before a row is 'failed' (an operator can requeue it).
 OUTBOX_RETRY_DELAY_S_MIN = 10
 OUTBOX_RETRY_DELAY_S_MAX = 300
+
+# Retention (services/retention.py): old decided requests, sent outbox rows and ended sessions
+# are deleted this many rows per transaction, a bounded number of batches per run.
+PURGE_BATCH_SIZE_MAX = 500
+PURGE_BATCHES_PER_RUN_MAX = 200
+# No retention is shorter than this: a client retrying with its Idempotency-Key within the
+# registry's 24 h window must find its request, never a fresh one under the same request id.
+RETENTION_DAYS_MIN = 2
 # A sender hides the rows it claimed from other senders for this long, and starts no new
 # send after OUTBOX_SEND_BATCH_S_MAX: a crashed sender's rows come back after the lease.
 OUTBOX_SEND_LEASE_S = 180
@@ -111,6 +119,9 @@ assert OUTBOX_SEND_ATTEMPTS_MAX >= 1
 assert OUTBOX_BATCH_SIZE_MAX >= 1
 assert OUTBOX_RETRY_DELAY_S_MIN >= 1
 assert OUTBOX_RETRY_DELAY_S_MIN <= OUTBOX_RETRY_DELAY_S_MAX
+assert PURGE_BATCH_SIZE_MAX >= 1
+assert PURGE_BATCHES_PER_RUN_MAX >= 1
+assert RETENTION_DAYS_MIN * 86400 > 24 * 3600  # longer than the Idempotency-Key window
 assert OUTBOX_LAST_ERROR_CHARS_MAX >= 1
 assert MAIL_SMTP_TIMEOUT_S >= 1
 # The last send a batch starts finishes (or times out), and is recorded, well inside the

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy import SQLColumnExpression
+from sqlalchemy import SQLColumnExpression, func
 
 from atomicseats.domain.states import OutboxStatus
 from atomicseats.models import Event, OutboxMessage, utcnow
@@ -37,6 +37,16 @@ def message_id(kind: str, subject_key: SubjectKey) -> SubjectKey:
     """The Message-ID of a notification: the one definition. `subject_key` is a string, or a
     SQL string expression when the audit looks for a row by it (the same rule, in SQL)."""
     return f"<{kind}." + subject_key + f"@{MESSAGE_ID_DOMAIN}>"
+
+
+def subject_key_of(kind: str, message_id_column: SQLColumnExpression[str]) -> SQLColumnExpression[str]:
+    """The inverse of `message_id` in SQL, for a row of `kind`: its subject key (a request id for
+    a decision), so a query can look the subject up by its own index (retention)."""
+    prefix_chars = len(f"<{kind}.")
+    suffix_chars = len(f"@{MESSAGE_ID_DOMAIN}>")
+    return func.substr(
+        message_id_column, prefix_chars + 1, func.length(message_id_column) - prefix_chars - suffix_chars
+    )
 
 
 @dataclass(frozen=True)
