@@ -61,6 +61,10 @@ def time_zone_choices() -> list[str]:
     return ["UTC", *sorted(names)]
 
 
+# One capacity rule for both forms (a new event, and a change of capacity): 1 to the maximum.
+CAPACITY_RANGE = NumberRange(1, limits.CAPACITY_SEATS_MAX, f"From 1 to {limits.CAPACITY_SEATS_MAX:,} seats.")
+
+
 class MoneyField(Field):
     """A price typed as money ("25", "25.50", "1,250.00", "€25") held as integer minor units."""
 
@@ -116,7 +120,7 @@ class EventForm(FlaskForm):
         "Capacity (seats)",
         validators=[
             InputRequired("Enter how many seats there are."),
-            NumberRange(1, limits.CAPACITY_SEATS_MAX, f"From 1 to {limits.CAPACITY_SEATS_MAX:,} seats."),
+            CAPACITY_RANGE,
         ],
     )
     price = MoneyField(
@@ -186,7 +190,7 @@ class CapacityForm(FlaskForm):
         "New capacity (seats)",
         validators=[
             InputRequired("Enter the new number of seats."),
-            NumberRange(1, limits.CAPACITY_SEATS_MAX, f"From 1 to {limits.CAPACITY_SEATS_MAX:,} seats."),
+            CAPACITY_RANGE,
         ],
         description="More seats go to the waitlist first, in its order.",
     )

@@ -6,8 +6,10 @@ follows a request the pipeline has not decided yet, with JavaScript and without.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import on_both_servers, on_the_pipeline, register, unique
 
@@ -53,27 +55,36 @@ def test_two_browsers_after_the_last_seat_one_gets_it_and_the_other_is_served_wh
     assert live_server.seats_left(event_id) == 0
 
 
-@on_the_pipeline
-def test_the_status_page_follows_a_pending_request_to_its_outcome_without_reloading(page, live_server):
-    """The bridge is paused (SIGSTOP), so the request waits in Kafka: the page shows it pending,
-    then the outcome once the bridge goes on, on the same page (htmx polling, no reload)."""
+@contextmanager
+def booked_while_the_bridge_holds_still(page: Page, live_server, name: str, capacity: int, seats: int) -> Iterator[int]:
+    """A fresh guest on `page` books `seats` of a new event while the bridge is paused (SIGSTOP):
+    the request waits in Kafka and its status page shows it pending for as long as the block
+    runs; the bridge goes on when it ends. Gives the event's id."""
     platform = live_server.platform
-    event_id = live_server.seed_event(name=unique("Slow night "), capacity=5)
+    event_id = live_server.seed_event(name=unique(name), capacity=capacity)
     register(page)
     page.goto(f"/events/{event_id}")
     platform.pause("bridge")
     try:
-        page.get_by_label("Seats").fill("2")
+        page.get_by_label("Seats").fill(str(seats))
         page.get_by_role("button", name="Book").click()
         page.wait_for_url(STATUS_PATH)
+        yield event_id
+    finally:
+        platform.resume("bridge")
+
+
+@on_the_pipeline
+def test_the_status_page_follows_a_pending_request_to_its_outcome_without_reloading(page, live_server):
+    """The bridge is paused (SIGSTOP), so the request waits in Kafka: the page shows it pending,
+    then the outcome once the bridge goes on, on the same page (htmx polling, no reload)."""
+    with booked_while_the_bridge_holds_still(page, live_server, "Slow night ", capacity=5, seats=2) as event_id:
         status = page.locator("#request-status")
         expect(status).to_contain_text("Pending: we are deciding your request")
         page.evaluate("() => { window.notReloaded = true; }")
         with page.expect_response(STATUS_PATH):  # a poll answered while the bridge holds still
             pass
         expect(status).to_contain_text("Pending")
-    finally:
-        platform.resume("bridge")
     expect(status).to_contain_text("Confirmed: 2 seats booked", timeout=DECISION_TIMEOUT_MS)
     assert page.evaluate("() => window.notReloaded") is True
     assert live_server.seats_left(event_id) == 3
@@ -83,23 +94,13 @@ def test_the_status_page_follows_a_pending_request_to_its_outcome_without_reload
 def test_with_javascript_off_a_pending_request_page_reloads_itself_until_decided(new_page, live_server):
     """No htmx without JavaScript: the status page refreshes itself (a meta refresh inside
     noscript) while the request is pending, and stops once it is decided."""
-    platform = live_server.platform
-    event_id = live_server.seed_event(name=unique("Unplugged "), capacity=3)
     page = new_page(javascript=False)
-    register(page)
-    page.goto(f"/events/{event_id}")
-    platform.pause("bridge")
-    try:
-        page.get_by_label("Seats").fill("1")
-        page.get_by_role("button", name="Book").click()
-        page.wait_for_url(STATUS_PATH)
+    with booked_while_the_bridge_holds_still(page, live_server, "Unplugged ", capacity=3, seats=1) as event_id:
         expect(page.locator("#request-status")).to_contain_text("Pending")
         expect(page.locator('meta[http-equiv="refresh"]')).to_have_count(1)
         with page.expect_navigation():  # the page reloads itself while the bridge holds still
             pass
         expect(page.locator("#request-status")).to_contain_text("Pending")
-    finally:
-        platform.resume("bridge")
     expect(page.locator("#request-status")).to_contain_text("Confirmed: 1 seat booked", timeout=DECISION_TIMEOUT_MS)
     expect(page.locator('meta[http-equiv="refresh"]')).to_have_count(0)  # decided: it stays
     assert live_server.seats_left(event_id) == 2
