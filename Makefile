@@ -22,7 +22,7 @@ help:
 	@echo "make lint   - ruff check and format check, import contracts (lint-imports), types (mypy), security (bandit)"
 	@echo "make screenshots - the README's screenshots again (docs/screenshots/, Debian's chromium)"
 	@echo "make audit  - known vulnerabilities of every pinned requirement (pip-audit; needs network to the advisory service)"
-	@echo "make bench  - flash-sale benchmark of the full pipeline (STACK=bench) vs the embedded default; BENCH_ARGS=--help"
+	@echo "make bench  - flash-sale benchmark of the full pipeline (STACK=bench; BENCH_STACK/BENCH_PORT_OFFSET move it) vs the embedded default; BENCH_ARGS=--help"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

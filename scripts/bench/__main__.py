@@ -9,7 +9,7 @@ import sys
 
 import scripts.bench
 from scripts.bench.accounts import internal_setup
-from scripts.bench.common import API_URL, WORK, BenchError, say
+from scripts.bench.common import API_URL, EMBEDDED_PORT, STACK_ENV, WORK, BenchError, say, stack_problem
 from scripts.bench.embedded import run_embedded
 from scripts.bench.full import run_full
 from scripts.bench.report import report
@@ -57,7 +57,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=240,
         help="seconds to let the outbox drain after the warm-up and before the decide phase (240)",
     )
-    parser.add_argument("--embedded-port", type=int, default=5290, help="port of the embedded server (5290)")
+    parser.add_argument(
+        "--embedded-port",
+        type=int,
+        default=EMBEDDED_PORT,
+        help=f"port of the embedded server ({EMBEDDED_PORT}: 5090 + BENCH_PORT_OFFSET)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="random seed of the request mix (1)")
     parser.add_argument("--skip-embedded", action="store_true", help="do not run the embedded comparison")
     parser.add_argument("--skip-full", action="store_true", help="only the embedded default")
@@ -83,6 +88,10 @@ def main(argv: list[str]) -> int:
     if args.internal_setup:
         internal_setup(int(args.internal_setup[0]), args.internal_setup[1])
         return 0
+    problem = stack_problem()
+    if problem:
+        print(f"bench: {problem}", file=sys.stderr)
+        return 2
     if shutil.which("wrk") is None:
         print("bench: wrk is not installed (make bench installs it: apt-get install wrk)", file=sys.stderr)
         return 2
@@ -129,7 +138,8 @@ def full_pipeline(args):
             platform_down()
         raise
     if args.keep:
-        say(f"--keep: the bench stack stays up (API {API_URL}); STACK=bench scripts/platform.sh down stops it")
+        stop = " ".join(f"{name}={value}" for name, value in STACK_ENV.items())
+        say(f"--keep: the bench stack stays up (API {API_URL}); {stop} scripts/platform.sh down stops it")
     else:
         say("tearing the bench stack down")
         platform_down()

@@ -17,12 +17,19 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the application's names, via scripts/stacktools.py
 
 BIN = ROOT / ".venv" / "bin"
-STACK = "bench"
+# BENCH_STACK and BENCH_PORT_OFFSET move the whole bench (state under .run/<stack>, the services'
+# and processes' ports, the embedded server's) so two benches can run side by side, e.g.
+# BENCH_STACK=bench2 BENCH_PORT_OFFSET=1300 make bench. The default is STACK=bench (offset 200).
+KNOWN_STACK_OFFSETS = {"dev": 0, "test": 100, "bench": 200}  # as scripts/services.sh fixes them
+STACK = os.environ.get("BENCH_STACK") or "bench"
+PORT_OFFSET = int(os.environ.get("BENCH_PORT_OFFSET") or KNOWN_STACK_OFFSETS.get(STACK, 200))
+STACK_ENV = {"STACK": STACK, "STACK_PORT_OFFSET": str(PORT_OFFSET)}  # for services.sh and platform.sh
 RUN = ROOT / ".run" / STACK
 APP_RUN = RUN / "app"
 WORK = RUN / "bench"
 LUA = ROOT / "scripts" / "bench" / "book.lua"
-API_URL = "http://127.0.0.1:5200"
+API_URL = f"http://127.0.0.1:{5000 + PORT_OFFSET}"
+EMBEDDED_PORT = 5090 + PORT_OFFSET
 BENCH_DB = "atomicseats_bench"
 GUEST_PASSWORD = "bench-password-0"
 FLOOR_ACCEPTED = 1000
@@ -36,6 +43,20 @@ BENCH_APP_ENV = {"RATELIMIT_AUTH": "1000000 per minute", "ACCESS_TOKEN_EXPIRY_MI
 
 class BenchError(RuntimeError):
     pass
+
+
+def stack_problem() -> str | None:
+    """Why BENCH_STACK / BENCH_PORT_OFFSET cannot be used as given (None: they can)."""
+    if not STACK.replace("_", "").replace("-", "").isalnum():
+        return f"BENCH_STACK={STACK!r}: letters, digits, '-' and '_' only"
+    fixed = KNOWN_STACK_OFFSETS.get(STACK)
+    if fixed is not None and fixed != PORT_OFFSET:
+        return f"STACK={STACK} has the fixed port offset {fixed}: name another BENCH_STACK"
+    if STACK in ("dev", "test"):
+        return f"BENCH_STACK={STACK} would take over the {STACK} stack: name another"
+    if not 0 <= PORT_OFFSET <= 1900 or PORT_OFFSET % 100:
+        return f"BENCH_PORT_OFFSET={PORT_OFFSET}: a multiple of 100 up to 1900"
+    return None
 
 
 def say(message: str) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from scripts.bench.accounts import Events, create_events, make_accounts
 from scripts.bench.backlog import DecideResult, decide_pipeline, decide_stages
-from scripts.bench.common import API_URL, BENCH_DB, BIN, STACK, WORK, BenchError, run, say
+from scripts.bench.common import API_URL, BENCH_DB, BIN, STACK, STACK_ENV, WORK, BenchError, run, say
 from scripts.bench.cpu import CpuMeter, CpuReport, bench_roots, settle_disk
 from scripts.bench.load import WrkResult, run_wrk
 from scripts.bench.outcomes import (
@@ -110,7 +110,7 @@ def set_up(args) -> Setup:
     """Leftover bench processes stopped, the services started, a fresh database, empty Kafka
     topics, empty Redis; the platform up; the accounts and events."""
     say("full pipeline: stopping any leftover bench processes, starting the services")
-    base_env = {**os.environ, "STACK": STACK}
+    base_env = {**os.environ, **STACK_ENV}
     run(
         ["bash", "scripts/platform.sh", "stop", "api", "flower", "beat", "worker", "bridge"],
         base_env,
@@ -127,7 +127,7 @@ def set_up(args) -> Setup:
     redis.Redis.from_url(service_env["REDIS_URL"], socket_timeout=10).flushall()
 
     stack = Stack(database_url)
-    say(f"platform up (STACK=bench, API {API_URL}, log {WORK / 'platform.log'})")
+    say(f"platform up (STACK={STACK}, API {API_URL}, log {WORK / 'platform.log'})")
     stack.platform("up", timeout_s=600)
     app_env = stack.app_env()
     accounts = make_accounts(app_env, args.guests, "full")

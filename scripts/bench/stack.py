@@ -1,4 +1,4 @@
-"""The bench stack: STACK=bench driven through scripts/platform.sh and scripts/services.sh, its
+"""The bench stack: STACK=bench (or BENCH_STACK) driven through scripts/platform.sh and scripts/services.sh, its
 Postgres database and Kafka topics made fresh, and the processes the benchmark starts itself."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import signal
 import subprocess
 import time
 
-from scripts.bench.common import APP_RUN, BENCH_APP_ENV, ROOT, STACK, WORK, BenchError, run, say
+from scripts.bench.common import APP_RUN, BENCH_APP_ENV, ROOT, STACK_ENV, WORK, BenchError, run, say
 from scripts.stacktools import parse_exports, recreate_topics
 
 
@@ -16,7 +16,7 @@ class Stack:
     """The full-mode platform of STACK=bench, driven through scripts/platform.sh."""
 
     def __init__(self, database_url: str) -> None:
-        self.env = {**os.environ, "STACK": STACK, "DATABASE_URL": database_url, **BENCH_APP_ENV}
+        self.env = {**os.environ, **STACK_ENV, "DATABASE_URL": database_url, **BENCH_APP_ENV}
         for name in ("REDIS_URL", "ATOMICSEATS_ENV", "CELERY_BROKER_URL"):  # the bench stack's own
             self.env.pop(name, None)
 
@@ -89,7 +89,7 @@ def services_env() -> dict:
     out = subprocess.run(
         ["bash", "scripts/services.sh", "env"],
         cwd=ROOT,
-        env={**os.environ, "STACK": STACK},
+        env={**os.environ, **STACK_ENV},
         capture_output=True,
         text=True,
         timeout=60,
@@ -151,4 +151,4 @@ def stop_process_group(process: subprocess.Popen, timeout_s: float) -> None:
 
 
 def platform_down() -> None:
-    run(["bash", "scripts/platform.sh", "down"], {**os.environ, "STACK": STACK}, 300, "platform.log", check=False)
+    run(["bash", "scripts/platform.sh", "down"], {**os.environ, **STACK_ENV}, 300, "platform.log", check=False)
