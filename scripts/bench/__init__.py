@@ -21,6 +21,10 @@ What it does (every step bounded by a deadline, everything on 127.0.0.1):
             of every 202 is kept (scripts/bench/book.lua).
   drain     until every 202 has a final outcome in Postgres (deadline), then
             p50/p99 of decided_at - accepted_at over those requests.
+  open loop a latency curve (scripts/bench/openloop.py): vegeta sends bookings at fixed rates
+            (default 10/25/50/75/100% of the accepted/s just measured; --openloop-rates) whatever
+            the answers do, 2 s warm-up + 5 s each on fresh events; per rate HTTP and
+            202 -> decided p50/p99/p99.9, as a table, a CSV and an SVG chart (--openloop-out).
   outbox    wait (bounded) until the e-mails and domain events of the accept phase are out,
             so the decide phase does not inherit that phase's leftover e-mail work.
   decide    "one hot event with a backlog", measured twice on fresh hot events:
@@ -55,7 +59,7 @@ the time goes is measured, not guessed; "other" is everything on the machine tha
 this benchmark (another stack, a test run) and says how trustworthy the run is.
 
 The last line of the output is machine-readable:
-    accepted_per_s=N decided_per_s=N p50_ms=N p99_ms=N oversold=N lost=N waits_open=N
+    accepted_per_s=N decided_per_s=N p50_ms=N p99_ms=N half_load_p99_ms=N oversold=N lost=N waits_open=N
     waiting_other_p50_ms=N waiting_other_p99_ms=N waits_final=N
 Exit status: 0, or 1 if oversold/lost/audit failed (or --strict and a floor was missed),
 2 if the benchmark itself could not run.
@@ -63,5 +67,5 @@ Exit status: 0, or 1 if oversold/lost/audit failed (or --strict and a floor was 
 Run as `make bench` (BENCH_ARGS=--help for the options), or `python -m scripts.bench` from the
 repository root. One module per phase: stack (processes, services, Postgres), cpu (CPU
 accounting), accounts (setup), load (wrk), outcomes (drain, latency, checks), backlog (the decide
-phase), waits, full (the full pipeline's phases in order), embedded, report; __main__ runs them.
+phase), openloop, waits, full (the full pipeline's phases in order), embedded, report; __main__ runs them.
 """

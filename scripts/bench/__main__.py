@@ -12,6 +12,7 @@ from scripts.bench.accounts import internal_setup
 from scripts.bench.common import API_URL, EMBEDDED_PORT, STACK_ENV, WORK, BenchError, say, stack_problem
 from scripts.bench.embedded import run_embedded
 from scripts.bench.full import run_full
+from scripts.bench.openloop import DEFAULT_RATES, ensure_vegeta, parse_rates
 from scripts.bench.report import report
 from scripts.bench.stack import platform_down
 
@@ -63,6 +64,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=EMBEDDED_PORT,
         help=f"port of the embedded server ({EMBEDDED_PORT}: 5090 + BENCH_PORT_OFFSET)",
     )
+    parser.add_argument(
+        "--openloop-rates",
+        default=DEFAULT_RATES,
+        help="offered rates of the open-loop phase, shares of the accept phase's accepted/s or requests/s "
+        f"({DEFAULT_RATES}; e.g. 50,200,400)",
+    )
+    parser.add_argument(
+        "--openloop-seconds", type=float, default=5, help="measured seconds per open-loop rate (5; 0 skips the phase)"
+    )
+    parser.add_argument("--openloop-warmup", type=float, default=2, help="warm-up seconds before each rate (2)")
+    parser.add_argument(
+        "--openloop-out", help="directory of the latency curve's CSV and SVG (the run's details directory)"
+    )
     parser.add_argument("--seed", type=int, default=1, help="random seed of the request mix (1)")
     parser.add_argument("--skip-embedded", action="store_true", help="do not run the embedded comparison")
     parser.add_argument("--skip-full", action="store_true", help="only the embedded default")
@@ -77,6 +91,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         if not 0 <= args.waits <= 20000 or not 0 < args.waits_sample <= 20:
             parser.error("out-of-range option")
         if not 0 <= args.hot_percent <= 100 or args.threads < 1 or args.threads > args.connections:
+            parser.error("out-of-range option")
+        try:
+            parse_rates(args.openloop_rates)
+        except ValueError as error:
+            parser.error(f"--openloop-rates: {error}")
+        if not 0 <= args.openloop_seconds <= 120 or not 0 <= args.openloop_warmup <= 60:
             parser.error("out-of-range option")
         if args.skip_full and args.skip_embedded:
             parser.error("nothing to run")
@@ -95,6 +115,12 @@ def main(argv: list[str]) -> int:
     if shutil.which("wrk") is None:
         print("bench: wrk is not installed (make bench installs it: apt-get install wrk)", file=sys.stderr)
         return 2
+    if not args.skip_full and args.openloop_seconds > 0:
+        try:
+            ensure_vegeta()  # built before the stack comes up (the first time ~30 s): fail early
+        except BenchError as error:
+            print(f"bench: {error}", file=sys.stderr)
+            return 2
     fresh_work_dir()
     say(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} before start; logs in {WORK}")
     full = embedded = None

@@ -111,7 +111,8 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+    rank = math.ceil(round(q / 100 * len(ordered), 9))  # nearest rank; 99.9% of 1000 is 999, not 1000
+    return ordered[max(0, rank - 1)]
 
 
 def fmt(value: float | None, digits: int = 0) -> str:

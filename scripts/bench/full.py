@@ -1,5 +1,5 @@
-"""The full pipeline (STACK=bench), phase after phase: setup, warm-up, accept, drain, outbox,
-decide, waits, check."""
+"""The full pipeline (STACK=bench), phase after phase: setup, warm-up, accept, drain, open loop,
+outbox, decide, waits, check."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from scripts.bench.backlog import DecideResult, decide_pipeline, decide_stages
 from scripts.bench.common import API_URL, BENCH_DB, BIN, STACK, STACK_ENV, WORK, BenchError, run, say
 from scripts.bench.cpu import CpuMeter, CpuReport, bench_roots, settle_disk
 from scripts.bench.load import WrkResult, run_wrk
+from scripts.bench.openloop import OpenLoopResult, run_openloop
 from scripts.bench.outcomes import (
     Latency,
     OutboxDrain,
     final_ids,
     outcome_latency,
     oversold_pg,
+    request_times,
     wait_final,
     wait_outbox,
 )
@@ -60,6 +62,7 @@ class FullResult:
     top_file: Path
     outbox: OutboxDrain | None
     waits: WaitsResult | None = None
+    openloop: OpenLoopResult | None = None
 
 
 @dataclass
@@ -81,6 +84,7 @@ def run_full(args) -> FullResult:
             warm_up(db, setup.events, tokens_file, args)
         accept, accept_cpu, top_file = accept_phase(setup.events, tokens_file, args)
         drain = drain_phase(db, setup.events, accept, args)
+        openloop = openloop_phase(setup, db, accept, args) if args.openloop_seconds > 0 else None
         outbox, pipeline, stages = decide_phase(setup, db, args) if args.backlog > 0 else (None, None, None)
         waits = waits_phase(setup, db, args) if args.waits > 0 else None
         checks = check(db, setup.app_env)
@@ -103,6 +107,7 @@ def run_full(args) -> FullResult:
         top_file=top_file,
         outbox=outbox,
         waits=waits,
+        openloop=openloop,
     )
 
 
@@ -187,11 +192,7 @@ def drain_phase(db: Db, events: Events, accept: WrkResult, args) -> Drain:
     ids = set(accept.ids)
     say(f"draining: waiting (≤{args.drain_timeout:g}s) for a final outcome of every accepted request")
     drain_s = wait_final(db, phase_events, ids, args.drain_timeout, "accept drain")
-    rows = db.rows(
-        "SELECT request_id, accepted_at, created_at, decided_at FROM booking_requests WHERE event_id = ANY(%s)",
-        (phase_events,),
-    )
-    latency = outcome_latency(rows, ids)
+    latency = outcome_latency(request_times(db, phase_events), ids)
     lost_api = len(ids - final_ids(db, phase_events))
     statuses = dict(
         db.rows(
@@ -204,6 +205,17 @@ def drain_phase(db: Db, events: Events, accept: WrkResult, args) -> Drain:
         f"lost {lost_api}"
     )
     return Drain(drain_s, latency, lost_api, statuses)
+
+
+def openloop_phase(setup: Setup, db: Db, accept: WrkResult, args) -> OpenLoopResult | None:
+    """The latency curve up to the ceiling the accept phase measured (scripts/bench/openloop.py)."""
+    try:
+        return run_openloop(
+            db, setup.accounts["host_token"], setup.accounts["guest_tokens"], accept.accepted_per_s, args
+        )
+    except BenchError as error:  # the other phases' figures still stand
+        say(f"open-loop phase FAILED: {error}")
+        return None
 
 
 def decide_phase(setup: Setup, db: Db, args) -> tuple[OutboxDrain, DecideResult, DecideResult | None]:

@@ -91,8 +91,18 @@ class Latency:
     max_ms: float
 
 
-def outcome_latency(rows: list[tuple], ids: set[str]) -> Latency:
-    """rows: (request_id, accepted_at, created_at, decided_at)."""
+def request_times(db: Db, event_ids: list[int]) -> list[tuple]:
+    """(request_id, accepted_at, created_at, decided_at) of every request for these events: the
+    platform's own timestamps (accepted by the API, recorded by the bridge, decided)."""
+    return db.rows(
+        "SELECT request_id, accepted_at, created_at, decided_at FROM booking_requests WHERE event_id = ANY(%s)",
+        (event_ids,),
+    )
+
+
+def latencies_ms(rows: list[tuple], ids: set[str]) -> tuple[list[float], list[float]]:
+    """(accepted -> decided, accepted -> recorded) in ms, from request_times' rows, of the
+    requests in `ids` (every row when `ids` is empty)."""
     decided, recorded = [], []
     for request_id, accepted_at, created_at, decided_at in rows:
         if ids and request_id not in ids or accepted_at is None:
@@ -101,6 +111,12 @@ def outcome_latency(rows: list[tuple], ids: set[str]) -> Latency:
             decided.append((decided_at - accepted_at).total_seconds() * 1000)
         if created_at is not None:
             recorded.append((created_at - accepted_at).total_seconds() * 1000)
+    return decided, recorded
+
+
+def outcome_latency(rows: list[tuple], ids: set[str]) -> Latency:
+    """rows: (request_id, accepted_at, created_at, decided_at)."""
+    decided, recorded = latencies_ms(rows, ids)
     return Latency(
         count=len(decided),
         p50_ms=percentile(decided, 50),

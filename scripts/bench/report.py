@@ -10,6 +10,7 @@ import time
 from scripts.bench.common import FLOOR_ACCEPTED, FLOOR_DECIDED, OTHER, WORK, fmt
 from scripts.bench.embedded import EmbeddedResult
 from scripts.bench.full import FullResult
+from scripts.bench.openloop import OpenLoopResult, table_lines
 
 COLUMNS = "{:<44}{:>20}{:>20}   {}"
 
@@ -69,7 +70,8 @@ def floors(full: FullResult | None) -> tuple[float, str, str]:
 def lost_in_full(full: FullResult | None) -> int | None:
     if not full:
         return None
-    return full.lost_api + sum(phase.lost for phase in (full.pipeline, full.stages, full.waits) if phase)
+    phases = (full.pipeline, full.stages, full.waits, full.openloop)
+    return full.lost_api + sum(phase.lost for phase in phases if phase)
 
 
 def print_rates(F: FullResult | None, emb: EmbeddedResult | None, decided: float, acc_floor: str, dec_floor: str):
@@ -150,6 +152,8 @@ def print_full_details(F: FullResult) -> None:
     )
     print(f"  CPU during the accept phase (top -b -n1 mid-phase in {F.top_file}):")
     print_cpu(F.accept_cpu, {"accepted": F.accept.accepted})
+    if F.openloop:
+        print_openloop(F.openloop)
     if F.outbox:
         print(f"outbox after the accept phase (before the decide phase): {F.outbox.describe()}")
     if F.pipeline:
@@ -180,6 +184,20 @@ def print_interference(F: FullResult) -> None:
 def print_cpu(cpu, per_request: dict[str, int]) -> None:
     for line in cpu.lines(per_request):
         print(line)
+
+
+def print_openloop(curve: OpenLoopResult) -> None:
+    print(
+        f"open loop (vegeta, a fixed rate whatever the answers do): {curve.seconds:g}s per rate after "
+        f"{curve.warmup_s:g}s warm-up, shares of the accept phase's {fmt(curve.ceiling_per_s)} accepted/s"
+    )
+    for line in table_lines(curve):
+        print(f"  {line}")
+    others = ", ".join(f"{p.offered_per_s}/s {fmt(p.other_cpu_pct)}%" for p in curve.points)
+    print(f"  outside this benchmark: {others} of a core; curve in {curve.csv_path} and {curve.svg_path}")
+    for point in curve.points:
+        if point.non_2xx:
+            print(f"  {point.offered_per_s}/s answers: {dict(sorted(point.statuses.items()))}")
 
 
 def print_pipeline(p) -> None:
@@ -230,6 +248,7 @@ def full_final_line(F: FullResult, decided: float, lost_full: int | None) -> str
         f"decided_per_s={round(decided) if not math.isnan(decided) else 0} "
         f"p50_ms={round(F.latency.p50_ms) if not math.isnan(F.latency.p50_ms) else 0} "
         f"p99_ms={round(F.latency.p99_ms) if not math.isnan(F.latency.p99_ms) else 0} "
+        f"{half_load_field(F.openloop)}"
         f"oversold={F.oversold} lost={lost_full}"
     )
     W = F.waits
@@ -239,6 +258,13 @@ def full_final_line(F: FullResult, decided: float, lost_full: int | None) -> str
             f"waiting_other_p99_ms={round(W.waiting.quantile(99))} waits_final={W.answered_final}"
         )
     return final
+
+
+def half_load_field(curve: OpenLoopResult | None) -> str:
+    """`half_load_p99_ms=N ` (202 -> decided p99 at half the ceiling, open loop), or nothing when
+    the open-loop phase did not measure it."""
+    value = curve.half_load_p99_ms() if curve else float("nan")
+    return "" if math.isnan(value) else f"half_load_p99_ms={round(value)} "
 
 
 def embedded_final_line(e: EmbeddedResult) -> str:
