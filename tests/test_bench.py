@@ -16,6 +16,7 @@ from scripts.bench.openloop import (
     OpenLoopResult,
     RatePoint,
     csv_text,
+    log_ticks,
     offered_rates,
     parse_rates,
     quantiles,
@@ -39,6 +40,7 @@ def point(label: str, rate: int, decided_p99: float = 120.0) -> RatePoint:
         statuses={"202": rate * 5 - 1, "429": 1},
         http_ms={50.0: 2.5, 99.0: 9.0, 99.9: 14.25},
         decided_ms={50.0: 40.0, 99.0: decided_p99, 99.9: 180.0},
+        other_cpu_pct=12.4,
     )
 
 
@@ -151,8 +153,13 @@ def test_the_csv_has_a_row_per_rate_with_the_table_s_figures():
     nothing.decided_ms = quantiles([])
     rows = list(csv.reader(io.StringIO(csv_text([nothing, point("50%", 500)]))))
     assert rows[0] == CSV_COLUMNS
-    assert rows[2] == ["50%", "500", "499.8", "2500", "2499", "1", "2.5", "9.0", "14.2", "40.0", "120.0", "180.0", "0"]
+    assert rows[2] == [
+        *("50%", "500", "499.8", "2500", "2499", "1"),
+        *("2.5", "9.0", "14.2", "40.0", "120.0", "180.0"),
+        *("0", "12"),
+    ]
     assert rows[1][9:12] == ["", "", ""]  # not measured: empty, not 0
+    assert len(rows) == 3 and all(len(row) == len(CSV_COLUMNS) for row in rows)
 
 
 def test_the_table_shows_each_rate_with_its_share():
@@ -171,7 +178,23 @@ def test_the_chart_is_an_svg_with_six_series_on_a_log_axis_and_no_script():
     assert "<script" not in text
     for name in ("HTTP p50", "HTTP p99", "HTTP p99.9", "202 -&gt; decided p50", "202 -&gt; decided p99.9"):
         assert name in text
-    assert "ms (log scale)" in text and "offered requests/s (open loop)" in text
+    assert "ms (log scale)" in text and "offered requests/s, open loop" in text
+    assert ">500 (50%)<" in text  # a column per rate, labelled with its share
+    assert svg_chart([point("10%", 100)], "curve") == svg_chart([point("10%", 100)], "curve")  # no random id
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "ticks"),
+    [
+        (11.3, 12234, [10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000]),
+        (2.5, 180, [2, 5, 10, 20, 50, 100, 200]),
+        (1, 1000, [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]),
+        (0.3, 0.9, [0.2, 0.5, 1]),
+        (100, 100, [100]),
+    ],
+)
+def test_the_log_axis_is_labelled_1_2_5_around_the_values(low, high, ticks):
+    assert log_ticks(low, high) == ticks
 
 
 def test_a_value_a_log_axis_cannot_show_is_left_out_of_the_chart():

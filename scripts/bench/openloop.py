@@ -58,6 +58,7 @@ CSV_COLUMNS = [
     "decided_p99_ms",
     "decided_p999_ms",
     "lost",
+    "other_cpu_pct",  # CPU of processes outside the bench, % of a core: how quiet the machine was
 ]
 
 
@@ -75,6 +76,7 @@ class RatePoint:
     decided_ms: dict[float, float]
     lost: int = 0
     other_cpu_pct: float = float("nan")
+    recorded_ms: dict[float, float] = field(default_factory=dict)  # 202 -> recorded by the bridge
 
     @property
     def non_2xx(self) -> int:
@@ -91,6 +93,7 @@ class RatePoint:
             *(_csv_ms(self.http_ms[q]) for q in QUANTILES),
             *(_csv_ms(self.decided_ms[q]) for q in QUANTILES),
             str(self.lost),
+            "" if math.isnan(self.other_cpu_pct) else f"{self.other_cpu_pct:.0f}",
         ]
 
 
@@ -263,7 +266,8 @@ def csv_text(points: list[RatePoint]) -> str:
 
 
 def svg_chart(points: list[RatePoint], title: str) -> bytes:
-    """Latency against offered rate, log y: HTTP and 202 -> decided, p50/p99/p99.9 each."""
+    """Latency against offered rate, log y: HTTP and 202 -> decided, p50/p99/p99.9 each. One column
+    per rate (pygal's XY would put the rates on a log axis too)."""
     import pygal
     from pygal.style import Style
 
@@ -272,33 +276,55 @@ def svg_chart(points: list[RatePoint], title: str) -> bytes:
         plot_background="white",
         colors=("#9ecae1", "#4292c6", "#08519c", "#fdae6b", "#f16913", "#a63603"),
         font_family="sans-serif",
+        title_font_size=15,
     )
-    chart = pygal.XY(
+    series = {
+        f"{name} p{q:g}": [_plottable(getattr(point, field_name)[q]) for point in points]
+        for name, field_name in (("HTTP", "http_ms"), ("202 -> decided", "decided_ms"))
+        for q in QUANTILES
+    }
+    shown = [value for values in series.values() for value in values if value is not None]
+    chart = pygal.Line(
         logarithmic=True,
         js=[],  # a static picture: no script from elsewhere (and the inline one goes, below)
         no_prefix=True,  # no random chart id in its styles: the same figures draw the same file
         style=style,
         title=title,
-        x_title="offered requests/s (open loop)",
+        x_title="offered requests/s, open loop (share of the measured ceiling)",
         y_title="ms (log scale)",
+        x_labels=[
+            f"{point.offered_per_s}" + (f" ({point.label})" if point.label.endswith("%") else "") for point in points
+        ],
+        y_labels=log_ticks(min(shown, default=1), max(shown, default=1000)),
         legend_at_bottom=True,
         legend_at_bottom_columns=3,
-        show_minor_y_labels=True,
         dots_size=3,
         width=900,
         height=520,
         truncate_legend=-1,
+        truncate_label=-1,
     )
     chart.add_xml_filter(without_scripts)
-    for name, field_name in (("HTTP", "http_ms"), ("202 -> decided", "decided_ms")):
-        for q in QUANTILES:
-            values = [
-                (point.offered_per_s, round(getattr(point, field_name)[q], 2))
-                for point in points
-                if getattr(point, field_name)[q] > 0  # NaN and 0 cannot go on a log axis
-            ]
-            chart.add(f"{name} p{q:g}", values)
+    for name, values in series.items():
+        chart.add(name, values)
     return chart.render()
+
+
+def _plottable(value: float) -> float | None:
+    """None (a gap) for what a log axis cannot show: NaN (nothing measured) and 0."""
+    return None if math.isnan(value) or value <= 0 else round(value, 2)
+
+
+def log_ticks(low: float, high: float) -> list[float]:
+    """1-2-5 ticks from the one at or below `low` to the one at or above `high` (0 < low <= high)."""
+    ticks = [
+        float(f"{step * 10.0**exponent:.6g}")
+        for exponent in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+        for step in (1, 2, 5)
+    ]
+    first = max(index for index, tick in enumerate(ticks) if tick <= low)
+    last = min(index for index, tick in enumerate(ticks) if tick >= high)
+    return ticks[first : last + 1]
 
 
 def without_scripts(root):
@@ -345,7 +371,9 @@ def run_openloop(db: Db, host_token: str, tokens: list[str], ceiling_per_s: floa
         say(
             f"  {rate}/s ({label}): sent {fmt(point.sent_per_s)}/s, {point.accepted} of {point.measured} 2xx; "
             f"HTTP p99 {fmt(point.http_ms[99.0], 1)} ms; 202->decided p50 {fmt(point.decided_ms[50.0], 1)} / "
-            f"p99 {fmt(point.decided_ms[99.0], 1)} / p99.9 {fmt(point.decided_ms[99.9], 1)} ms; lost {point.lost}"
+            f"p99 {fmt(point.decided_ms[99.0], 1)} / p99.9 {fmt(point.decided_ms[99.9], 1)} ms (recorded by the "
+            f"bridge p50 {fmt(point.recorded_ms[50.0], 1)} / p99 {fmt(point.recorded_ms[99.0], 1)} ms); lost "
+            f"{point.lost}; outside this bench {fmt(point.other_cpu_pct)}% of a core"
         )
     directory = Path(args.openloop_out) if args.openloop_out else WORK
     write_outputs(result, directory, chart_title(ceiling_per_s, args))
@@ -382,7 +410,7 @@ def one_rate(
     events = [hot, *spread]
     ids = set(answers.accepted_ids)
     wait_final(db, events, ids | set(answers.warmup_ids), args.drain_timeout, f"open loop {rate}/s drain")
-    decided, _recorded = latencies_ms(request_times(db, events), ids)
+    decided, recorded = latencies_ms(request_times(db, events), ids)
     return RatePoint(
         label=label,
         offered_per_s=rate,
@@ -394,6 +422,7 @@ def one_rate(
         decided_ms=quantiles(decided) if ids else quantiles([]),
         lost=len(ids - final_ids(db, events)),
         other_cpu_pct=100 * cpu.by_group.get(OTHER, 0) / cpu.wall_s if cpu.wall_s else float("nan"),
+        recorded_ms=quantiles(recorded),
     )
 
 
