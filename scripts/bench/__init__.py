@@ -23,7 +23,7 @@ What it does (every step bounded by a deadline, everything on 127.0.0.1):
             p50/p99 of decided_at - accepted_at over those requests.
   open loop a latency curve (scripts/bench/openloop.py): vegeta sends bookings at fixed rates
             (default 10/25/50/75/100% of the accepted/s just measured; --openloop-rates) whatever
-            the answers do, 2 s warm-up + 5 s each on fresh events; per rate HTTP and
+            the answers do, 2 s warm-up + 5 s each on fresh events, each on an empty outbox; per rate HTTP and
             202 -> decided p50/p99/p99.9, as a table, a CSV and an SVG chart (--openloop-out).
   outbox    wait (bounded) until the e-mails and domain events of the accept phase are out,
             so the decide phase does not inherit that phase's leftover e-mail work.

@@ -13,8 +13,9 @@ sent after the warm-up count. Per rate:
   HTTP      p50/p99/p99.9 of vegeta's own latencies (request sent -> answer read);
   decided   p50/p99/p99.9 of decided_at - accepted_at of those very request ids, the platform's
             own timestamps in Postgres (as the drain phase measures accepted -> final), after
-            waiting until every 202 of the rate is final (the next rate starts on a drained
-            pipeline).
+            waiting until every 202 of the rate is final. Each rate starts on a drained pipeline
+            and an empty outbox (the e-mails of the phase before sent first, bounded by
+            --outbox-timeout).
 
 The table is printed, written as a CSV and drawn as an SVG chart (pygal, log y); the decided
 p99 at 50% of the ceiling is the last line's half_load_p99_ms.
@@ -35,7 +36,7 @@ from pathlib import Path
 from scripts.bench.accounts import create_event
 from scripts.bench.common import API_URL, OTHER, ROOT, WORK, BenchError, fmt, percentile, say
 from scripts.bench.cpu import CpuMeter, bench_roots
-from scripts.bench.outcomes import final_ids, latencies_ms, request_times, wait_final
+from scripts.bench.outcomes import final_ids, latencies_ms, request_times, wait_final, wait_outbox
 from scripts.bench.stack import Db
 
 DEFAULT_RATES = "10%,25%,50%,75%,100%"
@@ -401,6 +402,11 @@ def one_rate(
     targets = WORK / f"openloop-targets-{tag}.json"
     count = math.ceil(rate * total_s) + rate  # vegeta sends rate x duration; a second's spare
     targets.write_text(vegeta_targets(API_URL, tokens, (hot, spread), args.hot_percent, count, args.seed + index, tag))
+    # Each rate starts on a quiet platform, as the decide phase does: the e-mails of the phase
+    # before (the accept phase's, the previous rate's) go out first.
+    outbox = wait_outbox(db, args.outbox_timeout)
+    if outbox.emails_at_start or outbox.unpublished_at_start:
+        say(f"  outbox before {rate}/s: {outbox.describe()}")
     results_bin = WORK / f"openloop-results-{tag}.bin"
     meter = CpuMeter(bench_roots(), children_label="client (vegeta)")
     meter.start()
