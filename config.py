@@ -9,6 +9,7 @@ URLs and refuses to start without them. The variable names follow the seed
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -113,6 +114,41 @@ def env_http_url(name: str) -> str:
     return value
 
 
+CORS_ANY_ORIGIN = "*"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# An origin as browsers send it: host names in ASCII (an IDN in its xn-- form), IPv6 in brackets.
+_ORIGIN = re.compile(r"(?P<scheme>https?)://(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(?::(?P<port>[0-9]{1,5}))?")
+
+
+def env_origins(name: str) -> tuple[str, ...]:
+    """Web origins, comma-separated, each exactly as a browser sends it in `Origin`:
+    scheme://host[:port], lower case, no path (not even a trailing /), no default port; or
+    `*` alone (any origin: safe only because CORS never allows credentials here, README
+    "Cross-origin access"). Empty: none. Checked at start-up, so a typo never silently
+    leaves a front end locked out (or another one let in)."""
+    entries = [entry.strip() for entry in os.environ.get(name, "").split(",") if entry.strip()]
+    if CORS_ANY_ORIGIN in entries:
+        if len(entries) > 1:
+            raise ConfigError(f"{name}: '*' (any origin) stands alone, not next to other origins")
+        return (CORS_ANY_ORIGIN,)
+    return tuple(dict.fromkeys(_checked_origin(name, entry) for entry in entries))
+
+
+def _checked_origin(name: str, entry: str) -> str:
+    if entry != entry.lower():
+        raise ConfigError(f"{name}: write {entry.lower()!r}, in lower case as browsers send it, not {entry!r}")
+    match = _ORIGIN.fullmatch(entry)
+    port = int(match["port"]) if match and match["port"] else None
+    if match is None or (port is not None and not 1 <= port <= 65535):
+        raise ConfigError(
+            f"{name}: {entry!r} is not an origin: scheme://host[:port] and nothing after it, "
+            "e.g. https://shop.example.com or http://localhost:3000"
+        )
+    if port == _DEFAULT_PORTS[match["scheme"]]:
+        raise ConfigError(f"{name}: leave the default port out of {entry!r} (browsers send no :{port})")
+    return entry
+
+
 def redis_url_from_env() -> str:
     """REDIS_URL wins; otherwise the seed's REDIS_HOST/PORT/PASSWORD; empty means no Redis."""
     url = os.environ.get("REDIS_URL", "").strip()
@@ -174,6 +210,10 @@ class BaseConfig:
         # Proxies in front of the API that append to X-Forwarded-For (a load balancer: 1).
         # 0 trusts no forwarded header: rate limits key on the socket's address.
         self.TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0, 0, TRUSTED_PROXY_HOPS_MAX)
+        # Web origins whose pages may call the JSON API (/api/...) from the browser with a bearer
+        # token: CORS through flask-cors (atomicseats/cors.py), never with credentials (cookies).
+        # Empty, the default: no CORS header at all.
+        self.CORS_ALLOWED_ORIGINS = env_origins("CORS_ALLOWED_ORIGINS")
         self.REDIS_URL = redis_url_from_env()
         self.KAFKA_BROKERS = kafka_brokers_from_env()
         # "embedded": the allocation runs in-process right after the request is

@@ -24,6 +24,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     from atomicseats.api import register_blueprints
     from atomicseats.auth import register_auth
     from atomicseats.cli import register_cli
+    from atomicseats.cors import register_cors
     from atomicseats.http import CookieSessionOnDemand, register_error_handlers, register_request_hooks
     from atomicseats.observability import configure_logging
     from atomicseats.web import register_web
@@ -42,6 +43,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     register_request_hooks(app)
     register_blueprints(app)
     register_web(app)
+    register_cors(app)
     _check_limits_only_where_declared(app, app.extensions.pop(LIMITER_HOOKS_KEY))
     register_error_handlers(app)
     register_cli(app)

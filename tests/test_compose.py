@@ -34,7 +34,17 @@ APP_SERVICES = ("migrate", "kafka-topics", "api", "bridge", "worker", "mailer", 
 # major.minor.patch (a digest may follow).
 PINNED_IMAGE = re.compile(r"^[a-z0-9./_-]+:v?\d+\.\d+(\.\d+)?(-[a-z0-9.-]+)?(@sha256:[0-9a-f]{64})?$")
 INTERPOLATED = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)")
-CONFIG_READERS = {"env_str", "env_int", "env_bool", "env_url", "env_rate_limit", "env_http_url", "require_env", "get"}
+CONFIG_READERS = {
+    "env_str",
+    "env_int",
+    "env_bool",
+    "env_url",
+    "env_rate_limit",
+    "env_http_url",
+    "env_origins",
+    "require_env",
+    "get",
+}
 
 
 class UniqueKeyLoader(yaml.SafeLoader):
