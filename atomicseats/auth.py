@@ -11,11 +11,12 @@ import math
 import threading
 import time
 
-from flask import Flask, current_app, jsonify, request
+from flask import Flask, current_app, request
 from flask_jwt_extended import get_jwt, verify_jwt_in_request
 
 from atomicseats.errors import Forbidden, NotAuthenticated
 from atomicseats.extensions import jwt, login_manager
+from atomicseats.http import error_response
 from atomicseats.models import User
 from atomicseats.services import users
 from atomicseats.services.tokens import decoding_key, encoding_key
@@ -78,19 +79,21 @@ def register_auth(app: Flask) -> None:
 
 def _unauthorized(*args):
     reason = next((arg for arg in args if isinstance(arg, str)), "Authentication required")
-    response = jsonify({"statusCode": 401, "message": _public_reason(reason), "errors": {}})
-    response.status_code = 401
-    return response
+    message = _public_reason(reason)
+    return error_response(401, message, code="token_expired" if message == _EXPIRED else "not_authenticated")
 
 
 def _expired(_header: dict, _claims: dict):
-    return _unauthorized("Token has expired")
+    return _unauthorized(_EXPIRED)
+
+
+_EXPIRED = "Token has expired"
 
 
 def _public_reason(reason: str) -> str:
     lowered = reason.lower()
     if "expired" in lowered:
-        return "Token has expired"
+        return _EXPIRED
     if "missing" in lowered or "authorization" in lowered and "header" in lowered:
         return "Authentication required"
     return "Invalid or revoked token"

@@ -11,7 +11,7 @@ from marshmallow import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from atomicseats.errors import AtomicSeatsError
+from atomicseats.errors import AtomicSeatsError, code_for_status
 from atomicseats.names import CORRELATION_HEADER
 from atomicseats.observability import (
     accept_correlation_id,
@@ -58,9 +58,14 @@ def envelope(status: int, data, message: str, headers: dict | None = None):
     return response
 
 
-def error_response(status: int, message: str, errors: dict | None = None, headers: dict | None = None):
+def error_response(
+    status: int, message: str, errors: dict | None = None, headers: dict | None = None, code: str | None = None
+):
+    """The error envelope `{statusCode, code, message, errors}` (a page for a browser); `code`
+    from errors.ERROR_CODES, by default the one of the status."""
     if request.path.startswith("/api") or request.accept_mimetypes.best == "application/json":
-        response = jsonify({"statusCode": status, "message": message, "errors": errors or {}})
+        body = {"statusCode": status, "code": code or code_for_status(status), "message": message}
+        response = jsonify({**body, "errors": errors or {}})
     else:
         html = render_template_string(_ERROR_PAGE, status=status, message=message, correlation_id=get_correlation_id())
         response = make_response(html)
@@ -126,7 +131,7 @@ def register_request_hooks(app: Flask) -> None:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(AtomicSeatsError)
     def _domain_error(error: AtomicSeatsError):
-        return error_response(error.status, error.message, error.errors, error.headers)
+        return error_response(error.status, error.message, error.errors, error.headers, error.code)
 
     @app.errorhandler(ValidationError)
     def _validation_error(error: ValidationError):
@@ -141,7 +146,8 @@ def register_error_handlers(app: Flask) -> None:
         headers = {"Allow": ", ".join(valid_methods)} if valid_methods else None
         if status == 429:
             headers = {"Retry-After": error.get_response().headers.get("Retry-After", "60")}
-        return error_response(status, message, None, headers)
+        code = "malformed_request" if status == 400 else None  # a 400 of Werkzeug's: unreadable, not invalid
+        return error_response(status, message, None, headers, code)
 
     @app.errorhandler(SQLAlchemyError)
     def _database_error(error: SQLAlchemyError):

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
-_CORRELATION_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+CORRELATION_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 
 _RESERVED_RECORD_KEYS = frozenset(vars(logging.makeLogRecord({})).keys()) | {
@@ -31,7 +31,7 @@ def new_correlation_id() -> str:
 
 def accept_correlation_id(candidate: str | None) -> str:
     """Use the caller's id if it is a sane token, else make one (never trust a header blindly)."""
-    if candidate and _CORRELATION_ID_PATTERN.match(candidate):
+    if candidate and CORRELATION_ID_PATTERN.match(candidate):
         return candidate
     return new_correlation_id()
 

@@ -332,7 +332,7 @@ async def _send_response(send: Send, response: Captured) -> None:
 
 
 def _internal_error() -> Captured:
-    body = json.dumps({"statusCode": 500, "message": "Internal error", "errors": {}}).encode()
+    body = json.dumps({"statusCode": 500, "code": "internal", "message": "Internal error", "errors": {}}).encode()
     return Captured(500, [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())], body)
 
 

@@ -25,7 +25,8 @@ ACCEPTED_OUT = schemas.AcceptedOut()
     body=schemas.BookSchema,
     response=schemas.AcceptedOut,
     status=202,
-    errors=(404, 409, 429, 503),
+    errors=(404, 409, 429),
+    takes_idempotency_key=True,
 )
 def book_seats():
     body = load_body(BOOK_SCHEMA)

@@ -158,6 +158,10 @@ class UserOut(Schema):
     role = fields.String()
 
 
+class LoggedOutOut(Schema):
+    """Logging out answers nothing but the fact: `data` is an empty object."""
+
+
 class LoginOut(Schema):
     user = fields.Nested(UserOut)
     accessToken = fields.String(attribute="access_token")
@@ -334,9 +338,6 @@ class CancelSchema(StrictSchema):
             raise ValidationError("Give bookingId or cancelAll, not both.", "cancelAll")
 
 
-IDEMPOTENCY_KEY_LENGTH_MAX = 255
-
-
 class RequestStatusQuery(StrictSchema):
     wait = fields.Float(
         load_default=0,
@@ -366,7 +367,10 @@ class RequestStatusOut(Schema):
     )
     reason = fields.String(
         allow_none=True,
-        metadata={"enum": list(request_state.REASONS), "description": "why seats were not, or are no longer, served"},
+        metadata={
+            "enum": [*request_state.REASONS, None],
+            "description": "why seats were not, or are no longer, served",
+        },
     )
     createdAt = fields.DateTime(attribute="created_at", allow_none=True)
     decidedAt = fields.DateTime(attribute="decided_at", allow_none=True)
@@ -424,7 +428,7 @@ class TicketOut(Schema):
         attribute="request_status",
         allow_none=True,
         metadata={
-            "enum": [status.value for status in DECIDED_REQUEST_STATUSES],
+            "enum": [*(status.value for status in DECIDED_REQUEST_STATUSES), None],
             "description": "that request's status now",
         },
     )
@@ -447,6 +451,20 @@ class SummaryOut(Schema):
 class PageInfoOut(Schema):
     hasMore = fields.Boolean(attribute="has_more")
     nextCursor = fields.String(attribute="next_cursor", allow_none=True)
+
+
+class TicketPageOut(Schema):
+    """`GET /api/user/bookings` (view=tickets): one booking a row, newest first."""
+
+    items = fields.List(fields.Nested(TicketOut))
+    pageInfo = fields.Nested(PageInfoOut, attribute="page_info")
+
+
+class SummaryPageOut(Schema):
+    """`GET /api/user/bookings?view=summary`: one row per event, latest booked first."""
+
+    items = fields.List(fields.Nested(SummaryOut))
+    pageInfo = fields.Nested(PageInfoOut, attribute="page_info")
 
 
 class EventPageOut(Schema):
@@ -532,4 +550,20 @@ class RoleChangeOut(Schema):
     sessionsEnded = fields.Integer(
         attribute="sessions_ended",
         metadata={"description": "the user's sessions (browser and API) ended by the change: they log in again"},
+    )
+
+
+# --- probes ------------------------------------------------------------------------------
+
+
+class LivenessOut(Schema):
+    status = fields.String(metadata={"enum": ["ok"]})
+
+
+class ReadinessOut(Schema):
+    status = fields.String(metadata={"enum": ["ready", "not ready"]})
+    checks = fields.Dict(
+        keys=fields.String(),
+        values=fields.Boolean(),
+        metadata={"description": "each dependency (database, migrations, redis, kafka) and whether it answers"},
     )

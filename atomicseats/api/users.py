@@ -39,7 +39,8 @@ def _limits_enabled() -> bool:
     response=schemas.UserOut,
     status=201,
     is_authenticated=False,
-    errors=(403, 409, 429),
+    errors=(403, 409),
+    is_rate_limited=True,
 )
 def register():
     body = load_body(schemas.RegisterSchema())
@@ -55,7 +56,8 @@ def register():
     body=schemas.LoginSchema,
     response=schemas.LoginOut,
     is_authenticated=False,
-    errors=(401, 403, 429),
+    errors=(401, 403),
+    is_rate_limited=True,
 )
 def login():
     body = load_body(schemas.LoginSchema())
@@ -84,7 +86,7 @@ def refresh():
 
 @bp.post("/logout")
 @login_required
-@documented("Log out: revokes this session's access and refresh tokens", "users")
+@documented("Log out: revokes this session's access and refresh tokens", "users", response=schemas.LoggedOutOut)
 def logout():
     users.logout(current_user_id(), current_session_id())
     response = envelope(200, {}, "User logged out successfully")
@@ -94,7 +96,12 @@ def logout():
 
 @bp.get("/bookings")
 @login_required
-@documented("Your booking history, newest first (keyset pagination)", "bookings", query=schemas.HistoryQuery)
+@documented(
+    "Your booking history, newest first (keyset pagination): tickets, or one summary per event (view=summary)",
+    "bookings",
+    query=schemas.HistoryQuery,
+    response=(schemas.TicketPageOut, schemas.SummaryPageOut),
+)
 def booking_history():
     query = load_query(schemas.HistoryQuery())
     filters = history.HistoryFilter(
@@ -104,12 +111,9 @@ def booking_history():
         created_to=query.get("created_to"),
     )
     page = history.booking_history(current_user_id(), query["view"], query["limit"], query.get("cursor"), filters)
-    item_schema = schemas.SummaryOut if query["view"] == "summary" else schemas.TicketOut
-    data = {
-        "items": item_schema(many=True).dump(page.items),
-        "pageInfo": schemas.PageInfoOut().dump(page),
-    }
-    return envelope(200, data, "Booking history" if query["view"] == "tickets" else "Booking history (summary)")
+    if query["view"] == "summary":
+        return envelope(200, schemas.SummaryPageOut().dump(page), "Booking history (summary)")
+    return envelope(200, schemas.TicketPageOut().dump(page), "Booking history")
 
 
 def _token_response(result: users.LoginResult, message: str):

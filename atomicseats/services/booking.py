@@ -197,9 +197,13 @@ def _admit(event_id: int, availability: EventAvailability | None, now: datetime)
     if availability.is_deleted:
         raise NotFound("Event not found")
     if not availability.is_sales_open(now):
-        raise Conflict("Sales for this event have ended", {"eventId": ["Sales for this event have ended."]})
+        raise Conflict(
+            "Sales for this event have ended", {"eventId": ["Sales for this event have ended."]}, code="sales_ended"
+        )
     if availability.seats_left == 0 and not availability.is_waitlist_open:
-        raise Conflict("Sold out, and the waitlist is closed", {"eventId": ["No seats left and no waitlist."]})
+        raise Conflict(
+            "Sold out, and the waitlist is closed", {"eventId": ["No seats left and no waitlist."]}, code="sold_out"
+        )
 
 
 def _request_id_for(user_id: int, idempotency_key: str | None) -> str:
@@ -217,7 +221,9 @@ def _request_for_key(user_id: int, idempotency_key: str) -> BookingRequest | Non
 
 def _check_same_request(earlier_event_id: int, earlier_seats: int, event_id: int, seats: int) -> None:
     if earlier_event_id != event_id or earlier_seats != seats:
-        raise Conflict("This Idempotency-Key was already used for a different booking request")
+        raise Conflict(
+            "This Idempotency-Key was already used for a different booking request", code="idempotency_key_reused"
+        )
 
 
 def _status_after_submit(accepted: AcceptedRequest) -> RequestStatus:
@@ -432,7 +438,9 @@ def cancel_bookings(user_id: int, event_id: int, booking_id: int | None, cancel_
         bookings = _bookings_to_cancel(work.session, user_id, event_id, booking_id, cancel_all)
         entries = _waitlist_entries_of(work.session, user_id, event_id) if cancel_all else []
         if not bookings and not entries:
-            raise Conflict("Nothing to cancel: no active booking or waitlist place for this event")
+            raise Conflict(
+                "Nothing to cancel: no active booking or waitlist place for this event", code="nothing_to_cancel"
+            )
         now = utcnow()
         requests = _requests_by_row_id(work.session, [booking.booking_request_id for booking in bookings])
         entries = _union_entries(entries, _waiting_entries_of_requests(work.session, list(requests)))
@@ -481,7 +489,9 @@ def cancel_preview(user_id: int, event_id: int, booking_id: int | None, cancel_a
     bookings = _bookings_to_cancel(session, user_id, event_id, booking_id, cancel_all)
     entries = _waitlist_entries_of(session, user_id, event_id) if cancel_all else []
     if not bookings and not entries:
-        raise Conflict("Nothing to cancel: no active booking or waitlist place for this event")
+        raise Conflict(
+            "Nothing to cancel: no active booking or waitlist place for this event", code="nothing_to_cancel"
+        )
     request_row_ids = sorted({booking.booking_request_id for booking in bookings if booking.booking_request_id})
     entries = _union_entries(entries, _waiting_entries_of_requests(session, request_row_ids))
     requests = _requests_by_row_id(session, [entry.booking_request_id for entry in entries])
@@ -497,7 +507,7 @@ def _bookings_to_cancel(
         if booking is None or booking.user_id != user_id or booking.event_id != event_id:
             raise NotFound("Booking not found")
         if booking.status != states.BookingStatus.CONFIRMED:
-            raise Conflict("This booking is already cancelled")
+            raise Conflict("This booking is already cancelled", code="already_cancelled")
         return [booking]
     statement = (
         select(Booking)
@@ -603,7 +613,9 @@ def leave_waitlist(user_id: int, request_id: str) -> WaitlistWithdrawal:
         assert request is not None
         entries = _waiting_entries_of_requests(work.session, [request_row_id])
         if not entries:
-            raise Conflict("Nothing to withdraw: no seats of this request are on the waitlist")
+            raise Conflict(
+                "Nothing to withdraw: no seats of this request are on the waitlist", code="nothing_to_cancel"
+            )
         (entry,) = entries
         now = utcnow()
         seats_withdrawn = withdraw_waiting(request, entry, REASON_WITHDRAWN, now)

@@ -158,6 +158,7 @@ def update_event(actor: User, event_id: int, fields: EventFields) -> EventView:
                 raise Conflict(
                     "Capacity cannot drop below the seats already confirmed",
                     {"capacity": [f"{event.reserved_seats} seats are already confirmed."]},
+                    code="seats_confirmed",
                 )
         for name in EDITABLE_FIELDS:
             if name in fields:
@@ -549,10 +550,12 @@ def _check_not_moved_into_past(event: Event, fields: EventFields, sales_end: dat
         raise Conflict(
             "An event with confirmed bookings cannot be moved into the past",
             {"startsAt": [f"{event.reserved_seats} seats are confirmed; the start must stay in the future."]},
+            code="seats_confirmed",
         )
     if sales_end <= now and sales_end != event.sales_end:
         field = "salesEndAt" if "sales_end_at" in fields else "startsAt"
         raise Conflict(
             "An event with confirmed bookings cannot be moved into the past",
             {field: [f"{event.reserved_seats} seats are confirmed; sales must end in the future."]},
+            code="seats_confirmed",
         )

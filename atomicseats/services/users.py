@@ -95,7 +95,7 @@ def _create_user(username: str, name: str, email: str, password: str, role: str)
 
 
 def _account_exists() -> Conflict:
-    return Conflict("A user with this username or email already exists")
+    return Conflict("A user with this username or email already exists", code="already_exists")
 
 
 def _check_new_account(username: str, password: str) -> None:
@@ -127,11 +127,11 @@ def authenticate(login: str, password: str) -> User:
     hasher = password_hasher()
     if user is None:
         _burn_a_verification(hasher)
-        raise NotAuthenticated("Invalid credentials")
+        raise NotAuthenticated("Invalid credentials", code="invalid_credentials")
     try:
         hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError) as error:
-        raise NotAuthenticated("Invalid credentials") from error
+        raise NotAuthenticated("Invalid credentials", code="invalid_credentials") from error
     return user
 
 
@@ -167,7 +167,7 @@ def _open_session(session: Session, user_id: int) -> tuple[User, AuthSession]:
     password was checked: the message tells nothing to whoever does not know the password."""
     user = session.execute(select(User).where(User.id == user_id).with_for_update(read=True)).scalar_one_or_none()
     if user is None:
-        raise NotAuthenticated("Invalid credentials")
+        raise NotAuthenticated("Invalid credentials", code="invalid_credentials")
     if user.disabled_at is not None:
         log.warning("user.login_refused_disabled", extra={"user_id": user_id})
         raise AccountDisabled()
@@ -427,7 +427,7 @@ def set_disabled_by_operator(login: str, is_disabled: bool) -> AccountChange:
         is_changed = (user.disabled_at is None) == is_disabled
         errors = accounts.disable_errors(user.role, admins_counted) if is_changed and is_disabled else {}
         if errors:
-            raise Conflict(accounts.LAST_ADMIN_DISABLE_RULE, errors)
+            raise Conflict(accounts.LAST_ADMIN_DISABLE_RULE, errors, code="last_admin")
         if is_changed:
             user.disabled_at = utcnow() if is_disabled else None
         # Disabling again still ends any session, so the command always leaves none behind.
@@ -486,7 +486,7 @@ def _set_role(user_id: int, role: str, keep_session_id: str | None, actor_id: in
         previous_role = user.role
         errors = accounts.role_change_errors(previous_role, role, admins_counted, user.disabled_at is None)
         if errors:
-            raise Conflict(accounts.LAST_ADMIN_RULE, errors)
+            raise Conflict(accounts.LAST_ADMIN_RULE, errors, code="last_admin")
         ended = 0
         if role != previous_role:
             user.role = role

@@ -9,18 +9,23 @@ from datetime import timedelta
 from sqlalchemy import insert, update
 
 from atomicseats.domain.search import event_search_text
+from atomicseats.errors import ERROR_CODES
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, WaitlistEntry
 from tests.helpers import Account
 
 
-def assert_error(response, status: int, field: str | None = None) -> dict:
-    """The error envelope `{statusCode, message, errors}` with `status`, naming `field` if given."""
+def assert_error(response, status: int, field: str | None = None, code: str | None = None) -> dict:
+    """The error envelope `{statusCode, code, message, errors}` with `status`, naming `field`
+    if given; its `code` is one of the catalogue's (errors.ERROR_CODES), `code` if given."""
     assert response.status_code == status, (response.status_code, response.get_data(as_text=True)[:500])
     body = response.get_json()
     assert body is not None, f"not JSON: {response.get_data(as_text=True)[:200]!r}"
-    assert set(body) == {"statusCode", "message", "errors"}, body
+    assert set(body) == {"statusCode", "code", "message", "errors"}, body
     assert body["statusCode"] == status
+    assert body["code"] in ERROR_CODES, body
+    if code is not None:
+        assert body["code"] == code, body
     assert isinstance(body["message"], str) and body["message"]
     assert isinstance(body["errors"], dict)
     if field is not None:

@@ -1,8 +1,11 @@
 """The generated OpenAPI document and the Swagger UI page that shows it.
 
-openapi-spec-validator is not a dependency, so the structure is checked here: the
-version, every /api route with its methods, request bodies, path parameters,
-responses, and that every $ref resolves.
+The document is valid OpenAPI 3.0 (openapi-spec-validator); beyond that, what a client relies
+on is checked here: every /api route and probe with its methods, request bodies, path
+parameters, responses, operationIds, examples that match their schemas, the headers
+(X-Request-ID, Idempotency-Key, Retry-After, the rate-limit headers, the CSRF header of cookie
+auth) and the error `code`s. That real responses match it: tests/api/test_contract.py, and
+Schemathesis against a live server.
 """
 
 from __future__ import annotations
@@ -10,11 +13,15 @@ from __future__ import annotations
 import re
 
 import pytest
+from openapi_schema_validator import OAS30Validator
+from openapi_spec_validator import validate
 
+from atomicseats.errors import ERROR_CODES
 from tests.api.support import assert_error
 from tests.helpers import unchanged
 
 UNDOCUMENTED = {"/api/openapi.json", "/api/docs", "/api/docs/assets/<path:filename>"}
+PROBES = {"/healthz", "/readyz", "/metrics"}  # documented too, outside /api
 # The JSON endpoints that read a request body (method, OpenAPI path).
 TAKES_A_BODY = {
     ("post", "/api/user/register"),
@@ -40,10 +47,10 @@ def spec(client) -> dict:
 
 
 def api_routes(app) -> dict[str, set[str]]:
-    """OpenAPI path -> methods, for every /api rule the app serves."""
+    """OpenAPI path -> methods, for every /api rule and probe the app serves."""
     routes: dict[str, set[str]] = {}
     for rule in app.url_map.iter_rules():
-        if not rule.rule.startswith("/api") or rule.rule in UNDOCUMENTED:
+        if not (rule.rule.startswith("/api") or rule.rule in PROBES) or rule.rule in UNDOCUMENTED:
             continue
         path = _PARAMETER.sub(r"{\1}", rule.rule)
         methods = {method.lower() for method in rule.methods - {"HEAD", "OPTIONS"}}
@@ -123,7 +130,7 @@ def test_refresh_body_is_documented_as_optional(spec):
 
 def test_path_parameters_are_declared(spec):
     for path, method, operation in operations(spec):
-        declared = {parameter["name"] for parameter in operation.get("parameters", []) if parameter["in"] == "path"}
+        declared = {parameter["name"] for parameter in operation.get("parameters", []) if parameter.get("in") == "path"}
         assert declared == set(re.findall(r"{([^}]+)}", path)), f"{method.upper()} {path}"
 
 
@@ -148,6 +155,7 @@ def test_public_endpoints_need_no_token(spec):
         ("get", "/api/events/{event_id}"),
         ("post", "/api/user/register"),
         ("post", "/api/user/login"),
+        *(("get", probe) for probe in PROBES),
     }
 
     for path, method, operation in operations(spec):
@@ -158,12 +166,12 @@ def test_public_endpoints_need_no_token(spec):
 
 
 def test_every_ref_resolves(spec):
-    schemas = spec["components"]["schemas"]
     security_schemes = spec["components"]["securitySchemes"]
 
     for ref in set(refs(spec)):
-        assert ref.startswith("#/components/schemas/"), ref
-        assert ref.removeprefix("#/components/schemas/") in schemas, ref
+        kind, _, name = ref.removeprefix("#/components/").partition("/")
+        assert ref.startswith("#/components/") and kind in {"schemas", "headers", "parameters"}, ref
+        assert name in spec["components"][kind], ref
     for _path, _method, operation in operations(spec):
         for requirement in operation.get("security", []):
             assert set(requirement) <= set(security_schemes)
@@ -172,7 +180,9 @@ def test_every_ref_resolves(spec):
 def test_error_schema_is_the_envelope(spec):
     error = spec["components"]["schemas"]["Error"]
 
-    assert set(error["properties"]) == {"statusCode", "message", "errors"}
+    assert set(error["properties"]) == {"statusCode", "code", "message", "errors"}
+    assert set(error["required"]) == set(error["properties"])
+    assert error["properties"]["code"]["enum"] == list(ERROR_CODES)
 
 
 def test_book_request_body_names_the_seed_fields(spec):
@@ -220,3 +230,97 @@ def test_asset_path_cannot_escape_the_swagger_directory(client):
 def test_unknown_asset_answers_in_the_error_envelope(client):
     with unchanged():
         assert_error(client.get("/api/docs/assets/missing.css"), 404)
+
+
+# --- the complete contract ---------------------------------------------------------------
+
+
+def test_document_is_valid_openapi_3_0(spec):
+    validate(spec)  # raises OpenAPIValidationError naming the first fault
+
+
+def test_every_operation_has_a_unique_operation_id_and_a_summary(spec):
+    ids = [operation.get("operationId") for _path, _method, operation in operations(spec)]
+
+    assert all(ids), ids
+    assert len(set(ids)) == len(ids), ids
+    for path, method, operation in operations(spec):
+        assert operation.get("summary"), f"{method.upper()} {path}"
+
+
+def test_every_request_body_and_response_has_an_example_that_matches_its_schema(spec):
+    for path, method, operation in operations(spec):
+        media = [("request", operation["requestBody"]["content"])] if "requestBody" in operation else []
+        media += [(status, response["content"]) for status, response in operation["responses"].items()]
+        for what, content in media:
+            for media_type, body in content.items():
+                where = f"{method.upper()} {path} {what} {media_type}"
+                assert "example" in body, where
+                assert_matches(spec, body["schema"], body["example"], where)
+
+
+def test_every_response_carries_x_request_id_and_every_retry_carries_retry_after(spec):
+    headers = spec["components"]["headers"]
+    assert headers["X-Request-ID"]["required"] is True
+    assert headers["Retry-After"]["required"] is True
+    for path, method, operation in operations(spec):
+        for status, response in operation["responses"].items():
+            where = f"{method.upper()} {path} {status}"
+            assert response["headers"]["X-Request-ID"] == {"$ref": "#/components/headers/X-Request-ID"}, where
+            if status in {"429", "503"} and path != "/readyz":
+                assert response["headers"]["Retry-After"] == {"$ref": "#/components/headers/Retry-After"}, where
+
+
+def test_every_operation_takes_an_x_request_id_and_the_booking_an_idempotency_key(spec):
+    pattern = spec["components"]["parameters"]["X-Request-ID"]["schema"]["pattern"]
+    assert re.match(pattern, "checkout-42:retry.1") and not re.match(pattern, "a b")
+    for path, method, operation in operations(spec):
+        assert {"$ref": "#/components/parameters/X-Request-ID"} in operation["parameters"], f"{method} {path}"
+        headers = {parameter.get("name") for parameter in operation["parameters"] if parameter.get("in") == "header"}
+        assert ("Idempotency-Key" in headers) == ((method, path) == ("post", "/api/events/book")), f"{method} {path}"
+
+
+@pytest.mark.parametrize("path", ["/api/user/register", "/api/user/login"])
+def test_address_rate_limited_routes_document_their_headers_and_429(spec, path):
+    responses = spec["paths"][path]["post"]["responses"]
+
+    assert "429" in responses
+    for status in ("200" if path.endswith("login") else "201", "429"):
+        assert {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} <= set(responses[status]["headers"])
+
+
+def test_the_booking_documents_its_quota_and_every_route_a_dependency_down(spec):
+    assert "429" in spec["paths"]["/api/events/book"]["post"]["responses"]
+    for path, method, operation in operations(spec):
+        if path not in PROBES:
+            assert "503" in operation["responses"], f"{method.upper()} {path}"
+
+
+def test_cookie_auth_documents_its_csrf_header(app, spec):
+    cookie = spec["components"]["securitySchemes"]["cookie"]
+
+    assert cookie["name"] == app.config["JWT_ACCESS_COOKIE_NAME"]
+    assert app.config["JWT_ACCESS_CSRF_HEADER_NAME"] in cookie["description"]
+    assert app.config["JWT_ACCESS_CSRF_COOKIE_NAME"] in cookie["description"]
+
+
+def test_what_we_answer_is_complete_every_field_required_and_no_other(spec):
+    """An `...Out` schema lists every field the API dumps, and only those."""
+    for name, schema in spec["components"]["schemas"].items():
+        if name.endswith("Out"):
+            assert schema["additionalProperties"] is False, name
+            assert set(schema.get("required", [])) == set(schema.get("properties", {})), name
+
+
+def test_the_examples_check_catches_a_wrong_example(spec):
+    """Negative control for the example check above: a field of the wrong type fails it."""
+    schema = spec["paths"]["/api/events/{event_id}"]["get"]["responses"]["200"]["content"]["application/json"]
+    wrong = {**schema["example"], "data": {**schema["example"]["data"], "seatsLeft": "two"}}
+
+    with pytest.raises(AssertionError, match="seatsLeft"):
+        assert_matches(spec, schema["schema"], wrong, "wrong")
+
+
+def assert_matches(spec: dict, schema: dict, instance, where: str) -> None:
+    errors = list(OAS30Validator({**schema, "components": spec["components"]}).iter_errors(instance))
+    assert not errors, f"{where}: " + "; ".join(f"{list(error.path)}: {error.message}" for error in errors[:3])

@@ -1,0 +1,208 @@
+"""An example of every operation's request body and response `data`, by operationId, for the
+OpenAPI document (api/openapi.py wraps each response in its envelope). Data, not rules: the
+tests check each against its operation's schemas, so an example cannot drift from the API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Example:
+    response: object
+    request: dict | None = None
+
+
+_ACCESS_TOKEN = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIyIiwidHlwZSI6ImFjY2VzcyJ9.c2lnbmF0dXJl"
+_REFRESH_TOKEN = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIyIiwidHlwZSI6InJlZnJlc2gifQ.c2lnbmF0dXJl"
+_REQUEST_ID = "1af77cb1-e189-59e2-8ace-bb5e836cf4de"
+_PAGE_END = {"hasMore": False, "nextCursor": None}
+
+GUEST = {"id": 2, "username": "grace", "name": "Grace Hopper", "email": "grace@example.com", "role": "guest"}
+HOST = {"id": 1, "username": "ada_host", "name": "Ada Lovelace", "email": "ada@example.com", "role": "host"}
+
+EVENT = {
+    "id": 7,
+    "name": "Jazz at the Barbican",
+    "description": "An evening of modern jazz.",
+    "hostId": 1,
+    "venue": "Barbican Hall, London",
+    "startsAt": "2026-12-30T19:30:00+00:00",
+    "endsAt": "2026-12-30T22:30:00+00:00",
+    "salesEndAt": "2026-12-30T19:30:00+00:00",
+    "capacity": 500,
+    "reservedSeats": 498,
+    "seatsLeft": 2,
+    "price": 4500,
+    "waitlistOpen": True,
+    "waitlistLength": 0,
+    "waitlistSeats": 0,
+    "status": "published",
+}
+EVENT_BRIEF = {key: EVENT[key] for key in ("name", "venue", "startsAt", "endsAt", "price")}
+NEW_EVENT = {
+    "name": "Jazz at the Barbican",
+    "description": "An evening of modern jazz.",
+    "venue": "Barbican Hall, London",
+    "startsAt": "2026-12-30T19:30:00Z",
+    "endsAt": "2026-12-30T22:30:00Z",
+    "capacity": 500,
+    "price": 4500,
+}
+
+REQUEST = {
+    "requestId": _REQUEST_ID,
+    "eventId": 7,
+    "status": "partial",
+    "seatsRequested": 4,
+    "seatsConfirmed": 2,
+    "seatsCancelled": 0,
+    "seatsHeld": 2,
+    "seatsWaitlisted": 2,
+    "bookingIds": [311],
+    "waitlistPosition": 1,
+    "reason": None,
+    "createdAt": "2026-11-30T10:00:00.104000+00:00",
+    "decidedAt": "2026-11-30T10:00:00.118000+00:00",
+}
+PENDING = {
+    **REQUEST,
+    "status": "pending",
+    "seatsConfirmed": 0,
+    "seatsHeld": 0,
+    "seatsWaitlisted": 0,
+    "bookingIds": [],
+    "waitlistPosition": None,
+    "decidedAt": None,
+}
+EVENT_STATS = {
+    "eventId": 7,
+    "name": "Jazz at the Barbican",
+    "capacity": 500,
+    "reservedSeats": 498,
+    "utilisation": 0.996,
+    "revenue": 2241000,
+    "waitlistLength": 1,
+    "waitlistSeats": 2,
+}
+
+OPERATIONS: dict[str, Example] = {
+    "register": Example(
+        request={
+            "username": "grace",
+            "name": "Grace Hopper",
+            "email": "grace@example.com",
+            "password": "correct horse battery staple",
+            "role": "guest",
+        },
+        response=GUEST,
+    ),
+    "login": Example(
+        request={"username": "grace", "password": "correct horse battery staple"},
+        response={"user": GUEST, "accessToken": _ACCESS_TOKEN, "refreshToken": _REFRESH_TOKEN},
+    ),
+    "refresh": Example(
+        request={"refreshToken": _REFRESH_TOKEN},
+        response={"user": GUEST, "accessToken": _ACCESS_TOKEN, "refreshToken": _REFRESH_TOKEN},
+    ),
+    "logout": Example(response={}),
+    "bookingHistory": Example(
+        response={
+            "items": [
+                {
+                    "id": 311,
+                    "eventId": 7,
+                    "event": EVENT_BRIEF,
+                    "numberOfSeats": 2,
+                    "cost": 9000,
+                    "status": "confirmed",
+                    "createdAt": "2026-11-30T10:00:00.118000+00:00",
+                    "cancelledAt": None,
+                    "requestId": _REQUEST_ID,
+                    "requestStatus": "partial",
+                }
+            ],
+            "pageInfo": _PAGE_END,
+        }
+    ),
+    "listEvents": Example(
+        response={"items": [EVENT], "pageInfo": {"hasMore": True, "nextCursor": "eyJzdGFydHNfYXQiOi4uLn0"}}
+    ),
+    "getEvent": Example(response=EVENT),
+    "createEvent": Example(
+        request=NEW_EVENT,
+        response={**EVENT, "reservedSeats": 0, "seatsLeft": 500},
+    ),
+    "updateEvent": Example(request={"id": 7, "capacity": 600}, response={**EVENT, "capacity": 600, "seatsLeft": 102}),
+    "deleteEvent": Example(request={"id": 7}, response={**EVENT, "status": "deleted", "reservedSeats": 0}),
+    "closeWaitlist": Example(response={**EVENT, "waitlistOpen": False}),
+    "reopenWaitlist": Example(response=EVENT),
+    "roster": Example(
+        response={
+            "event": EVENT,
+            "bookings": [
+                {"id": 311, "userId": 2, "numberOfSeats": 2, "cost": 9000, "createdAt": "2026-11-30T10:00:00+00:00"}
+            ],
+            "waitlist": [
+                {
+                    "id": 12,
+                    "userId": 2,
+                    "seatsWaitlisted": 2,
+                    "seatsRemaining": 2,
+                    "createdAt": "2026-11-30T10:00:00+00:00",
+                }
+            ],
+            "pageInfo": _PAGE_END,
+        }
+    ),
+    "bookSeats": Example(
+        request={"eventId": 7, "numberOfSeats": 4},
+        response={**PENDING, "statusUrl": f"/api/bookings/requests/{_REQUEST_ID}"},
+    ),
+    "cancelBooking": Example(
+        request={"eventId": 7, "bookingId": 311},
+        response={
+            "eventId": 7,
+            "seatsFreed": 2,
+            "bookingsCancelled": 1,
+            "waitlistEntriesCancelled": 0,
+            "seatsWithdrawn": 0,
+        },
+    ),
+    "requestStatus": Example(response=REQUEST),
+    "leaveWaitlist": Example(
+        response={**REQUEST, "seatsWaitlisted": 0, "waitlistPosition": None, "reason": "withdrawn", "seatsWithdrawn": 2}
+    ),
+    "platformAnalytics": Example(
+        response={
+            "totals": {"users": 1204, "guests": 1180, "hosts": 22, "admins": 2, "events": 48, "bookings": 9120},
+            "capacityUtilisation": 0.82,
+            "revenue": 41040000,
+            "topEvents": [EVENT_STATS],
+            "events": [EVENT_STATS],
+            "pageInfo": _PAGE_END,
+            "requestOutcomes": {"confirmed": 8800, "partial": 120, "waitlisted": 310, "rejected": 95},
+        }
+    ),
+    "listUsers": Example(
+        response={"items": [{**GUEST, "createdAt": "2026-11-01T09:00:00+00:00"}], "pageInfo": _PAGE_END}
+    ),
+    "changeRole": Example(
+        request={"role": "host"},
+        response={
+            "user": {**GUEST, "role": "host", "createdAt": "2026-11-01T09:00:00+00:00"},
+            "previousRole": "guest",
+            "sessionsEnded": 1,
+        },
+    ),
+    "liveness": Example(response={"status": "ok"}),
+    "readiness": Example(
+        response={"status": "ready", "checks": {"database": True, "migrations": True, "redis": True, "kafka": True}}
+    ),
+    "metrics": Example(
+        response="# HELP atomicseats_booking_requests_accepted_total Booking requests accepted\n"
+        "# TYPE atomicseats_booking_requests_accepted_total counter\n"
+        "atomicseats_booking_requests_accepted_total 1024.0\n"
+    ),
+}
