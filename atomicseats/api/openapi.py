@@ -314,7 +314,12 @@ def _description(app: Flask) -> str:
         "**Retry-After.** On 429 (rate limited) and 503 (a dependency is down or busy): the "
         "seconds to wait before trying again.\n\n"
         "**Rate limits.** Registration and log in are limited per address (the X-RateLimit-* "
-        "headers tell the window); booking is limited per account (a 429 with Retry-After)."
+        "headers tell the window); booking is limited per account (a 429 with Retry-After).\n\n"
+        "**Cross-origin (CORS).** Off unless the operator lists web origins in "
+        "`CORS_ALLOWED_ORIGINS`; then `/api` answers those origins without credentials "
+        "(authenticate with `Authorization: Bearer`, never cookies), preflights may send "
+        "`Authorization`, `Content-Type`, `Idempotency-Key` and `X-Request-ID`, and responses expose "
+        "`X-Request-ID`, `Retry-After` and `X-RateLimit-Limit/Remaining/Reset`."
     )
 
 
