@@ -113,11 +113,12 @@ run_parallel() {
   return $rc
 }
 
-# Our ports (55432-59393 across the dev/test/e2e/bench stacks, to 59993 with STACK_PORT_OFFSET up to 900) lie inside Linux's ephemeral range
+# Our ports (55432-59393 across the dev/test/e2e/bench stacks, to 60993 with STACK_PORT_OFFSET up to 1900, as
+# make bench's BENCH_PORT_OFFSET allows: Kafka 59093+offset) lie inside Linux's ephemeral range
 # (32768-60999): an outgoing connection can take one, and its TIME_WAIT then stops Kafka or
 # Postgres from binding it on the next start. Reserve them for listeners (best-effort: in a
 # container without the right to change it, starting still works as before).
-RESERVED_PORTS=55400-59999
+RESERVED_PORTS=55400-60999
 reserve_ports() {
   local file=/proc/sys/net/ipv4/ip_local_reserved_ports current
   [[ -w $file ]] || return 0
