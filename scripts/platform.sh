@@ -6,14 +6,17 @@
 #
 #   scripts/platform.sh up                  services, migrations, every process; waits until ready
 #   scripts/platform.sh down                every process, then the services
-#   scripts/platform.sh start <proc ...>    api | bridge | worker | mailer | beat | flower (idempotent)
+#   scripts/platform.sh start <proc ...>    api | bridge | worker | mailer | beat | flower (idempotent),
+#                                           or worker2: a second allocation worker (same queues, its own
+#                                           hostname and metrics port; not part of `up`: make bench's
+#                                           many-events phase scales out with it)
 #   scripts/platform.sh stop <proc ...>     SIGTERM, SIGKILL after a timeout
 #   scripts/platform.sh kill <proc ...>     SIGKILL at once (fault tests)
 #   scripts/platform.sh status              one line per process
 #   scripts/platform.sh env                 the environment the processes run with
 #
 # STACK=dev|test|bench as for services.sh (ports: API 5000 / 5100 / 5200, Flower +555,
-# metrics of the bridge, worker and mailer +561, +562, +563).
+# metrics of the bridge, worker and mailer +561, +562, +563; worker2 +564).
 # Variables already set by the caller (DATABASE_URL, API_WORKERS, ...) win over the defaults.
 set -euo pipefail
 
@@ -32,11 +35,13 @@ FLOWER_PORT=${FLOWER_PORT:-$((API_PORT + 555))}
 BRIDGE_METRICS_PORT=${BRIDGE_METRICS_PORT:-$((API_PORT + 561))}
 WORKER_METRICS_PORT=${WORKER_METRICS_PORT:-$((API_PORT + 562))}
 MAILER_METRICS_PORT=${MAILER_METRICS_PORT:-$((API_PORT + 563))}
+WORKER2_METRICS_PORT=${WORKER2_METRICS_PORT:-$((API_PORT + 564))}
 APP_RUN=$ROOT/.run/$STACK/app
 BIN=$ROOT/.venv/bin
 STOP_TIMEOUT=${PLATFORM_STOP_TIMEOUT:-20}
 START_TIMEOUT=${PLATFORM_START_TIMEOUT:-60}
 ALL_PROCS=(bridge worker mailer beat api flower)
+EXTRA_PROCS=(worker2)  # started only when asked for (`start worker2`); status and down know them
 mkdir -p "$APP_RUN"
 
 say() { echo "[platform:$STACK] $*"; }
@@ -87,11 +92,11 @@ command_of() {
            echo "$BIN/granian --interface asgi --host 127.0.0.1 --port $API_PORT --workers ${API_WORKERS:-3} --backlog 2048 --backpressure ${API_BACKPRESSURE:-16384} --loop ${API_LOOP:-uvloop} --no-ws asgi:app"
          fi ;;
     bridge) echo "$BIN/python kafka_bridge.py" ;;
-    worker) echo "$BIN/celery -A celery_worker worker --queues $ALLOCATION_QUEUES --concurrency ${WORKER_CONCURRENCY:-2} --hostname worker-$STACK@%h --without-gossip --without-mingle --loglevel ${LOG_LEVEL:-INFO}" ;;
+    worker | worker2) echo "$BIN/celery -A celery_worker worker --queues $ALLOCATION_QUEUES --concurrency ${WORKER_CONCURRENCY:-2} --hostname $1-$STACK@%h --without-gossip --without-mingle --loglevel ${LOG_LEVEL:-INFO}" ;;
     mailer) echo "$BIN/celery -A celery_worker worker --queues $MAILER_QUEUES --concurrency ${MAILER_CONCURRENCY:-2} --hostname mailer-$STACK@%h --without-gossip --without-mingle --loglevel ${LOG_LEVEL:-INFO}" ;;
     beat) echo "$BIN/celery -A celery_worker beat --schedule $APP_RUN/beat-schedule --loglevel INFO" ;;
     flower) echo "$BIN/celery -A celery_worker flower --address=127.0.0.1 --port=$FLOWER_PORT" ;;
-    *) die "unknown process '$1' (api|bridge|worker|mailer|beat|flower)" ;;
+    *) die "unknown process '$1' (api|bridge|worker|worker2|mailer|beat|flower)" ;;
   esac
 }
 
@@ -99,6 +104,7 @@ metrics_port_of() {
   case $1 in
     bridge) echo "$BRIDGE_METRICS_PORT" ;;
     worker) echo "$WORKER_METRICS_PORT" ;;
+    worker2) echo "$WORKER2_METRICS_PORT" ;;
     mailer) echo "$MAILER_METRICS_PORT" ;;
     *) echo 0 ;;
   esac
@@ -109,7 +115,7 @@ metrics_port_of() {
 # there would be counted again). The others must not have the variable at all.
 metrics_env_of() {
   case $1 in
-    api | worker | mailer)
+    api | worker | worker2 | mailer)
       local dir=$APP_RUN/metrics/$1
       rm -rf "$dir" && mkdir -p "$dir"
       echo "PROMETHEUS_MULTIPROC_DIR=$dir" ;;
@@ -123,7 +129,7 @@ metrics_env_of() {
 # what is left (the outbox keeps every e-mail, nothing is dropped).
 nice_of() {
   case $1 in
-    bridge | worker) echo "${PIPELINE_NICE:-5}" ;;
+    bridge | worker | worker2) echo "${PIPELINE_NICE:-5}" ;;
     mailer) echo "${MAILER_NICE:-19}" ;;
     flower) echo "${FLOWER_NICE:-19}" ;;
     *) echo 0 ;;
@@ -136,7 +142,7 @@ wait_ready() {
     is_running "$proc" || { tail -n 40 "$log" >&2; die "$proc exited during start (log $log)"; }
     case $proc in
       api) curl -fsS "http://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1 && return 0 ;;
-      bridge | worker | mailer | beat) [[ -f $APP_RUN/$proc.ready ]] && return 0 ;;
+      bridge | worker | worker2 | mailer | beat) [[ -f $APP_RUN/$proc.ready ]] && return 0 ;;
       flower) curl -fsS "http://127.0.0.1:$FLOWER_PORT/healthcheck" >/dev/null 2>&1 && return 0 ;;
     esac
     sleep 0.2
@@ -205,17 +211,17 @@ main() {
       say "  Redis    $REDIS_URL   Kafka $KAFKA_BROKERS   SMTP sink $MAIL_SERVER:$MAIL_PORT -> $SMTP_SINK_DIR"
       ;;
     down)
-      for proc in api flower beat mailer worker bridge; do stop_proc "$proc"; done
+      for proc in api flower beat mailer worker2 worker bridge; do stop_proc "$proc"; done
       bash scripts/services.sh stop
       ;;
     start) load_env; load_queues; for proc in "$@"; do start_proc "$proc"; done ;;
     stop) for proc in "$@"; do stop_proc "$proc"; done ;;
     kill) for proc in "$@"; do stop_proc "$proc" KILL; done ;;
-    status) for proc in "${ALL_PROCS[@]}"; do
+    status) for proc in "${ALL_PROCS[@]}" "${EXTRA_PROCS[@]}"; do
         if is_running "$proc"; then echo "$proc running pid $(pid_of "$proc")"; else echo "$proc stopped"; fi
       done ;;
     env) load_env; env | grep -E '^(ATOMICSEATS_ENV|DATABASE_URL|REDIS_URL|KAFKA_BROKERS|MAIL_SERVER|MAIL_PORT|SMTP_SINK_DIR|PIPELINE|BEAT_HEARTBEAT_FILE|FLOWER_URL)=' | sed 's/^/export /'; echo "export API_URL=http://127.0.0.1:$API_PORT"
-      for proc in bridge worker mailer; do echo "export ${proc^^}_METRICS_URL=http://127.0.0.1:$(metrics_port_of "$proc")/metrics"; done ;;
+      for proc in bridge worker worker2 mailer; do echo "export ${proc^^}_METRICS_URL=http://127.0.0.1:$(metrics_port_of "$proc")/metrics"; done ;;
     *) die "usage: platform.sh up|down|start|stop|kill|status|env [proc ...]" ;;
   esac
 }
