@@ -225,6 +225,9 @@ def test_the_last_line_keeps_its_fields_and_gains_half_load_p99_after_p99():
         oversold=0,
         waits=None,
         openloop=OpenLoopResult(1150.4, 5, 2, [point("50%", 575, 187.0)]),
+        many=None,
+        pipeline=None,
+        fairness=None,
     )
     line = full_final_line(full, 3500.2, 0)
     assert line == "accepted_per_s=1150 decided_per_s=3500 p50_ms=95 p99_ms=410 half_load_p99_ms=187 oversold=0 lost=0"

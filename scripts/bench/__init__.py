@@ -39,6 +39,15 @@ What it does (every step bounded by a deadline, everything on 127.0.0.1):
                       done off its clock, so it is a diagnostic, not the headline.
             decided/s = (B - first batch) / (last decided_at - first decided_at); the wall
             clock rate, including process start-up, is printed next to it.
+            memory    while the pipeline drains the backlog, the peak RSS of each process (each
+                      API worker, the bridge, each allocation worker and mailer process) from
+                      /proc (scripts/bench/memory.py: VmHWM reset at the start, RSS sampled);
+                      floors: API worker < 200 MB, bridge and allocation worker < 300 MB.
+  many      many events (scripts/bench/many.py): M events (200) over every partition of
+            booking-requests, a second allocation worker started (platform.sh start worker2),
+            B requests (20,000) spread over them waiting in Kafka, then drained as the decide
+            phase does: aggregate decided/s, per partition the events, requests and decisions
+            (every partition must be served), the decisions of each worker, CPU and peak RSS.
   waits     "waiting never blocks the API": decisions paused (bridge stopped), W requests
             (5,000) for a fresh event produced to Kafka and claimed in the request registry as
             the API does (so they read `pending`); the answer time of other routes
@@ -50,6 +59,9 @@ What it does (every step bounded by a deadline, everything on 127.0.0.1):
   check     oversold = sum over events of max(0, confirmed seats - capacity); lost = every
             request acknowledged (202 at the API, or acked by Kafka for the backlog) without
             a final outcome after the drain; `flask audit --pending-grace-s 0`.
+            fairness (scripts/bench/fairness.py): the decision order (the id order of the
+            decision e-mails' outbox rows) against Kafka order, every event of the run (must
+            be 0), and against API acceptance order for the hot event (reported).
   embedded  the same accept load against `gunicorn wsgi:app` on the embedded default
             (the default config, PIPELINE=embedded, a fresh SQLite file, decisions inline,
             same workers x threads as the bench API), after the bench stack is down.
@@ -59,13 +71,17 @@ the time goes is measured, not guessed; "other" is everything on the machine tha
 this benchmark (another stack, a test run) and says how trustworthy the run is.
 
 The last line of the output is machine-readable:
-    accepted_per_s=N decided_per_s=N p50_ms=N p99_ms=N half_load_p99_ms=N oversold=N lost=N waits_open=N
+    accepted_per_s=N decided_per_s=N p50_ms=N p99_ms=N half_load_p99_ms=N oversold=N lost=N
+    many_decided_per_s=N api_rss_mb=N bridge_rss_mb=N worker_rss_mb=N mailer_rss_mb=N
+    kafka_order_inversions=N acceptance_order_inversions=N waits_open=N
     waiting_other_p50_ms=N waiting_other_p99_ms=N waits_final=N
-Exit status: 0, or 1 if oversold/lost/audit failed (or --strict and a floor was missed),
+(a phase that did not run leaves its fields out; *_rss_mb: the largest process of the group.)
+Exit status: 0, or 1 if oversold/lost/audit/Kafka order failed (or --strict and a floor was missed),
 2 if the benchmark itself could not run.
 
 Run as `make bench` (BENCH_ARGS=--help for the options), or `python -m scripts.bench` from the
 repository root. One module per phase: stack (processes, services, Postgres), cpu (CPU
 accounting), accounts (setup), load (wrk), outcomes (drain, latency, checks), backlog (the decide
-phase), openloop, waits, full (the full pipeline's phases in order), embedded, report; __main__ runs them.
+phase), openloop, many, memory, fairness, waits, full (the full pipeline's phases in order), embedded, report;
+__main__ runs them.
 """

@@ -37,6 +37,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--waits-sample", type=float, default=5.0, help="seconds the other routes are sampled in the waits phase (5)"
     )
+    parser.add_argument(
+        "--many",
+        type=int,
+        default=20000,
+        help="requests spread over the events of the many-events phase (20000; 0 skips it)",
+    )
+    parser.add_argument("--many-events", type=int, default=200, help="events of the many-events phase (200)")
+    parser.add_argument(
+        "--many-capacity", type=int, default=200, help="seats of each event of the many-events phase (200)"
+    )
     parser.add_argument("--hot-capacity", type=int, default=1000, help="seats of the hot event (1000)")
     parser.add_argument("--spread-capacity", type=int, default=2000, help="seats of each spread event (2000)")
     parser.add_argument("--spread-events", type=int, default=20, help="number of spread events (20)")
@@ -68,7 +78,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--openloop-rates",
         default=DEFAULT_RATES,
         help="offered rates of the open-loop phase, shares of the accept phase's accepted/s or requests/s "
-        f"({DEFAULT_RATES}; e.g. 50,200,400)",
+        f"({DEFAULT_RATES.replace('%', '%%')}; e.g. 50,200,400)",
     )
     parser.add_argument(
         "--openloop-seconds", type=float, default=5, help="measured seconds per open-loop rate (5; 0 skips the phase)"
@@ -89,6 +99,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         if not 1 <= args.connections <= 10000 or args.duration <= 0 or args.guests < 1 or args.backlog < 0:
             parser.error("out-of-range option")
         if not 0 <= args.waits <= 20000 or not 0 < args.waits_sample <= 20:
+            parser.error("out-of-range option")
+        if not 0 <= args.many <= 1_000_000 or not 1 <= args.many_events <= 10000 or args.many_capacity < 1:
             parser.error("out-of-range option")
         if not 0 <= args.hot_percent <= 100 or args.threads < 1 or args.threads > args.connections:
             parser.error("out-of-range option")

@@ -13,16 +13,18 @@ from datetime import UTC, datetime
 
 from scripts.bench.common import APP_RUN, BenchError, say
 from scripts.bench.cpu import CpuMeter, CpuReport, bench_roots, pidfile, settle_disk
+from scripts.bench.memory import MemoryMeter, MemoryReport
 from scripts.bench.outcomes import decided_rate, final_ids, status_counts, wait_final
 from scripts.bench.stack import Db, Stack
 
 
 def produce_backlog(
-    brokers: str, event_id: int, user_ids: list[int], count: int, seed: int, registry=None
+    brokers: str, event_ids: int | list[int], user_ids: list[int], count: int, seed: int, registry=None
 ) -> tuple[list[str], float]:
-    """Put `count` requests for one event on booking-requests exactly as the API would
-    (same producer settings, key, message body and header); returns their ids. With a
-    `registry` (RedisRequestRegistry), each is also claimed there, as the API does."""
+    """Put `count` requests for one event (or spread in turn over several) on booking-requests
+    exactly as the API would (same producer settings, key, message body and header); returns
+    their ids. With a `registry` (RedisRequestRegistry), each is also claimed there, as the API does."""
+    events = [event_ids] if isinstance(event_ids, int) else event_ids
     from confluent_kafka import Producer
 
     from atomicseats.adapters.kafka import ProducerSettings
@@ -38,7 +40,7 @@ def produce_backlog(
     ids = []
     started = time.monotonic()
     for i in range(count):
-        accepted = accepted_request(event_id, user_ids[i % len(user_ids)], rng.randint(1, 4))
+        accepted = accepted_request(events[i % len(events)], user_ids[i % len(user_ids)], rng.randint(1, 4))
         produce_request(producer, accepted, on_delivery)
         if registry is not None:
             registry.claim(accepted)
@@ -99,6 +101,7 @@ class DecideResult:
     statuses: dict[str, int] = field(default_factory=dict)
     cpu: CpuReport | None = None
     record_cpu: CpuReport | None = None
+    memory: MemoryReport | None = None
 
 
 def decide_pipeline(stack: Stack, db: Db, brokers: str, event_id: int, user_ids: list[int], args) -> DecideResult:
@@ -106,30 +109,63 @@ def decide_pipeline(stack: Stack, db: Db, brokers: str, event_id: int, user_ids:
     stack.platform("stop", "bridge")
     ids, produce_s = produce_backlog(brokers, event_id, user_ids, args.backlog, args.seed + 1)
     say(f"  produced and acked in {produce_s:.1f}s; starting the bridge (worker running), clock on")
-    rate, wall_rate, span, wall, lost, cpu = time_drain(stack, db, event_id, ids, "bridge", "bridge", args)
-    say(f"  decided {len(ids)} in {span:.1f}s = {rate:.0f}/s (wall incl. bridge start {wall_rate:.0f}/s); lost {lost}")
+    d = time_drain(stack, db, [event_id], ids, "bridge", "bridge", args)
+    say(
+        f"  decided {len(ids)} in {d.span_s:.1f}s = {d.rate:.0f}/s "
+        f"(wall incl. bridge start {d.wall_rate:.0f}/s); lost {d.lost}"
+    )
+    if d.memory:
+        say("  peak RSS while draining:")
+        for line in d.memory.lines():
+            say(line)
     return DecideResult(
-        "pipeline", len(ids), rate, wall_rate, span, wall, lost, statuses=status_counts(db, event_id), cpu=cpu
+        "pipeline",
+        len(ids),
+        d.rate,
+        d.wall_rate,
+        d.span_s,
+        d.wall_s,
+        d.lost,
+        statuses=status_counts(db, event_id),
+        cpu=d.cpu,
+        memory=d.memory,
     )
 
 
-def time_drain(stack: Stack, db: Db, event_id: int, ids: list[str], proc: str, cpu_label: str, args):
-    """Start `proc`, wait until every request in `ids` is final, and time it: (decided/s, wall
-    decided/s, span s, wall s, lost, CPU report). The clock starts with the process."""
+@dataclass
+class Drained:
+    rate: float  # decided/s from the first decision to the last (first batch left out)
+    wall_rate: float  # decided/s from the start of the process
+    span_s: float
+    wall_s: float
+    lost: int
+    cpu: CpuReport
+    memory: MemoryReport | None
+
+
+def time_drain(
+    stack: Stack, db: Db, event_ids: list[int], ids: list[str], proc: str, cpu_label: str, args, memory: bool = True
+) -> Drained:
+    """Start `proc`, wait until every request in `ids` is final, and time it, with the CPU and
+    (unless memory=False) the peak RSS of each process meanwhile. The clock starts with the process."""
     settle_disk()
     meter = CpuMeter(bench_roots())
+    rss = MemoryMeter() if memory else None
     meter.start()
+    if rss:
+        rss.start()
     started_wall = datetime.now(UTC)
     finish = stack.start_async(proc)
     try:
-        wait_final(db, [event_id], set(ids), args.drain_timeout, f"backlog drained by the {proc}")
+        wait_final(db, event_ids, set(ids), args.drain_timeout, f"backlog drained by the {proc}")
         meter.add_root(cpu_label, pidfile(APP_RUN / f"{proc}.pid") or 0)
         cpu = meter.stop()
+        memory_report = rss.stop() if rss else None
     finally:
         finish()
-    rate, wall_rate, span, wall = decided_rate(db, event_id, len(ids), started_wall)
-    lost = len(set(ids) - final_ids(db, [event_id]))
-    return rate, wall_rate, span, wall, lost, cpu
+    rate, wall_rate, span, wall = decided_rate(db, event_ids, len(ids), started_wall)
+    lost = len(set(ids) - final_ids(db, event_ids))
+    return Drained(rate, wall_rate, span, wall, lost, cpu, memory_report)
 
 
 def decide_stages(stack: Stack, db: Db, brokers: str, event_id: int, user_ids: list[int], args) -> DecideResult:
@@ -162,19 +198,22 @@ def decide_stages(stack: Stack, db: Db, brokers: str, event_id: int, user_ids: l
     record_rate = (recorded - in_first) / record_span if record_span > 0 else float("nan")
     say(f"  bridge alone recorded {recorded} at {record_rate:.0f}/s (wall incl. start {recorded / record_wall:.0f}/s)")
     say("  starting the worker, clock on")
-    rate, wall_rate, span, wall, lost, cpu = time_drain(stack, db, event_id, ids, "worker", "worker (celery)", args)
-    say(f"  worker alone decided {len(ids)} in {span:.1f}s = {rate:.0f}/s (wall incl. worker start {wall_rate:.0f}/s)")
+    d = time_drain(stack, db, [event_id], ids, "worker", "worker (celery)", args, memory=False)
+    say(
+        f"  worker alone decided {len(ids)} in {d.span_s:.1f}s = {d.rate:.0f}/s "
+        f"(wall incl. worker start {d.wall_rate:.0f}/s)"
+    )
     return DecideResult(
         "stages",
         len(ids),
-        rate,
-        wall_rate,
-        span,
-        wall,
-        lost,
+        d.rate,
+        d.wall_rate,
+        d.span_s,
+        d.wall_s,
+        d.lost,
         record_per_s=record_rate,
         record_wall_per_s=recorded / record_wall,
         statuses=status_counts(db, event_id),
-        cpu=cpu,
+        cpu=d.cpu,
         record_cpu=record_cpu,
     )

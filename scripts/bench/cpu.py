@@ -16,7 +16,7 @@ from scripts.bench.common import APP_RUN, OTHER, RUN, say
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def _read_procs() -> dict[int, tuple[int, int, str, int]]:
+def read_procs() -> dict[int, tuple[int, int, str, int]]:
     """pid -> (ppid, user+system ticks, comm, start time) for every process on the machine.
     A pid is the same process at both ends of a phase when its start time matches (a
     kernel worker's comm changes with the work it does)."""
@@ -75,12 +75,12 @@ class CpuMeter:
 
     def start(self) -> None:
         self.t0 = time.monotonic()
-        self.procs0 = _read_procs()
+        self.procs0 = read_procs()
         self.machine0 = _read_machine()
         self.children0 = _children_cpu_s()
 
     def stop(self) -> CpuReport:
-        procs1 = _read_procs()
+        procs1 = read_procs()
         machine1 = _read_machine()
         wall = time.monotonic() - self.t0
         by_group: dict[str, float] = {}
@@ -104,18 +104,24 @@ class CpuMeter:
         )
 
     def _group_of(self, pid: int, procs: dict) -> str:
-        seen = 0
-        while pid > 1 and seen < 64:
-            if pid in self.roots:
-                return self.roots[pid]
-            entry = procs.get(pid)
-            if entry is None:
-                break
-            if entry[2] == "wrk":
-                return "client (wrk)"
-            pid = entry[0]
-            seen += 1
-        return OTHER
+        return group_of(pid, procs, self.roots)
+
+
+def group_of(pid: int, procs: dict, roots: dict[int, str]) -> str:
+    """The group of a process: that of its nearest ancestor (itself included) among `roots`
+    (pid -> group), "client (wrk)" under wrk, else OTHER. `procs` as read_procs returns."""
+    seen = 0
+    while pid > 1 and seen < 64:
+        if pid in roots:
+            return roots[pid]
+        entry = procs.get(pid)
+        if entry is None:
+            break
+        if entry[2] == "wrk":
+            return "client (wrk)"
+        pid = entry[0]
+        seen += 1
+    return OTHER
 
 
 @dataclass
@@ -153,6 +159,7 @@ def bench_roots() -> dict[str, int | None]:
         "api (granian)": pidfile(APP_RUN / "api.pid"),
         "bridge": pidfile(APP_RUN / "bridge.pid"),
         "worker (celery)": pidfile(APP_RUN / "worker.pid"),
+        "worker 2 (celery)": pidfile(APP_RUN / "worker2.pid"),
         "mailer (celery, nice 19)": pidfile(APP_RUN / "mailer.pid"),
         "beat": pidfile(APP_RUN / "beat.pid"),
         "flower": pidfile(APP_RUN / "flower.pid"),

@@ -1,5 +1,5 @@
 """The full pipeline (STACK=bench), phase after phase: setup, warm-up, accept, drain, open loop,
-outbox, decide, waits, check."""
+outbox, decide, many events, waits, check (fairness included)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from scripts.bench.accounts import Events, create_events, make_accounts
 from scripts.bench.backlog import DecideResult, decide_pipeline, decide_stages
 from scripts.bench.common import API_URL, BENCH_DB, BIN, STACK, STACK_ENV, WORK, BenchError, run, say
 from scripts.bench.cpu import CpuMeter, CpuReport, bench_roots, settle_disk
+from scripts.bench.fairness import RunFairness, measure_fairness
 from scripts.bench.load import WrkResult, run_wrk
+from scripts.bench.many import ManyResult, many_phase
 from scripts.bench.openloop import OpenLoopResult, run_openloop
 from scripts.bench.outcomes import (
     Latency,
@@ -63,6 +65,8 @@ class FullResult:
     outbox: OutboxDrain | None
     waits: WaitsResult | None = None
     openloop: OpenLoopResult | None = None
+    many: ManyResult | None = None
+    fairness: RunFairness | None = None
 
 
 @dataclass
@@ -86,8 +90,14 @@ def run_full(args) -> FullResult:
         drain = drain_phase(db, setup.events, accept, args)
         openloop = openloop_phase(setup, db, accept, args) if args.openloop_seconds > 0 else None
         outbox, pipeline, stages = decide_phase(setup, db, args) if args.backlog > 0 else (None, None, None)
+        many = None
+        if args.many > 0:
+            brokers = setup.service_env["KAFKA_BROKERS"]
+            many = many_phase(setup.stack, db, brokers, setup.app_env, setup.accounts, args)
         waits = waits_phase(setup, db, args) if args.waits > 0 else None
         checks = check(db, setup.app_env)
+        say("fairness: decision order against Kafka order and API acceptance order")
+        fairness = measure_fairness(db, setup.events.hot)
     finally:
         db.close()
     return FullResult(
@@ -108,6 +118,8 @@ def run_full(args) -> FullResult:
         outbox=outbox,
         waits=waits,
         openloop=openloop,
+        many=many,
+        fairness=fairness,
     )
 
 
@@ -117,7 +129,7 @@ def set_up(args) -> Setup:
     say("full pipeline: stopping any leftover bench processes, starting the services")
     base_env = {**os.environ, **STACK_ENV}
     run(
-        ["bash", "scripts/platform.sh", "stop", "api", "flower", "beat", "worker", "bridge"],
+        ["bash", "scripts/platform.sh", "stop", "api", "flower", "beat", "worker2", "worker", "bridge"],
         base_env,
         180,
         "platform.log",

@@ -149,18 +149,19 @@ def count_oversold(rows) -> tuple[int, int, list[str]]:
     return oversold, mismatched, notes
 
 
-def decided_rate(db: Db, event_id: int, count: int, started_wall: datetime) -> tuple[float, float, float, float]:
-    """(decided/s between first and last decision, wall-clock decided/s from `started_wall`,
-    the span, the wall time). The first batch is left out of the span rate: its
-    decisions carry the span's start time."""
+def decided_rate(db: Db, event_ids: list[int], count: int, started_wall: datetime) -> tuple[float, float, float, float]:
+    """(decided/s between the first and the last decision of these events, wall-clock decided/s
+    from `started_wall`, the span, the wall time). The first batch is left out of the span
+    rate: its decisions carry the span's start time."""
     first, last = db.one(
-        "SELECT min(decided_at), max(decided_at) FROM booking_requests WHERE event_id = %s AND status <> 'pending'",
-        (event_id,),
+        "SELECT min(decided_at), max(decided_at) FROM booking_requests"
+        " WHERE event_id = ANY(%s) AND status <> 'pending'",
+        (event_ids,),
     )
     if first is None:
         return 0.0, 0.0, 0.0, 0.0
     (in_first,) = db.one(
-        "SELECT count(*) FROM booking_requests WHERE event_id = %s AND decided_at = %s", (event_id, first)
+        "SELECT count(*) FROM booking_requests WHERE event_id = ANY(%s) AND decided_at = %s", (event_ids, first)
     )
     span = (last - first).total_seconds()
     wall = (last - started_wall).total_seconds()

@@ -10,6 +10,7 @@ import time
 from scripts.bench.common import FLOOR_ACCEPTED, FLOOR_DECIDED, OTHER, WORK, fmt
 from scripts.bench.embedded import EmbeddedResult
 from scripts.bench.full import FullResult
+from scripts.bench.memory import API, BRIDGE, MAILER, WORKER, MemoryReport
 from scripts.bench.openloop import OpenLoopResult, table_lines
 
 COLUMNS = "{:<44}{:>20}{:>20}   {}"
@@ -23,11 +24,14 @@ def report(args, full: FullResult | None, embedded: EmbeddedResult | None) -> tu
     lost_full = lost_in_full(full)
     print_checks(full, embedded, lost_full)
     print_waits_row(full.waits if full else None)
+    if full:
+        print_phase_rows(full)
     print("  * embedded decides inline, before it answers: decided/s = requests decided in the accept phase / duration")
     ok = True
     if full:
         print_full_details(full)
         ok = ok and full.oversold == 0 and lost_full == 0 and full.audit_ok
+        ok = ok and (full.fairness is None or full.fairness.kafka_pairs() == 0)
     if embedded:
         print(f"embedded default: non-2xx {embedded.accept.non_2xx()}; CPU during its accept phase:")
         for line in embedded.cpu.lines({"accepted": embedded.accept.accepted}):
@@ -37,6 +41,8 @@ def report(args, full: FullResult | None, embedded: EmbeddedResult | None) -> tu
     if full:
         final = full_final_line(full, decided, lost_full)
         if args.strict and (acc_floor != "ok" or dec_floor != "ok" or not waits_all_final(full)):
+            ok = False
+        if args.strict and (memory_over(full) or (full.many is not None and full.many.unserved())):
             ok = False
     else:
         final = embedded_final_line(embedded)
@@ -70,7 +76,7 @@ def floors(full: FullResult | None) -> tuple[float, str, str]:
 def lost_in_full(full: FullResult | None) -> int | None:
     if not full:
         return None
-    phases = (full.pipeline, full.stages, full.waits, full.openloop)
+    phases = (full.pipeline, full.stages, full.waits, full.openloop, full.many)
     return full.lost_api + sum(phase.lost for phase in phases if phase)
 
 
@@ -158,10 +164,15 @@ def print_full_details(F: FullResult) -> None:
         print(f"outbox after the accept phase (before the decide phase): {F.outbox.describe()}")
     if F.pipeline:
         print_pipeline(F.pipeline)
+    if F.many:
+        print_many(F.many)
     if F.waits:
         print_waits(F.waits)
     if F.stages:
         print_stages(F.stages)
+    if F.fairness:
+        for line in F.fairness.lines():
+            print(line)
     print(f"audit ({'clean' if F.audit_ok else 'FAILED'}):")
     for line in F.audit_text.splitlines():
         print(f"  {line}")
@@ -211,6 +222,10 @@ def print_pipeline(p) -> None:
     )
     if p.cpu:
         print_cpu(p.cpu, {"decided": p.count})
+    if p.memory:
+        print(f"  peak RSS of each process while draining the {p.count:,} requests:")
+        for line in p.memory.lines():
+            print(line)
 
 
 def print_waits(W) -> None:
@@ -251,6 +266,7 @@ def full_final_line(F: FullResult, decided: float, lost_full: int | None) -> str
         f"{half_load_field(F.openloop)}"
         f"oversold={F.oversold} lost={lost_full}"
     )
+    final += phase_fields(F)
     W = F.waits
     if W:
         final += (
@@ -265,6 +281,76 @@ def half_load_field(curve: OpenLoopResult | None) -> str:
     the open-loop phase did not measure it."""
     value = curve.half_load_p99_ms() if curve else float("nan")
     return "" if math.isnan(value) else f"half_load_p99_ms={round(value)} "
+
+
+def print_phase_rows(F: FullResult) -> None:
+    """The table's rows of the many-events phase, the memory floors and the fairness figures."""
+    rows = []
+    if F.many:
+        missing = F.many.unserved()
+        rows.append(
+            (
+                f"decided/s, {F.many.events} events, 2 workers",
+                fmt(F.many.decided_per_s),
+                "-",
+                "every partition served" if not missing else f"NOT SERVED: partitions {missing}",
+            )
+        )
+    memory = F.pipeline.memory if F.pipeline else None
+    if memory:
+        for label, group in (("API worker", API), ("bridge", BRIDGE), ("allocation worker", WORKER)):
+            peak = memory.group_peak_mb(group)
+            floor = next((p.floor_mb for p in memory.peaks if p.group == group), None)
+            over = any(p.over_floor() for p in memory.peaks if p.group == group)
+            verdict = f"floor < {floor}: {'OVER' if over else 'ok'}" if floor else ""
+            rows.append((f"peak RSS, {label} (MB, backlog drain)", fmt(peak), "-", verdict))
+    if F.fairness and F.fairness.hot:
+        hot = F.fairness.hot
+        rows.append(("inversions vs Kafka order, all events", fmt(F.fairness.kafka_pairs()), "-", "must be 0"))
+        rows.append(
+            (
+                "inversions vs API acceptance, hot event",
+                fmt(hot.acceptance.pairs),
+                "-",
+                f"pairs of {hot.decided} requests; {hot.acceptance.overtaken} overtaken, "
+                f"by <= {fmt(hot.overtaking_ms, 1)} ms",
+            )
+        )
+    for row in rows:
+        print(COLUMNS.format(*row))
+
+
+def print_many(m) -> None:
+    for line in m.lines():
+        print(line)
+    print_cpu(m.cpu, {"decided": m.count})
+    if m.memory:
+        print(f"  peak RSS of each process while draining the {m.count:,} requests:")
+        for line in m.memory.lines():
+            print(line)
+
+
+def memory_over(F: FullResult) -> bool:
+    reports: list[MemoryReport] = [r.memory for r in (F.pipeline, F.many) if r and r.memory]
+    return any(report.over_floor() for report in reports)
+
+
+def phase_fields(F: FullResult) -> str:
+    """The last line's fields of the many-events phase, the peak RSS (MB, backlog drain) and the
+    fairness figures, those measured."""
+    fields = []
+    if F.many:
+        rate = F.many.decided_per_s
+        fields.append(f"many_decided_per_s={0 if math.isnan(rate) else round(rate)}")
+    memory = F.pipeline.memory if F.pipeline else None
+    for name, group in (("api", API), ("bridge", BRIDGE), ("worker", WORKER), ("mailer", MAILER)):
+        peak = memory.group_peak_mb(group) if memory else None
+        if peak is not None:
+            fields.append(f"{name}_rss_mb={peak}")
+    if F.fairness and F.fairness.hot:
+        fields.append(f"kafka_order_inversions={F.fairness.kafka_pairs()}")
+        fields.append(f"acceptance_order_inversions={F.fairness.hot.acceptance.pairs}")
+    return "".join(f" {field}" for field in fields)
 
 
 def embedded_final_line(e: EmbeddedResult) -> str:
