@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,7 +12,8 @@ from datetime import datetime, timedelta, timezone
 
 import redis
 import sqlalchemy as sa
-from flask import current_app
+from flask import Flask, current_app
+from werkzeug.serving import make_server
 
 _counter = itertools.count(1)
 PASSWORD = "correct-horse-battery"
@@ -137,6 +139,20 @@ def event(client, event_id: int) -> dict:
     response = client.get(f"/api/events/{event_id}")
     assert response.status_code == 200, response.get_json()
     return response.get_json()["data"]
+
+
+@contextmanager
+def served_over_http(app: Flask) -> Iterator[int]:
+    """`app` behind a real HTTP server on a free loopback port (Werkzeug's, threaded: like
+    granian, it hands the app chunked bodies as streams), in a thread; yields the port."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
 
 
 # --- "a refused request changed nothing" --------------------------------------------------

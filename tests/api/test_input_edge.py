@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 
 from atomicseats.domain import limits
 from atomicseats.extensions import db
@@ -27,6 +26,7 @@ from tests.helpers import (
     event_payload,
     register,
     registration,
+    served_over_http,
     unchanged,
 )
 
@@ -241,12 +241,8 @@ def test_a_key_given_twice_in_a_nested_object_is_400_too(app, client):
 def served(app):
     """The app behind a real HTTP server (Werkzeug's, which, like granian, hands the app a
     chunked body as a stream without Content-Length)."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_port
-    server.shutdown()
-    thread.join()
+    with served_over_http(app) as port:
+        yield port
 
 
 def post_chunked(port: int, path: str, chunks: list[bytes], headers: dict) -> tuple[int, dict]:
@@ -291,3 +287,4 @@ def test_a_chunked_body_within_the_limit_is_read_whole(app, client, served, size
 
     assert status == 202, body
     assert body["data"]["seatsRequested"] == 2
+

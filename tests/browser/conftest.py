@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,12 +28,11 @@ import pytest
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
-from werkzeug.serving import make_server
 
 from scripts.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import REPO_ROOT, fresh_app
 from tests.e2e.support import Platform
-from tests.helpers import Account
+from tests.helpers import Account, served_over_http
 
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
@@ -214,13 +212,8 @@ def embedded_server(sqlite_template, tmp_path_factory) -> Iterator[LiveServer]:
     path = tmp_path_factory.mktemp("browser") / "atomicseats.db"
     shutil.copyfile(sqlite_template, path)
     # The embedded default (no Redis); each request pushes its own app context, as in production.
-    with fresh_app(f"sqlite:///{path}", hold_context=False, REDIS_URL="") as app:
-        server = make_server("127.0.0.1", 0, app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
-        thread.start()
-        yield LiveServer(app, f"http://127.0.0.1:{server.server_port}")
-        server.shutdown()
-        thread.join(timeout=10)
+    with fresh_app(f"sqlite:///{path}", hold_context=False, REDIS_URL="") as app, served_over_http(app) as port:
+        yield LiveServer(app, f"http://127.0.0.1:{port}")
 
 
 @pytest.fixture(scope="session")
