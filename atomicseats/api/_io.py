@@ -21,9 +21,18 @@ class _DuplicateKey(ValueError):
         self.key = key
 
 
-def _refuse_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
-    """`{"numberOfSeats": 1, "numberOfSeats": 9}` means different things to different
-    parsers (first or last wins): refuse it rather than guess."""
+class _LoneSurrogate(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key.encode("utf-8", "backslashreplace").decode("utf-8")  # printable, for the 400
+
+
+def _checked_object(pairs: list[tuple[str, object]]) -> dict:
+    """Each JSON object of a body, inner ones first. `{"numberOfSeats": 1, "numberOfSeats": 9}`
+    means different things to different parsers (first or last wins): refuse it rather than
+    guess. A key or string that escapes half of a UTF-16 pair alone ("\\ud800") is no Unicode
+    text: Python reads it, but no database, password hash or e-mail can encode it, so it is
+    refused here, before any of them sees it."""
     payload = dict(pairs)
     if len(payload) != len(pairs):
         seen = set()
@@ -31,22 +40,46 @@ def _refuse_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
             if key in seen:
                 raise _DuplicateKey(key)
             seen.add(key)
+    for key, value in pairs:
+        if _holds_lone_surrogate(key) or _holds_lone_surrogate(value):
+            raise _LoneSurrogate(key)
     return payload
 
 
+def _holds_lone_surrogate(value: object) -> bool:
+    """A string (or a string in a list, at any depth; objects are checked on their own) that
+    UTF-8 cannot encode. Bounded by the body: each value is looked at once."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str) and not item.isascii():
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
 # Built once: json.loads builds a decoder per call when given a hook.
-_DECODER = json.JSONDecoder(object_pairs_hook=_refuse_duplicate_keys)
+_DECODER = json.JSONDecoder(object_pairs_hook=_checked_object)
 
 
 def load_body(schema: Schema) -> dict:
-    """Parse the JSON body strictly: not JSON, not an object, a key given twice, or wrong
-    types → 400; past the body limit → 413."""
+    """Parse the JSON body strictly: not JSON, not an object, a key given twice, text that is
+    not Unicode, or wrong types → 400; past the body limit → 413."""
     if not request.is_json:
         raise InvalidInput("Request body must be JSON (Content-Type: application/json)")
     try:
         payload = _decode_json(request_body())
     except _DuplicateKey as error:
         raise InvalidInput("A key is given twice in a JSON object", {error.key: ["Given more than once."]}) from error
+    except _LoneSurrogate as error:
+        raise InvalidInput(
+            "Request body is not valid Unicode text",
+            {error.key: ["Must be Unicode text: a lone surrogate escape (\\ud800-\\udfff) is no character."]},
+        ) from error
     except (ValueError, RecursionError) as error:  # RecursionError: absurdly deep nesting
         raise InvalidInput("Request body is not valid JSON") from error
     # marshmallow's hints say a mapping; at run time it refuses any other shape itself (a 400).
