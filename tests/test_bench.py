@@ -228,6 +228,7 @@ def test_the_last_line_keeps_its_fields_and_gains_half_load_p99_after_p99():
         many=None,
         pipeline=None,
         fairness=None,
+        idle=None,
     )
     line = full_final_line(full, 3500.2, 0)
     assert line == "accepted_per_s=1150 decided_per_s=3500 p50_ms=95 p99_ms=410 half_load_p99_ms=187 oversold=0 lost=0"

@@ -15,6 +15,12 @@ What it does (every step bounded by a deadline, everything on 127.0.0.1):
             its first half minute JIT-compiling); then the warm-up's e-mails go out (an on-sale
             starts on a quiet platform) and dirty pages are synced to disk, so neither the
             mailer nor the kernel's writeback lands in a measured phase.
+  idle      (scripts/bench/idle.py) one booking at a time on the warm, quiet stack (--idle,
+            200): each POSTed on a kept-alive connection and waited for with ?wait, then a short
+            gap (--idle-gap-ms, 50). p50/p99/p99.9 of 202 -> decided: decided_at (the worker's
+            record) minus the moment the client read the 202, both this machine's clock; beside
+            it 202 -> recorded by the bridge (created_at), accepted_at -> decided_at and the
+            client's 202 -> answer of the wait. Floor: p99 <= 30 ms (idle_p99_ms on the last line).
   accept    wrk (C, cheap on 2 shared cores) drives N connections for T seconds of
             POST /api/events/book with rotating tokens: 70% to one hot event, 30% spread
             over 20 others, 1-4 seats. accepted/s = 2xx responses / duration. The request id
@@ -71,7 +77,7 @@ the time goes is measured, not guessed; "other" is everything on the machine tha
 this benchmark (another stack, a test run) and says how trustworthy the run is.
 
 The last line of the output is machine-readable:
-    accepted_per_s=N decided_per_s=N p50_ms=N p99_ms=N half_load_p99_ms=N oversold=N lost=N
+    accepted_per_s=N decided_per_s=N p50_ms=N p99_ms=N idle_p99_ms=N half_load_p99_ms=N oversold=N lost=N
     many_decided_per_s=N api_rss_mb=N bridge_rss_mb=N worker_rss_mb=N mailer_rss_mb=N
     kafka_order_inversions=N acceptance_order_inversions=N waits_open=N
     waiting_other_p50_ms=N waiting_other_p99_ms=N waits_final=N

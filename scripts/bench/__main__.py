@@ -47,6 +47,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--many-capacity", type=int, default=200, help="seats of each event of the many-events phase (200)"
     )
+    parser.add_argument(
+        "--idle",
+        type=int,
+        default=200,
+        help="bookings one at a time on the idle stack in the idle phase (200; 0 skips it)",
+    )
+    parser.add_argument("--idle-gap-ms", type=float, default=50, help="pause between two idle bookings (50 ms)")
     parser.add_argument("--hot-capacity", type=int, default=1000, help="seats of the hot event (1000)")
     parser.add_argument("--spread-capacity", type=int, default=2000, help="seats of each spread event (2000)")
     parser.add_argument("--spread-events", type=int, default=20, help="number of spread events (20)")
@@ -97,6 +104,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.internal_setup is None:
         if not 1 <= args.connections <= 10000 or args.duration <= 0 or args.guests < 1 or args.backlog < 0:
+            parser.error("out-of-range option")
+        if not 0 <= args.idle <= 100000 or not 0 <= args.idle_gap_ms <= 10000:
             parser.error("out-of-range option")
         if not 0 <= args.waits <= 20000 or not 0 < args.waits_sample <= 20:
             parser.error("out-of-range option")

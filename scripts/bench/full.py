@@ -12,6 +12,7 @@ from scripts.bench.backlog import DecideResult, decide_pipeline, decide_stages
 from scripts.bench.common import API_URL, BENCH_DB, BIN, STACK, STACK_ENV, WORK, BenchError, run, say
 from scripts.bench.cpu import CpuMeter, CpuReport, bench_roots, settle_disk
 from scripts.bench.fairness import RunFairness, measure_fairness
+from scripts.bench.idle import IdleResult, measure_idle
 from scripts.bench.load import WrkResult, run_wrk
 from scripts.bench.many import ManyResult, many_phase
 from scripts.bench.openloop import OpenLoopResult, run_openloop
@@ -67,6 +68,7 @@ class FullResult:
     openloop: OpenLoopResult | None = None
     many: ManyResult | None = None
     fairness: RunFairness | None = None
+    idle: IdleResult | None = None
 
 
 @dataclass
@@ -86,6 +88,7 @@ def run_full(args) -> FullResult:
     try:
         if args.warmup > 0:
             warm_up(db, setup.events, tokens_file, args)
+        idle = idle_phase(setup, db, args) if args.idle > 0 else None
         accept, accept_cpu, top_file = accept_phase(setup.events, tokens_file, args)
         drain = drain_phase(db, setup.events, accept, args)
         openloop = openloop_phase(setup, db, accept, args) if args.openloop_seconds > 0 else None
@@ -120,6 +123,7 @@ def run_full(args) -> FullResult:
         openloop=openloop,
         many=many,
         fairness=fairness,
+        idle=idle,
     )
 
 
@@ -169,6 +173,17 @@ def warm_up(db: Db, events: Events, tokens_file: Path, args) -> None:
     # An on-sale starts on a quiet platform: the warm-up's e-mails go out first.
     say(f"waiting (≤{args.outbox_timeout:g}s) for the outbox to send the warm-up's e-mails")
     say(f"  outbox: {wait_outbox(db, args.outbox_timeout).describe()}")
+
+
+def idle_phase(setup: Setup, db: Db, args) -> IdleResult:
+    """On the warm, quiet platform (the warm-up's e-mails are out), before the flash sale."""
+    accounts = setup.accounts
+    idle = measure_idle(
+        db, accounts["host_token"], accounts["guest_tokens"], args.idle, args.idle_gap_ms, args.drain_timeout
+    )
+    for line in idle.lines():
+        say(line)
+    return idle
 
 
 def accept_phase(events: Events, tokens_file: Path, args) -> tuple[WrkResult, CpuReport, Path]:

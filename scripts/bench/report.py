@@ -10,6 +10,7 @@ import time
 from scripts.bench.common import FLOOR_ACCEPTED, FLOOR_DECIDED, OTHER, WORK, fmt
 from scripts.bench.embedded import EmbeddedResult
 from scripts.bench.full import FullResult
+from scripts.bench.idle import FLOOR_IDLE_P99_MS, IdleResult
 from scripts.bench.memory import API, BRIDGE, MAILER, WORKER, MemoryReport
 from scripts.bench.openloop import OpenLoopResult, table_lines
 
@@ -40,7 +41,8 @@ def report(args, full: FullResult | None, embedded: EmbeddedResult | None) -> tu
     print(f"details: {WORK}")
     if full:
         final = full_final_line(full, decided, lost_full)
-        if args.strict and (acc_floor != "ok" or dec_floor != "ok" or not waits_all_final(full)):
+        idle_above = full.idle is not None and full.idle.p99_ms() > FLOOR_IDLE_P99_MS
+        if args.strict and (acc_floor != "ok" or dec_floor != "ok" or not waits_all_final(full) or idle_above):
             ok = False
         if args.strict and (memory_over(full) or (full.many is not None and full.many.unserved())):
             ok = False
@@ -76,7 +78,7 @@ def floors(full: FullResult | None) -> tuple[float, str, str]:
 def lost_in_full(full: FullResult | None) -> int | None:
     if not full:
         return None
-    phases = (full.pipeline, full.stages, full.waits, full.openloop, full.many)
+    phases = (full.pipeline, full.stages, full.waits, full.openloop, full.many, full.idle)
     return full.lost_api + sum(phase.lost for phase in phases if phase)
 
 
@@ -108,8 +110,20 @@ def print_rates(F: FullResult | None, emb: EmbeddedResult | None, decided: float
             "",
         ),
     ]
+    if F and F.idle:
+        rows.append(idle_row(F.idle))
     for row in rows:
         print(COLUMNS.format(*row))
+
+
+def idle_row(idle: IdleResult) -> tuple[str, str, str, str]:
+    verdict = "ok" if idle.p99_ms() <= FLOOR_IDLE_P99_MS else "ABOVE FLOOR"
+    return (
+        "202 -> decided p99, idle (ms)",
+        fmt(idle.p99_ms(), 1),
+        "-",
+        f"one booking at a time; floor <= {FLOOR_IDLE_P99_MS:g}: {verdict}",
+    )
 
 
 def print_checks(F: FullResult | None, emb: EmbeddedResult | None, lost_full: int | None) -> None:
@@ -166,6 +180,9 @@ def print_full_details(F: FullResult) -> None:
         print_pipeline(F.pipeline)
     if F.many:
         print_many(F.many)
+    if F.idle:
+        for line in F.idle.lines():
+            print(line)
     if F.waits:
         print_waits(F.waits)
     if F.stages:
@@ -263,6 +280,7 @@ def full_final_line(F: FullResult, decided: float, lost_full: int | None) -> str
         f"decided_per_s={round(decided) if not math.isnan(decided) else 0} "
         f"p50_ms={round(F.latency.p50_ms) if not math.isnan(F.latency.p50_ms) else 0} "
         f"p99_ms={round(F.latency.p99_ms) if not math.isnan(F.latency.p99_ms) else 0} "
+        f"{idle_field(F.idle)}"
         f"{half_load_field(F.openloop)}"
         f"oversold={F.oversold} lost={lost_full}"
     )
@@ -274,6 +292,13 @@ def full_final_line(F: FullResult, decided: float, lost_full: int | None) -> str
             f"waiting_other_p99_ms={round(W.waiting.quantile(99))} waits_final={W.answered_final}"
         )
     return final
+
+
+def idle_field(idle: IdleResult | None) -> str:
+    """`idle_p99_ms=N ` (202 -> decided p99, one booking at a time on the idle stack), or nothing
+    when the idle phase did not run."""
+    value = idle.p99_ms() if idle else float("nan")
+    return "" if math.isnan(value) else f"idle_p99_ms={round(value)} "
 
 
 def half_load_field(curve: OpenLoopResult | None) -> str:

@@ -1,0 +1,108 @@
+"""Adaptive batching (atomicseats/batching.py) against a simulated consumer on a fake clock.
+
+`Simulated` answers `consume(num_messages, timeout)` as confluent-kafka's consumer does: at once
+when `num_messages` are buffered, else when the last of them arrives, or at the timeout with
+what it has. Time is the simulation's own: nothing here sleeps or reads a clock.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from atomicseats.batching import next_batch
+
+BATCH_MAX = 500
+WAIT_S = 0.2
+
+
+class Simulated:
+    """Messages 0, 1, 2, ... arriving at the given times; `now` moves only while a call waits."""
+
+    def __init__(self, arrivals: list[float], now: float = 0.0) -> None:
+        self.arrivals = sorted(arrivals)
+        self.taken = 0
+        self.now = now
+        self.calls: list[tuple[int, float]] = []
+
+    def consume(self, num_messages: int, timeout: float) -> list[int]:
+        self.calls.append((num_messages, timeout))
+        last_needed = self.taken + num_messages - 1
+        ready_at = self.arrivals[last_needed] if last_needed < len(self.arrivals) else math.inf
+        self.now = max(self.now, min(self.now + timeout, ready_at))
+        arrived = bisect.bisect_right(self.arrivals, self.now)
+        batch = list(range(self.taken, min(arrived, self.taken + num_messages)))
+        self.taken += len(batch)
+        return batch
+
+
+times = st.floats(0, 1, allow_nan=False)
+
+
+@given(st.floats(0, WAIT_S, allow_nan=False), st.floats(0, 0.5, allow_nan=False))
+def test_a_lone_request_is_taken_the_moment_it_arrives(arrives_after_s, now):
+    source = Simulated([now + arrives_after_s], now)
+    assert next_batch(source, BATCH_MAX, WAIT_S) == [0]
+    assert source.now == now + arrives_after_s
+    # The negative control: asking for a full batch within the wait holds it to the timeout.
+    waiting = Simulated([now + arrives_after_s], now)
+    assert waiting.consume(BATCH_MAX, WAIT_S) == [0]
+    assert waiting.now == now + WAIT_S
+
+
+@given(st.lists(times, max_size=40), times, st.integers(1, 8))
+def test_a_batch_is_everything_waiting_when_the_first_is_there_up_to_the_cap(arrivals, now, batch_max):
+    source = Simulated(arrivals, now)
+    batch = next_batch(source, batch_max, WAIT_S)
+    in_time = sorted(t for t in arrivals if t <= now + WAIT_S)
+    if not in_time:
+        assert batch == []
+        assert source.now == now + WAIT_S
+        return
+    taken_at = max(now, in_time[0])  # never later than the first message
+    assert source.now == taken_at
+    waiting = sum(1 for t in arrivals if t <= taken_at)
+    assert batch == list(range(min(waiting, batch_max)))
+    assert all(timeout == 0 for _, timeout in source.calls[1:])  # only the first call waits
+
+
+@given(
+    st.lists(st.floats(0, 5, allow_nan=False), min_size=1, max_size=200),
+    st.floats(0, 0.05, allow_nan=False),
+    st.floats(0, 0.01, allow_nan=False),
+    st.integers(1, 50),
+)
+def test_a_serving_loop_takes_each_request_once_in_order_and_at_once_when_idle(arrivals, cost_s, cost_each_s, cap):
+    """A loop that spends cost_s + cost_each_s per request on each batch: every request is
+    taken once, in arrival order; one that arrives while the loop waits is taken as it arrives;
+    one that arrives while it works waits only for the batches ahead of it."""
+    source = Simulated(arrivals)
+    arrivals = sorted(arrivals)
+    taken: list[int] = []
+    while len(taken) < len(arrivals):
+        idle_from = source.now
+        batch = next_batch(source, cap, WAIT_S)
+        if not batch:
+            continue
+        first = batch[0]
+        if arrivals[first] > idle_from:  # arrived while the loop waited: taken on arrival
+            assert source.now == arrivals[first]
+        assert len(batch) == min(cap, sum(1 for t in arrivals[first:] if t <= source.now))
+        taken.extend(batch)
+        source.now += cost_s + cost_each_s * len(batch)
+    assert taken == list(range(len(arrivals)))
+
+
+def test_batches_grow_while_requests_wait_and_shrink_when_they_stop():
+    """A burst of 1,000 at once, then requests 1 s apart: full batches, then one at a time."""
+    arrivals = [0.0] * 1000 + [10.0 + i for i in range(5)]
+    source, sizes = Simulated(arrivals), []
+    while source.taken < len(arrivals):
+        batch = next_batch(source, BATCH_MAX, WAIT_S)
+        if batch:
+            sizes.append(len(batch))
+            source.now += 0.01
+    assert sizes == [500, 500, 1, 1, 1, 1, 1]
