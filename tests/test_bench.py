@@ -95,14 +95,16 @@ def test_without_spread_events_every_target_is_for_the_hot_event():
 # ----------------------------------------------------------------------------- results
 
 
-def result(seq: int, code: int, latency_ms: float, request_id: str | None = None, error: str = "") -> str:
+def result(
+    seq: int, code: int, latency_ms: float, request_id: str | None = None, error: str = "", late_s: float = 0
+) -> str:
     body = json.dumps({"data": {"requestId": request_id}}).encode() if request_id else b'{"error":"x"}'
     return json.dumps(
         {
             "attack": "",
             "seq": seq,
             "code": code,
-            "timestamp": f"2026-11-30T03:00:{seq // 10:02d}.{seq % 10}00000000Z",
+            "timestamp": f"2026-11-30T03:00:{seq / 10 + late_s:012.9f}Z",  # sent on schedule at 10/s
             "latency": int(latency_ms * 1e6),
             "bytes_out": 40,
             "bytes_in": 60,
@@ -132,6 +134,14 @@ def test_only_requests_scheduled_after_the_warm_up_are_measured():
     assert answers.http_ms == [3.0, 5.0, 15000.0, 2.0]
     assert answers.statuses == {"202": 2, "429": 1, "error: Post http://api: context deadline exceeded": 1}
     assert answers.sent_per_s == pytest.approx(3 / 0.9)  # 4 sent over 0.9 s
+    assert answers.late_ms_max == pytest.approx(0, abs=0.01)
+
+
+def test_a_generator_behind_its_schedule_does_not_hide_the_wait_it_causes():
+    lines = [result(0, 202, 1.0, "a"), result(1, 202, 2.0, "b", late_s=0.5), result(2, 202, 3.0, "c", late_s=0.4)]
+    answers = read_results(lines, rate=10, warmup_s=0)
+    assert answers.http_ms == pytest.approx([1.0, 502.0, 403.0])  # from the tick, not from the late send
+    assert answers.late_ms_max == pytest.approx(500)
 
 
 def test_a_2xx_whose_body_has_no_request_id_counts_as_sent_but_cannot_be_followed():

@@ -10,7 +10,8 @@ accept phase's mix (a share to one hot event, the rest spread, 1-4 seats), every
 its own guest token (rotating over the guests) and its own Idempotency-Key. Only the requests
 sent after the warm-up count. Per rate:
 
-  HTTP      p50/p99/p99.9 of vegeta's own latencies (request sent -> answer read);
+  HTTP      p50/p99/p99.9 from each request's scheduled send time to its answer (vegeta's own
+            latency, plus any delay of the generator behind its schedule on a busy machine);
   decided   p50/p99/p99.9 of decided_at - accepted_at of those very request ids, the platform's
             own timestamps in Postgres (as the drain phase measures accepted -> final), after
             waiting until every 202 of the rate is final. Each rate starts on a drained pipeline
@@ -77,6 +78,7 @@ class RatePoint:
     decided_ms: dict[float, float]
     lost: int = 0
     other_cpu_pct: float = float("nan")
+    late_ms_max: float = 0.0  # the generator's own delay behind its schedule, at most
     recorded_ms: dict[float, float] = field(default_factory=dict)  # 202 -> recorded by the bridge
 
     @property
@@ -181,21 +183,26 @@ class Answers:
     measured: int
     sent_per_s: float
     statuses: dict[str, int]
-    http_ms: list[float]
+    http_ms: list[float]  # from each request's scheduled send time to its answer
     accepted_ids: list[str]  # request ids of the 2xx answers
     warmup_ids: list[str]  # of the warm-up's 2xx answers (drained, not measured)
+    late_ms_max: float  # how far the generator itself fell behind its schedule, at most
 
 
 def read_results(lines, rate: int, warmup_s: float) -> Answers:
     """vegeta's results (`vegeta encode -to json`, one JSON object a line). A request counts when
-    its tick (seq / rate) came after the warm-up: the schedule, not the answer, decides."""
+    its tick (seq / rate) came after the warm-up: the schedule, not the answer, decides. Its HTTP
+    time runs from that tick, not from when vegeta sent it: the same as vegeta's own latency
+    while it keeps to its schedule, and longer when the generator itself falls behind (a starved
+    client must not hide the wait it causes)."""
     first_measured = math.ceil(rate * warmup_s)
+    results = [json.loads(line) for line in lines if line.strip()]
+    sent = {result["seq"]: _epoch_s(result["timestamp"]) for result in results}
+    first_seq = min(sent, default=0)
     statuses: dict[str, int] = {}
     http_ms, accepted_ids, warmup_ids, sent_at = [], [], [], []
-    for line in lines:
-        if not line.strip():
-            continue
-        result = json.loads(line)
+    late_ms_max = 0.0
+    for result in results:
         request_id = None
         if 200 <= result["code"] < 300:
             try:
@@ -208,8 +215,11 @@ def read_results(lines, rate: int, warmup_s: float) -> Answers:
             continue
         status = str(result["code"]) if result["code"] else f"error: {result['error'][-60:]}"
         statuses[status] = statuses.get(status, 0) + 1
-        http_ms.append(result["latency"] / 1e6)
-        sent_at.append(result["timestamp"])
+        scheduled = sent[first_seq] + (result["seq"] - first_seq) / rate
+        late_ms = max(0.0, (sent[result["seq"]] - scheduled) * 1000)
+        late_ms_max = max(late_ms_max, late_ms)
+        http_ms.append(result["latency"] / 1e6 + late_ms)
+        sent_at.append(sent[result["seq"]])
         if request_id:
             accepted_ids.append(request_id)
     return Answers(
@@ -219,17 +229,22 @@ def read_results(lines, rate: int, warmup_s: float) -> Answers:
         http_ms=http_ms,
         accepted_ids=accepted_ids,
         warmup_ids=warmup_ids,
+        late_ms_max=late_ms_max,
     )
 
 
-def sent_rate(timestamps: list[str]) -> float:
-    """Requests/s vegeta actually sent, from its RFC 3339 send times (it keeps up: ~ the offered rate)."""
+def _epoch_s(stamp: str) -> float:
+    """An RFC 3339 time as vegeta writes it (nanoseconds, Z) in seconds since the epoch."""
     from datetime import datetime
 
-    if len(timestamps) < 2:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def sent_rate(times: list[float]) -> float:
+    """Requests/s vegeta actually sent, from its send times (it keeps up: ~ the offered rate)."""
+    if len(times) < 2:
         return float("nan")
-    times = sorted(datetime.fromisoformat(stamp.replace("Z", "+00:00")) for stamp in timestamps)
-    span = (times[-1] - times[0]).total_seconds()
+    span = max(times) - min(times)
     return (len(times) - 1) / span if span > 0 else float("nan")
 
 
@@ -374,7 +389,8 @@ def run_openloop(db: Db, host_token: str, tokens: list[str], ceiling_per_s: floa
             f"HTTP p99 {fmt(point.http_ms[99.0], 1)} ms; 202->decided p50 {fmt(point.decided_ms[50.0], 1)} / "
             f"p99 {fmt(point.decided_ms[99.0], 1)} / p99.9 {fmt(point.decided_ms[99.9], 1)} ms (recorded by the "
             f"bridge p50 {fmt(point.recorded_ms[50.0], 1)} / p99 {fmt(point.recorded_ms[99.0], 1)} ms); lost "
-            f"{point.lost}; outside this bench {fmt(point.other_cpu_pct)}% of a core"
+            f"{point.lost}; outside this bench {fmt(point.other_cpu_pct)}% of a core; vegeta at most "
+            f"{fmt(point.late_ms_max)} ms behind its schedule"
         )
     directory = Path(args.openloop_out) if args.openloop_out else WORK
     write_outputs(result, directory, chart_title(ceiling_per_s, args))
@@ -430,6 +446,7 @@ def one_rate(
         lost=len(ids - final_ids(db, events)),
         other_cpu_pct=100 * cpu.by_group.get(OTHER, 0) / cpu.wall_s if cpu.wall_s else float("nan"),
         recorded_ms=quantiles(recorded),
+        late_ms_max=answers.late_ms_max,
     )
 
 
