@@ -140,7 +140,7 @@ def main(argv: list[str]) -> int:
         try:
             ensure_vegeta()  # built before the stack comes up (the first time ~30 s): fail early
         except BenchError as error:
-            print(f"bench: {error}", file=sys.stderr)
+            print(f"bench: {error} (--openloop-seconds 0 skips the open-loop phase)", file=sys.stderr)
             return 2
     fresh_work_dir()
     say(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} before start; logs in {WORK}")
