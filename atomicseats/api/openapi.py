@@ -193,7 +193,9 @@ def _success(doc: RouteDoc, status: int, example) -> dict:
     if doc.response is None:
         schema = {"type": "string"}
     elif isinstance(doc.response, tuple):
-        schema = {"oneOf": list(doc.response)}
+        # anyOf, not oneOf: the shapes may overlap (an empty history page is a tickets page
+        # and a summary page at once, and oneOf refuses what matches both).
+        schema = {"anyOf": list(doc.response)}
     else:
         schema = doc.response
     if doc.is_enveloped:
