@@ -9,7 +9,7 @@ its class's only when a client can act on the difference.
 
 from __future__ import annotations
 
-ERROR_CODES: dict[str, str] = {
+ERROR_CODES: dict[str, str] = {  # nosec  # B105 (hard-coded password): "token_expired" is a code
     "invalid_input": "A field, parameter or header is invalid: `errors` names each one",
     "malformed_request": "The request could not be read at all",
     "not_authenticated": "No valid, live access token (missing, invalid or revoked): log in",

@@ -14,8 +14,10 @@ class Example:
     request: dict | None = None
 
 
-_ACCESS_TOKEN = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIyIiwidHlwZSI6ImFjY2VzcyJ9.c2lnbmF0dXJl"
-_REFRESH_TOKEN = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIyIiwidHlwZSI6InJlZnJlc2gifQ.c2lnbmF0dXJl"
+# Made-up tokens (signed by no key) and a password the document shows: public on purpose.
+_ACCESS_TOKEN = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIyIiwidHlwZSI6ImFjY2VzcyJ9.c2lnbmF0dXJl"  # nosec  # B105 (hard-coded password)
+_REFRESH_TOKEN = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIyIiwidHlwZSI6InJlZnJlc2gifQ.c2lnbmF0dXJl"  # nosec  # B105 (hard-coded password)
+_PASSWORD = "correct horse battery staple"  # nosec  # B105 (hard-coded password)
 _REQUEST_ID = "1af77cb1-e189-59e2-8ace-bb5e836cf4de"
 _PAGE_END = {"hasMore": False, "nextCursor": None}
 
@@ -93,13 +95,13 @@ OPERATIONS: dict[str, Example] = {
             "username": "grace",
             "name": "Grace Hopper",
             "email": "grace@example.com",
-            "password": "correct horse battery staple",
+            "password": _PASSWORD,
             "role": "guest",
         },
         response=GUEST,
     ),
     "login": Example(
-        request={"username": "grace", "password": "correct horse battery staple"},
+        request={"username": "grace", "password": _PASSWORD},
         response={"user": GUEST, "accessToken": _ACCESS_TOKEN, "refreshToken": _REFRESH_TOKEN},
     ),
     "refresh": Example(
