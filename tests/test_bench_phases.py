@@ -263,3 +263,6 @@ def test_the_last_line_gains_the_many_events_memory_and_fairness_figures():
         " kafka_order_inversions=0 acceptance_order_inversions=1"
     )
     assert phase_fields(SimpleNamespace(many=None, pipeline=None, fairness=None)) == ""
+    # --backlog 0: the peaks of the many-events phase's drain stand in
+    many_only = SimpleNamespace(many=SimpleNamespace(decided_per_s=800.0, memory=memory), pipeline=None, fairness=None)
+    assert phase_fields(many_only) == " many_decided_per_s=800 api_rss_mb=130 bridge_rss_mb=95 worker_rss_mb=101"

@@ -321,7 +321,7 @@ def print_phase_rows(F: FullResult) -> None:
                 "every partition served" if not missing else f"NOT SERVED: partitions {missing}",
             )
         )
-    memory = F.pipeline.memory if F.pipeline else None
+    memory = drain_memory(F)
     if memory:
         for label, group in (("API worker", API), ("bridge", BRIDGE), ("allocation worker", WORKER)):
             peak = memory.group_peak_mb(group)
@@ -355,6 +355,11 @@ def print_many(m) -> None:
             print(line)
 
 
+def drain_memory(F: FullResult) -> MemoryReport | None:
+    """The peak RSS of the hot event's backlog drain, else of the many-events phase's."""
+    return next((r.memory for r in (F.pipeline, F.many) if r and r.memory), None)
+
+
 def memory_over(F: FullResult) -> bool:
     reports: list[MemoryReport] = [r.memory for r in (F.pipeline, F.many) if r and r.memory]
     return any(report.over_floor() for report in reports)
@@ -367,7 +372,7 @@ def phase_fields(F: FullResult) -> str:
     if F.many:
         rate = F.many.decided_per_s
         fields.append(f"many_decided_per_s={0 if math.isnan(rate) else round(rate)}")
-    memory = F.pipeline.memory if F.pipeline else None
+    memory = drain_memory(F)
     for name, group in (("api", API), ("bridge", BRIDGE), ("worker", WORKER), ("mailer", MAILER)):
         peak = memory.group_peak_mb(group) if memory else None
         if peak is not None:
