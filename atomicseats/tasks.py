@@ -36,6 +36,7 @@ EMAIL_ROUNDS_MAX = 3  # e-mail: a round takes seconds; the task ends, the next w
 @shared_task(name=ALLOCATE_EVENT_TASK, bind=True, max_retries=ALLOCATION_RETRIES_MAX)
 def allocate_event(self, event_id: int, partition: int = 0) -> int:
     """Decide an event's pending requests, batch after batch, until none are left."""
+    adapters().wakeups.allocation_started(event_id)  # before reading: later requests wake it again
     decided = 0
     try:
         for _ in range(ALLOCATION_BATCHES_PER_TASK_MAX):

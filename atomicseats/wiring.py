@@ -40,6 +40,7 @@ def register_adapters(app: Flask) -> None:
             ProducerSettings,
             SharedProducer,
         )
+        from atomicseats.adapters.redis_cache import connect
 
         if not redis_url:
             raise RuntimeError("PIPELINE=kafka needs REDIS_URL (Celery's broker and the request registry)")
@@ -48,7 +49,7 @@ def register_adapters(app: Flask) -> None:
         )
         app.extensions["atomicseats.kafka_producer"] = producer
         parts["pipeline"] = KafkaPipeline(producer)
-        parts["wakeups"] = CeleryWakeups(celery_app)
+        parts["wakeups"] = CeleryWakeups(celery_app, markers=connect(redis_url))
         parts["domain_events"] = KafkaDomainEventPublisher(producer)
         parts["probes"] = (*parts.get("probes", ()), KafkaProbe(producer, BOOKING_REQUESTS_TOPIC))
     else:

@@ -13,6 +13,7 @@ import os
 import threading
 import time
 
+import redis
 from celery import Celery, Task, signals
 from flask import Flask
 
@@ -45,6 +46,11 @@ OUTBOX_WAKE_INTERVAL_S = 0.25  # at most this often per process; beat sweeps the
 # A wake-up still queued after this long is dropped when it is received: the senders were busy,
 # and a pile of stale wake-ups would only stand in front of the next useful one.
 OUTBOX_WAKE_EXPIRES_S = 2.0
+# Marks an event whose allocation task is queued and not yet started: while it is there, a
+# wake-up sends nothing (the queued task will see the new requests: it reads them after it
+# starts). Its TTL bounds how long a marker whose task was lost can hold wake-ups back.
+ALLOCATION_QUEUED_KEY = "atomicseats:event:{event_id}:allocation-queued"
+ALLOCATION_QUEUED_TTL_S = 10.0
 
 
 def celery_config(app: Flask) -> dict:
@@ -96,16 +102,50 @@ def register_celery(app: Flask) -> Celery:
 
 class CeleryWakeups:
     """The Wakeups port of the full pipeline: Celery task messages, sent by task name (this
-    module never imports the tasks, which call services)."""
+    module never imports the tasks, which call services).
 
-    def __init__(self, celery_app: Celery) -> None:
+    Allocation wake-ups are coalesced per event through a Redis marker (`markers`, the shared
+    Redis): one task per event waits in the queue at a time. Without it every bridge batch
+    queued a task for each event it held, and every sweep one more for each event still
+    pending: with 200 events on sale, thousands of tasks that found nothing to decide stood in
+    the partitions' queues in front of those that had work (make bench's many-events phase:
+    1,100 still queued after the last decision)."""
+
+    def __init__(self, celery_app: Celery, markers: redis.Redis | None = None) -> None:
         self.celery_app = celery_app
+        self.markers = markers
         self._last_outbox_wake = 0.0
         self._lock = threading.Lock()
 
     def wake_allocation(self, event_id: int, partition: int) -> None:
-        """The allocation task of the event, on the queue of its Kafka partition."""
-        self.celery_app.send_task(ALLOCATE_EVENT_TASK, args=[event_id, partition], queue=allocation_queue(partition))
+        """The allocation task of the event, on the queue of its Kafka partition, unless one is
+        queued already and not started."""
+        key = ALLOCATION_QUEUED_KEY.format(event_id=event_id)
+        if self.markers is not None:
+            try:
+                if not self.markers.set(key, partition, nx=True, px=int(ALLOCATION_QUEUED_TTL_S * 1000)):
+                    return
+            except redis.RedisError:
+                key = ""  # no marker: wake anyway (a wake-up too many is harmless)
+        try:
+            self.celery_app.send_task(
+                ALLOCATE_EVENT_TASK, args=[event_id, partition], queue=allocation_queue(partition)
+            )
+        except Exception:
+            self._forget(key)  # nothing queued: the next wake-up must send
+            raise
+
+    def allocation_started(self, event_id: int) -> None:
+        """The event's allocation task has started: a wake-up from now on queues another one."""
+        self._forget(ALLOCATION_QUEUED_KEY.format(event_id=event_id))
+
+    def _forget(self, key: str) -> None:
+        if self.markers is None or not key:
+            return
+        try:
+            self.markers.delete(key)
+        except redis.RedisError:
+            log.warning("wakeups.marker_not_cleared", extra={"key": key})  # it expires on its own
 
     def wake_outbox(self) -> None:
         now = time.monotonic()

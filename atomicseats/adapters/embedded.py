@@ -45,6 +45,9 @@ class InProcessWakeups:
     def wake_allocation(self, event_id: int, partition: int) -> None:
         self._allocate(event_id)
 
+    def allocation_started(self, event_id: int) -> None:
+        """Nothing to clear: an in-process wake-up is never queued."""
+
     def wake_outbox(self) -> None:
         """Send due notifications now, in a fresh app context: its own database session, so the
         caller's objects are neither expired nor detached by the sender's commits."""

@@ -50,7 +50,12 @@ class Wakeups(Protocol):
     sender (notifications), so callers log a failure and go on."""
 
     def wake_allocation(self, event_id: int, partition: int) -> None:
-        """Decide the event's recorded requests (on the queue of the Kafka partition they came from)."""
+        """Decide the event's recorded requests (on the queue of the Kafka partition they came from).
+        May send nothing when the event's wake-up is queued already and not started."""
+
+    def allocation_started(self, event_id: int) -> None:
+        """The event's allocation task starts (before it reads the pending requests): a wake-up
+        from now on must queue another."""
 
     def wake_outbox(self) -> None:
         """Ask for due notifications to be sent (after a commit that wrote some)."""

@@ -74,6 +74,9 @@ class ManualOutboxWakeups:
     def wake_allocation(self, event_id: int, partition: int) -> None:
         self.inner.wake_allocation(event_id, partition)
 
+    def allocation_started(self, event_id: int) -> None:
+        self.inner.allocation_started(event_id)
+
     def wake_outbox(self) -> None:
         return None
 

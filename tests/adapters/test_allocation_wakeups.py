@@ -1,0 +1,110 @@
+"""Allocation wake-ups are coalesced per event (adapters/celery_app.py, CeleryWakeups): while an
+event's task waits in its partition's queue, waking it again sends nothing; once the task starts
+(it clears the marker before it reads the pending requests), a wake-up queues another.
+
+make bench's many-events phase found the pile this prevents: a task per event per bridge batch
+and per sweep, 1,100 of them still queued after the last of 20,000 requests over 200 events was
+decided. Real Redis: Celery's broker (the queues are Redis lists) and the markers' store."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+from celery import Celery
+
+from atomicseats import tasks
+from atomicseats.adapters.celery_app import ALLOCATION_QUEUED_KEY, ALLOCATION_QUEUED_TTL_S, CeleryWakeups
+from atomicseats.adapters.redis_cache import connect
+from atomicseats.names import allocation_queue
+from atomicseats.services.ports import EXTENSION_KEY
+from tests.helpers import account, book, create_event
+
+
+@pytest.fixture
+def redis_client(redis_url):
+    client = connect(redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+def celery_on(broker_url: str) -> Celery:
+    celery_app = Celery("wakeups-test")
+    celery_app.conf.update(
+        broker_url=broker_url,
+        task_publish_retry=False,
+        broker_connection_retry=False,
+        broker_connection_timeout=0.5,
+        broker_transport_options={"max_retries": 0},
+    )
+    return celery_app
+
+
+def queued(client, partition: int) -> list[list[int]]:
+    """The arguments ([event id, partition]) of the tasks waiting in a partition's queue, oldest first."""
+    messages = reversed(client.lrange(allocation_queue(partition), 0, -1))  # kombu pushes to the head
+    return [json.loads(json.loads(message)["headers"]["argsrepr"]) for message in messages]
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # closed again when the block ends: nothing listens there
+
+
+def test_an_event_whose_task_waits_in_the_queue_is_not_queued_again(redis_url, redis_client):
+    wakeups = CeleryWakeups(celery_on(redis_url), markers=redis_client)
+    for _ in range(3):  # three bridge batches (or sweeps) with requests for event 5
+        wakeups.wake_allocation(5, 2)
+    wakeups.wake_allocation(6, 2)
+    wakeups.wake_allocation(5, 3)  # the same event from another partition's batch: still queued once
+    assert queued(redis_client, 2) == [[5, 2], [6, 2]]
+    assert queued(redis_client, 3) == []
+    ttl_ms = redis_client.pttl(ALLOCATION_QUEUED_KEY.format(event_id=5))
+    assert 0 < ttl_ms <= ALLOCATION_QUEUED_TTL_S * 1000  # a marker whose task was lost cannot hold wake-ups for long
+
+
+def test_once_the_task_has_started_a_wake_up_queues_another(redis_url, redis_client):
+    wakeups = CeleryWakeups(celery_on(redis_url), markers=redis_client)
+    wakeups.wake_allocation(5, 0)
+    wakeups.allocation_started(5)  # it reads the pending requests after this: later ones need a task of their own
+    wakeups.wake_allocation(5, 0)
+    wakeups.wake_allocation(5, 0)
+    assert queued(redis_client, 0) == [[5, 0], [5, 0]]
+
+
+def test_without_the_markers_every_wake_up_is_sent(redis_url, redis_client):
+    unreachable = connect(f"redis://127.0.0.1:{closed_port()}/0")
+    wakeups = CeleryWakeups(celery_on(redis_url), markers=unreachable)
+    for _ in range(3):
+        wakeups.wake_allocation(5, 1)
+    assert queued(redis_client, 1) == [[5, 1]] * 3  # a wake-up too many is harmless; one too few is not
+    wakeups.allocation_started(5)  # and starting a task does not fail either
+
+
+def test_a_wake_up_that_could_not_be_sent_leaves_no_marker(redis_url, redis_client):
+    wakeups = CeleryWakeups(celery_on(f"redis://127.0.0.1:{closed_port()}/0"), markers=redis_client)
+    with pytest.raises(Exception):  # noqa: B017 - kombu's connection error, whichever it is
+        wakeups.wake_allocation(5, 0)
+    assert redis_client.exists(ALLOCATION_QUEUED_KEY.format(event_id=5)) == 0  # the next wake-up sends
+    CeleryWakeups(celery_on(redis_url), markers=redis_client).wake_allocation(5, 0)
+    assert queued(redis_client, 0) == [[5, 0]]
+
+
+def test_the_allocation_task_clears_its_events_marker_before_it_decides(app, client, redis_url, redis_client):
+    import dataclasses
+
+    host, guest = account(client, "host"), account(client)
+    event_id = create_event(client, host)["id"]
+    book(client, guest, event_id, 2)  # the embedded default decides it at once
+    wakeups = CeleryWakeups(celery_on(redis_url), markers=redis_client)
+    app.extensions[EXTENSION_KEY] = dataclasses.replace(app.extensions[EXTENSION_KEY], wakeups=wakeups)
+    wakeups.wake_allocation(event_id, 0)
+    assert redis_client.exists(ALLOCATION_QUEUED_KEY.format(event_id=event_id)) == 1
+    assert tasks.allocate_event.apply(args=[event_id, 0]).get() == 0  # the queued task runs: nothing left
+    assert redis_client.exists(ALLOCATION_QUEUED_KEY.format(event_id=event_id)) == 0
+    wakeups.wake_allocation(event_id, 0)
+    assert queued(redis_client, 0) == [[event_id, 0], [event_id, 0]]
