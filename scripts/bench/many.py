@@ -78,6 +78,7 @@ class ManyResult:
     memory: MemoryReport | None
     by_worker: dict[str, float] = field(default_factory=dict)
     batches: int = 0  # allocation batches (an event's decisions share one decided_at per batch)
+    queued_after: int | None = None  # allocation tasks still in the partitions' queues once all were decided
 
     def unserved(self) -> list[int | None]:
         return unserved(self.partitions)
@@ -100,6 +101,8 @@ class ManyResult:
         )
         if self.batches:
             out.append(f"  {self.batches} allocation batches, {self.count / self.batches:.1f} requests each on average")
+        if self.queued_after is not None:
+            out.append(f"  allocation tasks still queued once every request was decided: {self.queued_after}")
         if self.by_worker:
             shares = ", ".join(f"{name} {fmt(count)}" for name, count in self.by_worker.items())
             out.append(f"  decided by each worker (its own counter): {shares}")
@@ -120,6 +123,7 @@ def run_many(stack: Stack, db: Db, brokers: str, app_env: dict, host_token: str,
         ids, produce_s = produce_backlog(brokers, events, guest_ids, args.many, args.seed + 3)
         say(f"  produced and acked in {produce_s:.1f}s; starting the bridge (worker and worker2 running), clock on")
         drained = time_drain(stack, db, events, ids, "bridge", "bridge", args)
+        queued_after = queued_allocation_tasks(app_env)
         after = decided_by_worker(app_env)
     finally:
         stack.platform("stop", "worker2")
@@ -148,10 +152,25 @@ def run_many(stack: Stack, db: Db, brokers: str, app_env: dict, host_token: str,
         memory=drained.memory,
         by_worker={name: after[name] - before.get(name, 0.0) for name in after},
         batches=batches,
+        queued_after=queued_after,
     )
     for line in result.lines():
         say(line)
     return result
+
+
+def queued_allocation_tasks(app_env: dict) -> int | None:
+    """Allocation tasks waiting in the partitions' queues (Celery's broker is the stack's Redis:
+    each queue a list), None when Redis does not answer."""
+    import redis
+
+    from atomicseats.names import BOOKING_REQUESTS_PARTITIONS, allocation_queues
+
+    try:
+        client = redis.Redis.from_url(app_env["REDIS_URL"], socket_timeout=5)
+        return sum(client.llen(queue) for queue in allocation_queues(BOOKING_REQUESTS_PARTITIONS))
+    except (redis.RedisError, KeyError):
+        return None
 
 
 def decided_by_worker(app_env: dict) -> dict[str, float]:
