@@ -40,7 +40,7 @@ run: $(STAMP_RUNTIME)
 	$(BIN)/flask --app wsgi db upgrade
 	$(BIN)/flask --app wsgi seed-demo
 	@echo "AtomicSeats (embedded default): pages on http://$(HOST):$(PORT)/  -  API docs: http://$(HOST):$(PORT)/api/docs"
-	$(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT)
+	@API_HOST=$(HOST) API_PORT=$(PORT) exec bash scripts/api_server.sh embedded
 
 test: $(STAMP_DEV)
 	@bash scripts/run_tests.sh $(PYTEST_ARGS)

@@ -239,6 +239,11 @@ class BaseConfig:
         # The embedded default has no Celery beat: its server runs the periodic work (closing
         # the sales of started events, retrying due e-mails) on a thread this often; 0 = never.
         self.EMBEDDED_BEAT_INTERVAL_S = env_int("EMBEDDED_BEAT_INTERVAL_S", 30, 0, 3600)
+        # The embedded default records and decides the bookings a server process receives
+        # together in one transaction (group commit); false: each booking alone, in its own
+        # two transactions (the former behaviour: for comparison, and for the concurrency
+        # tests that race allocations against the event row lock).
+        self.EMBEDDED_GROUP_COMMIT = env_bool("EMBEDDED_GROUP_COMMIT", True)
         # Retention (`flask purge`, Celery beat's purge task): decided booking requests, delivered
         # outbox rows and ended login sessions older than this many days are deleted
         # (services/retention.py says what always stays).

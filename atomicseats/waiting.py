@@ -3,8 +3,8 @@
 Full mode runs the API under granian's ASGI interface with this front app. It serves
 one route itself, asynchronously: `GET /api/bookings/requests/<id>?wait=N` with N > 0,
 the long poll. Every other request goes to the Flask (WSGI) app on a pool of threads,
-as before; so does a long poll on the embedded default (`make run`, Flask's own server,
-no Redis), which keeps the simple blocking wait of `booking.request_status`.
+as before; so does a long poll on the embedded default (`make run`: the same server, no
+Redis), which keeps the simple blocking wait of `booking.request_status`.
 
 A long poll here:
   1. joins the process's outcome hub (one Redis pub/sub connection per process, shared by

@@ -17,6 +17,7 @@ from flask import Flask
 from atomicseats.adapters import embedded
 from atomicseats.adapters.celery_app import register_celery
 from atomicseats.adapters.metrics import PrometheusMetrics
+from atomicseats.domain import limits
 from atomicseats.names import BOOKING_REQUESTS_TOPIC
 from atomicseats.services import booking, outbox, sales
 from atomicseats.services.ports import EXTENSION_KEY, Adapters
@@ -53,9 +54,14 @@ def register_adapters(app: Flask) -> None:
         parts["domain_events"] = KafkaDomainEventPublisher(producer)
         parts["probes"] = (*parts.get("probes", ()), KafkaProbe(producer, BOOKING_REQUESTS_TOPIC))
     else:
-        parts["pipeline"] = embedded.InProcessPipeline(
-            record=booking.record_requests, allocate=booking.allocate_pending
-        )
+        if app.config["EMBEDDED_GROUP_COMMIT"]:
+            parts["pipeline"] = embedded.InProcessPipeline(
+                record_and_decide=booking.record_and_decide, batch_max=limits.ALLOCATION_BATCH_SIZE_MAX
+            )
+        else:
+            parts["pipeline"] = embedded.SerialInProcessPipeline(
+                record=booking.record_requests, allocate=booking.allocate_pending
+            )
         parts["wakeups"] = embedded.InProcessWakeups(
             allocate=booking.allocate_pending, send_notifications=outbox.send_due_notifications
         )

@@ -86,11 +86,7 @@ is_running() {
 
 command_of() {
   case $1 in
-    api) if [[ ${API_INTERFACE:-asgi} == wsgi ]]; then  # the former front end (a long poll holds a thread)
-           echo "$BIN/granian --interface wsgi --host 127.0.0.1 --port $API_PORT --workers ${API_WORKERS:-3} --blocking-threads ${API_THREADS:-8} --backlog 2048 --no-ws wsgi:app"
-         else  # asgi.py: waits are served asynchronously; API_THREADS threads per worker run Flask
-           echo "$BIN/granian --interface asgi --host 127.0.0.1 --port $API_PORT --workers ${API_WORKERS:-3} --backlog 2048 --backpressure ${API_BACKPRESSURE:-16384} --loop ${API_LOOP:-uvloop} --no-ws asgi:app"
-         fi ;;
+    api) echo "env API_HOST=127.0.0.1 API_PORT=$API_PORT bash $ROOT/scripts/api_server.sh full" ;;  # granian: the one command of every mode
     bridge) echo "$BIN/python kafka_bridge.py" ;;
     worker | worker2) echo "$BIN/celery -A celery_worker worker --queues $ALLOCATION_QUEUES --concurrency ${WORKER_CONCURRENCY:-2} --hostname $1-$STACK@%h --without-gossip --without-mingle --loglevel ${LOG_LEVEL:-INFO}" ;;
     mailer) echo "$BIN/celery -A celery_worker worker --queues $MAILER_QUEUES --concurrency ${MAILER_CONCURRENCY:-2} --hostname mailer-$STACK@%h --without-gossip --without-mingle --loglevel ${LOG_LEVEL:-INFO}" ;;

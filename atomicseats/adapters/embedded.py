@@ -6,6 +6,8 @@ event allocated, before the API answers; notifications are sent right after.
 
 from __future__ import annotations
 
+import collections
+import functools
 import logging
 import threading
 import time
@@ -18,9 +20,31 @@ from atomicseats.services.contracts import AcceptedRequest, EventAvailability, Q
 log = logging.getLogger(__name__)
 
 
+# process(items, committed): record and decide the items in one transaction, calling
+# committed() as soon as it is committed (before the commit's slower effects, e-mails).
+BatchProcess = Callable[[list[AcceptedRequest], Callable[[], None]], object]
+
+
 class InProcessPipeline:
-    """Records the request, then decides its event, before the API answers: the use cases
-    (`booking.record_requests`, `booking.allocate_pending`) come from the composition root."""
+    """Records the request and decides its event before the API answers, with group commit:
+    the requests submitted concurrently in this process are recorded and decided together,
+    in one transaction (`record_and_decide`: `booking.record_and_decide`, from the
+    composition root), so one commit (one fsync on SQLite) serves the whole batch."""
+
+    records_before_answering = True
+
+    def __init__(self, record_and_decide: BatchProcess, batch_max: int) -> None:
+        self.group = GroupCommit(record_and_decide, batch_max)
+
+    def submit(self, accepted: AcceptedRequest) -> bool:
+        self.group.submit(accepted)
+        return True
+
+
+class SerialInProcessPipeline:
+    """EMBEDDED_GROUP_COMMIT=false: each request recorded, then its event decided, in two
+    transactions of its own before the API answers; concurrent requests decide concurrently
+    (the event row lock serializes them)."""
 
     records_before_answering = True
 
@@ -32,6 +56,101 @@ class InProcessPipeline:
         self._record([accepted])
         self._allocate(accepted.event_id)
         return True
+
+
+class _Slot:
+    __slots__ = ("item", "done", "error")
+
+    def __init__(self, item: AcceptedRequest) -> None:
+        self.item = item
+        self.done = False
+        self.error: BaseException | None = None
+
+
+class GroupCommit:
+    """A leader/follower queue: `submit` queues the caller's item; the first caller to find no
+    batch in progress leads: it takes everything queued (up to `batch_max`, in arrival order)
+    and runs `process` on it, in its own thread and app context; once that is committed, each
+    follower wakes with its own outcome. Whatever arrives meanwhile waits for the next batch
+    (the leader finishes the commit's effects first), so batches grow with load and an idle
+    process commits a lone request at once.
+
+    When a batch fails, none of it was written (`process` is one transaction) and each of its
+    items is processed again alone, so an error reaches only the caller it belongs to."""
+
+    def __init__(self, process: BatchProcess, batch_max: int) -> None:
+        assert batch_max >= 1
+        self._process = process
+        self._batch_max = batch_max
+        self._changed = threading.Condition()
+        self._queue: collections.deque[_Slot] = collections.deque()
+        self._leading = False
+
+    @property
+    def queued(self) -> int:
+        """Items waiting for the next batch."""
+        with self._changed:
+            return len(self._queue)
+
+    @property
+    def leading(self) -> bool:
+        """Whether a batch is in progress."""
+        with self._changed:
+            return self._leading
+
+    def submit(self, item: AcceptedRequest) -> None:
+        """Returns once the item is committed; raises the error of its own processing."""
+        slot = _Slot(item)
+        with self._changed:
+            self._queue.append(slot)
+            while not slot.done:
+                if self._leading:
+                    self._changed.wait()
+                    continue
+                self._leading = True
+                batch = [self._queue.popleft() for _ in range(min(self._batch_max, len(self._queue)))]
+                self._changed.release()
+                try:
+                    self._lead(batch)
+                finally:
+                    self._changed.acquire()
+                    self._leading = False
+                    self._changed.notify_all()
+        if slot.error is not None:
+            raise slot.error
+
+    def _lead(self, batch: list[_Slot]) -> None:
+        try:
+            self._run(batch)
+        except BaseException as error:  # the leader itself is interrupted: nobody of it is left waiting
+            self._finish(batch, error)
+            raise
+        self._finish(batch)  # those that failed alone, and any the process did not report
+
+    def _run(self, batch: list[_Slot]) -> None:
+        try:
+            self._process([slot.item for slot in batch], functools.partial(self._finish, batch))
+        except Exception as error:
+            if len(batch) == 1:
+                batch[0].error = error
+                return
+            # Nothing of the batch was written: each request again, alone, so an error
+            # reaches only the caller whose request caused it.
+            log.warning("embedded.group_commit.batch_failed", extra={"requests": len(batch), "error": repr(error)})
+            for slot in batch:
+                try:
+                    self._process([slot.item], functools.partial(self._finish, [slot]))
+                except Exception as own_error:
+                    slot.error = own_error
+
+    def _finish(self, slots: list[_Slot], error: BaseException | None = None) -> None:
+        """Wake the callers of these slots (once each) with their outcome."""
+        with self._changed:
+            for slot in slots:
+                if not slot.done:
+                    slot.error = slot.error or error
+                    slot.done = True
+            self._changed.notify_all()
 
 
 class InProcessWakeups:
@@ -103,6 +222,8 @@ class EmbeddedBeat:
 
 class NoAvailabilityCache:
     """Every read is a miss: listings and admission control read Postgres."""
+
+    keeps_entries = False
 
     def store(self, availability: list[EventAvailability]) -> None:
         return None

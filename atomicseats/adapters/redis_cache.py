@@ -77,6 +77,8 @@ return filled
 
 
 class RedisAvailabilityCache:
+    keeps_entries = True
+
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self._store_missing = client.register_script(_STORE_MISSING)

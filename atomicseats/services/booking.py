@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -38,7 +39,13 @@ from atomicseats.services._notification_rows import Notification, outbox_row
 from atomicseats.services._pages import Page
 from atomicseats.services.contracts import AcceptedRequest, AllocationSummary, EventAvailability
 from atomicseats.services.ports import RegistryUnavailable, adapters
-from atomicseats.services.unit_of_work import UnitOfWork, database_errors_as_busy, unit_of_work
+from atomicseats.services.unit_of_work import (
+    UnitOfWork,
+    database_errors_as_busy,
+    one_transaction,
+    release_session,
+    unit_of_work,
+)
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +139,9 @@ def submit_request(
         if earlier_attempt is None:
             registry.release(accepted)  # recorded long ago: nothing is in flight under this key
         return _status_of(recorded)
+    # The reads are over: give the connection back before handing on. The pipeline may wait
+    # (the embedded group commit waits for its leader, which needs a connection of the pool).
+    release_session()
     try:
         is_recorded = adapters().pipeline.submit(accepted)
     except ServiceBusy:
@@ -187,13 +197,19 @@ def _admit(event_id: int, availability: EventAvailability | None, now: datetime)
     availability cache when it has the event, from Postgres otherwise (503 with Retry-After
     when Postgres is down: a request is never accepted unchecked)."""
     if availability is None:
+        cache = adapters().availability
         with database_errors_as_busy():
             event = db.session.get(Event, event_id)
             if event is None:
                 raise NotFound("Event not found")
-            waitlist_length = waitlist_totals(db.session(), [event_id]).get(event_id, (0, 0))[0]
+            # The waitlist's length is for the cache only (admission does not look at it): a
+            # count over the event's waiting entries is not paid where nothing keeps it.
+            waitlist_length = (
+                waitlist_totals(db.session(), [event_id]).get(event_id, (0, 0))[0] if cache.keeps_entries else 0
+            )
         availability = availability_of(event, waitlist_length)
-        adapters().availability.store_missing([availability])  # never over a writer's newer entry
+        if cache.keeps_entries:
+            cache.store_missing([availability])  # never over a writer's newer entry
     if availability.is_deleted:
         raise NotFound("Event not found")
     if not availability.is_sales_open(now):
@@ -349,10 +365,12 @@ def allocate_pending(event_id: int) -> AllocationSummary:
         reserved_before = event.reserved_seats
         settlement = settle_event(work, event, pending)
         announce_after_commit(work, event, settlement)
-    allocation = settlement.allocation
-    assert allocation is not None  # settle_event always decides
+        allocation = settlement.allocation
+        assert allocation is not None  # settle_event always decides
+        # Counted once committed: inside a group commit (`record_and_decide`) that is the
+        # batch's commit, and a batch rolled back counts nothing.
+        work.after_commit(_count_decisions, accepted_at, allocation.decisions, started)
     seats_decided = sum(decision.seats_confirmed for decision in allocation.decisions)
-    _count_decisions(accepted_at, allocation.decisions, started)
     return AllocationSummary(
         event_id=event_id,
         requests_decided=len(allocation.decisions),
@@ -360,6 +378,23 @@ def allocate_pending(event_id: int) -> AllocationSummary:
         seats_promoted=allocation.reserved_seats - reserved_before - seats_decided,
         reserved_seats=allocation.reserved_seats,
     )
+
+
+def record_and_decide(accepted_requests: list[AcceptedRequest], committed: Callable[[], object] | None = None) -> None:
+    """Record a batch of accepted requests and decide their events, committed once: the
+    embedded pipeline's group commit. The same use cases as the full mode's bridge and
+    worker (`record_requests`, then `allocate_pending` for each event in id order until
+    it has no pending request left), joined into one transaction: all of it is written,
+    or nothing (an error rolls back the whole batch). `committed` runs first after the
+    commit, before the use cases' own after-commit effects (the e-mails)."""
+    assert len(accepted_requests) <= limits.ALLOCATION_BATCH_SIZE_MAX
+    with one_transaction() as work:
+        if committed is not None:
+            work.after_commit(committed)
+        record_requests(accepted_requests)
+        for event_id in sorted({accepted.event_id for accepted in accepted_requests}):
+            while allocate_pending(event_id).requests_decided == limits.ALLOCATION_BATCH_SIZE_MAX:
+                pass  # a full batch: more of the event's requests may be pending
 
 
 def _count_decisions(

@@ -73,7 +73,11 @@ class Probe(Protocol):
 class AvailabilityCache(Protocol):
     """Seat availability per event, for listings and admission control.
 
-    Reads never raise: an unreachable cache answers "missing" and the caller asks Postgres."""
+    Reads never raise: an unreachable cache answers "missing" and the caller asks Postgres.
+    `keeps_entries` is False for a cache that keeps nothing (every read a miss): a reader
+    then skips what it would only have read to store."""
+
+    keeps_entries: bool
 
     def store(self, availability: list[EventAvailability]) -> None:
         """Overwrite the entries: what a writer read in the transaction that just committed."""

@@ -68,9 +68,10 @@ What it does (every step bounded by a deadline, everything on 127.0.0.1):
             fairness (scripts/bench/fairness.py): the decision order (the id order of the
             decision e-mails' outbox rows) against Kafka order, every event of the run (must
             be 0), and against API acceptance order for the hot event (reported).
-  embedded  the same accept load against `gunicorn wsgi:app` on the embedded default
-            (the default config, PIPELINE=embedded, a fresh SQLite file, decisions inline,
-            same workers x threads as the bench API), after the bench stack is down.
+  embedded  the same accept load against `make run`'s server (scripts/api_server.sh embedded:
+            granian, as the full mode's API) on the embedded default (the default config,
+            PIPELINE=embedded, a fresh SQLite file, decisions inline with group commit), after
+            the bench stack is down; --skip-full runs it alone.
 
 CPU: every phase reports the CPU seconds each process group used (from /proc), so where
 the time goes is measured, not guessed; "other" is everything on the machine that is not

@@ -1,6 +1,7 @@
-"""The embedded default for comparison: the same accept load against `gunicorn wsgi:app` with the
-default config (PIPELINE=embedded, a fresh SQLite file, decisions inline, same workers x threads
-as the bench API), after the bench stack is down."""
+"""The embedded default for comparison: the same accept load against the server `make run` starts
+(scripts/api_server.sh embedded: granian, as the full mode's API) with the default config
+(PIPELINE=embedded, a fresh SQLite file, decisions inline with group commit), after the bench
+stack is down."""
 
 from __future__ import annotations
 
@@ -89,35 +90,27 @@ def embedded_env(database: Path) -> dict:
     return env
 
 
-def server_workers() -> tuple[str, str]:
-    return os.environ.get("API_WORKERS", "3"), os.environ.get("API_THREADS", "8")
-
-
 def server_command(port: int) -> list[str]:
-    workers, threads = server_workers()
+    """`make run`'s server, from the one script that builds it (API_WORKERS / API_THREADS as set)."""
     return [
-        str(BIN / "gunicorn"),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        workers,
-        "--threads",
-        threads,
-        "--worker-class",
-        "gthread",
-        "--timeout",
-        "60",
-        "--graceful-timeout",
-        "10",
-        "wsgi:app",
+        "env",
+        "API_HOST=127.0.0.1",
+        f"API_PORT={port}",
+        "bash",
+        str(ROOT / "scripts" / "api_server.sh"),
+        "embedded",
     ]
+
+
+def server_shape() -> str:
+    workers, threads = os.environ.get("API_WORKERS"), os.environ.get("API_THREADS")
+    return f"API_WORKERS={workers or 'default'}, API_THREADS={threads or 'default'}"
 
 
 def embedded_load(url: str, server_pid: int, accounts: dict, args) -> tuple[Events, WrkResult, CpuReport]:
     """Warm-up, then the measured accept phase against the embedded server."""
     wait_http_ok(f"{url}/readyz", 60)
-    workers, threads = server_workers()
-    say(f"embedded API ready on {url} ({workers} workers x {threads} threads)")
+    say(f"embedded API ready on {url} (scripts/api_server.sh embedded, {server_shape()})")
     events = create_events(url, accounts["host_token"], args, with_backlog=False)
     tokens_file = WORK / "tokens-embedded.txt"
     if args.warmup > 0:
@@ -134,7 +127,7 @@ def embedded_load(url: str, server_pid: int, accounts: dict, args) -> tuple[Even
         )
     say(f"embedded accept phase: {args.connections} connections for {args.duration:g}s")
     settle_disk()
-    meter = CpuMeter({"api (embedded gunicorn)": server_pid})
+    meter = CpuMeter({"api (embedded granian)": server_pid})
     meter.start()
     accept = run_wrk(
         url,
