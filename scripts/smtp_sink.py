@@ -52,7 +52,12 @@ DATA_SIZE_LIMIT = 32 * 1024 * 1024
 
 
 class SinkHandler:
-    """aiosmtpd handler that writes every accepted message to ``directory``."""
+    """aiosmtpd handler that writes every accepted message to ``directory``.
+
+    For tests of a client's failure handling (in-process use only), it can misbehave on purpose:
+    ``refuse_rcpt`` (addresses answered ``550`` at RCPT TO) and ``drop_data`` (how many more
+    messages to drop: the connection is cut when their data ends, before any reply, and
+    nothing is stored). ``sessions`` counts the SMTP connections it accepted."""
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
@@ -60,8 +65,23 @@ class SinkHandler:
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
         self.count = 0
+        self.sessions = 0
+        self.refuse_rcpt: set[str] = set()
+        self.drop_data = 0
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address in self.refuse_rcpt:
+            return "550 5.1.1 Mailbox unavailable (refused on purpose by the sink)"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.drop_data > 0:
+            self.drop_data -= 1
+            server.transport.abort()  # the connection breaks before the reply: the message is not taken
+            return "451 4.3.0 Dropped on purpose by the sink"
         content = envelope.original_content or envelope.content or b""
         if isinstance(content, str):  # only if someone builds us with decode_data=True
             content = content.encode("utf-8", "surrogateescape")
@@ -82,16 +102,20 @@ class SinkHandler:
         name = f"{time.time_ns():020d}-{os.getpid()}-{seq:06d}.eml"
         final = self.directory / name
         tmp = self.directory / f".{name}.tmp"
+        # No fsync: the rename alone keeps readers from half-written files, and a sink need not
+        # outlive a machine crash (an fsync each would cap it at a few hundred messages/s).
         with open(tmp, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
         os.replace(tmp, final)
         return final
 
 
 class _SinkSMTP(SMTP):
     """SMTP server with a fixed, recognisable greeting."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.event_handler.sessions += 1
+        super().connection_made(transport)
 
 
 def _make_server(handler: SinkHandler, hostname: str) -> SMTP:

@@ -1,130 +1,192 @@
-"""Mailers: Flask-Mail over SMTP (full mode), or a log line (embedded default without SMTP).
+"""Mailers: SMTP with Flask-Mail's settings (full mode), or a log line (embedded default without SMTP).
 
-The outbox sender calls `send` once per message and retries on any exception, so a
-mailer either delivers (the SMTP server accepted the message) or raises.
+`send_all` takes a batch and returns one result per message: None when the SMTP server accepted
+it (250 after DATA), else the error; a message left unattempted at the deadline gets
+`MailNotAttempted`. It never raises: the outbox records each result (sent, or retried later).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import math
 import smtplib
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
-import flask_mail
 from flask import current_app
 
+from atomicseats.adapters import mime
 from atomicseats.domain import limits
 from atomicseats.names import MAIL_KIND_HEADER
-from atomicseats.services.contracts import MailMessage
+from atomicseats.services.contracts import MailMessage, MailNotAttempted
 
 log = logging.getLogger(__name__)
 
+SMTP_CLOSING = 421  # the server is closing the session: the next message needs a new one
+
+MailResult = Exception | None
+
 
 class FlaskMailMailer:
-    """Sends through Flask-Mail with the app's MAIL_* settings.
+    """Sends over SMTP with the app's MAIL_* settings (Flask-Mail's: server, port, TLS, login, sender).
 
-    Inside `batch()` one SMTP session carries every message (a flash sale sends thousands);
-    outside it, each message gets its own session. After any failure the session is dropped
-    and the next message opens a fresh one.
-
-    Flask-Mail 0.10 writes `Message-ID: <make_msgid()>` itself and then *adds* each extra
-    header (email.message assignment appends, it never replaces), so a Message-ID passed in
-    `extra_headers` would go out as a second header beside the random one. Setting the
-    message's `msgId` replaces the random one instead: the stable id is the only one sent.
+    A batch is built first (adapters/mime.py: the bytes Flask-Mail would write, without its
+    per-message parsing), then sent over one SMTP session, or over up to
+    MAIL_SMTP_SESSIONS_MAX sessions in parallel threads for a big batch (each carries at least
+    MAIL_SMTP_MESSAGES_PER_SESSION_MIN messages: SMTP is one round trip per command, and the
+    sessions overlap their waits). Within a session:
+      - a message the server refuses (an SMTP reply: recipient refused, 4xx/5xx after DATA) is
+        that message's error and the session goes on (smtplib resets the transaction);
+      - a connection that breaks mid-message loses only that message: a new session is opened
+        and it is sent again (the server never accepted it: no 250 came back); if no new
+        session can be had, it and the rest of that session's messages get the error.
     """
 
     def __init__(self, timeout_s: float = limits.MAIL_SMTP_TIMEOUT_S) -> None:
         assert timeout_s > 0
         self.timeout_s = timeout_s
-        self._local = threading.local()
-
-    @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
-        self._local.is_batching = True
-        try:
-            yield
-        finally:
-            self._local.is_batching = False
-            self._close_session()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def send(self, message: MailMessage) -> None:
-        extra_headers = {name: value for name, value in message.headers.items() if name.lower() != "message-id"}
-        mail_message = flask_mail.Message(
-            subject=message.subject,
-            recipients=[message.recipient],
-            body=message.body_text,
-            html=message.body_html,
-            extra_headers=extra_headers,
+        """One message on a session of its own; raise if it was not accepted."""
+        (result,) = self.send_all([message], time.monotonic() + limits.OUTBOX_SEND_BATCH_S_MAX)
+        if result is not None:
+            raise result
+
+    def send_all(self, messages: Sequence[MailMessage], deadline: float) -> list[MailResult]:
+        state = current_app.extensions["mail"]
+        sender = state.default_sender
+        envelope_from = mime.envelope_sender(sender)
+        results: list[MailResult] = [None] * len(messages)
+        prepared: list[tuple[int, str, bytes]] = []
+        now = time.time()
+        for index, message in enumerate(messages):
+            try:
+                prepared.append((index, message.recipient, mime.message_bytes(message, sender, now)))
+            except Exception as error:  # a message that cannot be built fails alone
+                results[index] = error
+        sessions = min(
+            limits.MAIL_SMTP_SESSIONS_MAX, math.ceil(len(prepared) / limits.MAIL_SMTP_MESSAGES_PER_SESSION_MIN)
         )
-        mail_message.msgId = message.message_id
-        if not getattr(self._local, "is_batching", False):
-            with _BoundedConnection(current_app.extensions["mail"], self.timeout_s) as connection:
-                connection.send(mail_message)
+        if sessions <= 1:
+            _Session(state, self.timeout_s, envelope_from).deliver(prepared, results, deadline)
+            return results
+        size = math.ceil(len(prepared) / sessions)
+        chunks = [prepared[start : start + size] for start in range(0, len(prepared), size)]
+        pool = self._executor()
+        futures = [
+            pool.submit(_Session(state, self.timeout_s, envelope_from).deliver, chunk, results, deadline)
+            for chunk in chunks
+        ]
+        for future in futures:
+            future.result()
+        return results
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(limits.MAIL_SMTP_SESSIONS_MAX, thread_name_prefix="smtp")
+            return self._pool
+
+
+class _Session:
+    """One SMTP session, opened on the first message and reopened once after a broken connection."""
+
+    def __init__(self, state, timeout_s: float, envelope_from: str) -> None:
+        self.state = state
+        self.timeout_s = timeout_s
+        self.envelope_from = envelope_from
+        self.host: smtplib.SMTP | None = None
+
+    def deliver(self, prepared: list[tuple[int, str, bytes]], results: list[MailResult], deadline: float) -> None:
+        try:
+            for position, (index, recipient, data) in enumerate(prepared):
+                if time.monotonic() > deadline:  # the rest goes back to the outbox for the next run
+                    for later, _, _ in prepared[position:]:
+                        results[later] = MailNotAttempted("the batch's deadline passed")
+                    return
+                error, unreachable = self._send(recipient, data, deadline)
+                results[index] = error
+                if unreachable:  # no session to be had: the rest waits for its retry too
+                    for later, _, _ in prepared[position + 1 :]:
+                        results[later] = error
+                    return
+        finally:
+            self._close()
+
+    def _send(self, recipient: str, data: bytes, deadline: float) -> tuple[MailResult, bool]:
+        """(None, False) once the server accepted the message; else (the error, whether the
+        server is unreachable)."""
+        for attempt in (1, 2):
+            try:
+                host = self._open()
+            except (smtplib.SMTPException, OSError) as unreachable:
+                return unreachable, True
+            try:
+                host.sendmail(self.envelope_from, [recipient], data)
+            except (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused) as refused:
+                if getattr(refused, "smtp_code", None) == SMTP_CLOSING:
+                    self._close()
+                return refused, False  # the server answered: this message alone, the session goes on
+            except (smtplib.SMTPException, OSError) as broken:
+                self._close()
+                if attempt == 2 or time.monotonic() > deadline:
+                    return broken, True
+                # No 250 came back for this message: the server did not take it. Again, on a new session.
+                log.warning("mail.session.broken", extra={"error": type(broken).__name__})
+            else:
+                return None, False
+        raise AssertionError("unreachable")
+
+    def _open(self) -> smtplib.SMTP:
+        if self.host is None:
+            self.host = _connect(self.state, self.timeout_s)
+        return self.host
+
+    def _close(self) -> None:
+        """QUIT, or drop the socket: a failed QUIT after the server accepted the messages is
+        not a failed delivery."""
+        host, self.host = self.host, None
+        if host is None:
             return
         try:
-            self._session().send(mail_message)
-        except BaseException:
-            self._close_session()
-            raise
-
-    def _session(self) -> _BoundedConnection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = _BoundedConnection(current_app.extensions["mail"], self.timeout_s)
-            connection.__enter__()
-            self._local.connection = connection
-        return connection
-
-    def _close_session(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        self._local.connection = None
-        if connection is not None:
-            connection.__exit__(None, None, None)
+            host.quit()
+        except (smtplib.SMTPException, OSError) as error:
+            host.close()
+            log.debug("mail.quit.failed", extra={"error": type(error).__name__})
 
 
-class _BoundedConnection(flask_mail.Connection):
-    """Flask-Mail's connection with a socket timeout: it passes none, so a silent server would
-    block the sender forever (and past its lease on the rows it claimed)."""
-
-    def __init__(self, state, timeout_s: float) -> None:
-        super().__init__(state)
-        self.timeout_s = timeout_s
-
-    def configure_host(self) -> smtplib.SMTP:
-        state = self.mail
-        host: smtplib.SMTP
-        if state.use_ssl:
-            host = smtplib.SMTP_SSL(state.server, state.port, timeout=self.timeout_s)
-        else:
-            host = smtplib.SMTP(state.server, state.port, timeout=self.timeout_s)
+def _connect(state, timeout_s: float) -> smtplib.SMTP:
+    """As Flask-Mail connects, with a socket timeout (it passes none: a silent server would
+    block the sender forever, and past its lease on the rows it claimed)."""
+    host: smtplib.SMTP
+    if state.use_ssl:
+        host = smtplib.SMTP_SSL(state.server, state.port, timeout=timeout_s)
+    else:
+        host = smtplib.SMTP(state.server, state.port, timeout=timeout_s)
+    try:
         host.set_debuglevel(int(state.debug))
         if state.use_tls:
             host.starttls()
         if state.username and state.password:
             host.login(state.username, state.password)
-        return host
-
-    def __exit__(self, exc_type, exc_value, traceback) -> None:
-        """A failed QUIT after the server accepted the message is not a failed delivery:
-        raising here would make the outbox send it again."""
-        if self.host is None:
-            return
-        try:
-            self.host.quit()
-        except (smtplib.SMTPException, OSError) as error:
-            self.host.close()
-            if exc_type is None:
-                log.warning("mail.quit.failed", extra={"error": type(error).__name__})
+    except BaseException:
+        host.close()
+        raise
+    return host
 
 
 class LoggingMailer:
     """The embedded default when no SMTP server is configured: the outbox runs as in full
     mode, and each e-mail leaves one log line (kind and Message-ID; never body or address)."""
 
-    def batch(self) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()
+    def send_all(self, messages: Sequence[MailMessage], deadline: float) -> list[MailResult]:
+        for message in messages:
+            self.send(message)
+        return [None] * len(messages)
 
     def send(self, message: MailMessage) -> None:
         log.info(

@@ -74,6 +74,10 @@ OUTBOX_RECORD_RETRY_S_MAX = 20  # recording a send that went out, while the data
 OUTBOX_LAST_ERROR_CHARS_MAX = 500
 MAIL_SMTP_TIMEOUT_S = 10  # per socket operation (connect, each SMTP command)
 MAIL_SMTP_OPERATIONS_MAX = 8  # connect, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA, QUIT
+# A batch goes over one SMTP session, or over several in parallel when it is big (each SMTP
+# command is a round trip: sessions overlap their waits); a session carries at least this many.
+MAIL_SMTP_SESSIONS_MAX = 4
+MAIL_SMTP_MESSAGES_PER_SESSION_MIN = 25
 
 # HTTP.
 JSON_BODY_BYTES_MAX = 64 * 1024
@@ -124,8 +128,11 @@ assert PURGE_BATCHES_PER_RUN_MAX >= 1
 assert RETENTION_DAYS_MIN * 86400 > 24 * 3600  # longer than the Idempotency-Key window
 assert OUTBOX_LAST_ERROR_CHARS_MAX >= 1
 assert MAIL_SMTP_TIMEOUT_S >= 1
-# The last send a batch starts finishes (or times out), and is recorded, well inside the
-# lease, so no other sender takes a row back while it is still being sent.
+assert MAIL_SMTP_SESSIONS_MAX >= 1
+assert MAIL_SMTP_MESSAGES_PER_SESSION_MIN >= 1
+# The last send a batch starts finishes (or times out; a broken connection is retried on a
+# new session only before the deadline), and the batch is recorded, well inside the lease,
+# so no other sender takes a row back while it is still being sent.
 assert (
     OUTBOX_SEND_BATCH_S_MAX + MAIL_SMTP_TIMEOUT_S * MAIL_SMTP_OPERATIONS_MAX + OUTBOX_RECORD_RETRY_S_MAX
     < OUTBOX_SEND_LEASE_S

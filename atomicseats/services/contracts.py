@@ -72,6 +72,10 @@ class MailMessage:
     headers: dict[str, str]
 
 
+class MailNotAttempted(Exception):
+    """A mailer's result for a message of a batch it did not try to send (the batch's deadline)."""
+
+
 @dataclass(frozen=True)
 class Quota:
     """One rate limit of one user: at most `amount` hits per fixed window of `window_s`,

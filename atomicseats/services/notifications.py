@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from markupsafe import Markup
+from markupsafe import escape
 
 from atomicseats.domain.allocator import REASON_EVENT_STARTED, REASON_WAITLIST_CLOSED
 from atomicseats.domain.request_state import REASON_EVENT_DELETED
@@ -319,18 +319,18 @@ def _text(recipient_name: str, paragraphs: tuple[str, ...], facts: tuple[tuple[s
 
 
 def _html(recipient_name: str, paragraphs: tuple[str, ...], facts: tuple[tuple[str, str], ...], links: Links) -> str:
-    """Markup.format escapes every argument (markupsafe.escape): no value reaches the page raw."""
-    rows = Markup("\n").join(
-        Markup("<tr><th align='left'>{}</th><td>{}</td></tr>").format(label, value) for label, value in facts
+    """Every value goes through markupsafe.escape (its C speed-up): no value reaches the page
+    raw. Plain string joins, no Markup.format: this runs once per e-mail sent."""
+    rows = "\n".join(
+        f"<tr><th align='left'>{escape(label)}</th><td>{escape(value)}</td></tr>" for label, value in facts
     )
-    body = Markup("\n").join(Markup("<p>{}</p>").format(paragraph) for paragraph in paragraphs)
-    anchors = Markup(" |\n").join(Markup("<a href='{}'>{}</a>").format(url, label) for label, url in links)
+    body = "\n".join(f"<p>{escape(paragraph)}</p>" for paragraph in paragraphs)
+    anchors = " |\n".join(f"<a href='{escape(url)}'>{escape(label)}</a>" for label, url in links)
     # One element a line: SMTP refuses lines past 998 characters, and a plain ASCII part is not re-wrapped.
-    page = Markup(
-        "<!DOCTYPE html>\n<html><body>\n<p>Hello {name},</p>\n{body}\n<table cellpadding='4'>\n{rows}\n</table>\n"
-        "<p>{anchors}</p>\n<p>{sign_off}</p>\n</body></html>\n"
-    ).format(name=recipient_name, body=body, rows=rows, anchors=anchors, sign_off=SIGN_OFF)
-    return str(page)
+    return (
+        f"<!DOCTYPE html>\n<html><body>\n<p>Hello {escape(recipient_name)},</p>\n{body}\n<table cellpadding='4'>\n"
+        f"{rows}\n</table>\n<p>{anchors}</p>\n<p>{escape(SIGN_OFF)}</p>\n</body></html>\n"
+    )
 
 
 assert set(_RENDERERS) == set(NOTIFICATION_KINDS)  # every kind the services write has a template

@@ -1,13 +1,15 @@
 """Outbox delivery: e-mails with bounded retries, and every row's copy on `booking-events`.
 
-Sending claims due rows in one short transaction (FOR UPDATE SKIP LOCKED on Postgres,
-so concurrent senders take disjoint rows) and leases them: `next_attempt_at` moves past
-the end of the batch, hiding them from other senders. Each e-mail then goes out with no
-transaction open, and its result is recorded in a short transaction of its own. No lock
-is held across SMTP: on SQLite a unit of work holds the database's write lock, and on
-Postgres the publisher updates the same rows. A sender that dies mid-batch loses the
-record of at most the send in flight: that row comes back when its lease ends and goes
-out again with the same Message-ID, so the resend is recognisable (DESIGN invariant 7).
+Sending claims due rows in one short transaction (one SELECT ... FOR UPDATE SKIP LOCKED on
+Postgres, so concurrent senders take disjoint rows, and one UPDATE) and leases them:
+`next_attempt_at` moves past the end of the batch, hiding them from other senders. The batch
+then goes out with no transaction open (the mailer: one SMTP session, or a few in parallel,
+for the whole batch), and its results are recorded in bulk: one UPDATE marks every accepted
+e-mail sent, one short transaction gives each refused one its retry. No lock is held across
+SMTP: on SQLite a unit of work holds the database's write lock, and on Postgres the publisher
+updates the same rows. A sender that dies mid-batch loses the record of that batch's sends:
+its rows come back when the lease ends and go out again with the same Message-IDs, so the
+resends are recognisable (DESIGN invariant 7: at least once, never lost).
 
 Publishing is serialized (a transaction-scoped advisory lock on Postgres, BEGIN IMMEDIATE
 on SQLite) and reads unpublished rows in id order. An event's rows are written under its
@@ -24,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVarTuple
+from typing import Any, TypeVar
 
 from flask import current_app
 from sqlalchemy import func, select, text, update
@@ -36,7 +38,7 @@ from atomicseats.errors import ServiceBusy
 from atomicseats.extensions import db
 from atomicseats.models import OutboxMessage, User, utcnow
 from atomicseats.services import notifications
-from atomicseats.services.contracts import MailMessage
+from atomicseats.services.contracts import MailMessage, MailNotAttempted
 from atomicseats.services.ports import adapters
 from atomicseats.services.unit_of_work import UnitOfWork, unit_of_work
 
@@ -49,7 +51,8 @@ AUTO_SUBMITTED_HEADER = "Auto-Submitted"  # RFC 3834: tells auto-responders not 
 OUTBOX_RECORD_RETRY_DELAY_S = 0.2  # first wait before recording a send again; doubles up to the cap
 OUTBOX_RECORD_RETRY_DELAY_S_MAX = 2.0
 
-RecorderArgs = TypeVarTuple("RecorderArgs")  # what a recorder takes after the claim
+Row = TypeVar("Row")  # what a recorder records: claims, or (claim, error) pairs
+Recorded = TypeVar("Recorded")  # what it reports
 
 
 @dataclass(frozen=True)
@@ -79,30 +82,34 @@ def send_due_notifications(limit: int = limits.OUTBOX_BATCH_SIZE_MAX) -> SendRep
     """Send up to `limit` due e-mails; each is marked sent, retried later, or failed."""
     assert 1 <= limit <= limits.OUTBOX_BATCH_SIZE_MAX
     claims, failed = _claim_due(limit)
-    mailer = adapters().mailer
+    if not claims:
+        return SendReport(sent=0, retried=0, failed=failed)
     deadline = time.monotonic() + limits.OUTBOX_SEND_BATCH_S_MAX
-    outcomes: list[str] = []
-    with mailer.batch():  # one SMTP session for the whole batch
-        for index, claim in enumerate(claims):
-            if time.monotonic() > deadline:  # leave the rest to the next run rather than outlive the lease
-                _release(claims[index:])
-                break
-            try:
-                mailer.send(_mail_message(claim))
-            except Exception as error:  # any failure is retried; the row keeps the reason
-                outcomes.append(_record(_record_failure, claim, error))
-            else:
-                outcomes.append(_record(_record_sent, claim))
-            if outcomes[-1] == "unrecorded":  # the database is gone: a send now could not be recorded either
-                break  # the rest stays leased and goes out once when the lease ends
-    adapters().metrics.notifications_sent(
-        outcomes.count(OutboxStatus.SENT), outcomes.count("retried") + outcomes.count(OutboxStatus.FAILED)
-    )
-    return SendReport(
-        sent=outcomes.count(OutboxStatus.SENT),
-        retried=outcomes.count("retried"),
-        failed=failed + outcomes.count(OutboxStatus.FAILED),
-    )
+    base_url = current_app.config["PUBLIC_BASE_URL"]
+    results: list[Exception | None] = [None] * len(claims)
+    messages: list[MailMessage] = []
+    to_send: list[int] = []
+    for index, claim in enumerate(claims):
+        try:
+            messages.append(_mail_message(claim, base_url))
+            to_send.append(index)
+        except Exception as error:  # a row that cannot be rendered fails alone, and is retried
+            results[index] = error
+    for index, result in zip(to_send, adapters().mailer.send_all(messages, deadline), strict=True):
+        results[index] = result
+    sent = [claim for claim, result in zip(claims, results, strict=True) if result is None]
+    unsent = [claim for claim, result in zip(claims, results, strict=True) if isinstance(result, MailNotAttempted)]
+    errors = [
+        (claim, result)
+        for claim, result in zip(claims, results, strict=True)
+        if result is not None and not isinstance(result, MailNotAttempted)
+    ]
+    if unsent:  # leave the rest to the next run rather than outlive the lease
+        _release(unsent)
+    sent_count = _record(_record_sent, sent, 0) if sent else 0
+    retried, gave_up = _record(_record_failures, errors, (0, 0)) if errors else (0, 0)
+    adapters().metrics.notifications_sent(sent_count, retried + gave_up)
+    return SendReport(sent=sent_count, retried=retried, failed=failed + gave_up)
 
 
 def retry_delay_s(attempts: int) -> int:
@@ -113,12 +120,19 @@ def retry_delay_s(attempts: int) -> int:
 
 
 def _claim_due(limit: int) -> tuple[list[_Claim], int]:
-    """Lease due rows to this sender; rows whose recipient is gone fail at once."""
+    """Lease due rows to this sender (one SELECT, one UPDATE); rows whose recipient is gone fail at once."""
     with unit_of_work() as work:
         now = utcnow()
         lease_until = now + timedelta(seconds=limits.OUTBOX_SEND_LEASE_S)
         statement = (
-            select(OutboxMessage, User.email, User.name)
+            select(
+                OutboxMessage.id,
+                OutboxMessage.kind,
+                OutboxMessage.message_id,
+                OutboxMessage.payload,
+                User.email,
+                User.name,
+            )
             .outerjoin(User, User.id == OutboxMessage.user_id)
             .where(
                 OutboxMessage.channel == "email",
@@ -132,22 +146,31 @@ def _claim_due(limit: int) -> tuple[list[_Claim], int]:
             statement = statement.with_for_update(skip_locked=True, of=OutboxMessage)
         claims: list[_Claim] = []
         orphans: list[tuple[int, str]] = []
-        for row, email, name in work.session.execute(statement):
+        for outbox_id, kind, message_id, payload, email, name in work.session.execute(statement):
             if email is None:  # the user was deleted (user_id SET NULL): nobody to write to
-                row.status = OutboxStatus.FAILED
-                row.last_error = REASON_RECIPIENT_DELETED
-                orphans.append((row.id, row.kind))
-                continue
-            row.next_attempt_at = lease_until
-            claims.append(_Claim(row.id, row.kind, row.message_id, row.payload, email, name, lease_until))
+                orphans.append((outbox_id, kind))
+            else:
+                claims.append(_Claim(outbox_id, kind, message_id, payload, email, name, lease_until))
+        if claims:
+            work.session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_([claim.outbox_id for claim in claims]))
+                .values(next_attempt_at=lease_until)
+            )
+        if orphans:
+            work.session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_([outbox_id for outbox_id, _ in orphans]))
+                .values(status=OutboxStatus.FAILED, last_error=REASON_RECIPIENT_DELETED)
+            )
     for outbox_id, kind in orphans:
         log.error("outbox.failed", extra={"outbox_id": outbox_id, "kind": kind, "reason": "recipient_deleted"})
     return claims, len(orphans)
 
 
-def _mail_message(claim: _Claim) -> MailMessage:
+def _mail_message(claim: _Claim, base_url: str) -> MailMessage:
     subject, body_text, body_html = notifications.render(
-        claim.kind, json.loads(claim.payload), claim.recipient_name, current_app.config["PUBLIC_BASE_URL"]
+        claim.kind, json.loads(claim.payload), claim.recipient_name, base_url
     )
     return MailMessage(
         recipient=claim.recipient_email,
@@ -159,71 +182,87 @@ def _mail_message(claim: _Claim) -> MailMessage:
     )
 
 
-def _record(recorder: Callable[[_Claim, *RecorderArgs], str], claim: _Claim, *args: *RecorderArgs) -> str:
-    """Record one send's result. The e-mail is out: only its record keeps it from going out
-    again, so while the database is busy, down or recovering (a restart takes seconds) the
-    record is retried with backoff for up to OUTBOX_RECORD_RETRY_S_MAX. If the database
-    refuses longer, the lease runs out and the row is sent again later (same Message-ID):
-    a duplicate, never a loss."""
+def _record(recorder: Callable[[list[Row]], Recorded], batch: list[Row], unrecorded: Recorded) -> Recorded:
+    """Record a batch's results. The e-mails are out: only their record keeps them from going
+    out again, so while the database is busy, down or recovering (a restart takes seconds) the
+    record is retried with backoff for up to OUTBOX_RECORD_RETRY_S_MAX. If the database refuses
+    longer, the lease runs out and the rows are sent again later (same Message-IDs): duplicates,
+    never a loss."""
     deadline = time.monotonic() + limits.OUTBOX_RECORD_RETRY_S_MAX
     delay_s = OUTBOX_RECORD_RETRY_DELAY_S
     while True:
         try:
-            return recorder(claim, *args)
+            return recorder(batch)
         except ServiceBusy:
             if time.monotonic() + delay_s > deadline:
                 break
-            log.warning("outbox.record.retrying", extra={"outbox_id": claim.outbox_id, "retry_in_s": delay_s})
+            log.warning("outbox.record.retrying", extra={"rows": len(batch), "retry_in_s": delay_s})
             time.sleep(delay_s)
             delay_s = min(delay_s * 2, OUTBOX_RECORD_RETRY_DELAY_S_MAX)
         except SQLAlchemyError:
             break
-    log.error("outbox.record.failed", extra={"outbox_id": claim.outbox_id, "kind": claim.kind}, exc_info=True)
-    return "unrecorded"
+    log.error("outbox.record.failed", extra={"rows": len(batch)}, exc_info=True)
+    return unrecorded
 
 
-def _record_sent(claim: _Claim) -> str:
-    """One UPDATE, committed without waiting for the WAL flush: in a flash sale the mailer
-    must not queue its fsyncs ahead of the booking path's. Only a crash of Postgres itself
-    can forget the mark (never the mailer's: the commit is already visible), and then the
-    e-mail is sent again with the same Message-ID: a duplicate, never a loss."""
+def _record_sent(claims: list[_Claim]) -> int:
+    """One UPDATE for the batch, committed without waiting for the WAL flush: in a flash sale
+    the mailer must not queue its fsyncs ahead of the booking path's. Only a crash of Postgres
+    itself can forget the marks (never the mailer's: the commit is already visible), and then
+    the e-mails are sent again with the same Message-IDs: duplicates, never a loss. A row no
+    longer pending was taken by another sender after our lease ran out: not counted."""
     with unit_of_work() as work:
         if work.is_postgres:
             work.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-        attempts = work.session.execute(
+        recorded = work.session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id == claim.outbox_id, OutboxMessage.status == OutboxStatus.PENDING)
+            .where(
+                OutboxMessage.id.in_([claim.outbox_id for claim in claims]),
+                OutboxMessage.status == OutboxStatus.PENDING,
+            )
             .values(status=OutboxStatus.SENT, sent_at=utcnow(), attempts=OutboxMessage.attempts + 1)
-            .returning(OutboxMessage.attempts)
-        ).scalar_one_or_none()
-    if attempts is None:  # another sender took it after our lease ran out
-        return "stale"
+            .returning(OutboxMessage.id)
+        ).all()
     log.info(
         "outbox.sent",
-        extra={"outbox_id": claim.outbox_id, "kind": claim.kind, "message_id": claim.message_id, "attempts": attempts},
+        extra={"rows": len(recorded), "stale": len(claims) - len(recorded), "first_id": claims[0].outbox_id},
     )
-    return OutboxStatus.SENT
+    if log.isEnabledFor(logging.DEBUG):
+        for claim in claims:
+            log.debug("outbox.sent.row", extra={"outbox_id": claim.outbox_id, "message_id": claim.message_id})
+    return len(recorded)
 
 
-def _record_failure(claim: _Claim, error: Exception) -> str:
+def _record_failures(errors: list[tuple[_Claim, Exception]]) -> tuple[int, int]:
+    """Each refused or undelivered row: one more attempt, its reason, and its next try after the
+    backoff, or `failed` after the last attempt; one transaction for the batch. (retried, failed)."""
+    by_id = {claim.outbox_id: (claim, error) for claim, error in errors}
+    retried: list[dict[str, object]] = []
+    failed: list[dict[str, object]] = []
     with unit_of_work() as work:
-        row = _lock_row(work, claim.outbox_id)
-        if row is None or row.status != OutboxStatus.PENDING or row.next_attempt_at != claim.lease_until:
-            return "stale"
-        row.attempts += 1
-        row.last_error = f"{type(error).__name__}: {error}"[: limits.OUTBOX_LAST_ERROR_CHARS_MAX]
-        attempts = row.attempts
-        if attempts >= limits.OUTBOX_SEND_ATTEMPTS_MAX:
-            row.status = OutboxStatus.FAILED
-        else:
-            row.next_attempt_at = utcnow() + timedelta(seconds=retry_delay_s(attempts))
-    # The error's class only: SMTP errors can quote addresses, which stay out of logs.
-    fields = {"outbox_id": claim.outbox_id, "kind": claim.kind, "attempts": attempts, "error": type(error).__name__}
-    if attempts >= limits.OUTBOX_SEND_ATTEMPTS_MAX:
+        statement = select(OutboxMessage).where(OutboxMessage.id.in_(by_id)).order_by(OutboxMessage.id)
+        if work.is_postgres:
+            statement = statement.with_for_update()
+        now = utcnow()
+        for row in work.session.execute(statement).scalars():
+            claim, error = by_id[row.id]
+            if row.status != OutboxStatus.PENDING or row.next_attempt_at != claim.lease_until:
+                continue  # another sender has it since our lease ran out
+            row.attempts += 1
+            row.last_error = f"{type(error).__name__}: {error}"[: limits.OUTBOX_LAST_ERROR_CHARS_MAX]
+            # The error's class only: SMTP errors can quote addresses, which stay out of logs.
+            fields = {"outbox_id": row.id, "kind": row.kind, "attempts": row.attempts, "error": type(error).__name__}
+            if row.attempts >= limits.OUTBOX_SEND_ATTEMPTS_MAX:
+                row.status = OutboxStatus.FAILED
+                failed.append(fields)
+            else:
+                row.next_attempt_at = now + timedelta(seconds=retry_delay_s(row.attempts))
+                retried.append({**fields, "retry_in_s": retry_delay_s(row.attempts)})
+    for fields in failed:
         log.error("outbox.failed", extra=fields)
-        return OutboxStatus.FAILED
-    log.warning("outbox.retry", extra={**fields, "retry_in_s": retry_delay_s(attempts)})
-    return "retried"
+    for fields in retried:
+        log.warning("outbox.retry", extra=fields)
+    return len(retried), len(failed)
 
 
 def _release(claims: list[_Claim]) -> None:
@@ -239,13 +278,6 @@ def _release(claims: list[_Claim]) -> None:
             .values(next_attempt_at=utcnow())
         )
     log.warning("outbox.batch.deadline", extra={"released": len(claims)})
-
-
-def _lock_row(work: UnitOfWork, outbox_id: int) -> OutboxMessage | None:
-    statement = select(OutboxMessage).where(OutboxMessage.id == outbox_id)
-    if work.is_postgres:
-        statement = statement.with_for_update()
-    return work.session.execute(statement).scalar_one_or_none()
 
 
 def requeue_failed_notifications(limit: int = limits.OUTBOX_BATCH_SIZE_MAX) -> int:

@@ -13,7 +13,6 @@ flushed at any moment, and `flask reconcile` rebuilds what it mirrors.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -173,11 +172,10 @@ class SessionCache(Protocol):
 
 
 class Mailer(Protocol):
-    def batch(self) -> AbstractContextManager[None]:
-        """Within it, sends may share one connection to the mail server."""
-
-    def send(self, message: MailMessage) -> None:
-        """Deliver one message or raise; the outbox retries."""
+    def send_all(self, messages: Sequence[MailMessage], deadline: float) -> list[Exception | None]:
+        """Deliver a batch (over as few connections as it can); never raises. One result per
+        message, in order: None if the mail server accepted it, else the error (the outbox
+        retries it), or MailNotAttempted for one not tried before `deadline` (time.monotonic())."""
 
 
 class DomainEventPublisher(Protocol):

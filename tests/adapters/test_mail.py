@@ -1,10 +1,27 @@
-"""The mail adapters: what the logging mailer of the embedded default writes (and never writes)."""
+"""The mail adapters: what the logging mailer of the embedded default writes (and never writes),
+and how the SMTP mailer uses its sessions, against the real SMTP sink (aiosmtpd)."""
 
 from __future__ import annotations
 
-from atomicseats.adapters.mail import LoggingMailer
+import email
+import math
+import smtplib
+import sys
+import time
+from email import policy
+
+import flask_mail
+import pytest
+from flask import Flask
+
+from atomicseats.adapters.mail import FlaskMailMailer, LoggingMailer
+from atomicseats.domain import limits
 from atomicseats.names import MAIL_KIND_HEADER
-from atomicseats.services.contracts import MailMessage
+from atomicseats.services.contracts import MailMessage, MailNotAttempted
+from tests.conftest import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+from smtp_sink import start_sink  # noqa: E402  (a script, not a package)
 
 
 def test_the_logging_mailer_logs_the_kind_and_message_id_only(caplog):
@@ -23,3 +40,108 @@ def test_the_logging_mailer_logs_the_kind_and_message_id_only(caplog):
     assert (record.kind, record.message_id) == ("booking.confirmed", "<booking.confirmed.x@atomicseats.local>")
     assert "secret@example.test" not in str(vars(record))
     assert "private body" not in str(vars(record))
+
+
+# --- the SMTP mailer against the real sink (scripts/smtp_sink.py, aiosmtpd) ----------------
+
+
+@pytest.fixture
+def sink(tmp_path):
+    controller = start_sink("127.0.0.1", 0, tmp_path / "smtp")
+    yield controller
+    controller.stop()
+
+
+@pytest.fixture
+def mail_app(sink):
+    """The smallest app the mailer needs: Flask-Mail's settings, pointed at the sink."""
+    application = Flask(__name__)
+    application.config.update(
+        MAIL_SERVER="127.0.0.1",
+        MAIL_PORT=sink.port,
+        MAIL_SUPPRESS_SEND=False,
+        MAIL_DEFAULT_SENDER="AtomicSeats <no-reply@atomicseats.local>",
+    )
+    flask_mail.Mail(application)
+    with application.app_context():
+        yield application
+
+
+def mail(number: int, recipient: str | None = None) -> MailMessage:
+    return MailMessage(
+        recipient=recipient or f"guest{number}@example.test",
+        subject=f"Booking confirmed: Concert {number}",
+        body_text=f"Hello guest {number},\n\nYour booking is confirmed.\n",
+        body_html=f"<p>Hello guest {number},</p>\n",
+        message_id=f"<booking.confirmed.req-{number}@atomicseats.local>",
+        headers={MAIL_KIND_HEADER: "booking.confirmed"},
+    )
+
+
+def stored_ids(sink) -> list[str]:
+    messages = [email.message_from_bytes(path.read_bytes(), policy=policy.default) for path in sink.messages()]
+    return [str(message["Message-ID"]).strip() for message in messages]
+
+
+def later() -> float:
+    return time.monotonic() + limits.OUTBOX_SEND_BATCH_S_MAX
+
+
+def test_a_batch_goes_over_one_smtp_session(mail_app, sink):
+    count = limits.MAIL_SMTP_MESSAGES_PER_SESSION_MIN
+    messages = [mail(number) for number in range(count)]
+    assert FlaskMailMailer().send_all(messages, later()) == [None] * count
+    assert sink.handler.sessions == 1
+    assert sorted(stored_ids(sink)) == sorted(message.message_id for message in messages)
+
+
+def test_a_big_batch_shares_a_few_sessions_and_sends_each_message_once(mail_app, sink):
+    count = limits.OUTBOX_BATCH_SIZE_MAX
+    messages = [mail(number) for number in range(count)]
+    assert FlaskMailMailer().send_all(messages, later()) == [None] * count
+    assert sink.handler.sessions == min(
+        limits.MAIL_SMTP_SESSIONS_MAX, math.ceil(count / limits.MAIL_SMTP_MESSAGES_PER_SESSION_MIN)
+    )
+    assert sorted(stored_ids(sink)) == sorted(message.message_id for message in messages)
+
+
+def test_a_refused_recipient_fails_alone_and_the_session_goes_on(mail_app, sink):
+    sink.handler.refuse_rcpt = {"guest3@example.test"}
+    messages = [mail(number) for number in range(10)]
+    results = FlaskMailMailer().send_all(messages, later())
+    assert isinstance(results[3], smtplib.SMTPRecipientsRefused)
+    assert results[:3] + results[4:] == [None] * 9
+    assert sink.handler.sessions == 1
+    assert sorted(stored_ids(sink)) == sorted(
+        message.message_id for index, message in enumerate(messages) if index != 3
+    )
+
+
+def test_a_connection_dropped_mid_batch_resends_only_the_message_not_accepted(mail_app, sink):
+    messages = [mail(number) for number in range(10)]
+    mailer = FlaskMailMailer()
+    assert mailer.send_all(messages[:4], later()) == [None] * 4
+    sink.handler.drop_data = 1  # the 5th message's connection breaks before the server answers
+    assert mailer.send_all(messages[4:], later()) == [None] * 6
+    assert sink.handler.sessions == 3  # the first batch's, the one that broke, its replacement
+    assert sorted(stored_ids(sink)) == sorted(message.message_id for message in messages)  # each once
+
+
+def test_a_connection_that_breaks_twice_fails_the_rest_of_its_session_for_a_later_retry(mail_app, sink):
+    sink.handler.drop_data = 2
+    messages = [mail(number) for number in range(5)]
+    results = FlaskMailMailer().send_all(messages, later())
+    assert all(isinstance(result, smtplib.SMTPServerDisconnected) for result in results)
+    assert stored_ids(sink) == []
+
+
+def test_an_unreachable_server_fails_the_batch_without_a_connection_per_message(mail_app, sink):
+    sink.stop()
+    results = FlaskMailMailer().send_all([mail(number) for number in range(30)], later())
+    assert all(isinstance(result, ConnectionRefusedError) for result in results)
+
+
+def test_messages_past_the_deadline_are_not_attempted(mail_app, sink):
+    results = FlaskMailMailer().send_all([mail(number) for number in range(3)], time.monotonic() - 1)
+    assert all(isinstance(result, MailNotAttempted) for result in results)
+    assert sink.handler.sessions == 0

@@ -463,6 +463,54 @@ def test_after_the_last_attempt_a_row_is_failed_until_an_operator_requeues_it(ap
     assert message_id(mail) == row.message_id
 
 
+def test_a_recipient_the_server_refuses_is_retried_alone_and_the_rest_of_the_batch_is_sent(app, client, sink):
+    host = account(client, "host")
+    guests = [account(client) for _ in range(4)]
+    event_id = create_event(client, host, capacity=10)["id"]
+    for guest in guests:
+        book(client, guest, event_id, 1)
+    sink.controller.handler.refuse_rcpt = {guests[1].email}
+    assert outbox.send_due_notifications() == SendReport(sent=3, retried=1, failed=0)
+    assert {message["To"] for message in sink.take()} == {guests[0].email, guests[2].email, guests[3].email}
+    assert sink.controller.handler.sessions == 1  # the refusal did not cost the session
+    rows = {row.user_id: row for row in outbox_rows()}
+    assert (rows[guests[1].id].status, rows[guests[1].id].attempts) == ("pending", 1)
+    assert rows[guests[1].id].last_error.startswith("SMTPRecipientsRefused")
+    assert {(rows[guest.id].status, rows[guest.id].attempts) for guest in (guests[0], guests[2], guests[3])} == {
+        ("sent", 1)
+    }
+    sink.controller.handler.refuse_rcpt = set()
+    make_due()
+    assert outbox.send_due_notifications() == SendReport(sent=1, retried=0, failed=0)
+    assert [message["To"] for message in sink.take()] == [guests[1].email]
+
+
+def test_a_batch_is_claimed_and_recorded_in_a_few_statements_whatever_its_size(app, client, sink):
+    host = account(client, "host")
+    guest = account(client)
+    event_id = create_event(client, host, capacity=20)["id"]
+
+    def outbox_writes_of_one_batch(rows: int) -> list[str]:
+        for _ in range(rows):
+            book(client, guest, event_id, 1)
+        statements: list[str] = []
+
+        def seen(conn, cursor, statement, parameters, context, executemany) -> None:
+            if re.match(r"\s*UPDATE outbox", statement):
+                statements.append(statement.split(" WHERE ")[0])
+
+        sa.event.listen(db.engine, "before_cursor_execute", seen)
+        try:
+            assert outbox.send_due_notifications() == SendReport(sent=rows, retried=0, failed=0)
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", seen)
+        return statements
+
+    few, many = outbox_writes_of_one_batch(2), outbox_writes_of_one_batch(12)
+    assert len(few) == len(many) == 2  # one UPDATE leases the batch, one records it sent
+    assert len(sink.take()) == 14
+
+
 def test_the_retry_delay_doubles_up_to_its_cap():
     delays = [outbox.retry_delay_s(attempts) for attempts in range(1, limits.OUTBOX_SEND_ATTEMPTS_MAX + 1)]
     assert delays == [10, 20, 40, 80, 160, 300, 300, 300]
@@ -615,9 +663,9 @@ def test_a_send_made_while_the_database_restarts_is_recorded_once_it_is_back(pos
     client = postgres_app.test_client()
     book(client, account(client), create_event(client, account(client, "host"), capacity=5)["id"], 1)
     (claim,), _ = outbox._claim_due(limits.OUTBOX_BATCH_SIZE_MAX)
-    postgres_app.extensions[EXTENSION_KEY].mailer.send(outbox._mail_message(claim))
+    postgres_app.extensions[EXTENSION_KEY].mailer.send(outbox._mail_message(claim, PUBLIC_BASE_URL))
     with database_back_after(postgres_url, delay_s=1.0):
-        assert outbox._record(outbox._record_sent, claim) == "sent"
+        assert outbox._record(outbox._record_sent, [claim], 0) == 1
     (row,) = outbox_rows()
     assert (row.status, row.attempts) == ("sent", 1)
     make_due()
