@@ -8,6 +8,7 @@ import io
 import json
 import math
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -25,6 +26,7 @@ from scripts.bench.openloop import (
     table_lines,
     vegeta_targets,
 )
+from scripts.bench.outcomes import MailerFigures, OutboxDrain, mailer_figures
 from scripts.bench.report import half_load_field
 
 NAN = float("nan")
@@ -239,6 +241,7 @@ def test_the_last_line_keeps_its_fields_and_gains_half_load_p99_after_p99():
         pipeline=None,
         fairness=None,
         idle=None,
+        mail=None,
     )
     line = full_final_line(full, 3500.2, 0)
     assert line == "accepted_per_s=1150 decided_per_s=3500 p50_ms=95 p99_ms=410 half_load_p99_ms=187 oversold=0 lost=0"
@@ -249,3 +252,61 @@ def test_the_last_line_keeps_its_fields_and_gains_half_load_p99_after_p99():
         full_final_line(full, 3500.2, 0)
         == "accepted_per_s=1150 decided_per_s=3500 p50_ms=95 p99_ms=410 oversold=0 lost=0"
     )
+
+
+def test_the_last_line_gains_the_mailers_rate_before_oversold():
+    from types import SimpleNamespace
+
+    from scripts.bench.report import full_final_line
+
+    mail = OutboxDrain(30000, 30000, 31.0, 0, 0, MailerFigures(30000, 0, 28, 1043.6, 14000.0, 29000.0))
+    full = SimpleNamespace(
+        accept=SimpleNamespace(accepted_per_s=1150.4),
+        latency=SimpleNamespace(p50_ms=95.2, p99_ms=410.0),
+        oversold=0,
+        waits=None,
+        openloop=OpenLoopResult(1150.4, 5, 2, [point("50%", 575, 187.0)]),
+        many=None,
+        pipeline=None,
+        fairness=None,
+        idle=None,
+        mail=mail,
+    )
+    line = full_final_line(full, 3500.2, 0)
+    assert line.endswith("half_load_p99_ms=187 emails_per_s=1044 oversold=0 lost=0")
+    full.mail = OutboxDrain(0, 0, 0.0, 0, 0, mailer_figures([]))  # nothing sent: no figure, no field
+    assert "emails_per_s" not in full_final_line(full, 3500.2, 0)
+
+
+# ----------------------------------------------------------------------------- the mailer
+
+
+def at(second: float) -> datetime:
+    return datetime(2026, 11, 30, 3, 0, tzinfo=UTC) + timedelta(seconds=second)
+
+
+def test_the_mailers_rate_counts_only_the_seconds_it_had_a_batch_waiting():
+    # 3,000 decisions at once; sent at 1,000/s for 3 s, then 10 stragglers decided late, sent at once.
+    rows = [(at(0), at(1 + index / 1000)) for index in range(3000)]
+    rows += [(at(60 + index), at(60.01 + index)) for index in range(10)]
+    figures = mailer_figures(rows)
+    assert (figures.sent, figures.unsent) == (3010, 0)
+    assert figures.busy_s == 2  # [1, 2) and [2, 3) began and ended with >= a batch waiting; [3, 4) ended empty
+    assert figures.busy_per_s == 1000
+    # nearest rank over 10 lags of 10 ms and 3,000 of 1,000 .. 3,999 ms
+    assert figures.lag_p50_ms == pytest.approx(2494)
+    assert figures.lag_p99_ms == pytest.approx(3969)
+
+
+def test_without_a_busy_second_the_rate_is_over_the_span_of_the_sends():
+    rows = [(at(index), at(index + 0.5)) for index in range(11)] + [(at(20), None)]
+    figures = mailer_figures(rows)
+    assert (figures.sent, figures.unsent, figures.busy_s) == (11, 1, 0)
+    assert figures.busy_per_s == pytest.approx(1.1)
+    assert figures.lag_p50_ms == figures.lag_p99_ms == 500
+
+
+def test_no_e_mail_sent_gives_no_figures():
+    figures = mailer_figures([(at(0), None)])
+    assert (figures.sent, figures.unsent) == (0, 1)
+    assert math.isnan(figures.busy_per_s) and math.isnan(figures.lag_p99_ms)

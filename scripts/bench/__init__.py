@@ -32,7 +32,8 @@ What it does (every step bounded by a deadline, everything on 127.0.0.1):
             the answers do, 2 s warm-up + 5 s each on fresh events, each on an empty outbox; per rate HTTP and
             202 -> decided p50/p99/p99.9, as a table, a CSV and an SVG chart (--openloop-out).
   outbox    wait (bounded) until the e-mails and domain events of the accept phase are out,
-            so the decide phase does not inherit that phase's leftover e-mail work.
+            so the decide phase does not inherit that phase's leftover e-mail work; the accept
+            phase's e-mails' decided -> sent lag p50/p99 (the outbox's created_at -> sent_at).
   decide    "one hot event with a backlog", measured twice on fresh hot events:
             pipeline  (the headline decided/s) bridge stopped, B requests produced straight
                       to Kafka in the API's message format; then the bridge is started with
@@ -45,6 +46,10 @@ What it does (every step bounded by a deadline, everything on 127.0.0.1):
                       done off its clock, so it is a diagnostic, not the headline.
             decided/s = (B - first batch) / (last decided_at - first decided_at); the wall
             clock rate, including process start-up, is printed next to it.
+            e-mail    then wait (bounded) until the decide phase's e-mails (one a decision) are
+                      out: the mailer's rate on that backlog (emails_per_s: e-mails sent in
+                      the seconds that began and ended with a batch or more waiting) and their
+                      decided -> sent lag p50/p99 (scripts/bench/outcomes.py mailer_figures).
             memory    while the pipeline drains the backlog, the peak RSS of each process (each
                       API worker, the bridge, each allocation worker and mailer process) from
                       /proc (scripts/bench/memory.py: VmHWM reset at the start, RSS sampled);
@@ -78,7 +83,8 @@ the time goes is measured, not guessed; "other" is everything on the machine tha
 this benchmark (another stack, a test run) and says how trustworthy the run is.
 
 The last line of the output is machine-readable:
-    accepted_per_s=N decided_per_s=N p50_ms=N p99_ms=N idle_p99_ms=N half_load_p99_ms=N oversold=N lost=N
+    accepted_per_s=N decided_per_s=N p50_ms=N p99_ms=N idle_p99_ms=N half_load_p99_ms=N emails_per_s=N
+    oversold=N lost=N
     many_decided_per_s=N api_rss_mb=N bridge_rss_mb=N worker_rss_mb=N mailer_rss_mb=N
     kafka_order_inversions=N acceptance_order_inversions=N waits_open=N
     waiting_other_p50_ms=N waiting_other_p99_ms=N waits_final=N

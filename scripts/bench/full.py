@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from scripts.bench.accounts import Events, create_events, make_accounts
@@ -63,7 +64,8 @@ class FullResult:
     audit_text: str
     accept_statuses_db: dict[str, int]
     top_file: Path
-    outbox: OutboxDrain | None
+    outbox: OutboxDrain | None  # the accept phase's e-mails (and their lag), before the decide phase
+    mail: OutboxDrain | None = None  # the decide phase's e-mails: the mailer's rate on a backlog
     waits: WaitsResult | None = None
     openloop: OpenLoopResult | None = None
     many: ManyResult | None = None
@@ -89,10 +91,14 @@ def run_full(args) -> FullResult:
         if args.warmup > 0:
             warm_up(db, setup.events, tokens_file, args)
         idle = idle_phase(setup, db, args) if args.idle > 0 else None
+        accept_started = datetime.now(UTC)
         accept, accept_cpu, top_file = accept_phase(setup.events, tokens_file, args)
         drain = drain_phase(db, setup.events, accept, args)
+        accept_window = (accept_started, datetime.now(UTC))  # the accept phase's decisions
         openloop = openloop_phase(setup, db, accept, args) if args.openloop_seconds > 0 else None
-        outbox, pipeline, stages = decide_phase(setup, db, args) if args.backlog > 0 else (None, None, None)
+        outbox, pipeline, stages, mail = (
+            decide_phase(setup, db, args, accept_window) if args.backlog > 0 else (None, None, None, None)
+        )
         many = None
         if args.many > 0:
             brokers = setup.service_env["KAFKA_BROKERS"]
@@ -119,6 +125,7 @@ def run_full(args) -> FullResult:
         accept_statuses_db=drain.statuses,
         top_file=top_file,
         outbox=outbox,
+        mail=mail,
         waits=waits,
         openloop=openloop,
         many=many,
@@ -245,16 +252,27 @@ def openloop_phase(setup: Setup, db: Db, accept: WrkResult, args) -> OpenLoopRes
         return None
 
 
-def decide_phase(setup: Setup, db: Db, args) -> tuple[OutboxDrain, DecideResult, DecideResult | None]:
+def decide_phase(
+    setup: Setup, db: Db, args, accept_window: tuple[datetime, datetime]
+) -> tuple[OutboxDrain, DecideResult, DecideResult | None, OutboxDrain]:
+    """The decide phase between two waits for the outbox: the accept phase's e-mails go out
+    first (their figures: the lag buyers saw), and the decide phase's own after it (30,000
+    decisions or more at once: the mailer's rate on a backlog), so neither lands in a later phase."""
     say(f"waiting (≤{args.outbox_timeout:g}s) for the outbox to send the accept phase's e-mails first")
-    outbox = wait_outbox(db, args.outbox_timeout)
+    outbox = wait_outbox(db, args.outbox_timeout, accept_window)
     say(f"  outbox: {outbox.describe()}")
+    say(f"  accept phase's e-mails: {outbox.mailer.describe() if outbox.mailer else '-'}")
+    decide_started = datetime.now(UTC)
     brokers, guest_ids, backlog = setup.service_env["KAFKA_BROKERS"], setup.accounts["guest_ids"], setup.events.backlog
     pipeline = decide_pipeline(setup.stack, db, brokers, backlog[0], guest_ids, args)
     stages = None
     if not args.skip_stages:
         stages = decide_stages(setup.stack, db, brokers, backlog[1], guest_ids, args)
-    return outbox, pipeline, stages
+    say(f"waiting (≤{args.outbox_timeout:g}s) for the outbox to send the decide phase's e-mails")
+    mail = wait_outbox(db, args.outbox_timeout, (decide_started, None))
+    say(f"  outbox: {mail.describe()}")
+    say(f"  decide phase's e-mails: {mail.mailer.describe() if mail.mailer else '-'}")
+    return outbox, pipeline, stages, mail
 
 
 def waits_phase(setup: Setup, db: Db, args) -> WaitsResult | None:

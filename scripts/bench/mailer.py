@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", required=True, help="a PostgreSQL URL; its server gets a fresh database")
     parser.add_argument("--emails", type=int, default=20000, help="e-mails to send (20000)")
     parser.add_argument("--limit", type=int, default=None, help="rows per batch (the outbox's default)")
+    parser.add_argument("--sessions", type=int, default=None, help="SMTP sessions in parallel at most (the mailer's)")
     parser.add_argument("--profile", help="write a cProfile of the sending to this file")
     args = parser.parse_args(argv)
 
@@ -118,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     from atomicseats.domain import limits
     from atomicseats.services import outbox
 
+    if args.sessions:
+        limits.MAIL_SMTP_SESSIONS_MAX = args.sessions
     with tempfile.TemporaryDirectory(prefix="mailer-bench-") as work:
         sink_dir = Path(work) / "messages"
         sink, port = start_sink(sink_dir)

@@ -3,6 +3,8 @@ accepted -> final latencies, decision rates, and the checks (oversold seats, los
 
 from __future__ import annotations
 
+import bisect
+import math
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +40,60 @@ def wait_final(db: Db, event_ids: list[int], expected_ids: set[str], deadline_s:
         time.sleep(0.25)
 
 
+BATCH_EMAILS = 200  # the outbox's batch (limits.OUTBOX_BATCH_SIZE_MAX): a mailer with this many waiting is busy
+
+
+@dataclass
+class MailerFigures:
+    """The e-mails of one window of decisions, from the timestamps the outbox records: the
+    mailer's rate while it had work, and the lag from the decision (the row is written with it)
+    to the SMTP server's acceptance (`sent_at`)."""
+
+    sent: int
+    unsent: int
+    busy_s: int
+    busy_per_s: float
+    lag_p50_ms: float
+    lag_p99_ms: float
+
+    def describe(self) -> str:
+        unsent = f", {self.unsent} not sent" if self.unsent else ""
+        return (
+            f"{self.sent} e-mails{unsent}: mailer {fmt(self.busy_per_s)} e-mails/s over {self.busy_s}s with "
+            f"a backlog; decided -> sent p50 {fmt(self.lag_p50_ms)} ms, p99 {fmt(self.lag_p99_ms)} ms"
+        )
+
+
+def mailer_figures(rows: list[tuple[datetime, datetime | None]]) -> MailerFigures:
+    """rows: (created_at, sent_at) of a window's e-mails. The rate counts only the seconds the
+    mailer had at least a batch waiting at their start and at their end (the whole second busy),
+    so neither an empty outbox nor a trickle of new decisions makes it look slower than it is; if
+    no second was that busy, it is e-mails over the span from the first to the last send."""
+    sent = sorted((created, done) for created, done in rows if done is not None)
+    lags = [(done - created).total_seconds() * 1000 for created, done in sent]
+    unsent = len(rows) - len(sent)
+    if not sent:
+        return MailerFigures(0, unsent, 0, float("nan"), float("nan"), float("nan"))
+    created_times = sorted(created.timestamp() for created, _ in rows)
+    sent_times = sorted(done.timestamp() for _, done in sent)
+    first, last = math.floor(sent_times[0]), math.floor(sent_times[-1])
+
+    def backlog(moment: float) -> int:
+        return bisect.bisect_right(created_times, moment) - bisect.bisect_right(sent_times, moment)
+
+    busy_s, busy_sent = 0, 0
+    for second in range(first, last):
+        if backlog(second) >= BATCH_EMAILS and backlog(second + 1) >= BATCH_EMAILS:
+            busy_s += 1
+            busy_sent += bisect.bisect_left(sent_times, second + 1) - bisect.bisect_left(sent_times, second)
+    if busy_s:
+        rate = busy_sent / busy_s
+    else:
+        span = sent_times[-1] - sent_times[0]
+        rate = len(sent) / span if span > 0 else float("nan")
+    return MailerFigures(len(sent), unsent, busy_s, rate, percentile(lags, 50), percentile(lags, 99))
+
+
 @dataclass
 class OutboxDrain:
     emails_at_start: int
@@ -45,6 +101,7 @@ class OutboxDrain:
     seconds: float
     emails_left: int
     unpublished_left: int
+    mailer: MailerFigures | None = None  # the window's e-mails, when wait_outbox was given one
 
     def describe(self) -> str:
         rate = (self.emails_at_start - self.emails_left) / self.seconds if self.seconds > 0 else float("nan")
@@ -59,8 +116,9 @@ class OutboxDrain:
         )
 
 
-def wait_outbox(db: Db, deadline_s: float) -> OutboxDrain:
-    """Wait until the outbox has sent every e-mail and published every domain event."""
+def wait_outbox(db: Db, deadline_s: float, window: tuple[datetime, datetime | None] | None = None) -> OutboxDrain:
+    """Wait until the outbox has sent every e-mail and published every domain event; with a
+    `window` (decisions made from .. to, None: until now), the mailer's figures for its e-mails."""
     query = (
         "SELECT count(*) FILTER (WHERE channel = 'email' AND status = 'pending'),"
         " count(*) FILTER (WHERE published_at IS NULL) FROM outbox"
@@ -71,7 +129,17 @@ def wait_outbox(db: Db, deadline_s: float) -> OutboxDrain:
     while (emails or unpublished) and time.monotonic() - started < deadline_s:
         time.sleep(0.5)
         emails, unpublished = db.one(query)
-    return OutboxDrain(emails0, unpublished0, time.monotonic() - started, emails, unpublished)
+    drain = OutboxDrain(emails0, unpublished0, time.monotonic() - started, emails, unpublished)
+    if window is not None:
+        since, until = window
+        drain.mailer = mailer_figures(
+            db.rows(
+                "SELECT created_at, sent_at FROM outbox WHERE channel = 'email' AND created_at >= %s"
+                " AND (%s::timestamptz IS NULL OR created_at < %s)",
+                (since, until, until),
+            )
+        )
+    return drain
 
 
 def final_ids(db: Db, event_ids: list[int]) -> set[str]:

@@ -13,6 +13,7 @@ from scripts.bench.full import FullResult
 from scripts.bench.idle import FLOOR_IDLE_P99_MS, IdleResult
 from scripts.bench.memory import API, BRIDGE, MAILER, WORKER, MemoryReport
 from scripts.bench.openloop import OpenLoopResult, table_lines
+from scripts.bench.outcomes import OutboxDrain
 
 COLUMNS = "{:<44}{:>20}{:>20}   {}"
 
@@ -176,6 +177,12 @@ def print_full_details(F: FullResult) -> None:
         print_openloop(F.openloop)
     if F.outbox:
         print(f"outbox after the accept phase (before the decide phase): {F.outbox.describe()}")
+        if F.outbox.mailer:
+            print(f"  the accept phase's e-mails: {F.outbox.mailer.describe()}")
+    if F.mail:
+        print(f"outbox after the decide phase: {F.mail.describe()}")
+        if F.mail.mailer:
+            print(f"  the decide phase's e-mails: {F.mail.mailer.describe()}")
     if F.pipeline:
         print_pipeline(F.pipeline)
     if F.many:
@@ -282,6 +289,7 @@ def full_final_line(F: FullResult, decided: float, lost_full: int | None) -> str
         f"p99_ms={round(F.latency.p99_ms) if not math.isnan(F.latency.p99_ms) else 0} "
         f"{idle_field(F.idle)}"
         f"{half_load_field(F.openloop)}"
+        f"{emails_field(F.mail)}"
         f"oversold={F.oversold} lost={lost_full}"
     )
     final += phase_fields(F)
@@ -329,6 +337,7 @@ def print_phase_rows(F: FullResult) -> None:
             over = any(p.over_floor() for p in memory.peaks if p.group == group)
             verdict = f"floor < {floor}: {'OVER' if over else 'ok'}" if floor else ""
             rows.append((f"peak RSS, {label} (MB, backlog drain)", fmt(peak), "-", verdict))
+    rows += mail_rows(F)
     if F.fairness and F.fairness.hot:
         hot = F.fairness.hot
         rows.append(("inversions vs Kafka order, all events", fmt(F.fairness.kafka_pairs()), "-", "must be 0"))
@@ -343,6 +352,40 @@ def print_phase_rows(F: FullResult) -> None:
         )
     for row in rows:
         print(COLUMNS.format(*row))
+
+
+def mail_rows(F: FullResult) -> list[tuple[str, str, str, str]]:
+    """The mailer's rate on the decide phase's backlog, and the decided -> sent lag of each phase."""
+    rows = []
+    decide = F.mail.mailer if F.mail else None
+    accept = F.outbox.mailer if F.outbox else None
+    if decide:
+        rows.append(
+            (
+                "e-mails sent/s by the mailer (backlog)",
+                fmt(decide.busy_per_s),
+                "-",
+                f"{decide.sent} e-mails of the decide phase, over {decide.busy_s}s with a backlog",
+            )
+        )
+    for label, figures in (("accept phase", accept), ("decide phase", decide)):
+        if figures:
+            rows.append(
+                (
+                    f"decided -> e-mail sent p50 / p99 (s), {label}",
+                    f"{fmt(figures.lag_p50_ms / 1000, 1)} / {fmt(figures.lag_p99_ms / 1000, 1)}",
+                    "-",
+                    f"{figures.sent} e-mails" + (f", {figures.unsent} NOT SENT" if figures.unsent else ""),
+                )
+            )
+    return rows
+
+
+def emails_field(mail: OutboxDrain | None) -> str:
+    """`emails_per_s=N ` (the mailer's rate on the decide phase's backlog), or nothing when the
+    decide phase did not run or sent nothing."""
+    value = mail.mailer.busy_per_s if mail and mail.mailer else float("nan")
+    return "" if math.isnan(value) else f"emails_per_s={round(value)} "
 
 
 def print_many(m) -> None:

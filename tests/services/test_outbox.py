@@ -511,6 +511,33 @@ def test_a_batch_is_claimed_and_recorded_in_a_few_statements_whatever_its_size(a
     assert len(sink.take()) == 14
 
 
+def test_one_mailer_task_drains_a_backlog_of_many_batches(app, client, sink):
+    """The Celery task goes on while batches come back full (bounded by time, not by a count of
+    batches): a burst's backlog does not wait for beat, a few batches at a time."""
+    from atomicseats import tasks
+
+    host = account(client, "host")
+    guest = account(client)
+    book(client, guest, create_event(client, host, capacity=5)["id"], 1)
+    (row,) = outbox_rows()
+    backlog = 3 * limits.OUTBOX_BATCH_SIZE_MAX + 50
+    db.session.add_all(
+        OutboxMessage(
+            channel="email",
+            kind=row.kind,
+            message_id=f"<booking.confirmed.copy-{number}@atomicseats.local>",
+            user_id=row.user_id,
+            event_id=row.event_id,
+            payload=row.payload,
+        )
+        for number in range(backlog - 1)
+    )
+    db.session.commit()
+    assert tasks.send_notifications() == backlog
+    assert len(sink.take()) == backlog
+    assert {row.status for row in outbox_rows()} == {"sent"}
+
+
 def test_the_retry_delay_doubles_up_to_its_cap():
     delays = [outbox.retry_delay_s(attempts) for attempts in range(1, limits.OUTBOX_SEND_ATTEMPTS_MAX + 1)]
     assert delays == [10, 20, 40, 80, 160, 300, 300, 300]
