@@ -269,7 +269,10 @@ def decide_phase(
     if not args.skip_stages:
         stages = decide_stages(setup.stack, db, brokers, backlog[1], guest_ids, args)
     say(f"waiting (≤{args.outbox_timeout:g}s) for the outbox to send the decide phase's e-mails")
+    meter = CpuMeter(bench_roots())
+    meter.start()
     mail = wait_outbox(db, args.outbox_timeout, (decide_started, None))
+    mail.cpu = meter.stop()
     say(f"  outbox: {mail.describe()}")
     say(f"  decide phase's e-mails: {mail.mailer.describe() if mail.mailer else '-'}")
     return outbox, pipeline, stages, mail

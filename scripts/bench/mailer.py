@@ -1,8 +1,10 @@
 """The mailer alone: how many e-mails/s one mailer process sends to the SMTP sink.
 
-    python -m scripts.bench.mailer --database-url postgresql://USER:PASS@HOST:PORT/DB [--emails 20000]
+    .venv/bin/python -m scripts.bench.mailer [--emails 20000] [--database-url postgresql://...]
 
-On a fresh database (`atomicseats_mailer_bench`, migrated) next to the one the URL names,
+On a fresh database (`atomicseats_mailer_bench`, migrated) on the bench stack's PostgreSQL
+(started if it is not running: BENCH_STACK / BENCH_PORT_OFFSET move it as for `make bench`), or
+next to the one --database-url names,
 N due e-mail rows are written (one per guest, the kinds of a flash sale, realistic payloads);
 the SMTP sink (scripts/smtp_sink.py) runs as its own process, as in `make up`; then this
 process calls the outbox's sender back to back, as the Celery task does, until every row is
@@ -26,8 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from scripts.bench.common import BIN, ROOT
-from scripts.bench.stack import Db, recreate_database
+from scripts.bench.common import BIN, ROOT, STACK_ENV
+from scripts.bench.stack import Db, recreate_database, services_env
 
 DATABASE = "atomicseats_mailer_bench"
 KINDS = ("booking.confirmed", "booking.waitlisted", "booking.rejected", "booking.partial")
@@ -104,14 +106,25 @@ def process_cpu_s(pid: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.bench.mailer", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database-url", required=True, help="a PostgreSQL URL; its server gets a fresh database")
+    parser.add_argument("--database-url", help="a PostgreSQL URL: its server gets a fresh database (the bench stack's)")
     parser.add_argument("--emails", type=int, default=20000, help="e-mails to send (20000)")
     parser.add_argument("--limit", type=int, default=None, help="rows per batch (the outbox's default)")
     parser.add_argument("--sessions", type=int, default=None, help="SMTP sessions in parallel at most (the mailer's)")
     parser.add_argument("--profile", help="write a cProfile of the sending to this file")
     args = parser.parse_args(argv)
 
-    url = recreate_database(args.database_url, DATABASE)
+    server_url = args.database_url
+    if not server_url:
+        subprocess.run(
+            ["bash", "scripts/services.sh", "start", "postgres"],
+            cwd=ROOT,
+            env={**os.environ, **STACK_ENV},
+            check=True,
+            timeout=600,
+            stdout=subprocess.DEVNULL,
+        )
+        server_url = services_env()["DATABASE_URL"]
+    url = recreate_database(server_url, DATABASE)
     os.environ.update({"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "PIPELINE": "embedded"})
     from flask_migrate import upgrade
 

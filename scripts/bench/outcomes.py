@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from scripts.bench.common import fmt, percentile, say
+from scripts.bench.cpu import CpuReport
 from scripts.bench.stack import Db
 
 
@@ -102,6 +103,7 @@ class OutboxDrain:
     emails_left: int
     unpublished_left: int
     mailer: MailerFigures | None = None  # the window's e-mails, when wait_outbox was given one
+    cpu: CpuReport | None = None  # each process group's CPU while waiting, when measured
 
     def describe(self) -> str:
         rate = (self.emails_at_start - self.emails_left) / self.seconds if self.seconds > 0 else float("nan")

@@ -183,6 +183,10 @@ def print_full_details(F: FullResult) -> None:
         print(f"outbox after the decide phase: {F.mail.describe()}")
         if F.mail.mailer:
             print(f"  the decide phase's e-mails: {F.mail.mailer.describe()}")
+        if F.mail.cpu:
+            sent = F.mail.emails_at_start - F.mail.emails_left
+            print(f"  CPU while they went out ({sent} e-mails: mailer, sink and the rest of the machine):")
+            print_cpu(F.mail.cpu, {"e-mail": sent})
     if F.pipeline:
         print_pipeline(F.pipeline)
     if F.many:
