@@ -260,6 +260,9 @@ class BaseConfig:
         self.MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
         self.MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
         self.MAIL_DEFAULT_SENDER = env_str("MAIL_DEFAULT_SENDER", "AtomicSeats <no-reply@atomicseats.local>")
+        # SMTP sessions a mailer process opens in parallel for a big batch (threads: each SMTP
+        # command is a round trip). 1 against a local server; more for a relay across a network.
+        self.MAIL_SMTP_SESSIONS = env_int("MAIL_SMTP_SESSIONS", 1, 1, limits.MAIL_SMTP_SESSIONS_MAX)
         # Without a configured SMTP server, e-mails are logged instead of sent.
         self.MAIL_SUPPRESS_SEND = env_bool("MAIL_SUPPRESS_SEND", not os.environ.get("MAIL_SERVER"))
         # Where people reach the pages: the links in every e-mail (event page, My bookings) start here.

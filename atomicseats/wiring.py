@@ -114,4 +114,6 @@ def _redis_parts(redis_url: str, shares_limiter: bool) -> dict:
 def _mailer(app: Flask):
     from atomicseats.adapters.mail import FlaskMailMailer, LoggingMailer
 
-    return LoggingMailer() if app.config["MAIL_SUPPRESS_SEND"] else FlaskMailMailer()
+    if app.config["MAIL_SUPPRESS_SEND"]:
+        return LoggingMailer()
+    return FlaskMailMailer(sessions=app.config["MAIL_SMTP_SESSIONS"])

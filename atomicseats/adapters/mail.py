@@ -33,10 +33,12 @@ class FlaskMailMailer:
     """Sends over SMTP with the app's MAIL_* settings (Flask-Mail's: server, port, TLS, login, sender).
 
     A batch is built first (adapters/mime.py: the bytes Flask-Mail would write, without its
-    per-message parsing), then sent over one SMTP session, or over up to
-    MAIL_SMTP_SESSIONS_MAX sessions in parallel threads for a big batch (each carries at least
+    per-message parsing), then sent over one SMTP session, or over up to `sessions` sessions in
+    parallel threads for a big batch (MAIL_SMTP_SESSIONS; each carries at least
     MAIL_SMTP_MESSAGES_PER_SESSION_MIN messages: SMTP is one round trip per command, and the
-    sessions overlap their waits). Within a session:
+    sessions overlap their waits). Against a server on the same machine one session is fastest
+    (threads only add GIL hand-offs, and on a busy machine each costs a wait for the CPU); a
+    relay across a network, where the round trips dominate, wants several. Within a session:
       - a message the server refuses (an SMTP reply: recipient refused, 4xx/5xx after DATA) is
         that message's error and the session goes on (smtplib resets the transaction);
       - a connection that breaks mid-message loses only that message: a new session is opened
@@ -44,9 +46,11 @@ class FlaskMailMailer:
         session can be had, it and the rest of that session's messages get the error.
     """
 
-    def __init__(self, timeout_s: float = limits.MAIL_SMTP_TIMEOUT_S) -> None:
+    def __init__(self, timeout_s: float = limits.MAIL_SMTP_TIMEOUT_S, sessions: int = 1) -> None:
         assert timeout_s > 0
+        assert 1 <= sessions <= limits.MAIL_SMTP_SESSIONS_MAX
         self.timeout_s = timeout_s
+        self.sessions = sessions
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -68,9 +72,7 @@ class FlaskMailMailer:
                 prepared.append((index, message.recipient, mime.message_bytes(message, sender, now)))
             except Exception as error:  # a message that cannot be built fails alone
                 results[index] = error
-        sessions = min(
-            limits.MAIL_SMTP_SESSIONS_MAX, math.ceil(len(prepared) / limits.MAIL_SMTP_MESSAGES_PER_SESSION_MIN)
-        )
+        sessions = min(self.sessions, math.ceil(len(prepared) / limits.MAIL_SMTP_MESSAGES_PER_SESSION_MIN))
         if sessions <= 1:
             _Session(state, self.timeout_s, envelope_from).deliver(prepared, results, deadline)
             return results
@@ -88,7 +90,7 @@ class FlaskMailMailer:
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(limits.MAIL_SMTP_SESSIONS_MAX, thread_name_prefix="smtp")
+                self._pool = ThreadPoolExecutor(self.sessions, thread_name_prefix="smtp")
             return self._pool
 
 

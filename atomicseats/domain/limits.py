@@ -74,9 +74,10 @@ OUTBOX_RECORD_RETRY_S_MAX = 20  # recording a send that went out, while the data
 OUTBOX_LAST_ERROR_CHARS_MAX = 500
 MAIL_SMTP_TIMEOUT_S = 10  # per socket operation (connect, each SMTP command)
 MAIL_SMTP_OPERATIONS_MAX = 8  # connect, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA, QUIT
-# A batch goes over one SMTP session, or over several in parallel when it is big (each SMTP
-# command is a round trip: sessions overlap their waits); a session carries at least this many.
-MAIL_SMTP_SESSIONS_MAX = 4
+# A batch goes over one SMTP session, or over several in parallel when it is big and
+# MAIL_SMTP_SESSIONS allows (each SMTP command is a round trip: sessions overlap their waits);
+# a session carries at least this many messages.
+MAIL_SMTP_SESSIONS_MAX = 16
 MAIL_SMTP_MESSAGES_PER_SESSION_MIN = 25
 
 # HTTP.

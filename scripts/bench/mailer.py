@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", help="a PostgreSQL URL: its server gets a fresh database (the bench stack's)")
     parser.add_argument("--emails", type=int, default=20000, help="e-mails to send (20000)")
     parser.add_argument("--limit", type=int, default=None, help="rows per batch (the outbox's default)")
-    parser.add_argument("--sessions", type=int, default=None, help="SMTP sessions in parallel at most (the mailer's)")
+    parser.add_argument("--sessions", type=int, default=1, help="MAIL_SMTP_SESSIONS: SMTP sessions in parallel (1)")
     parser.add_argument("--profile", help="write a cProfile of the sending to this file")
     args = parser.parse_args(argv)
 
@@ -132,8 +132,6 @@ def main(argv: list[str] | None = None) -> int:
     from atomicseats.domain import limits
     from atomicseats.services import outbox
 
-    if args.sessions:
-        limits.MAIL_SMTP_SESSIONS_MAX = args.sessions
     with tempfile.TemporaryDirectory(prefix="mailer-bench-") as work:
         sink_dir = Path(work) / "messages"
         sink, port = start_sink(sink_dir)
@@ -143,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                 "MAIL_SERVER": "127.0.0.1",
                 "MAIL_PORT": port,
                 "MAIL_SUPPRESS_SEND": False,
+                "MAIL_SMTP_SESSIONS": args.sessions,
             }
             app = create_app("development", overrides=overrides)
             with app.app_context():

@@ -88,20 +88,18 @@ def later() -> float:
 
 
 def test_a_batch_goes_over_one_smtp_session(mail_app, sink):
-    count = limits.MAIL_SMTP_MESSAGES_PER_SESSION_MIN
+    count = limits.OUTBOX_BATCH_SIZE_MAX
     messages = [mail(number) for number in range(count)]
     assert FlaskMailMailer().send_all(messages, later()) == [None] * count
     assert sink.handler.sessions == 1
     assert sorted(stored_ids(sink)) == sorted(message.message_id for message in messages)
 
 
-def test_a_big_batch_shares_a_few_sessions_and_sends_each_message_once(mail_app, sink):
+def test_a_big_batch_shares_the_sessions_allowed_and_sends_each_message_once(mail_app, sink):
     count = limits.OUTBOX_BATCH_SIZE_MAX
     messages = [mail(number) for number in range(count)]
-    assert FlaskMailMailer().send_all(messages, later()) == [None] * count
-    assert sink.handler.sessions == min(
-        limits.MAIL_SMTP_SESSIONS_MAX, math.ceil(count / limits.MAIL_SMTP_MESSAGES_PER_SESSION_MIN)
-    )
+    assert FlaskMailMailer(sessions=4).send_all(messages, later()) == [None] * count
+    assert sink.handler.sessions == min(4, math.ceil(count / limits.MAIL_SMTP_MESSAGES_PER_SESSION_MIN))
     assert sorted(stored_ids(sink)) == sorted(message.message_id for message in messages)
 
 
@@ -145,3 +143,9 @@ def test_messages_past_the_deadline_are_not_attempted(mail_app, sink):
     results = FlaskMailMailer().send_all([mail(number) for number in range(3)], time.monotonic() - 1)
     assert all(isinstance(result, MailNotAttempted) for result in results)
     assert sink.handler.sessions == 0
+
+
+def test_a_small_batch_keeps_one_session_whatever_is_allowed(mail_app, sink):
+    count = limits.MAIL_SMTP_MESSAGES_PER_SESSION_MIN
+    assert FlaskMailMailer(sessions=4).send_all([mail(number) for number in range(count)], later()) == [None] * count
+    assert sink.handler.sessions == 1
