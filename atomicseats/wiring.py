@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask import Flask
+from sqlalchemy.engine import make_url
 
 from atomicseats.adapters import embedded
 from atomicseats.adapters.celery_app import register_celery
@@ -56,7 +57,9 @@ def register_adapters(app: Flask) -> None:
     else:
         if app.config["EMBEDDED_GROUP_COMMIT"]:
             parts["pipeline"] = embedded.InProcessPipeline(
-                record_and_decide=booking.record_and_decide, batch_max=limits.ALLOCATION_BATCH_SIZE_MAX
+                record_and_decide=booking.record_and_decide,
+                batch_max=limits.ALLOCATION_BATCH_SIZE_MAX,
+                writers=_sqlite_writers_lock(app.config["SQLALCHEMY_DATABASE_URI"]),
             )
         else:
             parts["pipeline"] = embedded.SerialInProcessPipeline(
@@ -70,6 +73,15 @@ def register_adapters(app: Flask) -> None:
     parts["mailer"] = _mailer(app)
     parts["metrics"] = PrometheusMetrics()
     app.extensions[EXTENSION_KEY] = Adapters(**parts)
+
+
+def _sqlite_writers_lock(database_uri: str) -> embedded.WritersLock | None:
+    """For a SQLite file: the lock the group commits of its server processes take turns on
+    (`<file>-writers.lock`). PostgreSQL's own locks block without polling: none."""
+    url = make_url(database_uri)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return embedded.WritersLock(f"{url.database}-writers.lock")
 
 
 def _register_embedded_beat(app: Flask) -> None:

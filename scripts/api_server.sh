@@ -12,11 +12,15 @@
 # pipeline decides in the process that answers, and the group commit (adapters/embedded.py
 # GroupCommit) records and decides the bookings submitted concurrently in one process in one
 # transaction, so the threads are what batches grow from (32: batches of ~20-25 under make
-# bench's 64 connections). The workers write one SQLite file and take turns on its write lock
-# (BEGIN IMMEDIATE; a leader that finds it taken polls with SQLite's busy_timeout back-off
-# while its own queue grows): that halves each process's batches but costs no more CPU per
-# booking (~6 ms of API CPU per booking at 1x32, 2x16 and 2x32, measured with make bench's
-# embedded phase), and a second process is what lets the embedded default use a second core.
+# bench's 64 connections). The workers write one SQLite file: their leaders take turns on a
+# lock file (adapters/embedded.py WritersLock, flock: a waiting leader sleeps in the kernel and
+# starts, with all that queued meanwhile, the moment the other's batch is over) instead of
+# polling SQLite's write lock with busy_timeout's back-off, which doubled p99. Measured with
+# make bench's embedded phase on a machine busy with other work (the API got ~0.6 of a core):
+# 1 worker ~8.1 ms of API CPU per booking, outcome p50/p99 ~0.23/0.45 s; 2 workers ~8.8 ms,
+# ~0.58/1.2-1.8 s, the same rate. One process cannot use more than one core, and a hot
+# event's 400 decisions/s need more than one at this cost: 2 workers, for a machine that
+# has the second core to give.
 # The server runs in the foreground (exec): Ctrl-C (SIGINT) or SIGTERM stops it gracefully.
 set -euo pipefail
 

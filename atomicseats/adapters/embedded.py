@@ -7,11 +7,15 @@ event allocated, before the API answers; notifications are sent right after.
 from __future__ import annotations
 
 import collections
+import contextlib
+import fcntl
 import functools
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 
 from flask import Flask, current_app
 
@@ -33,8 +37,8 @@ class InProcessPipeline:
 
     records_before_answering = True
 
-    def __init__(self, record_and_decide: BatchProcess, batch_max: int) -> None:
-        self.group = GroupCommit(record_and_decide, batch_max)
+    def __init__(self, record_and_decide: BatchProcess, batch_max: int, writers: WritersLock | None = None) -> None:
+        self.group = GroupCommit(record_and_decide, batch_max, writers.held if writers else None)
 
     def submit(self, accepted: AcceptedRequest) -> bool:
         self.group.submit(accepted)
@@ -76,12 +80,23 @@ class GroupCommit:
     process commits a lone request at once.
 
     When a batch fails, none of it was written (`process` is one transaction) and each of its
-    items is processed again alone, so an error reaches only the caller it belongs to."""
+    items is processed again alone, so an error reaches only the caller it belongs to.
 
-    def __init__(self, process: BatchProcess, batch_max: int) -> None:
+    `writers_turn` (optional) is held by a leader around its batch, before it takes the batch:
+    the server processes that write one SQLite file take turns on it (`WritersLock`), so a
+    leader waits for another process's batch blocked in the kernel and starts the moment it is
+    over, with everything that queued meanwhile, rather than polling SQLite's write lock."""
+
+    def __init__(
+        self,
+        process: BatchProcess,
+        batch_max: int,
+        writers_turn: Callable[[], AbstractContextManager[object]] | None = None,
+    ) -> None:
         assert batch_max >= 1
         self._process = process
         self._batch_max = batch_max
+        self._writers_turn = writers_turn or contextlib.nullcontext
         self._changed = threading.Condition()
         self._queue: collections.deque[_Slot] = collections.deque()
         self._leading = False
@@ -108,16 +123,26 @@ class GroupCommit:
                     self._changed.wait()
                     continue
                 self._leading = True
-                batch = [self._queue.popleft() for _ in range(min(self._batch_max, len(self._queue)))]
                 self._changed.release()
                 try:
-                    self._lead(batch)
+                    self._take_turn_and_lead()
+                except BaseException:
+                    with self._changed:
+                        if slot in self._queue:  # the turn was never had: nobody will process it
+                            self._queue.remove(slot)
+                    raise
                 finally:
                     self._changed.acquire()
                     self._leading = False
                     self._changed.notify_all()
         if slot.error is not None:
             raise slot.error
+
+    def _take_turn_and_lead(self) -> None:
+        with self._writers_turn():
+            with self._changed:  # what queued while the turn was awaited comes along
+                batch = [self._queue.popleft() for _ in range(min(self._batch_max, len(self._queue)))]
+            self._lead(batch)
 
     def _lead(self, batch: list[_Slot]) -> None:
         try:
@@ -151,6 +176,34 @@ class GroupCommit:
                     slot.error = slot.error or error
                     slot.done = True
             self._changed.notify_all()
+
+
+class WritersLock:
+    """An exclusive lock that the server processes of one machine share: flock(2) on a file
+    beside the SQLite database. A waiter sleeps in the kernel and wakes when it is released.
+    Each process opens the file itself (after the server forked its workers)."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._fd: int | None = None
+        self._pid = 0
+        self._opening = threading.Lock()
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        fd = self._descriptor()
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _descriptor(self) -> int:
+        with self._opening:
+            if self._fd is None or self._pid != os.getpid():
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                self._pid = os.getpid()
+            return self._fd
 
 
 class InProcessWakeups:

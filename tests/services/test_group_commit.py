@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -23,6 +25,7 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from atomicseats.adapters.embedded import InProcessPipeline, WritersLock
 from atomicseats.domain import limits
 from atomicseats.errors import NotFound
 from atomicseats.extensions import db
@@ -224,3 +227,40 @@ def test_a_batch_that_fails_is_rolled_back_whole(app, client):
 def test_one_transaction_does_not_nest(app):
     with one_transaction(), pytest.raises(RuntimeError), one_transaction():
         pass
+
+
+def test_the_writers_lock_is_exclusive_across_processes(tmp_path):
+    """What the server processes of one SQLite file take turns on: while one holds it, another
+    process cannot take it; once released, it can."""
+    path = str(tmp_path / "atomicseats.db-writers.lock")
+    lock = WritersLock(path)
+    probe = [
+        sys.executable,
+        "-c",
+        "import fcntl, os, sys; fcntl.flock(os.open(sys.argv[1], os.O_RDWR), fcntl.LOCK_EX | fcntl.LOCK_NB)",
+        path,
+    ]
+    with lock.held():
+        assert subprocess.run(probe, capture_output=True, check=False).returncode != 0  # BlockingIOError
+    assert subprocess.run(probe, capture_output=True, check=False).returncode == 0
+    with lock.held():  # and again in this process
+        pass
+
+
+def test_the_pipeline_of_a_sqlite_file_takes_turns_with_the_other_processes(threaded_app, sqlite_path):
+    pipeline = threaded_app.extensions[EXTENSION_KEY].pipeline
+    assert isinstance(pipeline, InProcessPipeline)
+    setup = threaded_app.test_client()
+    guest = account(setup, "guest")
+    event_id = create_event(setup, account(setup, "host"), capacity=3)["id"]
+    lock_file = Path(f"{sqlite_path}-writers.lock")
+    with threaded_app.app_context():
+        assert pipeline.submit(accepted(guest.id, event_id, 1)) is True
+        assert audit.run_audit().is_clean
+    assert lock_file.exists()  # opened by the batch's leader for its turn
+    probe = [
+        sys.executable,
+        "-c",
+        "import fcntl, os, sys; fcntl.flock(os.open(sys.argv[1], os.O_RDWR), fcntl.LOCK_EX | fcntl.LOCK_NB)",
+    ]
+    assert subprocess.run([*probe, str(lock_file)], capture_output=True, check=False).returncode == 0  # released
