@@ -213,7 +213,7 @@ def read_results(lines, rate: int, warmup_s: float) -> Answers:
             if request_id:
                 warmup_ids.append(request_id)
             continue
-        status = str(result["code"]) if result["code"] else f"error: {result['error'][-60:]}"
+        status = str(result["code"]) if result["code"] else f"error: {result['error'].rsplit(': ', 1)[-1][:80]}"
         statuses[status] = statuses.get(status, 0) + 1
         scheduled = sent[first_seq] + (result["seq"] - first_seq) / rate
         late_ms = max(0.0, (sent[result["seq"]] - scheduled) * 1000)
@@ -257,8 +257,8 @@ def quantiles(values: list[float]) -> dict[float, float]:
 
 def table_lines(result: OpenLoopResult) -> list[str]:
     head = (
-        f"{'offered/s':>16}{'sent/s':>9}{'2xx':>8}{'non-2xx':>9}"
-        f"{'HTTP p50 / p99 / p99.9 ms':>30}{'202->decided p50 / p99 / p99.9 ms':>38}"
+        f"{'offered/s':>16} {'sent/s':>8} {'2xx':>7} {'non-2xx':>8} "
+        f"{'HTTP p50 / p99 / p99.9 ms':>30} {'202->decided p50 / p99 / p99.9 ms':>36}"
     )
     lines = [head]
     for point in result.points:
@@ -266,8 +266,8 @@ def table_lines(result: OpenLoopResult) -> list[str]:
         http = " / ".join(fmt(point.http_ms[q], 1) for q in QUANTILES)
         decided = " / ".join(fmt(point.decided_ms[q], 1) for q in QUANTILES)
         lines.append(
-            f"{str(point.offered_per_s) + share:>16}{fmt(point.sent_per_s):>9}{point.accepted:>8}"
-            f"{point.non_2xx:>9}{http:>30}{decided:>38}"
+            f"{str(point.offered_per_s) + share:>16} {fmt(point.sent_per_s):>8} {point.accepted:>7} "
+            f"{point.non_2xx:>8} {http:>30} {decided:>36}"
         )
     return lines
 
