@@ -313,3 +313,36 @@ def test_no_e_mail_sent_gives_no_figures():
     figures = mailer_figures([(at(0), None)])
     assert (figures.sent, figures.unsent) == (0, 1)
     assert math.isnan(figures.busy_per_s) and math.isnan(figures.lag_p99_ms)
+
+
+def test_the_last_line_gains_the_embedded_rate_before_the_mailers():
+    from types import SimpleNamespace
+
+    from scripts.bench.report import embedded_final_line, full_final_line
+
+    embedded = SimpleNamespace(
+        accept=SimpleNamespace(accepted_per_s=402.6, duration_s=15.0),
+        decided=6040,
+        latency=SimpleNamespace(p50_ms=40.2, p99_ms=210.0),
+        oversold=0,
+        lost=0,
+    )
+    mail = OutboxDrain(30000, 30000, 31.0, 0, 0, MailerFigures(30000, 0, 28, 1043.6, 14000.0, 29000.0))
+    full = SimpleNamespace(
+        accept=SimpleNamespace(accepted_per_s=1150.4),
+        latency=SimpleNamespace(p50_ms=95.2, p99_ms=410.0),
+        oversold=0,
+        waits=None,
+        openloop=OpenLoopResult(1150.4, 5, 2, [point("50%", 575, 187.0)]),
+        many=None,
+        pipeline=None,
+        fairness=None,
+        idle=None,
+        mail=mail,
+    )
+    line = full_final_line(full, 3500.2, 0, embedded)
+    assert line.endswith("half_load_p99_ms=187 embedded_decided_per_s=403 emails_per_s=1044 oversold=0 lost=0")
+    assert "embedded_decided_per_s" not in full_final_line(full, 3500.2, 0)  # --skip-embedded
+    assert embedded_final_line(embedded) == (
+        "accepted_per_s=403 decided_per_s=403 p50_ms=40 p99_ms=210 embedded_decided_per_s=403 oversold=0 lost=0"
+    )

@@ -41,7 +41,7 @@ def report(args, full: FullResult | None, embedded: EmbeddedResult | None) -> tu
         ok = ok and embedded.oversold == 0 and embedded.lost == 0
     print(f"details: {WORK}")
     if full:
-        final = full_final_line(full, decided, lost_full)
+        final = full_final_line(full, decided, lost_full, embedded)
         idle_above = full.idle is not None and full.idle.p99_ms() > FLOOR_IDLE_P99_MS
         if args.strict and (acc_floor != "ok" or dec_floor != "ok" or not waits_all_final(full) or idle_above):
             ok = False
@@ -94,7 +94,7 @@ def print_rates(F: FullResult | None, emb: EmbeddedResult | None, decided: float
         (
             "decided requests/s, hot event with backlog",
             fmt(decided),
-            fmt(emb and emb.decided / emb.accept.duration_s) + "*",
+            fmt(emb and embedded_decided_per_s(emb)) + "*",
             f"floor >= {FLOOR_DECIDED}: {dec_floor}" if F else "",
         ),
         (
@@ -285,7 +285,9 @@ def waits_all_final(F: FullResult) -> bool:
     return not F.waits or F.waits.answered_final == F.waits.count
 
 
-def full_final_line(F: FullResult, decided: float, lost_full: int | None) -> str:
+def full_final_line(
+    F: FullResult, decided: float, lost_full: int | None, embedded: EmbeddedResult | None = None
+) -> str:
     final = (
         f"accepted_per_s={round(F.accept.accepted_per_s)} "
         f"decided_per_s={round(decided) if not math.isnan(decided) else 0} "
@@ -293,6 +295,7 @@ def full_final_line(F: FullResult, decided: float, lost_full: int | None) -> str
         f"p99_ms={round(F.latency.p99_ms) if not math.isnan(F.latency.p99_ms) else 0} "
         f"{idle_field(F.idle)}"
         f"{half_load_field(F.openloop)}"
+        f"{embedded_field(embedded)}"
         f"{emails_field(F.mail)}"
         f"oversold={F.oversold} lost={lost_full}"
     )
@@ -430,9 +433,21 @@ def phase_fields(F: FullResult) -> str:
     return "".join(f" {field}" for field in fields)
 
 
+def embedded_decided_per_s(e: EmbeddedResult) -> float:
+    """The embedded default decides before it answers: the requests decided in its accept phase
+    over the phase's duration."""
+    return e.decided / e.accept.duration_s
+
+
+def embedded_field(e: EmbeddedResult | None) -> str:
+    """`embedded_decided_per_s=N ` (the embedded default's accept phase, same server as make run),
+    or nothing when it did not run."""
+    return "" if e is None else f"embedded_decided_per_s={round(embedded_decided_per_s(e))} "
+
+
 def embedded_final_line(e: EmbeddedResult) -> str:
     return (
         f"accepted_per_s={round(e.accept.accepted_per_s)} "
-        f"decided_per_s={round(e.decided / e.accept.duration_s)} p50_ms={round(e.latency.p50_ms)} "
-        f"p99_ms={round(e.latency.p99_ms)} oversold={e.oversold} lost={e.lost}"
+        f"decided_per_s={round(embedded_decided_per_s(e))} p50_ms={round(e.latency.p50_ms)} "
+        f"p99_ms={round(e.latency.p99_ms)} {embedded_field(e)}oversold={e.oversold} lost={e.lost}"
     )
