@@ -317,6 +317,8 @@ class NoRequestRegistry:
 class NoWaitlistMirror:
     """Positions come straight from Postgres."""
 
+    keeps_entries = False
+
     def replace(self, event_id: int, entry_ids: list[int]) -> None:
         return None
 

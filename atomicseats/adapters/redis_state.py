@@ -255,6 +255,8 @@ return length
 class RedisWaitlistMirror:
     """Each event's waiting entry ids in FIFO order; the length marker tells empty from missing."""
 
+    keeps_entries = True
+
     def __init__(self, client: redis.Redis, ttl_s: int = WAITLIST_TTL_S) -> None:
         assert ttl_s > 0
         self.client = client

@@ -149,21 +149,36 @@ def announce_after_commit(work: UnitOfWork, event: Event, settlement: Settlement
 
     Returns the event's waitlist totals (entries, seats) it had to read anyway."""
     totals = waitlist_totals(work.session, [event.id]).get(event.id, (0, 0))
+    _register_effects(work, event, settlement, totals[0])
+    return totals
+
+
+def announce_decisions_after_commit(work: UnitOfWork, event: Event, settlement: Settlement) -> None:
+    """`announce_after_commit` for a caller that needs no totals (allocation): the count over
+    the event's waiting entries is read only where an adapter keeps it. The embedded default's
+    keep nothing, and a hot event's growing waitlist would make each of its decisions slower."""
     effects = adapters()
-    work.after_commit(effects.availability.store, [availability_of(event, totals[0])])
+    if effects.availability.keeps_entries or effects.waitlist.keeps_entries:
+        announce_after_commit(work, event, settlement)
+    else:
+        _register_effects(work, event, settlement, waitlist_length=0)  # stored by nobody
+
+
+def _register_effects(work: UnitOfWork, event: Event, settlement: Settlement, waitlist_length: int) -> None:
+    effects = adapters()
+    work.after_commit(effects.availability.store, [availability_of(event, waitlist_length)])
     if settlement.appended_entry_ids or settlement.removed_entry_ids:
         work.after_commit(
             effects.waitlist.apply,
             event.id,
             settlement.appended_entry_ids,
             settlement.removed_entry_ids,
-            totals[0],
+            waitlist_length,
         )
     announced = settlement.decided_request_ids + settlement.promoted_request_ids + settlement.expired_request_ids
     if announced:
         work.after_commit(effects.outcomes.publish, announced)
     work.after_commit(effects.wakeups.wake_outbox)
-    return totals
 
 
 def _new_entry_ids(work: UnitOfWork, waitlisted_row_ids: list[int]) -> list[int]:

@@ -28,6 +28,7 @@ from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, Us
 from atomicseats.services import quotas
 from atomicseats.services._allocation import (
     announce_after_commit,
+    announce_decisions_after_commit,
     bookings_held_by,
     cancel_bookings_held,
     lock_event,
@@ -364,7 +365,7 @@ def allocate_pending(event_id: int) -> AllocationSummary:
             pending = []
         reserved_before = event.reserved_seats
         settlement = settle_event(work, event, pending)
-        announce_after_commit(work, event, settlement)
+        announce_decisions_after_commit(work, event, settlement)
         allocation = settlement.allocation
         assert allocation is not None  # settle_event always decides
         # Counted once committed: inside a group commit (`record_and_decide`) that is the

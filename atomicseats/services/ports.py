@@ -121,7 +121,10 @@ class RequestRegistry(Protocol):
 
 
 class WaitlistMirror(Protocol):
-    """A FIFO list per event of waiting entry ids, for positions and fast reads."""
+    """A FIFO list per event of waiting entry ids, for positions and fast reads.
+    `keeps_entries` is False for a mirror that keeps nothing."""
+
+    keeps_entries: bool
 
     def replace(self, event_id: int, entry_ids: list[int]) -> None: ...
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -58,7 +59,9 @@ def threaded_app(sqlite_path, monkeypatch) -> Iterator[Flask]:
     # The leader waits for the lock the test holds: give that wait room on a busy machine.
     monkeypatch.setattr(limits, "STATEMENT_TIMEOUT_MS", WAIT_GIVE_UP_S * 1000)
     pool = {"pool_size": SUBMITTERS + 5, "max_overflow": 5}
-    with fresh_app(f"sqlite:///{sqlite_path}", hold_context=False, SQLALCHEMY_ENGINE_OPTIONS=pool) as app:
+    with fresh_app(
+        f"sqlite:///{sqlite_path}", hold_context=False, REDIS_URL="", SQLALCHEMY_ENGINE_OPTIONS=pool
+    ) as app:  # the embedded default as make run serves it: no Redis
         yield app
 
 
@@ -264,3 +267,29 @@ def test_the_pipeline_of_a_sqlite_file_takes_turns_with_the_other_processes(thre
         "import fcntl, os, sys; fcntl.flock(os.open(sys.argv[1], os.O_RDWR), fcntl.LOCK_EX | fcntl.LOCK_NB)",
     ]
     assert subprocess.run([*probe, str(lock_file)], capture_output=True, check=False).returncode == 0  # released
+
+
+def test_deciding_counts_no_waitlist_where_nothing_keeps_the_count(database_url):
+    """The embedded default (no Redis) keeps no availability cache nor waitlist mirror: deciding
+    a batch does not count the event's waiting entries (a hot event's waitlist only grows)."""
+    with fresh_app(database_url, REDIS_URL="") as app:
+        decide_and_watch_the_statements(app.test_client())
+
+
+def decide_and_watch_the_statements(client) -> None:
+    host = account(client, "host")
+    guests = [account(client, "guest") for _ in range(3)]
+    event_id = create_event(client, host, capacity=1)["id"]
+    statements: list[str] = []
+
+    def remember(_connection, _cursor, statement, *_args) -> None:
+        statements.append(statement.lower())
+
+    sa_event.listen(db.engine, "before_cursor_execute", remember)
+    try:
+        booking.record_and_decide([accepted(guest.id, event_id, 1) for guest in guests])
+    finally:
+        sa_event.remove(db.engine, "before_cursor_execute", remember)
+    assert any("insert into waitlist_entries" in statement for statement in statements)
+    assert not [statement for statement in statements if "count(waitlist_entries.id)" in statement]
+    assert audit.run_audit().is_clean
