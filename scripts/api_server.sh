@@ -18,9 +18,9 @@
 # polling SQLite's write lock with busy_timeout's back-off, which doubled p99. Measured with
 # make bench's embedded phase on a machine busy with other work (the API got ~0.6 of a core):
 # 1 worker ~8.1 ms of API CPU per booking, outcome p50/p99 ~0.23/0.45 s; 2 workers ~8.8 ms,
-# ~0.58/1.2-1.8 s, the same rate. One process cannot use more than one core, and a hot
-# event's 400 decisions/s need more than one at this cost: 2 workers, for a machine that
-# has the second core to give.
+# ~0.58/1.2-1.8 s, the same rate; at load 8-11, 1 worker 139/s (7.0 ms, 97 % of a core), 2
+# workers 154/s (7.9 ms, 120 %). One process cannot use more than one core, and a hot event's
+# 400 decisions/s need more than one at this cost: 2 workers, for the machine's second core.
 # The server runs in the foreground (exec): Ctrl-C (SIGINT) or SIGTERM stops it gracefully.
 set -euo pipefail
 
