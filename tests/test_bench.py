@@ -245,6 +245,7 @@ def test_the_last_line_keeps_its_fields_and_gains_half_load_p99_after_p99():
         fairness=None,
         idle=None,
         mail=None,
+        stages=None,
     )
     line = full_final_line(full, 3500.2, 0)
     assert line == "accepted_per_s=1150 decided_per_s=3500 p50_ms=95 p99_ms=410 half_load_p99_ms=187 oversold=0 lost=0"
@@ -274,11 +275,37 @@ def test_the_last_line_gains_the_mailers_rate_before_oversold():
         fairness=None,
         idle=None,
         mail=mail,
+        stages=None,
     )
     line = full_final_line(full, 3500.2, 0)
     assert line.endswith("half_load_p99_ms=187 emails_per_s=1044 oversold=0 lost=0")
     full.mail = OutboxDrain(0, 0, 0.0, 0, 0, mailer_figures([]))  # nothing sent: no figure, no field
     assert "emails_per_s" not in full_final_line(full, 3500.2, 0)
+
+
+def test_the_last_line_gains_the_worker_alone_rate_after_decided_per_s():
+    from types import SimpleNamespace
+
+    from scripts.bench.report import full_final_line
+
+    full = SimpleNamespace(
+        accept=SimpleNamespace(accepted_per_s=1150.4),
+        latency=SimpleNamespace(p50_ms=95.2, p99_ms=410.0),
+        oversold=0,
+        waits=None,
+        openloop=None,
+        many=None,
+        pipeline=None,
+        fairness=None,
+        idle=None,
+        mail=None,
+        stages=SimpleNamespace(decided_per_s=10234.6),
+    )
+    assert full_final_line(full, 3500.2, 0).startswith(
+        "accepted_per_s=1150 decided_per_s=3500 worker_decided_per_s=10235 p50_ms=95 "
+    )
+    full.stages = None  # --skip-stages: no figure, no field
+    assert "worker_decided_per_s" not in full_final_line(full, 3500.2, 0)
 
 
 # ----------------------------------------------------------------------------- the mailer
@@ -339,6 +366,7 @@ def test_the_last_line_gains_the_embedded_rate_before_the_mailers():
         fairness=None,
         idle=None,
         mail=mail,
+        stages=None,
     )
     line = full_final_line(full, 3500.2, 0, embedded)
     assert line.endswith("half_load_p99_ms=187 embedded_decided_per_s=403 emails_per_s=1044 oversold=0 lost=0")

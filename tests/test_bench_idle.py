@@ -46,6 +46,7 @@ def test_the_last_line_gains_idle_p99_after_p99_and_before_the_half_load_figure(
         fairness=None,
         idle=idle,
         mail=None,
+        stages=None,
     )
     line = full_final_line(full, 3500.2, 0)
     assert line == "accepted_per_s=1150 decided_per_s=3500 p50_ms=95 p99_ms=410 idle_p99_ms=31 oversold=0 lost=0"

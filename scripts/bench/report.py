@@ -7,6 +7,7 @@ import math
 import os
 import time
 
+from scripts.bench.backlog import DecideResult
 from scripts.bench.common import FLOOR_ACCEPTED, FLOOR_DECIDED, OTHER, WORK, fmt
 from scripts.bench.embedded import EmbeddedResult
 from scripts.bench.full import FullResult
@@ -291,6 +292,7 @@ def full_final_line(
     final = (
         f"accepted_per_s={round(F.accept.accepted_per_s)} "
         f"decided_per_s={round(decided) if not math.isnan(decided) else 0} "
+        f"{worker_field(F.stages)}"
         f"p50_ms={round(F.latency.p50_ms) if not math.isnan(F.latency.p50_ms) else 0} "
         f"p99_ms={round(F.latency.p99_ms) if not math.isnan(F.latency.p99_ms) else 0} "
         f"{idle_field(F.idle)}"
@@ -307,6 +309,12 @@ def full_final_line(
             f"waiting_other_p99_ms={round(W.waiting.quantile(99))} waits_final={W.answered_final}"
         )
     return final
+
+
+def worker_field(stages: DecideResult | None) -> str:
+    """`worker_decided_per_s=N ` (the allocation worker alone on recorded requests, the stages
+    phase), or nothing when that phase did not run (--skip-stages)."""
+    return "" if stages is None else f"worker_decided_per_s={round(stages.decided_per_s)} "
 
 
 def idle_field(idle: IdleResult | None) -> str:
