@@ -28,6 +28,7 @@ from scripts.bench.openloop import (
 )
 from scripts.bench.outcomes import MailerFigures, OutboxDrain, mailer_figures
 from scripts.bench.report import half_load_field
+from tests.bench_support import full_result
 
 NAN = float("nan")
 
@@ -230,23 +231,9 @@ def test_half_load_p99_is_the_decided_p99_at_half_the_ceiling():
 
 
 def test_the_last_line_keeps_its_fields_and_gains_half_load_p99_after_p99():
-    from types import SimpleNamespace
-
     from scripts.bench.report import full_final_line
 
-    full = SimpleNamespace(
-        accept=SimpleNamespace(accepted_per_s=1150.4),
-        latency=SimpleNamespace(p50_ms=95.2, p99_ms=410.0),
-        oversold=0,
-        waits=None,
-        openloop=OpenLoopResult(1150.4, 5, 2, [point("50%", 575, 187.0)]),
-        many=None,
-        pipeline=None,
-        fairness=None,
-        idle=None,
-        mail=None,
-        stages=None,
-    )
+    full = full_result(openloop=OpenLoopResult(1150.4, 5, 2, [point("50%", 575, 187.0)]))
     line = full_final_line(full, 3500.2, 0)
     assert line == "accepted_per_s=1150 decided_per_s=3500 p50_ms=95 p99_ms=410 half_load_p99_ms=187 oversold=0 lost=0"
     fields = dict(part.split("=") for part in line.split())
@@ -259,24 +246,10 @@ def test_the_last_line_keeps_its_fields_and_gains_half_load_p99_after_p99():
 
 
 def test_the_last_line_gains_the_mailers_rate_before_oversold():
-    from types import SimpleNamespace
-
     from scripts.bench.report import full_final_line
 
     mail = OutboxDrain(30000, 30000, 31.0, 0, 0, MailerFigures(30000, 0, 28, 1043.6, 14000.0, 29000.0))
-    full = SimpleNamespace(
-        accept=SimpleNamespace(accepted_per_s=1150.4),
-        latency=SimpleNamespace(p50_ms=95.2, p99_ms=410.0),
-        oversold=0,
-        waits=None,
-        openloop=OpenLoopResult(1150.4, 5, 2, [point("50%", 575, 187.0)]),
-        many=None,
-        pipeline=None,
-        fairness=None,
-        idle=None,
-        mail=mail,
-        stages=None,
-    )
+    full = full_result(openloop=OpenLoopResult(1150.4, 5, 2, [point("50%", 575, 187.0)]), mail=mail)
     line = full_final_line(full, 3500.2, 0)
     assert line.endswith("half_load_p99_ms=187 emails_per_s=1044 oversold=0 lost=0")
     full.mail = OutboxDrain(0, 0, 0.0, 0, 0, mailer_figures([]))  # nothing sent: no figure, no field
@@ -288,19 +261,7 @@ def test_the_last_line_gains_the_worker_alone_rate_after_decided_per_s():
 
     from scripts.bench.report import full_final_line
 
-    full = SimpleNamespace(
-        accept=SimpleNamespace(accepted_per_s=1150.4),
-        latency=SimpleNamespace(p50_ms=95.2, p99_ms=410.0),
-        oversold=0,
-        waits=None,
-        openloop=None,
-        many=None,
-        pipeline=None,
-        fairness=None,
-        idle=None,
-        mail=None,
-        stages=SimpleNamespace(decided_per_s=10234.6),
-    )
+    full = full_result(stages=SimpleNamespace(decided_per_s=10234.6))
     assert full_final_line(full, 3500.2, 0).startswith(
         "accepted_per_s=1150 decided_per_s=3500 worker_decided_per_s=10235 p50_ms=95 "
     )
@@ -355,19 +316,7 @@ def test_the_last_line_gains_the_embedded_rate_before_the_mailers():
         lost=0,
     )
     mail = OutboxDrain(30000, 30000, 31.0, 0, 0, MailerFigures(30000, 0, 28, 1043.6, 14000.0, 29000.0))
-    full = SimpleNamespace(
-        accept=SimpleNamespace(accepted_per_s=1150.4),
-        latency=SimpleNamespace(p50_ms=95.2, p99_ms=410.0),
-        oversold=0,
-        waits=None,
-        openloop=OpenLoopResult(1150.4, 5, 2, [point("50%", 575, 187.0)]),
-        many=None,
-        pipeline=None,
-        fairness=None,
-        idle=None,
-        mail=mail,
-        stages=None,
-    )
+    full = full_result(openloop=OpenLoopResult(1150.4, 5, 2, [point("50%", 575, 187.0)]), mail=mail)
     line = full_final_line(full, 3500.2, 0, embedded)
     assert line.endswith("half_load_p99_ms=187 embedded_decided_per_s=403 emails_per_s=1044 oversold=0 lost=0")
     assert "embedded_decided_per_s" not in full_final_line(full, 3500.2, 0)  # --skip-embedded

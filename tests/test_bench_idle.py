@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 
 from scripts.bench.idle import IdleResult, epoch_s, idle_latencies
 from scripts.bench.report import full_final_line, idle_field
+from tests.bench_support import full_result
 
 T0 = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
 
@@ -35,19 +35,7 @@ def test_the_last_line_gains_idle_p99_after_p99_and_before_the_half_load_figure(
     idle = IdleResult(count=3, gap_ms=50, from_202_ms=[10.0, 12.0, 31.4])
     assert idle_field(idle) == "idle_p99_ms=31 "
     assert idle_field(None) == ""
-    full = SimpleNamespace(
-        accept=SimpleNamespace(accepted_per_s=1150.4),
-        latency=SimpleNamespace(p50_ms=95.2, p99_ms=410.0),
-        oversold=0,
-        waits=None,
-        openloop=None,
-        many=None,
-        pipeline=None,
-        fairness=None,
-        idle=idle,
-        mail=None,
-        stages=None,
-    )
+    full = full_result(idle=idle)
     line = full_final_line(full, 3500.2, 0)
     assert line == "accepted_per_s=1150 decided_per_s=3500 p50_ms=95 p99_ms=410 idle_p99_ms=31 oversold=0 lost=0"
 
