@@ -98,6 +98,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--skip-embedded", action="store_true", help="do not run the embedded comparison")
     parser.add_argument("--skip-full", action="store_true", help="only the embedded default")
     parser.add_argument("--skip-stages", action="store_true", help="no bridge-alone / worker-alone diagnostic")
+    parser.add_argument(
+        "--skip-reference",
+        action="store_true",
+        help="no bare-SQL reference (the decide phase's rows written with COPY on a fresh database, "
+        "scripts/bench/reference.py)",
+    )
     parser.add_argument("--keep", action="store_true", help="leave the bench stack running afterwards")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a floor is missed")
     parser.add_argument("--internal-setup", nargs=2, metavar=("GUESTS", "OUT"), help=argparse.SUPPRESS)

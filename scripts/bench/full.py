@@ -1,5 +1,5 @@
 """The full pipeline (STACK=bench), phase after phase: setup, warm-up, accept, drain, open loop,
-outbox, decide, many events, waits, check (fairness included)."""
+outbox, decide, reference, many events, waits, check (fairness included)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from scripts.bench.outcomes import (
     wait_final,
     wait_outbox,
 )
+from scripts.bench.reference import ReferenceResult, reference_phase
 from scripts.bench.stack import Db, Stack, recreate_database, reset_kafka, services_env
 from scripts.bench.waits import WaitsResult, measure_waits
 
@@ -71,6 +72,7 @@ class FullResult:
     many: ManyResult | None = None
     fairness: RunFairness | None = None
     idle: IdleResult | None = None
+    reference: ReferenceResult | None = None  # the bare-SQL reference (scripts/bench/reference.py)
 
 
 @dataclass
@@ -99,6 +101,9 @@ def run_full(args) -> FullResult:
         outbox, pipeline, stages, mail = (
             decide_phase(setup, db, args, accept_window) if args.backlog > 0 else (None, None, None, None)
         )
+        reference = None
+        if args.backlog > 0 and not args.skip_reference:  # once the decide phase's e-mails are out
+            reference = reference_phase(setup.service_env["DATABASE_URL"], args)
         many = None
         if args.many > 0:
             brokers = setup.service_env["KAFKA_BROKERS"]
@@ -131,6 +136,7 @@ def run_full(args) -> FullResult:
         many=many,
         fairness=fairness,
         idle=idle,
+        reference=reference,
     )
 
 

@@ -15,6 +15,7 @@ from scripts.bench.idle import FLOOR_IDLE_P99_MS, IdleResult
 from scripts.bench.memory import API, BRIDGE, MAILER, WORKER, MemoryReport
 from scripts.bench.openloop import OpenLoopResult, table_lines
 from scripts.bench.outcomes import OutboxDrain
+from scripts.bench.reference import ReferenceResult, share_line, share_percent
 
 COLUMNS = "{:<44}{:>20}{:>20}   {}"
 
@@ -199,6 +200,8 @@ def print_full_details(F: FullResult) -> None:
         print_waits(F.waits)
     if F.stages:
         print_stages(F.stages)
+    if F.reference:
+        print_reference(F.reference, F.stages)
     if F.fairness:
         for line in F.fairness.lines():
             print(line)
@@ -282,6 +285,29 @@ def print_stages(s) -> None:
         print_cpu(s.cpu, {"decided": s.count})
 
 
+def print_reference(reference: ReferenceResult, stages: DecideResult | None) -> None:
+    """The bare-SQL reference's lines and, beside the stages phase, the worker's share of it."""
+    for line in reference.lines():
+        print(line)
+    if stages:
+        print(f"  {share_line(stages.decided_per_s, reference)}")
+
+
+def reference_row(F: FullResult) -> list[tuple[str, str, str, str]]:
+    if not F.reference:
+        return []
+    share = share_percent(F.stages.decided_per_s, F.reference.decided_per_s) if F.stages else float("nan")
+    note = f"bare SQL, COPY, a commit per batch; worker alone = {fmt(share)}% of it"
+    return [("decided/s, bare-SQL reference (same rows)", fmt(F.reference.decided_per_s), "-", note)]
+
+
+def reference_field(reference: ReferenceResult | None) -> str:
+    """`reference_decided_per_s=N` (the bare-SQL reference, a commit per batch), or nothing when
+    it did not run (--skip-reference, --backlog 0, or it failed)."""
+    value = reference.decided_per_s if reference else float("nan")
+    return "" if math.isnan(value) else f"reference_decided_per_s={round(value)}"
+
+
 def waits_all_final(F: FullResult) -> bool:
     return not F.waits or F.waits.answered_final == F.waits.count
 
@@ -332,8 +358,9 @@ def half_load_field(curve: OpenLoopResult | None) -> str:
 
 
 def print_phase_rows(F: FullResult) -> None:
-    """The table's rows of the many-events phase, the memory floors and the fairness figures."""
-    rows = []
+    """The table's rows of the bare-SQL reference, the many-events phase, the memory floors and the
+    fairness figures."""
+    rows = reference_row(F)
     if F.many:
         missing = F.many.unserved()
         rows.append(
@@ -424,9 +451,10 @@ def memory_over(F: FullResult) -> bool:
 
 
 def phase_fields(F: FullResult) -> str:
-    """The last line's fields of the many-events phase, the peak RSS (MB, backlog drain) and the
-    fairness figures, those measured."""
-    fields = []
+    """The last line's fields after the named ones: the bare-SQL reference, the many-events phase,
+    the peak RSS (MB, backlog drain) and the fairness figures, those measured."""
+    reference = reference_field(F.reference)
+    fields = [reference] if reference else []
     if F.many:
         rate = F.many.decided_per_s
         fields.append(f"many_decided_per_s={0 if math.isnan(rate) else round(rate)}")
