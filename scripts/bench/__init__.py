@@ -54,6 +54,14 @@ What it does (every step bounded by a deadline, everything on 127.0.0.1):
                       API worker, the bridge, each allocation worker and mailer process) from
                       /proc (scripts/bench/memory.py: VmHWM reset at the start, RSS sampled);
                       floors: API worker < 200 MB, bridge and allocation worker < 300 MB.
+  reference (scripts/bench/reference.py, its own process; --skip-reference) once the decide
+            phase's e-mails are out: the rows the worker writes for the stages phase's backlog
+            (same size, capacity and seat mix: outcomes, bookings with their ids, waitlist
+            entries, outbox rows, reserved_seats) written again by bare SQL on a fresh database
+            beside the bench's. The allocator decides before the clock; on it only the writing,
+            in the worker's batches: COPY FROM STDIN (outcomes into a staging table + one
+            UPDATE ... FROM), durable commits, a commit per batch (reference_decided_per_s: the
+            worker alone is printed as a share of it) and all in one transaction.
   many      many events (scripts/bench/many.py): M events (200) over every partition of
             booking-requests, a second allocation worker started (platform.sh start worker2),
             B requests (20,000) spread over them waiting in Kafka, then drained as the decide
@@ -85,7 +93,7 @@ this benchmark (another stack, a test run) and says how trustworthy the run is.
 The last line of the output is machine-readable:
     accepted_per_s=N decided_per_s=N p50_ms=N p99_ms=N idle_p99_ms=N half_load_p99_ms=N emails_per_s=N
     oversold=N lost=N
-    many_decided_per_s=N api_rss_mb=N bridge_rss_mb=N worker_rss_mb=N mailer_rss_mb=N
+    reference_decided_per_s=N many_decided_per_s=N api_rss_mb=N bridge_rss_mb=N worker_rss_mb=N mailer_rss_mb=N
     kafka_order_inversions=N acceptance_order_inversions=N waits_open=N
     waiting_other_p50_ms=N waiting_other_p99_ms=N waits_final=N
 (a phase that did not run leaves its fields out; *_rss_mb: the largest process of the group.)
@@ -95,6 +103,6 @@ Exit status: 0, or 1 if oversold/lost/audit/Kafka order failed (or --strict and 
 Run as `make bench` (BENCH_ARGS=--help for the options), or `python -m scripts.bench` from the
 repository root. One module per phase: stack (processes, services, Postgres), cpu (CPU
 accounting), accounts (setup), load (wrk), outcomes (drain, latency, checks), backlog (the decide
-phase), openloop, many, memory, fairness, waits, full (the full pipeline's phases in order), embedded, report;
+phase), reference, openloop, many, memory, fairness, waits, full (the full pipeline's phases in order), embedded, report;
 __main__ runs them.
 """
