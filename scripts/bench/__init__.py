@@ -103,6 +103,6 @@ Exit status: 0, or 1 if oversold/lost/audit/Kafka order failed (or --strict and 
 Run as `make bench` (BENCH_ARGS=--help for the options), or `python -m scripts.bench` from the
 repository root. One module per phase: stack (processes, services, Postgres), cpu (CPU
 accounting), accounts (setup), load (wrk), outcomes (drain, latency, checks), backlog (the decide
-phase), reference, openloop, many, memory, fairness, waits, full (the full pipeline's phases in order), embedded, report;
-__main__ runs them.
+phase), reference, openloop, many, memory, fairness, waits, full (the full pipeline's phases in
+order), embedded, report; __main__ runs them.
 """

@@ -225,9 +225,16 @@ class ModeResult:
     commits: int
     client_cpu_s: float  # this process while writing
     backend_cpu_s: float  # its PostgreSQL backend while writing
+    server_cpu_s: float = 0.0  # every process of that PostgreSQL server (WAL writer, checkpointer, other backends)
 
     def per_s(self, count: int) -> float:
         return count / self.seconds if self.seconds > 0 else float("nan")
+
+    def cpu_bound_per_s(self, count: int) -> float:
+        """The rate were CPU the only limit (the server's and the script's, no waiting for the
+        disk or for a core): what a busy machine's wall rate cannot show."""
+        cpu = max(self.server_cpu_s, self.backend_cpu_s) + self.client_cpu_s
+        return count / cpu if cpu > 0 else float("nan")
 
 
 @dataclass
@@ -254,8 +261,10 @@ class ReferenceResult:
             out.append(
                 f"reference: bare SQL (COPY) wrote {self.count} decisions in {m.seconds:.2f} s = "
                 f"{m.per_s(self.count):.0f}/s ({m.mode}, {m.commits} commits, {self.batch_size} a batch; "
-                f"CPU {1000 * m.backend_cpu_s / self.count:.3f} ms/decision in PostgreSQL, "
-                f"{1000 * m.client_cpu_s / self.count:.3f} ms in the script)"
+                f"CPU per decision: {1000 * m.backend_cpu_s / self.count:.3f} ms in its PostgreSQL backend, "
+                f"{1000 * m.server_cpu_s / self.count:.3f} ms in the whole server, "
+                f"{1000 * m.client_cpu_s / self.count:.3f} ms in the script: "
+                f"{m.cpu_bound_per_s(self.count):.0f}/s were CPU the only limit)"
             )
         out.append(f"  rows each: {self.rows}; outcomes {self.outcomes}; {self.durability}")
         return out
@@ -356,14 +365,37 @@ def reserve_ids(cursor, table: str, count: int) -> list[int]:
     return [row[0] for row in cursor.fetchall()]
 
 
-def proc_cpu_s(pid: int) -> float:
+def proc_stat(pid: int) -> tuple[int, float]:
+    """(parent pid, user + system CPU seconds) of a process, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_s(pid: int) -> float:
+    return proc_stat(pid)[1]
+
+
+def server_cpu_s(backend_pid: int) -> float:
+    """CPU seconds of the backend's PostgreSQL server: its postmaster and every child (the
+    processes alive now; a backend that ended meanwhile is not counted)."""
+    postmaster = proc_stat(backend_pid)[0]
+    total = 0.0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            parent, cpu = proc_stat(int(name))
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == postmaster or int(name) == postmaster:
+            total += cpu
+    return total
 
 
 def write(cursor, event_id: int, batches: list[Batch], one_transaction: bool, backend_pid: int | None) -> ModeResult:
     """The clock: every batch's rows written with COPY (autocommit connection: BEGIN/COMMIT are ours)."""
     backend0 = proc_cpu_s(backend_pid) if backend_pid else 0.0
+    server0 = server_cpu_s(backend_pid) if backend_pid else 0.0
     client0 = time.process_time()
     started = time.perf_counter()
     try:
@@ -393,6 +425,7 @@ def write(cursor, event_id: int, batches: list[Batch], one_transaction: bool, ba
         commits=1 if one_transaction else len(batches),
         client_cpu_s=time.process_time() - client0,
         backend_cpu_s=(proc_cpu_s(backend_pid) - backend0) if backend_pid else 0.0,
+        server_cpu_s=(server_cpu_s(backend_pid) - server0) if backend_pid else 0.0,
     )
 
 

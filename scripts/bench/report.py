@@ -302,10 +302,10 @@ def reference_row(F: FullResult) -> list[tuple[str, str, str, str]]:
 
 
 def reference_field(reference: ReferenceResult | None) -> str:
-    """`reference_decided_per_s=N` (the bare-SQL reference, a commit per batch), or nothing when
+    """` reference_decided_per_s=N` (the bare-SQL reference, a commit per batch), or nothing when
     it did not run (--skip-reference, --backlog 0, or it failed)."""
     value = reference.decided_per_s if reference else float("nan")
-    return "" if math.isnan(value) else f"reference_decided_per_s={round(value)}"
+    return "" if math.isnan(value) else f" reference_decided_per_s={round(value)}"
 
 
 def waits_all_final(F: FullResult) -> bool:
@@ -327,6 +327,7 @@ def full_final_line(
         f"{emails_field(F.mail)}"
         f"oversold={F.oversold} lost={lost_full}"
     )
+    final += reference_field(F.reference)  # the first field after the named ones
     final += phase_fields(F)
     W = F.waits
     if W:
@@ -451,10 +452,9 @@ def memory_over(F: FullResult) -> bool:
 
 
 def phase_fields(F: FullResult) -> str:
-    """The last line's fields after the named ones: the bare-SQL reference, the many-events phase,
-    the peak RSS (MB, backlog drain) and the fairness figures, those measured."""
-    reference = reference_field(F.reference)
-    fields = [reference] if reference else []
+    """The last line's fields of the many-events phase, the peak RSS (MB, backlog drain) and the
+    fairness figures, those measured."""
+    fields = []
     if F.many:
         rate = F.many.decided_per_s
         fields.append(f"many_decided_per_s={0 if math.isnan(rate) else round(rate)}")
