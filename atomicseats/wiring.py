@@ -10,23 +10,30 @@ outcome channel live in Redis; without it, Postgres answers everything.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from flask import Flask
 from sqlalchemy.engine import make_url
 
+from atomicseats import tasks
 from atomicseats.adapters import embedded
-from atomicseats.adapters.celery_app import register_celery
+from atomicseats.adapters.celery_app import OUTBOX_WAKE_INTERVAL_S, register_celery
 from atomicseats.adapters.metrics import PrometheusMetrics
 from atomicseats.domain import limits
 from atomicseats.names import BOOKING_REQUESTS_TOPIC
 from atomicseats.services import booking, outbox, sales
 from atomicseats.services.ports import EXTENSION_KEY, Adapters
 
+SEND_NOTIFICATIONS_ROUND = "send_notifications"
+# The embedded server's e-mails: once a booking's commit wakes the beat thread, it sends, then
+# waits this long before a woken round runs again (what commits meanwhile goes out together).
+# The same bound as the full mode's wake-ups (adapters/celery_app.py OUTBOX_WAKE_INTERVAL_S).
+EMBEDDED_OUTBOX_WAKE_GAP_S = OUTBOX_WAKE_INTERVAL_S
+
 
 def register_adapters(app: Flask) -> None:
-    celery_app = register_celery(app)
-    import atomicseats.tasks  # noqa: F401  registers the @shared_task functions with it
+    celery_app = register_celery(app)  # the @shared_task functions (atomicseats.tasks) register with it
 
     redis_url = app.config.get("REDIS_URL")
     # The limiter's storage defaults to REDIS_URL (bind_extensions); only then may the
@@ -63,13 +70,15 @@ def register_adapters(app: Flask) -> None:
             )
         else:
             parts["pipeline"] = embedded.SerialInProcessPipeline(
-                record=booking.record_requests, allocate=booking.allocate_pending
+                record=booking.record_requests, allocate=booking.allocate_pending, read_status=booking.recorded_status
             )
+        beat = _register_embedded_beat(app)
         parts["wakeups"] = embedded.InProcessWakeups(
-            allocate=booking.allocate_pending, send_notifications=outbox.send_due_notifications
+            allocate=booking.allocate_pending,
+            send_notifications=outbox.send_due_notifications,
+            send_in_background=functools.partial(beat.wake, SEND_NOTIFICATIONS_ROUND) if beat else None,
         )
         parts["domain_events"] = embedded.NoDomainEventPublisher()
-        _register_embedded_beat(app)
     parts["mailer"] = _mailer(app)
     parts["metrics"] = PrometheusMetrics()
     app.extensions[EXTENSION_KEY] = Adapters(**parts)
@@ -84,18 +93,21 @@ def _sqlite_writers_lock(database_uri: str) -> embedded.WritersLock | None:
     return embedded.WritersLock(f"{url.database}-writers.lock")
 
 
-def _register_embedded_beat(app: Flask) -> None:
+def _register_embedded_beat(app: Flask) -> embedded.EmbeddedBeat | None:
     interval_s = app.config["EMBEDDED_BEAT_INTERVAL_S"]
     if interval_s <= 0:
-        return
-    beat = embedded.EmbeddedBeat(app, interval_s, embedded_beat_rounds())
+        return None
+    beat = embedded.EmbeddedBeat(app, interval_s, embedded_beat_rounds(), wake_gap_s=EMBEDDED_OUTBOX_WAKE_GAP_S)
     app.extensions["atomicseats.embedded_beat"] = beat
     app.before_request(beat.start_once)
+    return beat
 
 
 def embedded_beat_rounds() -> list[tuple[str, Callable[[], object]]]:
-    """The embedded default's periodic work, in the order beat would run it."""
-    return [("close_sales", sales.close_due_sales), ("send_notifications", outbox.send_due_notifications)]
+    """The embedded default's periodic work, in the order beat would run it. The e-mail round
+    is the full mode's task body (batches while they come back full, then a wake-up for the
+    rest), so a woken round drains what a burst of bookings wrote."""
+    return [("close_sales", sales.close_due_sales), (SEND_NOTIFICATIONS_ROUND, tasks.send_notifications.run)]
 
 
 def _embedded_parts() -> dict:

@@ -14,70 +14,86 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 
 from flask import Flask, current_app
 
-from atomicseats.services.contracts import AcceptedRequest, EventAvailability, Quota
+from atomicseats.services.contracts import AcceptedRequest, EventAvailability, Quota, RequestStatus
 
 log = logging.getLogger(__name__)
 
 
+# The statuses of a batch's recorded requests, by request id.
+Statuses = Mapping[str, RequestStatus]
 # process(items, committed): record and decide the items in one transaction, calling
-# committed() as soon as it is committed (before the commit's slower effects, e-mails).
-BatchProcess = Callable[[list[AcceptedRequest], Callable[[], None]], object]
+# committed(statuses) as soon as it is committed (before the commit's slower effects).
+BatchProcess = Callable[[list[AcceptedRequest], Callable[[Statuses], None]], object]
 
 
 class InProcessPipeline:
     """Records the request and decides its event before the API answers, with group commit:
     the requests submitted concurrently in this process are recorded and decided together,
     in one transaction (`record_and_decide`: `booking.record_and_decide`, from the
-    composition root), so one commit (one fsync on SQLite) serves the whole batch."""
+    composition root), so one commit (one fsync on SQLite) serves the whole batch, and
+    each caller gets its request's status as the batch's leader read it."""
 
     records_before_answering = True
 
     def __init__(self, record_and_decide: BatchProcess, batch_max: int, writers: WritersLock | None = None) -> None:
         self.group = GroupCommit(record_and_decide, batch_max, writers.held if writers else None)
 
-    def submit(self, accepted: AcceptedRequest) -> bool:
-        self.group.submit(accepted)
-        return True
+    def submit(self, accepted: AcceptedRequest) -> RequestStatus | None:
+        return self.group.submit(accepted)
 
 
 class SerialInProcessPipeline:
     """EMBEDDED_GROUP_COMMIT=false: each request recorded, then its event decided, in two
     transactions of its own before the API answers; concurrent requests decide concurrently
-    (the event row lock serializes them)."""
+    (the event row lock serializes them). Then its status is read (`read_status`)."""
 
     records_before_answering = True
 
-    def __init__(self, record: Callable[[list[AcceptedRequest]], object], allocate: Callable[[int], object]) -> None:
+    def __init__(
+        self,
+        record: Callable[[list[AcceptedRequest]], object],
+        allocate: Callable[[int], object],
+        read_status: Callable[[str], RequestStatus | None],
+    ) -> None:
         self._record = record
         self._allocate = allocate
+        self._read_status = read_status
 
-    def submit(self, accepted: AcceptedRequest) -> bool:
+    def submit(self, accepted: AcceptedRequest) -> RequestStatus | None:
         self._record([accepted])
         self._allocate(accepted.event_id)
-        return True
+        return self._read_status(accepted.request_id)
 
 
 class _Slot:
-    __slots__ = ("item", "done", "error")
+    """One caller's item, and what wakes that caller alone: its outcome, or its turn to lead."""
 
-    def __init__(self, item: AcceptedRequest) -> None:
+    __slots__ = ("item", "done", "error", "status", "wakeup")
+
+    def __init__(self, item: AcceptedRequest, lock: threading.Lock) -> None:
         self.item = item
         self.done = False
         self.error: BaseException | None = None
+        self.status: RequestStatus | None = None
+        self.wakeup = threading.Condition(lock)
 
 
 class GroupCommit:
     """A leader/follower queue: `submit` queues the caller's item; the first caller to find no
     batch in progress leads: it takes everything queued (up to `batch_max`, in arrival order)
     and runs `process` on it, in its own thread and app context; once that is committed, each
-    follower wakes with its own outcome. Whatever arrives meanwhile waits for the next batch
-    (the leader finishes the commit's effects first), so batches grow with load and an idle
-    process commits a lone request at once.
+    follower wakes with its own outcome. Whatever arrives meanwhile waits for the next batch,
+    so batches grow with load and an idle process commits a lone request at once.
+
+    Each caller waits on a condition of its own (one lock for all): a commit wakes its batch's
+    callers and, once the batch is over, the first of those still queued, who leads next;
+    nobody else. (One condition for all woke every waiting thread at each step, to find most
+    of them with nothing to do: ~50 context switches a booking, each a GIL hand-over.)
 
     When a batch fails, none of it was written (`process` is one transaction) and each of its
     items is processed again alone, so an error reaches only the caller it belongs to.
@@ -97,50 +113,53 @@ class GroupCommit:
         self._process = process
         self._batch_max = batch_max
         self._writers_turn = writers_turn or contextlib.nullcontext
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
         self._queue: collections.deque[_Slot] = collections.deque()
         self._leading = False
 
     @property
     def queued(self) -> int:
         """Items waiting for the next batch."""
-        with self._changed:
+        with self._lock:
             return len(self._queue)
 
     @property
     def leading(self) -> bool:
         """Whether a batch is in progress."""
-        with self._changed:
+        with self._lock:
             return self._leading
 
-    def submit(self, item: AcceptedRequest) -> None:
-        """Returns once the item is committed; raises the error of its own processing."""
-        slot = _Slot(item)
-        with self._changed:
+    def submit(self, item: AcceptedRequest) -> RequestStatus | None:
+        """Returns once the item is committed, with its status (None: not recorded); raises
+        the error of its own processing."""
+        slot = _Slot(item, self._lock)
+        with self._lock:
             self._queue.append(slot)
             while not slot.done:
                 if self._leading:
-                    self._changed.wait()
+                    slot.wakeup.wait()  # woken with its outcome, or to lead (the queue's first)
                     continue
                 self._leading = True
-                self._changed.release()
+                self._lock.release()
                 try:
                     self._take_turn_and_lead()
                 except BaseException:
-                    with self._changed:
+                    with self._lock:
                         if slot in self._queue:  # the turn was never had: nobody will process it
                             self._queue.remove(slot)
                     raise
                 finally:
-                    self._changed.acquire()
+                    self._lock.acquire()
                     self._leading = False
-                    self._changed.notify_all()
+                    if self._queue:
+                        self._queue[0].wakeup.notify()
         if slot.error is not None:
             raise slot.error
+        return slot.status
 
     def _take_turn_and_lead(self) -> None:
         with self._writers_turn():
-            with self._changed:  # what queued while the turn was awaited comes along
+            with self._lock:  # what queued while the turn was awaited comes along
                 batch = [self._queue.popleft() for _ in range(min(self._batch_max, len(self._queue)))]
             self._lead(batch)
 
@@ -148,7 +167,7 @@ class GroupCommit:
         try:
             self._run(batch)
         except BaseException as error:  # the leader itself is interrupted: nobody of it is left waiting
-            self._finish(batch, error)
+            self._finish(batch, error=error)
             raise
         self._finish(batch)  # those that failed alone, and any the process did not report
 
@@ -168,14 +187,15 @@ class GroupCommit:
                 except Exception as own_error:
                     slot.error = own_error
 
-    def _finish(self, slots: list[_Slot], error: BaseException | None = None) -> None:
+    def _finish(self, slots: list[_Slot], statuses: Statuses | None = None, error: BaseException | None = None) -> None:
         """Wake the callers of these slots (once each) with their outcome."""
-        with self._changed:
+        with self._lock:
             for slot in slots:
                 if not slot.done:
                     slot.error = slot.error or error
+                    slot.status = statuses.get(slot.item.request_id) if statuses else None
                     slot.done = True
-            self._changed.notify_all()
+                    slot.wakeup.notify()
 
 
 class WritersLock:
@@ -207,12 +227,21 @@ class WritersLock:
 
 
 class InProcessWakeups:
-    """Work is done at once, in this process: allocation in the caller's context, the outbox in
-    a fresh one (`send_notifications`: the outbox's sender, from the composition root)."""
+    """Work is done at once, in this process: allocation in the caller's context; the outbox
+    (`send_notifications`: the outbox's sender, from the composition root) by the process's
+    beat thread when `send_in_background` hands it over (`EmbeddedBeat.wake`: a booking's
+    leader then commits and goes on, and the e-mails of many batches go out together), else
+    right away in a fresh app context."""
 
-    def __init__(self, allocate: Callable[[int], object], send_notifications: Callable[[], object]) -> None:
+    def __init__(
+        self,
+        allocate: Callable[[int], object],
+        send_notifications: Callable[[], object],
+        send_in_background: Callable[[], bool] | None = None,
+    ) -> None:
         self._allocate = allocate
         self._send_notifications = send_notifications
+        self._send_in_background = send_in_background
 
     def wake_allocation(self, event_id: int, partition: int) -> None:
         self._allocate(event_id)
@@ -221,8 +250,11 @@ class InProcessWakeups:
         """Nothing to clear: an in-process wake-up is never queued."""
 
     def wake_outbox(self) -> None:
-        """Send due notifications now, in a fresh app context: its own database session, so the
-        caller's objects are neither expired nor detached by the sender's commits."""
+        """Send due notifications: the beat thread's next turn, or now, in a fresh app context
+        (its own database session, so the caller's objects are neither expired nor detached by
+        the sender's commits) when no beat runs (tests, EMBEDDED_BEAT_INTERVAL_S=0, CLI)."""
+        if self._send_in_background is not None and self._send_in_background():
+            return
         with current_app.app_context():
             self._send_notifications()
 
@@ -233,18 +265,38 @@ class EmbeddedBeat:
     the sales of events that started, sending e-mails whose retry is due), each round in a
     fresh app context.
 
+    `wake(name)` asks for one round now, off the caller's path (the booking group commit's
+    leader wakes the e-mail round after each commit). Wake-ups that arrive while the thread is
+    busy coalesce into one run, and a woken round runs at most once every `wake_gap_s`: under
+    load one run sends what many commits wrote (two short transactions for all of them).
+
     Started by the first request the server answers, so CLI commands (which build the same
     app) never start it. A failing round is logged and the next one runs as usual."""
 
-    def __init__(self, app: Flask, interval_s: float, rounds: Sequence[tuple[str, Callable[[], object]]]) -> None:
+    def __init__(
+        self,
+        app: Flask,
+        interval_s: float,
+        rounds: Sequence[tuple[str, Callable[[], object]]],
+        wake_gap_s: float = 0.0,
+    ) -> None:
         assert interval_s > 0
         assert rounds
+        assert wake_gap_s >= 0
         self._app = app
         self._interval_s = interval_s
+        self._wake_gap_s = wake_gap_s
         self._rounds = tuple(rounds)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._woken = threading.Event()
+        self._woken_rounds: set[str] = set()
         self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive() and not self._stopping.is_set()
 
     def start_once(self) -> None:
         if self._thread is not None:  # the hook's common case: one attribute read
@@ -254,19 +306,52 @@ class EmbeddedBeat:
                 self._thread = threading.Thread(target=self._run, name="embedded-beat", daemon=True)
                 self._thread.start()
 
+    def wake(self, name: str) -> bool:
+        """Have the thread run round `name` soon. False when no thread runs (not started yet,
+        or stopped): the caller does the work itself."""
+        assert name in {round_name for round_name, _ in self._rounds}
+        if not self.running:
+            return False
+        with self._lock:
+            self._woken_rounds.add(name)
+        self._woken.set()
+        return True
+
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stopping.set()
+        self._woken.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
 
     def _run(self) -> None:
         # Runs until the server process ends (daemon thread) or stop() is called.
-        while not self._stopping.wait(self._interval_s):
-            self.run_round()
+        next_beat = time.monotonic() + self._interval_s
+        while not self._stopping.is_set():
+            self._woken.wait(max(0.0, next_beat - time.monotonic()))
+            if self._stopping.is_set():
+                return
+            if time.monotonic() >= next_beat:
+                self._take_woken()  # the full round covers them
+                self.run_round()
+                next_beat = time.monotonic() + self._interval_s
+                continue
+            woken = self._take_woken()
+            if woken:
+                self.run_round(woken)
+                # What commits meanwhile waits for the next run: it then goes out with more.
+                self._stopping.wait(self._wake_gap_s)
 
-    def run_round(self) -> None:
+    def _take_woken(self) -> set[str]:
+        with self._lock:
+            woken, self._woken_rounds = self._woken_rounds, set()
+            self._woken.clear()
+        return woken
+
+    def run_round(self, only: set[str] | None = None) -> None:
         with self._app.app_context():
             for name, work in self._rounds:
+                if only is not None and name not in only:
+                    continue
                 try:
                     work()
                 except Exception:

@@ -133,11 +133,11 @@ class KafkaPipeline:
     def __init__(self, producer: SharedProducer) -> None:
         self.producer = producer
 
-    def submit(self, accepted: AcceptedRequest) -> bool:
-        """Return once the broker acknowledged the request (acks=all); ServiceBusy otherwise."""
+    def submit(self, accepted: AcceptedRequest) -> None:
+        """Return once the broker acknowledged the request (acks=all); ServiceBusy otherwise.
+        The request travels on: no status yet (None)."""
         value = json.dumps(message_of(accepted), separators=(",", ":")).encode()
         self.producer.send(BOOKING_REQUESTS_TOPIC, str(accepted.event_id), value, headers_of(accepted))
-        return False
 
 
 class KafkaDomainEventPublisher:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from flask import current_app
 from sqlalchemy import func, select, text
@@ -38,7 +39,7 @@ from atomicseats.services._allocation import (
 from atomicseats.services._availability import availability_of, waitlist_totals
 from atomicseats.services._notification_rows import Notification, outbox_row
 from atomicseats.services._pages import Page
-from atomicseats.services.contracts import AcceptedRequest, AllocationSummary, EventAvailability
+from atomicseats.services.contracts import AcceptedRequest, AllocationSummary, EventAvailability, RequestStatus
 from atomicseats.services.ports import RegistryUnavailable, adapters
 from atomicseats.services.unit_of_work import (
     UnitOfWork,
@@ -56,23 +57,6 @@ IDEMPOTENCY_NAMESPACE = uuid.UUID("5d6c43f0-8a3e-4f0b-9d59-3f1c2b7a9e10")
 OUTCOME_RECHECK_S = 1.0
 ARRIVAL_LOCK_NAMESPACE = 0x5EA7  # advisory-lock namespace for "recording arrivals of an event"
 ADVISORY_KEY_MODULUS = 2**31 - 1  # the two-key form takes int4 keys; a collision only over-serializes
-
-
-@dataclass(frozen=True)
-class RequestStatus:
-    request_id: str
-    event_id: int
-    status: str
-    seats_requested: int
-    seats_confirmed: int
-    seats_waitlisted: int
-    seats_cancelled: int
-    seats_held: int
-    booking_ids: list[int]
-    waitlist_position: int | None
-    reason: str | None
-    created_at: datetime | None
-    decided_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -144,14 +128,19 @@ def submit_request(
     # (the embedded group commit waits for its leader, which needs a connection of the pool).
     release_session()
     try:
-        is_recorded = adapters().pipeline.submit(accepted)
+        recorded_status = adapters().pipeline.submit(accepted)
     except ServiceBusy:
         if earlier_attempt is None:
             registry.release(accepted)
         raise
     log.info("booking.request.accepted", extra={"request_id": accepted.request_id, "event_id": event_id})
     adapters().metrics.requests_accepted(1)
-    return _status_after_submit(accepted) if is_recorded else _pending_status(accepted)
+    if recorded_status is None:
+        return _pending_status(accepted)
+    # Racing requests with the same key share one request id and recording keeps the first
+    # (ON CONFLICT DO NOTHING): another body's row is a 409.
+    _check_same_request(recorded_status.event_id, recorded_status.seats_requested, event_id, seats)
+    return recorded_status
 
 
 def _check_key_without_registry(idempotency_key: str | None) -> None:
@@ -243,15 +232,12 @@ def _check_same_request(earlier_event_id: int, earlier_seats: int, event_id: int
         )
 
 
-def _status_after_submit(accepted: AcceptedRequest) -> RequestStatus:
-    """The recorded request. Racing requests with the same key share one request id and
-    recording keeps the first (ON CONFLICT DO NOTHING): another body's row is a 409."""
+def recorded_status(request_id: str) -> RequestStatus | None:
+    """The status of a request a pipeline recorded before answering (None: not recorded),
+    as committed: for a pipeline that records and decides in transactions of its own."""
     db.session.rollback()  # see what the pipeline committed
-    request = _find_request(accepted.request_id)
-    if request is None:
-        return _pending_status(accepted)
-    _check_same_request(request.event_id, request.seats_requested, accepted.event_id, accepted.seats)
-    return _status_of(request)
+    request = _find_request(request_id)
+    return None if request is None else _status_of(request)
 
 
 def _pending_status(accepted: AcceptedRequest) -> RequestStatus:
@@ -381,21 +367,53 @@ def allocate_pending(event_id: int) -> AllocationSummary:
     )
 
 
-def record_and_decide(accepted_requests: list[AcceptedRequest], committed: Callable[[], object] | None = None) -> None:
+def record_and_decide(
+    accepted_requests: list[AcceptedRequest],
+    committed: Callable[[dict[str, RequestStatus]], object] | None = None,
+) -> dict[str, RequestStatus]:
     """Record a batch of accepted requests and decide their events, committed once: the
     embedded pipeline's group commit. The same use cases as the full mode's bridge and
     worker (`record_requests`, then `allocate_pending` for each event in id order until
     it has no pending request left), joined into one transaction: all of it is written,
-    or nothing (an error rolls back the whole batch). `committed` runs first after the
-    commit, before the use cases' own after-commit effects (the e-mails)."""
+    or nothing (an error rolls back the whole batch).
+
+    Returns the status of each recorded request by request id, read in the same transaction
+    once all is decided (a few statements for the batch, rather than each caller reading its
+    own after the commit). `committed` gets them first after the commit, before the use
+    cases' own after-commit effects (the e-mails)."""
     assert len(accepted_requests) <= limits.ALLOCATION_BATCH_SIZE_MAX
+    statuses: dict[str, RequestStatus] = {}
     with one_transaction() as work:
         if committed is not None:
-            work.after_commit(committed)
+            work.after_commit(committed, statuses)  # filled in below, before the commit
         record_requests(accepted_requests)
         for event_id in sorted({accepted.event_id for accepted in accepted_requests}):
             while allocate_pending(event_id).requests_decided == limits.ALLOCATION_BATCH_SIZE_MAX:
                 pass  # a full batch: more of the event's requests may be pending
+        statuses.update(_statuses_by_request_id(work.session, [accepted.request_id for accepted in accepted_requests]))
+    return statuses
+
+
+# The columns a status is read from: the rows as they are now, whatever the session's loaded
+# objects hold (the decisions are written in bulk, past the identity map).
+_STATUS_COLUMNS = (
+    BookingRequest.id,
+    BookingRequest.request_id,
+    BookingRequest.event_id,
+    BookingRequest.status,
+    BookingRequest.seats_requested,
+    BookingRequest.seats_confirmed,
+    BookingRequest.seats_waitlisted,
+    BookingRequest.seats_cancelled,
+    BookingRequest.reason,
+    BookingRequest.created_at,
+    BookingRequest.decided_at,
+)
+
+
+def _statuses_by_request_id(session: Session, request_ids: list[str]) -> dict[str, RequestStatus]:
+    rows = session.execute(select(*_STATUS_COLUMNS).where(BookingRequest.request_id.in_(set(request_ids)))).all()
+    return {status.request_id: status for status in _statuses_of(session, rows)}
 
 
 def _count_decisions(
@@ -748,35 +766,73 @@ def _find_request(request_id: str) -> BookingRequest | None:
 
 
 def _status_of(request: BookingRequest) -> RequestStatus:
-    booking_ids = list(
-        db.session.execute(
-            select(Booking.id).where(Booking.booking_request_id == request.id).order_by(Booking.id)
-        ).scalars()
-    )
-    return RequestStatus(
-        request_id=request.request_id,
-        event_id=request.event_id,
-        status=request.status,
-        seats_requested=request.seats_requested,
-        seats_confirmed=request.seats_confirmed,
-        seats_waitlisted=request.seats_waitlisted,
-        seats_cancelled=request.seats_cancelled,
-        seats_held=seats_held(request.seats_confirmed, request.seats_cancelled),
-        booking_ids=booking_ids,
-        waitlist_position=_waitlist_position(request),
-        reason=request.reason,
-        created_at=request.created_at,
-        decided_at=request.decided_at,
-    )
+    (status,) = _statuses_of(db.session(), [request])
+    return status
 
 
-def _waitlist_position(request: BookingRequest) -> int | None:
-    entry = db.session.execute(
-        select(WaitlistEntry).where(WaitlistEntry.booking_request_id == request.id)
-    ).scalar_one_or_none()
-    if entry is None or entry.status != states.WaitlistStatus.WAITING:
-        return None
-    return _place_in_line(entry)
+class _RequestColumns(Protocol):
+    """A booking request's row as a status reads it: the ORM object, or a row of _STATUS_COLUMNS."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def event_id(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def seats_requested(self) -> int: ...
+    @property
+    def seats_confirmed(self) -> int: ...
+    @property
+    def seats_waitlisted(self) -> int: ...
+    @property
+    def seats_cancelled(self) -> int: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def created_at(self) -> datetime | None: ...
+    @property
+    def decided_at(self) -> datetime | None: ...
+
+
+def _statuses_of(session: Session, requests: Sequence[_RequestColumns]) -> list[RequestStatus]:
+    """The statuses of these requests, in order, with one read of their bookings and one of
+    their waitlist entries whatever their number (places in line: `_places_in_line`)."""
+    row_ids = [request.id for request in requests]
+    booking_ids: dict[int, list[int]] = {row_id: [] for row_id in row_ids}
+    for row_id, booking_id in session.execute(
+        select(Booking.booking_request_id, Booking.id)
+        .where(Booking.booking_request_id.in_(row_ids))
+        .order_by(Booking.id)
+    ):
+        booking_ids[row_id].append(booking_id)
+    waiting = session.execute(
+        select(WaitlistEntry.booking_request_id, WaitlistEntry.event_id, WaitlistEntry.id).where(
+            WaitlistEntry.booking_request_id.in_(row_ids), WaitlistEntry.status == states.WaitlistStatus.WAITING
+        )
+    ).all()
+    places = _places_in_line(session, [(event_id, entry_id) for _, event_id, entry_id in waiting])
+    place_of = {row_id: places[entry_id] for row_id, _, entry_id in waiting}
+    return [
+        RequestStatus(
+            request_id=request.request_id,
+            event_id=request.event_id,
+            status=request.status,
+            seats_requested=request.seats_requested,
+            seats_confirmed=request.seats_confirmed,
+            seats_waitlisted=request.seats_waitlisted,
+            seats_cancelled=request.seats_cancelled,
+            seats_held=seats_held(request.seats_confirmed, request.seats_cancelled),
+            booking_ids=booking_ids[request.id],
+            waitlist_position=place_of.get(request.id),
+            reason=request.reason,
+            created_at=request.created_at,
+            decided_at=request.decided_at,
+        )
+        for request in requests
+    ]
 
 
 def _waitlist_place(entry: WaitlistEntry, request: BookingRequest, event: Event) -> WaitlistPlace:
@@ -792,16 +848,37 @@ def _waitlist_place(entry: WaitlistEntry, request: BookingRequest, event: Event)
 
 
 def _place_in_line(entry: WaitlistEntry) -> int:
-    """A waiting entry's place (1 = the head): the Redis mirror's answer, else counted in Postgres."""
     assert entry.status == states.WaitlistStatus.WAITING
-    mirrored = adapters().waitlist.position(entry.event_id, entry.id)
-    if mirrored is not None:
-        return mirrored
-    ahead = db.session.execute(
-        select(func.count(WaitlistEntry.id)).where(
-            WaitlistEntry.event_id == entry.event_id,
-            WaitlistEntry.status == states.WaitlistStatus.WAITING,
-            WaitlistEntry.id < entry.id,
-        )
-    ).scalar_one()
-    return int(ahead) + 1
+    return _places_in_line(db.session(), [(entry.event_id, entry.id)])[entry.id]
+
+
+def _places_in_line(session: Session, entries: list[tuple[int, int]]) -> dict[int, int]:
+    """Waiting entries' places (1 = the head), by entry id, from (event id, entry id) pairs:
+    the Redis mirror's answer, else counted in Postgres: per event, the waiting entries before
+    the first of them, then the waiting ones from the first to the last (a batch's new entries
+    are the queue's tail, next to each other)."""
+    mirror = adapters().waitlist
+    places: dict[int, int] = {}
+    unmirrored: dict[int, list[int]] = {}
+    for event_id, entry_id in entries:
+        mirrored = mirror.position(event_id, entry_id)
+        if mirrored is not None:
+            places[entry_id] = mirrored
+        else:
+            unmirrored.setdefault(event_id, []).append(entry_id)
+    for event_id, entry_ids in unmirrored.items():
+        waiting = (WaitlistEntry.event_id == event_id, WaitlistEntry.status == states.WaitlistStatus.WAITING)
+        first, last = min(entry_ids), max(entry_ids)
+        ahead = session.execute(select(func.count(WaitlistEntry.id)).where(*waiting, WaitlistEntry.id < first))
+        ahead_count = int(ahead.scalar_one())
+        if first == last:
+            places[first] = ahead_count + 1
+            continue
+        span = session.execute(
+            select(WaitlistEntry.id)
+            .where(*waiting, WaitlistEntry.id >= first, WaitlistEntry.id <= last)
+            .order_by(WaitlistEntry.id)
+        ).scalars()
+        place_of = {entry_id: ahead_count + index for index, entry_id in enumerate(span, start=1)}
+        places.update((entry_id, place_of[entry_id]) for entry_id in entry_ids)
+    return places

@@ -29,6 +29,26 @@ class AcceptedRequest:
 
 
 @dataclass(frozen=True)
+class RequestStatus:
+    """A booking request's state as the API reports it (and the pipeline hands back when it
+    recorded and decided the request before answering)."""
+
+    request_id: str
+    event_id: int
+    status: str
+    seats_requested: int
+    seats_confirmed: int
+    seats_waitlisted: int
+    seats_cancelled: int
+    seats_held: int
+    booking_ids: list[int]
+    waitlist_position: int | None
+    reason: str | None
+    created_at: datetime | None
+    decided_at: datetime | None
+
+
+@dataclass(frozen=True)
 class EventAvailability:
     """What admission control and listings need to know about an event's seats.
 

@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from flask import current_app
 
 if TYPE_CHECKING:
-    from atomicseats.services.contracts import AcceptedRequest, EventAvailability, MailMessage, PlatformGauges, Quota
+    from atomicseats.services.contracts import (
+        AcceptedRequest,
+        EventAvailability,
+        MailMessage,
+        PlatformGauges,
+        Quota,
+        RequestStatus,
+    )
 
 EXTENSION_KEY = "atomicseats.adapters"
 
@@ -36,10 +43,13 @@ class Pipeline(Protocol):
     # the bridge records it, the request registry is the only place that knows the key.
     records_before_answering: bool
 
-    def submit(self, accepted: AcceptedRequest) -> bool:
+    def submit(self, accepted: AcceptedRequest) -> RequestStatus | None:
         """Hand the request on; return only once it is durable (raise ServiceBusy if not).
 
-        True when it is already recorded and decided (in-process), False when it travels on."""
+        In-process, the request is recorded and decided before this returns: its status as
+        the pipeline read it then (the recorded row's: a racing body under the same request
+        id finds the first one's). None when it travels on (Kafka), or was not recorded (its
+        user or event deleted meanwhile): pending, as far as the caller can tell."""
 
 
 class Wakeups(Protocol):

@@ -186,7 +186,12 @@ def test_an_invalid_request_fails_alone_and_a_crash_mid_batch_leaves_nothing_hal
 
     results = submit_in_order(threaded_app, sqlite_path, [submission(request) for request in requests])
 
-    assert results[0] is True and results[1] is True and results[3] is True and results[5] is True
+    statuses = [(result.status, result.seats_confirmed, result.seats_waitlisted) for result in results[:2]]
+    assert statuses == [("confirmed", 2, 0), ("confirmed", 1, 0)]  # each caller its own request's status
+    assert [(results[index].request_id, results[index].status) for index in (3, 5)] == [
+        (requests[3].request_id, "waitlisted"),
+        (requests[5].request_id, "waitlisted"),
+    ]
     assert isinstance(results[2], IntegrityError)  # only its own caller hears of it
     assert isinstance(results[4], NotFound)
     with threaded_app.app_context():
@@ -220,10 +225,15 @@ def test_a_batch_that_fails_is_rolled_back_whole(app, client):
         assert db.session.execute(select(func.count()).select_from(model)).scalar_one() == 0
     assert audit.run_audit().is_clean
     committed = []
-    booking.record_and_decide(batch, lambda: committed.append(True))
-    assert committed == [True]
+    returned = booking.record_and_decide(batch, lambda statuses: committed.append(dict(statuses)))
+    assert committed == [returned]  # handed over once committed, the same as returned
     statuses = db.session.execute(select(BookingRequest.status).order_by(BookingRequest.id)).scalars().all()
     assert statuses == ["confirmed", "confirmed", "waitlisted"]
+    # Read in the batch's transaction, each as the request's own status reads it afterwards.
+    assert [returned[request.request_id] for request in batch] == [
+        booking.request_status(request.request_id, request.user_id, viewer_is_admin=False) for request in batch
+    ]
+    assert [returned[request.request_id].waitlist_position for request in batch] == [None, None, 1]
     assert audit.run_audit().is_clean
 
 
@@ -258,7 +268,7 @@ def test_the_pipeline_of_a_sqlite_file_takes_turns_with_the_other_processes(thre
     event_id = create_event(setup, account(setup, "host"), capacity=3)["id"]
     lock_file = Path(f"{sqlite_path}-writers.lock")
     with threaded_app.app_context():
-        assert pipeline.submit(accepted(guest.id, event_id, 1)) is True
+        assert pipeline.submit(accepted(guest.id, event_id, 1)).status == "confirmed"
         assert audit.run_audit().is_clean
     assert lock_file.exists()  # opened by the batch's leader for its turn
     probe = [
@@ -271,7 +281,7 @@ def test_the_pipeline_of_a_sqlite_file_takes_turns_with_the_other_processes(thre
 
 def test_deciding_counts_no_waitlist_where_nothing_keeps_the_count(database_url):
     """The embedded default (no Redis) keeps no availability cache nor waitlist mirror: deciding
-    a batch does not count the event's waiting entries (a hot event's waitlist only grows)."""
+    a batch does not total the event's waiting entries (a hot event's waitlist only grows)."""
     with fresh_app(database_url, REDIS_URL="") as app:
         decide_and_watch_the_statements(app.test_client())
 
@@ -291,5 +301,8 @@ def decide_and_watch_the_statements(client) -> None:
     finally:
         sa_event.remove(db.engine, "before_cursor_execute", remember)
     assert any("insert into waitlist_entries" in statement for statement in statements)
-    assert not [statement for statement in statements if "count(waitlist_entries.id)" in statement]
+    assert not [statement for statement in statements if "sum(waitlist_entries.seats_remaining)" in statement]
+    # The callers' places in line (their statuses): counted once for the event's new entries,
+    # not once for each waiting request.
+    assert len([statement for statement in statements if "count(waitlist_entries.id)" in statement]) == 1
     assert audit.run_audit().is_clean
