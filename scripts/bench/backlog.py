@@ -8,7 +8,7 @@ import json
 import random
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from scripts.bench.common import APP_RUN, BenchError, say
@@ -88,20 +88,42 @@ def produce_request(producer, accepted, on_delivery) -> None:
 
 
 @dataclass
-class DecideResult:
-    mode: str
+class DrainFigures:
+    """What a phase that drains recorded requests measured (the backlog phases and the
+    many-events phase): the rates and spans of `Drained`, how many, and their outcomes."""
+
     count: int
     decided_per_s: float
     wall_per_s: float
     span_s: float
     wall_s: float
     lost: int
+    statuses: dict[str, int]
+    cpu: CpuReport | None
+    memory: MemoryReport | None
+
+    @staticmethod
+    def of(drained: Drained, count: int, statuses: dict[str, int]) -> dict:
+        """The shared fields, from one drain: `SomeResult(**DrainFigures.of(...), extra=...)`."""
+        return {
+            "count": count,
+            "decided_per_s": drained.rate,
+            "wall_per_s": drained.wall_rate,
+            "span_s": drained.span_s,
+            "wall_s": drained.wall_s,
+            "lost": drained.lost,
+            "statuses": statuses,
+            "cpu": drained.cpu,
+            "memory": drained.memory,
+        }
+
+
+@dataclass
+class DecideResult(DrainFigures):
+    mode: str
     record_per_s: float | None = None
     record_wall_per_s: float | None = None
-    statuses: dict[str, int] = field(default_factory=dict)
-    cpu: CpuReport | None = None
     record_cpu: CpuReport | None = None
-    memory: MemoryReport | None = None
 
 
 def decide_pipeline(stack: Stack, db: Db, brokers: str, event_id: int, user_ids: list[int], args) -> DecideResult:
@@ -118,18 +140,7 @@ def decide_pipeline(stack: Stack, db: Db, brokers: str, event_id: int, user_ids:
         say("  peak RSS while draining:")
         for line in d.memory.lines():
             say(line)
-    return DecideResult(
-        "pipeline",
-        len(ids),
-        d.rate,
-        d.wall_rate,
-        d.span_s,
-        d.wall_s,
-        d.lost,
-        statuses=status_counts(db, event_id),
-        cpu=d.cpu,
-        memory=d.memory,
-    )
+    return DecideResult(**DrainFigures.of(d, len(ids), status_counts(db, event_id)), mode="pipeline")
 
 
 @dataclass
@@ -204,16 +215,9 @@ def decide_stages(stack: Stack, db: Db, brokers: str, event_id: int, user_ids: l
         f"(wall incl. worker start {d.wall_rate:.0f}/s)"
     )
     return DecideResult(
-        "stages",
-        len(ids),
-        d.rate,
-        d.wall_rate,
-        d.span_s,
-        d.wall_s,
-        d.lost,
+        **DrainFigures.of(d, len(ids), status_counts(db, event_id)),
+        mode="stages",
         record_per_s=record_rate,
         record_wall_per_s=recorded / record_wall,
-        statuses=status_counts(db, event_id),
-        cpu=d.cpu,
         record_cpu=record_cpu,
     )

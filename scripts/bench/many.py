@@ -19,10 +19,8 @@ import urllib.request
 from dataclasses import dataclass, field
 
 from scripts.bench.accounts import create_event
-from scripts.bench.backlog import produce_backlog, time_drain
+from scripts.bench.backlog import DrainFigures, produce_backlog, time_drain
 from scripts.bench.common import API_URL, BenchError, fmt, say
-from scripts.bench.cpu import CpuReport
-from scripts.bench.memory import MemoryReport
 from scripts.bench.stack import Db, Stack
 
 DECIDED_COUNTER = "atomicseats_booking_requests_decided_total"
@@ -64,18 +62,9 @@ def decided_count(metrics_text: str) -> float:
 
 
 @dataclass
-class ManyResult:
+class ManyResult(DrainFigures):
     events: int
-    count: int
-    decided_per_s: float
-    wall_per_s: float
-    span_s: float
-    wall_s: float
-    lost: int
     partitions: list[PartitionLoad]
-    statuses: dict[str, int]
-    cpu: CpuReport
-    memory: MemoryReport | None
     by_worker: dict[str, float] = field(default_factory=dict)
     batches: int = 0  # allocation batches (an event's decisions share one decided_at per batch)
     queued_after: int | None = None  # allocation tasks still in the partitions' queues once all were decided
@@ -139,17 +128,9 @@ def run_many(stack: Stack, db: Db, brokers: str, app_env: dict, host_token: str,
         db.rows("SELECT status, count(*) FROM booking_requests WHERE event_id = ANY(%s) GROUP BY status", (events,))
     )
     result = ManyResult(
+        **DrainFigures.of(drained, len(ids), statuses),
         events=len(events),
-        count=len(ids),
-        decided_per_s=drained.rate,
-        wall_per_s=drained.wall_rate,
-        span_s=drained.span_s,
-        wall_s=drained.wall_s,
-        lost=drained.lost,
         partitions=partition_spread(rows, BOOKING_REQUESTS_PARTITIONS),
-        statuses=statuses,
-        cpu=drained.cpu,
-        memory=drained.memory,
         by_worker={name: after[name] - before.get(name, 0.0) for name in after},
         batches=batches,
         queued_after=queued_after,
