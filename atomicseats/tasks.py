@@ -80,6 +80,7 @@ def sweep_pending() -> int:
 def send_notifications() -> int:
     from atomicseats.services import outbox
 
+    adapters().wakeups.outbox_started(SEND_NOTIFICATIONS_TASK)  # before reading: later e-mails wake it again
     sent = 0
     started = time.monotonic()
     while True:
@@ -96,6 +97,7 @@ def send_notifications() -> int:
 def publish_domain_events() -> int:
     from atomicseats.services import outbox
 
+    adapters().wakeups.outbox_started(PUBLISH_DOMAIN_EVENTS_TASK)
     published = 0
     for _ in range(OUTBOX_ROUNDS_MAX):
         count = outbox.publish_due_domain_events(limits.OUTBOX_BATCH_SIZE_MAX)

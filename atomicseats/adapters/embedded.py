@@ -249,6 +249,9 @@ class InProcessWakeups:
     def allocation_started(self, event_id: int) -> None:
         """Nothing to clear: an in-process wake-up is never queued."""
 
+    def outbox_started(self, task: str) -> None:
+        """Nothing to clear: an in-process wake-up is never queued."""
+
     def wake_outbox(self) -> None:
         """Send due notifications: the beat thread's next turn, or now, in a fresh app context
         (its own database session, so the caller's objects are neither expired nor detached by

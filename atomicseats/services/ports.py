@@ -67,7 +67,12 @@ class Wakeups(Protocol):
         from now on must queue another."""
 
     def wake_outbox(self) -> None:
-        """Ask for due notifications to be sent (after a commit that wrote some)."""
+        """Ask for due notifications to be sent (after a commit that wrote some). May send
+        nothing when the outbox's wake-up is queued already and not started."""
+
+    def outbox_started(self, task: str) -> None:
+        """An outbox task (`task`, its name) starts, before it reads what is due: a wake-up
+        from now on must queue another."""
 
 
 class Probe(Protocol):

@@ -1,4 +1,5 @@
-"""Allocation wake-ups are coalesced per event (adapters/celery_app.py, CeleryWakeups): while an
+"""Allocation wake-ups are coalesced per event, and the outbox's per task (adapters/celery_app.py,
+CeleryWakeups): while an
 event's task waits in its partition's queue, waking it again sends nothing; once the task starts
 (it clears the marker before it reads the pending requests), a wake-up queues another.
 
@@ -15,9 +16,22 @@ import pytest
 from celery import Celery
 
 from atomicseats import tasks
-from atomicseats.adapters.celery_app import ALLOCATION_QUEUED_KEY, ALLOCATION_QUEUED_TTL_S, CeleryWakeups
+from atomicseats.adapters import celery_app as celery_app_module
+from atomicseats.adapters.celery_app import (
+    ALLOCATION_QUEUED_KEY,
+    ALLOCATION_QUEUED_TTL_S,
+    OUTBOX_QUEUED_KEY,
+    OUTBOX_WAKE_EXPIRES_S,
+    CeleryWakeups,
+)
 from atomicseats.adapters.redis_cache import connect
-from atomicseats.names import allocation_queue
+from atomicseats.names import (
+    DOMAIN_EVENTS_QUEUE,
+    NOTIFICATIONS_QUEUE,
+    PUBLISH_DOMAIN_EVENTS_TASK,
+    SEND_NOTIFICATIONS_TASK,
+    allocation_queue,
+)
 from atomicseats.services.ports import EXTENSION_KEY
 from tests.helpers import account, book, create_event
 
@@ -108,3 +122,47 @@ def test_the_allocation_task_clears_its_events_marker_before_it_decides(app, cli
     assert redis_client.exists(ALLOCATION_QUEUED_KEY.format(event_id=event_id)) == 0
     wakeups.wake_allocation(event_id, 0)
     assert queued(redis_client, 0) == [[event_id, 0], [event_id, 0]]
+
+
+# -- the outbox's wake-ups: the same coalescing, one marker per task ------------------------
+
+
+def queued_tasks(client, queue: str) -> list[str]:
+    return [json.loads(message)["headers"]["task"] for message in client.lrange(queue, 0, -1)]
+
+
+def test_an_outbox_task_that_waits_in_its_queue_is_not_queued_again(redis_url, redis_client, monkeypatch):
+    monkeypatch.setattr(celery_app_module, "OUTBOX_WAKE_INTERVAL_S", 0)  # this process's own throttle off
+    senders = [CeleryWakeups(celery_on(redis_url), markers=redis_client) for _ in range(3)]  # three processes
+    for wakeups in senders * 2:  # six allocation batches' commits, the mailer busy meanwhile
+        wakeups.wake_outbox()
+    assert queued_tasks(redis_client, NOTIFICATIONS_QUEUE) == [SEND_NOTIFICATIONS_TASK]
+    assert queued_tasks(redis_client, DOMAIN_EVENTS_QUEUE) == [PUBLISH_DOMAIN_EVENTS_TASK]
+    ttl_ms = redis_client.pttl(OUTBOX_QUEUED_KEY.format(task=SEND_NOTIFICATIONS_TASK))
+    assert 0 < ttl_ms <= OUTBOX_WAKE_EXPIRES_S * 1000  # no longer than the queued wake-up itself lives
+
+    senders[0].outbox_started(SEND_NOTIFICATIONS_TASK)  # the mailer took it: e-mails recorded now need another
+    senders[1].wake_outbox()
+    assert queued_tasks(redis_client, NOTIFICATIONS_QUEUE) == [SEND_NOTIFICATIONS_TASK] * 2
+    assert queued_tasks(redis_client, DOMAIN_EVENTS_QUEUE) == [PUBLISH_DOMAIN_EVENTS_TASK]  # that one still waits
+
+
+def test_without_the_markers_every_outbox_wake_up_is_sent(redis_url, redis_client, monkeypatch):
+    monkeypatch.setattr(celery_app_module, "OUTBOX_WAKE_INTERVAL_S", 0)
+    wakeups = CeleryWakeups(celery_on(redis_url), markers=connect(f"redis://127.0.0.1:{closed_port()}/0"))
+    wakeups.wake_outbox()
+    wakeups.wake_outbox()
+    assert queued_tasks(redis_client, NOTIFICATIONS_QUEUE) == [SEND_NOTIFICATIONS_TASK] * 2
+    wakeups.outbox_started(SEND_NOTIFICATIONS_TASK)  # does not fail either
+
+
+@pytest.mark.parametrize("task_name", [SEND_NOTIFICATIONS_TASK, PUBLISH_DOMAIN_EVENTS_TASK])
+def test_the_outbox_tasks_clear_their_marker_when_they_start(app, redis_url, redis_client, task_name):
+    import dataclasses
+
+    wakeups = CeleryWakeups(celery_on(redis_url), markers=redis_client)
+    app.extensions[EXTENSION_KEY] = dataclasses.replace(app.extensions[EXTENSION_KEY], wakeups=wakeups)
+    redis_client.set(OUTBOX_QUEUED_KEY.format(task=task_name), "1")  # its wake-up was queued
+    task = {SEND_NOTIFICATIONS_TASK: tasks.send_notifications, PUBLISH_DOMAIN_EVENTS_TASK: tasks.publish_domain_events}
+    assert task[task_name].apply().get() == 0  # nothing due
+    assert redis_client.exists(OUTBOX_QUEUED_KEY.format(task=task_name)) == 0
