@@ -71,8 +71,14 @@ def set_transaction_timeouts(session: Session) -> None:
     SET LOCAL (they end with it). SQLite has neither: its busy_timeout pragma bounds the wait
     for the write lock. Every write transaction (and reconcile's share lock) starts with it."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text(f"SET LOCAL lock_timeout = '{limits.LOCK_TIMEOUT_MS}ms'"))
-        session.execute(text(f"SET LOCAL statement_timeout = '{limits.STATEMENT_TIMEOUT_MS}ms'"))
+        session.execute(_SET_TIMEOUTS)  # one round trip for both (a write transaction's first)
+
+
+# set_config(..., is_local => true) is SET LOCAL, as a function: both settings in one statement.
+_SET_TIMEOUTS = text(
+    f"SELECT set_config('lock_timeout', '{limits.LOCK_TIMEOUT_MS}ms', true),"
+    f" set_config('statement_timeout', '{limits.STATEMENT_TIMEOUT_MS}ms', true)"
+)
 
 
 def is_busy(error: DBAPIError) -> bool:
