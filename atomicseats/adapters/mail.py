@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import smtplib
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -95,7 +97,12 @@ class FlaskMailMailer:
 
 
 class _Session:
-    """One SMTP session, opened on the first message and reopened once after a broken connection."""
+    """One SMTP session, opened on the first message and reopened after a broken connection.
+
+    A server that advertises PIPELINING (RFC 2920; every production relay does) gets one write
+    and one wait per message: a message's content goes out with the next message's MAIL, RCPT
+    and DATA, and the four replies are read together. Otherwise each message is smtplib's
+    `sendmail`: four round trips."""
 
     def __init__(self, state, timeout_s: float, envelope_from: str) -> None:
         self.state = state
@@ -105,19 +112,34 @@ class _Session:
 
     def deliver(self, prepared: list[tuple[int, str, bytes]], results: list[MailResult], deadline: float) -> None:
         try:
-            for position, (index, recipient, data) in enumerate(prepared):
-                if time.monotonic() > deadline:  # the rest goes back to the outbox for the next run
-                    for later, _, _ in prepared[position:]:
-                        results[later] = MailNotAttempted("the batch's deadline passed")
+            if prepared and time.monotonic() <= deadline:
+                try:
+                    pipelining = self._open().has_extn("pipelining")
+                except (smtplib.SMTPException, OSError) as unreachable:
+                    for index, _, _ in prepared:
+                        results[index] = unreachable
                     return
-                error, unreachable = self._send(recipient, data, deadline)
-                results[index] = error
-                if unreachable:  # no session to be had: the rest waits for its retry too
-                    for later, _, _ in prepared[position + 1 :]:
-                        results[later] = error
+                if pipelining:
+                    self._deliver_pipelined(deque(prepared), results, deadline)
                     return
+            self._deliver_one_by_one(prepared, results, deadline)
         finally:
             self._close()
+
+    def _deliver_one_by_one(
+        self, prepared: list[tuple[int, str, bytes]], results: list[MailResult], deadline: float
+    ) -> None:
+        for position, (index, recipient, data) in enumerate(prepared):
+            if time.monotonic() > deadline:  # the rest goes back to the outbox for the next run
+                for later, _, _ in prepared[position:]:
+                    results[later] = MailNotAttempted("the batch's deadline passed")
+                return
+            error, unreachable = self._send(recipient, data, deadline)
+            results[index] = error
+            if unreachable:  # no session to be had: the rest waits for its retry too
+                for later, _, _ in prepared[position + 1 :]:
+                    results[later] = error
+                return
 
     def _send(self, recipient: str, data: bytes, deadline: float) -> tuple[MailResult, bool]:
         """(None, False) once the server accepted the message; else (the error, whether the
@@ -143,6 +165,96 @@ class _Session:
                 return None, False
         raise AssertionError("unreachable")
 
+    def _deliver_pipelined(
+        self, queue: deque[tuple[int, str, bytes]], results: list[MailResult], deadline: float
+    ) -> None:
+        """As `_deliver_one_by_one`, pipelined. The messages still in `queue` have no result yet.
+        A broken connection sends them again on a new session (the server accepted none of
+        them: no 250 came back); a second break in a row with no result in between, or no new
+        session, gives them the error (the outbox retries them later)."""
+        has_broken = False
+        while queue:
+            try:
+                host = self._open()
+            except (smtplib.SMTPException, OSError) as unreachable:
+                error: Exception = unreachable
+                break
+            waiting = len(queue)
+            try:
+                self._pipeline(host, queue, results, deadline)
+            except (smtplib.SMTPException, OSError) as broken:
+                self._close()
+                if (has_broken and len(queue) == waiting) or time.monotonic() > deadline:
+                    error = broken
+                    break
+                has_broken = True
+                log.warning("mail.session.broken", extra={"error": type(broken).__name__})
+                continue
+            if time.monotonic() > deadline:  # the rest goes back to the outbox for the next run
+                error = MailNotAttempted("the batch's deadline passed")
+                break
+            self._close()  # the server is closing the session (421): the rest on a new one
+        else:
+            return
+        for index, _, _ in queue:
+            results[index] = error
+
+    def _pipeline(
+        self, host: smtplib.SMTP, queue: deque[tuple[int, str, bytes]], results: list[MailResult], deadline: float
+    ) -> None:
+        """Send `queue`'s messages over `host`, each write the previous message's content and the
+        next one's envelope, taking each message off the queue with its result. Returns when the
+        queue is empty, the deadline has passed or the server closes the session (421); raises
+        if the connection breaks."""
+        mail_from = f"mail FROM:{_quote_address(self.envelope_from)}"
+        size_option = host.has_extn("size")
+        content: bytes | None = None  # queue[0]'s content, sent with the next write
+        needs_reset = False  # a refused transaction is reset before the next MAIL
+        while True:
+            ahead = 1 if content is not None else 0
+            envelope = b""
+            if len(queue) > ahead and time.monotonic() <= deadline:
+                index, recipient, data = queue[ahead]
+                options = f" size={len(data)}" if size_option else ""
+                try:
+                    envelope = f"{mail_from}{options}\r\nrcpt TO:{_quote_address(recipient)}\r\ndata\r\n".encode(
+                        "ascii"
+                    )
+                except UnicodeEncodeError as unencodable:  # smtplib would refuse it too: this message alone
+                    del queue[ahead]
+                    results[index] = unencodable
+                    continue
+            if content is None and not envelope:
+                return
+            host.send(b"".join((content or b"", b"rset\r\n" if needs_reset else b"", envelope)))
+            if content is not None:
+                code, reply = host.getreply()
+                results[queue.popleft()[0]] = None if code == 250 else smtplib.SMTPDataError(code, reply)
+                content = None
+                if code == SMTP_CLOSING:
+                    return
+            if needs_reset:
+                if host.getreply()[0] == SMTP_CLOSING:
+                    return
+                needs_reset = False
+            if not envelope:
+                return
+            index, recipient, data = queue[0]
+            replies: list[tuple[int, bytes]] = []
+            for _ in range(3):  # MAIL, RCPT, DATA
+                replies.append(host.getreply())
+                if replies[-1][0] == SMTP_CLOSING:
+                    break
+            refused = _envelope_error(replies, self.envelope_from, recipient)
+            if refused is None:
+                content = _data_lines(data)
+                continue
+            queue.popleft()
+            results[index] = refused
+            if replies[-1][0] == SMTP_CLOSING:
+                return
+            needs_reset = True
+
     def _open(self) -> smtplib.SMTP:
         if self.host is None:
             self.host = _connect(self.state, self.timeout_s)
@@ -161,6 +273,39 @@ class _Session:
             log.debug("mail.quit.failed", extra={"error": type(error).__name__})
 
 
+_SIMPLE_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9.-]+")
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def _quote_address(address: str) -> str:
+    """smtplib's quoteaddr, without its parse for a plain dot-atom address (the usual one)."""
+    if _SIMPLE_ADDRESS.fullmatch(address):
+        return f"<{address}>"
+    return smtplib.quoteaddr(address)
+
+
+def _data_lines(data: bytes) -> bytes:
+    """A message's content as smtplib's `data` sends it: leading dots doubled, ending CRLF . CRLF."""
+    if data.startswith(b".") or b"\n." in data:
+        data = _LEADING_DOT.sub(b"..", data)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
+
+def _envelope_error(replies: list[tuple[int, bytes]], sender: str, recipient: str) -> smtplib.SMTPException | None:
+    """None when MAIL, RCPT and DATA were taken (354: send the content); else the error smtplib's
+    `sendmail` raises for the first refusal."""
+    mail, rcpt, data = (replies + [(SMTP_CLOSING, b"")] * 3)[:3]
+    if mail[0] != 250:
+        return smtplib.SMTPSenderRefused(mail[0], mail[1], sender)
+    if rcpt[0] not in (250, 251):
+        return smtplib.SMTPRecipientsRefused({recipient: rcpt})
+    if data[0] != 354:
+        return smtplib.SMTPDataError(data[0], data[1])
+    return None
+
+
 def _connect(state, timeout_s: float) -> smtplib.SMTP:
     """As Flask-Mail connects, with a socket timeout (it passes none: a silent server would
     block the sender forever, and past its lease on the rows it claimed)."""
@@ -175,6 +320,7 @@ def _connect(state, timeout_s: float) -> smtplib.SMTP:
             host.starttls()
         if state.username and state.password:
             host.login(state.username, state.password)
+        host.ehlo_or_helo_if_needed()  # the server's extensions (PIPELINING) are known before the first message
     except BaseException:
         host.close()
         raise

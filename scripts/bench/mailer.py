@@ -6,11 +6,12 @@ On a fresh database (`atomicseats_mailer_bench`, migrated) on the bench stack's 
 (started if it is not running: BENCH_STACK / BENCH_PORT_OFFSET move it as for `make bench`), or
 next to the one --database-url names,
 N due e-mail rows are written (one per guest, the kinds of a flash sale, realistic payloads);
-the SMTP sink (scripts/smtp_sink.py) runs as its own process, as in `make up`; then this
-process calls the outbox's sender back to back, as the Celery task does, until every row is
-sent. It prints e-mails/s, the CPU milliseconds of this process per e-mail and of the sink,
-and checks every row is `sent` and the sink stored N messages. --profile FILE writes a
-cProfile of the sending (read it with `python -m pstats FILE`).
+the SMTP sink (scripts/smtp_sink.py) runs as its own process, as in `make up` (but counting
+the messages instead of storing them, unless --store); then this process calls the outbox's
+sender back to back, as the Celery task does, until every row is sent. It prints e-mails/s,
+the CPU milliseconds of this process per e-mail and of the sink, and checks every row is
+`sent` and the sink took N messages. --profile FILE writes a cProfile of the sending (read it
+with `python -m pstats FILE`).
 
 A benchmark, not a test: the figure depends on the machine and on what else runs on it.
 """
@@ -83,11 +84,13 @@ def fill(url: str, emails: int) -> None:
         db.close()
 
 
-def start_sink(directory: Path) -> tuple[subprocess.Popen, int]:
+def start_sink(directory: Path, store: bool) -> tuple[subprocess.Popen, int]:
+    """The sink on a free port; unless `store`, it counts into directory/../sink.count when stopped."""
     ready = directory.parent / "sink.port"
     process = subprocess.Popen(
         [str(BIN / "python"), str(ROOT / "scripts" / "smtp_sink.py"), "--port", "0", "--dir", str(directory)]
-        + ["--ready-file", str(ready), "--quiet"],
+        + ["--ready-file", str(ready), "--quiet"]
+        + ([] if store else ["--discard", "--count-file", str(directory.parent / "sink.count")]),
         cwd=ROOT,
     )
     deadline = time.monotonic() + 30
@@ -111,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="rows per batch (the outbox's default)")
     parser.add_argument("--sessions", type=int, default=1, help="MAIL_SMTP_SESSIONS: SMTP sessions in parallel (1)")
     parser.add_argument("--profile", help="write a cProfile of the sending to this file")
+    parser.add_argument("--store", action="store_true", help="the sink stores each message as a file (as make up's)")
     args = parser.parse_args(argv)
 
     server_url = args.database_url
@@ -134,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="mailer-bench-") as work:
         sink_dir = Path(work) / "messages"
-        sink, port = start_sink(sink_dir)
+        sink, port = start_sink(sink_dir, args.store)
         try:
             overrides = {
                 "SQLALCHEMY_DATABASE_URI": url,
@@ -165,10 +169,11 @@ def main(argv: list[str] | None = None) -> int:
                     profiler.dump_stats(args.profile)
                 elapsed = time.monotonic() - started
                 cpu, sink_cpu = time.process_time() - cpu0, process_cpu_s(sink.pid) - sink_cpu0
-            stored = len(list(sink_dir.glob("*.eml")))
         finally:
             sink.terminate()
             sink.wait(10)
+        count_file = sink_dir.parent / "sink.count"
+        stored = len(list(sink_dir.glob("*.eml"))) if args.store else int(count_file.read_text() or 0)
     db = Db(url)
     statuses = dict(db.rows("SELECT status, count(*) FROM outbox GROUP BY status"))
     db.close()
@@ -177,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"sent {sent} in {elapsed:.2f}s = {sent / elapsed:.0f} e-mails/s; "
         f"mailer CPU {cpu * per_mail:.3f} ms/e-mail, sink CPU {sink_cpu * per_mail:.3f} ms/e-mail;"
-        f" peak RSS {rss_mb:.0f} MB; rows {statuses}; sink stored {stored}"
+        f" peak RSS {rss_mb:.0f} MB; rows {statuses}; sink {'stored' if args.store else 'took'} {stored}"
     )
     ok = statuses == {"sent": args.emails} and stored == args.emails
     print(f"emails_per_s={sent / elapsed:.0f} ok={int(ok)}")
