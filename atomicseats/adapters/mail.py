@@ -3,6 +3,8 @@
 `send_all` takes a batch and returns one result per message: None when the SMTP server accepted
 it (250 after DATA), else the error; a message left unattempted at the deadline gets
 `MailNotAttempted`. It never raises: the outbox records each result (sent, or retried later).
+Meanwhile it reports what was accepted so far to `on_accepted`, if given, at most every
+MAIL_ACCEPTED_REPORT_S, in the caller's thread: the outbox records those as it goes.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import smtplib
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 from flask import current_app
 
@@ -62,8 +64,14 @@ class FlaskMailMailer:
         if result is not None:
             raise result
 
-    def send_all(self, messages: Sequence[MailMessage], deadline: float) -> list[MailResult]:
+    def send_all(
+        self,
+        messages: Sequence[MailMessage],
+        deadline: float,
+        on_accepted: Callable[[list[int]], None] | None = None,
+    ) -> list[MailResult]:
         state = current_app.extensions["mail"]
+        accepted = _AcceptedReport(on_accepted)
         sender = state.default_sender
         envelope_from = mime.envelope_sender(sender)
         results: list[MailResult] = [None] * len(messages)
@@ -76,17 +84,21 @@ class FlaskMailMailer:
                 results[index] = error
         sessions = min(self.sessions, math.ceil(len(prepared) / limits.MAIL_SMTP_MESSAGES_PER_SESSION_MIN))
         if sessions <= 1:
-            _Session(state, self.timeout_s, envelope_from).deliver(prepared, results, deadline)
+            _Session(state, self.timeout_s, envelope_from, accepted).deliver(prepared, results, deadline)
+            accepted.report_now()
             return results
         size = math.ceil(len(prepared) / sessions)
         chunks = [prepared[start : start + size] for start in range(0, len(prepared), size)]
         pool = self._executor()
         futures = [
-            pool.submit(_Session(state, self.timeout_s, envelope_from).deliver, chunk, results, deadline)
+            pool.submit(_Session(state, self.timeout_s, envelope_from, accepted).deliver, chunk, results, deadline)
             for chunk in chunks
         ]
+        while wait(futures, timeout=max(limits.MAIL_ACCEPTED_REPORT_S, 0.01), return_when=FIRST_EXCEPTION).not_done:
+            accepted.report_now()  # the sessions run in the pool: the caller's thread reports
         for future in futures:
             future.result()
+        accepted.report_now()
         return results
 
     def _executor(self) -> ThreadPoolExecutor:
@@ -94,6 +106,38 @@ class FlaskMailMailer:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.sessions, thread_name_prefix="smtp")
             return self._pool
+
+
+class _AcceptedReport:
+    """The positions accepted since the last report, handed to `on_accepted` in the caller's
+    thread (the outbox records them in its database session there): by a session running in
+    that thread once MAIL_ACCEPTED_REPORT_S have passed, by the caller between its waits
+    when the sessions run in the pool, and at the end."""
+
+    def __init__(self, on_accepted: Callable[[list[int]], None] | None) -> None:
+        self.on_accepted = on_accepted
+        self.caller = threading.get_ident()
+        self.lock = threading.Lock()
+        self.positions: list[int] = []
+        self.report_at = time.monotonic() + limits.MAIL_ACCEPTED_REPORT_S
+
+    def accept(self, position: int) -> None:
+        if self.on_accepted is None:
+            return
+        with self.lock:
+            self.positions.append(position)
+        if threading.get_ident() == self.caller and time.monotonic() >= self.report_at:
+            self.report_now()
+
+    def report_now(self) -> None:
+        if self.on_accepted is None:
+            return
+        assert threading.get_ident() == self.caller
+        with self.lock:
+            positions, self.positions = self.positions, []
+        self.report_at = time.monotonic() + limits.MAIL_ACCEPTED_REPORT_S
+        if positions:
+            self.on_accepted(positions)
 
 
 class _Session:
@@ -104,10 +148,11 @@ class _Session:
     and DATA, and the four replies are read together. Otherwise each message is smtplib's
     `sendmail`: four round trips."""
 
-    def __init__(self, state, timeout_s: float, envelope_from: str) -> None:
+    def __init__(self, state, timeout_s: float, envelope_from: str, accepted: _AcceptedReport) -> None:
         self.state = state
         self.timeout_s = timeout_s
         self.envelope_from = envelope_from
+        self.accepted = accepted
         self.host: smtplib.SMTP | None = None
 
     def deliver(self, prepared: list[tuple[int, str, bytes]], results: list[MailResult], deadline: float) -> None:
@@ -136,6 +181,8 @@ class _Session:
                 return
             error, unreachable = self._send(recipient, data, deadline)
             results[index] = error
+            if error is None:
+                self.accepted.accept(index)
             if unreachable:  # no session to be had: the rest waits for its retry too
                 for later, _, _ in prepared[position + 1 :]:
                     results[later] = error
@@ -229,7 +276,12 @@ class _Session:
             host.send(b"".join((content or b"", b"rset\r\n" if needs_reset else b"", envelope)))
             if content is not None:
                 code, reply = host.getreply()
-                results[queue.popleft()[0]] = None if code == 250 else smtplib.SMTPDataError(code, reply)
+                index = queue.popleft()[0]
+                if code == 250:
+                    results[index] = None
+                    self.accepted.accept(index)
+                else:
+                    results[index] = smtplib.SMTPDataError(code, reply)
                 content = None
                 if code == SMTP_CLOSING:
                     return
@@ -331,7 +383,12 @@ class LoggingMailer:
     """The embedded default when no SMTP server is configured: the outbox runs as in full
     mode, and each e-mail leaves one log line (kind and Message-ID; never body or address)."""
 
-    def send_all(self, messages: Sequence[MailMessage], deadline: float) -> list[MailResult]:
+    def send_all(
+        self,
+        messages: Sequence[MailMessage],
+        deadline: float,
+        on_accepted: Callable[[list[int]], None] | None = None,
+    ) -> list[MailResult]:
         for message in messages:
             self.send(message)
         return [None] * len(messages)

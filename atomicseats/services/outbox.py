@@ -4,12 +4,13 @@ Sending claims due rows in one short transaction (one SELECT ... FOR UPDATE SKIP
 Postgres, so concurrent senders take disjoint rows, and one UPDATE) and leases them:
 `next_attempt_at` moves past the end of the batch, hiding them from other senders. The batch
 then goes out with no transaction open (the mailer: one SMTP session, or a few in parallel,
-for the whole batch), and its results are recorded in bulk: one UPDATE marks every accepted
-e-mail sent, one short transaction gives each refused one its retry. No lock is held across
-SMTP: on SQLite a unit of work holds the database's write lock, and on Postgres the publisher
-updates the same rows. A sender that dies mid-batch loses the record of that batch's sends:
-its rows come back when the lease ends and go out again with the same Message-IDs, so the
-resends are recognisable (DESIGN invariant 7: at least once, never lost).
+for the whole batch), and its results are recorded in bulk: one UPDATE marks the accepted
+e-mails sent (one more each MAIL_ACCEPTED_REPORT_S while a slow batch goes out), one short
+transaction gives each refused one its retry. No lock is held across SMTP: on SQLite a unit
+of work holds the database's write lock, and on Postgres the publisher updates the same rows.
+A sender that dies mid-batch loses the record of the sends since its last record: those rows
+come back when the lease ends and go out again with the same Message-IDs, so the resends are
+recognisable (DESIGN invariant 7: at least once, never lost).
 
 Publishing is serialized (a transaction-scoped advisory lock on Postgres, BEGIN IMMEDIATE
 on SQLite) and reads unpublished rows in id order. An event's rows are written under its
@@ -95,9 +96,14 @@ def send_due_notifications(limit: int = limits.OUTBOX_BATCH_SIZE_MAX) -> SendRep
             to_send.append(index)
         except Exception as error:  # a row that cannot be rendered fails alone, and is retried
             results[index] = error
-    for index, result in zip(to_send, adapters().mailer.send_all(messages, deadline), strict=True):
+    recorded = _RecordedAsTheyGo([claims[index] for index in to_send])
+    for index, result in zip(to_send, adapters().mailer.send_all(messages, deadline, recorded), strict=True):
         results[index] = result
-    sent = [claim for claim, result in zip(claims, results, strict=True) if result is None]
+    sent = [
+        claim
+        for claim, result in zip(claims, results, strict=True)
+        if result is None and claim.outbox_id not in recorded.outbox_ids
+    ]
     unsent = [claim for claim, result in zip(claims, results, strict=True) if isinstance(result, MailNotAttempted)]
     errors = [
         (claim, result)
@@ -106,10 +112,30 @@ def send_due_notifications(limit: int = limits.OUTBOX_BATCH_SIZE_MAX) -> SendRep
     ]
     if unsent:  # leave the rest to the next run rather than outlive the lease
         _release(unsent)
-    sent_count = _record(_record_sent, sent, 0) if sent else 0
+    sent_count = recorded.count + (_record(_record_sent, sent, 0) if sent else 0)
     retried, gave_up = _record(_record_failures, errors, (0, 0)) if errors else (0, 0)
     adapters().metrics.notifications_sent(sent_count, retried + gave_up)
     return SendReport(sent=sent_count, retried=retried, failed=failed + gave_up)
+
+
+class _RecordedAsTheyGo:
+    """The mailer's `on_accepted`: marks sent what the server accepted while the batch is still
+    going out (one UPDATE a report), so a sender killed mid-batch sends again only the rest. A
+    report the database refuses is left for the batch's own record, with its retries."""
+
+    def __init__(self, claims: list[_Claim]) -> None:
+        self.claims = claims  # in the order of the messages given to the mailer
+        self.outbox_ids: set[int] = set()
+        self.count = 0
+
+    def __call__(self, positions: list[int]) -> None:
+        batch = [self.claims[position] for position in positions]
+        try:
+            self.count += _record_sent(batch)
+        except (ServiceBusy, SQLAlchemyError) as error:
+            log.warning("outbox.record.deferred", extra={"rows": len(batch), "error": type(error).__name__})
+            return
+        self.outbox_ids.update(claim.outbox_id for claim in batch)
 
 
 def retry_delay_s(attempts: int) -> int:

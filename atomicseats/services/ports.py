@@ -12,7 +12,7 @@ flushed at any moment, and `flask reconcile` rebuilds what it mirrors.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -190,10 +190,17 @@ class SessionCache(Protocol):
 
 
 class Mailer(Protocol):
-    def send_all(self, messages: Sequence[MailMessage], deadline: float) -> list[Exception | None]:
+    def send_all(
+        self,
+        messages: Sequence[MailMessage],
+        deadline: float,
+        on_accepted: Callable[[list[int]], None] | None = None,
+    ) -> list[Exception | None]:
         """Deliver a batch (over as few connections as it can); never raises. One result per
         message, in order: None if the mail server accepted it, else the error (the outbox
-        retries it), or MailNotAttempted for one not tried before `deadline` (time.monotonic())."""
+        retries it), or MailNotAttempted for one not tried before `deadline` (time.monotonic()).
+        Meanwhile, now and then, `on_accepted` gets the positions accepted since its last call
+        (in the caller's thread; whatever it raises ends the batch)."""
 
 
 class DomainEventPublisher(Protocol):

@@ -8,6 +8,7 @@ import email
 import math
 import smtplib
 import sys
+import threading
 import time
 from email import policy
 
@@ -175,6 +176,25 @@ def test_messages_past_the_deadline_are_not_attempted(mail_app, sink):
     results = FlaskMailMailer().send_all([mail(number) for number in range(3)], time.monotonic() - 1)
     assert all(isinstance(result, MailNotAttempted) for result in results)
     assert sink.handler.sessions == 0
+
+
+@pytest.mark.parametrize("sessions", [1, 2])
+def test_accepted_messages_are_reported_as_they_go_each_once_in_the_callers_thread(
+    mail_app, sink, monkeypatch, sessions
+):
+    monkeypatch.setattr(limits, "MAIL_ACCEPTED_REPORT_S", 0.001)
+    sink.handler.refuse_rcpt = {"guest3@example.test"}
+    caller, reports = threading.get_ident(), []
+
+    def on_accepted(positions: list[int]) -> None:
+        assert threading.get_ident() == caller  # where the outbox's database session is
+        reports.append(positions)
+
+    messages = [mail(number) for number in range(2 * limits.MAIL_SMTP_MESSAGES_PER_SESSION_MIN)]
+    results = FlaskMailMailer(sessions=sessions).send_all(messages, later(), on_accepted)
+    reported = [position for report in reports for position in report]
+    assert sorted(reported) == [position for position, result in enumerate(results) if result is None]
+    assert len(reported) == len(set(reported)) == len(messages) - 1
 
 
 def test_a_small_batch_keeps_one_session_whatever_is_allowed(mail_app, sink):

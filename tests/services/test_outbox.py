@@ -488,7 +488,8 @@ def test_a_recipient_the_server_refuses_is_retried_alone_and_the_rest_of_the_bat
     assert [message["To"] for message in sink.take()] == [guests[1].email]
 
 
-def test_a_batch_is_claimed_and_recorded_in_a_few_statements_whatever_its_size(app, client, sink):
+def test_a_batch_is_claimed_and_recorded_in_a_few_statements_whatever_its_size(app, client, sink, monkeypatch):
+    monkeypatch.setattr(limits, "MAIL_ACCEPTED_REPORT_S", 60)  # however slow the machine: one record a batch
     host = account(client, "host")
     guest = account(client)
     event_id = create_event(client, host, capacity=20)["id"]
@@ -574,6 +575,38 @@ def test_a_sender_that_dies_after_claiming_leaves_its_rows_for_after_the_lease(a
     make_due()  # the lease has run out
     assert outbox.send_due_notifications() == SendReport(sent=1, retried=0, failed=0)
     assert [message_id(mail) for mail in sink.take()] == [row.message_id]
+
+
+class _Killed(BaseException):
+    """The sending process dying (SIGKILL) at a chosen point of a batch."""
+
+
+def test_a_sender_killed_mid_batch_sends_again_only_what_it_had_not_recorded(app, client, sink, monkeypatch):
+    host = account(client, "host")
+    guest = account(client)
+    event_id = create_event(client, host, capacity=10)["id"]
+    for _ in range(6):
+        book(client, guest, event_id, 1)
+    monkeypatch.setattr(limits, "MAIL_ACCEPTED_REPORT_S", 0.001)  # recorded as each is accepted
+    record = outbox._RecordedAsTheyGo.__call__
+
+    def record_then_die(self, positions: list[int]) -> None:
+        record(self, positions)
+        if self.count >= 3:
+            raise _Killed
+
+    monkeypatch.setattr(outbox._RecordedAsTheyGo, "__call__", record_then_die)
+    with pytest.raises(_Killed):
+        outbox.send_due_notifications()
+    monkeypatch.undo()
+    first = [message_id(mail) for mail in sink.take()]
+    assert len(first) == 3
+    assert sorted(row.message_id for row in outbox_rows() if row.status == "sent") == sorted(first)
+    assert outbox.send_due_notifications() == NOTHING  # the rest stay leased to the dead sender
+    make_due()  # the lease has run out
+    assert outbox.send_due_notifications() == SendReport(sent=3, retried=0, failed=0)
+    second = [message_id(mail) for mail in sink.take()]
+    assert sorted(first + second) == sorted(row.message_id for row in outbox_rows())  # each once
 
 
 def test_a_batch_past_its_deadline_gives_its_rows_back_at_once(app, client, sink, monkeypatch):
