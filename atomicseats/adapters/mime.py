@@ -33,6 +33,10 @@ _PLACEHOLDER = "=" * 15 + "0" * _BOUNDARY_DIGITS + "=="
 
 
 def _fold(name: str, value: str) -> bytes:
+    """`policy.SMTP.fold_binary`, whose answer for a short printable ASCII value is the plain
+    `Name: value` line: written directly (the call was a quarter of the build's time)."""
+    if len(name) + len(value) + 2 <= policy.SMTP.max_line_length and value.isascii() and value.isprintable():
+        return f"{name}: {value}\r\n".encode("ascii")
     return policy.SMTP.fold_binary(name, value)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from markupsafe import escape
@@ -23,6 +24,8 @@ from atomicseats.services._notification_rows import NOTIFICATION_KINDS
 
 KIND_HEADER = MAIL_KIND_HEADER
 SIGN_OFF = "The AtomicSeats team"
+
+HTML_PIECES_CACHED_MAX = 4096  # escaped rows, sentences and links kept (an event's repeat in every e-mail)
 
 Payload = Mapping[str, Any]  # an outbox row's payload: a JSON object, as the service wrote it
 
@@ -283,6 +286,7 @@ def _request_fact(payload: Payload) -> tuple[str, str]:
     return ("Request ID", str(payload.get("requestId", "")))
 
 
+@lru_cache(maxsize=HTML_PIECES_CACHED_MAX)
 def format_starts_at(value: str | None) -> str:
     """'Saturday 05 December 2026, 19:30 UTC' from an ISO timestamp; the raw text if unparsable."""
     if not value:
@@ -320,17 +324,32 @@ def _text(recipient_name: str, paragraphs: tuple[str, ...], facts: tuple[tuple[s
 
 def _html(recipient_name: str, paragraphs: tuple[str, ...], facts: tuple[tuple[str, str], ...], links: Links) -> str:
     """Every value goes through markupsafe.escape (its C speed-up): no value reaches the page
-    raw. Plain string joins, no Markup.format: this runs once per e-mail sent."""
-    rows = "\n".join(
-        f"<tr><th align='left'>{escape(label)}</th><td>{escape(value)}</td></tr>" for label, value in facts
-    )
-    body = "\n".join(f"<p>{escape(paragraph)}</p>" for paragraph in paragraphs)
-    anchors = " |\n".join(f"<a href='{escape(url)}'>{escape(label)}</a>" for label, url in links)
+    raw. Plain string joins, no Markup.format: this runs once per e-mail sent, and the pieces
+    most e-mails of a sale share (an event's facts and links, a kind's sentences) are escaped
+    once each."""
+    rows = "\n".join(_html_row(label, value) for label, value in facts)
+    body = "\n".join(_html_paragraph(paragraph) for paragraph in paragraphs)
+    anchors = " |\n".join(_html_anchor(label, url) for label, url in links)
     # One element a line: SMTP refuses lines past 998 characters, and a plain ASCII part is not re-wrapped.
     return (
         f"<!DOCTYPE html>\n<html><body>\n<p>Hello {escape(recipient_name)},</p>\n{body}\n<table cellpadding='4'>\n"
         f"{rows}\n</table>\n<p>{anchors}</p>\n<p>{escape(SIGN_OFF)}</p>\n</body></html>\n"
     )
+
+
+@lru_cache(maxsize=HTML_PIECES_CACHED_MAX)
+def _html_row(label: str, value: str) -> str:
+    return f"<tr><th align='left'>{escape(label)}</th><td>{escape(value)}</td></tr>"
+
+
+@lru_cache(maxsize=HTML_PIECES_CACHED_MAX)
+def _html_paragraph(paragraph: str) -> str:
+    return f"<p>{escape(paragraph)}</p>"
+
+
+@lru_cache(maxsize=HTML_PIECES_CACHED_MAX)
+def _html_anchor(label: str, url: str) -> str:
+    return f"<a href='{escape(url)}'>{escape(label)}</a>"
 
 
 assert set(_RENDERERS) == set(NOTIFICATION_KINDS)  # every kind the services write has a template

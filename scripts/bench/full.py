@@ -10,7 +10,18 @@ from pathlib import Path
 
 from scripts.bench.accounts import Events, create_events, make_accounts
 from scripts.bench.backlog import DecideResult, decide_pipeline, decide_stages
-from scripts.bench.common import API_URL, BENCH_DB, BIN, STACK, STACK_ENV, WORK, BenchError, run, say
+from scripts.bench.common import (
+    API_URL,
+    BENCH_DB,
+    BENCH_SERVICES_ENV,
+    BIN,
+    STACK,
+    STACK_ENV,
+    WORK,
+    BenchError,
+    run,
+    say,
+)
 from scripts.bench.cpu import CpuMeter, CpuReport, bench_roots, settle_disk
 from scripts.bench.fairness import RunFairness, measure_fairness
 from scripts.bench.idle import IdleResult, measure_idle
@@ -144,7 +155,7 @@ def set_up(args) -> Setup:
     """Leftover bench processes stopped, the services started, a fresh database, empty Kafka
     topics, empty Redis; the platform up; the accounts and events."""
     say("full pipeline: stopping any leftover bench processes, starting the services")
-    base_env = {**os.environ, **STACK_ENV}
+    base_env = {**os.environ, **STACK_ENV, **BENCH_SERVICES_ENV}
     run(
         ["bash", "scripts/platform.sh", "stop", "api", "flower", "beat", "worker2", "worker", "bridge"],
         base_env,

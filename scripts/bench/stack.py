@@ -8,7 +8,7 @@ import signal
 import subprocess
 import time
 
-from scripts.bench.common import APP_RUN, BENCH_APP_ENV, ROOT, STACK_ENV, WORK, BenchError, run, say
+from scripts.bench.common import APP_RUN, BENCH_APP_ENV, BENCH_SERVICES_ENV, ROOT, STACK_ENV, WORK, BenchError, run, say
 from scripts.stacktools import parse_exports, recreate_topics
 
 
@@ -16,7 +16,7 @@ class Stack:
     """The full-mode platform of STACK=bench, driven through scripts/platform.sh."""
 
     def __init__(self, database_url: str) -> None:
-        self.env = {**os.environ, **STACK_ENV, "DATABASE_URL": database_url, **BENCH_APP_ENV}
+        self.env = {**os.environ, **STACK_ENV, **BENCH_SERVICES_ENV, "DATABASE_URL": database_url, **BENCH_APP_ENV}
         for name in ("REDIS_URL", "ATOMICSEATS_ENV", "CELERY_BROKER_URL"):  # the bench stack's own
             self.env.pop(name, None)
 

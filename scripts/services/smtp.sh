@@ -1,5 +1,6 @@
 # The SMTP sink for scripts/services.sh (sourced by it): scripts/smtp_sink.py on
-# $HOST:$SMTP_PORT, every message it receives kept under .run/$STACK/smtp/messages.
+# $HOST:$SMTP_PORT, every message it receives kept under .run/$STACK/smtp/messages; with
+# SMTP_SINK_DISCARD=1 (make bench) only counted (a sink running the other way is restarted).
 # shellcheck shell=bash
 
 smtp_port() { echo "$SMTP_PORT"; }
@@ -28,18 +29,26 @@ smtp_banner() {
   ) 2>/dev/null
 }
 
+smtp_discards() { [[ ${SMTP_SINK_DISCARD:-0} == 1 ]]; }
+
 start_smtp() {
   ensure_smtp_installed
-  local pid log=$SMTP_DIR/log
+  local pid log=$SMTP_DIR/log mode=()
   mkdir -p "$SMTP_MESSAGES"
+  smtp_discards && mode=(--discard)
   if pid=$(smtp_pid); then
-    wait_for "$START_TIMEOUT" "$pid" smtp_banner || start_failed smtp "running (pid $pid) but no SMTP greeting on $HOST:$SMTP_PORT"
-    say "smtp sink already running (pid $pid) on $HOST:$SMTP_PORT"
-    return 0
+    if { smtp_discards && ! pid_cmdline_has "$pid" --discard; } || { ! smtp_discards && pid_cmdline_has "$pid" --discard; }; then
+      say "smtp sink (pid $pid) runs with the other SMTP_SINK_DISCARD: restarting it"
+      stop_smtp
+    else
+      wait_for "$START_TIMEOUT" "$pid" smtp_banner || start_failed smtp "running (pid $pid) but no SMTP greeting on $HOST:$SMTP_PORT"
+      say "smtp sink already running (pid $pid) on $HOST:$SMTP_PORT"
+      return 0
+    fi
   fi
   claim_ports smtp "$SMTP_DIR/pid" "$SMTP_PORT"
-  say "starting smtp sink on $HOST:$SMTP_PORT (messages in $SMTP_MESSAGES)"
-  setsid "$VENV_PY" -u "$ROOT/scripts/smtp_sink.py" --host "$HOST" --port "$SMTP_PORT" --dir "$SMTP_MESSAGES" \
+  say "starting smtp sink on $HOST:$SMTP_PORT ($(smtp_discards && echo "counting, storing nothing" || echo "messages in $SMTP_MESSAGES"))"
+  setsid "$VENV_PY" -u "$ROOT/scripts/smtp_sink.py" --host "$HOST" --port "$SMTP_PORT" --dir "$SMTP_MESSAGES" "${mode[@]}" \
     </dev/null >>"$log" 2>&1 9>&- 8>&- &
   pid=$!
   echo "$pid" >"$SMTP_DIR/pid"
