@@ -32,10 +32,13 @@ _BOUNDARY_DIGITS = len(repr(sys.maxsize - 1))  # as email.generator makes bounda
 _PLACEHOLDER = "=" * 15 + "0" * _BOUNDARY_DIGITS + "=="
 
 
+_LINE_LENGTH_MAX = policy.SMTP.max_line_length or 78  # 78 (RFC 5322); None would mean unlimited
+
+
 def _fold(name: str, value: str) -> bytes:
     """`policy.SMTP.fold_binary`, whose answer for a short printable ASCII value is the plain
     `Name: value` line: written directly (the call was a quarter of the build's time)."""
-    if len(name) + len(value) + 2 <= policy.SMTP.max_line_length and value.isascii() and value.isprintable():
+    if len(name) + len(value) + 2 <= _LINE_LENGTH_MAX and value.isascii() and value.isprintable():
         return f"{name}: {value}\r\n".encode("ascii")
     return policy.SMTP.fold_binary(name, value)
 
