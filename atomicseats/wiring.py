@@ -65,12 +65,15 @@ def register_adapters(app: Flask) -> None:
         if app.config["EMBEDDED_GROUP_COMMIT"]:
             parts["pipeline"] = embedded.InProcessPipeline(
                 record_and_decide=booking.record_and_decide,
+                read_statuses=booking.recorded_statuses,
                 batch_max=limits.ALLOCATION_BATCH_SIZE_MAX,
                 writers=_sqlite_writers_lock(app.config["SQLALCHEMY_DATABASE_URI"]),
             )
         else:
             parts["pipeline"] = embedded.SerialInProcessPipeline(
-                record=booking.record_requests, allocate=booking.allocate_pending, read_status=booking.recorded_status
+                record=booking.record_requests,
+                allocate=booking.allocate_pending,
+                read_statuses=booking.recorded_statuses,
             )
         beat = _register_embedded_beat(app)
         parts["wakeups"] = embedded.InProcessWakeups(

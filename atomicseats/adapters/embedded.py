@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import fcntl
-import functools
 import logging
 import os
 import threading
@@ -24,11 +23,10 @@ from atomicseats.services.contracts import AcceptedRequest, EventAvailability, Q
 log = logging.getLogger(__name__)
 
 
-# The statuses of a batch's recorded requests, by request id.
-Statuses = Mapping[str, RequestStatus]
-# process(items, committed): record and decide the items in one transaction, calling
-# committed(statuses) as soon as it is committed (before the commit's slower effects).
-BatchProcess = Callable[[list[AcceptedRequest], Callable[[Statuses], None]], object]
+# process(items): record and decide the items in one transaction, committed when it returns.
+BatchProcess = Callable[[list[AcceptedRequest]], object]
+# read_statuses(request ids): the recorded requests' statuses, by request id, as committed.
+StatusReader = Callable[[list[str]], Mapping[str, RequestStatus]]
 
 
 class InProcessPipeline:
@@ -40,8 +38,14 @@ class InProcessPipeline:
 
     records_before_answering = True
 
-    def __init__(self, record_and_decide: BatchProcess, batch_max: int, writers: WritersLock | None = None) -> None:
-        self.group = GroupCommit(record_and_decide, batch_max, writers.held if writers else None)
+    def __init__(
+        self,
+        record_and_decide: BatchProcess,
+        read_statuses: StatusReader,
+        batch_max: int,
+        writers: WritersLock | None = None,
+    ) -> None:
+        self.group = GroupCommit(record_and_decide, read_statuses, batch_max, writers.held if writers else None)
 
     def submit(self, accepted: AcceptedRequest) -> RequestStatus | None:
         return self.group.submit(accepted)
@@ -50,7 +54,7 @@ class InProcessPipeline:
 class SerialInProcessPipeline:
     """EMBEDDED_GROUP_COMMIT=false: each request recorded, then its event decided, in two
     transactions of its own before the API answers; concurrent requests decide concurrently
-    (the event row lock serializes them). Then its status is read (`read_status`)."""
+    (the event row lock serializes them). Then its status is read (`read_statuses`)."""
 
     records_before_answering = True
 
@@ -58,16 +62,16 @@ class SerialInProcessPipeline:
         self,
         record: Callable[[list[AcceptedRequest]], object],
         allocate: Callable[[int], object],
-        read_status: Callable[[str], RequestStatus | None],
+        read_statuses: StatusReader,
     ) -> None:
         self._record = record
         self._allocate = allocate
-        self._read_status = read_status
+        self._read_statuses = read_statuses
 
     def submit(self, accepted: AcceptedRequest) -> RequestStatus | None:
         self._record([accepted])
         self._allocate(accepted.event_id)
-        return self._read_status(accepted.request_id)
+        return self._read_statuses([accepted.request_id]).get(accepted.request_id)
 
 
 class _Slot:
@@ -86,9 +90,11 @@ class _Slot:
 class GroupCommit:
     """A leader/follower queue: `submit` queues the caller's item; the first caller to find no
     batch in progress leads: it takes everything queued (up to `batch_max`, in arrival order)
-    and runs `process` on it, in its own thread and app context; once that is committed, each
-    follower wakes with its own outcome. Whatever arrives meanwhile waits for the next batch,
-    so batches grow with load and an idle process commits a lone request at once.
+    and runs `process` on it, in its own thread and app context; once that is committed, it
+    reads the batch's statuses (`read_statuses`, a few statements for all of them, after its
+    writers' turn: the other processes' leaders need not wait for it) and each follower wakes
+    with its own. Whatever arrives meanwhile waits for the next batch, so batches grow with
+    load and an idle process commits a lone request at once.
 
     Each caller waits on a condition of its own (one lock for all): a commit wakes its batch's
     callers and, once the batch is over, the first of those still queued, who leads next;
@@ -106,11 +112,13 @@ class GroupCommit:
     def __init__(
         self,
         process: BatchProcess,
+        read_statuses: StatusReader,
         batch_max: int,
         writers_turn: Callable[[], AbstractContextManager[object]] | None = None,
     ) -> None:
         assert batch_max >= 1
         self._process = process
+        self._read_statuses = read_statuses
         self._batch_max = batch_max
         self._writers_turn = writers_turn or contextlib.nullcontext
         self._lock = threading.Lock()
@@ -162,6 +170,7 @@ class GroupCommit:
             with self._lock:  # what queued while the turn was awaited comes along
                 batch = [self._queue.popleft() for _ in range(min(self._batch_max, len(self._queue)))]
             self._lead(batch)
+        self._finish(batch, self._statuses_of([slot for slot in batch if slot.error is None]))
 
     def _lead(self, batch: list[_Slot]) -> None:
         try:
@@ -169,11 +178,10 @@ class GroupCommit:
         except BaseException as error:  # the leader itself is interrupted: nobody of it is left waiting
             self._finish(batch, error=error)
             raise
-        self._finish(batch)  # those that failed alone, and any the process did not report
 
     def _run(self, batch: list[_Slot]) -> None:
         try:
-            self._process([slot.item for slot in batch], functools.partial(self._finish, batch))
+            self._process([slot.item for slot in batch])
         except Exception as error:
             if len(batch) == 1:
                 batch[0].error = error
@@ -183,11 +191,26 @@ class GroupCommit:
             log.warning("embedded.group_commit.batch_failed", extra={"requests": len(batch), "error": repr(error)})
             for slot in batch:
                 try:
-                    self._process([slot.item], functools.partial(self._finish, [slot]))
+                    self._process([slot.item])
                 except Exception as own_error:
                     slot.error = own_error
 
-    def _finish(self, slots: list[_Slot], statuses: Statuses | None = None, error: BaseException | None = None) -> None:
+    def _statuses_of(self, committed: list[_Slot]) -> Mapping[str, RequestStatus]:
+        """The committed requests' statuses. Should reading them fail, they are committed all
+        the same: each caller then answers with its request pending (its status will tell),
+        never with an error that a client would take for "not booked" and retry."""
+        try:
+            return self._read_statuses([slot.item.request_id for slot in committed]) if committed else {}
+        except Exception:
+            log.warning("embedded.group_commit.statuses_unread", extra={"requests": len(committed)}, exc_info=True)
+            return {}
+
+    def _finish(
+        self,
+        slots: list[_Slot],
+        statuses: Mapping[str, RequestStatus] | None = None,
+        error: BaseException | None = None,
+    ) -> None:
         """Wake the callers of these slots (once each) with their outcome."""
         with self._lock:
             for slot in slots:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -232,12 +232,16 @@ def _check_same_request(earlier_event_id: int, earlier_seats: int, event_id: int
         )
 
 
-def recorded_status(request_id: str) -> RequestStatus | None:
-    """The status of a request a pipeline recorded before answering (None: not recorded),
-    as committed: for a pipeline that records and decides in transactions of its own."""
-    db.session.rollback()  # see what the pipeline committed
-    request = _find_request(request_id)
-    return None if request is None else _status_of(request)
+def recorded_statuses(request_ids: list[str]) -> dict[str, RequestStatus]:
+    """The statuses of requests a pipeline recorded before answering, by request id (those
+    not recorded are left out), as committed: one read of the requests, of their bookings and
+    of their waitlist entries for all of them (the embedded group commit's batch, read by its
+    leader once the batch is committed and the other writers may go on)."""
+    release_session()  # see what the pipeline committed
+    try:
+        return _statuses_by_request_id(db.session(), request_ids)
+    finally:
+        release_session()  # hold no read transaction while the callers answer
 
 
 def _pending_status(accepted: AcceptedRequest) -> RequestStatus:
@@ -367,35 +371,22 @@ def allocate_pending(event_id: int) -> AllocationSummary:
     )
 
 
-def record_and_decide(
-    accepted_requests: list[AcceptedRequest],
-    committed: Callable[[dict[str, RequestStatus]], object] | None = None,
-) -> dict[str, RequestStatus]:
+def record_and_decide(accepted_requests: list[AcceptedRequest]) -> None:
     """Record a batch of accepted requests and decide their events, committed once: the
     embedded pipeline's group commit. The same use cases as the full mode's bridge and
     worker (`record_requests`, then `allocate_pending` for each event in id order until
     it has no pending request left), joined into one transaction: all of it is written,
-    or nothing (an error rolls back the whole batch).
-
-    Returns the status of each recorded request by request id, read in the same transaction
-    once all is decided (a few statements for the batch, rather than each caller reading its
-    own after the commit). `committed` gets them first after the commit, before the use
-    cases' own after-commit effects (the e-mails)."""
+    or nothing (an error rolls back the whole batch)."""
     assert len(accepted_requests) <= limits.ALLOCATION_BATCH_SIZE_MAX
-    statuses: dict[str, RequestStatus] = {}
-    with one_transaction() as work:
-        if committed is not None:
-            work.after_commit(committed, statuses)  # filled in below, before the commit
+    with one_transaction():
         record_requests(accepted_requests)
         for event_id in sorted({accepted.event_id for accepted in accepted_requests}):
             while allocate_pending(event_id).requests_decided == limits.ALLOCATION_BATCH_SIZE_MAX:
                 pass  # a full batch: more of the event's requests may be pending
-        statuses.update(_statuses_by_request_id(work.session, [accepted.request_id for accepted in accepted_requests]))
-    return statuses
 
 
-# The columns a status is read from: the rows as they are now, whatever the session's loaded
-# objects hold (the decisions are written in bulk, past the identity map).
+# The columns a status is read from: the rows as they are, whatever a session's loaded objects
+# hold (the decisions are written in bulk, past the identity map).
 _STATUS_COLUMNS = (
     BookingRequest.id,
     BookingRequest.request_id,
@@ -412,6 +403,8 @@ _STATUS_COLUMNS = (
 
 
 def _statuses_by_request_id(session: Session, request_ids: list[str]) -> dict[str, RequestStatus]:
+    if not request_ids:
+        return {}
     rows = session.execute(select(*_STATUS_COLUMNS).where(BookingRequest.request_id.in_(set(request_ids)))).all()
     return {status.request_id: status for status in _statuses_of(session, rows)}
 

@@ -26,7 +26,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from atomicseats.adapters.embedded import InProcessPipeline, WritersLock
+from atomicseats.adapters.embedded import GroupCommit, InProcessPipeline, WritersLock
 from atomicseats.domain import limits
 from atomicseats.errors import NotFound
 from atomicseats.extensions import db
@@ -224,17 +224,31 @@ def test_a_batch_that_fails_is_rolled_back_whole(app, client):
     for model in (BookingRequest, Booking, OutboxMessage):
         assert db.session.execute(select(func.count()).select_from(model)).scalar_one() == 0
     assert audit.run_audit().is_clean
-    committed = []
-    returned = booking.record_and_decide(batch, lambda statuses: committed.append(dict(statuses)))
-    assert committed == [returned]  # handed over once committed, the same as returned
+    booking.record_and_decide(batch)
     statuses = db.session.execute(select(BookingRequest.status).order_by(BookingRequest.id)).scalars().all()
     assert statuses == ["confirmed", "confirmed", "waitlisted"]
-    # Read in the batch's transaction, each as the request's own status reads it afterwards.
-    assert [returned[request.request_id] for request in batch] == [
+    # The leader's read of the batch's statuses: each as the request's own status reads it.
+    read = booking.recorded_statuses([request.request_id for request in batch] + [str(uuid.uuid4())])
+    assert [read[request.request_id] for request in batch] == [
         booking.request_status(request.request_id, request.user_id, viewer_is_admin=False) for request in batch
     ]
-    assert [returned[request.request_id].waitlist_position for request in batch] == [None, None, 1]
+    assert [read[request.request_id].waitlist_position for request in batch] == [None, None, 1]
+    assert len(read) == len(batch)  # a request never recorded is left out
     assert audit.run_audit().is_clean
+
+
+def test_a_committed_batch_whose_statuses_cannot_be_read_answers_pending_not_an_error():
+    """The batch is committed: an error now would read as "not booked" to a client, who might
+    book again. Each caller gets no status (its request answers pending) instead."""
+    processed: list[AcceptedRequest] = []
+
+    def unreadable(request_ids: list[str]) -> dict:
+        raise RuntimeError("database went away after the commit")
+
+    group = GroupCommit(processed.extend, unreadable, batch_max=10)
+    request = accepted(1, 1, 1)
+    assert group.submit(request) is None
+    assert processed == [request]
 
 
 def test_one_transaction_does_not_nest(app):
@@ -290,6 +304,21 @@ def decide_and_watch_the_statements(client) -> None:
     host = account(client, "host")
     guests = [account(client, "guest") for _ in range(3)]
     event_id = create_event(client, host, capacity=1)["id"]
+    batch = [accepted(guest.id, event_id, 1) for guest in guests]
+    with watched_statements() as deciding:
+        booking.record_and_decide(batch)
+    assert any("insert into waitlist_entries" in statement for statement in deciding)
+    assert not [statement for statement in deciding if "count(waitlist_entries.id)" in statement]
+    with watched_statements() as reading:
+        booking.recorded_statuses([request.request_id for request in batch])
+    # The callers' places in line (their statuses, read by the leader after the commit):
+    # counted once for the event's new entries, not once for each waiting request.
+    assert len([statement for statement in reading if "count(waitlist_entries.id)" in statement]) == 1
+    assert audit.run_audit().is_clean
+
+
+@contextmanager
+def watched_statements() -> Iterator[list[str]]:
     statements: list[str] = []
 
     def remember(_connection, _cursor, statement, *_args) -> None:
@@ -297,12 +326,6 @@ def decide_and_watch_the_statements(client) -> None:
 
     sa_event.listen(db.engine, "before_cursor_execute", remember)
     try:
-        booking.record_and_decide([accepted(guest.id, event_id, 1) for guest in guests])
+        yield statements
     finally:
         sa_event.remove(db.engine, "before_cursor_execute", remember)
-    assert any("insert into waitlist_entries" in statement for statement in statements)
-    assert not [statement for statement in statements if "sum(waitlist_entries.seats_remaining)" in statement]
-    # The callers' places in line (their statuses): counted once for the event's new entries,
-    # not once for each waiting request.
-    assert len([statement for statement in statements if "count(waitlist_entries.id)" in statement]) == 1
-    assert audit.run_audit().is_clean
