@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from flask import current_app
 from sqlalchemy import CursorResult, insert, select, text, update
@@ -22,7 +24,7 @@ from atomicseats.errors import NotFound
 from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry, utcnow
 from atomicseats.observability import log_with_correlation
 from atomicseats.services._availability import availability_of, waitlist_totals
-from atomicseats.services._notification_rows import Notification, outbox_row, outbox_values
+from atomicseats.services._notification_rows import Notification, outbox_row, outbox_values_many
 from atomicseats.services.ports import adapters
 from atomicseats.services.unit_of_work import UnitOfWork
 
@@ -57,7 +59,35 @@ class Settlement:
     waitlisted_row_ids: list[int] = field(default_factory=list)  # booking_requests.id of new waitlist entries
 
 
-def settle_event(work: UnitOfWork, event: Event, pending: list[BookingRequest]) -> Settlement:
+class PendingRequest(Protocol):
+    """What deciding a pending request reads of it: a BookingRequest, or (the hot path) a Core
+    row of just these columns (`PENDING_COLUMNS`), with no ORM object to build, track and expire."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def user_id(self) -> int: ...
+    @property
+    def seats_requested(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def correlation_id(self) -> str | None: ...
+
+
+PENDING_COLUMNS = (
+    BookingRequest.id,
+    BookingRequest.request_id,
+    BookingRequest.user_id,
+    BookingRequest.seats_requested,
+    BookingRequest.status,
+    BookingRequest.correlation_id,
+)
+
+
+def settle_event(work: UnitOfWork, event: Event, pending: Sequence[PendingRequest]) -> Settlement:
     """Serve the waitlist head first, then decide `pending` in arrival order; write it all.
 
     The allocator decides (domain/allocator.py); this reads what it asks for and writes
@@ -67,7 +97,8 @@ def settle_event(work: UnitOfWork, event: Event, pending: list[BookingRequest]) 
     settlement = Settlement()
     close_out_waitlist(work, event, now, settlement)
     state = _promote(work, event, now, settlement)
-    settlement.allocation = allocator.allocate(state, [], [request.to_domain() for request in pending])
+    seat_requests = [allocator.SeatRequest(request.request_id, request.seats_requested) for request in pending]
+    settlement.allocation = allocator.allocate(state, [], seat_requests)
     _write_decisions(work, event, pending, settlement.allocation.decisions, now, settlement)
     event.reserved_seats = settlement.allocation.reserved_seats
     event.updated_at = now
@@ -308,21 +339,23 @@ def cancel_bookings_held(
 def _write_decisions(
     work: UnitOfWork,
     event: Event,
-    pending: list[BookingRequest],
+    pending: Sequence[PendingRequest],
     decisions: tuple[allocator.Decision, ...],
     now: datetime,
     settlement: Settlement,
 ) -> None:
     """Write a batch's decisions with one bulk statement per table (the hot path of a flash sale).
 
-    The request rows are updated in bulk, by primary key: the loaded objects keep their old
-    state, unmodified, and expire at commit."""
+    The request rows are updated in bulk, by primary key (loaded objects, if any, keep their
+    old state, unmodified, and expire at commit). One line per decision only at DEBUG (a flash
+    sale decides thousands a second); the batch's INFO line is the caller's."""
     assert len(pending) == len(decisions)
+    event_id, price_minor = event.id, event.price_minor
     request_updates: list[Decided] = []
     booking_rows: list[dict[str, object]] = []
     waitlist_rows: list[dict[str, object]] = []
-    notifications: list[Notification] = []
     waitlisted_row_ids: list[int] = []
+    log_each = log.isEnabledFor(logging.DEBUG)
     for request, decision in zip(pending, decisions, strict=True):
         assert request.request_id == decision.request_id
         assert request.status == RequestStatus.PENDING
@@ -331,22 +364,24 @@ def _write_decisions(
             (request.id, outcome, decision.seats_confirmed, decision.seats_waitlisted, decision.reason)
         )
         settlement.decided_request_ids.append(request.request_id)
-        log_with_correlation(
-            log,
-            "booking.request.decided",
-            request.correlation_id,
-            request_id=request.request_id,
-            event_id=event.id,
-            outcome=outcome,
-            seats_confirmed=decision.seats_confirmed,
-        )
+        if log_each:
+            log_with_correlation(
+                log,
+                "booking.request.decided",
+                request.correlation_id,
+                logging.DEBUG,
+                request_id=request.request_id,
+                event_id=event_id,
+                outcome=outcome,
+                seats_confirmed=decision.seats_confirmed,
+            )
         if decision.seats_confirmed:
-            booking_rows.append(_booking_values(event, request, decision.seats_confirmed, now))
+            booking_rows.append(_booking_values(event_id, price_minor, request, decision.seats_confirmed, now))
         if decision.seats_waitlisted:
             waitlisted_row_ids.append(request.id)
             waitlist_rows.append(
                 {
-                    "event_id": event.id,
+                    "event_id": event_id,
                     "user_id": request.user_id,
                     "booking_request_id": request.id,
                     "seats_waitlisted": decision.seats_waitlisted,
@@ -356,25 +391,30 @@ def _write_decisions(
                     "updated_at": now,
                 }
             )
-        fields = {
-            "requestId": request.request_id,
-            "seatsRequested": decision.seats_requested,
-            "seatsConfirmed": decision.seats_confirmed,
-            "seatsWaitlisted": decision.seats_waitlisted,
-            "reason": decision.reason,
-        }
-        notifications.append(Notification(f"booking.{outcome}", request.user_id, event, request.request_id, fields))
     if request_updates:
         _update_requests(work, request_updates, now)
     booking_id_of = _insert_bookings(work, booking_rows)
     if waitlist_rows:  # Core multi-row INSERT: nothing needs the new rows' ids back
         work.session.execute(insert(WaitlistEntry.__table__), waitlist_rows)
-    outbox_rows = [  # each e-mail names the booking its decision made (none for waitlisted or rejected)
-        outbox_values(_with_booking_ids(notification, booking_id_of.get(request.id)))
-        for notification, request in zip(notifications, pending, strict=True)
+    notifications = [  # each e-mail names the booking its decision made (none for waitlisted or rejected)
+        Notification(
+            f"booking.{decision.outcome.value}",
+            request.user_id,
+            event,
+            request.request_id,
+            {
+                "requestId": request.request_id,
+                "seatsRequested": decision.seats_requested,
+                "seatsConfirmed": decision.seats_confirmed,
+                "seatsWaitlisted": decision.seats_waitlisted,
+                "reason": decision.reason,
+                "bookingIds": [booking_id_of[request.id]] if decision.seats_confirmed else [],
+            },
+        )
+        for request, decision in zip(pending, decisions, strict=True)
     ]
-    if outbox_rows:
-        work.session.execute(insert(OutboxMessage.__table__), outbox_rows)
+    if notifications:
+        work.session.execute(insert(OutboxMessage.__table__), outbox_values_many(notifications))
     settlement.waitlisted_row_ids = waitlisted_row_ids
 
 
@@ -390,11 +430,6 @@ def _insert_bookings(work: UnitOfWork, booking_rows: list[dict[str, object]]) ->
     }
     assert len(booking_id_of) == len(booking_rows)
     return booking_id_of
-
-
-def _with_booking_ids(notification: Notification, booking_id: int | None) -> Notification:
-    ids = [] if booking_id is None else [booking_id]
-    return replace(notification, fields={**notification.fields, "bookingIds": ids})
 
 
 _DECIDED_COLUMNS = ("id", "status", "seats_confirmed", "seats_waitlisted", "reason")
@@ -437,18 +472,20 @@ def _update_requests(work: UnitOfWork, decided: list[Decided], now: datetime) ->
     assert result.rowcount == len(decided)
 
 
-def _booking_values(event: Event, request: BookingRequest, seats: int, now: datetime) -> dict[str, object]:
+def _booking_values(
+    event_id: int, price_minor: int, request: PendingRequest, seats: int, now: datetime
+) -> dict[str, object]:
     assert seats > 0
     return {
         "user_id": request.user_id,
-        "event_id": event.id,
+        "event_id": event_id,
         "booking_request_id": request.id,
         "seats": seats,
-        "cost_minor": seats * event.price_minor,
+        "cost_minor": seats * price_minor,
         "status": BookingStatus.CONFIRMED,
         "created_at": now,
     }
 
 
 def _new_booking(event: Event, request: BookingRequest, seats: int, now: datetime) -> Booking:
-    return Booking(**_booking_values(event, request, seats, now))
+    return Booking(**_booking_values(event.id, event.price_minor, request, seats, now))

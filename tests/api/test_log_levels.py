@@ -40,7 +40,24 @@ def test_requests_that_went_well_log_nothing_at_info_but_decisions_and_refusals_
 
     assert access_lines(lines) == [("info", 401), ("info", 403)]
     events = {line["event"]: line["level"] for line in lines}
-    assert events["booking.request.accepted"] == events["booking.request.decided"] == "info"
+    assert events["booking.request.accepted"] == events["booking.batch.decided"] == "info"
+    assert "booking.request.decided" not in events  # one line a decision only at DEBUG
+
+
+def test_log_debug_brings_back_each_decision_with_its_correlation_id(database_url, capsys):
+    with fresh_app(database_url, hold_context=False, LOG_DEBUG=("atomicseats.services._allocation",)) as app:
+        client = app.test_client()
+        host, guest = account(client, "host"), account(client, "guest")
+        event_id = create_event(client, host, capacity=1)["id"]
+        capsys.readouterr()
+        headers = {**guest.headers, "X-Request-ID": "corr-decided-1"}
+        booked = client.post("/api/events/book", json={"eventId": event_id, "numberOfSeats": 1}, headers=headers)
+        assert booked.status_code == 202
+        lines = printed(capsys)
+    decided = [line for line in lines if line["event"] == "booking.request.decided"]
+    assert [(line["level"], line["correlation_id"], line["outcome"]) for line in decided] == [
+        ("debug", "corr-decided-1", "confirmed")
+    ]
 
 
 def test_log_debug_brings_back_every_request_line_of_the_named_logger(database_url, capsys):

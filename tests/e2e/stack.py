@@ -34,8 +34,12 @@ from tests.e2e.support import (
 DATABASE_PREFIX = "atomicseats_e2e_"
 # The auth rate limit (10/min per address by default) would throttle creating dozens of
 # test accounts from one address; everything else runs with production settings.
-# The bridge's per-request line (bridge.request.recorded) is DEBUG; the tests trace requests by it.
-APP_ENV_OVERRIDES = {"RATELIMIT_AUTH": "100000 per minute", "LOG_DEBUG": "atomicseats.bridge"}
+# The per-request lines of the bridge (bridge.request.recorded) and the worker
+# (booking.request.decided) are DEBUG; the tests trace requests by them.
+APP_ENV_OVERRIDES = {
+    "RATELIMIT_AUTH": "100000 per minute",
+    "LOG_DEBUG": "atomicseats.bridge,atomicseats.services._allocation",
+}
 # How long platform.sh waits for each process to be ready (its default: 60 s). On a busy machine
 # (a shared CI runner, several checkouts testing at once) the mailer, started at nice 19, can take
 # longer than that to boot; a process that never gets ready still fails the session.
