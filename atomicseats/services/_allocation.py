@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Protocol
 
 from flask import current_app
-from sqlalchemy import CursorResult, insert, select, text, update
+from sqlalchemy import CursorResult, select, text, update
 
 from atomicseats.domain import allocator, limits
 from atomicseats.domain.request_state import request_status, seats_held
@@ -24,6 +24,7 @@ from atomicseats.errors import NotFound
 from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry, utcnow
 from atomicseats.observability import log_with_correlation
 from atomicseats.services._availability import availability_of, waitlist_totals
+from atomicseats.services._bulk import insert_rows
 from atomicseats.services._notification_rows import Notification, outbox_row, outbox_values_many
 from atomicseats.services.ports import adapters
 from atomicseats.services.unit_of_work import UnitOfWork
@@ -56,7 +57,6 @@ class Settlement:
     appended_entry_ids: list[int] = field(default_factory=list)
     removed_entry_ids: list[int] = field(default_factory=list)
     expired_request_ids: list[str] = field(default_factory=list)  # their waiting seats expired at the sales end
-    waitlisted_row_ids: list[int] = field(default_factory=list)  # booking_requests.id of new waitlist entries
 
 
 class PendingRequest(Protocol):
@@ -105,7 +105,6 @@ def settle_event(work: UnitOfWork, event: Event, pending: Sequence[PendingReques
     assert event.reserved_seats >= 0
     assert event.reserved_seats <= event.capacity_seats
     work.session.flush()
-    settlement.appended_entry_ids = _new_entry_ids(work, settlement.waitlisted_row_ids)
     return settlement
 
 
@@ -210,17 +209,6 @@ def _register_effects(work: UnitOfWork, event: Event, settlement: Settlement, wa
     if announced:
         work.after_commit(effects.outcomes.publish, announced)
     work.after_commit(effects.wakeups.wake_outbox)
-
-
-def _new_entry_ids(work: UnitOfWork, waitlisted_row_ids: list[int]) -> list[int]:
-    if not waitlisted_row_ids:
-        return []
-    statement = (
-        select(WaitlistEntry.id)
-        .where(WaitlistEntry.booking_request_id.in_(waitlisted_row_ids))
-        .order_by(WaitlistEntry.id)
-    )
-    return list(work.session.execute(statement).scalars())
 
 
 def _waiting_entries(work: UnitOfWork, event_id: int, limit: int) -> list[WaitlistEntry]:
@@ -354,7 +342,6 @@ def _write_decisions(
     request_updates: list[Decided] = []
     booking_rows: list[dict[str, object]] = []
     waitlist_rows: list[dict[str, object]] = []
-    waitlisted_row_ids: list[int] = []
     log_each = log.isEnabledFor(logging.DEBUG)
     for request, decision in zip(pending, decisions, strict=True):
         assert request.request_id == decision.request_id
@@ -378,7 +365,6 @@ def _write_decisions(
         if decision.seats_confirmed:
             booking_rows.append(_booking_values(event_id, price_minor, request, decision.seats_confirmed, now))
         if decision.seats_waitlisted:
-            waitlisted_row_ids.append(request.id)
             waitlist_rows.append(
                 {
                     "event_id": event_id,
@@ -394,8 +380,9 @@ def _write_decisions(
     if request_updates:
         _update_requests(work, request_updates, now)
     booking_id_of = _insert_bookings(work, booking_rows)
-    if waitlist_rows:  # Core multi-row INSERT: nothing needs the new rows' ids back
-        work.session.execute(insert(WaitlistEntry.__table__), waitlist_rows)
+    # In decision order, the queue's order; their ids (queue order too) go to the Redis mirror.
+    new_entries = insert_rows(work, WaitlistEntry.__table__, waitlist_rows, returning=("id",))
+    settlement.appended_entry_ids = sorted(entry_id for (entry_id,) in new_entries)
     notifications = [  # each e-mail names the booking its decision made (none for waitlisted or rejected)
         Notification(
             f"booking.{decision.outcome.value}",
@@ -413,21 +400,14 @@ def _write_decisions(
         )
         for request, decision in zip(pending, decisions, strict=True)
     ]
-    if notifications:
-        work.session.execute(insert(OutboxMessage.__table__), outbox_values_many(notifications))
-    settlement.waitlisted_row_ids = waitlisted_row_ids
+    insert_rows(work, OutboxMessage.__table__, outbox_values_many(notifications))
 
 
 def _insert_bookings(work: UnitOfWork, booking_rows: list[dict[str, object]]) -> dict[int, int]:
-    """One multi-row INSERT ... RETURNING: {booking request row id: its new booking's id}. A
-    decision makes at most one booking per request."""
-    if not booking_rows:
-        return {}
-    table = Booking.__table__
-    statement = insert(table).returning(table.c.booking_request_id, table.c.id)
-    booking_id_of = {
-        request_row_id: booking_id for request_row_id, booking_id in work.session.execute(statement, booking_rows)
-    }
+    """One INSERT ... RETURNING: {booking request row id: its new booking's id}. A decision
+    makes at most one booking per request."""
+    returned = insert_rows(work, Booking.__table__, booking_rows, returning=("booking_request_id", "id"))
+    booking_id_of = {request_row_id: booking_id for request_row_id, booking_id in returned}
     assert len(booking_id_of) == len(booking_rows)
     return booking_id_of
 

@@ -1,0 +1,66 @@
+"""Bulk inserts for a batch's rows: one statement, one parameter per column, rows in order.
+
+SQLAlchemy's multi-row INSERT (insertmanyvalues) renders a parameter per value: a batch of
+500 outbox rows is 5,000 bound values processed one by one in Python, and a statement text
+PostgreSQL parses anew. On PostgreSQL `insert_rows` sends each column as one array instead
+(`INSERT ... SELECT FROM unnest(arrays)`, the same shape as the decisions' UPDATE), and a
+column whose value is the same in every row (the event, a status, the batch's timestamp) as
+one scalar. Rows are inserted in the given order (WITH ORDINALITY ... ORDER BY): ids drawn
+from the sequence follow it, and queues (the waitlist, the outbox) are in id order.
+Elsewhere (SQLite) the ordinary multi-row INSERT. Nothing here commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Row, Table, insert, text
+
+from atomicseats.services.unit_of_work import UnitOfWork
+
+
+def insert_rows(
+    work: UnitOfWork, table: Table, rows: Sequence[Mapping[str, object]], returning: Sequence[str] = ()
+) -> Sequence[Row[Any]]:
+    """Insert `rows` (each with the same keys) in order; the `returning` columns of each new
+    row, in no particular order (an empty list without `returning`)."""
+    if not rows:
+        return []
+    if not work.is_postgres:
+        statement = insert(table)
+        if returning:
+            return work.session.execute(statement.returning(*(table.c[name] for name in returning)), rows).all()
+        work.session.execute(statement, rows)
+        return []
+    dialect = work.session.get_bind().dialect
+    columns = list(rows[0])
+    select_list: list[str] = []
+    arrays: list[str] = []
+    array_names: list[str] = []
+    params: dict[str, object] = {}
+    for index, name in enumerate(columns):
+        values = [row[name] for row in rows]
+        sql_type = table.c[name].type.compile(dialect=dialect)
+        first = values[0]
+        if all(value == first for value in values):  # one scalar for the whole batch
+            params[f"k{index}"] = first
+            select_list.append(f"CAST(:k{index} AS {sql_type})")
+        else:
+            params[f"v{index}"] = values
+            arrays.append(f"CAST(:v{index} AS {sql_type}[])")
+            array_names.append(f"v{index}")
+            select_list.append(f"batch.v{index}")
+    source = (
+        f"unnest({', '.join(arrays)}) WITH ORDINALITY AS batch ({', '.join(array_names)}, n)"
+        if arrays
+        else f"generate_series(1, {len(rows)}) AS batch (n)"
+    )
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "  # nosec B608  # names from the table, values bound
+        f"SELECT {', '.join(select_list)} FROM {source} ORDER BY batch.n"
+    )
+    if returning:
+        sql += f" RETURNING {', '.join(returning)}"
+    result = work.session.execute(text(sql), params)
+    return result.all() if returning else []
