@@ -16,19 +16,25 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Row, Table, insert, text
+from sqlalchemy.dialects import sqlite
 
 from atomicseats.services.unit_of_work import UnitOfWork
 
 
 def insert_rows(
-    work: UnitOfWork, table: Table, rows: Sequence[Mapping[str, object]], returning: Sequence[str] = ()
+    work: UnitOfWork,
+    table: Table,
+    rows: Sequence[Mapping[str, object]],
+    returning: Sequence[str] = (),
+    skip_conflicts: bool = False,
 ) -> Sequence[Row[Any]]:
     """Insert `rows` (each with the same keys) in order; the `returning` columns of each new
-    row, in no particular order (an empty list without `returning`)."""
+    row, in no particular order (an empty list without `returning`). `skip_conflicts`: a row
+    that would break a unique constraint is left out (ON CONFLICT DO NOTHING), and returns nothing."""
     if not rows:
         return []
     if not work.is_postgres:
-        statement = insert(table)
+        statement = sqlite.insert(table).on_conflict_do_nothing() if skip_conflicts else insert(table)
         if returning:
             return work.session.execute(statement.returning(*(table.c[name] for name in returning)), rows).all()
         work.session.execute(statement, rows)
@@ -60,6 +66,8 @@ def insert_rows(
         f"INSERT INTO {table.name} ({', '.join(columns)}) "  # nosec B608  # names from the table, values bound
         f"SELECT {', '.join(select_list)} FROM {source} ORDER BY batch.n"
     )
+    if skip_conflicts:
+        sql += " ON CONFLICT DO NOTHING"
     if returning:
         sql += f" RETURNING {', '.join(returning)}"
     result = work.session.execute(text(sql), params)

@@ -18,7 +18,6 @@ from typing import Any, Protocol
 
 from flask import current_app
 from sqlalchemy import Row, func, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from atomicseats.domain import allocator, limits, states
@@ -39,6 +38,7 @@ from atomicseats.services._allocation import (
     withdraw_waiting,
 )
 from atomicseats.services._availability import availability_of, waitlist_totals
+from atomicseats.services._bulk import insert_rows
 from atomicseats.services._notification_rows import Notification, outbox_row
 from atomicseats.services._pages import Page
 from atomicseats.services.contracts import AcceptedRequest, AllocationSummary, EventAvailability, RequestStatus
@@ -302,9 +302,8 @@ def record_requests(accepted_requests: list[AcceptedRequest]) -> list[int]:
     with unit_of_work() as work:
         if work.is_postgres:
             _serialize_arrivals(work, sorted({accepted.event_id for accepted in accepted_requests}))
-        dialect = postgresql if work.is_postgres else sqlite
-        statement = dialect.insert(BookingRequest).on_conflict_do_nothing().returning(BookingRequest.event_id)
-        inserted_event_ids = [row.event_id for row in work.session.execute(statement, rows)]
+        inserted = insert_rows(work, BookingRequest.__table__, rows, returning=("event_id",), skip_conflicts=True)
+        inserted_event_ids = [event_id for (event_id,) in inserted]
     return sorted(set(inserted_event_ids))
 
 
