@@ -33,3 +33,15 @@ def next_batch(source: BatchSource[T], batch_max: int, wait_s: float) -> list[T]
     if not first or batch_max == 1:
         return list(first)
     return [*first, *source.consume(num_messages=batch_max - len(first), timeout=0)]
+
+
+def grown_batch_size(size: int, decided: int, start: int, cap: int) -> int:
+    """The allocation worker's next batch: twice this one after a full batch (a backlog waits
+    behind it), up to `cap`; back to `start` after one that was not full (nothing waits). Idle,
+    a batch is whatever single request is pending; under a backlog, fewer transactions (lock,
+    commit, after-commit effects) per decision, and the first decisions come after a batch of
+    `start`, not of `cap`."""
+    assert 1 <= start <= cap
+    assert start <= size <= cap
+    assert 0 <= decided <= size
+    return min(size * 2, cap) if decided == size else start

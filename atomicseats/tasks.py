@@ -7,6 +7,7 @@ import time
 
 from celery import shared_task
 
+from atomicseats.batching import grown_batch_size
 from atomicseats.domain import limits
 from atomicseats.errors import ServiceBusy
 from atomicseats.names import (
@@ -25,7 +26,7 @@ from atomicseats.services.unit_of_work import database_errors_as_busy
 log = logging.getLogger(__name__)
 
 ALLOCATION_RETRIES_MAX = 10
-ALLOCATION_BATCHES_PER_TASK_MAX = 40  # then the task re-queues itself so other events get a turn
+ALLOCATION_REQUESTS_PER_TASK_MAX = 20_000  # then the task re-queues itself so other events get a turn
 ALLOCATION_RETRY_DELAY_S = 0.5  # doubled on each retry up to the cap: ~40 s of retries in all
 ALLOCATION_RETRY_DELAY_S_MAX = 5.0  # a database restart takes seconds; the sweeper covers the rest
 STRANDED_AFTER_S = 3.0  # pending this long without a decision: wake its event again
@@ -38,15 +39,20 @@ EMAIL_TASK_S_MAX = 5.0
 
 @shared_task(name=ALLOCATE_EVENT_TASK, bind=True, max_retries=ALLOCATION_RETRIES_MAX)
 def allocate_event(self, event_id: int, partition: int = 0) -> int:
-    """Decide an event's pending requests, batch after batch, until none are left."""
+    """Decide an event's pending requests, batch after batch, until none are left; batches grow
+    while they come back full (atomicseats/batching.py)."""
     adapters().wakeups.allocation_started(event_id)  # before reading: later requests wake it again
     decided = 0
+    size = limits.ALLOCATION_BATCH_SIZE_MAX
     try:
-        for _ in range(ALLOCATION_BATCHES_PER_TASK_MAX):
-            summary = booking.allocate_pending(event_id)
+        while decided < ALLOCATION_REQUESTS_PER_TASK_MAX:
+            summary = booking.allocate_pending(event_id, size)
             decided += summary.requests_decided
-            if summary.requests_decided < limits.ALLOCATION_BATCH_SIZE_MAX:
+            if summary.requests_decided < size:
                 return decided
+            size = grown_batch_size(
+                size, summary.requests_decided, limits.ALLOCATION_BATCH_SIZE_MAX, limits.ALLOCATION_BACKLOG_BATCH_MAX
+            )
     except ServiceBusy as error:  # a lock held elsewhere, or the database down or recovering
         raise self.retry(exc=error, countdown=allocation_retry_delay_s(self.request.retries)) from error
     adapters().wakeups.wake_allocation(event_id, partition)  # more remain: queue behind whatever else waits

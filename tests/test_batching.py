@@ -13,7 +13,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from atomicseats.batching import next_batch
+from atomicseats.batching import grown_batch_size, next_batch
 
 BATCH_MAX = 500
 WAIT_S = 0.2
@@ -106,3 +106,48 @@ def test_batches_grow_while_requests_wait_and_shrink_when_they_stop():
             sizes.append(len(batch))
             source.now += 0.01
     assert sizes == [500, 500, 1, 1, 1, 1, 1]
+
+
+# --- the allocation worker's batches: grow while a backlog waits -----------------------------
+
+START, CAP = 500, 4000
+
+
+def batches_for(backlog: int, start: int = START, cap: int = CAP) -> list[int]:
+    """The batches a task loop decides for a backlog of `backlog` pending requests."""
+    batches, size = [], start
+    while True:
+        decided = min(size, backlog)
+        batches.append(decided)
+        backlog -= decided
+        if decided < size:
+            return batches
+        size = grown_batch_size(size, decided, start, cap)
+
+
+@given(st.integers(1, 100), st.integers(0, 20), st.integers(0, 100))
+def test_the_next_batch_stays_between_start_and_cap(start, doublings, short):
+    cap = start * 2**doublings
+    size = min(cap, start * 2 ** (doublings // 2))
+    decided = max(0, size - short)
+    grown = grown_batch_size(size, decided, start, cap)
+    assert start <= grown <= cap
+    if decided == size:
+        assert grown == min(2 * size, cap)  # a full batch: work waits, the next takes more
+    else:
+        assert grown == start  # caught up: the next batch is small again
+
+
+@given(st.integers(0, 200_000))
+def test_a_backlog_is_decided_whole_in_batches_that_double_up_to_the_cap(backlog):
+    batches = batches_for(backlog)
+    assert sum(batches) == backlog  # nothing left behind, nothing decided twice
+    full = batches[:-1]
+    assert all(size == min(START * 2**index, CAP) for index, size in enumerate(full))
+    assert batches[-1] < min(START * 2 ** len(full), CAP)  # the loop stops at the first short batch
+    assert len(batches) <= 4 + backlog // CAP + 1  # 500, 1000, 2000, then 4000 at a time
+
+
+def test_an_idle_pipeline_decides_a_lone_request_in_a_batch_of_one():
+    assert batches_for(1) == [1]
+    assert batches_for(0) == [0]

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from atomicseats.domain.limits import (
-    ALLOCATION_BATCH_SIZE_MAX,
+    ALLOCATION_BACKLOG_BATCH_MAX,
     CAPACITY_SEATS_MAX,
     CLOSE_OUT_BATCH_MAX,
     SEATS_PER_REQUEST_MAX,
@@ -207,7 +207,7 @@ def promote_round(
 
 def allocate(state: EventState, waitlist: Sequence[WaitlistSlot], requests: Sequence[SeatRequest]) -> Allocation:
     """Promote the waitlist, then decide new requests in arrival order."""
-    assert len(requests) <= ALLOCATION_BATCH_SIZE_MAX
+    assert len(requests) <= ALLOCATION_BACKLOG_BATCH_MAX
     assert len({request.request_id for request in requests}) == len(requests)
     promotions, state = promote_waitlist(state, waitlist)
     seats_free = state.seats_free

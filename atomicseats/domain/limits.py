@@ -8,7 +8,10 @@ from __future__ import annotations
 
 # Booking.
 SEATS_PER_REQUEST_MAX = 10  # the default upper bound; config may lower it
-ALLOCATION_BATCH_SIZE_MAX = 500  # new requests decided in one allocation transaction
+ALLOCATION_BATCH_SIZE_MAX = 500  # new requests decided in one allocation transaction (a task's first)
+# Under a backlog the worker's batches double, full batch after full batch, up to this: fewer
+# transactions (lock, commit, after-commit effects) per decision while work waits.
+ALLOCATION_BACKLOG_BATCH_MAX = 4000
 WAITLIST_PROMOTION_BATCH_MAX = 1000  # waiting entries read for one promotion
 CAPACITY_SEATS_MAX = 1_000_000
 # Promotion rounds in one transaction: each round but the last serves a whole batch of
@@ -97,6 +100,7 @@ PASSWORD_LENGTH_MAX = 128
 assert SEATS_PER_REQUEST_MAX >= 1
 assert SEATS_PER_REQUEST_MAX <= CAPACITY_SEATS_MAX
 assert ALLOCATION_BATCH_SIZE_MAX >= 1
+assert ALLOCATION_BATCH_SIZE_MAX <= ALLOCATION_BACKLOG_BATCH_MAX
 assert WAITLIST_PROMOTION_BATCH_MAX >= 1
 assert CLOSE_OUT_BATCH_MAX >= 1
 assert CLOSE_OUT_BATCH_MAX <= WAITLIST_PROMOTION_BATCH_MAX  # expire_waitlist takes one promotion batch
@@ -104,7 +108,7 @@ assert CLOSE_OUT_EVENTS_PER_RUN_MAX >= 1
 # The periodic close-out runs several times within the grace the audit allows it.
 assert CLOSE_OUT_INTERVAL_S * 3 <= CLOSE_OUT_GRACE_S
 # One allocation's seat arithmetic stays far inside exact integer range.
-assert ALLOCATION_BATCH_SIZE_MAX * SEATS_PER_REQUEST_MAX <= CAPACITY_SEATS_MAX
+assert ALLOCATION_BACKLOG_BATCH_MAX * SEATS_PER_REQUEST_MAX <= CAPACITY_SEATS_MAX
 assert WAITLIST_PROMOTION_BATCH_MAX * SEATS_PER_REQUEST_MAX <= CAPACITY_SEATS_MAX
 assert PRICE_MINOR_MAX >= 1
 # Cost of one request (seats * price) must fit a signed 64-bit column.

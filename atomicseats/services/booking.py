@@ -343,17 +343,20 @@ def _serialize_arrivals(work: UnitOfWork, event_ids: list[int]) -> None:
         )
 
 
-def allocate_pending(event_id: int) -> AllocationSummary:
-    """Decide one batch of an event's pending requests in arrival order, in one transaction."""
+def allocate_pending(event_id: int, batch_max: int | None = None) -> AllocationSummary:
+    """Decide one batch of an event's pending requests in arrival order, in one transaction:
+    the oldest `batch_max` (ALLOCATION_BATCH_SIZE_MAX unless the caller's batches grew)."""
     started = time.monotonic()
+    batch_max = limits.ALLOCATION_BATCH_SIZE_MAX if batch_max is None else batch_max
+    assert 1 <= batch_max <= limits.ALLOCATION_BACKLOG_BATCH_MAX
     with unit_of_work() as work:
         event = lock_event(work, event_id)
         pending: Sequence[PendingRequest]
         if event.is_deleted:
-            _reject_for_deleted_event(work, event, _pending_requests(work.session, event_id))
+            _reject_for_deleted_event(work, event, _pending_requests(work.session, event_id, batch_max))
             pending, accepted_at = [], {}
         else:
-            pending = _pending_rows(work.session, event_id)
+            pending = _pending_rows(work.session, event_id, batch_max)
             accepted_at = {request.request_id: request.accepted_at for request in pending}
         reserved_before = event.reserved_seats
         settlement = settle_event(work, event, pending)
@@ -450,24 +453,24 @@ def stranded_events(older_than_s: float, limit: int = limits.ALLOCATION_BATCH_SI
     return [(event_id, partition or 0) for event_id, partition in db.session.execute(statement)]
 
 
-def _pending_rows(session: Session, event_id: int) -> Sequence[Row[Any]]:
+def _pending_rows(session: Session, event_id: int, limit: int) -> Sequence[Row[Any]]:
     """The next batch of an event's pending requests, oldest first, as plain rows of the
     columns a decision reads (PENDING_COLUMNS, and `accepted_at` for the metrics)."""
     statement = (
         select(*PENDING_COLUMNS, BookingRequest.accepted_at)
         .where(BookingRequest.event_id == event_id, BookingRequest.status == states.RequestStatus.PENDING)
         .order_by(BookingRequest.id)
-        .limit(limits.ALLOCATION_BATCH_SIZE_MAX)
+        .limit(limit)
     )
     return session.execute(statement).all()
 
 
-def _pending_requests(session: Session, event_id: int) -> list[BookingRequest]:
+def _pending_requests(session: Session, event_id: int, limit: int) -> list[BookingRequest]:
     statement = (
         select(BookingRequest)
         .where(BookingRequest.event_id == event_id, BookingRequest.status == states.RequestStatus.PENDING)
         .order_by(BookingRequest.id)
-        .limit(limits.ALLOCATION_BATCH_SIZE_MAX)
+        .limit(limit)
     )
     return list(session.execute(statement).scalars())
 

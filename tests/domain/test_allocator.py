@@ -28,7 +28,7 @@ from atomicseats.domain.allocator import (
     waitlist_read_size,
 )
 from atomicseats.domain.limits import (
-    ALLOCATION_BATCH_SIZE_MAX,
+    ALLOCATION_BACKLOG_BATCH_MAX,
     CLOSE_OUT_BATCH_MAX,
     SEATS_PER_REQUEST_MAX,
     WAITLIST_PROMOTION_BATCH_MAX,
@@ -274,7 +274,7 @@ def test_seats_out_of_range_is_our_bug(seats: int) -> None:
 
 def test_oversized_batch_is_our_bug() -> None:
     with pytest.raises(AssertionError):
-        allocate(state(100), [], requests(*[1] * (ALLOCATION_BATCH_SIZE_MAX + 1)))
+        allocate(state(100), [], requests(*[1] * (ALLOCATION_BACKLOG_BATCH_MAX + 1)))
 
 
 def test_oversized_waitlist_is_our_bug() -> None:
@@ -294,7 +294,7 @@ def test_oversold_state_is_our_bug() -> None:
 
 
 def test_largest_batch_is_allowed() -> None:
-    allocation = allocate(state(100), [], requests(*[1] * ALLOCATION_BATCH_SIZE_MAX))
+    allocation = allocate(state(100), [], requests(*[1] * ALLOCATION_BACKLOG_BATCH_MAX))
     assert allocation.reserved_seats == 100
     assert sum(d.outcome is Outcome.CONFIRMED for d in allocation.decisions) == 100
 
