@@ -409,6 +409,16 @@ class OutcomeSubscription:
                 log.warning("outcomes.close_failed", extra={"channel": self.channel, "error": str(error)})
 
 
+# ARGV[1] the message, ARGV[2..] the channels (channels are not keys: nothing is stored).
+_PUBLISH_ALL_SCRIPT = """
+for i = 2, #ARGV do
+  redis.call('PUBLISH', ARGV[i], ARGV[1])
+end
+return #ARGV - 1
+"""
+_PUBLISH_CHUNK_MAX = 1000  # channels per script call: bounds how long one call holds the Redis server
+
+
 class RedisOutcomeChannel:
     """Wakes long-polling readers when their request reaches its final outcome.
 
@@ -420,18 +430,20 @@ class RedisOutcomeChannel:
 
     def __init__(self, client: redis.Redis, subscriber: redis.Redis | None = None) -> None:
         self.client = client
+        self._publish_all = client.register_script(_PUBLISH_ALL_SCRIPT)
         self.subscriber = subscriber if subscriber is not None else _subscriber_like(client)
         socket_timeout_s = self.subscriber.connection_pool.connection_kwargs.get("socket_timeout")
         assert socket_timeout_s is None or socket_timeout_s > limits.LONG_POLL_WAIT_S_MAX
 
     def publish(self, request_ids: list[str]) -> None:
+        """One PUBLISH per request, all sent as one script call: a batch of thousands of
+        decisions is one command and one reply, not a pipelined command and reply each."""
         if not request_ids:
             return
         try:
-            pipe = self.client.pipeline(transaction=False)
-            for request_id in request_ids:
-                pipe.publish(outcome_channel(request_id), OUTCOME_MESSAGE)
-            pipe.execute()
+            for start in range(0, len(request_ids), _PUBLISH_CHUNK_MAX):
+                chunk = request_ids[start : start + _PUBLISH_CHUNK_MAX]
+                self._publish_all(args=[OUTCOME_MESSAGE, *(outcome_channel(request_id) for request_id in chunk)])
         except REDIS_FAILURES as error:
             log.warning("outcomes.publish_failed", extra={"requests": len(request_ids), "error": str(error)})
 

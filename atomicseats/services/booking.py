@@ -14,10 +14,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import NamedTuple, Protocol
 
 from flask import current_app
-from sqlalchemy import Row, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from atomicseats.domain import allocator, limits, states
@@ -453,8 +453,23 @@ def stranded_events(older_than_s: float, limit: int = limits.ALLOCATION_BATCH_SI
     return [(event_id, partition or 0) for event_id, partition in db.session.execute(statement)]
 
 
-def _pending_rows(session: Session, event_id: int, limit: int) -> Sequence[Row[Any]]:
-    """The next batch of an event's pending requests, oldest first, as plain rows of the
+class _PendingRow(NamedTuple):
+    """A pending request as `_pending_rows` reads it (a tuple's fields are read faster than a Row's)."""
+
+    id: int
+    request_id: str
+    user_id: int
+    seats_requested: int
+    status: str
+    correlation_id: str | None
+    accepted_at: datetime | None
+
+
+assert _PendingRow._fields == (*(column.key for column in PENDING_COLUMNS), "accepted_at")
+
+
+def _pending_rows(session: Session, event_id: int, limit: int) -> list[_PendingRow]:
+    """The next batch of an event's pending requests, oldest first, as plain tuples of the
     columns a decision reads (PENDING_COLUMNS, and `accepted_at` for the metrics)."""
     statement = (
         select(*PENDING_COLUMNS, BookingRequest.accepted_at)
@@ -462,7 +477,7 @@ def _pending_rows(session: Session, event_id: int, limit: int) -> Sequence[Row[A
         .order_by(BookingRequest.id)
         .limit(limit)
     )
-    return session.execute(statement).all()
+    return [_PendingRow._make(row) for row in session.execute(statement)]
 
 
 def _pending_requests(session: Session, event_id: int, limit: int) -> list[BookingRequest]:
