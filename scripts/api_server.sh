@@ -16,11 +16,11 @@
 # lock file (adapters/embedded.py WritersLock, flock: a waiting leader sleeps in the kernel and
 # starts, with all that queued meanwhile, the moment the other's batch is over) instead of
 # polling SQLite's write lock with busy_timeout's back-off, which doubled p99. Measured with
-# make bench's embedded phase on a machine busy with other work (the API got ~0.6 of a core):
-# 1 worker ~8.1 ms of API CPU per booking, outcome p50/p99 ~0.23/0.45 s; 2 workers ~8.8 ms,
-# ~0.58/1.2-1.8 s, the same rate; at load 8-11, 1 worker 139/s (7.0 ms, 97 % of a core), 2
-# workers 154/s (7.9 ms, 120 %). One process cannot use more than one core, and a hot event's
-# 400 decisions/s need more than one at this cost: 2 workers, for the machine's second core.
+# make bench's embedded phase (--skip-full --warmup 5 --duration 15), back to back at 539fb3b on
+# a machine busy with other work (load 11-27): 1 worker 108-147/s (4.4-4.9 ms of API CPU per
+# booking; one process's threads share one GIL and got ~0.6 of a core), 2 workers 262-343/s
+# (3.6-4.1 ms), 3 workers 277-281/s (3.7-4.4 ms, outcome p50 ~108 ms against ~75). A hot
+# event's 400 decisions/s need more than one core at this cost: 2 workers, one per core.
 # The server runs in the foreground (exec): Ctrl-C (SIGINT) or SIGTERM stops it gracefully.
 set -euo pipefail
 
