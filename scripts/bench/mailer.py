@@ -29,8 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from scripts.bench.common import BIN, ROOT, STACK_ENV
-from scripts.bench.stack import Db, recreate_database, services_env
+from scripts.bench.common import BIN, ROOT
+from scripts.bench.stack import Db, fresh_database
 
 DATABASE = "atomicseats_mailer_bench"
 KINDS = ("booking.confirmed", "booking.waitlisted", "booking.rejected", "booking.partial")
@@ -117,19 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", action="store_true", help="the sink stores each message as a file (as make up's)")
     args = parser.parse_args(argv)
 
-    server_url = args.database_url
-    if not server_url:
-        subprocess.run(
-            ["bash", "scripts/services.sh", "start", "postgres"],
-            cwd=ROOT,
-            env={**os.environ, **STACK_ENV},
-            check=True,
-            timeout=600,
-            stdout=subprocess.DEVNULL,
-        )
-        server_url = services_env()["DATABASE_URL"]
-    url = recreate_database(server_url, DATABASE)
-    os.environ.update({"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "PIPELINE": "embedded"})
+    url = fresh_database(args.database_url, DATABASE)
     from flask_migrate import upgrade
 
     from atomicseats import create_app

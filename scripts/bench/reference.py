@@ -531,22 +531,9 @@ def reference_phase(server_url: str, args) -> ReferenceResult | None:
 def migrated_database(server_url: str | None) -> str:
     """A fresh `atomicseats_reference` on the bench stack's PostgreSQL (started if need be) or
     beside `server_url`, migrated as the bench's database is."""
-    import subprocess
+    from scripts.bench.stack import fresh_database
 
-    from scripts.bench.stack import recreate_database, services_env
-
-    if not server_url:
-        subprocess.run(
-            ["bash", "scripts/services.sh", "start", "postgres"],
-            cwd=ROOT,
-            env={**os.environ, **STACK_ENV},
-            check=True,
-            timeout=600,
-            stdout=subprocess.DEVNULL,
-        )
-        server_url = services_env()["DATABASE_URL"]
-    url = recreate_database(server_url, DATABASE)
-    os.environ.update({"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "PIPELINE": "embedded"})
+    url = fresh_database(server_url, DATABASE)
     from flask_migrate import upgrade
 
     from atomicseats import create_app

@@ -130,6 +130,25 @@ def recreate_database(admin_url: str, name: str) -> str:
     return admin_url.rsplit("/", 1)[0] + "/" + name
 
 
+def fresh_database(server_url: str | None, name: str) -> str:
+    """A fresh database `name` beside `server_url`, or on the bench stack's PostgreSQL (started
+    if it is not running), made the process's DATABASE_URL for the embedded app of a standalone
+    bench (the mailer's, the bare-SQL reference's). Returns its URL; migrating it is the caller's."""
+    if not server_url:
+        subprocess.run(
+            ["bash", "scripts/services.sh", "start", "postgres"],
+            cwd=ROOT,
+            env={**os.environ, **STACK_ENV},
+            check=True,
+            timeout=600,
+            stdout=subprocess.DEVNULL,
+        )
+        server_url = services_env()["DATABASE_URL"]
+    url = recreate_database(server_url, name)
+    os.environ.update({"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "PIPELINE": "embedded"})
+    return url
+
+
 def reset_kafka(brokers: str, deadline_s: float = 90) -> None:
     try:
         recreate_topics(brokers, deadline_s)
