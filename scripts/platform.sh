@@ -88,7 +88,7 @@ command_of() {
   case $1 in
     api) echo "env API_HOST=127.0.0.1 API_PORT=$API_PORT bash $ROOT/scripts/api_server.sh full" ;;  # granian: the one command of every mode
     bridge) echo "$BIN/python kafka_bridge.py" ;;
-    worker | worker2) echo "$BIN/celery -A celery_worker worker --queues $ALLOCATION_QUEUES --concurrency ${WORKER_CONCURRENCY:-8} --hostname $1-$STACK@%h --without-gossip --without-mingle --loglevel ${LOG_LEVEL:-INFO}" ;;
+    worker | worker2) echo "$BIN/celery -A celery_worker worker --queues $ALLOCATION_QUEUES --concurrency ${WORKER_CONCURRENCY:-2} --hostname $1-$STACK@%h --without-gossip --without-mingle --loglevel ${LOG_LEVEL:-INFO}" ;;
     mailer) echo "$BIN/celery -A celery_worker worker --queues $MAILER_QUEUES --concurrency ${MAILER_CONCURRENCY:-2} --hostname mailer-$STACK@%h --without-gossip --without-mingle --loglevel ${LOG_LEVEL:-INFO}" ;;
     beat) echo "$BIN/celery -A celery_worker beat --schedule $APP_RUN/beat-schedule --loglevel INFO" ;;
     flower) echo "$BIN/celery -A celery_worker flower --address=127.0.0.1 --port=$FLOWER_PORT" ;;
@@ -119,12 +119,6 @@ metrics_env_of() {
   esac
 }
 
-# Allocation worker processes (WORKER_CONCURRENCY, default 8): at everyday load an allocation
-# task decides a few requests and spends most of its ~85 ms waiting on PostgreSQL and Redis round
-# trips (~4 ms of CPU), so more processes overlap those waits; an event's tasks still decide one
-# at a time (its row lock). make bench's open loop at 260/s and 520/s, 202 -> decided p50 / p99:
-# 2 processes 0.74 / 2.9 s and 5.5 / 12.8 s, 4 0.47 / 1.2 s and 2.9 / 8.2 s, 8 0.33 / 1.1 s and
-# 2.6 / 5.7 s. An idle child costs memory (~110 MB), no CPU.
 # CPU priority (nice) when everything shares one machine: the API first (an accepted request
 # is durable in Kafka, so in a burst the front door keeps answering); then the pipeline that
 # decides (bridge, worker: the backlog waits safely in Kafka); e-mail and the dashboards take
