@@ -231,9 +231,6 @@ class BookingRequest(Model):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
-    def to_domain(self) -> allocator.SeatRequest:
-        return allocator.SeatRequest(request_id=self.request_id, seats=self.seats_requested)
-
 
 class Booking(Model):
     __tablename__ = "bookings"

@@ -9,12 +9,6 @@ from datetime import UTC, datetime
 
 from flask import current_app
 
-from atomicseats.domain.states import RequestStatus
-
-FINAL_REQUEST_STATES = frozenset(
-    {RequestStatus.CONFIRMED, RequestStatus.PARTIAL, RequestStatus.WAITLISTED, RequestStatus.REJECTED}
-)
-
 
 def money(minor_units: int) -> str:
     """12345 -> "€123.45" (the currency symbol is config's CURRENCY_SYMBOL); 0 -> "Free"."""
@@ -52,10 +46,6 @@ def seat_badges(view, now: datetime) -> list[Badge]:
         waiting = view.waitlist_length
         return [Badge("Sold out", "full"), Badge(f"Waitlist open · {waiting:,} waiting", "warn")]
     return [Badge("Sold out", "full"), Badge("Waitlist closed", "off")]
-
-
-def is_final(status: str) -> bool:
-    return status in FINAL_REQUEST_STATES
 
 
 def now() -> datetime:

@@ -23,6 +23,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description=scripts.bench.__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_load_options(parser)
+    _add_phase_options(parser)
+    parser.add_argument("--keep", action="store_true", help="leave the bench stack running afterwards")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a floor is missed")
+    parser.add_argument("--internal-setup", nargs=2, metavar=("GUESTS", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.internal_setup is None:
+        _check_ranges(parser, args)
+    return args
+
+
+def _add_load_options(parser: argparse.ArgumentParser) -> None:
+    """The load: its size and mix, and how long to wait for it."""
     parser.add_argument("--duration", type=int, default=15, help="seconds of load in the accept phase (15)")
     parser.add_argument("--connections", type=int, default=64, help="concurrent client connections (64)")
     parser.add_argument(
@@ -69,6 +82,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "a production one is long warm",
     )
     parser.add_argument("--drain-timeout", type=float, default=300, help="seconds to wait for outcomes (300)")
+
+
+def _add_phase_options(parser: argparse.ArgumentParser) -> None:
+    """The phases: the outbox waits, the open loop, what to skip."""
     parser.add_argument(
         "--outbox-timeout",
         type=float,
@@ -104,30 +121,27 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="no bare-SQL reference (the decide phase's rows written with COPY on a fresh database, "
         "scripts/bench/reference.py)",
     )
-    parser.add_argument("--keep", action="store_true", help="leave the bench stack running afterwards")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a floor is missed")
-    parser.add_argument("--internal-setup", nargs=2, metavar=("GUESTS", "OUT"), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.internal_setup is None:
-        if not 1 <= args.connections <= 10000 or args.duration <= 0 or args.guests < 1 or args.backlog < 0:
-            parser.error("out-of-range option")
-        if not 0 <= args.idle <= 100000 or not 0 <= args.idle_gap_ms <= 10000:
-            parser.error("out-of-range option")
-        if not 0 <= args.waits <= 20000 or not 0 < args.waits_sample <= 20:
-            parser.error("out-of-range option")
-        if not 0 <= args.many <= 1_000_000 or not 1 <= args.many_events <= 10000 or args.many_capacity < 1:
-            parser.error("out-of-range option")
-        if not 0 <= args.hot_percent <= 100 or args.threads < 1 or args.threads > args.connections:
-            parser.error("out-of-range option")
-        try:
-            parse_rates(args.openloop_rates)
-        except ValueError as error:
-            parser.error(f"--openloop-rates: {error}")
-        if not 0 <= args.openloop_seconds <= 120 or not 0 <= args.openloop_warmup <= 60:
-            parser.error("out-of-range option")
-        if args.skip_full and args.skip_embedded:
-            parser.error("nothing to run")
-    return args
+
+
+def _check_ranges(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if not 1 <= args.connections <= 10000 or args.duration <= 0 or args.guests < 1 or args.backlog < 0:
+        parser.error("out-of-range option")
+    if not 0 <= args.idle <= 100000 or not 0 <= args.idle_gap_ms <= 10000:
+        parser.error("out-of-range option")
+    if not 0 <= args.waits <= 20000 or not 0 < args.waits_sample <= 20:
+        parser.error("out-of-range option")
+    if not 0 <= args.many <= 1_000_000 or not 1 <= args.many_events <= 10000 or args.many_capacity < 1:
+        parser.error("out-of-range option")
+    if not 0 <= args.hot_percent <= 100 or args.threads < 1 or args.threads > args.connections:
+        parser.error("out-of-range option")
+    try:
+        parse_rates(args.openloop_rates)
+    except ValueError as error:
+        parser.error(f"--openloop-rates: {error}")
+    if not 0 <= args.openloop_seconds <= 120 or not 0 <= args.openloop_warmup <= 60:
+        parser.error("out-of-range option")
+    if args.skip_full and args.skip_embedded:
+        parser.error("nothing to run")
 
 
 def main(argv: list[str]) -> int:
