@@ -27,7 +27,7 @@ from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import DateTime, TypeDecorator
 
-from atomicseats.domain import accounts, allocator, limits
+from atomicseats.domain import accounts, allocator, limits, tickets
 from atomicseats.domain.states import BookingStatus, EventStatus, OutboxStatus, RequestStatus, WaitlistStatus
 from atomicseats.extensions import db
 
@@ -316,3 +316,22 @@ class OutboxMessage(Model):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     published_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # Kafka acknowledged the domain event
+
+
+class TicketCheckIn(Model):
+    """A ticket (booking id, seat no) let in at the door: at most one row a seat, so two doors
+    scanning the same code at once admit it once (the insert that loses finds the row)."""
+
+    __tablename__ = "ticket_check_ins"
+    __table_args__ = (
+        CheckConstraint("seat_no >= 1", name="seat_no_positive"),
+        Index("ix_ticket_check_ins_event_id", "event_id"),
+    )
+
+    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id", ondelete="CASCADE"), primary_key=True)
+    seat_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The booking's event, kept here so an event's count is one index range (the audit checks it).
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), nullable=False)
+    checked_in_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
+    checked_in_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    door: Mapped[str | None] = mapped_column(String(tickets.DOOR_CHARS_MAX))

@@ -87,3 +87,8 @@ def leaves_no_admin(current_role: str, remains_admin: bool, admins_counted: int)
     assert admins_counted >= 0
     assert current_role != ADMIN_ROLE or admins_counted >= 1  # an enabled admin counts itself
     return current_role == ADMIN_ROLE and not remains_admin and min(admins_counted, ADMINS_COUNTED_MAX) <= 1
+
+
+def may_manage_event(role: str, user_id: int, host_id: int) -> bool:
+    """An event's host, or an admin, manages it (edits, roster, check-in); nobody else."""
+    return role == ADMIN_ROLE or user_id == host_id

@@ -17,7 +17,7 @@ from atomicseats.domain import allocator, limits
 from atomicseats.domain.request_state import request_status
 from atomicseats.domain.states import BookingStatus, RequestStatus, WaitlistStatus
 from atomicseats.extensions import db
-from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry, utcnow
+from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, TicketCheckIn, WaitlistEntry, utcnow
 from atomicseats.services._availability import waitlist_totals
 from atomicseats.services._mirror import mirror_truths
 from atomicseats.services._notification_rows import message_id
@@ -58,6 +58,7 @@ def run_audit(pending_grace_s: int = PENDING_GRACE_S_DEFAULT) -> AuditReport:
     violations.extend(_check_pending(session, pending_grace_s))
     violations.extend(_check_sales_end(session))
     violations.extend(_check_cache(session))
+    violations.extend(_check_check_ins(session))
     events_checked = session.execute(select(func.count(Event.id))).scalar_one()
     requests_checked = session.execute(select(func.count(BookingRequest.id))).scalar_one()
     return AuditReport(int(events_checked), int(requests_checked), violations[:VIOLATIONS_LISTED_MAX])
@@ -379,6 +380,31 @@ def _check_cache(session: Session) -> list[Violation]:
                 f"waitlist mirror {_head(mirrored)} ({len(mirrored)}) != waiting entries {shown}",
             )
         )
+    return violations
+
+
+def _check_check_ins(session: Session) -> list[Violation]:
+    """Tickets: every check-in names an existing booking of its own event, and a seat within
+    that booking's seats (a ticket's code is derived from exactly those two)."""
+    rows = session.execute(
+        select(TicketCheckIn.booking_id, TicketCheckIn.seat_no, TicketCheckIn.event_id, Booking.event_id, Booking.seats)
+        .outerjoin(Booking, Booking.id == TicketCheckIn.booking_id)
+        .where(
+            (Booking.id.is_(None))
+            | (Booking.event_id != TicketCheckIn.event_id)
+            | (TicketCheckIn.seat_no > Booking.seats)
+        )
+        .limit(VIOLATIONS_LISTED_MAX)
+    ).all()
+    violations = []
+    for booking_id, seat_no, event_id, booking_event_id, seats in rows:
+        if booking_event_id is None:
+            detail = "no such booking"
+        elif booking_event_id != event_id:
+            detail = f"checked in at event {event_id}, but the booking is of event {booking_event_id}"
+        else:
+            detail = f"seat {seat_no} of a booking of {seats} seats"
+        violations.append(Violation("tickets-check-in", f"booking {booking_id} seat {seat_no}", detail))
     return violations
 
 

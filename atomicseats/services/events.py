@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, Select, func, literal, select, tuple_
 from sqlalchemy.orm import Session
 
 from atomicseats.domain import allocator, limits, search
+from atomicseats.domain.accounts import may_manage_event
 from atomicseats.domain.request_state import REASON_EVENT_DELETED
 from atomicseats.domain.states import BookingStatus, EventStatus, RequestStatus, WaitlistStatus
 from atomicseats.domain.timeline import DayTotals, daily_timeline
@@ -516,9 +517,7 @@ def _require_host(user: User, message: str = "Only hosts can create events") -> 
 
 
 def _require_owner(actor: User, event: Event) -> None:
-    if actor.role == "admin":
-        return
-    if event.host_id != actor.id:
+    if not may_manage_event(actor.role, actor.id, event.host_id):
         raise Forbidden("Only the event's host can do this")
 
 
