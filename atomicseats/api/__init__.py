@@ -6,7 +6,7 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from atomicseats.api import admin, bookings, docs, events, health, users
+    from atomicseats.api import admin, bookings, docs, events, health, tickets, users
 
-    for module in (users, events, bookings, admin, docs, health):
+    for module in (users, events, bookings, tickets, admin, docs, health):
         app.register_blueprint(module.bp)

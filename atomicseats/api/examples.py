@@ -20,6 +20,7 @@ _REFRESH_TOKEN = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIyIiwidHlwZSI6I
 _PASSWORD = "correct horse battery staple"  # nosec  # B105 (hard-coded password)
 _REQUEST_ID = "1af77cb1-e189-59e2-8ace-bb5e836cf4de"
 _PAGE_END = {"hasMore": False, "nextCursor": None}
+_TICKET_CODE = "7F3KQ-0M2ZC-9XH4D-RB6TW-1NPEA"
 
 GUEST = {"id": 2, "username": "grace", "name": "Grace Hopper", "email": "grace@example.com", "role": "guest"}
 HOST = {"id": 1, "username": "ada_host", "name": "Ada Lovelace", "email": "ada@example.com", "role": "host"}
@@ -175,6 +176,41 @@ OPERATIONS: dict[str, Example] = {
     "requestStatus": Example(response=REQUEST),
     "leaveWaitlist": Example(
         response={**REQUEST, "seatsWaitlisted": 0, "waitlistPosition": None, "reason": "withdrawn", "seatsWithdrawn": 2}
+    ),
+    "bookingTickets": Example(
+        response={
+            "bookingId": 311,
+            "eventId": 7,
+            "event": {key: EVENT[key] for key in ("name", "venue", "startsAt", "endsAt")},
+            "status": "confirmed",
+            "isValid": True,
+            "tickets": [
+                {"seatNo": 1, "code": _TICKET_CODE, "checkedInAt": None},
+                {"seatNo": 2, "code": "7F3KQ-1A8VD-CM40S-Z2HXJ-6GRYB", "checkedInAt": None},
+            ],
+            "calendarUrl": "/api/bookings/311/tickets.ics",
+        }
+    ),
+    "bookingCalendar": Example(
+        response="BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//AtomicSeats//Tickets//EN\r\n"
+        "BEGIN:VEVENT\r\nSUMMARY:Jazz at the Barbican\r\nDTSTART:20261230T193000Z\r\n"
+        "DTEND:20261230T223000Z\r\nUID:booking-311@atomicseats.local\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    ),
+    "checkIn": Example(
+        request={"code": _TICKET_CODE, "door": "North door"},
+        response={
+            "outcome": "admitted",
+            "eventId": 7,
+            "bookingId": 311,
+            "seatNo": 1,
+            "seats": 2,
+            "holderName": "Grace Hopper",
+            "checkedInAt": "2026-12-30T19:02:11.250000+00:00",
+            "checkedInBy": "Ada Lovelace",
+            "door": "North door",
+            "checkedIn": 1,
+            "ticketsTotal": 498,
+        },
     ),
     "platformAnalytics": Example(
         response={

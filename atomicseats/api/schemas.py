@@ -12,7 +12,7 @@ from datetime import UTC
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema
 
-from atomicseats.domain import accounts, limits, request_state
+from atomicseats.domain import accounts, limits, request_state, tickets
 from atomicseats.domain.states import DECIDED_REQUEST_STATUSES, BookingStatus, RequestStatus
 from atomicseats.services.events import EVENT_LIST_STATUSES, EVENT_LIST_WHENS
 
@@ -567,3 +567,57 @@ class ReadinessOut(Schema):
         values=fields.Boolean(),
         metadata={"description": "each dependency (database, migrations, redis, kafka) and whether it answers"},
     )
+
+
+# --- tickets and check-in (issue 13 point 3) ----------------------------------------------
+
+
+class SeatTicketOut(Schema):
+    """One seat of a confirmed booking: its code (show it, or its QR code, at the door)."""
+
+    seatNo = fields.Integer(attribute="seat_no")
+    code = fields.String(metadata={"description": "25 Crockford base32 characters in five groups; case-insensitive"})
+    checkedInAt = fields.DateTime(attribute="checked_in_at", allow_none=True)
+
+
+class TicketEventOut(Schema):
+    name = fields.String(attribute="event_name")
+    venue = fields.String()
+    startsAt = fields.DateTime(attribute="starts_at")
+    endsAt = fields.DateTime(attribute="ends_at")
+
+
+class BookingTicketsOut(Schema):
+    bookingId = fields.Integer(attribute="booking_id")
+    eventId = fields.Integer(attribute="event_id")
+    event = fields.Nested(TicketEventOut, attribute="view")
+    status = fields.String(metadata={"enum": [status.value for status in BookingStatus]})
+    isValid = fields.Boolean(
+        attribute="is_valid", metadata={"description": "false once the booking is cancelled or the event withdrawn"}
+    )
+    tickets = fields.List(fields.Nested(SeatTicketOut))
+    calendarUrl = fields.String(attribute="calendar_url")
+
+
+class CheckInSchema(StrictSchema):
+    code = single_line(
+        tickets.CODE_INPUT_CHARS_MAX, required=True, metadata={"description": "a ticket's code, typed or scanned"}
+    )
+    door = single_line(tickets.DOOR_CHARS_MAX, load_default=None, allow_none=True)
+
+
+class CheckInOut(Schema):
+    outcome = fields.String(
+        attribute="outcome.value",
+        metadata={"enum": ["admitted", "already_checked_in"], "description": "admitted now, or already before"},
+    )
+    eventId = fields.Integer(attribute="event_id")
+    bookingId = fields.Integer(attribute="ticket.booking_id")
+    seatNo = fields.Integer(attribute="ticket.seat_no")
+    seats = fields.Integer(metadata={"description": "seats of the booking"})
+    holderName = fields.String(attribute="holder_name")
+    checkedInAt = fields.DateTime(attribute="record.checked_in_at")
+    checkedInBy = fields.String(attribute="checked_in_by_name", allow_none=True)
+    door = fields.String(attribute="record.door", allow_none=True)
+    checkedIn = fields.Integer(attribute="counts.checked_in", metadata={"description": "the event's tickets let in"})
+    ticketsTotal = fields.Integer(attribute="counts.tickets", metadata={"description": "the event's tickets"})

@@ -109,7 +109,9 @@ def test_every_operation_answers_as_documented_through_an_on_sale(app, client, c
     contract("POST", "/api/events/book", 400, headers=guest.headers, json={"eventId": event_id, "numberOfSeats": 11})
     contract("POST", "/api/events/book", 404, headers=guest.headers, json={"eventId": 10**12, "numberOfSeats": 1})
     contract("POST", "/api/events/book", 401, json={"eventId": event_id, "numberOfSeats": 1})
-    contract("GET", f"/api/bookings/requests/{booked['data']['requestId']}", 200, headers=guest.headers)
+    booked_status = contract(
+        "GET", f"/api/bookings/requests/{booked['data']['requestId']}", 200, headers=guest.headers
+    )["data"]
     contract("GET", f"/api/bookings/requests/{partial['requestId']}?wait=0", 200, headers=other.headers)
     contract("GET", f"/api/bookings/requests/{partial['requestId']}", 404, headers=guest.headers)
     contract("GET", f"/api/events/{event_id}/roster", 200, headers=host.headers)
@@ -120,12 +122,26 @@ def test_every_operation_answers_as_documented_through_an_on_sale(app, client, c
     contract("DELETE", f"/api/bookings/requests/{partial['requestId']}/waitlist", 200, headers=other.headers)
     contract("DELETE", f"/api/bookings/requests/{partial['requestId']}/waitlist", 409, headers=other.headers)
 
+    # Tickets: the guest's, checked in at the door by the host.
+    booking_id = booked_status["bookingIds"][0]
+    tickets = contract("GET", f"/api/bookings/{booking_id}/tickets", 200, headers=guest.headers)["data"]["tickets"]
+    contract("GET", f"/api/bookings/{booking_id}/tickets", 404, headers=other.headers)
+    contract("GET", f"/api/bookings/{booking_id}/tickets.ics", 200, headers=guest.headers)
+    contract("GET", f"/api/bookings/{booking_id}/tickets.ics", 404, headers=other.headers)
+    check_ins = f"/api/events/{event_id}/check-ins"
+    contract("POST", check_ins, 200, headers=host.headers, json={"code": tickets[0]["code"], "door": "North"})
+    contract("POST", check_ins, 200, headers=host.headers, json={"code": tickets[0]["code"]})
+    contract("POST", check_ins, 404, headers=host.headers, json={"code": "not a ticket"})
+    contract("POST", check_ins, 403, headers=guest.headers, json={"code": tickets[0]["code"]})
+    contract("POST", check_ins, 400, headers=host.headers, json={"door": "North"})
+
     # Guests look back and cancel.
     contract("GET", "/api/user/bookings", 200, headers=guest.headers)
     contract("GET", "/api/user/bookings?view=summary", 200, headers=guest.headers)
     contract("GET", "/api/user/bookings?view=everything", 400, headers=guest.headers)
     contract("DELETE", "/api/events/book", 200, headers=guest.headers, json={"eventId": event_id, "cancelAll": True})
     contract("DELETE", "/api/events/book", 409, headers=guest.headers, json={"eventId": event_id})
+    contract("POST", check_ins, 409, headers=host.headers, json={"code": tickets[1]["code"]})  # cancelled
 
     # Admins.
     contract("GET", "/api/admin/analytics?limit=2", 200, headers=admin.headers)

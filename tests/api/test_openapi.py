@@ -33,6 +33,7 @@ TAKES_A_BODY = {
     ("post", "/api/events/book"),
     ("delete", "/api/events/book"),
     ("patch", "/api/admin/users/{user_id}"),
+    ("post", "/api/events/{event_id}/check-ins"),
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 _PARAMETER = re.compile(r"<(?:[a-z]+(?:\([^)]*\))?:)?([A-Za-z_]+)>")  # converter, optional arguments, name
