@@ -52,6 +52,7 @@ WAITLIST_MIRROR_ENTRIES_MAX = 100_000  # longer waitlists are not mirrored in Re
 LOCK_TIMEOUT_MS = 3000
 STATEMENT_TIMEOUT_MS = 10000
 DATABASE_CONNECT_TIMEOUT_S = 3  # a Postgres host that does not answer a connect
+DATABASE_PING_AFTER_IDLE_S = 1.0  # a pooled connection idle this long is checked before use
 DATABASE_RETRY_AFTER_S = 2  # Retry-After while the database is down or recovering (a restart takes seconds)
 
 # Outbox.

@@ -47,6 +47,7 @@ from atomicseats.services.unit_of_work import (
     UnitOfWork,
     database_errors_as_busy,
     one_transaction,
+    read_alone,
     release_session,
     unit_of_work,
 )
@@ -221,10 +222,13 @@ def _request_id_for(user_id: int, idempotency_key: str | None) -> str:
 
 
 def _request_for_key(user_id: int, idempotency_key: str) -> BookingRequest | None:
-    statement = select(BookingRequest).where(
+    """The request recorded under the key: looked up alone (one round trip: nearly every key
+    is new), loaded only when there is one."""
+    statement = select(BookingRequest.id).where(
         BookingRequest.user_id == user_id, BookingRequest.idempotency_key == idempotency_key
     )
-    return db.session.execute(statement).scalar_one_or_none()
+    found = read_alone(statement)
+    return db.session.get(BookingRequest, found[0].id) if found else None
 
 
 def _check_same_request(earlier_event_id: int, earlier_seats: int, event_id: int, seats: int) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -16,10 +17,11 @@ from dataclasses import dataclass, field
 from typing import TypeVarTuple
 
 from psycopg2 import OperationalError as PostgresOperationalError
+from sqlalchemy import Executable, Row, text
 from sqlalchemy import event as sa_event
-from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -196,6 +198,47 @@ def one_transaction() -> Iterator[UnitOfWork]:
             yield work
         finally:
             _joined_work.reset(token)
+
+
+def read_alone(statement: Executable) -> list[Row]:
+    """Run one read outside any transaction: on Postgres one round trip (a connection of the
+    pool in autocommit: no BEGIN before it, no ROLLBACK after), for a lookup on a hot path that
+    needs no snapshot shared with other reads (the API's Idempotency-Key check, once per keyed
+    booking). Elsewhere it is the session's read."""
+    engine = db.engine
+    if engine.dialect.name != "postgresql":
+        return list(db.session.execute(statement).all())
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        return list(connection.execute(statement).all())
+
+
+def install_idle_ping(engine: Engine, idle_s: float = limits.DATABASE_PING_AFTER_IDLE_S) -> None:
+    """Check a pooled connection before use only when it sat idle for `idle_s` or more.
+
+    SQLAlchemy's pool_pre_ping checks it before every use: one more round trip per
+    transaction (per booking with an Idempotency-Key at the API, per batch in the bridge and
+    the worker), paid even by connections handed back a millisecond ago. A database restart
+    takes seconds, and a connection idle that long is checked (one that fails is replaced:
+    DisconnectionError makes the pool connect afresh); one in use when the server went away
+    fails its next statement, which invalidates the pool's connections, and its use case
+    answers 503 or retries as for any other database error."""
+
+    @sa_event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: object, record: ConnectionPoolEntry) -> None:
+        record.info[_CHECKED_IN_AT] = time.monotonic()
+
+    @sa_event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, _proxy: object) -> None:
+        checked_in_at = record.info.get(_CHECKED_IN_AT)
+        if checked_in_at is None or time.monotonic() - checked_in_at < idle_s:
+            return  # just connected, or in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)  # as pool_pre_ping does (outside a transaction)
+        except Exception as error:  # any failure: the pool replaces this connection
+            raise DisconnectionError("idle connection no longer usable") from error
+
+
+_CHECKED_IN_AT = "atomicseats_checked_in_at"
 
 
 def install_sqlite_pragmas(engine: Engine) -> None:

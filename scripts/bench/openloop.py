@@ -80,6 +80,7 @@ class RatePoint:
     other_cpu_pct: float = float("nan")
     late_ms_max: float = 0.0  # the generator's own delay behind its schedule, at most
     recorded_ms: dict[float, float] = field(default_factory=dict)  # 202 -> recorded by the bridge
+    cpu_lines: list[str] = field(default_factory=list)  # each process's CPU while the rate was offered
 
     @property
     def non_2xx(self) -> int:
@@ -392,6 +393,8 @@ def run_openloop(db: Db, host_token: str, tokens: list[str], ceiling_per_s: floa
             f"{point.lost}; outside this bench {fmt(point.other_cpu_pct)}% of a core; vegeta at most "
             f"{fmt(point.late_ms_max)} ms behind its schedule"
         )
+        for line in point.cpu_lines:
+            say(line)
     directory = Path(args.openloop_out) if args.openloop_out else WORK
     write_outputs(result, directory, chart_title(ceiling_per_s, args))
     say(f"  latency curve: {result.csv_path}, {result.svg_path}")
@@ -447,6 +450,7 @@ def one_rate(
         other_cpu_pct=100 * cpu.by_group.get(OTHER, 0) / cpu.wall_s if cpu.wall_s else float("nan"),
         recorded_ms=quantiles(recorded),
         late_ms_max=answers.late_ms_max,
+        cpu_lines=cpu.lines({"sent": int(rate * total_s)}),
     )
 
 
