@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TypeVarTuple
+from typing import Any, TypeVarTuple
 
 from psycopg2 import OperationalError as PostgresOperationalError
 from sqlalchemy import Executable, Row, text
@@ -200,7 +200,7 @@ def one_transaction() -> Iterator[UnitOfWork]:
             _joined_work.reset(token)
 
 
-def read_alone(statement: Executable) -> list[Row]:
+def read_alone(statement: Executable) -> list[Row[Any]]:
     """Run one read outside any transaction: on Postgres one round trip (a connection of the
     pool in autocommit: no BEGIN before it, no ROLLBACK after), for a lookup on a hot path that
     needs no snapshot shared with other reads (the API's Idempotency-Key check, once per keyed
