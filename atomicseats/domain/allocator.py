@@ -18,6 +18,16 @@ Because promotion runs first, a non-empty waitlist implies no seats are free, so
 new request can never overtake anyone already waiting (including requests that
 were waitlisted earlier in the same batch).
 
+Waitlist modes (per event): in `auto` mode freed seats are confirmed to the head at once
+(a `Promotion`). In `offer` mode the head is offered them instead (an `Offer`): the seats
+are held for it (`seats_offered`: neither free nor sold) until it accepts, accepts fewer,
+declines or lets the offer expire (domain/offers.py); what it does not take is free again
+and goes on to the next in line. Serving is the same walk head first in both modes, so the
+same FIFO holds: an entry whose open offer covers fewer seats than it waits for gets the
+next freed seats added to its offer, and nobody behind it is offered anything meanwhile;
+the caller passes each entry with the seats it still wants beyond its open offer (entries
+whose offer covers all they wait for are not passed: they want nothing more).
+
 Time (sales close at the event's start, or its earlier sales end): the caller
 passes `is_sales_open`, decided from its clock at the decision time (the domain has
 none). Once sales are closed nothing is confirmed or promoted: every new request is
@@ -58,16 +68,25 @@ class Outcome(enum.StrEnum):
     REJECTED = RequestStatus.REJECTED.value
 
 
+class WaitlistMode(enum.StrEnum):
+    """What freed seats do for the waitlist head (see the module's docstring)."""
+
+    AUTO = "auto"  # confirmed to it at once
+    OFFER = "offer"  # offered to it for a window the host sets
+
+
 @dataclass(frozen=True)
 class EventState:
     capacity_seats: int
     reserved_seats: int
     is_waitlist_open: bool
     is_sales_open: bool = True  # False from the sales end on: nothing is booked or promoted
+    seats_offered: int = 0  # held by open offers: neither free nor sold
+    waitlist_mode: WaitlistMode = WaitlistMode.AUTO
 
     @property
     def seats_free(self) -> int:
-        return self.capacity_seats - self.reserved_seats
+        return self.capacity_seats - self.reserved_seats - self.seats_offered
 
 
 @dataclass(frozen=True)
@@ -119,15 +138,30 @@ class Promotion:
 
 
 @dataclass(frozen=True)
+class Offer:
+    """Seats offered to a waiting entry (offer mode), added to its open offer if it has one."""
+
+    entry_id: int
+    seats_offered: int  # held for it from now on
+    seats_still_wanted: int  # it waits for these beyond its open offer (0: its offer covers all)
+
+    def __post_init__(self) -> None:
+        assert self.seats_offered >= 1
+        assert self.seats_still_wanted >= 0
+
+
+@dataclass(frozen=True)
 class PromotionRound:
     """One round of serving the waitlist head first (see `promote_round`)."""
 
     promotions: tuple[Promotion, ...]
     state: EventState  # after this round
     entries_to_read: int  # for the next round; 0: promotion is over, decide new requests now
+    offers: tuple[Offer, ...] = ()  # offer mode: made instead of promotions
 
     def __post_init__(self) -> None:
         assert self.entries_to_read >= 0
+        assert not (self.promotions and self.offers)
 
 
 @dataclass(frozen=True)
@@ -136,41 +170,58 @@ class Allocation:
     decisions: tuple[Decision, ...]
     reserved_seats: int  # after this allocation
     capacity_seats: int
+    offers: tuple[Offer, ...] = ()  # offer mode: made instead of promotions
+    seats_offered: int = 0  # after this allocation
 
     def __post_init__(self) -> None:
         assert self.reserved_seats >= 0
-        assert self.reserved_seats <= self.capacity_seats
+        assert self.seats_offered >= 0
+        assert self.reserved_seats + self.seats_offered <= self.capacity_seats
 
     @property
     def seats_free(self) -> int:
-        return self.capacity_seats - self.reserved_seats
+        return self.capacity_seats - self.reserved_seats - self.seats_offered
 
 
 def promote_waitlist(state: EventState, waitlist: Sequence[WaitlistSlot]) -> tuple[tuple[Promotion, ...], EventState]:
-    """Hand free seats to the waitlist, head first. Runs whether it is open or closed,
-    but never once sales are closed (the waitlist is then expired, not served).
+    """Hand free seats to the waitlist, head first (auto mode). Runs whether it is open or
+    closed, but never once sales are closed (the waitlist is then expired, not served).
 
     The caller passes the waitlist from its head. If it holds more entries than it
     passed (a batch of WAITLIST_PROMOTION_BATCH_MAX) and every passed entry was
     fully served, it must promote again before deciding new requests.
     """
+    assert state.waitlist_mode is WaitlistMode.AUTO
+    promotions, _offers, after = serve_waitlist(state, waitlist)
+    return promotions, after
+
+
+def serve_waitlist(
+    state: EventState, waitlist: Sequence[WaitlistSlot]
+) -> tuple[tuple[Promotion, ...], tuple[Offer, ...], EventState]:
+    """Serve free seats to the waitlist head first, as the event's mode says: promotions
+    (auto) or offers (offer), never both. In offer mode each slot's `seats_remaining` is
+    what the entry still wants beyond its open offer."""
     _assert_state_valid(state)
     _assert_waitlist_valid(waitlist)
     if not state.is_sales_open:
-        return (), state
+        return (), (), state
     seats_free = state.seats_free
-    promotions: list[Promotion] = []
+    served: list[Promotion] = []
     for slot in waitlist:
         if seats_free == 0:
             break
         promotion = _promote_one(slot, seats_free)
         seats_free -= promotion.seats_promoted
-        promotions.append(promotion)
+        served.append(promotion)
     assert seats_free >= 0
-    # Nobody behind the head is served before the head is fully served.
-    assert all(promotion.seats_remaining == 0 for promotion in promotions[:-1])
-    reserved_seats = state.capacity_seats - seats_free
-    return tuple(promotions), dataclasses.replace(state, reserved_seats=reserved_seats)
+    # Nobody behind the head is served before the head is fully served (or fully offered).
+    assert all(promotion.seats_remaining == 0 for promotion in served[:-1])
+    seats_served = sum(promotion.seats_promoted for promotion in served)
+    if state.waitlist_mode is WaitlistMode.OFFER:
+        offers = tuple(Offer(p.entry_id, p.seats_promoted, p.seats_remaining) for p in served)
+        return (), offers, dataclasses.replace(state, seats_offered=state.seats_offered + seats_served)
+    return tuple(served), (), dataclasses.replace(state, reserved_seats=state.reserved_seats + seats_served)
 
 
 def waitlist_read_size(state: EventState, batch_max: int = WAITLIST_PROMOTION_BATCH_MAX) -> int:
@@ -198,18 +249,19 @@ def promote_round(
     """
     entries_asked = waitlist_read_size(state, batch_max)
     assert len(waitlist_head) <= entries_asked
-    promotions, after = promote_waitlist(state, waitlist_head)
+    promotions, offers, after = serve_waitlist(state, waitlist_head)
     has_read_whole_waitlist = len(waitlist_head) < entries_asked
     entries_to_read = 0 if has_read_whole_waitlist else waitlist_read_size(after, batch_max)
     assert entries_to_read == 0 or all(promotion.is_served for promotion in promotions)
-    return PromotionRound(promotions=promotions, state=after, entries_to_read=entries_to_read)
+    assert entries_to_read == 0 or all(offer.seats_still_wanted == 0 for offer in offers)
+    return PromotionRound(promotions=promotions, state=after, entries_to_read=entries_to_read, offers=offers)
 
 
 def allocate(state: EventState, waitlist: Sequence[WaitlistSlot], requests: Sequence[SeatRequest]) -> Allocation:
     """Promote the waitlist, then decide new requests in arrival order."""
     assert len(requests) <= ALLOCATION_BACKLOG_BATCH_MAX
     assert len({request.request_id for request in requests}) == len(requests)
-    promotions, state = promote_waitlist(state, waitlist)
+    promotions, offers, state = serve_waitlist(state, waitlist)
     seats_free = state.seats_free
     decisions: list[Decision] = []
     for request in requests:
@@ -225,8 +277,10 @@ def allocate(state: EventState, waitlist: Sequence[WaitlistSlot], requests: Sequ
     allocation = Allocation(
         promotions=promotions,
         decisions=tuple(decisions),
-        reserved_seats=state.capacity_seats - seats_free,
+        reserved_seats=state.capacity_seats - state.seats_offered - seats_free,
         capacity_seats=state.capacity_seats,
+        offers=offers,
+        seats_offered=state.seats_offered,
     )
     if state.is_sales_open:  # after the sales end, seats may stay free: nobody is served
         _assert_nobody_waits_beside_free_seats(allocation, waitlist)
@@ -270,14 +324,14 @@ def release_seats(state: EventState, seats: int) -> EventState:
 
 
 def resize_capacity(state: EventState, capacity_seats: int) -> EventState | None:
-    """New capacity, or None when it would drop below the seats already confirmed.
+    """New capacity, or None when it would drop below the seats already confirmed (or offered).
 
     After raising capacity the caller promotes the waitlist.
     """
     _assert_state_valid(state)
     assert capacity_seats >= 0
     assert capacity_seats <= CAPACITY_SEATS_MAX
-    if capacity_seats < state.reserved_seats:
+    if capacity_seats < state.reserved_seats + state.seats_offered:
         return None
     return dataclasses.replace(state, capacity_seats=capacity_seats)
 
@@ -328,7 +382,8 @@ def _reject_after_sales_end(request: SeatRequest) -> Decision:
 
 def _assert_state_valid(state: EventState) -> None:
     assert state.reserved_seats >= 0
-    assert state.reserved_seats <= state.capacity_seats
+    assert state.seats_offered >= 0
+    assert state.reserved_seats + state.seats_offered <= state.capacity_seats  # a seat is offered or sold, not both
     assert state.capacity_seats <= CAPACITY_SEATS_MAX
 
 
@@ -343,7 +398,9 @@ def _assert_waitlist_valid(waitlist: Sequence[WaitlistSlot]) -> None:
 def _assert_nobody_waits_beside_free_seats(allocation: Allocation, waitlist: Sequence[WaitlistSlot]) -> None:
     """If anyone (old or new in this batch) still waits, no seat may be free."""
     seats_remaining_old = sum(slot.seats_remaining for slot in waitlist)
-    seats_promoted = sum(promotion.seats_promoted for promotion in allocation.promotions)
+    seats_promoted = sum(promotion.seats_promoted for promotion in allocation.promotions) + sum(
+        offer.seats_offered for offer in allocation.offers
+    )
     seats_waitlisted_new = sum(decision.seats_waitlisted for decision in allocation.decisions)
     assert seats_promoted <= seats_remaining_old
     if seats_remaining_old - seats_promoted + seats_waitlisted_new > 0:
