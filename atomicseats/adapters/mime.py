@@ -16,16 +16,19 @@ a body).
 
 from __future__ import annotations
 
+import base64
 import random
 import sys
 import time
 from email import policy
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
 from email.utils import formatdate
 from functools import lru_cache
 
 import flask_mail
 
-from atomicseats.services.contracts import MailMessage
+from atomicseats.services.contracts import MailMessage, MailPart
 
 LINE_END = "\r\n"
 _BOUNDARY_DIGITS = len(repr(sys.maxsize - 1))  # as email.generator makes boundaries
@@ -46,6 +49,7 @@ def _fold(name: str, value: str) -> bytes:
 # The container headers, folded once around a placeholder boundary of the real one's length.
 _MIXED_HEADER = _fold("Content-Type", f'multipart/mixed; boundary="{_PLACEHOLDER}"').decode("ascii")
 _ALTERNATIVE_HEADER = _fold("Content-Type", f'multipart/alternative; boundary="{_PLACEHOLDER}"').decode("ascii")
+_RELATED_HEADER = _fold("Content-Type", f'multipart/related; boundary="{_PLACEHOLDER}"').decode("ascii")
 
 
 @lru_cache(maxsize=4096)
@@ -100,10 +104,11 @@ def is_simple_address(address: str) -> bool:
 
 def message_bytes(message: MailMessage, sender: str, now: float | None = None) -> bytes:
     """The message as Flask-Mail would send it (see the module's docstring)."""
-    mixed, alternative = _boundary(), _boundary()
+    mixed, alternative, related = _boundary(), _boundary(), _boundary()
     text, html = message.body_text, message.body_html
     if (
-        any(f"--{boundary}" in body for boundary in (mixed, alternative) for body in (text, html))
+        any(f"--{boundary}" in body for boundary in (mixed, alternative, related) for body in (text, html))
+        or not all(_is_simple_part(part) for part in message.parts)
         or "\n" in message.subject
         or "\r" in message.subject
     ):  # the generator would pick another boundary; Flask-Mail's own check of a multi-line subject
@@ -126,12 +131,8 @@ def message_bytes(message: MailMessage, sender: str, now: float | None = None) -
         + extra
     )
     outer, inner = f"--{mixed}".encode("ascii"), f"--{alternative}".encode("ascii")
-    return b"".join(
+    body = b"".join(
         (
-            head,
-            b"\r\n",
-            outer,
-            b"\r\n",
             _ALTERNATIVE_HEADER.replace(_PLACEHOLDER, alternative).encode("ascii"),
             b"MIME-Version: 1.0\r\n\r\n",
             inner,
@@ -143,11 +144,63 @@ def message_bytes(message: MailMessage, sender: str, now: float | None = None) -
             _text_part(html, "html"),
             b"\r\n",
             inner,
-            b"--\r\n\r\n",
+            b"--\r\n",
+        )
+    )
+    inline = [part for part in message.parts if part.content_id is not None]
+    attached = [part for part in message.parts if part.content_id is None]
+    if inline:  # the HTML and the images it shows by Content-ID, as one multipart/related
+        middle = f"--{related}".encode("ascii")
+        body = b"".join(
+            (
+                _RELATED_HEADER.replace(_PLACEHOLDER, related).encode("ascii"),
+                b"MIME-Version: 1.0\r\n\r\n",
+                middle,
+                b"\r\n",
+                body,
+                *(b"".join((b"\r\n", middle, b"\r\n", _file_part(part))) for part in inline),
+                b"\r\n",
+                middle,
+                b"--\r\n",
+            )
+        )
+    return b"".join(
+        (
+            head,
+            b"\r\n",
+            outer,
+            b"\r\n",
+            body,
+            *(b"".join((b"\r\n", outer, b"\r\n", _file_part(part))) for part in attached),
+            b"\r\n",
             outer,
             b"--\r\n",
         )
     )
+
+
+def _is_simple_part(part: MailPart) -> bool:
+    """A part whose headers need no quoting or folding: the ones we make (else the slow path)."""
+    return (
+        all(
+            value.isascii() and value.isprintable() and '"' not in value and "\\" not in value
+            for value in (part.filename, part.content_type, part.content_id or "")
+        )
+        and len(part.filename) < 40
+    )
+
+
+def _file_part(part: MailPart) -> bytes:
+    """A file as Flask-Mail attaches one: base64 in lines of 76, then its disposition and id."""
+    disposition = "inline" if part.content_id is not None else "attachment"
+    head = (
+        f"Content-Type: {part.content_type}\r\nMIME-Version: 1.0\r\nContent-Transfer-Encoding: base64\r\n"
+        f'Content-Disposition: {disposition}; filename="{part.filename}"\r\n'
+    )
+    if part.content_id is not None:
+        head += f"Content-ID: <{part.content_id}>\r\n"
+    encoded = base64.encodebytes(part.data).replace(b"\n", b"\r\n")
+    return head.encode("ascii") + b"\r\n" + encoded
 
 
 def flask_mail_message(message: MailMessage, sender: str, now: float | None = None) -> flask_mail.Message:
@@ -161,6 +214,10 @@ def flask_mail_message(message: MailMessage, sender: str, now: float | None = No
         extra_headers=extra_headers,
         date=time.time() if now is None else now,
     )
+    for part in message.parts:
+        headers = {"Content-ID": f"<{part.content_id}>"} if part.content_id is not None else {}
+        disposition = "inline" if part.content_id is not None else "attachment"
+        mail_message.attach(part.filename, part.content_type, part.data, disposition, headers)
     # Flask-Mail writes `Message-ID: <make_msgid()>` itself and then *adds* each extra header
     # (assignment appends), so the stable id goes in as the message's own id instead.
     mail_message.msgId = message.message_id
@@ -173,4 +230,17 @@ def flask_mail_bytes(message: MailMessage, sender: str, now: float | None = None
     mail_message = flask_mail_message(message, sender, now)
     if mail_message.has_bad_headers():
         raise flask_mail.BadHeaderError("a line break in a header")
-    return mail_message.as_bytes()
+    if not any(part.content_id is not None for part in message.parts):
+        return mail_message.as_bytes()
+    # Flask-Mail puts every file beside the text and HTML; the inline images go with them into
+    # a multipart/related (RFC 2387), which is what lets mail clients show them in the HTML.
+    tree = mail_message._message()
+    children: list[Message] = tree.get_payload()  # type: ignore[assignment]  # a multipart's: a list
+    alternative, *files = children
+    related = MIMEMultipart("related")
+    related.attach(alternative)
+    for part in files:
+        if part["Content-ID"] is not None:
+            related.attach(part)
+    tree.set_payload([related, *(part for part in files if part["Content-ID"] is None)])
+    return tree.as_bytes()

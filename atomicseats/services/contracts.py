@@ -81,6 +81,17 @@ class AllocationSummary:
 
 
 @dataclass(frozen=True)
+class MailPart:
+    """A file an e-mail carries: an image the HTML shows inline (`content_id`, referred to as
+    `cid:<content_id>`), or an attachment (`content_id` None)."""
+
+    filename: str
+    content_type: str  # "image/png", "text/calendar; method=PUBLISH"
+    data: bytes
+    content_id: str | None = None
+
+
+@dataclass(frozen=True)
 class MailMessage:
     """One e-mail, ready for any mailer. `message_id` is stable across resends."""
 
@@ -90,6 +101,7 @@ class MailMessage:
     body_html: str
     message_id: str
     headers: dict[str, str]
+    parts: tuple[MailPart, ...] = ()  # inline images first, then attachments (a ticket's QR codes, its .ics)
 
 
 class MailNotAttempted(Exception):

@@ -8,7 +8,7 @@ and venues come from hosts. Prices are left out: the e-mail reports seats, not m
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -21,11 +21,15 @@ from atomicseats.domain.request_state import REASON_EVENT_DELETED
 from atomicseats.domain.states import RequestStatus
 from atomicseats.names import EVENT_PAGE_PATH, MAIL_KIND_HEADER, MY_BOOKINGS_PATH
 from atomicseats.services._notification_rows import NOTIFICATION_KINDS
+from atomicseats.services._ticket_mail import TicketLine
+from atomicseats.services._ticket_media import QR_PNG_SCALE, QR_SYMBOL_MODULES
 
 KIND_HEADER = MAIL_KIND_HEADER
 SIGN_OFF = "The AtomicSeats team"
 
 HTML_PIECES_CACHED_MAX = 4096  # escaped rows, sentences and links kept (an event's repeat in every e-mail)
+
+TICKET_QR_PX = QR_SYMBOL_MODULES * QR_PNG_SCALE  # shown at its own size: one module, 6 pixels
 
 Payload = Mapping[str, Any]  # an outbox row's payload: a JSON object, as the service wrote it
 
@@ -37,11 +41,15 @@ class Content:
     facts: tuple[tuple[str, str], ...]  # (label, value), after the event's own facts
 
 
-def render(kind: str, payload: Payload, recipient_name: str, base_url: str) -> tuple[str, str, str]:
+def render(
+    kind: str, payload: Payload, recipient_name: str, base_url: str, tickets: Sequence[TicketLine] = ()
+) -> tuple[str, str, str]:
     """(subject, text body, HTML body) for one notification; ValueError for an unknown kind.
 
     `base_url` is where people reach the pages (config's PUBLIC_BASE_URL): every e-mail links
-    to the event's page (unless the event was withdrawn) and to My bookings."""
+    to the event's page (unless the event was withdrawn) and to My bookings. `tickets`: the
+    new booking's tickets (services/_ticket_mail.py), listed after the sentences, each code in
+    the text and its QR code (the inline image of its Content-ID) in the HTML."""
     renderer = _RENDERERS.get(kind)
     if renderer is None:
         raise ValueError(f"no template for notification kind {kind!r}")
@@ -49,8 +57,13 @@ def render(kind: str, payload: Payload, recipient_name: str, base_url: str) -> t
     facts = _event_facts(payload) + _booking_facts(payload) + content.facts
     links = _links(kind, payload, base_url)
     subject = " ".join(content.subject.split())  # one header line, whatever a host typed
-    text = _text(recipient_name, content.paragraphs, facts, links)
-    return subject, text, _html(recipient_name, content.paragraphs, facts, links)
+    text = _text(recipient_name, content.paragraphs + _ticket_sentences(tickets), facts, links)
+    html = _html(recipient_name, content.paragraphs, facts, links)
+    if tickets:
+        html = html.replace(
+            "\n<table cellpadding='4'>\n", "\n" + _html_tickets(tickets) + "\n<table cellpadding='4'>\n", 1
+        )
+    return subject, text, html
 
 
 # --- one function per kind -------------------------------------------------------------
@@ -335,6 +348,30 @@ def _html(recipient_name: str, paragraphs: tuple[str, ...], facts: tuple[tuple[s
         f"<!DOCTYPE html>\n<html><body>\n<p>Hello {escape(recipient_name)},</p>\n{body}\n<table cellpadding='4'>\n"
         f"{rows}\n</table>\n<p>{anchors}</p>\n<p>{escape(SIGN_OFF)}</p>\n</body></html>\n"
     )
+
+
+TICKETS_SENTENCE = (
+    "Your tickets, one a seat: show the code or its QR code at the door. "
+    "The attached calendar file adds the event to your calendar."
+)
+
+
+def _ticket_sentences(tickets: Sequence[TicketLine]) -> tuple[str, ...]:
+    if not tickets:
+        return ()
+    lines = [f"Ticket {ticket.seat_no} of {ticket.seats}: {ticket.code}" for ticket in tickets]
+    return (TICKETS_SENTENCE, "\n".join(lines))
+
+
+def _html_tickets(tickets: Sequence[TicketLine]) -> str:
+    """Each ticket's QR code (by Content-ID) and code; codes and ids are plain ASCII we made."""
+    items = "\n".join(
+        f"<p><img src='cid:{escape(ticket.content_id)}' width='{TICKET_QR_PX}' height='{TICKET_QR_PX}' "
+        f"alt='QR code of ticket {ticket.seat_no}'><br>\nTicket {ticket.seat_no} of {ticket.seats}: "
+        f"<code>{escape(ticket.code)}</code></p>"
+        for ticket in tickets
+    )
+    return f"{_html_paragraph(TICKETS_SENTENCE)}\n{items}"
 
 
 @lru_cache(maxsize=HTML_PIECES_CACHED_MAX)

@@ -39,7 +39,16 @@ from atomicseats.errors import ServiceBusy
 from atomicseats.extensions import db
 from atomicseats.models import OutboxMessage, User, utcnow
 from atomicseats.services import notifications
-from atomicseats.services.contracts import MailMessage, MailNotAttempted
+from atomicseats.services._ticket_mail import (
+    TICKET_SEATS_FIELDS,
+    BookingCalendar,
+    TicketLine,
+    booking_calendars,
+    new_booking,
+    ticket_parts,
+)
+from atomicseats.services._ticket_media import current_code_key
+from atomicseats.services.contracts import MailMessage, MailNotAttempted, MailPart
 from atomicseats.services.ports import adapters
 from atomicseats.services.unit_of_work import UnitOfWork, unit_of_work
 
@@ -74,6 +83,7 @@ class _Claim:
     recipient_email: str
     recipient_name: str
     lease_until: datetime
+    written_at: datetime
 
 
 # --- sending e-mails -------------------------------------------------------------------
@@ -86,13 +96,13 @@ def send_due_notifications(limit: int = limits.OUTBOX_BATCH_SIZE_MAX) -> SendRep
     if not claims:
         return SendReport(sent=0, retried=0, failed=failed)
     deadline = time.monotonic() + limits.OUTBOX_SEND_BATCH_S_MAX
-    base_url = current_app.config["PUBLIC_BASE_URL"]
+    tickets = _Tickets(current_app.config["PUBLIC_BASE_URL"], claims)
     results: list[Exception | None] = [None] * len(claims)
     messages: list[MailMessage] = []
     to_send: list[int] = []
     for index, claim in enumerate(claims):
         try:
-            messages.append(_mail_message(claim, base_url))
+            messages.append(_mail_message(claim, tickets))
             to_send.append(index)
         except Exception as error:  # a row that cannot be rendered fails alone, and is retried
             results[index] = error
@@ -158,6 +168,7 @@ def _claim_due(limit: int) -> tuple[list[_Claim], int]:
                 OutboxMessage.payload,
                 User.email,
                 User.name,
+                OutboxMessage.created_at,
             )
             .outerjoin(User, User.id == OutboxMessage.user_id)
             .where(
@@ -172,11 +183,11 @@ def _claim_due(limit: int) -> tuple[list[_Claim], int]:
             statement = statement.with_for_update(skip_locked=True, of=OutboxMessage)
         claims: list[_Claim] = []
         orphans: list[tuple[int, str]] = []
-        for outbox_id, kind, message_id, payload, email, name in work.session.execute(statement):
+        for outbox_id, kind, message_id, payload, email, name, written_at in work.session.execute(statement):
             if email is None:  # the user was deleted (user_id SET NULL): nobody to write to
                 orphans.append((outbox_id, kind))
             else:
-                claims.append(_Claim(outbox_id, kind, message_id, payload, email, name, lease_until))
+                claims.append(_Claim(outbox_id, kind, message_id, payload, email, name, lease_until, written_at))
         if claims:
             work.session.execute(
                 update(OutboxMessage)
@@ -194,9 +205,46 @@ def _claim_due(limit: int) -> tuple[list[_Claim], int]:
     return claims, len(orphans)
 
 
-def _mail_message(claim: _Claim, base_url: str) -> MailMessage:
+class _Tickets:
+    """What a batch's confirmation e-mails need for their tickets: the code key, and each new
+    booking's calendar facts (one query for the batch, only if it has such e-mails)."""
+
+    def __init__(self, base_url: str, claims: list[_Claim]) -> None:
+        self.base_url = base_url
+        self.key = current_code_key()
+        booking_ids = [
+            int(booking_id)
+            for claim in claims
+            if claim.kind in TICKET_SEATS_FIELDS
+            for booking_id in json.loads(claim.payload).get("bookingIds") or ()
+        ]
+        self.calendars: dict[int, BookingCalendar] = {}
+        if booking_ids:
+            try:
+                self.calendars = booking_calendars(db.session(), booking_ids)
+            except SQLAlchemyError:  # the database went away since the claim: the payloads' facts will do
+                log.warning("outbox.tickets.calendars_unread", extra={"rows": len(booking_ids)})
+            db.session.rollback()  # no transaction open while the batch goes out
+
+
+def _mail_message(claim: _Claim, tickets: _Tickets) -> MailMessage:
+    payload = json.loads(claim.payload)
+    booking = new_booking(claim.kind, payload)
+    lines: list[TicketLine] = []
+    parts: tuple[MailPart, ...] = ()
+    if booking is not None:
+        booking_id, seats = booking
+        lines, parts = ticket_parts(
+            tickets.key,
+            booking_id,
+            seats,
+            payload,
+            tickets.calendars.get(booking_id),
+            claim.written_at,
+            tickets.base_url,
+        )
     subject, body_text, body_html = notifications.render(
-        claim.kind, json.loads(claim.payload), claim.recipient_name, base_url
+        claim.kind, payload, claim.recipient_name, tickets.base_url, lines
     )
     return MailMessage(
         recipient=claim.recipient_email,
@@ -205,6 +253,7 @@ def _mail_message(claim: _Claim, base_url: str) -> MailMessage:
         body_html=body_html,
         message_id=claim.message_id,
         headers={notifications.KIND_HEADER: claim.kind, AUTO_SUBMITTED_HEADER: "auto-generated"},
+        parts=parts,
     )
 
 

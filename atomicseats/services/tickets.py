@@ -14,7 +14,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import NamedTuple
 
 from flask import current_app
@@ -31,7 +30,6 @@ from atomicseats.domain.tickets import (
     Ticket,
     check_in_outcome,
     check_in_refusal,
-    code_key,
     parse_ticket_code,
     ticket_code,
     tickets_of,
@@ -39,13 +37,19 @@ from atomicseats.domain.tickets import (
 from atomicseats.errors import Forbidden, NotFound
 from atomicseats.extensions import db
 from atomicseats.models import Booking, Event, TicketCheckIn, User, utcnow
-from atomicseats.names import EVENT_PAGE_PATH
-from atomicseats.services._ticket_media import CalendarEntry, calendar_bytes, qr_png, qr_svg
+from atomicseats.services._ticket_media import (
+    CalendarEntry,
+    booking_calendar_entry,
+    calendar_bytes,
+    current_code_key,
+    qr_png,
+    qr_svg,
+)
 from atomicseats.services.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CheckInOutcome", "qr_png", "qr_svg"]  # the pages and the API name outcomes from here
+__all__ = ["CheckInOutcome", "current_code_key", "qr_png", "qr_svg"]  # the pages and the API name outcomes from here
 
 
 @dataclass(frozen=True)
@@ -91,15 +95,6 @@ class CheckInCounts:
 # --- codes -----------------------------------------------------------------------------
 
 
-def current_code_key() -> bytes:
-    return _code_key(current_app.config["SECRET_KEY"])
-
-
-@lru_cache(maxsize=4)
-def _code_key(secret_key: str) -> bytes:
-    return code_key(secret_key)
-
-
 def codes_of(key: bytes, booking_id: int, seats: int) -> list[str]:
     """The codes of a booking's seats 1..seats (the confirmation e-mail's tickets)."""
     return [ticket_code(key, ticket) for ticket in tickets_of(booking_id, seats)]
@@ -136,21 +131,17 @@ def booking_calendar(actor_id: int, is_admin: bool, booking_id: int) -> tuple[st
 
 
 def calendar_entry(view: BookingTickets, base_url: str) -> CalendarEntry:
-    return CalendarEntry(
-        booking_id=view.booking_id,
-        event_name=view.event_name,
-        venue=view.venue,
-        starts_at=view.starts_at,
-        ends_at=view.ends_at,
-        stamped_at=view.created_at,
-        description=calendar_description(view.booking_id, [ticket.code for ticket in view.tickets]),
-        url=base_url + EVENT_PAGE_PATH.format(event_id=view.event_id),
+    return booking_calendar_entry(
+        view.booking_id,
+        view.event_id,
+        view.event_name,
+        view.venue,
+        view.starts_at,
+        view.ends_at,
+        view.created_at,
+        [ticket.code for ticket in view.tickets],
+        base_url,
     )
-
-
-def calendar_description(booking_id: int, codes: Sequence[str]) -> str:
-    seats = f"{len(codes)} seat" if len(codes) == 1 else f"{len(codes)} seats"
-    return f"AtomicSeats booking #{booking_id}, {seats}. Tickets: " + ", ".join(codes)
 
 
 class _BookingRow(NamedTuple):

@@ -728,7 +728,9 @@ def test_a_send_made_while_the_database_restarts_is_recorded_once_it_is_back(pos
     client = postgres_app.test_client()
     book(client, account(client), create_event(client, account(client, "host"), capacity=5)["id"], 1)
     (claim,), _ = outbox._claim_due(limits.OUTBOX_BATCH_SIZE_MAX)
-    postgres_app.extensions[EXTENSION_KEY].mailer.send(outbox._mail_message(claim, PUBLIC_BASE_URL))
+    postgres_app.extensions[EXTENSION_KEY].mailer.send(
+        outbox._mail_message(claim, outbox._Tickets(PUBLIC_BASE_URL, [claim]))
+    )
     with database_back_after(postgres_url, delay_s=1.0):
         assert outbox._record(outbox._record_sent, [claim], 0) == 1
     (row,) = outbox_rows()
