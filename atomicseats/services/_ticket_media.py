@@ -29,6 +29,7 @@ from atomicseats.names import EVENT_PAGE_PATH, MY_BOOKINGS_PATH
 QR_ERROR_LEVEL = "M"  # 15% of the symbol may be smudged or glared and still read
 QR_PNG_SCALE = 6  # pixels a module: a version-2 symbol with its quiet zone is 198 px, sharp on a phone
 QR_SVG_MODULE_PX = 5  # on a page
+QR_SVGS_CACHED_MAX = 2048  # My bookings polls: a guest's tickets are drawn once, not every 5 s
 QR_SYMBOL_MODULES = 33  # a ticket code's symbol: version 2 (25 modules) and a quiet zone of 4 each side
 CALENDAR_PRODUCT_ID = "-//AtomicSeats//Tickets//EN"
 CALENDAR_UID_DOMAIN = "atomicseats.local"
@@ -64,6 +65,7 @@ def qr_png(code: str) -> bytes:
     return output.getvalue()
 
 
+@lru_cache(maxsize=QR_SVGS_CACHED_MAX)
 def qr_svg(code: str, label: str) -> str:
     """The QR code as an inline <svg> element for a page: no XML prolog, sized by its viewBox,
     announced to screen readers as an image named `label`."""

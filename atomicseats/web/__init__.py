@@ -55,10 +55,11 @@ def _security_headers(response):
 
 
 def register_web(app: Flask) -> None:
-    from atomicseats.web import admin, guest, host, present, sessions, views  # noqa: F401  (views, admin, guest, host: the routes)
+    from atomicseats.web import admin, guest, host, present, sessions, tickets, views  # noqa: F401  (views, admin, guest, host, tickets: the routes)
 
     sessions.install(login_manager)
     app.register_blueprint(bp)
     app.jinja_env.filters["money"] = present.money
     app.jinja_env.filters["when"] = present.when
     app.jinja_env.filters["iso"] = present.iso
+    app.jinja_env.globals["ticket_qr"] = tickets.ticket_qr

@@ -15,7 +15,7 @@ from flask_login import current_user, login_required
 
 from atomicseats import names
 from atomicseats.errors import Conflict, NotFound, ServiceBusy
-from atomicseats.services import booking, history
+from atomicseats.services import booking, history, tickets
 from atomicseats.web import bp, present
 from atomicseats.web.forms import CancelForm, LeaveWaitlistForm
 
@@ -35,6 +35,7 @@ def my_bookings():
     context = {
         "mine": history.guest_bookings(current_user.id, present.now()),
         "places": booking.waitlist_places(current_user.id),
+        "tickets": tickets.user_tickets(current_user.id),
         "poll_s": MY_BOOKINGS_POLL_S,
     }
     if request.headers.get("HX-Request"):

@@ -14,7 +14,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from atomicseats.errors import AtomicSeatsError, InvalidInput
-from atomicseats.services import events
+from atomicseats.services import events, tickets
 from atomicseats.web import bp, present
 from atomicseats.web.forms import explain_csrf, show_service_errors
 from atomicseats.web.host_forms import SERVICE_FIELDS, SERVICE_WORDS, CapacityForm, EventForm, WaitlistForm
@@ -62,6 +62,7 @@ def host_dashboard():
         "web/host/dashboard.html",
         rows=rows,
         fill_chart=fill_chart,
+        check_ins=tickets.check_in_counts([view.event.id for view in page.items]),
         next_url=next_url,
         is_first_page=cursor is None,
     )

@@ -29,7 +29,7 @@ from wtforms import (
 from wtforms.validators import AnyOf, DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import TextInput
 
-from atomicseats.domain import limits
+from atomicseats.domain import limits, tickets
 
 NAME_LENGTH_MAX = 200  # the events columns (and the API's schema)
 VENUE_LENGTH_MAX = 200
@@ -198,3 +198,18 @@ class CapacityForm(FlaskForm):
 
 class WaitlistForm(FlaskForm):
     action = HiddenField(validators=[AnyOf(("open", "close"))])
+
+
+class CheckInForm(FlaskForm):
+    """A ticket's code as typed or scanned, and optionally the door (kept between scans)."""
+
+    code = StringField(
+        "Ticket code",
+        validators=[DataRequired("Type or scan a ticket's code."), Length(max=tickets.CODE_INPUT_CHARS_MAX)],
+        description="25 letters and digits; dashes, spaces and lower case are fine.",
+    )
+    door = StringField(
+        "Door (optional)",
+        validators=[Optional(), Length(max=tickets.DOOR_CHARS_MAX)],
+        description="Shown when a ticket comes back: where it was let in.",
+    )

@@ -36,3 +36,33 @@ document.addEventListener("DOMContentLoaded", function () {
     if (zone && select.querySelector('option[value="' + zone.replace(/"/g, "") + '"]')) select.value = zone;
   });
 });
+// Check-in: where the browser has a BarcodeDetector, the camera can read a ticket's QR code and
+// submit it as if typed; elsewhere the button stays hidden and typing or a scanner works as ever.
+document.addEventListener("DOMContentLoaded", function () {
+  var button = document.querySelector("[data-camera-scan]");
+  var video = document.querySelector("[data-camera-preview]");
+  if (!button || !video || !("BarcodeDetector" in window) || !navigator.mediaDevices) return;
+  var form = button.form;
+  var input = form.querySelector("input[name=code]");
+  button.hidden = false;
+  button.addEventListener("click", function () {
+    var detector = new window.BarcodeDetector({ formats: ["qr_code"] });
+    navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } }).then(function (stream) {
+      video.srcObject = stream;
+      video.hidden = false;
+      video.play();
+      var look = function () {
+        detector.detect(video).then(function (codes) {
+          if (codes.length) {
+            stream.getTracks().forEach(function (track) { track.stop(); });
+            input.value = codes[0].rawValue;
+            form.submit();
+          } else {
+            window.requestAnimationFrame(look);
+          }
+        }).catch(function () { window.requestAnimationFrame(look); });
+      };
+      look();
+    }).catch(function () { button.hidden = true; });
+  });
+});
