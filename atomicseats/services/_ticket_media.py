@@ -28,6 +28,7 @@ from atomicseats.names import EVENT_PAGE_PATH, MY_BOOKINGS_PATH
 
 QR_ERROR_LEVEL = "M"  # 15% of the symbol may be smudged or glared and still read
 QR_PNG_SCALE = 6  # pixels a module: a version-2 symbol with its quiet zone is 198 px, sharp on a phone
+QR_PNG_COMPRESS_LEVEL = 1  # zlib's fastest: ~480 bytes instead of ~390, a third less CPU than its default 6
 QR_SVG_MODULE_PX = 5  # on a page
 QR_SVGS_CACHED_MAX = 2048  # My bookings polls: a guest's tickets are drawn once, not every 5 s
 QR_SYMBOL_MODULES = 33  # a ticket code's symbol: version 2 (25 modules) and a quiet zone of 4 each side
@@ -62,7 +63,7 @@ def qr_png(code: str) -> bytes:
     modules = Image.frombuffer("L", (width, height), grey, "raw", "L", 0, 1).convert("1")
     pixels = modules.resize((width * QR_PNG_SCALE, height * QR_PNG_SCALE), Image.Resampling.NEAREST)
     output = io.BytesIO()
-    pixels.save(output, format="PNG")
+    pixels.save(output, format="PNG", compress_level=QR_PNG_COMPRESS_LEVEL)
     return output.getvalue()
 
 
