@@ -49,7 +49,8 @@ from atomicseats.services.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CheckInOutcome", "current_code_key", "qr_png", "qr_svg"]  # the pages and the API name outcomes from here
+# Re-exported: the pages and the API take the outcomes, the key and the QR drawings from here.
+__all__ = ["CheckInOutcome", "current_code_key", "qr_png", "qr_svg"]
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class CheckInCounts:
 
 
 def codes_of(key: bytes, booking_id: int, seats: int) -> list[str]:
-    """The codes of a booking's seats 1..seats (the confirmation e-mail's tickets)."""
+    """The codes of a booking's seats 1..seats, under `key` (current_code_key() for this app's)."""
     return [ticket_code(key, ticket) for ticket in tickets_of(booking_id, seats)]
 
 
