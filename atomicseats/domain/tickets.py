@@ -1,8 +1,10 @@
 """Tickets: one per confirmed seat, named by a code derived from (booking id, seat no). Pure.
 
-The code is not stored anywhere: it is (booking id, seat no) packed into 45 bits, followed by
-an 80-bit HMAC-SHA256 of them under a key derived from the app's SECRET_KEY, written as 25
-Crockford base32 characters in five groups of five ("7F3KQ-0M2ZC-..."). Crockford's alphabet
+The code is not stored anywhere: it is an 80-bit HMAC-SHA256 of (booking id, seat no) under a
+key derived from the app's SECRET_KEY, followed by the two packed into 45 bits and masked with
+a pad derived from that MAC (so a code shows neither the booking id nor how many were sold),
+written as 25 Crockford base32 characters in five groups of five ("7F3KQ-0M2ZC-...").
+Crockford's alphabet
 has no I, L, O or U; reading is case-insensitive, takes I and L for 1 and O for 0, and ignores
 hyphens and spaces, so a code read aloud or typed by hand comes back the same. Guessing a valid
 code means guessing 80 bits of MAC; changing any one character changes either the carried ids
@@ -25,7 +27,8 @@ ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 BOOKING_ID_BITS = 37
 SEAT_NO_BITS = 8
 MAC_BITS = 80
-CODE_BITS = BOOKING_ID_BITS + SEAT_NO_BITS + MAC_BITS
+PAYLOAD_BITS = BOOKING_ID_BITS + SEAT_NO_BITS
+CODE_BITS = PAYLOAD_BITS + MAC_BITS
 CODE_CHARS = CODE_BITS // 5
 GROUP_CHARS = 5
 BOOKING_ID_MAX = 2**BOOKING_ID_BITS - 1  # 137 billion bookings
@@ -64,7 +67,8 @@ def ticket_code(key: bytes, ticket: Ticket) -> str:
     assert 1 <= ticket.booking_id <= BOOKING_ID_MAX, ticket.booking_id
     assert 1 <= ticket.seat_no <= SEAT_NO_MAX, ticket.seat_no
     payload = (ticket.booking_id << SEAT_NO_BITS) | ticket.seat_no
-    number = (payload << MAC_BITS) | _mac(key, payload)
+    mac = _mac(key, payload)
+    number = (mac << PAYLOAD_BITS) | (payload ^ _pad(key, mac))
     chars = "".join(ALPHABET[(number >> shift) & 31] for shift in range(CODE_BITS - 5, -1, -5))
     return "-".join(chars[start : start + GROUP_CHARS] for start in range(0, CODE_CHARS, GROUP_CHARS))
 
@@ -82,7 +86,8 @@ def parse_ticket_code(key: bytes, text: str) -> Ticket | None:
         if value is None:
             return None
         number = (number << 5) | value
-    payload, mac = number >> MAC_BITS, number & (2**MAC_BITS - 1)
+    mac, masked = number >> PAYLOAD_BITS, number & (2**PAYLOAD_BITS - 1)
+    payload = masked ^ _pad(key, mac)
     expected = _mac(key, payload)
     if not hmac.compare_digest(mac.to_bytes(MAC_BITS // 8, "big"), expected.to_bytes(MAC_BITS // 8, "big")):
         return None
@@ -105,9 +110,15 @@ def tickets_of(booking_id: int, seats: int) -> list[Ticket]:
 
 
 def _mac(key: bytes, payload: int) -> int:
-    message = payload.to_bytes((BOOKING_ID_BITS + SEAT_NO_BITS + 7) // 8, "big")
+    message = payload.to_bytes((PAYLOAD_BITS + 7) // 8, "big")
     digest = hmac.new(key, message, hashlib.sha256).digest()
     return int.from_bytes(digest[: MAC_BITS // 8], "big")
+
+
+def _pad(key: bytes, mac: int) -> int:
+    """The mask of the ids, from the MAC (a message the MAC's own never is: it has a prefix)."""
+    digest = hmac.new(key, b"pad:" + mac.to_bytes(MAC_BITS // 8, "big"), hashlib.sha256).digest()
+    return int.from_bytes(digest[:8], "big") & (2**PAYLOAD_BITS - 1)
 
 
 # --- check-in --------------------------------------------------------------------------

@@ -120,3 +120,9 @@ def test_only_a_live_ticket_of_this_event_is_ever_admitted(event_id, ticket, boo
         outcome = tickets.check_in_outcome(event_id, ticket, booking, was_inserted)
         assert (outcome is CheckInOutcome.ADMITTED) == was_inserted
         assert booking.event_id == event_id and not booking.is_cancelled and ticket.seat_no <= booking.seats
+
+
+def test_a_code_shows_neither_the_booking_id_nor_how_many_were_sold():
+    codes = [tickets.ticket_code(KEY, Ticket(booking_id, 1)) for booking_id in range(1, 41)]
+    assert len({code[:5] for code in codes}) == 40  # no shared prefix: the ids are masked
+    assert not any(code.startswith("00000") for code in codes)
