@@ -28,6 +28,7 @@ BOOKING_ID_BITS = 37
 SEAT_NO_BITS = 8
 MAC_BITS = 80
 PAYLOAD_BITS = BOOKING_ID_BITS + SEAT_NO_BITS
+PAYLOAD_MASK = (1 << PAYLOAD_BITS) - 1
 CODE_BITS = PAYLOAD_BITS + MAC_BITS
 CODE_CHARS = CODE_BITS // 5
 GROUP_CHARS = 5
@@ -86,7 +87,7 @@ def parse_ticket_code(key: bytes, text: str) -> Ticket | None:
         if value is None:
             return None
         number = (number << 5) | value
-    mac, masked = number >> PAYLOAD_BITS, number & (2**PAYLOAD_BITS - 1)
+    mac, masked = number >> PAYLOAD_BITS, number & PAYLOAD_MASK
     payload = masked ^ _pad(key, mac)
     expected = _mac(key, payload)
     if not hmac.compare_digest(mac.to_bytes(MAC_BITS // 8, "big"), expected.to_bytes(MAC_BITS // 8, "big")):
@@ -118,7 +119,8 @@ def _mac(key: bytes, payload: int) -> int:
 def _pad(key: bytes, mac: int) -> int:
     """The mask of the ids, from the MAC (a message the MAC's own never is: it has a prefix)."""
     digest = hmac.new(key, b"pad:" + mac.to_bytes(MAC_BITS // 8, "big"), hashlib.sha256).digest()
-    return int.from_bytes(digest[:8], "big") & (2**PAYLOAD_BITS - 1)
+    pad: int = int.from_bytes(digest[:8], "big") & PAYLOAD_MASK
+    return pad
 
 
 # --- check-in --------------------------------------------------------------------------
