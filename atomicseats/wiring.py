@@ -5,7 +5,8 @@ import services; this module may, as create_app's helper).
 PIPELINE=embedded: requests are recorded and allocated in-process.
 PIPELINE=kafka: requests go to Kafka; the bridge records them and Celery allocates.
 REDIS_URL (either mode): availability cache, request registry, waitlist mirror and
-outcome channel live in Redis; without it, Postgres answers everything.
+outcome channel live in Redis; without it, Postgres answers everything. The pending line
+(place in line) exists with Kafka only: in-process nobody is ever pending.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def register_adapters(app: Flask) -> None:
             send_in_background=functools.partial(beat.wake, SEND_NOTIFICATIONS_ROUND) if beat else None,
         )
         parts["domain_events"] = embedded.NoDomainEventPublisher()
+        parts["line"] = embedded.NoLine(parts["outcomes"])  # decided before answering: nobody waits in line
     parts["mailer"] = _mailer(app)
     parts["metrics"] = PrometheusMetrics()
     app.extensions[EXTENSION_KEY] = Adapters(**parts)
@@ -125,10 +127,12 @@ def _embedded_parts() -> dict:
 
 def _redis_parts(redis_url: str, shares_limiter: bool) -> dict:
     from atomicseats.adapters.redis_cache import RedisAvailabilityCache, RedisProbe, RedisSessionCache, connect
+    from atomicseats.adapters.redis_line import RedisLine
     from atomicseats.adapters.redis_state import RedisOutcomeChannel, RedisRequestRegistry, RedisWaitlistMirror
 
     client = connect(redis_url)
     return {
+        "line": RedisLine(client),
         "availability": RedisAvailabilityCache(client),
         "requests": RedisRequestRegistry(client, counts_quotas=shares_limiter),
         "waitlist": RedisWaitlistMirror(client),

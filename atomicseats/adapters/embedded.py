@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager
 from flask import Flask, current_app
 
 from atomicseats.services.contracts import AcceptedRequest, EventAvailability, Quota, RequestStatus
+from atomicseats.services.ports import LineReading, OutcomeChannel
 
 log = logging.getLogger(__name__)
 
@@ -440,6 +441,31 @@ class NoWaitlistMirror:
         return None
 
     def load(self, event_id: int) -> list[int] | None:
+        return None
+
+
+class NoLine:
+    """In-process a request is decided before the API answers it: nobody is ever pending,
+    so there is no line to keep or show. Decisions are still announced, on `outcomes`."""
+
+    keeps_entries = False
+
+    def __init__(self, outcomes: OutcomeChannel) -> None:
+        self.outcomes = outcomes
+
+    def enter(self, recorded: Sequence[tuple[int, int, str]]) -> None:
+        return None
+
+    def leave(self, event_id: int, decided_through_row_id: int, decided: int, announced: list[str]) -> None:
+        self.outcomes.publish(announced)
+
+    def reading(self, event_id: int, request_id: str) -> LineReading | None:
+        return None
+
+    def rebuild(self, event_id: int, pending: Sequence[tuple[int, str]], decided_below_row_id: int) -> None:
+        return None
+
+    def sizes(self, event_ids: list[int]) -> dict[int, int] | None:
         return None
 
 

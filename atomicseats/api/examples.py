@@ -65,6 +65,7 @@ REQUEST = {
     "seatsWaitlisted": 2,
     "bookingIds": [311],
     "waitlistPosition": 1,
+    "placeInLine": {"queue": "waitlist", "position": 1, "seatsAhead": 0},
     "reason": None,
     "createdAt": "2026-11-30T10:00:00.104000+00:00",
     "decidedAt": "2026-11-30T10:00:00.118000+00:00",
@@ -77,6 +78,7 @@ PENDING = {
     "seatsWaitlisted": 0,
     "bookingIds": [],
     "waitlistPosition": None,
+    "placeInLine": {"queue": "pending", "position": 1201, "peopleAhead": 1200, "estimatedWaitS": 5},
     "decidedAt": None,
 }
 EVENT_STATS = {
@@ -161,7 +163,12 @@ OPERATIONS: dict[str, Example] = {
     ),
     "bookSeats": Example(
         request={"eventId": 7, "numberOfSeats": 4},
-        response={**PENDING, "statusUrl": f"/api/bookings/requests/{_REQUEST_ID}"},
+        response={
+            **PENDING,
+            # just accepted: on its way through Kafka, not counted into the event's line yet
+            "placeInLine": {"queue": "pending", "position": None, "peopleAhead": None, "estimatedWaitS": None},
+            "statusUrl": f"/api/bookings/requests/{_REQUEST_ID}",
+        },
     ),
     "cancelBooking": Example(
         request={"eventId": 7, "bookingId": 311},
@@ -175,7 +182,14 @@ OPERATIONS: dict[str, Example] = {
     ),
     "requestStatus": Example(response=REQUEST),
     "leaveWaitlist": Example(
-        response={**REQUEST, "seatsWaitlisted": 0, "waitlistPosition": None, "reason": "withdrawn", "seatsWithdrawn": 2}
+        response={
+            **REQUEST,
+            "seatsWaitlisted": 0,
+            "waitlistPosition": None,
+            "placeInLine": None,
+            "reason": "withdrawn",
+            "seatsWithdrawn": 2,
+        }
     ),
     "bookingTickets": Example(
         response={

@@ -347,6 +347,42 @@ class RequestStatusQuery(StrictSchema):
     )
 
 
+class PlaceInLineOut(Schema):
+    """Where a request stands while it waits: in its event's pending line (`queue` pending:
+    position, peopleAhead, estimatedWaitS) or on the waitlist (`queue` waitlist: position,
+    seatsAhead)."""
+
+    queue = fields.Method("queue_of", metadata={"enum": ["pending", "waitlist"]})
+    position = fields.Integer(
+        allow_none=True,
+        metadata={"description": "1 = next (pending) or the head (waitlist); null: not counted yet, still on its way"},
+    )
+    peopleAhead = fields.Integer(
+        attribute="people_ahead",
+        allow_none=True,
+        metadata={"description": "pending only: requests of the event to be decided before this one"},
+    )
+    estimatedWaitS = fields.Integer(
+        attribute="estimated_wait_s",
+        allow_none=True,
+        metadata={
+            "description": "pending only: seconds to the decision at the event's recent decision rate, "
+            "rounded up; null when nothing is being decided now"
+        },
+    )
+    seatsAhead = fields.Integer(
+        attribute="seats_ahead",
+        allow_none=True,
+        metadata={
+            "description": "waitlist only: seats the entries ahead still wait for (served first); "
+            "null when too far back to count cheaply"
+        },
+    )
+
+    def queue_of(self, place: object) -> str:
+        return "waitlist" if hasattr(place, "seats_ahead") else "pending"
+
+
 class RequestStatusOut(Schema):
     requestId = fields.String(attribute="request_id")
     eventId = fields.Integer(attribute="event_id")
@@ -364,6 +400,12 @@ class RequestStatusOut(Schema):
     bookingIds = fields.List(fields.Integer(), attribute="booking_ids")
     waitlistPosition = fields.Integer(
         attribute="waitlist_position", allow_none=True, metadata={"description": "place in line while waiting"}
+    )
+    placeInLine = fields.Nested(
+        PlaceInLineOut,
+        attribute="place_in_line",
+        allow_none=True,
+        metadata={"description": "while pending (full mode) or waitlisted: where the request stands; else null"},
     )
     reason = fields.String(
         allow_none=True,

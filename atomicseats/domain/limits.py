@@ -47,6 +47,9 @@ USER_SEARCH_CHARS_MAX = 100  # the `q` of the user list: part of a username, nam
 TOP_EVENTS_MAX = 10
 LONG_POLL_WAIT_S_MAX = 30
 WAITLIST_MIRROR_ENTRIES_MAX = 100_000  # longer waitlists are not mirrored in Redis (Postgres answers)
+# The pending line (place in line while a request waits for its decision): reconcile puts back
+# at most this many of an event's oldest pending requests into a lost line at once.
+LINE_REBUILD_ENTRIES_MAX = 100_000
 
 # Database.
 LOCK_TIMEOUT_MS = 3000
@@ -125,6 +128,7 @@ assert USER_SEARCH_CHARS_MAX >= 1
 assert TOP_EVENTS_MAX >= 1
 assert LONG_POLL_WAIT_S_MAX >= 1
 assert WAITLIST_MIRROR_ENTRIES_MAX >= WAITLIST_PROMOTION_BATCH_MAX
+assert LINE_REBUILD_ENTRIES_MAX >= ALLOCATION_BACKLOG_BATCH_MAX
 assert LOCK_TIMEOUT_MS > 0
 assert LOCK_TIMEOUT_MS < STATEMENT_TIMEOUT_MS
 assert DATABASE_RETRY_AFTER_S >= 1

@@ -57,6 +57,9 @@ class Settlement:
     appended_entry_ids: list[int] = field(default_factory=list)
     removed_entry_ids: list[int] = field(default_factory=list)
     expired_request_ids: list[str] = field(default_factory=list)  # their waiting seats expired at the sales end
+    # The highest row id among the pending requests this settle decided (None: it decided none);
+    # every pending request of the event up to it is decided: they leave the pending line.
+    decided_through_row_id: int | None = None
 
 
 class PendingRequest(Protocol):
@@ -206,7 +209,10 @@ def _register_effects(work: UnitOfWork, event: Event, settlement: Settlement, wa
             waitlist_length,
         )
     announced = settlement.decided_request_ids + settlement.promoted_request_ids + settlement.expired_request_ids
-    if announced:
+    if settlement.decided_through_row_id is not None:  # announced in the same round trip as the line
+        decided = len(settlement.decided_request_ids)
+        work.after_commit(effects.line.leave, event.id, settlement.decided_through_row_id, decided, announced)
+    elif announced:
         work.after_commit(effects.outcomes.publish, announced)
     work.after_commit(effects.wakeups.wake_outbox)
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from atomicseats.domain import limits
-from atomicseats.domain.states import WaitlistStatus
-from atomicseats.models import Event, WaitlistEntry
+from atomicseats.domain.states import RequestStatus, WaitlistStatus
+from atomicseats.models import BookingRequest, Event, WaitlistEntry
 from atomicseats.services._availability import availability_of, waitlist_totals
 from atomicseats.services.contracts import EventAvailability
 
@@ -64,3 +64,39 @@ def waiting_entry_ids(session: Session, event_id: int) -> list[int] | None:
     )
     entry_ids = list(session.execute(statement).scalars())
     return None if len(entry_ids) > limits.WAITLIST_MIRROR_ENTRIES_MAX else entry_ids
+
+
+@dataclass(frozen=True)
+class LineTruth:
+    """An event's pending line as Postgres has it: its oldest pending requests (row id,
+    request id), at most LINE_REBUILD_ENTRIES_MAX, and the row id below which every one of
+    the event's requests is decided (allocation follows arrival order)."""
+
+    pending: list[tuple[int, str]]
+    decided_below_row_id: int
+
+
+def pending_counts(session: Session, event_ids: list[int]) -> dict[int, int]:
+    """Pending requests per event among `event_ids` (absent: none), one grouped count."""
+    if not event_ids:
+        return {}
+    statement = (
+        select(BookingRequest.event_id, func.count(BookingRequest.id))
+        .where(BookingRequest.event_id.in_(event_ids), BookingRequest.status == RequestStatus.PENDING)
+        .group_by(BookingRequest.event_id)
+    )
+    return {event_id: int(count) for event_id, count in session.execute(statement)}
+
+
+def line_truth(session: Session, event_id: int) -> LineTruth:
+    statement = (
+        select(BookingRequest.id, BookingRequest.request_id)
+        .where(BookingRequest.event_id == event_id, BookingRequest.status == RequestStatus.PENDING)
+        .order_by(BookingRequest.id)
+        .limit(limits.LINE_REBUILD_ENTRIES_MAX)
+    )
+    pending = [(row_id, request_id) for row_id, request_id in session.execute(statement)]
+    if pending:
+        return LineTruth(pending, pending[0][0])
+    newest = session.execute(select(func.max(BookingRequest.id)).where(BookingRequest.event_id == event_id))
+    return LineTruth([], int(newest.scalar_one() or 0) + 1)

@@ -21,6 +21,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from atomicseats.domain import allocator, limits, states
+from atomicseats.domain import line as line_rules
 from atomicseats.domain.request_state import REASON_EVENT_DELETED, REASON_WITHDRAWN, seats_held
 from atomicseats.errors import Conflict, InvalidInput, NotFound, ServiceBusy
 from atomicseats.extensions import db
@@ -266,6 +267,7 @@ def _pending_status(accepted: AcceptedRequest) -> RequestStatus:
         reason=None,
         created_at=accepted.accepted_at,
         decided_at=None,
+        place_in_line=line_rules.NOT_COUNTED_YET if adapters().line.keeps_entries else None,
     )
 
 
@@ -306,9 +308,13 @@ def record_requests(accepted_requests: list[AcceptedRequest]) -> list[int]:
     with unit_of_work() as work:
         if work.is_postgres:
             _serialize_arrivals(work, sorted({accepted.event_id for accepted in accepted_requests}))
-        inserted = insert_rows(work, BookingRequest.__table__, rows, returning=("event_id",), skip_conflicts=True)
-        inserted_event_ids = [event_id for (event_id,) in inserted]
-    return sorted(set(inserted_event_ids))
+        inserted = insert_rows(
+            work, BookingRequest.__table__, rows, returning=("event_id", "id", "request_id"), skip_conflicts=True
+        )
+        line = adapters().line
+        if line.keeps_entries and inserted:  # they enter their events' lines once durable
+            work.after_commit(line.enter, [(event_id, row_id, request_id) for event_id, row_id, request_id in inserted])
+    return sorted({event_id for event_id, _, _ in inserted})
 
 
 def _drop_orphans(accepted_requests: list[AcceptedRequest]) -> list[AcceptedRequest]:
@@ -356,14 +362,19 @@ def allocate_pending(event_id: int, batch_max: int | None = None) -> AllocationS
     with unit_of_work() as work:
         event = lock_event(work, event_id)
         pending: Sequence[PendingRequest]
+        rejected: list[BookingRequest] = []
         if event.is_deleted:
-            _reject_for_deleted_event(work, event, _pending_requests(work.session, event_id, batch_max))
+            rejected = _pending_requests(work.session, event_id, batch_max)
+            _reject_for_deleted_event(work, event, rejected)
             pending, accepted_at = [], {}
         else:
             pending = _pending_rows(work.session, event_id, batch_max)
             accepted_at = {request.request_id: request.accepted_at for request in pending}
         reserved_before = event.reserved_seats
         settlement = settle_event(work, event, pending)
+        decided_rows = pending or rejected  # read oldest first: the last is the highest row id
+        if decided_rows:  # decided in arrival order: all of the event's up to the last leave its line
+            settlement.decided_through_row_id = decided_rows[-1].id
         announce_decisions_after_commit(work, event, settlement)
         allocation = settlement.allocation
         assert allocation is not None  # settle_event always decides
@@ -865,9 +876,28 @@ def _statuses_of(session: Session, requests: Sequence[_RequestColumns]) -> list[
             reason=request.reason,
             created_at=request.created_at,
             decided_at=request.decided_at,
+            place_in_line=_line_place(request, place_of.get(request.id)),
         )
         for request in requests
     ]
+
+
+def _line_place(
+    request: _RequestColumns, waitlist_position: int | None
+) -> line_rules.PendingPlace | line_rules.WaitlistPlace | None:
+    """Where the request stands: in its event's pending line (read from the line's store, one
+    round trip; "not counted yet" when the store does not hold it), or on the waitlist."""
+    if request.status == states.RequestStatus.PENDING:
+        line = adapters().line
+        if not line.keeps_entries:
+            return None
+        reading = line.reading(request.event_id, request.request_id)
+        if reading is None:
+            return line_rules.NOT_COUNTED_YET
+        return line_rules.pending_place(reading.rank, reading.decided_per_second)
+    if waitlist_position is not None:
+        return line_rules.waitlist_place(waitlist_position - 1, None)
+    return None
 
 
 def _waitlist_place(entry: WaitlistEntry, request: BookingRequest, event: Event) -> WaitlistPlace:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from atomicseats.domain import allocator
+from atomicseats.domain.line import PendingPlace, WaitlistPlace
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ class RequestStatus:
     reason: str | None
     created_at: datetime | None
     decided_at: datetime | None
+    # Pending (where requests wait in a line: full mode): its place among the event's pending
+    # requests; waitlisted: its place in the waitlist and the seats asked ahead. None otherwise.
+    place_in_line: PendingPlace | WaitlistPlace | None = None
 
 
 @dataclass(frozen=True)

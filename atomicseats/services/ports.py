@@ -153,6 +153,51 @@ class WaitlistMirror(Protocol):
     def load(self, event_id: int) -> list[int] | None: ...
 
 
+@dataclass(frozen=True)
+class LineReading:
+    """Where a request stands in its event's pending line, as the line's store read it:
+    `rank` 0 is the next to be decided; `decided_per_second` the event's decisions in each
+    of the last few whole seconds (oldest first), for the wait estimate."""
+
+    rank: int
+    decided_per_second: tuple[int, ...]
+
+
+class Line(Protocol):
+    """Each event's pending line: the requests recorded and not yet decided, in arrival order
+    (the booking request row id: the order allocation follows), and the event's recent
+    decision rate. Best-effort like every mirror: a lost line is rebuilt from Postgres
+    (`flask reconcile`), and meanwhile a request reads as "not counted yet".
+
+    `keeps_entries` is False where nobody is ever pending (the embedded default decides a
+    request before answering it): there is no line to show."""
+
+    keeps_entries: bool
+
+    def enter(self, recorded: Sequence[tuple[int, int, str]]) -> None:
+        """(event id, row id, request id) of requests just recorded (after the commit)."""
+
+    def leave(self, event_id: int, decided_through_row_id: int, decided: int, announced: list[str]) -> None:
+        """After a commit that decided `decided` of the event's pending requests, all of them
+        up to row id `decided_through_row_id` (decisions follow arrival order): they leave
+        the line and count towards the rate. `announced` (request ids whose outcome changed)
+        are published on the outcome channel, in the same round trip where the store can."""
+
+    def reading(self, event_id: int, request_id: str) -> LineReading | None:
+        """The request's rank and the event's rate, in one round trip; None when the line
+        does not hold the request (not recorded yet, decided, or the line was lost)."""
+
+    def rebuild(self, event_id: int, pending: Sequence[tuple[int, str]], decided_below_row_id: int) -> None:
+        """Merge what Postgres holds into the event's line: `pending` (row id, request id),
+        oldest first, and every request below `decided_below_row_id` decided. Safe against
+        a bridge and a worker writing meanwhile: it only adds what is not decided and only
+        removes what is."""
+
+    def sizes(self, event_ids: list[int]) -> dict[int, int] | None:
+        """How many requests each event's line holds (0 when none), in one round trip; None
+        when the store cannot say."""
+
+
 class OutcomeChannel(Protocol):
     """Tells long-polling readers that a request reached its final outcome."""
 
@@ -245,6 +290,7 @@ class Adapters:
     requests: RequestRegistry
     waitlist: WaitlistMirror
     outcomes: OutcomeChannel
+    line: Line
     sessions: SessionCache
     mailer: Mailer
     domain_events: DomainEventPublisher

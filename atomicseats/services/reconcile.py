@@ -1,4 +1,4 @@
-"""Rebuild what Redis mirrors (availability, waitlist FIFO) from Postgres: `flask reconcile`.
+"""Rebuild what Redis mirrors (availability, waitlist FIFO, pending lines) from Postgres: `flask reconcile`.
 
 Redis may lose anything at any moment (DESIGN invariant 6); after-commit writes are
 best-effort and may land out of order. Reconcile compares every event's entries with
@@ -19,9 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from atomicseats.domain import limits
 from atomicseats.extensions import db
 from atomicseats.models import Event
-from atomicseats.services._mirror import MirrorTruth, mirror_truths
+from atomicseats.services._mirror import MirrorTruth, line_truth, mirror_truths, pending_counts
 from atomicseats.services.contracts import EventAvailability
 from atomicseats.services.ports import adapters
 from atomicseats.services.unit_of_work import is_busy, set_transaction_timeouts
@@ -38,6 +39,7 @@ class ReconcileReport:
     waitlists_repaired: int
     details: list[str]
     repairs_failed: int = 0
+    lines_repaired: int = 0  # events' pending lines (place in line) merged back from Postgres
 
     @property
     def is_complete(self) -> bool:
@@ -49,6 +51,7 @@ class _Tally:
     events_checked: int = 0
     availability_repaired: int = 0
     waitlists_repaired: int = 0
+    lines_repaired: int = 0
     repairs_failed: int = 0
     details: list[str] = field(default_factory=list)
     details_omitted: int = 0
@@ -64,7 +67,12 @@ class _Tally:
         if self.details_omitted:
             details.append(f"... and {self.details_omitted} more")
         return ReconcileReport(
-            self.events_checked, self.availability_repaired, self.waitlists_repaired, details, self.repairs_failed
+            self.events_checked,
+            self.availability_repaired,
+            self.waitlists_repaired,
+            details,
+            self.repairs_failed,
+            self.lines_repaired,
         )
 
 
@@ -88,11 +96,13 @@ def reconcile() -> ReconcileReport:
         session.rollback()
         for event_id in drifted_ids:
             _repair_event(session, event_id, tally)
+        _reconcile_lines(session, [event.id for event in events], tally)
     else:
         tally.note(f"stopped after {tally.events_checked} events (RECONCILE_PAGES_MAX); later events not checked")
     metrics = adapters().metrics
     metrics.drift_repaired("availability", tally.availability_repaired)
     metrics.drift_repaired("waitlist", tally.waitlists_repaired)
+    metrics.drift_repaired("line", tally.lines_repaired)
     return tally.report()
 
 
@@ -143,6 +153,33 @@ def _repair(truth: MirrorTruth, tally: _Tally) -> None:
         else:
             tally.repairs_failed += 1
             tally.note(f"event {event_id}: waitlist mirror could not be written (is Redis up?)")
+
+
+def _reconcile_lines(session: Session, event_ids: list[int], tally: _Tally) -> None:
+    """Each event's pending line holds as many requests as Postgres has pending, else it is
+    merged back from Postgres (a lost line: Redis restarted; a lost after-commit write). The
+    merge only adds requests not decided and removes decided ones, so a bridge or worker
+    writing meanwhile loses nothing (and a count that differed only in passing costs a read)."""
+    line = adapters().line
+    if not line.keeps_entries:
+        return
+    try:
+        expected = pending_counts(session, event_ids)
+        held = line.sizes(event_ids)
+        if held is None:
+            tally.repairs_failed += 1
+            tally.note("pending lines could not be read (is Redis up?)")
+            return
+        for event_id in event_ids:
+            pending = expected.get(event_id, 0)
+            if held[event_id] == min(pending, limits.LINE_REBUILD_ENTRIES_MAX):
+                continue
+            truth = line_truth(session, event_id)
+            line.rebuild(event_id, truth.pending, truth.decided_below_row_id)
+            tally.lines_repaired += 1
+            tally.note(f"event {event_id}: pending line held {held[event_id]} requests, {pending} pending, rebuilt")
+    finally:
+        session.rollback()
 
 
 def _has_drifted(truth: MirrorTruth) -> bool:

@@ -63,3 +63,5 @@ def register_web(app: Flask) -> None:
     app.jinja_env.filters["when"] = present.when
     app.jinja_env.filters["iso"] = present.iso
     app.jinja_env.globals["ticket_qr"] = tickets.ticket_qr
+    app.jinja_env.filters["wait_words"] = present.wait_words
+    app.jinja_env.filters["people_ahead_words"] = present.people_ahead_words

@@ -48,6 +48,26 @@ def seat_badges(view, now: datetime) -> list[Badge]:
     return [Badge("Sold out", "full"), Badge("Waitlist closed", "off")]
 
 
+def wait_words(seconds: int | None) -> str:
+    """An estimated wait as a buyer reads it (already rounded by the domain): "about 40 seconds",
+    "about 3 minutes"; "" without an estimate."""
+    if seconds is None:
+        return ""
+    if seconds < 120:
+        return f"about {seconds} second{'' if seconds == 1 else 's'}"
+    minutes = seconds // 60
+    if minutes < 120:
+        return f"about {minutes} minutes"
+    return f"about {minutes // 60} hours"
+
+
+def people_ahead_words(people_ahead: int) -> str:
+    """0 -> "You are next"; 1 -> "1 person ahead of you"; 1200 -> "1,200 people ahead of you"."""
+    if people_ahead == 0:
+        return "You are next"
+    return f"{people_ahead:,} {'person' if people_ahead == 1 else 'people'} ahead of you"
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 

@@ -1,0 +1,67 @@
+"""The request page shows the buyer's place in line (issue 13 point 1), over the test client
+with the real Redis line: "N people ahead of you" while pending, in the part htmx polls every
+second; the waitlist place and the seats asked ahead once waitlisted."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+
+import pytest
+
+from atomicseats.adapters.redis_cache import connect
+from atomicseats.adapters.redis_line import RedisLine
+from atomicseats.adapters.redis_state import RedisOutcomeChannel
+from atomicseats.models import utcnow
+from atomicseats.services import booking
+from atomicseats.services.contracts import AcceptedRequest
+from atomicseats.services.ports import EXTENSION_KEY
+from tests.helpers import account, create_event
+from tests.web.test_pages import sign_in
+
+
+@pytest.fixture
+def with_line(app, redis_url):
+    client = connect(redis_url)
+    client.flushdb()
+    app.extensions[EXTENSION_KEY] = dataclasses.replace(
+        app.extensions[EXTENSION_KEY], line=RedisLine(client), outcomes=RedisOutcomeChannel(client)
+    )
+    yield
+    client.close()
+
+
+def test_the_request_page_counts_the_people_ahead_and_the_poll_sees_them_leave(app, client, with_line):
+    host = account(client, "host")
+    others, buyer = account(client, "guest"), account(client, "guest")
+    event_id = create_event(client, host, capacity=2)["id"]
+    requests = [
+        AcceptedRequest(str(uuid.uuid4()), user.id, event_id, 1, None, None, utcnow())
+        for user in [others, others, buyer]
+    ]
+    with app.app_context():
+        booking.record_requests(requests)
+    sign_in(client, buyer.username)
+    path = f"/requests/{requests[2].request_id}"
+    page = client.get(path).get_data(as_text=True)
+    assert "2 people ahead of you" in page
+    assert 'hx-trigger="every 1s"' in page  # the live part: polled while pending
+    with app.app_context():
+        booking.allocate_pending(event_id)  # the two ahead are decided; the buyer's too (waitlisted)
+        booking.record_requests([AcceptedRequest(str(uuid.uuid4()), buyer.id, event_id, 2, None, None, utcnow())])
+    polled = client.get(path, headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "people ahead" not in polled
+    assert "Waitlisted: place 1 in line." in polled
+    assert "0 seats are asked for ahead of you." not in polled  # not counted: not said
+
+
+def test_a_request_not_counted_yet_says_so(app, client, with_line):
+    host, buyer = account(client, "host"), account(client, "guest")
+    event_id = create_event(client, host, capacity=2)["id"]
+    request = AcceptedRequest(str(uuid.uuid4()), buyer.id, event_id, 1, None, None, utcnow())
+    with app.app_context():
+        booking.record_requests([request])
+        app.extensions[EXTENSION_KEY].line.client.flushdb()  # the line was lost
+    sign_in(client, buyer.username)
+    page = client.get(f"/requests/{request.request_id}").get_data(as_text=True)
+    assert "In the queue, being counted" in page
