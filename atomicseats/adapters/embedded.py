@@ -431,13 +431,23 @@ class NoWaitlistMirror:
 
     keeps_entries = False
 
-    def replace(self, event_id: int, entry_ids: list[int]) -> None:
+    def replace(self, event_id: int, entry_ids: list[int], seats: Mapping[int, int] | None = None) -> None:
         return None
 
-    def apply(self, event_id: int, appended: list[int], removed: list[int], expected_length: int) -> None:
+    def apply(
+        self,
+        event_id: int,
+        appended: list[int],
+        removed: list[int],
+        expected_length: int,
+        seats: Mapping[int, int] | None = None,
+    ) -> None:
         return None
 
     def position(self, event_id: int, entry_id: int) -> int | None:
+        return None
+
+    def place(self, event_id: int, entry_id: int) -> tuple[int, int | None] | None:
         return None
 
     def load(self, event_id: int) -> list[int] | None:

@@ -10,6 +10,7 @@ Keys:
   atomicseats:idem:{user_id}:{sha256(key)}           first request accepted for that key
   atomicseats:event:{event_id}:waitlist              FIFO list of waiting entry ids
   atomicseats:event:{event_id}:waitlist:length       marker: the mirror exists, and its length
+  atomicseats:event:{event_id}:waitlist:seats        hash: entry id -> seats it still waits for
   atomicseats:outcome:{request_id}                   pub/sub channel: "this request is final"
   atomicseats:outcome-hub                            pub/sub channel every AsyncOutcomeHub listens on
   LIMITS:LIMITER/{scope}/{user_id}/{amount}/{n}/{unit}  a user's quota counter (`limits`' fixed window)
@@ -23,7 +24,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import redis
@@ -93,6 +94,10 @@ def waitlist_key(event_id: int) -> str:
 
 def waitlist_length_key(event_id: int) -> str:
     return f"{KEY_PREFIX}{event_id}:waitlist:length"
+
+
+def waitlist_seats_key(event_id: int) -> str:
+    return f"{KEY_PREFIX}{event_id}:waitlist:seats"
 
 
 def outcome_channel(request_id: str) -> str:
@@ -227,28 +232,61 @@ def _decode_request(stored: str | bytes) -> AcceptedRequest | None:
 
 # --- waitlist mirror -------------------------------------------------------------------
 
-# KEYS[1] list, KEYS[2] length marker. ARGV: expected length, TTL, removed count, removed
-# ids..., appended ids... A missing mirror stays missing (it would be a partial list);
-# a mirror whose length then disagrees with Postgres is dropped, to be rebuilt.
+# KEYS[1] list, KEYS[2] length marker, KEYS[3] seats hash. ARGV: expected length, TTL,
+# removed count, removed ids..., seats count, (entry id, seats) pairs..., appended ids...
+# A missing mirror stays missing (it would be a partial list); a mirror whose length then
+# disagrees with Postgres is dropped, to be rebuilt. The seats of the removed entries go,
+# the pairs' are (re)written: an entry without seats makes "seats ahead" unknown, never wrong.
 _APPLY_SCRIPT = f"""
 if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end
 local expected = tonumber(ARGV[1])
 local removed_count = tonumber(ARGV[3])
 for i = 4, 3 + removed_count do
   redis.call('LREM', KEYS[1], 1, ARGV[i])
+  redis.call('HDEL', KEYS[3], ARGV[i])
+end
+local seats_at = 4 + removed_count
+local seats_count = tonumber(ARGV[seats_at])
+for i = seats_at + 1, seats_at + 2 * seats_count, 2 do
+  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
 end
 local chunk = {WAITLIST_PUSH_CHUNK_SIZE}
-for first = 4 + removed_count, #ARGV, chunk do
+for first = seats_at + 1 + 2 * seats_count, #ARGV, chunk do
   redis.call('RPUSH', KEYS[1], unpack(ARGV, first, math.min(first + chunk - 1, #ARGV)))
 end
 local length = redis.call('LLEN', KEYS[1])
 if length ~= expected or length > {limits.WAITLIST_MIRROR_ENTRIES_MAX} then
-  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
   return -2
 end
 redis.call('SET', KEYS[2], length, 'EX', ARGV[2])
-if length > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+if length > 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+  redis.call('EXPIRE', KEYS[3], ARGV[2])
+else
+  redis.call('DEL', KEYS[3])
+end
 return length
+"""
+
+# KEYS[1] list, KEYS[2] length marker, KEYS[3] seats hash. ARGV[1] the entry id, ARGV[2] how
+# many entries ahead are read at most. Returns nil when the mirror does not hold the entry,
+# else {index, seats ahead} with -1 for seats not counted (too far back, or a seat count
+# missing): the cost of a place is bounded whatever the queue's length.
+_PLACE_SCRIPT = """
+if redis.call('EXISTS', KEYS[2]) == 0 then return nil end
+local index = redis.call('LPOS', KEYS[1], ARGV[1])
+if not index then return nil end
+if index == 0 then return {0, 0} end
+if index > tonumber(ARGV[2]) then return {index, -1} end
+local ahead = redis.call('LRANGE', KEYS[1], 0, index - 1)
+local seats = redis.call('HMGET', KEYS[3], unpack(ahead))
+local total = 0
+for i = 1, #ahead do
+  if not seats[i] then return {index, -1} end
+  total = total + tonumber(seats[i])
+end
+return {index, total}
 """
 
 
@@ -262,27 +300,44 @@ class RedisWaitlistMirror:
         self.client = client
         self.ttl_s = ttl_s
         self._apply = client.register_script(_APPLY_SCRIPT)
+        self._place = client.register_script(_PLACE_SCRIPT)
 
-    def replace(self, event_id: int, entry_ids: list[int]) -> None:
-        """Write the whole queue in one MULTI; a queue too long to mirror is dropped instead."""
+    def replace(self, event_id: int, entry_ids: list[int], seats: Mapping[int, int] | None = None) -> None:
+        """Write the whole queue in one MULTI (with each entry's seats, when given); a queue
+        too long to mirror is dropped instead."""
         list_key, length_key = waitlist_key(event_id), waitlist_length_key(event_id)
+        seats_key = waitlist_seats_key(event_id)
         try:
             pipe = self.client.pipeline(transaction=True)
-            pipe.delete(list_key, length_key)
+            pipe.delete(list_key, length_key, seats_key)
             if len(entry_ids) <= limits.WAITLIST_MIRROR_ENTRIES_MAX:
                 for first in range(0, len(entry_ids), WAITLIST_PUSH_CHUNK_SIZE):
                     pipe.rpush(list_key, *entry_ids[first : first + WAITLIST_PUSH_CHUNK_SIZE])
+                known = [(entry_id, seats[entry_id]) for entry_id in entry_ids if seats and entry_id in seats]
+                for first in range(0, len(known), WAITLIST_PUSH_CHUNK_SIZE):
+                    pipe.hset(seats_key, mapping=dict(known[first : first + WAITLIST_PUSH_CHUNK_SIZE]))
                 if entry_ids:
                     pipe.expire(list_key, self.ttl_s)
+                if known:
+                    pipe.expire(seats_key, self.ttl_s)
                 pipe.set(length_key, len(entry_ids), ex=self.ttl_s)
             pipe.execute()
         except REDIS_FAILURES as error:
             log.warning("waitlist_mirror.replace_failed", extra={"event_id": event_id, "error": str(error)})
 
-    def apply(self, event_id: int, appended: list[int], removed: list[int], expected_length: int) -> None:
-        """Append at the tail, drop removed ids; drop the mirror if its length then disagrees."""
-        keys = [waitlist_key(event_id), waitlist_length_key(event_id)]
-        args = [expected_length, self.ttl_s, len(removed), *removed, *appended]
+    def apply(
+        self,
+        event_id: int,
+        appended: list[int],
+        removed: list[int],
+        expected_length: int,
+        seats: Mapping[int, int] | None = None,
+    ) -> None:
+        """Append at the tail, drop removed ids, write the `seats` given (entry id -> seats it
+        still waits for); drop the mirror if its length then disagrees."""
+        keys = [waitlist_key(event_id), waitlist_length_key(event_id), waitlist_seats_key(event_id)]
+        pairs = [value for entry_id, count in (seats or {}).items() for value in (entry_id, count)]
+        args = [expected_length, self.ttl_s, len(removed), *removed, len(pairs) // 2, *pairs, *appended]
         try:
             if self._apply(keys=keys, args=args) == -2:
                 log.warning("waitlist_mirror.dropped", extra={"event_id": event_id, "expected": expected_length})
@@ -316,10 +371,26 @@ class RedisWaitlistMirror:
             return None
         return index + 1 if isinstance(index, int) else None  # an int, or None when absent
 
+    def place(self, event_id: int, entry_id: int) -> tuple[int, int | None] | None:
+        """(1-based place, seats the entries ahead wait for) or None when the mirror cannot say
+        (caller asks Postgres). The seats are counted over at most
+        WAITLIST_SEATS_AHEAD_ENTRIES_MAX entries ahead: further back (or with a seat count
+        missing) they are None, and the place alone is still exact."""
+        keys = [waitlist_key(event_id), waitlist_length_key(event_id), waitlist_seats_key(event_id)]
+        try:
+            reply = self._place(keys=keys, args=[str(entry_id), limits.WAITLIST_SEATS_AHEAD_ENTRIES_MAX])
+        except REDIS_FAILURES as error:
+            log.warning("waitlist_mirror.place_failed", extra={"event_id": event_id, "error": str(error)})
+            return None
+        if not reply:
+            return None
+        index, seats_ahead = (int(value) for value in reply)
+        return index + 1, (None if seats_ahead < 0 else seats_ahead)
+
     def _drop_quietly(self, event_id: int) -> None:
         """After a failed update the mirror may be wrong: better missing than wrong."""
         try:
-            self.client.delete(waitlist_key(event_id), waitlist_length_key(event_id))
+            self.client.delete(waitlist_key(event_id), waitlist_length_key(event_id), waitlist_seats_key(event_id))
         except REDIS_FAILURES as error:
             log.warning("waitlist_mirror.drop_failed", extra={"event_id": event_id, "error": str(error)})
 

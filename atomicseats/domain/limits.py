@@ -50,6 +50,9 @@ WAITLIST_MIRROR_ENTRIES_MAX = 100_000  # longer waitlists are not mirrored in Re
 # The pending line (place in line while a request waits for its decision): reconcile puts back
 # at most this many of an event's oldest pending requests into a lost line at once.
 LINE_REBUILD_ENTRIES_MAX = 100_000
+# A waiting entry's "seats asked ahead of you" is counted over at most this many entries ahead
+# (a Redis read of that many seat counts); further back only its place is shown.
+WAITLIST_SEATS_AHEAD_ENTRIES_MAX = 1000
 
 # Database.
 LOCK_TIMEOUT_MS = 3000
@@ -129,6 +132,7 @@ assert TOP_EVENTS_MAX >= 1
 assert LONG_POLL_WAIT_S_MAX >= 1
 assert WAITLIST_MIRROR_ENTRIES_MAX >= WAITLIST_PROMOTION_BATCH_MAX
 assert LINE_REBUILD_ENTRIES_MAX >= ALLOCATION_BACKLOG_BATCH_MAX
+assert 1 <= WAITLIST_SEATS_AHEAD_ENTRIES_MAX <= 4000  # one HMGET's arguments: within Lua's unpack limit
 assert LOCK_TIMEOUT_MS > 0
 assert LOCK_TIMEOUT_MS < STATEMENT_TIMEOUT_MS
 assert DATABASE_RETRY_AFTER_S >= 1

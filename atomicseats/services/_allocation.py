@@ -60,6 +60,7 @@ class Settlement:
     # The highest row id among the pending requests this settle decided (None: it decided none);
     # every pending request of the event up to it is decided: they leave the pending line.
     decided_through_row_id: int | None = None
+    entry_seats: dict[int, int] = field(default_factory=dict)  # waiting entries' new seat counts, for the mirror
 
 
 class PendingRequest(Protocol):
@@ -200,13 +201,16 @@ def announce_decisions_after_commit(work: UnitOfWork, event: Event, settlement: 
 def _register_effects(work: UnitOfWork, event: Event, settlement: Settlement, waitlist_length: int) -> None:
     effects = adapters()
     work.after_commit(effects.availability.store, [availability_of(event, waitlist_length)])
-    if settlement.appended_entry_ids or settlement.removed_entry_ids:
+    if settlement.appended_entry_ids or settlement.removed_entry_ids or settlement.entry_seats:
+        removed = set(settlement.removed_entry_ids)
+        seats = {entry_id: count for entry_id, count in settlement.entry_seats.items() if entry_id not in removed}
         work.after_commit(
             effects.waitlist.apply,
             event.id,
             settlement.appended_entry_ids,
             settlement.removed_entry_ids,
             waitlist_length,
+            seats,
         )
     announced = settlement.decided_request_ids + settlement.promoted_request_ids + settlement.expired_request_ids
     if settlement.decided_through_row_id is not None:  # announced in the same round trip as the line
@@ -245,6 +249,8 @@ def _write_promotions(
         entry.updated_at = now
         if promotion.is_served:
             settlement.removed_entry_ids.append(entry.id)
+        else:
+            settlement.entry_seats[entry.id] = promotion.seats_remaining
         settlement.promoted_request_ids.append(request.request_id)
         request.seats_confirmed += promotion.seats_promoted
         request.seats_waitlisted -= promotion.seats_promoted
@@ -387,8 +393,9 @@ def _write_decisions(
         _update_requests(work, request_updates, now)
     booking_id_of = _insert_bookings(work, booking_rows)
     # In decision order, the queue's order; their ids (queue order too) go to the Redis mirror.
-    new_entries = insert_rows(work, WaitlistEntry.__table__, waitlist_rows, returning=("id",))
-    settlement.appended_entry_ids = sorted(entry_id for (entry_id,) in new_entries)
+    new_entries = insert_rows(work, WaitlistEntry.__table__, waitlist_rows, returning=("id", "seats_remaining"))
+    settlement.appended_entry_ids = sorted(entry_id for entry_id, _ in new_entries)
+    settlement.entry_seats.update((entry_id, seats) for entry_id, seats in new_entries)
     notifications = [  # each e-mail names the booking its decision made (none for waitlisted or rejected)
         Notification(
             f"booking.{decision.outcome.value}",

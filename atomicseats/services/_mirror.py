@@ -1,6 +1,6 @@
 """What Redis should hold for an event, computed from Postgres: shared by reconcile and audit.
 
-Services that change a waitlist can also use `waiting_entry_ids` to hand the whole
+Services that change a waitlist can also use `waiting_entries` to hand the whole
 queue to `adapters().waitlist.replace` after commit. Nothing here writes.
 """
 
@@ -28,6 +28,7 @@ class MirrorTruth:
 
     availability: EventAvailability
     waiting_entry_ids: list[int] | None
+    waiting_seats: dict[int, int] | None = None  # entry id -> seats it still waits for (as the ids)
 
     @property
     def event_id(self) -> int:
@@ -40,30 +41,33 @@ def mirror_truths(session: Session, events: list[Event]) -> list[MirrorTruth]:
     truths = []
     for event in events:
         entries_waiting = totals.get(event.id, (0, 0))[0]
-        entry_ids = expected_entry_ids(session, event.id, entries_waiting)
-        truths.append(MirrorTruth(availability_of(event, entries_waiting), entry_ids))
+        seats = expected_entries(session, event.id, entries_waiting)
+        entry_ids = None if seats is None else list(seats)
+        truths.append(MirrorTruth(availability_of(event, entries_waiting), entry_ids, seats))
     return truths
 
 
-def expected_entry_ids(session: Session, event_id: int, entries_waiting: int) -> list[int] | None:
-    """What the mirror should hold, given the count `waitlist_totals` found (saves a query at 0)."""
+def expected_entries(session: Session, event_id: int, entries_waiting: int) -> dict[int, int] | None:
+    """What the mirror should hold (entry id -> seats still waited for, in FIFO order), given
+    the count `waitlist_totals` found (saves a query at 0); None when too many to mirror."""
     if entries_waiting == 0:
-        return []
+        return {}
     if entries_waiting > limits.WAITLIST_MIRROR_ENTRIES_MAX:
         return None
-    return waiting_entry_ids(session, event_id)
+    return waiting_entries(session, event_id)
 
 
-def waiting_entry_ids(session: Session, event_id: int) -> list[int] | None:
-    """The event's waiting entry ids in FIFO (id) order, or None if too many to mirror."""
+def waiting_entries(session: Session, event_id: int) -> dict[int, int] | None:
+    """The event's waiting entries in FIFO (id) order, each with the seats it still waits for,
+    or None if too many to mirror."""
     statement = (
-        select(WaitlistEntry.id)
+        select(WaitlistEntry.id, WaitlistEntry.seats_remaining)
         .where(WaitlistEntry.event_id == event_id, WaitlistEntry.status == WaitlistStatus.WAITING)
         .order_by(WaitlistEntry.id)
         .limit(limits.WAITLIST_MIRROR_ENTRIES_MAX + 1)
     )
-    entry_ids = list(session.execute(statement).scalars())
-    return None if len(entry_ids) > limits.WAITLIST_MIRROR_ENTRIES_MAX else entry_ids
+    entries = {entry_id: seats for entry_id, seats in session.execute(statement)}
+    return None if len(entries) > limits.WAITLIST_MIRROR_ENTRIES_MAX else entries
 
 
 @dataclass(frozen=True)

@@ -860,7 +860,7 @@ def _statuses_of(session: Session, requests: Sequence[_RequestColumns]) -> list[
         )
     ).all()
     places = _places_in_line(session, [(event_id, entry_id) for _, event_id, entry_id in waiting])
-    place_of = {row_id: places[entry_id] for row_id, _, entry_id in waiting}
+    standing_of = {row_id: places[entry_id] for row_id, _, entry_id in waiting}
     return [
         RequestStatus(
             request_id=request.request_id,
@@ -872,18 +872,18 @@ def _statuses_of(session: Session, requests: Sequence[_RequestColumns]) -> list[
             seats_cancelled=request.seats_cancelled,
             seats_held=seats_held(request.seats_confirmed, request.seats_cancelled),
             booking_ids=booking_ids[request.id],
-            waitlist_position=place_of.get(request.id),
+            waitlist_position=standing_of[request.id][0] if request.id in standing_of else None,
             reason=request.reason,
             created_at=request.created_at,
             decided_at=request.decided_at,
-            place_in_line=_line_place(request, place_of.get(request.id)),
+            place_in_line=_line_place(request, standing_of.get(request.id)),
         )
         for request in requests
     ]
 
 
 def _line_place(
-    request: _RequestColumns, waitlist_position: int | None
+    request: _RequestColumns, waitlist_standing: WaitlistStanding | None
 ) -> line_rules.PendingPlace | line_rules.WaitlistPlace | None:
     """Where the request stands: in its event's pending line (read from the line's store, one
     round trip; "not counted yet" when the store does not hold it), or on the waitlist."""
@@ -895,8 +895,9 @@ def _line_place(
         if reading is None:
             return line_rules.NOT_COUNTED_YET
         return line_rules.pending_place(reading.rank, reading.decided_per_second)
-    if waitlist_position is not None:
-        return line_rules.waitlist_place(waitlist_position - 1, None)
+    if waitlist_standing is not None:
+        position, seats_ahead = waitlist_standing
+        return line_rules.waitlist_place(position - 1, seats_ahead)
     return None
 
 
@@ -914,19 +915,22 @@ def _waitlist_place(entry: WaitlistEntry, request: BookingRequest, event: Event)
 
 def _place_in_line(entry: WaitlistEntry) -> int:
     assert entry.status == states.WaitlistStatus.WAITING
-    return _places_in_line(db.session(), [(entry.event_id, entry.id)])[entry.id]
+    return _places_in_line(db.session(), [(entry.event_id, entry.id)])[entry.id][0]
 
 
-def _places_in_line(session: Session, entries: list[tuple[int, int]]) -> dict[int, int]:
-    """Waiting entries' places (1 = the head), by entry id, from (event id, entry id) pairs:
-    the Redis mirror's answer, else counted in Postgres: per event, the waiting entries before
-    the first of them, then the waiting ones from the first to the last (a batch's new entries
-    are the queue's tail, next to each other)."""
+WaitlistStanding = tuple[int, int | None]  # (1-based place, seats the entries ahead wait for, None: not counted)
+
+
+def _places_in_line(session: Session, entries: list[tuple[int, int]]) -> dict[int, WaitlistStanding]:
+    """Waiting entries' places (1 = the head) and seats ahead, by entry id, from (event id,
+    entry id) pairs: the Redis mirror's answer, else counted in Postgres: per event, the
+    waiting entries (and their seats) before the first of them, then the waiting ones from the
+    first to the last (a batch's new entries are the queue's tail, next to each other)."""
     mirror = adapters().waitlist
-    places: dict[int, int] = {}
+    places: dict[int, WaitlistStanding] = {}
     unmirrored: dict[int, list[int]] = {}
     for event_id, entry_id in entries:
-        mirrored = mirror.position(event_id, entry_id)
+        mirrored = mirror.place(event_id, entry_id)
         if mirrored is not None:
             places[entry_id] = mirrored
         else:
@@ -934,16 +938,23 @@ def _places_in_line(session: Session, entries: list[tuple[int, int]]) -> dict[in
     for event_id, entry_ids in unmirrored.items():
         waiting = (WaitlistEntry.event_id == event_id, WaitlistEntry.status == states.WaitlistStatus.WAITING)
         first, last = min(entry_ids), max(entry_ids)
-        ahead = session.execute(select(func.count(WaitlistEntry.id)).where(*waiting, WaitlistEntry.id < first))
-        ahead_count = int(ahead.scalar_one())
+        ahead = session.execute(
+            select(func.count(WaitlistEntry.id), func.coalesce(func.sum(WaitlistEntry.seats_remaining), 0)).where(
+                *waiting, WaitlistEntry.id < first
+            )
+        ).one()
+        ahead_count, seats_ahead = int(ahead[0]), int(ahead[1])
         if first == last:
-            places[first] = ahead_count + 1
+            places[first] = (ahead_count + 1, seats_ahead)
             continue
         span = session.execute(
-            select(WaitlistEntry.id)
+            select(WaitlistEntry.id, WaitlistEntry.seats_remaining)
             .where(*waiting, WaitlistEntry.id >= first, WaitlistEntry.id <= last)
             .order_by(WaitlistEntry.id)
-        ).scalars()
-        place_of = {entry_id: ahead_count + index for index, entry_id in enumerate(span, start=1)}
+        ).all()
+        place_of: dict[int, WaitlistStanding] = {}
+        for index, (entry_id, seats) in enumerate(span, start=1):
+            place_of[entry_id] = (ahead_count + index, seats_ahead)
+            seats_ahead += seats
         places.update((entry_id, place_of[entry_id]) for entry_id in entry_ids)
     return places

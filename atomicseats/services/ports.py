@@ -12,7 +12,7 @@ flushed at any moment, and `flask reconcile` rebuilds what it mirrors.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -141,14 +141,27 @@ class WaitlistMirror(Protocol):
 
     keeps_entries: bool
 
-    def replace(self, event_id: int, entry_ids: list[int]) -> None: ...
+    def replace(self, event_id: int, entry_ids: list[int], seats: Mapping[int, int] | None = None) -> None:
+        """The whole queue, and (when given) the seats each entry still waits for."""
 
-    def apply(self, event_id: int, appended: list[int], removed: list[int], expected_length: int) -> None:
-        """Append new entries at the tail and drop removed ones; if the mirror then differs in
-        length from `expected_length` (Postgres' count), drop it so it is rebuilt."""
+    def apply(
+        self,
+        event_id: int,
+        appended: list[int],
+        removed: list[int],
+        expected_length: int,
+        seats: Mapping[int, int] | None = None,
+    ) -> None:
+        """Append new entries at the tail and drop removed ones, and note `seats` (entry id ->
+        seats it still waits for: the new entries', and a partly served head's); if the mirror
+        then differs in length from `expected_length` (Postgres' count), drop it so it is rebuilt."""
 
     def position(self, event_id: int, entry_id: int) -> int | None:
         """1-based place in the queue, or None when the mirror cannot say (caller asks Postgres)."""
+
+    def place(self, event_id: int, entry_id: int) -> tuple[int, int | None] | None:
+        """(1-based place, seats the entries ahead still wait for: None when not counted, e.g.
+        too far back to count cheaply), or None when the mirror cannot say (caller asks Postgres)."""
 
     def load(self, event_id: int) -> list[int] | None: ...
 
@@ -272,7 +285,7 @@ class Metrics(Protocol):
         """E-mails handed to the mail server, and send attempts that failed (retried or given up)."""
 
     def drift_repaired(self, mirror: str, count: int) -> None:
-        """Redis entries `flask reconcile` found drifted and rewrote ("availability", "waitlist")."""
+        """Redis entries `flask reconcile` found drifted and rewrote ("availability", "waitlist", "line")."""
 
     def consumer_lag(self, waiting_by_partition: dict[int, int]) -> None:
         """Messages waiting behind this consumer, per assigned partition (the bridge)."""

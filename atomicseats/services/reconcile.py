@@ -146,7 +146,7 @@ def _repair(truth: MirrorTruth, tally: _Tally) -> None:
             # many entries, so `apply` finds the length wrong and drops it.
             effects.waitlist.apply(event_id, [], [], truth.availability.waitlist_length)
         else:
-            effects.waitlist.replace(event_id, truth.waiting_entry_ids)
+            effects.waitlist.replace(event_id, truth.waiting_entry_ids, truth.waiting_seats)
         if effects.waitlist.load(event_id) == truth.waiting_entry_ids:
             tally.waitlists_repaired += 1
             tally.note(f"event {event_id}: waitlist mirror {_describe_waitlist(mirrored, truth)}, repaired")

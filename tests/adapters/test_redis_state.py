@@ -21,6 +21,7 @@ from atomicseats.adapters.redis_state import (
     request_key,
     waitlist_key,
     waitlist_length_key,
+    waitlist_seats_key,
 )
 from atomicseats.domain import limits
 from atomicseats.services.contracts import AcceptedRequest, EventAvailability
@@ -260,6 +261,31 @@ def test_apply_appends_and_removes_and_drops_a_mirror_that_disagrees(redis_clien
     mirror.apply(4, [6], [], 5)  # Postgres counts 5 waiting, the mirror would hold 4
     assert mirror.load(4) is None
     assert redis_client.exists(waitlist_key(4), waitlist_length_key(4)) == 0
+
+
+def test_a_place_counts_the_seats_asked_ahead_and_keeps_them_through_apply(redis_client):
+    mirror = RedisWaitlistMirror(redis_client)
+    mirror.replace(9, [1, 2, 3], {1: 4, 2: 1, 3: 2})
+    assert [mirror.place(9, entry_id) for entry_id in (1, 2, 3)] == [(1, 0), (2, 4), (3, 5)]
+    mirror.apply(9, [4], [2], 3, {1: 3, 4: 6})  # the head partly served; 2 left; 4 joined
+    assert [mirror.place(9, entry_id) for entry_id in (1, 3, 4)] == [(1, 0), (2, 3), (3, 5)]
+    assert mirror.place(9, 2) is None  # gone: the caller asks Postgres
+    assert redis_client.hexists(waitlist_seats_key(9), "2") == 0  # its seats went with it
+    mirror.apply(9, [5], [], 4)  # an entry whose seats were not given: unknown behind it, never wrong
+    assert mirror.place(9, 5) == (4, 11)
+    redis_client.hdel(waitlist_seats_key(9), "3")
+    assert mirror.place(9, 4) == (3, None)
+    assert mirror.place(9, 1) == (1, 0)
+
+
+def test_seats_ahead_are_counted_over_a_bounded_stretch_of_the_queue(redis_client):
+    mirror = RedisWaitlistMirror(redis_client)
+    bound = limits.WAITLIST_SEATS_AHEAD_ENTRIES_MAX
+    entry_ids = list(range(1, bound + 3))
+    mirror.replace(10, entry_ids, dict.fromkeys(entry_ids, 2))
+    assert mirror.place(10, bound + 1) == (bound + 1, 2 * bound)  # exactly `bound` entries ahead
+    assert mirror.place(10, bound + 2) == (bound + 2, None)  # further back: the place alone
+    assert mirror.place(10, 999_999) is None
 
 
 def test_a_damaged_or_partial_mirror_is_a_miss(redis_client):

@@ -11,7 +11,7 @@ import pytest
 
 from atomicseats.adapters.redis_cache import connect
 from atomicseats.adapters.redis_line import RedisLine, decided_mark_key, line_key
-from atomicseats.adapters.redis_state import RedisOutcomeChannel
+from atomicseats.adapters.redis_state import RedisOutcomeChannel, RedisWaitlistMirror, waitlist_seats_key
 from atomicseats.domain.line import NOT_COUNTED_YET, PendingPlace, WaitlistPlace
 from atomicseats.models import utcnow
 from atomicseats.services import booking
@@ -72,9 +72,9 @@ def test_recorded_requests_show_their_place_in_arrival_order_until_decided(app, 
     statuses = [booking.request_status(r.request_id, r.user_id, viewer_is_admin=False) for r in requests]
     assert [status.status for status in statuses] == ["confirmed"] * 3 + ["waitlisted"] * 3
     assert [status.place_in_line for status in statuses] == [None] * 3 + [
-        WaitlistPlace(1, None),
-        WaitlistPlace(2, None),
-        WaitlistPlace(3, None),
+        WaitlistPlace(1, 0),
+        WaitlistPlace(2, 1),
+        WaitlistPlace(3, 2),
     ]
     assert line.sizes([event_id]) == {event_id: 0}
 
@@ -104,6 +104,26 @@ def test_reconcile_rebuilds_a_lost_line_from_postgres(app, line, sale):
         PendingPlace(3, 2, None),
     ]
     assert reconcile().lines_repaired == 0  # nothing left to repair
+
+
+def test_waitlist_places_and_seats_ahead_come_from_the_redis_mirror(app, line, sale):
+    event_id, guests = sale
+    app.extensions[EXTENSION_KEY] = dataclasses.replace(
+        app.extensions[EXTENSION_KEY], waitlist=RedisWaitlistMirror(line.client)
+    )
+    reconcile()  # the event's (empty) mirror exists from now on
+    requests = [accepted(guests[index % 3].id, event_id, seats) for index, seats in enumerate([2, 3, 2, 1])]
+    booking.record_requests(requests)
+    booking.allocate_pending(event_id)  # 2 confirmed; 1 confirmed + 2 waiting; 2 waiting; 1 waiting
+    assert line.client.hlen(waitlist_seats_key(event_id)) == 3  # written by the allocation's apply
+    assert [place_of(request) for request in requests] == [
+        None,
+        WaitlistPlace(1, 0),
+        WaitlistPlace(2, 2),
+        WaitlistPlace(3, 4),
+    ]
+    booking.cancel_bookings(requests[0].user_id, event_id, None, cancel_all=False)  # 2 seats freed: the head
+    assert [place_of(request) for request in requests[2:]] == [WaitlistPlace(1, 0), WaitlistPlace(2, 2)]
 
 
 def test_the_embedded_default_has_no_line_to_show(app, client, sale):

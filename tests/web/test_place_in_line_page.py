@@ -46,13 +46,19 @@ def test_the_request_page_counts_the_people_ahead_and_the_poll_sees_them_leave(a
     page = client.get(path).get_data(as_text=True)
     assert "2 people ahead of you" in page
     assert 'hx-trigger="every 1s"' in page  # the live part: polled while pending
+    second = AcceptedRequest(str(uuid.uuid4()), buyer.id, event_id, 2, None, None, utcnow())
     with app.app_context():
         booking.allocate_pending(event_id)  # the two ahead are decided; the buyer's too (waitlisted)
-        booking.record_requests([AcceptedRequest(str(uuid.uuid4()), buyer.id, event_id, 2, None, None, utcnow())])
+        booking.record_requests([second])
     polled = client.get(path, headers={"HX-Request": "true"}).get_data(as_text=True)
     assert "people ahead" not in polled
     assert "Waitlisted: place 1 in line." in polled
-    assert "0 seats are asked for ahead of you." not in polled  # not counted: not said
+    assert "You are first in line" in polled
+    with app.app_context():
+        booking.allocate_pending(event_id)  # the buyer's second request waits behind the first
+    behind = client.get(f"/requests/{second.request_id}").get_data(as_text=True)
+    assert "Waitlisted: place 2 in line." in behind
+    assert "1 seat is asked for ahead of you." in behind
 
 
 def test_a_request_not_counted_yet_says_so(app, client, with_line):
