@@ -53,6 +53,7 @@ LINE_REBUILD_ENTRIES_MAX = 100_000
 # A waiting entry's "seats asked ahead of you" is counted over at most this many entries ahead
 # (a Redis read of that many seat counts); further back only its place is shown.
 WAITLIST_SEATS_AHEAD_ENTRIES_MAX = 1000
+LINE_PLACES_SHOWN_MAX = 5  # a guest's pending requests shown with their place on an event's page
 
 # Database.
 LOCK_TIMEOUT_MS = 3000

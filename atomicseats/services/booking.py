@@ -882,6 +882,33 @@ def _statuses_of(session: Session, requests: Sequence[_RequestColumns]) -> list[
     ]
 
 
+def my_places_in_line(user_id: int, event_id: int) -> list[tuple[str, line_rules.PendingPlace]]:
+    """The user's pending requests for the event (oldest first, at most
+    LINE_PLACES_SHOWN_MAX), each with its place in the event's pending line: for the event
+    page. Nothing where nobody is ever pending (the embedded default): not even a query."""
+    line = adapters().line
+    if not line.keeps_entries:
+        return []
+    statement = (
+        select(BookingRequest.request_id)
+        .where(
+            BookingRequest.user_id == user_id,
+            BookingRequest.event_id == event_id,
+            BookingRequest.status == states.RequestStatus.PENDING,
+        )
+        .order_by(BookingRequest.id)
+        .limit(limits.LINE_PLACES_SHOWN_MAX)
+    )
+    places = []
+    for request_id in db.session.execute(statement).scalars():
+        reading = line.reading(event_id, request_id)
+        if reading is None:
+            places.append((request_id, line_rules.NOT_COUNTED_YET))
+        else:
+            places.append((request_id, line_rules.pending_place(reading.rank, reading.decided_per_second)))
+    return places
+
+
 def _line_place(
     request: _RequestColumns, waitlist_standing: WaitlistStanding | None
 ) -> line_rules.PendingPlace | line_rules.WaitlistPlace | None:

@@ -104,7 +104,16 @@ def event_availability(event_id: int):
     """The live part of the event page, polled by htmx (and its own fallback: a plain page)."""
     view = events.get_event(event_id)
     badges = present.seat_badges(view, present.now())
-    return render_template("web/_availability.html", view=view, badges=badges, poll_s=POLL_PENDING_S)
+    return render_template(
+        "web/_availability.html", view=view, badges=badges, poll_s=POLL_PENDING_S, my_places=_my_places(event_id)
+    )
+
+
+def _my_places(event_id: int) -> list:
+    """The signed-in guest's pending requests for the event, with their places in line."""
+    if not current_user.is_authenticated:
+        return []
+    return booking.my_places_in_line(current_user.id, event_id)
 
 
 def _render_event(event_id: int, form: BookForm, problem: AtomicSeatsError | None = None, status: int = 200):
@@ -121,6 +130,7 @@ def _render_event(event_id: int, form: BookForm, problem: AtomicSeatsError | Non
         "problem": problem,
         "retry_after": (problem.headers or {}).get("Retry-After") if problem else None,
         "poll_s": POLL_PENDING_S,
+        "my_places": _my_places(event_id),
     }
     headers = {"Retry-After": context["retry_after"]} if context["retry_after"] else {}
     return render_template("web/event.html", **context), status, headers

@@ -71,3 +71,25 @@ def test_a_request_not_counted_yet_says_so(app, client, with_line):
     sign_in(client, buyer.username)
     page = client.get(f"/requests/{request.request_id}").get_data(as_text=True)
     assert "In the queue, being counted" in page
+
+
+def test_the_event_page_shows_the_guests_own_place_live(app, client, with_line):
+    host, other, buyer = account(client, "host"), account(client, "guest"), account(client, "guest")
+    event_id = create_event(client, host, capacity=2)["id"]
+    ahead = AcceptedRequest(str(uuid.uuid4()), other.id, event_id, 1, None, None, utcnow())
+    mine = AcceptedRequest(str(uuid.uuid4()), buyer.id, event_id, 1, None, None, utcnow())
+    with app.app_context():
+        booking.record_requests([ahead, mine])
+    assert "ahead of you" not in client.get(f"/events/{event_id}").get_data(as_text=True)  # nobody signed in
+    sign_in(client, buyer.username)
+    page = client.get(f"/events/{event_id}").get_data(as_text=True)
+    assert "1 person ahead of you" in page
+    assert f'href="/requests/{mine.request_id}"' in page
+    with app.app_context():
+        booking.allocate_pending(event_id, 1)  # the one ahead is decided
+    polled = client.get(f"/events/{event_id}/availability", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "You are next" in polled
+    with app.app_context():
+        booking.allocate_pending(event_id)
+    polled = client.get(f"/events/{event_id}/availability", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "Your request" not in polled  # decided: the request page tells the outcome
