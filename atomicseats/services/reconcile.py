@@ -172,8 +172,8 @@ def _reconcile_lines(session: Session, event_ids: list[int], tally: _Tally) -> N
             return
         for event_id in event_ids:
             pending = expected.get(event_id, 0)
-            if held[event_id] == min(pending, limits.LINE_REBUILD_ENTRIES_MAX):
-                continue
+            if held[event_id] == pending or held[event_id] >= limits.LINE_REBUILD_ENTRIES_MAX <= pending:
+                continue  # agrees (a rebuild would add no more than its bound anyway)
             truth = line_truth(session, event_id)
             line.rebuild(event_id, truth.pending, truth.decided_below_row_id)
             tally.lines_repaired += 1
