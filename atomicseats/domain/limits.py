@@ -24,6 +24,8 @@ CLOSE_OUT_EVENTS_PER_RUN_MAX = 200
 CLOSE_OUT_INTERVAL_S = 30
 CLOSE_OUT_GRACE_S = 300
 PRICE_MINOR_MAX = 100_000_000  # integer minor units, never float
+TIERS_PER_EVENT_MAX = 10  # price tiers of one event (domain/tiers.py)
+TIER_NAME_CHARS_MAX = 60
 
 # Reading.
 HISTORY_PAGE_SIZE_MAX = 100
