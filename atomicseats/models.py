@@ -27,7 +27,7 @@ from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import DateTime, TypeDecorator
 
-from atomicseats.domain import accounts, allocator, limits, tickets
+from atomicseats.domain import accounts, allocator, limits, tickets, tiers
 from atomicseats.domain.states import BookingStatus, EventStatus, OutboxStatus, RequestStatus, WaitlistStatus
 from atomicseats.extensions import db
 
@@ -196,6 +196,51 @@ class Event(Model):
         )
 
 
+class EventTier(Model):
+    """A price tier of an event: its own price, quota of the capacity and optional sales window.
+
+    `reserved_seats` is kept under the event row lock, like the event's (which is their sum).
+    Every event has one at least (domain/tiers.py); an event made without tiers has one default
+    tier whose quota is the capacity."""
+
+    __tablename__ = "event_tiers"
+    __table_args__ = (
+        CheckConstraint("quota_seats >= 0", name="quota_non_negative"),
+        CheckConstraint("reserved_seats >= 0", name="reserved_non_negative"),
+        CheckConstraint("reserved_seats <= quota_seats", name="never_oversold"),
+        CheckConstraint("price_minor >= 0", name="price_non_negative"),
+        CheckConstraint(
+            "sales_starts_at IS NULL OR sales_ends_at IS NULL OR sales_starts_at < sales_ends_at",
+            name="window_in_order",
+        ),
+        Index("ix_event_tiers_event_id_id", "event_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), nullable=False)
+    name: Mapped[str] = mapped_column(String(limits.TIER_NAME_CHARS_MAX), nullable=False)
+    price_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    quota_seats: Mapped[int] = mapped_column(Integer, nullable=False)
+    reserved_seats: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    sales_starts_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    sales_ends_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
+
+    @property
+    def seats_left(self) -> int:
+        return self.quota_seats - self.reserved_seats
+
+    def to_tier(self) -> tiers.Tier:
+        return tiers.Tier(
+            tier_id=self.id,
+            price_minor=self.price_minor,
+            quota_seats=self.quota_seats,
+            reserved_seats=self.reserved_seats,
+            sales_starts_at=self.sales_starts_at,
+            sales_ends_at=self.sales_ends_at,
+        )
+
+
 class BookingRequest(Model):
     """A request to book seats. `id` is the arrival sequence: allocation follows it."""
 
@@ -219,6 +264,8 @@ class BookingRequest(Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
     event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), nullable=False)
     seats_requested: Mapped[int] = mapped_column(Integer, nullable=False)
+    # The tier the guest named (None: the rule chooses, domain/tiers.py); once decided, its tier.
+    tier_id: Mapped[int | None] = mapped_column(ForeignKey("event_tiers.id", ondelete="SET NULL"))
     status: Mapped[str] = mapped_column(String(12), nullable=False, default=RequestStatus.PENDING)
     seats_confirmed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     seats_waitlisted: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
@@ -249,7 +296,8 @@ class Booking(Model):
         ForeignKey("booking_requests.id", ondelete="SET NULL"), index=True
     )
     seats: Mapped[int] = mapped_column(Integer, nullable=False)
-    cost_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    cost_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)  # seats x its tier's price
+    tier_id: Mapped[int | None] = mapped_column(ForeignKey("event_tiers.id", ondelete="SET NULL"))
     status: Mapped[str] = mapped_column(String(12), nullable=False, default=BookingStatus.CONFIRMED)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
     cancelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -266,6 +314,7 @@ class WaitlistEntry(Model):
         CheckConstraint("seats_remaining <= seats_waitlisted", name="remaining_within_waitlisted"),
         CheckConstraint(_in("status", WaitlistStatus), name="status_known"),
         Index("ix_waitlist_entries_event_status_id", "event_id", "status", "id"),
+        Index("ix_waitlist_entries_tier_status_id", "tier_id", "status", "id"),  # each tier's queue
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -274,6 +323,9 @@ class WaitlistEntry(Model):
     booking_request_id: Mapped[int] = mapped_column(
         ForeignKey("booking_requests.id", ondelete="CASCADE"), nullable=False, unique=True
     )
+    # The tier waited in: FIFO within it (`id` order). Null only for rows a migration-less writer
+    # (the bench's bare-SQL reference) made; the audit counts any row of a tiered event without one.
+    tier_id: Mapped[int | None] = mapped_column(ForeignKey("event_tiers.id", ondelete="SET NULL"))
     seats_waitlisted: Mapped[int] = mapped_column(Integer, nullable=False)
     seats_remaining: Mapped[int] = mapped_column(Integer, nullable=False)
     status: Mapped[str] = mapped_column(String(12), nullable=False, default=WaitlistStatus.WAITING)

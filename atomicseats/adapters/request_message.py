@@ -18,8 +18,9 @@ from atomicseats.services.contracts import AcceptedRequest
 
 
 def message_of(accepted: AcceptedRequest) -> dict[str, str | int | None]:
-    """The JSON body that travels (Kafka message, registry entry)."""
-    return {
+    """The JSON body that travels (Kafka message, registry entry); `tier_id` only when the
+    guest named a tier (an untiered request's body is as it was before tiers)."""
+    body: dict[str, str | int | None] = {
         "request_id": accepted.request_id,
         "user_id": accepted.user_id,
         "event_id": accepted.event_id,
@@ -28,6 +29,9 @@ def message_of(accepted: AcceptedRequest) -> dict[str, str | int | None]:
         "correlation_id": accepted.correlation_id,
         "accepted_at": accepted.accepted_at.isoformat(),
     }
+    if accepted.tier_id is not None:
+        body["tier_id"] = accepted.tier_id
+    return body
 
 
 def headers_of(accepted: AcceptedRequest) -> list[tuple[str, str | bytes | None]]:
@@ -42,6 +46,7 @@ def accepted_from(message: dict[str, Any], partition: int | None = None, offset:
         raise ValueError("accepted_at must carry a timezone")
     idempotency_key = message.get("idempotency_key")
     correlation_id = message.get("correlation_id")
+    tier_id = message.get("tier_id")
     return AcceptedRequest(
         request_id=str(uuid.UUID(str(message["request_id"]))),
         user_id=_positive_int(message["user_id"]),
@@ -52,6 +57,7 @@ def accepted_from(message: dict[str, Any], partition: int | None = None, offset:
         accepted_at=accepted_at,
         kafka_partition=partition,
         kafka_offset=offset,
+        tier_id=None if tier_id is None else _positive_int(tier_id),
     )
 
 

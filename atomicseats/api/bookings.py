@@ -36,6 +36,7 @@ def book_seats():
         seats=body["seats"],
         idempotency_key=idempotency_key(),
         correlation_id=correlation_id(),
+        tier_id=body.get("tier_id"),
     )
     status_url = url_for("api_bookings.request_status", request_id=status.request_id)
     data = ACCEPTED_OUT.dump({**vars(status), "status_url": status_url})  # shallow: asdict() deep-copies

@@ -42,6 +42,49 @@ EVENT = {
     "waitlistLength": 0,
     "waitlistSeats": 0,
     "status": "published",
+    "tiers": [
+        {
+            "id": 15,
+            "name": "Standard",
+            "price": 4500,
+            "quota": 500,
+            "reservedSeats": 498,
+            "seatsLeft": 2,
+            "salesStartAt": None,
+            "salesEndAt": None,
+            "onSale": True,
+        }
+    ],
+}
+TIERED_EVENT = {
+    **EVENT,
+    "price": 2500,
+    "tiers": [
+        {
+            "id": 16,
+            "name": "Early bird",
+            "price": 2500,
+            "quota": 100,
+            "reservedSeats": 0,
+            "seatsLeft": 100,
+            "salesStartAt": None,
+            "salesEndAt": "2026-12-01T00:00:00+00:00",
+            "onSale": True,
+        },
+        {
+            "id": 17,
+            "name": "Standard",
+            "price": 4500,
+            "quota": 400,
+            "reservedSeats": 0,
+            "seatsLeft": 400,
+            "salesStartAt": None,
+            "salesEndAt": None,
+            "onSale": True,
+        },
+    ],
+    "reservedSeats": 0,
+    "seatsLeft": 500,
 }
 EVENT_BRIEF = {key: EVENT[key] for key in ("name", "venue", "startsAt", "endsAt", "price")}
 NEW_EVENT = {
@@ -69,6 +112,8 @@ REQUEST = {
     "reason": None,
     "createdAt": "2026-11-30T10:00:00.104000+00:00",
     "decidedAt": "2026-11-30T10:00:00.118000+00:00",
+    "tierId": 15,
+    "tierName": "Standard",
 }
 PENDING = {
     **REQUEST,
@@ -80,6 +125,8 @@ PENDING = {
     "waitlistPosition": None,
     "placeInLine": {"queue": "pending", "position": 1201, "peopleAhead": 1200, "estimatedWaitS": 5},
     "decidedAt": None,
+    "tierId": None,
+    "tierName": None,
 }
 EVENT_STATS = {
     "eventId": 7,
@@ -136,10 +183,24 @@ OPERATIONS: dict[str, Example] = {
     ),
     "getEvent": Example(response=EVENT),
     "createEvent": Example(
-        request=NEW_EVENT,
-        response={**EVENT, "reservedSeats": 0, "seatsLeft": 500},
+        request={
+            **{key: value for key, value in NEW_EVENT.items() if key != "price"},
+            "tiers": [
+                {"name": "Early bird", "price": 2500, "quota": 100, "salesEndAt": "2026-12-01T00:00:00Z"},
+                {"name": "Standard", "price": 4500, "quota": 400},
+            ],
+        },
+        response=TIERED_EVENT,
     ),
-    "updateEvent": Example(request={"id": 7, "capacity": 600}, response={**EVENT, "capacity": 600, "seatsLeft": 102}),
+    "updateEvent": Example(  # its one tier covers the whole capacity, so it follows it
+        request={"id": 7, "capacity": 600},
+        response={
+            **EVENT,
+            "capacity": 600,
+            "seatsLeft": 102,
+            "tiers": [{**EVENT["tiers"][0], "quota": 600, "seatsLeft": 102}],  # type: ignore[index]
+        },
+    ),
     "deleteEvent": Example(request={"id": 7}, response={**EVENT, "status": "deleted", "reservedSeats": 0}),
     "closeWaitlist": Example(response={**EVENT, "waitlistOpen": False}),
     "reopenWaitlist": Example(response=EVENT),

@@ -171,6 +171,50 @@ class LoginOut(Schema):
 # --- events ------------------------------------------------------------------------------
 
 
+class TierSchema(StrictSchema):
+    """One price tier of an event (create, or update: with `id` it changes that tier)."""
+
+    id = id_field(attribute="id", metadata={"description": "update only: the tier to change (absent: a new tier)"})
+    name = single_line(limits.TIER_NAME_CHARS_MAX, required=True, attribute="name")
+    price = strict_int(
+        0, limits.PRICE_MINOR_MAX, required=True, attribute="price_minor", metadata={"description": "minor units"}
+    )
+    quota = strict_int(
+        0,
+        limits.CAPACITY_SEATS_MAX,
+        required=True,
+        attribute="quota_seats",
+        metadata={"description": "seats of the capacity sold in this tier; the quotas total at most the capacity"},
+    )
+    salesStartAt = aware_datetime(
+        attribute="sales_starts_at", allow_none=True, metadata={"description": "absent or null: on sale at once"}
+    )
+    salesEndAt = aware_datetime(
+        attribute="sales_ends_at",
+        allow_none=True,
+        metadata={"description": "absent or null: until the event's sales end; never after it"},
+    )
+
+    @validates_schema
+    def window_in_order(self, data, **kwargs):
+        starts_at, ends_at = data.get("sales_starts_at"), data.get("sales_ends_at")
+        if starts_at is not None and ends_at is not None and ends_at <= starts_at:
+            raise ValidationError("Must be after salesStartAt.", "salesEndAt")
+
+
+def _tiers_field(**kwargs) -> fields.List:
+    return fields.List(
+        fields.Nested(TierSchema),
+        attribute="tiers",
+        validate=validate.Length(min=1, max=limits.TIERS_PER_EVENT_MAX),
+        metadata={
+            "description": "price tiers, each with its price, quota and optional sales window; absent: one "
+            "tier of the whole capacity at `price` (give `price` or `tiers`, not both)"
+        },
+        **kwargs,
+    )
+
+
 class EventFieldsSchema(StrictSchema):
     name = single_line(200, attribute="name")
     description = text(5000, 0, attribute="description")
@@ -185,6 +229,7 @@ class EventFieldsSchema(StrictSchema):
         allow_none=True,
         metadata={"description": "when sales close, at or before startsAt; null or absent: at startsAt"},
     )
+    tiers = _tiers_field()
 
 
 class EventCreateSchema(EventFieldsSchema):
@@ -261,6 +306,18 @@ class EventListQuery(StrictSchema):
             raise ValidationError("Must not be before from.", "to")
 
 
+class TierOut(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    price = fields.Integer(attribute="price_minor", metadata={"description": "minor units"})
+    quota = fields.Integer(attribute="quota_seats")
+    reservedSeats = fields.Integer(attribute="reserved_seats")
+    seatsLeft = fields.Integer(attribute="seats_left")
+    salesStartAt = fields.DateTime(attribute="sales_starts_at", allow_none=True)
+    salesEndAt = fields.DateTime(attribute="sales_ends_at", allow_none=True)
+    onSale = fields.Boolean(attribute="is_on_sale", metadata={"description": "sales open and inside the window now"})
+
+
 class EventOut(Schema):
     id = fields.Integer(attribute="event.id")
     name = fields.String(attribute="event.name")
@@ -280,6 +337,12 @@ class EventOut(Schema):
     salesEndAt = fields.DateTime(
         attribute="event.sales_end_at",
         metadata={"description": "when sales close: the event's salesEndAt, or startsAt when it has none (never null)"},
+    )
+    tiers = fields.List(
+        fields.Nested(TierOut),
+        metadata={
+            "description": "price tiers, oldest first (an event made without tiers has one); `price` is the cheapest"
+        },
     )
 
 
@@ -325,6 +388,14 @@ class RosterOut(Schema):
 class BookSchema(StrictSchema):
     eventId = id_field(required=True, attribute="event_id")
     numberOfSeats = strict_int(1, limits.SEATS_PER_REQUEST_MAX, required=True, attribute="seats")
+    tierId = id_field(
+        attribute="tier_id",
+        metadata={
+            "description": "a tier of the event (404 if not; 409 tier_not_on_sale; 409 sold_out when it is "
+            "sold out with the waitlist closed); absent: the "
+            "cheapest tier on sale that has the seats"
+        },
+    )
 
 
 class CancelSchema(StrictSchema):
@@ -416,6 +487,12 @@ class RequestStatusOut(Schema):
     )
     createdAt = fields.DateTime(attribute="created_at", allow_none=True)
     decidedAt = fields.DateTime(attribute="decided_at", allow_none=True)
+    tierId = fields.Integer(
+        attribute="tier_id",
+        allow_none=True,
+        metadata={"description": "the tier named (while pending; null: the rule chooses), then the tier decided in"},
+    )
+    tierName = fields.String(attribute="tier_name", allow_none=True)
 
 
 class AcceptedOut(RequestStatusOut):

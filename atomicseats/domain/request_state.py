@@ -17,11 +17,18 @@ from __future__ import annotations
 
 from atomicseats.domain.allocator import REASON_EVENT_STARTED, REASON_WAITLIST_CLOSED
 from atomicseats.domain.states import RequestStatus
+from atomicseats.domain.tiers import REASON_TIER_NOT_ON_SALE
 
 # Why seats were not (or are no longer) served.
 REASON_EVENT_DELETED = "event_deleted"
 REASON_WITHDRAWN = "withdrawn"  # the guest left the waitlist, or cancelled
-REASONS = (REASON_WAITLIST_CLOSED, REASON_EVENT_DELETED, REASON_EVENT_STARTED, REASON_WITHDRAWN)
+REASONS = (
+    REASON_WAITLIST_CLOSED,
+    REASON_EVENT_DELETED,
+    REASON_EVENT_STARTED,
+    REASON_WITHDRAWN,
+    REASON_TIER_NOT_ON_SALE,
+)
 
 
 def seats_held(seats_confirmed: int, seats_cancelled: int) -> int:

@@ -244,16 +244,25 @@ def follows_capacity(capacity_seats: int, tiers: Sequence[Tier]) -> bool:
     return len(tiers) == 1 and tiers[0].quota_seats == capacity_seats
 
 
-def quota_problem(capacity_seats: int, quotas: dict[int, int], tiers: Sequence[Tier]) -> str | None:
-    """Why new quotas (by tier id; tiers not named keep theirs) cannot be set, or None: a quota
-    below the tier's confirmed seats, or quotas totalling more than the capacity."""
+@dataclass(frozen=True)
+class QuotaProblem:
+    message: str
+    is_below_confirmed: bool  # True: a quota under its tier's confirmed seats (a conflict with sales)
+
+
+def quota_problem(capacity_seats: int, quotas: dict[int, int], tiers: Sequence[Tier]) -> QuotaProblem | None:
+    """Why new quotas (by tier id; tiers not named keep theirs; an id no tier has is a new
+    tier) cannot be set, or None: a quota below its tier's confirmed seats, or quotas
+    totalling more than the capacity."""
     for tier in tiers:
         quota = quotas.get(tier.tier_id, tier.quota_seats)
         if quota < tier.reserved_seats:
-            return f"tier {tier.tier_id} has {tier.reserved_seats} seats confirmed"
-    total = sum(quotas.get(tier.tier_id, tier.quota_seats) for tier in tiers) + sum(
-        quota for tier_id, quota in quotas.items() if tier_id not in {tier.tier_id for tier in tiers}
-    )
+            return QuotaProblem(
+                f"Tier {tier.tier_id} has {tier.reserved_seats} seats confirmed; its quota cannot be {quota}.", True
+            )
+    known = {tier.tier_id for tier in tiers}
+    total = sum(quotas.get(tier.tier_id, tier.quota_seats) for tier in tiers)
+    total += sum(quota for tier_id, quota in quotas.items() if tier_id not in known)
     if total > capacity_seats:
-        return f"the tiers' quotas total {total}, more than the capacity {capacity_seats}"
+        return QuotaProblem(f"The tiers' quotas total {total}, more than the capacity {capacity_seats}.", False)
     return None

@@ -17,11 +17,11 @@ from typing import Protocol
 from flask import current_app
 from sqlalchemy import CursorResult, select, text, update
 
-from atomicseats.domain import allocator, limits
+from atomicseats.domain import allocator, limits, tiers
 from atomicseats.domain.request_state import request_status, seats_held
 from atomicseats.domain.states import BookingStatus, RequestStatus, WaitlistStatus
 from atomicseats.errors import NotFound
-from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry, utcnow
+from atomicseats.models import Booking, BookingRequest, Event, EventTier, OutboxMessage, WaitlistEntry, utcnow
 from atomicseats.observability import log_with_correlation
 from atomicseats.services._availability import availability_of, waitlist_totals
 from atomicseats.services._bulk import insert_rows
@@ -79,6 +79,10 @@ class PendingRequest(Protocol):
     def status(self) -> str: ...
     @property
     def correlation_id(self) -> str | None: ...
+    @property
+    def tier_id(self) -> int | None: ...
+    @property
+    def accepted_at(self) -> datetime | None: ...
 
 
 PENDING_COLUMNS = (
@@ -88,7 +92,55 @@ PENDING_COLUMNS = (
     BookingRequest.seats_requested,
     BookingRequest.status,
     BookingRequest.correlation_id,
+    BookingRequest.tier_id,
+    BookingRequest.accepted_at,
 )
+
+
+def event_tiers(work: UnitOfWork, event: Event) -> list[EventTier]:
+    """The event's tiers, oldest first; the caller holds the event row lock (every change of a
+    tier's seats or quota is made under it). An event none was made for (written by something
+    older than tiers, such as the bench's bare-SQL reference) gets its default tier here."""
+    statement = select(EventTier).where(EventTier.event_id == event.id).order_by(EventTier.id)
+    rows = list(work.session.execute(statement.limit(limits.TIERS_PER_EVENT_MAX)).scalars())
+    if not rows:
+        rows = [default_tier(event)]
+        work.session.add(rows[0])
+        work.session.flush()
+    return rows
+
+
+def default_tier(event: Event) -> EventTier:
+    """The one tier of an event made without tiers: its whole capacity at its price, no window."""
+    return EventTier(
+        event_id=event.id,
+        name=tiers.DEFAULT_TIER_NAME,
+        price_minor=event.price_minor,
+        quota_seats=event.capacity_seats,
+        reserved_seats=event.reserved_seats,
+        created_at=utcnow(),
+    )
+
+
+def sync_reserved(event: Event, tier_rows: Sequence[EventTier]) -> None:
+    """The event's reserved seats are its tiers' sum; check the tier invariants before commit."""
+    event.reserved_seats = sum(tier.reserved_seats for tier in tier_rows)
+    violations = tiers.tier_violations(
+        event.capacity_seats, event.reserved_seats, [tier.to_tier() for tier in tier_rows]
+    )
+    assert not violations, violations
+    assert event.reserved_seats <= event.capacity_seats
+
+
+def release_tier_seats(tier_rows: Sequence[EventTier], bookings: Sequence[Booking]) -> None:
+    """Give cancelled bookings' seats back to their tiers (the caller then settles the event)."""
+    by_id = {tier.id: tier for tier in tier_rows}
+    only = tier_rows[0] if len(tier_rows) == 1 else None
+    for booking in bookings:
+        tier = by_id.get(booking.tier_id) if booking.tier_id is not None else only
+        assert tier is not None  # a booking of a tiered event always has its tier
+        tier.reserved_seats -= booking.seats
+        assert tier.reserved_seats >= 0
 
 
 def settle_event(work: UnitOfWork, event: Event, pending: Sequence[PendingRequest]) -> Settlement:
@@ -99,46 +151,79 @@ def settle_event(work: UnitOfWork, event: Event, pending: Sequence[PendingReques
     told (one batch); while sales are open nobody expires."""
     now = utcnow()  # the decision time: sales are open or closed as of now
     settlement = Settlement()
-    close_out_waitlist(work, event, now, settlement)
-    state = _promote(work, event, now, settlement)
-    seat_requests = [allocator.SeatRequest(request.request_id, request.seats_requested) for request in pending]
-    settlement.allocation = allocator.allocate(state, [], seat_requests)
-    _write_decisions(work, event, pending, settlement.allocation.decisions, now, settlement)
-    event.reserved_seats = settlement.allocation.reserved_seats
+    tier_rows = event_tiers(work, event)
+    close_out_waitlist(work, event, now, settlement, tier_rows)
+    for tier in tier_rows:  # each tier's waitlist head first, on the tier's own state
+        _promote(work, event, tier, now, settlement)
+    tier_requests = [
+        tiers.TierRequest(request.request_id, request.seats_requested, request.tier_id, request.accepted_at or now)
+        for request in pending
+    ]
+    decided = tiers.allocate_tiers(event.to_state(now), [tier.to_tier() for tier in tier_rows], tier_requests, now)
+    for tier in tier_rows:
+        tier.reserved_seats = decided.reserved_by_tier[tier.id]
+    sync_reserved(event, tier_rows)
+    settlement.allocation = allocator.Allocation(
+        promotions=(),
+        decisions=tuple(tier_decision.decision for tier_decision in decided.decisions),
+        reserved_seats=event.reserved_seats,
+        capacity_seats=event.capacity_seats,
+    )
+    prices = {tier.id: tier.price_minor for tier in tier_rows}
+    _write_decisions(work, event, pending, decided.decisions, prices, now, settlement)
     event.updated_at = now
-    assert event.reserved_seats >= 0
-    assert event.reserved_seats <= event.capacity_seats
     work.session.flush()
     return settlement
 
 
-def _promote(work: UnitOfWork, event: Event, now: datetime, settlement: Settlement) -> allocator.EventState:
-    """Promotion rounds: read the waiting entries the allocator asks for, write its promotions,
-    until it says promotion is over. Returns the state new requests are decided on."""
-    state = event.to_state(now)
+def _promote(work: UnitOfWork, event: Event, tier: EventTier, now: datetime, settlement: Settlement) -> None:
+    """Promotion rounds in one tier: read its waiting entries the allocator asks for, write its
+    promotions, until it says promotion is over; the tier's reserved seats follow."""
+    state = tiers.tier_state(event.to_state(now), tier.to_tier(), now)
     entries_to_read = allocator.waitlist_read_size(state)
     for _ in range(limits.PROMOTION_ROUNDS_MAX):
         if entries_to_read == 0:
             break
-        entries = _waiting_entries(work, event.id, entries_to_read)
+        entries = _waiting_entries(work, event.id, tier.id, entries_to_read)
         round_ = allocator.promote_round(state, [entry.to_slot() for entry in entries])
-        _write_promotions(work, event, entries, round_.promotions, now, settlement)
+        _write_promotions(work, event, tier, entries, round_.promotions, now, settlement)
         state, entries_to_read = round_.state, round_.entries_to_read
-        event.reserved_seats = state.reserved_seats
+        tier.reserved_seats = state.reserved_seats
     assert entries_to_read == 0
-    return state
 
 
-def close_out_waitlist(work: UnitOfWork, event: Event, now: datetime, settlement: Settlement) -> int:
-    """At the sales end, expire up to CLOSE_OUT_BATCH_MAX waiting entries, head first: each
-    entry `expired`, its request waits for nothing more (reason `event_started`, status by
-    the shared rule) and its guest gets one e-mail. Returns how many expired; the caller
-    holds the event row lock. Idempotent: an expired entry is no longer waiting."""
-    state = event.to_state(now)
-    entries_to_read = allocator.expiry_read_size(state)
-    if entries_to_read == 0:  # sales are open: nobody expires
-        return 0
-    entries = _waiting_entries(work, event.id, entries_to_read)
+def close_out_waitlist(
+    work: UnitOfWork, event: Event, now: datetime, settlement: Settlement, tier_rows: Sequence[EventTier] | None = None
+) -> int:
+    """At the sales end (the event's, or a tier's window end), expire up to CLOSE_OUT_BATCH_MAX
+    waiting entries in all, head first in each tier: each entry `expired`, its request waits
+    for nothing more (reason `event_started`, or `tier_not_on_sale` when only its tier's
+    window closed; status by the shared rule) and its guest gets one e-mail. Returns how many
+    expired; the caller holds the event row lock. Idempotent: an expired entry no longer waits."""
+    event_state = event.to_state(now)
+    reason = allocator.REASON_EVENT_STARTED if not event_state.is_sales_open else tiers.REASON_TIER_NOT_ON_SALE
+    expired_total = 0
+    for tier in event_tiers(work, event) if tier_rows is None else tier_rows:
+        state = tiers.tier_state(event_state, tier.to_tier(), now)
+        entries_to_read = min(allocator.expiry_read_size(state), limits.CLOSE_OUT_BATCH_MAX - expired_total)
+        if entries_to_read > 0:  # 0: the tier is on sale (nobody expires), or this batch is full
+            expired_total += _expire_entries(work, event, tier, state, entries_to_read, reason, now, settlement)
+    if expired_total:
+        log.info("sales.closed_out", extra={"event_id": event.id, "entries_expired": expired_total})
+    return expired_total
+
+
+def _expire_entries(
+    work: UnitOfWork,
+    event: Event,
+    tier: EventTier,
+    state: allocator.EventState,
+    entries_to_read: int,
+    reason: str,
+    now: datetime,
+    settlement: Settlement,
+) -> int:
+    entries = _waiting_entries(work, event.id, tier.id, entries_to_read)
     expired = allocator.expire_waitlist(state, [entry.to_slot() for entry in entries])
     if not expired:
         return 0
@@ -159,7 +244,7 @@ def close_out_waitlist(work: UnitOfWork, event: Event, now: datetime, settlement
         entry.seats_remaining = 0
         entry.updated_at = now
         request.seats_waitlisted = 0
-        request.reason = allocator.REASON_EVENT_STARTED
+        request.reason = reason
         restate_request(request)
         settlement.removed_entry_ids.append(entry.id)
         settlement.expired_request_ids.append(request.request_id)
@@ -168,13 +253,12 @@ def close_out_waitlist(work: UnitOfWork, event: Event, now: datetime, settlement
             "seatsRequested": request.seats_requested,
             "seatsConfirmed": request.seats_confirmed,
             "seatsExpired": seats_expired,
-            "reason": allocator.REASON_EVENT_STARTED,
+            "reason": reason,
             "bookingIds": bookings_held_by(work, request),
         }
         work.session.add(
             outbox_row(Notification("waitlist.expired", request.user_id, event, request.request_id, fields))
         )
-    log.info("sales.closed_out", extra={"event_id": event.id, "entries_expired": len(entries)})
     return len(entries)
 
 
@@ -221,10 +305,15 @@ def _register_effects(work: UnitOfWork, event: Event, settlement: Settlement, wa
     work.after_commit(effects.wakeups.wake_outbox)
 
 
-def _waiting_entries(work: UnitOfWork, event_id: int, limit: int) -> list[WaitlistEntry]:
+def _waiting_entries(work: UnitOfWork, event_id: int, tier_id: int, limit: int) -> list[WaitlistEntry]:
+    """A tier's queue, head first (the tier's waitlist is its own: FIFO within it)."""
     statement = (
         select(WaitlistEntry)
-        .where(WaitlistEntry.event_id == event_id, WaitlistEntry.status == WaitlistStatus.WAITING)
+        .where(
+            WaitlistEntry.tier_id == tier_id,
+            WaitlistEntry.event_id == event_id,
+            WaitlistEntry.status == WaitlistStatus.WAITING,
+        )
         .order_by(WaitlistEntry.id)
         .limit(limit)
     )
@@ -234,6 +323,7 @@ def _waiting_entries(work: UnitOfWork, event_id: int, limit: int) -> list[Waitli
 def _write_promotions(
     work: UnitOfWork,
     event: Event,
+    tier: EventTier,
     entries: list[WaitlistEntry],
     promotions: tuple[allocator.Promotion, ...],
     now: datetime,
@@ -255,7 +345,9 @@ def _write_promotions(
         request.seats_confirmed += promotion.seats_promoted
         request.seats_waitlisted -= promotion.seats_promoted
         restate_request(request)
-        booking = _new_booking(event, request, promotion.seats_promoted, now)
+        booking = Booking(
+            **_booking_values(event.id, tier.id, tier.price_minor, request, promotion.seats_promoted, now)
+        )
         work.session.add(booking)
         work.session.flush()  # the booking id goes into the notification
         fields = {
@@ -340,7 +432,8 @@ def _write_decisions(
     work: UnitOfWork,
     event: Event,
     pending: Sequence[PendingRequest],
-    decisions: tuple[allocator.Decision, ...],
+    tier_decisions: tuple[tiers.TierDecision, ...],
+    prices: dict[int, int],
     now: datetime,
     settlement: Settlement,
 ) -> None:
@@ -349,18 +442,21 @@ def _write_decisions(
     The request rows are updated in bulk, by primary key (loaded objects, if any, keep their
     old state, unmodified, and expire at commit). One line per decision only at DEBUG (a flash
     sale decides thousands a second); the batch's INFO line is the caller's."""
-    assert len(pending) == len(decisions)
-    event_id, price_minor = event.id, event.price_minor
+    assert len(pending) == len(tier_decisions)
+    event_id = event.id
+    decisions = [tier_decision.decision for tier_decision in tier_decisions]
     request_updates: list[Decided] = []
     booking_rows: list[dict[str, object]] = []
     waitlist_rows: list[dict[str, object]] = []
     log_each = log.isEnabledFor(logging.DEBUG)
-    for request, decision in zip(pending, decisions, strict=True):
+    for request, tier_decision in zip(pending, tier_decisions, strict=True):
+        decision, tier_id = tier_decision.decision, tier_decision.tier_id
         assert request.request_id == decision.request_id
         assert request.status == RequestStatus.PENDING
         outcome = decision.outcome.value
+        tier_id_kept = request.tier_id if tier_id is None else tier_id  # the named one, when none took it
         request_updates.append(
-            (request.id, outcome, decision.seats_confirmed, decision.seats_waitlisted, decision.reason)
+            (request.id, outcome, decision.seats_confirmed, decision.seats_waitlisted, decision.reason, tier_id_kept)
         )
         settlement.decided_request_ids.append(request.request_id)
         if log_each:
@@ -375,11 +471,15 @@ def _write_decisions(
                 seats_confirmed=decision.seats_confirmed,
             )
         if decision.seats_confirmed:
-            booking_rows.append(_booking_values(event_id, price_minor, request, decision.seats_confirmed, now))
+            assert tier_id is not None
+            booking_rows.append(
+                _booking_values(event_id, tier_id, prices[tier_id], request, decision.seats_confirmed, now)
+            )
         if decision.seats_waitlisted:
             waitlist_rows.append(
                 {
                     "event_id": event_id,
+                    "tier_id": tier_id,
                     "user_id": request.user_id,
                     "booking_request_id": request.id,
                     "seats_waitlisted": decision.seats_waitlisted,
@@ -425,17 +525,18 @@ def _insert_bookings(work: UnitOfWork, booking_rows: list[dict[str, object]]) ->
     return booking_id_of
 
 
-_DECIDED_COLUMNS = ("id", "status", "seats_confirmed", "seats_waitlisted", "reason")
-Decided = tuple[int, str, int, int, str | None]  # one request's decision, as _DECIDED_COLUMNS
-# One statement for a whole batch: the decisions travel as five arrays, side by side.
+_DECIDED_COLUMNS = ("id", "status", "seats_confirmed", "seats_waitlisted", "reason", "tier_id")
+Decided = tuple[int, str, int, int, str | None, int | None]  # one request's decision, as _DECIDED_COLUMNS
+# One statement for a whole batch: the decisions travel as six arrays, side by side.
 _UPDATE_DECIDED_SQL = text(
     """
     UPDATE booking_requests AS request
     SET status = decided.status, seats_confirmed = decided.seats_confirmed,
-        seats_waitlisted = decided.seats_waitlisted, reason = decided.reason, decided_at = :decided_at
+        seats_waitlisted = decided.seats_waitlisted, reason = decided.reason, tier_id = decided.tier_id,
+        decided_at = :decided_at
     FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:confirmed AS integer[]),
-                CAST(:waitlisted AS integer[]), CAST(:reasons AS text[]))
-         AS decided (id, status, seats_confirmed, seats_waitlisted, reason)
+                CAST(:waitlisted AS integer[]), CAST(:reasons AS text[]), CAST(:tier_ids AS bigint[]))
+         AS decided (id, status, seats_confirmed, seats_waitlisted, reason, tier_id)
     WHERE request.id = decided.id
     """
 )
@@ -449,7 +550,7 @@ def _update_requests(work: UnitOfWork, decided: list[Decided], now: datetime) ->
         rows = [{**dict(zip(_DECIDED_COLUMNS, row, strict=True)), "decided_at": now} for row in decided]
         work.session.execute(update(BookingRequest), rows)
         return
-    ids, statuses, confirmed, waitlisted, reasons = (list(column_) for column_ in zip(*decided, strict=True))
+    ids, statuses, confirmed, waitlisted, reasons, tier_ids = (list(column_) for column_ in zip(*decided, strict=True))
     result = work.session.execute(
         _UPDATE_DECIDED_SQL,
         {
@@ -458,6 +559,7 @@ def _update_requests(work: UnitOfWork, decided: list[Decided], now: datetime) ->
             "confirmed": confirmed,
             "waitlisted": waitlisted,
             "reasons": reasons,
+            "tier_ids": tier_ids,
             "decided_at": now,
         },
     )
@@ -466,19 +568,17 @@ def _update_requests(work: UnitOfWork, decided: list[Decided], now: datetime) ->
 
 
 def _booking_values(
-    event_id: int, price_minor: int, request: PendingRequest, seats: int, now: datetime
+    event_id: int, tier_id: int, price_minor: int, request: PendingRequest | BookingRequest, seats: int, now: datetime
 ) -> dict[str, object]:
+    """A booking of `seats` in a tier: it costs seats x the tier's price."""
     assert seats > 0
     return {
         "user_id": request.user_id,
         "event_id": event_id,
+        "tier_id": tier_id,
         "booking_request_id": request.id,
         "seats": seats,
         "cost_minor": seats * price_minor,
         "status": BookingStatus.CONFIRMED,
         "created_at": now,
     }
-
-
-def _new_booking(event: Event, request: BookingRequest, seats: int, now: datetime) -> Booking:
-    return Booking(**_booking_values(event.id, event.price_minor, request, seats, now))

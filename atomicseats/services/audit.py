@@ -13,12 +13,20 @@ from sqlalchemy import Select, case, exists, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import SQLCoreOperations
 
-from atomicseats.domain import allocator, limits
+from atomicseats.domain import allocator, limits, tiers
 from atomicseats.domain.request_state import request_status
 from atomicseats.domain.states import BookingStatus, RequestStatus, WaitlistStatus
 from atomicseats.extensions import db
-from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, TicketCheckIn, WaitlistEntry, utcnow
-from atomicseats.services._availability import waitlist_totals
+from atomicseats.models import (
+    Booking,
+    BookingRequest,
+    Event,
+    EventTier,
+    OutboxMessage,
+    TicketCheckIn,
+    WaitlistEntry,
+    utcnow,
+)
 from atomicseats.services._mirror import mirror_truths
 from atomicseats.services._notification_rows import message_id
 from atomicseats.services.ports import adapters
@@ -59,6 +67,7 @@ def run_audit(pending_grace_s: int = PENDING_GRACE_S_DEFAULT) -> AuditReport:
     violations.extend(_check_sales_end(session))
     violations.extend(_check_cache(session))
     violations.extend(_check_check_ins(session))
+    violations.extend(_check_tiers(session))
     events_checked = session.execute(select(func.count(Event.id))).scalar_one()
     requests_checked = session.execute(select(func.count(BookingRequest.id))).scalar_one()
     return AuditReport(int(events_checked), int(requests_checked), violations[:VIOLATIONS_LISTED_MAX])
@@ -100,18 +109,7 @@ def _check_seats(session: Session) -> list[Violation]:
 
 def _check_waitlist_fifo(session: Session) -> list[Violation]:
     """Invariant 4: seats are never free while someone waits; queue order is arrival order."""
-    violations = []
-    totals = waitlist_totals(session, list(session.execute(select(Event.id)).scalars()))
-    now = utcnow()
-    for event in session.execute(select(Event).where(Event.id.in_(list(totals)))).scalars():
-        # Past its sales end an event serves nobody: its waitlist is closed out, not promoted
-        # (how long that may take is the time check's business).
-        if event.seats_left > 0 and totals[event.id][0] > 0 and event.is_sales_open(now):
-            violations.append(
-                Violation(
-                    "4-fifo", f"event {event.id}", f"{event.seats_left} seats free while {totals[event.id][0]} wait"
-                )
-            )
+    violations = _check_tier_waitlists(session)
     # The queue is sorted by arrival iff every adjacent pair is: one window pass, not a self-join
     # (a hot event's 30,000-entry queue made the pairwise join take minutes).
     previous_request_id = func.lag(WaitlistEntry.booking_request_id).over(
@@ -138,6 +136,95 @@ def _check_waitlist_fifo(session: Session) -> list[Violation]:
                 f"waitlist entry {earlier_id} queued before {later_id} but arrived after it",
             )
         )
+    return violations
+
+
+def _check_tier_waitlists(session: Session) -> list[Violation]:
+    """Per tier (each tier's waitlist is its own): no seat of the tier's quota is free while
+    someone waits in it and it is on sale. Past its sales end (the event's, or the tier's
+    window) a tier serves nobody: its waitlist is closed out, not promoted (how long that may
+    take is the time check's business)."""
+    waiting = (
+        select(WaitlistEntry.tier_id, func.count(WaitlistEntry.id).label("entries"))
+        .where(WaitlistEntry.status == WaitlistStatus.WAITING)
+        .group_by(WaitlistEntry.tier_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(EventTier, Event, waiting.c.entries)
+        .join(waiting, waiting.c.tier_id == EventTier.id)
+        .join(Event, Event.id == EventTier.event_id)
+        .where(EventTier.reserved_seats < EventTier.quota_seats)
+    ).all()
+    now = utcnow()
+    return [
+        Violation(
+            "4-fifo",
+            f"event {event.id} tier {tier.id}",
+            f"{tier.seats_left} seats of the tier free while {entries} wait in it",
+        )
+        for tier, event, entries in rows
+        if tiers.is_on_sale(tier.to_tier(), event.is_sales_open(now), now)
+    ]
+
+
+def _check_tiers(session: Session) -> list[Violation]:
+    """Price tiers: no tier oversold; each tier's reserved seats are its confirmed bookings;
+    the quotas total at most the capacity; the event's reserved seats are its tiers' sum;
+    every booking and waiting entry is in a tier of its own event (and so in its FIFO)."""
+    confirmed = (
+        select(Booking.tier_id, func.sum(Booking.seats).label("seats"))
+        .where(Booking.status == BookingStatus.CONFIRMED)
+        .group_by(Booking.tier_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(EventTier, func.coalesce(confirmed.c.seats, 0))
+        .outerjoin(confirmed, confirmed.c.tier_id == EventTier.id)
+        .order_by(EventTier.id)
+    ).all()
+    violations = []
+    tiers_of: dict[int, list[tiers.Tier]] = {}
+    for tier, confirmed_seats in rows:
+        tiers_of.setdefault(tier.event_id, []).append(tier.to_tier())
+        if confirmed_seats != tier.reserved_seats:
+            violations.append(
+                Violation(
+                    "tier-reserved-equals-confirmed",
+                    f"event {tier.event_id} tier {tier.id}",
+                    f"reserved_seats={tier.reserved_seats}, confirmed bookings={confirmed_seats}",
+                )
+            )
+    events = session.execute(
+        select(Event.id, Event.capacity_seats, Event.reserved_seats).where(Event.id.in_(list(tiers_of)))
+    ).all()
+    for event_id, capacity_seats, reserved_seats in events:
+        for detail in tiers.tier_violations(capacity_seats, reserved_seats, tiers_of[event_id]):
+            violations.append(Violation("tier-invariants", f"event {event_id}", detail))
+    violations += _check_rows_in_own_tier(session)
+    return violations
+
+
+def _check_rows_in_own_tier(session: Session) -> list[Violation]:
+    violations = []
+    for model, what in ((Booking, "confirmed booking"), (WaitlistEntry, "waiting entry")):
+        held = (
+            Booking.status == BookingStatus.CONFIRMED
+            if model is Booking
+            else (WaitlistEntry.status == WaitlistStatus.WAITING)
+        )
+        in_own_tier = exists().where(EventTier.id == model.tier_id, EventTier.event_id == model.event_id)
+        tiered_event = exists().where(EventTier.event_id == model.event_id)
+        strays = session.execute(
+            select(model.event_id, model.id)
+            .where(held, tiered_event, ~in_own_tier)
+            .order_by(model.id)
+            .limit(VIOLATION_IDS_SHOWN_MAX)
+        ).all()
+        violations += [
+            Violation("tier-membership", f"event {event_id}", f"{what} {row_id} is in no tier of its event")
+            for event_id, row_id in strays
+        ]
     return violations
 
 

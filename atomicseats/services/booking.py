@@ -20,12 +20,12 @@ from flask import current_app
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from atomicseats.domain import allocator, limits, states
+from atomicseats.domain import allocator, limits, states, tiers
 from atomicseats.domain import line as line_rules
 from atomicseats.domain.request_state import REASON_EVENT_DELETED, REASON_WITHDRAWN, seats_held
 from atomicseats.errors import Conflict, InvalidInput, NotFound, ServiceBusy
 from atomicseats.extensions import db
-from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, User, WaitlistEntry, utcnow
+from atomicseats.models import Booking, BookingRequest, Event, EventTier, OutboxMessage, User, WaitlistEntry, utcnow
 from atomicseats.services import quotas
 from atomicseats.services._allocation import (
     PENDING_COLUMNS,
@@ -34,7 +34,9 @@ from atomicseats.services._allocation import (
     announce_decisions_after_commit,
     bookings_held_by,
     cancel_bookings_held,
+    event_tiers,
     lock_event,
+    release_tier_seats,
     settle_event,
     withdraw_waiting,
 )
@@ -76,9 +78,15 @@ class CancelResult:
 
 
 def submit_request(
-    user_id: int, event_id: int, seats: int, idempotency_key: str | None, correlation_id: str | None
+    user_id: int,
+    event_id: int,
+    seats: int,
+    idempotency_key: str | None,
+    correlation_id: str | None,
+    tier_id: int | None = None,
 ) -> RequestStatus:
-    """Accept a request for seats and hand it to the pipeline; refuse what can never succeed.
+    """Accept a request for seats (in the tier named, or the one the rule chooses) and hand it
+    to the pipeline; refuse what can never succeed.
 
     Returns once the pipeline holds the request durably (in Kafka: acknowledged by
     the broker). A retry with the same Idempotency-Key is the same request: same id,
@@ -95,6 +103,7 @@ def submit_request(
         idempotency_key=idempotency_key,
         correlation_id=correlation_id,
         accepted_at=utcnow(),
+        tier_id=tier_id,
     )
     registry = adapters().requests
     user_quotas = quotas.quotas_for("RATELIMIT_BOOKING", "booking", user_id)
@@ -111,6 +120,7 @@ def submit_request(
         earlier_attempt, cached = None, None
     if earlier_attempt is not None:  # the key is taken: by this body, or it is a 409 (before any other answer)
         _check_same_request(earlier_attempt.event_id, earlier_attempt.seats, event_id, seats)
+        _check_same_tier(earlier_attempt.tier_id, tier_id)
         accepted = earlier_attempt
     try:
         # A cached availability means Redis answered: the claim above is then the registry's
@@ -120,6 +130,8 @@ def submit_request(
             _check_same_request(recorded.event_id, recorded.seats_requested, event_id, seats)
         else:
             _admit(event_id, cached, accepted.accepted_at)
+            if tier_id is not None:
+                _admit_tier(event_id, tier_id, accepted.accepted_at)
     except (NotFound, Conflict, ServiceBusy):
         if earlier_attempt is None:
             registry.release(accepted)
@@ -216,6 +228,38 @@ def _admit(event_id: int, availability: EventAvailability | None, now: datetime)
         )
 
 
+def _admit_tier(event_id: int, tier_id: int, now: datetime) -> None:
+    """A named tier: it must be the event's (404 otherwise), on sale at `now` (409
+    `tier_not_on_sale`) and not sold out with the waitlist closed (409 `sold_out`).
+    Read from Postgres (the availability cache holds the event's seats, not its tiers' ones):
+    only requests that name a tier pay it; 503 while Postgres is down."""
+    with database_errors_as_busy():
+        row = db.session.execute(
+            select(EventTier, Event.is_waitlist_open, Event.starts_at, Event.sales_end_at)
+            .join(Event, Event.id == EventTier.event_id)
+            .where(EventTier.id == tier_id, EventTier.event_id == event_id)
+        ).one_or_none()
+    if row is None:
+        raise NotFound("Tier not found", {"tierId": ["Not a tier of this event."]})
+    tier, is_waitlist_open, starts_at, sales_end_at = row
+    is_event_sales_open = allocator.is_sales_open(allocator.sales_end_of(starts_at, sales_end_at), now)
+    if not tiers.is_on_sale(tier.to_tier(), is_event_sales_open, now):
+        raise Conflict("This tier is not on sale", {"tierId": ["Not on sale now."]}, code="tier_not_on_sale")
+    if tier.seats_left == 0 and not is_waitlist_open:
+        raise Conflict(
+            "This tier is sold out, and the waitlist is closed",
+            {"tierId": ["No seats left and no waitlist."]},
+            code="sold_out",
+        )
+
+
+def _check_same_tier(earlier_tier_id: int | None, tier_id: int | None) -> None:
+    if earlier_tier_id != tier_id:
+        raise Conflict(
+            "This Idempotency-Key was already used for a different booking request", code="idempotency_key_reused"
+        )
+
+
 def _request_id_for(user_id: int, idempotency_key: str | None) -> str:
     if idempotency_key is None:
         return str(uuid.uuid4())
@@ -268,6 +312,7 @@ def _pending_status(accepted: AcceptedRequest) -> RequestStatus:
         created_at=accepted.accepted_at,
         decided_at=None,
         place_in_line=line_rules.NOT_COUNTED_YET if adapters().line.keeps_entries else None,
+        tier_id=accepted.tier_id,
     )
 
 
@@ -301,6 +346,7 @@ def record_requests(accepted_requests: list[AcceptedRequest]) -> list[int]:
             "accepted_at": accepted.accepted_at,
             "kafka_partition": accepted.kafka_partition,
             "kafka_offset": accepted.kafka_offset,
+            "tier_id": accepted.tier_id,
             "created_at": now,
         }
         for accepted in accepted_requests
@@ -425,6 +471,7 @@ _STATUS_COLUMNS = (
     BookingRequest.reason,
     BookingRequest.created_at,
     BookingRequest.decided_at,
+    BookingRequest.tier_id,
 )
 
 
@@ -477,17 +524,18 @@ class _PendingRow(NamedTuple):
     seats_requested: int
     status: str
     correlation_id: str | None
+    tier_id: int | None
     accepted_at: datetime | None
 
 
-assert _PendingRow._fields == (*(column.key for column in PENDING_COLUMNS), "accepted_at")
+assert _PendingRow._fields == tuple(column.key for column in PENDING_COLUMNS)
 
 
 def _pending_rows(session: Session, event_id: int, limit: int) -> list[_PendingRow]:
     """The next batch of an event's pending requests, oldest first, as plain tuples of the
-    columns a decision reads (PENDING_COLUMNS, and `accepted_at` for the metrics)."""
+    columns a decision reads (PENDING_COLUMNS; `accepted_at` is also for the metrics)."""
     statement = (
-        select(*PENDING_COLUMNS, BookingRequest.accepted_at)
+        select(*PENDING_COLUMNS)
         .where(BookingRequest.event_id == event_id, BookingRequest.status == states.RequestStatus.PENDING)
         .order_by(BookingRequest.id)
         .limit(limit)
@@ -558,10 +606,7 @@ def cancel_bookings(user_id: int, event_id: int, booking_id: int | None, cancel_
             work.session.add(_cancelled_notification(event, booking, request, seats_withdrawn_with))
         for request_row_id, seats in seats_withdrawn_by_request.items():  # waiting places left with no booking
             work.session.add(_withdrawn_notification(work, event, requests[request_row_id], seats))
-        state = event.to_state(now)
-        if seats_freed:
-            state = allocator.release_seats(state, seats_freed)
-        event.reserved_seats = state.reserved_seats
+        release_tier_seats(event_tiers(work, event), bookings)  # settle_event sums them into the event's
         settlement = settle_event(work, event, [])
         settlement.removed_entry_ids += [entry.id for entry in entries]
         announce_after_commit(work, event, settlement)
@@ -841,6 +886,8 @@ class _RequestColumns(Protocol):
     def created_at(self) -> datetime | None: ...
     @property
     def decided_at(self) -> datetime | None: ...
+    @property
+    def tier_id(self) -> int | None: ...
 
 
 def _statuses_of(session: Session, requests: Sequence[_RequestColumns]) -> list[RequestStatus]:
@@ -861,6 +908,12 @@ def _statuses_of(session: Session, requests: Sequence[_RequestColumns]) -> list[
     ).all()
     places = _places_in_line(session, [(event_id, entry_id) for _, event_id, entry_id in waiting])
     standing_of = {row_id: places[entry_id] for row_id, _, entry_id in waiting}
+    tier_ids = {request.tier_id for request in requests if request.tier_id is not None}
+    tier_names: dict[int, str] = (
+        dict(session.execute(select(EventTier.id, EventTier.name).where(EventTier.id.in_(tier_ids))).tuples().all())
+        if tier_ids
+        else {}
+    )
     return [
         RequestStatus(
             request_id=request.request_id,
@@ -877,6 +930,8 @@ def _statuses_of(session: Session, requests: Sequence[_RequestColumns]) -> list[
             created_at=request.created_at,
             decided_at=request.decided_at,
             place_in_line=_line_place(request, standing_of.get(request.id)),
+            tier_id=request.tier_id,
+            tier_name=None if request.tier_id is None else tier_names.get(request.tier_id),
         )
         for request in requests
     ]

@@ -27,6 +27,7 @@ class AcceptedRequest:
     accepted_at: datetime
     kafka_partition: int | None = None
     kafka_offset: int | None = None
+    tier_id: int | None = None  # the price tier the guest named; None: the rule chooses (domain/tiers.py)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class RequestStatus:
     # Pending (where requests wait in a line: full mode): its place among the event's pending
     # requests; waitlisted: its place in the waitlist and the seats asked ahead. None otherwise.
     place_in_line: PendingPlace | WaitlistPlace | None = None
+    tier_id: int | None = None  # named by the guest while pending; the tier decided in once decided
+    tier_name: str | None = None
 
 
 @dataclass(frozen=True)

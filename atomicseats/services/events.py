@@ -17,18 +17,20 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, func, literal, select, tuple_
 from sqlalchemy.orm import Session
 
-from atomicseats.domain import allocator, limits, search
+from atomicseats.domain import allocator, limits, search, tiers
 from atomicseats.domain.accounts import may_manage_event
 from atomicseats.domain.request_state import REASON_EVENT_DELETED
 from atomicseats.domain.states import BookingStatus, EventStatus, RequestStatus, WaitlistStatus
 from atomicseats.domain.timeline import DayTotals, daily_timeline
 from atomicseats.errors import Conflict, Forbidden, InvalidInput, NotFound
 from atomicseats.extensions import db
-from atomicseats.models import Booking, BookingRequest, Event, User, WaitlistEntry, utcnow
+from atomicseats.models import Booking, BookingRequest, Event, EventTier, User, WaitlistEntry, utcnow
 from atomicseats.services._allocation import (
     Settlement,
     announce_after_commit,
     cancel_bookings_held,
+    default_tier,
+    event_tiers,
     lock_event,
     settle_event,
     withdraw_waiting,
@@ -94,9 +96,28 @@ class ListedEvent:
 
 
 @dataclass(frozen=True)
+class TierView:
+    """A price tier as shown: seats left in its quota, and whether it is on sale now."""
+
+    id: int
+    name: str
+    price_minor: int
+    quota_seats: int
+    reserved_seats: int
+    sales_starts_at: datetime | None
+    sales_ends_at: datetime | None
+    is_on_sale: bool
+
+    @property
+    def seats_left(self) -> int:
+        return self.quota_seats - self.reserved_seats
+
+
+@dataclass(frozen=True)
 class EventView:
     event: ListedEvent
     waitlist_seats: int  # not in the availability cache: always from Postgres
+    tiers: tuple[TierView, ...] = ()  # from Postgres, oldest first
 
     @property
     def waitlist_length(self) -> int:
@@ -114,10 +135,24 @@ class EventRoster:
 
 
 def create_event(host: User, fields: EventFields) -> EventView:
+    """Publish an event. Without `tiers` it has one default tier (its whole capacity at its
+    price); with them, its price is the cheapest tier's."""
     _require_host(host)
     sales_end_at = fields.get("sales_end_at")
     _check_times(fields["starts_at"], fields["ends_at"], sales_end_at)
     _check_future(utcnow(), fields["starts_at"], sales_end_at)
+    tier_fields = fields.get("tiers")
+    if tier_fields is not None:
+        if "price_minor" in fields:
+            raise InvalidInput("Give price or tiers, not both", {"price": ["The tiers carry the prices."]})
+        if any("id" in item for item in tier_fields):
+            raise InvalidInput("Invalid tiers", {"tiers": ["A new event's tiers have no id."]})
+        _check_tier_fields(tier_fields, allocator.sales_end_of(fields["starts_at"], sales_end_at))
+        problem = tiers.quota_problem(
+            fields["capacity_seats"], {-index: item["quota_seats"] for index, item in enumerate(tier_fields, 1)}, []
+        )
+        if problem is not None:
+            raise InvalidInput("Invalid tiers", {"tiers": [problem.message]})
     with unit_of_work() as work:
         event = Event(
             host_id=host.id,
@@ -130,14 +165,24 @@ def create_event(host: User, fields: EventFields) -> EventView:
             sales_end_at=sales_end_at,
             capacity_seats=fields["capacity_seats"],
             reserved_seats=0,
-            price_minor=fields.get("price_minor", 0),
+            price_minor=(
+                min(item["price_minor"] for item in tier_fields)
+                if tier_fields is not None
+                else fields.get("price_minor", 0)
+            ),
             is_waitlist_open=fields.get("is_waitlist_open", True),
             status=EventStatus.PUBLISHED,
         )
         work.session.add(event)
         work.session.flush()
+        if tier_fields is None:
+            work.session.add(default_tier(event))
+        else:
+            work.session.add_all(_new_tier(event, item) for item in tier_fields)
+        work.session.flush()
         availability, waitlist_seats = _announce_change(work, event, Settlement())
-    view = _view(event, availability, waitlist_seats)
+        tier_views = _tiers_after_change(work, event)
+    view = _view(event, availability, waitlist_seats, tier_views)
     log.info("event.created", extra={"event_id": view.event.id, "host_id": host.id})
     return view
 
@@ -161,6 +206,7 @@ def update_event(actor: User, event_id: int, fields: EventFields) -> EventView:
                     {"capacity": [f"{event.reserved_seats} seats are already confirmed."]},
                     code="seats_confirmed",
                 )
+        _change_tiers(work, event, fields, allocator.sales_end_of(starts_at, sales_end_at))
         for name in EDITABLE_FIELDS:
             if name in fields:
                 setattr(event, name, fields[name])
@@ -170,8 +216,9 @@ def update_event(actor: User, event_id: int, fields: EventFields) -> EventView:
         event.updated_at = utcnow()
         settlement = settle_event(work, event, [])
         availability, waitlist_seats = _announce_change(work, event, settlement)
+        tier_views = _tiers_after_change(work, event)
     log.info("event.updated", extra={"event_id": event_id, "fields": sorted(fields)})
-    return _view(event, availability, waitlist_seats)
+    return _view(event, availability, waitlist_seats, tier_views)
 
 
 def set_waitlist_open(actor: User, event_id: int, is_open: bool) -> EventView:
@@ -192,9 +239,12 @@ def delete_event(actor: User, event_id: int) -> EventView:
         event.deleted_at = now
         event.updated_at = now
         event.reserved_seats = 0
+        for tier in event_tiers(work, event):
+            tier.reserved_seats = 0
         availability, waitlist_seats = _announce_change(work, event, settlement)
+        tier_views = _tiers_after_change(work, event)
     log.info("event.deleted", extra={"event_id": event_id})
-    return _view(event, availability, waitlist_seats)
+    return _view(event, availability, waitlist_seats, tier_views)
 
 
 def _cancel_everything(
@@ -469,14 +519,43 @@ def _views(
     if counted:
         cache.store_missing(counted)
     availability = cached | {item.event_id: item for item in counted}
+    tiers_of = _tier_views(session, rows)
     return [
-        _view(row, availability[row.id], totals.get(row.id, (0, 0))[1])
+        _view(row, availability[row.id], totals.get(row.id, (0, 0))[1], tiers_of.get(row.id, ()))
         for row in rows
         if is_deleted_listed or not availability[row.id].is_deleted
     ]
 
 
-def _view(row: Event, availability: EventAvailability, waitlist_seats: int) -> EventView:
+def _tier_views(session: Session, rows: list[Event]) -> dict[int, tuple[TierView, ...]]:
+    """The tiers of a page of events, in one query, by event id (oldest tier first)."""
+    if not rows:
+        return {}
+    now = utcnow()
+    events_by_id = {row.id: row for row in rows}
+    statement = select(EventTier).where(EventTier.event_id.in_(events_by_id)).order_by(EventTier.id)
+    views: dict[int, list[TierView]] = {}
+    for tier in session.execute(statement).scalars():
+        views.setdefault(tier.event_id, []).append(_tier_view(events_by_id[tier.event_id], tier, now))
+    return {event_id: tuple(tier_views) for event_id, tier_views in views.items()}
+
+
+def _tier_view(event: Event, tier: EventTier, now: datetime) -> TierView:
+    return TierView(
+        id=tier.id,
+        name=tier.name,
+        price_minor=tier.price_minor,
+        quota_seats=tier.quota_seats,
+        reserved_seats=tier.reserved_seats,
+        sales_starts_at=tier.sales_starts_at,
+        sales_ends_at=tier.sales_ends_at,
+        is_on_sale=not event.is_deleted and tiers.is_on_sale(tier.to_tier(), event.is_sales_open(now), now),
+    )
+
+
+def _view(
+    row: Event, availability: EventAvailability, waitlist_seats: int, tier_views: tuple[TierView, ...] = ()
+) -> EventView:
     """After a change, call it once the transaction has committed: the row is then re-read
     as stored (times in UTC), and its seat numbers are what the cache was given."""
     assert row.id == availability.event_id
@@ -493,7 +572,7 @@ def _view(row: Event, availability: EventAvailability, waitlist_seats: int) -> E
         status=row.status,
         availability=availability,
     )
-    return EventView(listed, waitlist_seats)
+    return EventView(listed, waitlist_seats, tier_views)
 
 
 def _announce_change(work: UnitOfWork, event: Event, settlement: Settlement) -> tuple[EventAvailability, int]:
@@ -502,6 +581,88 @@ def _announce_change(work: UnitOfWork, event: Event, settlement: Settlement) -> 
     work.session.flush()
     waitlist_length, waitlist_seats = announce_after_commit(work, event, settlement)
     return availability_of(event, waitlist_length), waitlist_seats
+
+
+def _tiers_after_change(work: UnitOfWork, event: Event) -> tuple[TierView, ...]:
+    now = utcnow()
+    return tuple(_tier_view(event, tier, now) for tier in event_tiers(work, event))
+
+
+# --- tiers -------------------------------------------------------------------------------
+
+
+def _new_tier(event: Event, item: EventFields) -> EventTier:
+    return EventTier(
+        event_id=event.id,
+        name=item["name"],
+        price_minor=item["price_minor"],
+        quota_seats=item["quota_seats"],
+        reserved_seats=0,
+        sales_starts_at=item.get("sales_starts_at"),
+        sales_ends_at=item.get("sales_ends_at"),
+        created_at=utcnow(),
+    )
+
+
+def _check_tier_fields(items: list[EventFields], sales_end: datetime) -> None:
+    """Each tier's window inside the event's sales: it ends by the event's sales end."""
+    for index, item in enumerate(items):
+        ends_at = item.get("sales_ends_at")
+        if ends_at is not None and ends_at > sales_end:
+            raise InvalidInput(
+                "Invalid tiers", {"tiers": [f"Tier {index + 1}: salesEndAt must not be after the event's sales end."]}
+            )
+
+
+def _change_tiers(work: UnitOfWork, event: Event, fields: EventFields, sales_end: datetime) -> None:
+    """Apply `tiers` (each with an `id` changes that tier, without one adds a tier; tiers not
+    listed stay as they are), a new price or a new capacity to the event's tiers, keeping the
+    tier invariants: a quota never below its tier's confirmed seats, quotas never above the
+    capacity (409 each). A single tier covering the whole capacity follows capacity and price."""
+    tier_rows = event_tiers(work, event)
+    capacity = fields.get("capacity_seats", event.capacity_seats)
+    items = fields.get("tiers")
+    if items is None:
+        if "price_minor" in fields and len(tier_rows) > 1:
+            raise InvalidInput("This event has tiers: change their prices", {"price": ["Set tiers[].price."]})
+        if len(tier_rows) == 1 and "price_minor" in fields:
+            tier_rows[0].price_minor = fields["price_minor"]
+        if len(tier_rows) == 1 and tiers.follows_capacity(event.capacity_seats, [tier_rows[0].to_tier()]):
+            tier_rows[0].quota_seats = capacity
+        _check_quotas(capacity, {}, tier_rows)
+        return
+    if "price_minor" in fields:
+        raise InvalidInput("Give price or tiers, not both", {"price": ["The tiers carry the prices."]})
+    _check_tier_fields(items, sales_end)
+    by_id = {tier.id: tier for tier in tier_rows}
+    unknown = [item["id"] for item in items if "id" in item and item["id"] not in by_id]
+    if unknown:
+        raise InvalidInput("Unknown tier", {"tiers": [f"Tier {unknown[0]} is not a tier of this event."]})
+    added = [item for item in items if "id" not in item]
+    if len(tier_rows) + len(added) > limits.TIERS_PER_EVENT_MAX:
+        raise InvalidInput("Too many tiers", {"tiers": [f"At most {limits.TIERS_PER_EVENT_MAX} tiers."]})
+    quotas = {item["id"]: item["quota_seats"] for item in items if "id" in item}
+    quotas |= {-index: item["quota_seats"] for index, item in enumerate(added, 1)}
+    _check_quotas(capacity, quotas, tier_rows)
+    for item in items:
+        if "id" in item:
+            tier = by_id[item["id"]]
+            tier.name, tier.price_minor, tier.quota_seats = item["name"], item["price_minor"], item["quota_seats"]
+            tier.sales_starts_at, tier.sales_ends_at = item.get("sales_starts_at"), item.get("sales_ends_at")
+    work.session.add_all(_new_tier(event, item) for item in added)
+    work.session.flush()
+    event.price_minor = min(tier.price_minor for tier in event_tiers(work, event))
+
+
+def _check_quotas(capacity: int, quotas: dict[int, int], tier_rows: list[EventTier]) -> None:
+    problem = tiers.quota_problem(capacity, quotas, [tier.to_tier() for tier in tier_rows])
+    if problem is None:
+        return
+    if problem.is_below_confirmed:
+        raise Conflict(
+            "A tier's quota cannot drop below its confirmed seats", {"tiers": [problem.message]}, code="seats_confirmed"
+        )
+    raise Conflict("The tiers' quotas cannot exceed the capacity", {"tiers": [problem.message]})
 
 
 def _lock_live_event(work: UnitOfWork, event_id: int) -> Event:

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from atomicseats.domain import limits
 from atomicseats.extensions import db
-from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry, utcnow
+from atomicseats.models import Booking, BookingRequest, Event, EventTier, OutboxMessage, WaitlistEntry, utcnow
 from atomicseats.services import audit, booking
 from atomicseats.services.contracts import AcceptedRequest
 from tests.helpers import account, book, create_event, unchanged
@@ -130,6 +130,7 @@ def test_audit_reports_seats_left_free_while_people_wait(app, client, sale):
     book(client, guests[0], event_id, 5)
     book(client, guests[1], event_id, 2)
     db.session.execute(sa.update(Event).where(Event.id == event_id).values(capacity_seats=6))
+    db.session.execute(sa.update(EventTier).where(EventTier.event_id == event_id).values(quota_seats=6))  # its one tier
     db.session.commit()
     assert "4-fifo" in {violation.invariant for violation in audit.run_audit().violations}
 
