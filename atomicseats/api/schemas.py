@@ -313,8 +313,12 @@ class TierOut(Schema):
     quota = fields.Integer(attribute="quota_seats")
     reservedSeats = fields.Integer(attribute="reserved_seats")
     seatsLeft = fields.Integer(attribute="seats_left")
-    salesStartAt = fields.DateTime(attribute="sales_starts_at", allow_none=True)
-    salesEndAt = fields.DateTime(attribute="sales_ends_at", allow_none=True)
+    salesStartAt = fields.DateTime(
+        attribute="sales_starts_at", allow_none=True, metadata={"description": "null: on sale from publication"}
+    )
+    salesEndAt = fields.DateTime(
+        attribute="sales_ends_at", allow_none=True, metadata={"description": "null: until the event's sales end"}
+    )
     onSale = fields.Boolean(attribute="is_on_sale", metadata={"description": "sales open and inside the window now"})
 
 

@@ -43,6 +43,9 @@ def lock_event(work: UnitOfWork, event_id: int) -> Event:
         raise NotFound("Event not found")
     pause_s = config.get("TESTING_PAUSE_AFTER_READ_S", 0)
     if pause_s:  # negative control for the concurrency tests: widen the race window
+        # The tiers' seats are read before the pause too (the session keeps these objects, so
+        # settle_event decides on them): without the lock two allocations see the same free seats.
+        work.session.execute(select(EventTier).where(EventTier.event_id == event_id)).all()
         time.sleep(pause_s)
     return event
 
