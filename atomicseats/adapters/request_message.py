@@ -18,9 +18,9 @@ from atomicseats.services.contracts import AcceptedRequest
 
 
 def message_of(accepted: AcceptedRequest) -> dict[str, str | int | None]:
-    """The JSON body that travels (Kafka message, registry entry); `tier_id` only when the
-    guest named a tier (an untiered request's body is as it was before tiers)."""
-    body: dict[str, str | int | None] = {
+    """The JSON body that travels (Kafka message, registry entry); `tier_id` is null when the
+    guest named no tier (the rule chooses at the decision)."""
+    return {
         "request_id": accepted.request_id,
         "user_id": accepted.user_id,
         "event_id": accepted.event_id,
@@ -28,10 +28,8 @@ def message_of(accepted: AcceptedRequest) -> dict[str, str | int | None]:
         "idempotency_key": accepted.idempotency_key,
         "correlation_id": accepted.correlation_id,
         "accepted_at": accepted.accepted_at.isoformat(),
+        "tier_id": accepted.tier_id,
     }
-    if accepted.tier_id is not None:
-        body["tier_id"] = accepted.tier_id
-    return body
 
 
 def headers_of(accepted: AcceptedRequest) -> list[tuple[str, str | bytes | None]]:

@@ -202,8 +202,31 @@ class TierSchema(StrictSchema):
             raise ValidationError("Must be after salesStartAt.", "salesEndAt")
 
 
+class TierList(fields.List):
+    """A list of tiers whose errors read as the other fields' do: a list of sentences under
+    `tiers` ("Tier 2, price: Not a valid integer."), not a nested object by index and field."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            return super()._deserialize(value, attr, data, **kwargs)
+        except ValidationError as error:
+            raise ValidationError(_flat_messages(error.messages)) from error
+
+
+def _flat_messages(messages, prefix: str = "") -> list[str]:
+    if isinstance(messages, str):
+        return [f"{prefix}: {messages}" if prefix else messages]
+    if isinstance(messages, list):
+        return [line for message in messages for line in _flat_messages(message, prefix)]
+    lines = []
+    for key, nested in messages.items():
+        label = f"Tier {key + 1}" if isinstance(key, int) else ("" if key == "_schema" else str(key))
+        lines += _flat_messages(nested, ", ".join(part for part in (prefix, label) if part))
+    return lines
+
+
 def _tiers_field(**kwargs) -> fields.List:
-    return fields.List(
+    return TierList(
         fields.Nested(TierSchema),
         attribute="tiers",
         validate=validate.Length(min=1, max=limits.TIERS_PER_EVENT_MAX),
