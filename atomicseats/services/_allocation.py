@@ -43,9 +43,10 @@ def lock_event(work: UnitOfWork, event_id: int) -> Event:
         raise NotFound("Event not found")
     pause_s = config.get("TESTING_PAUSE_AFTER_READ_S", 0)
     if pause_s:  # negative control for the concurrency tests: widen the race window
-        # The tiers' seats are read before the pause too (the session keeps these objects, so
-        # settle_event decides on them): without the lock two allocations see the same free seats.
-        work.session.execute(select(EventTier).where(EventTier.event_id == event_id)).all()
+        # The tiers' seats are read before the pause too, and held (the identity map keeps only
+        # weak references), so settle_event decides on them: two allocations see the same seats.
+        tiers_read = work.session.execute(select(EventTier).where(EventTier.event_id == event_id)).scalars().all()
+        work.session.info["tiers_read_before_pause"] = list(tiers_read)
         time.sleep(pause_s)
     return event
 
