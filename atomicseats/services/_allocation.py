@@ -136,6 +136,17 @@ def sync_reserved(event: Event, tier_rows: Sequence[EventTier]) -> None:
     assert event.reserved_seats <= event.capacity_seats
 
 
+def tier_names(tier_rows: Sequence[EventTier]) -> dict[int, str]:
+    """The names e-mails give tiers: only for an event sold in several (one tier goes unnamed,
+    so an untiered event's e-mails are as they were)."""
+    return {tier.id: tier.name for tier in tier_rows} if len(tier_rows) > 1 else {}
+
+
+def tier_fields(names: dict[int, str], tier_id: int | None) -> dict[str, object]:
+    """The tier part of an e-mail's payload (none for an untiered event)."""
+    return {"tierName": names[tier_id]} if tier_id is not None and tier_id in names else {}
+
+
 def release_tier_seats(tier_rows: Sequence[EventTier], bookings: Sequence[Booking]) -> None:
     """Give cancelled bookings' seats back to their tiers (the caller then settles the event)."""
     by_id = {tier.id: tier for tier in tier_rows}
@@ -157,8 +168,9 @@ def settle_event(work: UnitOfWork, event: Event, pending: Sequence[PendingReques
     settlement = Settlement()
     tier_rows = event_tiers(work, event)
     close_out_waitlist(work, event, now, settlement, tier_rows)
+    names = tier_names(tier_rows)
     for tier in tier_rows:  # each tier's waitlist head first, on the tier's own state
-        _promote(work, event, tier, now, settlement)
+        _promote(work, event, tier, names, now, settlement)
     tier_requests = [
         tiers.TierRequest(request.request_id, request.seats_requested, request.tier_id, request.accepted_at or now)
         for request in pending
@@ -174,13 +186,15 @@ def settle_event(work: UnitOfWork, event: Event, pending: Sequence[PendingReques
         capacity_seats=event.capacity_seats,
     )
     prices = {tier.id: tier.price_minor for tier in tier_rows}
-    _write_decisions(work, event, pending, decided.decisions, prices, now, settlement)
+    _write_decisions(work, event, pending, decided.decisions, prices, tier_names(tier_rows), now, settlement)
     event.updated_at = now
     work.session.flush()
     return settlement
 
 
-def _promote(work: UnitOfWork, event: Event, tier: EventTier, now: datetime, settlement: Settlement) -> None:
+def _promote(
+    work: UnitOfWork, event: Event, tier: EventTier, names: dict[int, str], now: datetime, settlement: Settlement
+) -> None:
     """Promotion rounds in one tier: read its waiting entries the allocator asks for, write its
     promotions, until it says promotion is over; the tier's reserved seats follow."""
     state = tiers.tier_state(event.to_state(now), tier.to_tier(), now)
@@ -190,7 +204,7 @@ def _promote(work: UnitOfWork, event: Event, tier: EventTier, now: datetime, set
             break
         entries = _waiting_entries(work, event.id, tier.id, entries_to_read)
         round_ = allocator.promote_round(state, [entry.to_slot() for entry in entries])
-        _write_promotions(work, event, tier, entries, round_.promotions, now, settlement)
+        _write_promotions(work, event, tier, entries, round_.promotions, names, now, settlement)
         state, entries_to_read = round_.state, round_.entries_to_read
         tier.reserved_seats = state.reserved_seats
     assert entries_to_read == 0
@@ -207,11 +221,15 @@ def close_out_waitlist(
     event_state = event.to_state(now)
     reason = allocator.REASON_EVENT_STARTED if not event_state.is_sales_open else tiers.REASON_TIER_NOT_ON_SALE
     expired_total = 0
-    for tier in event_tiers(work, event) if tier_rows is None else tier_rows:
+    tier_rows = event_tiers(work, event) if tier_rows is None else tier_rows
+    names = tier_names(tier_rows)
+    for tier in tier_rows:
         state = tiers.tier_state(event_state, tier.to_tier(), now)
         entries_to_read = min(allocator.expiry_read_size(state), limits.CLOSE_OUT_BATCH_MAX - expired_total)
         if entries_to_read > 0:  # 0: the tier is on sale (nobody expires), or this batch is full
-            expired_total += _expire_entries(work, event, tier, state, entries_to_read, reason, now, settlement)
+            expired_total += _expire_entries(
+                work, event, tier, state, entries_to_read, reason, tier_fields(names, tier.id), now, settlement
+            )
     if expired_total:
         log.info("sales.closed_out", extra={"event_id": event.id, "entries_expired": expired_total})
     return expired_total
@@ -224,6 +242,7 @@ def _expire_entries(
     state: allocator.EventState,
     entries_to_read: int,
     reason: str,
+    tier_part: dict[str, object],
     now: datetime,
     settlement: Settlement,
 ) -> int:
@@ -259,6 +278,7 @@ def _expire_entries(
             "seatsExpired": seats_expired,
             "reason": reason,
             "bookingIds": bookings_held_by(work, request),
+            **tier_part,
         }
         work.session.add(
             outbox_row(Notification("waitlist.expired", request.user_id, event, request.request_id, fields))
@@ -330,6 +350,7 @@ def _write_promotions(
     tier: EventTier,
     entries: list[WaitlistEntry],
     promotions: tuple[allocator.Promotion, ...],
+    names: dict[int, str],
     now: datetime,
     settlement: Settlement,
 ) -> None:
@@ -363,6 +384,7 @@ def _write_promotions(
             "requestStatus": request.status,  # the request's state after this promotion
             "seatsRequested": request.seats_requested,
             "seatsHeld": seats_held(request.seats_confirmed, request.seats_cancelled),
+            **tier_fields(names, tier.id),
         }
         work.session.add(
             outbox_row(Notification("booking.promoted", request.user_id, event, f"booking-{booking.id}", fields))
@@ -438,6 +460,7 @@ def _write_decisions(
     pending: Sequence[PendingRequest],
     tier_decisions: tuple[tiers.TierDecision, ...],
     prices: dict[int, int],
+    names: dict[int, str],
     now: datetime,
     settlement: Settlement,
 ) -> None:
@@ -513,9 +536,10 @@ def _write_decisions(
                 "seatsWaitlisted": decision.seats_waitlisted,
                 "reason": decision.reason,
                 "bookingIds": [booking_id_of[request.id]] if decision.seats_confirmed else [],
+                **tier_fields(names, tier_decision.tier_id),
             },
         )
-        for request, decision in zip(pending, decisions, strict=True)
+        for request, decision, tier_decision in zip(pending, decisions, tier_decisions, strict=True)
     ]
     insert_rows(work, OutboxMessage.__table__, outbox_values_many(notifications))
 

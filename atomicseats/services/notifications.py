@@ -19,6 +19,7 @@ from markupsafe import escape
 from atomicseats.domain.allocator import REASON_EVENT_STARTED, REASON_WAITLIST_CLOSED
 from atomicseats.domain.request_state import REASON_EVENT_DELETED
 from atomicseats.domain.states import RequestStatus
+from atomicseats.domain.tiers import REASON_TIER_NOT_ON_SALE
 from atomicseats.names import EVENT_PAGE_PATH, MAIL_KIND_HEADER, MY_BOOKINGS_PATH
 from atomicseats.services._notification_rows import NOTIFICATION_KINDS
 from atomicseats.services._ticket_mail import TicketLine
@@ -54,7 +55,7 @@ def render(
     if renderer is None:
         raise ValueError(f"no template for notification kind {kind!r}")
     content = renderer(payload)
-    facts = _event_facts(payload) + _booking_facts(payload) + content.facts
+    facts = _event_facts(payload) + _tier_facts(payload) + _booking_facts(payload) + content.facts
     links = _links(kind, payload, base_url)
     subject = " ".join(content.subject.split())  # one header line, whatever a host typed
     text = _text(recipient_name, content.paragraphs + _ticket_sentences(tickets), facts, links)
@@ -125,6 +126,8 @@ def _rejected(payload: Payload) -> Content:
         because = "the event is sold out and its waitlist is closed."
     elif reason == REASON_EVENT_STARTED:
         because = "sales for the event ended before your request could be handled."
+    elif reason == REASON_TIER_NOT_ON_SALE:
+        because = "its price tier was not on sale when your request was handled."
     else:
         because = "no seats were available for it."
     return Content(
@@ -277,6 +280,12 @@ def booking_ids(payload: Payload) -> list[int]:
     if ids is None:
         ids = [payload["bookingId"]] if payload.get("bookingId") is not None else []
     return [int(booking_id) for booking_id in ids]
+
+
+def _tier_facts(payload: Payload) -> tuple[tuple[str, str], ...]:
+    """The price tier, for an event sold in several (an untiered event's e-mails say nothing new)."""
+    name = payload.get("tierName")
+    return (("Price tier", str(name)),) if name else ()
 
 
 def _booking_facts(payload: Payload) -> tuple[tuple[str, str], ...]:

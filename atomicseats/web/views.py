@@ -42,7 +42,7 @@ POLL_WAITING_S = 5
 # inside <noscript> (CSP governs scripts, not a meta refresh, and browsers running scripts
 # ignore noscript content, so htmx's polling and the reload never both run).
 NO_SCRIPT_REFRESH_S = 2
-SERVICE_FIELD_ALIASES = {"numberOfSeats": "seats"}  # the services' API wire names -> form fields
+SERVICE_FIELD_ALIASES = {"numberOfSeats": "seats", "tierId": "tier_id"}  # the services' API wire names -> form fields
 EVENT_PATH = "/events/<int(max=9223372036854775807):event_id>"  # ids are BIGINTs: a larger one is a 404
 
 
@@ -99,6 +99,13 @@ def event_page(event_id: int):
     return _render_event(event_id, BookForm())
 
 
+def _tier_choices(view: events.EventView) -> list[tuple[str, str]]:
+    """The booking form's tier choices: the rule's (cheapest with the seats), then each tier on sale."""
+    return [("", "Cheapest available")] + [
+        (str(tier.id), f"{tier.name} ({present.money(tier.price_minor)})") for tier in view.tiers if tier.is_on_sale
+    ]
+
+
 @bp.get(f"{EVENT_PATH}/availability")
 def event_availability(event_id: int):
     """The live part of the event page, polled by htmx (and its own fallback: a plain page)."""
@@ -118,6 +125,7 @@ def _my_places(event_id: int) -> list:
 
 def _render_event(event_id: int, form: BookForm, problem: AtomicSeatsError | None = None, status: int = 200):
     view = events.get_event(event_id)
+    form.tier_id.choices = _tier_choices(view)
     host = users.get_user(view.event.host_id)
     now = present.now()
     context = {
@@ -131,6 +139,7 @@ def _render_event(event_id: int, form: BookForm, problem: AtomicSeatsError | Non
         "retry_after": (problem.headers or {}).get("Retry-After") if problem else None,
         "poll_s": POLL_PENDING_S,
         "my_places": _my_places(event_id),
+        "now": now,
     }
     headers = {"Retry-After": context["retry_after"]} if context["retry_after"] else {}
     return render_template("web/event.html", **context), status, headers
@@ -144,6 +153,7 @@ def book(event_id: int):
     if not current_user.is_authenticated:  # back to the event page after logging in, not to this POST
         return redirect(url_for("web.login", next=url_for("web.event_page", event_id=event_id)), 303)
     form = BookForm()
+    form.tier_id.choices = _tier_choices(events.get_event(event_id))
     if not form.validate_on_submit():
         explain_csrf(form)
         return _render_event(event_id, form, status=400)
@@ -154,6 +164,7 @@ def book(event_id: int):
             seats=form.seats.data,
             idempotency_key=form.idempotency_key.data or None,
             correlation_id=get_correlation_id(),
+            tier_id=int(form.tier_id.data) if form.tier_id.data else None,
         )
     except (ServiceBusy, RateLimited) as error:  # said in words, with the same key to retry safely
         return _render_event(event_id, form, problem=error, status=error.status)

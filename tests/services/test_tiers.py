@@ -4,13 +4,14 @@ cancellation into the right tier's waitlist, and the audit."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy import select
 
 from atomicseats.extensions import db
-from atomicseats.models import Booking, BookingRequest, EventTier, WaitlistEntry
+from atomicseats.models import Booking, BookingRequest, EventTier, OutboxMessage, WaitlistEntry
 from atomicseats.services import audit
 from tests.helpers import Account, account, book, create_event, event, event_payload
 
@@ -172,6 +173,8 @@ def test_a_tier_outside_its_window_is_refused_and_its_waitlist_expires(app, clie
     )
     expired = status(client, guests[1], waiting["requestId"])
     assert (expired["status"], expired["reason"], expired["seatsWaitlisted"]) == ("rejected", "tier_not_on_sale", 0)
+    told = db.session.execute(select(OutboxMessage).where(OutboxMessage.kind == "waitlist.expired")).scalar_one()
+    assert json.loads(told.payload)["tierName"] == "Now"  # the e-mail names the tier
     assert audit.run_audit().is_clean
 
 
