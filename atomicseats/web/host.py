@@ -8,6 +8,7 @@ allowed (its field errors are shown next to the field they name)."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlencode
 
 from flask import flash, redirect, render_template, request, url_for
@@ -17,7 +18,7 @@ from atomicseats.errors import AtomicSeatsError, InvalidInput
 from atomicseats.services import events, tickets
 from atomicseats.web import bp, present
 from atomicseats.web.forms import explain_csrf, show_service_errors
-from atomicseats.web.host_forms import SERVICE_FIELDS, SERVICE_WORDS, CapacityForm, EventForm, WaitlistForm
+from atomicseats.web.host_forms import SERVICE_FIELDS, SERVICE_WORDS, CapacityForm, EventForm, TierForm, WaitlistForm
 from atomicseats.web.views import EVENT_PATH
 
 DASHBOARD_PAGE_SIZE = 20
@@ -25,6 +26,7 @@ ROSTER_PAGE_SIZE = 25
 POLL_NUMBERS_S = 2  # the management page's numbers follow bookings and promotions
 HOST_EVENT_PATH = f"/host{EVENT_PATH}"
 CURSOR_CHARS_MAX = 200
+TIER_FORM_PREFIX = re.compile(r"tier(\d{1,19}|new)")
 
 
 def _actor():
@@ -209,6 +211,48 @@ def host_event_capacity(event_id: int):
     return redirect(url_for("web.host_event", event_id=event_id), 303)
 
 
+@bp.post(f"{HOST_EVENT_PATH}/tiers")
+@login_required
+def host_event_tier(event_id: int):
+    """Change one price tier, or add one (no `tier_id`). Each tier's form has its own prefix
+    (`tier<id>`, or `tiernew`), so the page's fields have distinct ids."""
+    prefixes = [key.removesuffix("-tier_id") for key in request.form if key.endswith("-tier_id")]
+    prefix = prefixes[0] if len(prefixes) == 1 and TIER_FORM_PREFIX.fullmatch(prefixes[0]) else "tiernew"
+    form = TierForm(prefix=prefix)
+    if not form.validate_on_submit():
+        explain_csrf(form)
+        return _render_event(event_id, CapacityForm(formdata=None), status=400, tier_form=form)
+    try:
+        view = events.update_event(_actor(), event_id, {"tiers": [form.tier_fields()]})
+    except AtomicSeatsError as error:
+        if error.status >= 500 or not error.errors:
+            raise
+        form.form_errors.extend(_in_words(message) for messages in error.errors.values() for message in messages)
+        return _render_event(event_id, CapacityForm(formdata=None), status=error.status, tier_form=form)
+    flash(f"Saved the tier “{form.name.data.strip()}”: {len(view.tiers)} tier(s).", "host-ok")
+    return redirect(url_for("web.host_event", event_id=event_id), 303)
+
+
+def _tier_forms(view, posted: TierForm | None) -> list[TierForm]:
+    """A form per tier (prefixed by its id, so their fields' ids differ), then one to add a tier;
+    the posted form, with its errors, in its place."""
+    posted_id = posted.tier_id.data if posted is not None else None
+    forms = []
+    for tier in view.tiers:
+        if posted is not None and posted_id == str(tier.id):
+            forms.append(posted)
+            continue
+        form = TierForm(
+            formdata=None, prefix=f"tier{tier.id}", tier_id=str(tier.id), name=tier.name, quota=tier.quota_seats
+        )
+        form.price.data = tier.price_minor
+        form.sales_starts_at.data = tier.sales_starts_at
+        form.sales_ends_at.data = tier.sales_ends_at
+        forms.append(form)
+    forms.append(posted if posted is not None and not posted_id else TierForm(formdata=None, prefix="tiernew"))
+    return forms
+
+
 @bp.post(f"{HOST_EVENT_PATH}/waitlist")
 @login_required
 def host_event_waitlist(event_id: int):
@@ -228,7 +272,7 @@ def host_event_waitlist(event_id: int):
     return redirect(url_for("web.host_event", event_id=event_id), 303)
 
 
-def _render_event(event_id: int, capacity_form: CapacityForm, status: int = 200):
+def _render_event(event_id: int, capacity_form: CapacityForm, status: int = 200, tier_form: TierForm | None = None):
     cursor = _cursor_arg()
     try:
         roster = events.event_roster(_actor(), event_id, ROSTER_PAGE_SIZE, cursor)
@@ -243,6 +287,7 @@ def _render_event(event_id: int, capacity_form: CapacityForm, status: int = 200)
         "roster": roster,
         "capacity_form": capacity_form,
         "waitlist_form": WaitlistForm(action="close" if view.event.is_waitlist_open else "open"),
+        "tier_forms": _tier_forms(view, tier_form),
         "timeline_chart": _timeline_chart(timeline),
         "timeline": timeline,
         "next_url": (

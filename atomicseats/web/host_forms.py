@@ -185,6 +185,52 @@ class EventForm(FlaskForm):
         }
 
 
+class TierForm(FlaskForm):
+    """One price tier on the management page: an existing one (`tier_id`) or a new one. The
+    sales window is read in UTC; the service checks the quotas against the capacity and the
+    tier's confirmed seats, and the window against the event's sales."""
+
+    tier_id = HiddenField()
+    name = StringField("Tier name", validators=[DataRequired(), Length(max=limits.TIER_NAME_CHARS_MAX)])
+    price = MoneyField(
+        "Price per seat",
+        validators=[
+            InputRequired("Enter a price (0 for free seats)."),
+            NumberRange(0, limits.PRICE_MINOR_MAX, f"At most {limits.PRICE_MINOR_MAX // 100:,} a seat."),
+        ],
+    )
+    quota = IntegerField(
+        "Seats in this tier",
+        validators=[InputRequired("Enter how many seats this tier sells."), NumberRange(0, limits.CAPACITY_SEATS_MAX)],
+    )
+    sales_starts_at = DateTimeLocalField(
+        "On sale from (UTC)", validators=[Optional()], format=LOCAL_TIME_FORMATS, description="Empty: at once."
+    )
+    sales_ends_at = DateTimeLocalField(
+        "On sale until (UTC)",
+        validators=[Optional()],
+        format=LOCAL_TIME_FORMATS,
+        description="Empty: until the event's sales close.",
+    )
+
+    def tier_fields(self) -> dict:
+        """The service's tier item (by column name), once the form validated."""
+        item = {
+            "name": self.name.data.strip(),
+            "price_minor": self.price.data,
+            "quota_seats": self.quota.data,
+            "sales_starts_at": _as_utc(self.sales_starts_at.data),
+            "sales_ends_at": _as_utc(self.sales_ends_at.data),
+        }
+        if self.tier_id.data:
+            item["id"] = int(self.tier_id.data)
+        return item
+
+
+def _as_utc(local: datetime | None) -> datetime | None:
+    return None if local is None else local.replace(tzinfo=UTC)
+
+
 class CapacityForm(FlaskForm):
     capacity = IntegerField(
         "New capacity (seats)",

@@ -94,3 +94,46 @@ def test_a_tier_refused_at_the_page_is_said_next_to_the_field(app):
     response = client.post(f"/events/{created['id']}/book", data=data)
     assert response.status_code == 400
     assert "Not a valid choice" in response.get_data(as_text=True)
+
+
+def test_the_host_changes_a_tier_and_adds_one_from_the_management_page(app):
+    client = app.test_client()
+    host = account(client, "host")
+    event_id = create_event(client, host, capacity=8, price=1500)["id"]
+    sign_in(client, host.username)
+    page = client.get(f"/host/events/{event_id}").get_data(as_text=True)
+    (standard_id,) = re.findall(r'name="tier(\d+)-tier_id"', page)
+    token = re.search(rf'name="tier{standard_id}-csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    changed = {
+        f"tier{standard_id}-csrf_token": token,
+        f"tier{standard_id}-tier_id": standard_id,
+        f"tier{standard_id}-name": "Standard",
+        f"tier{standard_id}-price": "15.00",
+        f"tier{standard_id}-quota": "5",
+    }
+    assert client.post(f"/host/events/{event_id}/tiers", data=changed).status_code == 303
+    page = client.get(f"/host/events/{event_id}").get_data(as_text=True)
+    token = re.search(r'name="tiernew-csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    added = {
+        "tiernew-csrf_token": token,
+        "tiernew-tier_id": "",
+        "tiernew-name": "VIP",
+        "tiernew-price": "90",
+        "tiernew-quota": "4",
+    }
+    refused = client.post(f"/host/events/{event_id}/tiers", data=added)  # 5 + 4 > 8
+    assert refused.status_code == 409
+    assert "The tiers’ quotas total 9, more than the capacity 8." in refused.get_data(as_text=True).replace(
+        "&#39;", "’"
+    ).replace("'", "’")
+    token = re.search(r'name="tiernew-csrf_token" type="hidden" value="([^"]+)"', refused.get_data(as_text=True)).group(
+        1
+    )
+    assert (
+        client.post(
+            f"/host/events/{event_id}/tiers", data={**added, "tiernew-csrf_token": token, "tiernew-quota": "3"}
+        ).status_code
+        == 303
+    )
+    tiers = client.get(f"/api/events/{event_id}").get_json()["data"]["tiers"]
+    assert [(tier["name"], tier["price"], tier["quota"]) for tier in tiers] == [("Standard", 1500, 5), ("VIP", 9000, 3)]
