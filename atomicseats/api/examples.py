@@ -173,6 +173,8 @@ OPERATIONS: dict[str, Example] = {
                     "cancelledAt": None,
                     "requestId": _REQUEST_ID,
                     "requestStatus": "partial",
+                    "tierId": 15,
+                    "tierName": "Standard",
                 }
             ],
             "pageInfo": _PAGE_END,

@@ -578,6 +578,8 @@ class TicketOut(Schema):
             "description": "that request's status now",
         },
     )
+    tierId = fields.Integer(attribute="tier_id", allow_none=True, metadata={"description": "its price tier"})
+    tierName = fields.String(attribute="tier_name", allow_none=True)
 
 
 class SummaryOut(Schema):

@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Select, and_, case, func, select
 from atomicseats.domain import limits
 from atomicseats.domain.states import BookingStatus, EventStatus
 from atomicseats.extensions import db
-from atomicseats.models import Booking, BookingRequest, Event
+from atomicseats.models import Booking, BookingRequest, Event, EventTier
 from atomicseats.services._pages import Page, cursor_id, decode_cursor, page_of
 
 AnySelect = TypeVar("AnySelect", bound=Select[Any])  # a filter narrows whatever the statement selects
@@ -28,6 +28,8 @@ class Ticket(TypedDict):
     cancelled_at: datetime | None
     request_id: str | None
     request_status: str | None
+    tier_id: int | None
+    tier_name: str | None  # the price tier the seats were booked in
 
 
 class EventSummary(TypedDict):
@@ -68,18 +70,22 @@ def booking_history(
     if view == "summary":
         return _summary_page(user_id, limit, cursor, filters)
     statement = filters.apply(
-        select(Booking, BookingRequest.request_id, BookingRequest.status)
+        select(Booking, BookingRequest.request_id, BookingRequest.status, EventTier.name)
         .outerjoin(BookingRequest, BookingRequest.id == Booking.booking_request_id)
+        .outerjoin(EventTier, EventTier.id == Booking.tier_id)
         .where(Booking.user_id == user_id)
     )
     if cursor:
         statement = statement.where(Booking.id < cursor_id(decode_cursor(cursor)))
     rows = db.session.execute(statement.order_by(Booking.id.desc()).limit(limit + 1)).all()
-    tickets = [_ticket(booking, request_id, request_status) for booking, request_id, request_status in rows]
+    tickets = [
+        _ticket(booking, request_id, request_status, tier_name)
+        for booking, request_id, request_status, tier_name in rows
+    ]
     return page_of(tickets, limit, lambda ticket: {"id": ticket["id"]})
 
 
-def _ticket(booking: Booking, request_id: str | None, request_status: str | None) -> Ticket:
+def _ticket(booking: Booking, request_id: str | None, request_status: str | None, tier_name: str | None) -> Ticket:
     """A booking, with the request it came from and that request's status now (as its page shows)."""
     return {
         "id": booking.id,
@@ -92,6 +98,8 @@ def _ticket(booking: Booking, request_id: str | None, request_status: str | None
         "cancelled_at": booking.cancelled_at,
         "request_id": request_id,
         "request_status": request_status,
+        "tier_id": booking.tier_id,
+        "tier_name": tier_name,
     }
 
 
@@ -187,9 +195,10 @@ def guest_bookings(user_id: int, now: datetime, limit: int = limits.GUEST_BOOKIN
     and ends after `now`), soonest first; past (ended or withdrawn), most recent first."""
     assert 1 <= limit <= limits.GUEST_BOOKINGS_SHOWN_MAX
     statement = (
-        select(Booking, BookingRequest.request_id, BookingRequest.status, _is_upcoming(now))
+        select(Booking, BookingRequest.request_id, BookingRequest.status, EventTier.name, _is_upcoming(now))
         .join(Event, Event.id == Booking.event_id)
         .outerjoin(BookingRequest, BookingRequest.id == Booking.booking_request_id)
+        .outerjoin(EventTier, EventTier.id == Booking.tier_id)
         .where(Booking.user_id == user_id)
         .order_by(Booking.id.desc())
         .limit(limit + 1)
@@ -197,8 +206,8 @@ def guest_bookings(user_id: int, now: datetime, limit: int = limits.GUEST_BOOKIN
     rows = db.session.execute(statement).all()
     by_event: dict[int, list[Ticket]] = {}
     upcoming_ids: set[int] = set()
-    for booking, request_id, request_status, is_upcoming in rows[:limit]:
-        by_event.setdefault(booking.event_id, []).append(_ticket(booking, request_id, request_status))
+    for booking, request_id, request_status, tier_name, is_upcoming in rows[:limit]:
+        by_event.setdefault(booking.event_id, []).append(_ticket(booking, request_id, request_status, tier_name))
         if is_upcoming:
             upcoming_ids.add(booking.event_id)
     groups = [_event_bookings(tickets, event_id in upcoming_ids) for event_id, tickets in by_event.items()]

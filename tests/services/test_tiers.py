@@ -87,6 +87,8 @@ def test_each_tier_is_allocated_on_its_own_quota_and_price(app, client):
         ("waitlisted", "Early bird", 0, 1),
         ("partial", "Standard", 4, 1),
     ]
+    history = client.get("/api/user/bookings", headers=guests[3].headers).get_json()["data"]["items"]
+    assert [(item["tierId"], item["tierName"], item["cost"]) for item in history] == [(standard_id, "Standard", 8000)]
     costs = db.session.execute(select(Booking.tier_id, Booking.cost_minor).order_by(Booking.id)).all()
     assert costs == [(early_id, 2000), (standard_id, 2000), (standard_id, 8000)]
     assert tier_seats(client, created["id"]) == {"Early bird": (2, 0), "Standard": (5, 0)}
