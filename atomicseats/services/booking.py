@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
 
 from flask import current_app
-from sqlalchemy import func, select, text
+from sqlalchemy import ColumnElement, func, select, text
 from sqlalchemy.orm import Session
 
 from atomicseats.domain import allocator, limits, states, tiers
@@ -902,12 +902,12 @@ def _statuses_of(session: Session, requests: Sequence[_RequestColumns]) -> list[
     ):
         booking_ids[row_id].append(booking_id)
     waiting = session.execute(
-        select(WaitlistEntry.booking_request_id, WaitlistEntry.event_id, WaitlistEntry.id).where(
+        select(WaitlistEntry.booking_request_id, WaitlistEntry.event_id, WaitlistEntry.id, WaitlistEntry.tier_id).where(
             WaitlistEntry.booking_request_id.in_(row_ids), WaitlistEntry.status == states.WaitlistStatus.WAITING
         )
     ).all()
-    places = _places_in_line(session, [(event_id, entry_id) for _, event_id, entry_id in waiting])
-    standing_of = {row_id: places[entry_id] for row_id, _, entry_id in waiting}
+    places = _places_in_line(session, [(event_id, entry_id, tier_id) for _, event_id, entry_id, tier_id in waiting])
+    standing_of = {row_id: places[entry_id] for row_id, _, entry_id, _ in waiting}
     tier_ids = {request.tier_id for request in requests if request.tier_id is not None}
     tier_names: dict[int, str] = (
         dict(session.execute(select(EventTier.id, EventTier.name).where(EventTier.id.in_(tier_ids))).tuples().all())
@@ -997,28 +997,36 @@ def _waitlist_place(entry: WaitlistEntry, request: BookingRequest, event: Event)
 
 def _place_in_line(entry: WaitlistEntry) -> int:
     assert entry.status == states.WaitlistStatus.WAITING
-    return _places_in_line(db.session(), [(entry.event_id, entry.id)])[entry.id][0]
+    return _places_in_line(db.session(), [(entry.event_id, entry.id, entry.tier_id)])[entry.id][0]
 
 
 WaitlistStanding = tuple[int, int | None]  # (1-based place, seats the entries ahead wait for, None: not counted)
 
 
-def _places_in_line(session: Session, entries: list[tuple[int, int]]) -> dict[int, WaitlistStanding]:
+def _places_in_line(session: Session, entries: list[tuple[int, int, int | None]]) -> dict[int, WaitlistStanding]:
     """Waiting entries' places (1 = the head) and seats ahead, by entry id, from (event id,
-    entry id) pairs: the Redis mirror's answer, else counted in Postgres: per event, the
-    waiting entries (and their seats) before the first of them, then the waiting ones from the
-    first to the last (a batch's new entries are the queue's tail, next to each other)."""
+    entry id, tier id) triples: the Redis mirror's answer, else counted in Postgres: per queue,
+    the waiting entries (and their seats) before the first of them, then the waiting ones from
+    the first to the last (a batch's new entries are the queue's tail, next to each other).
+    An event sold in several price tiers has a queue per tier (FIFO within it): its places are
+    counted in its tier's queue in Postgres (the mirror keeps one queue per event)."""
     mirror = adapters().waitlist
+    tiered = _events_with_tiers(session, sorted({event_id for event_id, _, _ in entries}))
     places: dict[int, WaitlistStanding] = {}
-    unmirrored: dict[int, list[int]] = {}
-    for event_id, entry_id in entries:
-        mirrored = mirror.place(event_id, entry_id)
+    unmirrored: dict[tuple[int, int | None], list[int]] = {}
+    for event_id, entry_id, tier_id in entries:
+        mirrored = None if event_id in tiered else mirror.place(event_id, entry_id)
         if mirrored is not None:
             places[entry_id] = mirrored
         else:
-            unmirrored.setdefault(event_id, []).append(entry_id)
-    for event_id, entry_ids in unmirrored.items():
-        waiting = (WaitlistEntry.event_id == event_id, WaitlistEntry.status == states.WaitlistStatus.WAITING)
+            unmirrored.setdefault((event_id, tier_id if event_id in tiered else None), []).append(entry_id)
+    for (event_id, tier_id), entry_ids in unmirrored.items():
+        waiting: tuple[ColumnElement[bool], ...] = (
+            WaitlistEntry.event_id == event_id,
+            WaitlistEntry.status == states.WaitlistStatus.WAITING,
+        )
+        if tier_id is not None:
+            waiting += (WaitlistEntry.tier_id == tier_id,)
         first, last = min(entry_ids), max(entry_ids)
         ahead = session.execute(
             select(func.count(WaitlistEntry.id), func.coalesce(func.sum(WaitlistEntry.seats_remaining), 0)).where(
@@ -1040,3 +1048,16 @@ def _places_in_line(session: Session, entries: list[tuple[int, int]]) -> dict[in
             seats_ahead += seats
         places.update((entry_id, place_of[entry_id]) for entry_id in entry_ids)
     return places
+
+
+def _events_with_tiers(session: Session, event_ids: list[int]) -> set[int]:
+    """Of these events, those sold in more than one price tier (one grouped read, none for none)."""
+    if not event_ids:
+        return set()
+    statement = (
+        select(EventTier.event_id)
+        .where(EventTier.event_id.in_(event_ids))
+        .group_by(EventTier.event_id)
+        .having(func.count(EventTier.id) > 1)
+    )
+    return set(session.execute(statement).scalars())

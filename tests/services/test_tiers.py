@@ -262,3 +262,18 @@ def test_the_audit_finds_free_tier_seats_while_someone_waits_in_it(app, client):
     db.session.commit()
     assert "4-fifo" in {violation.invariant for violation in audit.run_audit().violations}
     assert db.session.execute(select(WaitlistEntry.tier_id)).scalar_one() == early_id
+
+
+def test_a_waiting_places_in_line_are_counted_in_its_own_tiers_queue(app, client):
+    host = account(client, "host")
+    guests = [account(client, "guest") for _ in range(4)]
+    created = tiered_event(
+        client, host, [{"name": "A", "price": 100, "quota": 1}, {"name": "B", "price": 200, "quota": 1}], capacity=2
+    )
+    tier_a, tier_b = (tier["id"] for tier in created["tiers"])
+    book_tier(client, guests[0], created["id"], 1, tier_a)
+    book_tier(client, guests[1], created["id"], 1, tier_b)
+    first_b = book_tier(client, guests[2], created["id"], 2, tier_b)
+    first_a = book_tier(client, guests[3], created["id"], 1, tier_a)  # behind B's waiter, but first in A
+    assert status(client, guests[2], first_b["requestId"])["waitlistPosition"] == 1
+    assert status(client, guests[3], first_a["requestId"])["waitlistPosition"] == 1
