@@ -24,6 +24,7 @@ ERROR_CODES: dict[str, str] = {  # nosec  # B105 (hard-coded password): "token_e
     "sales_ended": "The event's sales have ended (it started, or its salesEndAt passed)",
     "sold_out": "No seats left and the waitlist is closed",
     "tier_not_on_sale": "The price tier named is not on sale now (outside its sales window)",
+    "offer_ended": "The waitlist offer's time to answer is over (its seats went to the next in line)",
     "idempotency_key_reused": "This Idempotency-Key was already used for a different request",
     "nothing_to_cancel": "No active booking or waitlist place to cancel or withdraw",
     "already_cancelled": "The booking is already cancelled",

@@ -27,7 +27,8 @@ from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import DateTime, TypeDecorator
 
-from atomicseats.domain import accounts, allocator, limits, tickets, tiers
+from atomicseats.domain import accounts, allocator, limits, offers, tickets, tiers
+from atomicseats.domain.allocator import WaitlistMode
 from atomicseats.domain.states import BookingStatus, EventStatus, OutboxStatus, RequestStatus, WaitlistStatus
 from atomicseats.extensions import db
 
@@ -133,6 +134,14 @@ class Event(Model):
         CheckConstraint("capacity_seats >= 0", name="capacity_non_negative"),
         CheckConstraint("reserved_seats >= 0", name="reserved_non_negative"),
         CheckConstraint("reserved_seats <= capacity_seats", name="never_oversold"),
+        CheckConstraint("seats_offered >= 0", name="offered_non_negative"),
+        # A seat is sold or offered, never both, and never more of them than the capacity.
+        CheckConstraint("reserved_seats + seats_offered <= capacity_seats", name="never_overoffered"),
+        CheckConstraint(_in("waitlist_mode", WaitlistMode), name="waitlist_mode_known"),
+        CheckConstraint(
+            f"offer_window_s BETWEEN {offers.OFFER_WINDOW_MIN_S} AND {offers.OFFER_WINDOW_MAX_S}",
+            name="offer_window_within_bounds",
+        ),
         CheckConstraint("price_minor >= 0", name="price_non_negative"),
         CheckConstraint("ends_at > starts_at", name="ends_after_start"),
         CheckConstraint("sales_end_at IS NULL OR sales_end_at <= starts_at", name="sales_end_by_start"),
@@ -157,6 +166,18 @@ class Event(Model):
     reserved_seats: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     price_minor: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     is_waitlist_open: Mapped[bool] = mapped_column(nullable=False, default=True)
+    # What freed seats do for the waitlist head: confirmed at once (auto), or offered to it
+    # for offer_window_s (offer); seats_offered are held by open offers (domain/offers.py).
+    waitlist_mode: Mapped[str] = mapped_column(
+        String(8), nullable=False, default=WaitlistMode.AUTO, server_default=WaitlistMode.AUTO.value
+    )
+    offer_window_s: Mapped[int] = mapped_column(
+        Integer,
+        nullable=False,
+        default=offers.OFFER_WINDOW_DEFAULT_S,
+        server_default=str(offers.OFFER_WINDOW_DEFAULT_S),
+    )
+    seats_offered: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     status: Mapped[str] = mapped_column(String(12), nullable=False, default=EventStatus.PUBLISHED)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
@@ -166,7 +187,7 @@ class Event(Model):
 
     @property
     def seats_left(self) -> int:
-        return self.capacity_seats - self.reserved_seats
+        return self.capacity_seats - self.reserved_seats - self.seats_offered
 
     @property
     def is_deleted(self) -> bool:
@@ -193,6 +214,8 @@ class Event(Model):
             reserved_seats=self.reserved_seats,
             is_waitlist_open=self.is_waitlist_open,
             is_sales_open=self.is_sales_open(now),
+            seats_offered=self.seats_offered,
+            waitlist_mode=WaitlistMode(self.waitlist_mode),
         )
 
 
@@ -208,6 +231,8 @@ class EventTier(Model):
         CheckConstraint("quota_seats >= 0", name="quota_non_negative"),
         CheckConstraint("reserved_seats >= 0", name="reserved_non_negative"),
         CheckConstraint("reserved_seats <= quota_seats", name="never_oversold"),
+        CheckConstraint("seats_offered >= 0", name="offered_non_negative"),
+        CheckConstraint("reserved_seats + seats_offered <= quota_seats", name="never_overoffered"),
         CheckConstraint("price_minor >= 0", name="price_non_negative"),
         CheckConstraint(
             "sales_starts_at IS NULL OR sales_ends_at IS NULL OR sales_starts_at < sales_ends_at",
@@ -222,13 +247,15 @@ class EventTier(Model):
     price_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
     quota_seats: Mapped[int] = mapped_column(Integer, nullable=False)
     reserved_seats: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # Held by open waitlist offers in this tier (offer mode): neither free nor sold.
+    seats_offered: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     sales_starts_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     sales_ends_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
 
     @property
     def seats_left(self) -> int:
-        return self.quota_seats - self.reserved_seats
+        return self.quota_seats - self.reserved_seats - self.seats_offered
 
     def to_tier(self) -> tiers.Tier:
         return tiers.Tier(
@@ -236,6 +263,7 @@ class EventTier(Model):
             price_minor=self.price_minor,
             quota_seats=self.quota_seats,
             reserved_seats=self.reserved_seats,
+            seats_offered=self.seats_offered,
             sales_starts_at=self.sales_starts_at,
             sales_ends_at=self.sales_ends_at,
         )
@@ -313,8 +341,18 @@ class WaitlistEntry(Model):
         CheckConstraint("seats_remaining >= 0", name="remaining_non_negative"),
         CheckConstraint("seats_remaining <= seats_waitlisted", name="remaining_within_waitlisted"),
         CheckConstraint(_in("status", WaitlistStatus), name="status_known"),
+        # An open offer: some of the seats it waits for, held for it until offer_expires_at.
+        CheckConstraint("seats_offered >= 0 AND seats_offered <= seats_remaining", name="offer_within_remaining"),
+        CheckConstraint("(seats_offered = 0) = (offer_expires_at IS NULL)", name="offer_has_deadline"),
         Index("ix_waitlist_entries_event_status_id", "event_id", "status", "id"),
         Index("ix_waitlist_entries_tier_status_id", "tier_id", "status", "id"),  # each tier's queue
+        # The expiry beat's walk: open offers by deadline (a partial index: only open offers).
+        Index(
+            "ix_waitlist_entries_offer_expires_at",
+            "offer_expires_at",
+            postgresql_where=text("seats_offered > 0"),
+            sqlite_where=text("seats_offered > 0"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -329,11 +367,24 @@ class WaitlistEntry(Model):
     seats_waitlisted: Mapped[int] = mapped_column(Integer, nullable=False)
     seats_remaining: Mapped[int] = mapped_column(Integer, nullable=False)
     status: Mapped[str] = mapped_column(String(12), nullable=False, default=WaitlistStatus.WAITING)
+    seats_offered: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    offer_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
 
     def to_slot(self) -> allocator.WaitlistSlot:
         return allocator.WaitlistSlot(entry_id=self.id, seats_remaining=self.seats_remaining)
+
+    def to_wanting_slot(self) -> allocator.WaitlistSlot:
+        """What serving the waitlist gives it seats for: what it wants beyond its open offer
+        (all it waits for when it holds none)."""
+        return allocator.WaitlistSlot(entry_id=self.id, seats_remaining=self.seats_remaining - self.seats_offered)
+
+    def open_offer(self) -> offers.OpenOffer | None:
+        if not self.seats_offered:
+            return None
+        assert self.offer_expires_at is not None
+        return offers.OpenOffer(self.id, self.seats_offered, self.seats_remaining, self.offer_expires_at)
 
 
 class OutboxMessage(Model):

@@ -36,6 +36,7 @@ MAIL_KIND_HEADER = "X-AtomicSeats-Kind"  # on every e-mail: which notification i
 # --- pages the e-mails link to (under PUBLIC_BASE_URL; tests/web/test_my_bookings.py holds the routes to them)
 EVENT_PAGE_PATH = "/events/{event_id}"
 MY_BOOKINGS_PATH = "/bookings"
+OFFER_PAGE_PATH = "/offers/{token}"  # a waitlist offer, answered from its e-mail's signed link
 
 # --- Celery queues -----------------------------------------------------------------------------
 ALLOCATION_QUEUE_PREFIX = "alloc.p"
@@ -49,6 +50,7 @@ SWEEP_PENDING_TASK = "atomicseats.sweep_pending"
 SEND_NOTIFICATIONS_TASK = "atomicseats.send_notifications"
 PUBLISH_DOMAIN_EVENTS_TASK = "atomicseats.publish_domain_events"
 CLOSE_SALES_TASK = "atomicseats.close_sales"
+EXPIRE_OFFERS_TASK = "atomicseats.expire_offers"
 RECONCILE_CACHES_TASK = "atomicseats.reconcile_caches"
 PURGE_TASK = "atomicseats.purge"
 TASKS = (
@@ -57,6 +59,7 @@ TASKS = (
     SEND_NOTIFICATIONS_TASK,
     PUBLISH_DOMAIN_EVENTS_TASK,
     CLOSE_SALES_TASK,
+    EXPIRE_OFFERS_TASK,
     RECONCILE_CACHES_TASK,
     PURGE_TASK,
 )

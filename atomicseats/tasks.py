@@ -13,6 +13,7 @@ from atomicseats.errors import ServiceBusy
 from atomicseats.names import (
     ALLOCATE_EVENT_TASK,
     CLOSE_SALES_TASK,
+    EXPIRE_OFFERS_TASK,
     PUBLISH_DOMAIN_EVENTS_TASK,
     PURGE_TASK,
     RECONCILE_CACHES_TASK,
@@ -122,6 +123,18 @@ def close_sales() -> int:
         return sales.close_due_sales().entries_expired
     except ServiceBusy:  # an event row stayed locked: the next beat tries again
         log.warning("sales.close_out.busy")
+        return 0
+
+
+@shared_task(name=EXPIRE_OFFERS_TASK)
+def expire_offers() -> int:
+    """End the waitlist offers past their deadline: their seats go to the next in line."""
+    from atomicseats.services import offers
+
+    try:
+        return offers.expire_due_offers()
+    except ServiceBusy:  # an event row stayed locked: the next beat tries again
+        log.warning("offers.expiry.busy")
         return 0
 
 

@@ -23,7 +23,7 @@ from atomicseats.adapters.celery_app import OUTBOX_WAKE_INTERVAL_S, register_cel
 from atomicseats.adapters.metrics import PrometheusMetrics
 from atomicseats.domain import limits
 from atomicseats.names import BOOKING_REQUESTS_TOPIC
-from atomicseats.services import booking, outbox, sales
+from atomicseats.services import booking, offers, outbox, sales
 from atomicseats.services.ports import EXTENSION_KEY, Adapters
 
 SEND_NOTIFICATIONS_ROUND = "send_notifications"
@@ -112,7 +112,11 @@ def embedded_beat_rounds() -> list[tuple[str, Callable[[], object]]]:
     """The embedded default's periodic work, in the order beat would run it. The e-mail round
     is the full mode's task body (batches while they come back full, then a wake-up for the
     rest), so a woken round drains what a burst of bookings wrote."""
-    return [("close_sales", sales.close_due_sales), (SEND_NOTIFICATIONS_ROUND, tasks.send_notifications.run)]
+    return [
+        ("close_sales", sales.close_due_sales),
+        ("expire_offers", offers.expire_due_offers),
+        (SEND_NOTIFICATIONS_ROUND, tasks.send_notifications.run),
+    ]
 
 
 def _embedded_parts() -> dict:

@@ -39,6 +39,7 @@ def test_every_task_is_registered_under_its_name():
             tasks.send_notifications,
             tasks.publish_domain_events,
             tasks.close_sales,
+            tasks.expire_offers,
             tasks.reconcile_caches,
             tasks.purge,
         )

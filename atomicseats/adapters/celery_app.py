@@ -17,12 +17,13 @@ import redis
 from celery import Celery, Task, signals
 from flask import Flask
 
-from atomicseats.domain.limits import CLOSE_OUT_INTERVAL_S
+from atomicseats.domain.limits import CLOSE_OUT_INTERVAL_S, OFFER_EXPIRY_INTERVAL_S
 from atomicseats.names import (
     ALLOCATE_EVENT_TASK,
     CLOSE_SALES_TASK,
     CORRELATION_HEADER_CELERY,
     DOMAIN_EVENTS_QUEUE,
+    EXPIRE_OFFERS_TASK,
     MAINTENANCE_QUEUE,
     NOTIFICATIONS_QUEUE,
     PUBLISH_DOMAIN_EVENTS_TASK,
@@ -88,6 +89,7 @@ def celery_config(app: Flask) -> dict:
             "publish-domain-events": {"task": PUBLISH_DOMAIN_EVENTS_TASK, "schedule": OUTBOX_INTERVAL_S},
             "reconcile-caches": {"task": RECONCILE_CACHES_TASK, "schedule": RECONCILE_INTERVAL_S},
             "close-sales": {"task": CLOSE_SALES_TASK, "schedule": CLOSE_OUT_INTERVAL_S},
+            "expire-offers": {"task": EXPIRE_OFFERS_TASK, "schedule": OFFER_EXPIRY_INTERVAL_S},
             "purge": {"task": PURGE_TASK, "schedule": PURGE_INTERVAL_S},
         },
     }

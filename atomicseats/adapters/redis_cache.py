@@ -22,7 +22,7 @@ SOCKET_TIMEOUT_S = 0.5
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 # The field added last: an entry without it was written by older code and counts as absent.
-NEWEST_FIELD = "sales_end_us"
+NEWEST_FIELD = "seats_offered"
 
 
 def connect(url: str) -> redis.Redis:
@@ -139,6 +139,7 @@ def _encode(item: EventAvailability) -> dict[str, str]:
     return {
         "capacity_seats": str(item.capacity_seats),
         "reserved_seats": str(item.reserved_seats),
+        "seats_offered": str(item.seats_offered),
         "is_waitlist_open": "1" if item.is_waitlist_open else "0",
         "is_deleted": "1" if item.is_deleted else "0",
         "waitlist_length": str(item.waitlist_length),
@@ -158,10 +159,13 @@ def decode_availability(event_id: int, fields: dict[str, str]) -> EventAvailabil
             is_deleted=fields["is_deleted"] == "1",
             waitlist_length=int(fields["waitlist_length"]),
             sales_end_at=EPOCH + int(fields["sales_end_us"]) * MICROSECOND,
+            seats_offered=int(fields[NEWEST_FIELD]),
         )
     except (KeyError, ValueError, OverflowError):
         return None
-    if availability.reserved_seats < 0 or availability.seats_left < 0 or availability.waitlist_length < 0:
+    if availability.reserved_seats < 0 or availability.seats_offered < 0:
+        return None
+    if availability.seats_left < 0 or availability.waitlist_length < 0:
         return None
     return availability
 

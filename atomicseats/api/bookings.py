@@ -9,7 +9,7 @@ from atomicseats.api._io import correlation_id, idempotency_key, load_body, load
 from atomicseats.api.openapi import documented
 from atomicseats.auth import current_account, current_user_id, login_required
 from atomicseats.http import envelope
-from atomicseats.services import booking
+from atomicseats.services import booking, offers
 
 bp = Blueprint("api_bookings", __name__, url_prefix="/api")
 # The flash-sale hot path: schemas are stateless, build them once.
@@ -88,3 +88,18 @@ def leave_waitlist(request_id: str):
         {**vars(withdrawal.request), "seats_withdrawn": withdrawal.seats_withdrawn}
     )
     return envelope(200, data, "Left the waitlist")
+
+
+@bp.post("/bookings/requests/<request_id>/offer")
+@login_required
+@documented(
+    "Answer a waitlist offer of this request (offer mode): accept its seats (or fewer), or decline",
+    "bookings",
+    body=schemas.OfferAnswerSchema,
+    response=schemas.OfferAnswerOut,
+    errors=(404, 409),
+)
+def answer_offer(request_id: str):
+    body = load_body(schemas.OfferAnswerSchema())
+    answer = offers.answer_by_owner(current_user_id(), request_id, body["answer"], body.get("seats"))
+    return envelope(200, schemas.OfferAnswerOut().dump(answer), f"Offer {answer.answer}")

@@ -39,6 +39,9 @@ EVENT = {
     "seatsLeft": 2,
     "price": 4500,
     "waitlistOpen": True,
+    "waitlistMode": "auto",
+    "offerWindowMinutes": 1440,
+    "seatsOffered": 0,
     "waitlistLength": 0,
     "waitlistSeats": 0,
     "status": "published",
@@ -114,6 +117,7 @@ REQUEST = {
     "decidedAt": "2026-11-30T10:00:00.118000+00:00",
     "tierId": 15,
     "tierName": "Standard",
+    "offer": None,
 }
 PENDING = {
     **REQUEST,
@@ -244,6 +248,17 @@ OPERATIONS: dict[str, Example] = {
         },
     ),
     "requestStatus": Example(response=REQUEST),
+    "answerOffer": Example(
+        request={"answer": "accepted", "seats": 2},
+        response={
+            "requestId": _REQUEST_ID,
+            "eventId": 7,
+            "answer": "accepted",
+            "seatsConfirmed": 2,
+            "bookingId": 312,
+            "seatsStillWaiting": 0,
+        },
+    ),
     "leaveWaitlist": Example(
         response={
             **REQUEST,

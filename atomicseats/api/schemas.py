@@ -13,6 +13,8 @@ from datetime import UTC
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema
 
 from atomicseats.domain import accounts, limits, request_state, tickets
+from atomicseats.domain import offers as offer_rules
+from atomicseats.domain.allocator import WaitlistMode
 from atomicseats.domain.states import DECIDED_REQUEST_STATUSES, BookingStatus, RequestStatus
 from atomicseats.services.events import EVENT_LIST_STATUSES, EVENT_LIST_WHENS
 
@@ -247,12 +249,32 @@ class EventFieldsSchema(StrictSchema):
     capacity = strict_int(1, limits.CAPACITY_SEATS_MAX, attribute="capacity_seats")
     price = strict_int(0, limits.PRICE_MINOR_MAX, attribute="price_minor", metadata={"description": "minor units"})
     waitlistOpen = StrictBoolean(attribute="is_waitlist_open")
+    waitlistMode = fields.String(
+        attribute="waitlist_mode",
+        validate=validate.OneOf([mode.value for mode in WaitlistMode]),
+        metadata={
+            "description": "auto: freed seats are confirmed to the waitlist head at once; offer: they are offered "
+            "to it for offerWindowMinutes (accept, accept fewer or decline)"
+        },
+    )
+    offerWindowMinutes = strict_int(
+        offer_rules.OFFER_WINDOW_MIN_S // 60,
+        offer_rules.OFFER_WINDOW_MAX_S // 60,
+        attribute="offer_window_minutes",
+        metadata={"description": "offer mode: how long a guest has to answer an offer (5 minutes to 14 days)"},
+    )
     salesEndAt = aware_datetime(
         attribute="sales_end_at",
         allow_none=True,
         metadata={"description": "when sales close, at or before startsAt; null or absent: at startsAt"},
     )
     tiers = _tiers_field()
+
+    @post_load
+    def window_in_seconds(self, data, **kwargs):
+        if "offer_window_minutes" in data:
+            data["offer_window_s"] = data.pop("offer_window_minutes") * 60
+        return data
 
 
 class EventCreateSchema(EventFieldsSchema):
@@ -358,6 +380,11 @@ class EventOut(Schema):
     seatsLeft = fields.Integer(attribute="event.seats_left")
     price = fields.Integer(attribute="event.price_minor", metadata={"description": "minor units"})
     waitlistOpen = fields.Boolean(attribute="event.is_waitlist_open")
+    waitlistMode = fields.String(attribute="event.waitlist_mode")
+    offerWindowMinutes = fields.Function(lambda view: view.event.offer_window_s // 60)
+    seatsOffered = fields.Integer(
+        attribute="event.seats_offered", metadata={"description": "held by open waitlist offers: neither free nor sold"}
+    )
     waitlistLength = fields.Integer(attribute="waitlist_length", metadata={"description": "people waiting"})
     waitlistSeats = fields.Integer(attribute="waitlist_seats", metadata={"description": "seats they wait for"})
     status = fields.String(attribute="event.status")
@@ -520,6 +547,33 @@ class RequestStatusOut(Schema):
         metadata={"description": "the tier named (while pending; null: the rule chooses), then the tier decided in"},
     )
     tierName = fields.String(attribute="tier_name", allow_none=True)
+    offer = fields.Nested(
+        "OpenOfferOut",
+        allow_none=True,
+        metadata={"description": "an open waitlist offer (offer mode): answer it before expiresAt"},
+    )
+
+
+class OpenOfferOut(Schema):
+    seatsOffered = fields.Integer(attribute="seats_offered")
+    seatsWaiting = fields.Integer(attribute="seats_waiting", metadata={"description": "all the request waits for"})
+    expiresAt = fields.DateTime(attribute="expires_at")
+
+
+class OfferAnswerSchema(StrictSchema):
+    answer = fields.String(required=True, validate=validate.OneOf(["accepted", "declined"]))
+    seats = strict_int(
+        1, limits.SEATS_PER_REQUEST_MAX, metadata={"description": "accepted: how many of the seats offered (all)"}
+    )
+
+
+class OfferAnswerOut(Schema):
+    requestId = fields.String(attribute="request_id")
+    eventId = fields.Integer(attribute="event_id")
+    answer = fields.String()
+    seatsConfirmed = fields.Integer(attribute="seats_confirmed")
+    bookingId = fields.Integer(attribute="booking_id", allow_none=True)
+    seatsStillWaiting = fields.Integer(attribute="seats_still_waiting")
 
 
 class AcceptedOut(RequestStatusOut):

@@ -14,6 +14,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(accounts.seed_demo_command)
     app.cli.add_command(operations.audit_command)
     app.cli.add_command(operations.close_sales_command)
+    app.cli.add_command(operations.expire_offers_command)
     app.cli.add_command(processes.bridge_command)
     app.cli.add_command(processes.worker_queues_command)
     app.cli.add_command(processes.health_command)

@@ -9,7 +9,7 @@ import click
 from flask import current_app
 
 from atomicseats.domain import limits
-from atomicseats.services import audit, reconcile, sales
+from atomicseats.services import audit, offers, reconcile, sales
 
 
 @click.command("reconcile")
@@ -49,6 +49,13 @@ def audit_command(pending_grace_s: int) -> None:
         click.echo(f"VIOLATION {violation}", err=True)
     click.echo(f"{len(report.violations)} violation(s)", err=True)
     sys.exit(1)
+
+
+@click.command("expire-offers")
+def expire_offers_command() -> None:
+    """End the waitlist offers past their deadline (the beat task does it in full mode)."""
+    ended = offers.expire_due_offers()
+    click.echo(f"{ended} offer(s) ended: their seats went to the next in line")
 
 
 @click.command("close-sales")

@@ -16,6 +16,7 @@ Seats held now = seats_confirmed - seats_cancelled.
 from __future__ import annotations
 
 from atomicseats.domain.allocator import REASON_EVENT_STARTED, REASON_WAITLIST_CLOSED
+from atomicseats.domain.offers import REASON_OFFER_ACCEPTED_FEWER, REASON_OFFER_DECLINED, REASON_OFFER_EXPIRED
 from atomicseats.domain.states import RequestStatus
 from atomicseats.domain.tiers import REASON_TIER_NOT_ON_SALE
 
@@ -28,6 +29,9 @@ REASONS = (
     REASON_EVENT_STARTED,
     REASON_WITHDRAWN,
     REASON_TIER_NOT_ON_SALE,
+    REASON_OFFER_DECLINED,  # waitlist offers (domain/offers.py)
+    REASON_OFFER_EXPIRED,
+    REASON_OFFER_ACCEPTED_FEWER,
 )
 
 

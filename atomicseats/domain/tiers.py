@@ -41,6 +41,7 @@ class Tier:
     reserved_seats: int
     sales_starts_at: datetime | None = None  # None: from the event's sales start (publication)
     sales_ends_at: datetime | None = None  # None: until the event's sales end
+    seats_offered: int = 0  # held by open waitlist offers (offer mode): neither free nor sold
 
     def __post_init__(self) -> None:
         # Not `reserved <= quota`: the audit builds tiers from rows to find that broken
@@ -52,7 +53,7 @@ class Tier:
 
     @property
     def seats_free(self) -> int:
-        return self.quota_seats - self.reserved_seats
+        return self.quota_seats - self.reserved_seats - self.seats_offered
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,8 @@ def tier_state(event: allocator.EventState, tier: Tier, now: datetime) -> alloca
         reserved_seats=tier.reserved_seats,
         is_waitlist_open=event.is_waitlist_open,
         is_sales_open=is_on_sale(tier, event.is_sales_open, now),
+        seats_offered=tier.seats_offered,
+        waitlist_mode=event.waitlist_mode,
     )
 
 
@@ -225,9 +228,10 @@ def _not_on_sale(request: allocator.SeatRequest, event: allocator.EventState) ->
 def tier_violations(capacity_seats: int, reserved_seats: int, tiers: Sequence[Tier]) -> list[str]:
     """The tier invariants an event breaks (empty: none)."""
     violations = [
-        f"tier {tier.tier_id} oversold: {tier.reserved_seats} reserved > quota {tier.quota_seats}"
+        f"tier {tier.tier_id} oversold: {tier.reserved_seats} reserved + {tier.seats_offered} offered"
+        f" > quota {tier.quota_seats}"
         for tier in tiers
-        if tier.reserved_seats > tier.quota_seats
+        if tier.reserved_seats + tier.seats_offered > tier.quota_seats
     ]
     quotas_total = sum(tier.quota_seats for tier in tiers)
     if quotas_total > capacity_seats:
@@ -252,13 +256,14 @@ class QuotaProblem:
 
 def quota_problem(capacity_seats: int, quotas: dict[int, int], tiers: Sequence[Tier]) -> QuotaProblem | None:
     """Why new quotas (by tier id; tiers not named keep theirs; an id no tier has is a new
-    tier) cannot be set, or None: a quota below its tier's confirmed seats, or quotas
-    totalling more than the capacity."""
+    tier) cannot be set, or None: a quota below its tier's confirmed (or offered) seats, or
+    quotas totalling more than the capacity."""
     for tier in tiers:
         quota = quotas.get(tier.tier_id, tier.quota_seats)
-        if quota < tier.reserved_seats:
+        held = tier.reserved_seats + tier.seats_offered
+        if quota < held:
             return QuotaProblem(
-                f"Tier {tier.tier_id} has {tier.reserved_seats} seats confirmed; its quota cannot be {quota}.", True
+                f"Tier {tier.tier_id} has {held} seats confirmed or offered; its quota cannot be {quota}.", True
             )
     known = {tier.tier_id for tier in tiers}
     total = sum(quotas.get(tier.tier_id, tier.quota_seats) for tier in tiers)

@@ -15,9 +15,11 @@ from datetime import datetime
 from typing import Protocol
 
 from flask import current_app
+from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import CursorResult, select, text, update
+from sqlalchemy.orm import object_session
 
-from atomicseats.domain import allocator, limits, tiers
+from atomicseats.domain import allocator, limits, offers, tiers
 from atomicseats.domain.request_state import request_status, seats_held
 from atomicseats.domain.states import BookingStatus, RequestStatus, WaitlistStatus
 from atomicseats.errors import NotFound
@@ -65,6 +67,7 @@ class Settlement:
     # every pending request of the event up to it is decided: they leave the pending line.
     decided_through_row_id: int | None = None
     entry_seats: dict[int, int] = field(default_factory=dict)  # waiting entries' new seat counts, for the mirror
+    offered_request_ids: list[str] = field(default_factory=list)  # offered seats (offer mode), or more of them
 
 
 class PendingRequest(Protocol):
@@ -127,13 +130,15 @@ def default_tier(event: Event) -> EventTier:
 
 
 def sync_reserved(event: Event, tier_rows: Sequence[EventTier]) -> None:
-    """The event's reserved seats are its tiers' sum; check the tier invariants before commit."""
+    """The event's reserved (and offered) seats are its tiers' sums; check the tier invariants
+    before commit."""
     event.reserved_seats = sum(tier.reserved_seats for tier in tier_rows)
+    event.seats_offered = sum(tier.seats_offered for tier in tier_rows)
     violations = tiers.tier_violations(
         event.capacity_seats, event.reserved_seats, [tier.to_tier() for tier in tier_rows]
     )
     assert not violations, violations
-    assert event.reserved_seats <= event.capacity_seats
+    assert event.reserved_seats + event.seats_offered <= event.capacity_seats
 
 
 def tier_names(tier_rows: Sequence[EventTier]) -> dict[int, str]:
@@ -202,11 +207,13 @@ def _promote(
     for _ in range(limits.PROMOTION_ROUNDS_MAX):
         if entries_to_read == 0:
             break
-        entries = _waiting_entries(work, event.id, tier.id, entries_to_read)
-        round_ = allocator.promote_round(state, [entry.to_slot() for entry in entries])
+        entries = _waiting_entries(work, event.id, tier.id, entries_to_read, wanting_only=True)
+        round_ = allocator.promote_round(state, [entry.to_wanting_slot() for entry in entries])
         _write_promotions(work, event, tier, entries, round_.promotions, names, now, settlement)
+        _write_offers(work, event, tier, entries, round_.offers, now, settlement)
         state, entries_to_read = round_.state, round_.entries_to_read
         tier.reserved_seats = state.reserved_seats
+        tier.seats_offered = state.seats_offered
     assert entries_to_read == 0
 
 
@@ -263,6 +270,7 @@ def _expire_entries(
         request = requests[entry.booking_request_id]
         seats_expired = entry.seats_remaining
         assert request.seats_waitlisted == seats_expired
+        release_offer(event, entry)  # the sales end: an open offer ends with the wait
         entry.status = WaitlistStatus.EXPIRED
         entry.seats_remaining = 0
         entry.updated_at = now
@@ -320,7 +328,12 @@ def _register_effects(work: UnitOfWork, event: Event, settlement: Settlement, wa
             waitlist_length,
             seats,
         )
-    announced = settlement.decided_request_ids + settlement.promoted_request_ids + settlement.expired_request_ids
+    announced = (
+        settlement.decided_request_ids
+        + settlement.promoted_request_ids
+        + settlement.expired_request_ids
+        + settlement.offered_request_ids
+    )
     if settlement.decided_through_row_id is not None:  # announced in the same round trip as the line
         decided = len(settlement.decided_request_ids)
         work.after_commit(effects.line.leave, event.id, settlement.decided_through_row_id, decided, announced)
@@ -329,19 +342,102 @@ def _register_effects(work: UnitOfWork, event: Event, settlement: Settlement, wa
     work.after_commit(effects.wakeups.wake_outbox)
 
 
-def _waiting_entries(work: UnitOfWork, event_id: int, tier_id: int, limit: int) -> list[WaitlistEntry]:
-    """A tier's queue, head first (the tier's waitlist is its own: FIFO within it)."""
-    statement = (
-        select(WaitlistEntry)
-        .where(
-            WaitlistEntry.tier_id == tier_id,
-            WaitlistEntry.event_id == event_id,
-            WaitlistEntry.status == WaitlistStatus.WAITING,
-        )
-        .order_by(WaitlistEntry.id)
-        .limit(limit)
+def _waiting_entries(
+    work: UnitOfWork, event_id: int, tier_id: int, limit: int, wanting_only: bool = False
+) -> list[WaitlistEntry]:
+    """A tier's queue, head first (the tier's waitlist is its own: FIFO within it);
+    `wanting_only`: the entries that want seats beyond their open offer (what serving the
+    waitlist reads: an entry whose offer covers all it waits for wants nothing more)."""
+    statement = select(WaitlistEntry).where(
+        WaitlistEntry.tier_id == tier_id,
+        WaitlistEntry.event_id == event_id,
+        WaitlistEntry.status == WaitlistStatus.WAITING,
     )
-    return list(work.session.execute(statement).scalars())
+    if wanting_only:
+        statement = statement.where(WaitlistEntry.seats_remaining > WaitlistEntry.seats_offered)
+    return list(work.session.execute(statement.order_by(WaitlistEntry.id).limit(limit)).scalars())
+
+
+def _write_offers(
+    work: UnitOfWork,
+    event: Event,
+    tier: EventTier,
+    entries: list[WaitlistEntry],
+    offers_made: tuple[allocator.Offer, ...],
+    now: datetime,
+    settlement: Settlement,
+) -> None:
+    """Hold the offered seats for each entry (a new offer gets the event's window; more seats
+    for an open one keep its deadline) and tell its guest, with the links to answer."""
+    entries_by_id = {entry.id: entry for entry in entries}
+    for made in offers_made:
+        entry = entries_by_id[made.entry_id]
+        if not entry.seats_offered:
+            entry.offer_expires_at = offers.expires_at(now, event.offer_window_s)
+        entry.seats_offered += made.seats_offered
+        entry.updated_at = now
+        assert entry.seats_offered <= entry.seats_remaining
+        request = work.session.get(BookingRequest, entry.booking_request_id)
+        assert request is not None
+        settlement.offered_request_ids.append(request.request_id)
+        work.session.add(outbox_row(offer_notification(event, entry, request)))
+
+
+def offer_notification(event: Event, entry: WaitlistEntry, request: BookingRequest) -> Notification:
+    """The e-mail of an open offer (made, or grown): its seats, its deadline, the answer link."""
+    assert entry.offer_expires_at is not None
+    fields = {
+        "requestId": request.request_id,
+        "seatsOffered": entry.seats_offered,
+        "seatsWaiting": entry.seats_remaining,
+        "offerExpiresAt": entry.offer_expires_at.isoformat(),
+        "offerToken": offer_token(entry),
+    }
+    key = f"offer-{entry.id}-{entry.seats_offered}-{int(entry.offer_expires_at.timestamp())}"
+    return Notification("waitlist.offered", request.user_id, event, key, fields)
+
+
+def offer_token(entry: WaitlistEntry) -> str:
+    """The signed, single-use key of an entry's open offer, for the answer links: it names the
+    entry and the offer's deadline, so once the offer is answered (or a new one made) it opens
+    nothing."""
+    assert entry.offer_expires_at is not None
+    return _offer_signer().dumps([entry.id, int(entry.offer_expires_at.timestamp())])
+
+
+def entry_id_of_offer_token(token: str) -> tuple[int, int] | None:
+    """(entry id, deadline epoch) a token names, or None when it is not one of ours."""
+    try:
+        entry_id, deadline = _offer_signer().loads(token)
+    except BadData:
+        return None
+    if not isinstance(entry_id, int) or not isinstance(deadline, int):
+        return None
+    return entry_id, deadline
+
+
+def _offer_signer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=OFFER_TOKEN_SALT)
+
+
+OFFER_TOKEN_SALT = "atomicseats waitlist offer v1"  # nosec B105  # a signing salt, not a password
+
+
+def release_offer(event: Event, entry: WaitlistEntry) -> int:
+    """End an entry's open offer without an answer (it leaves the waitlist: withdrawn, the
+    event deleted, the sales ended): its seats are its tier's (and the event's) again. Returns
+    them. The caller holds the event row lock, under which tiers change."""
+    seats = entry.seats_offered
+    if seats:
+        session = object_session(entry)
+        tier = session.get(EventTier, entry.tier_id) if session is not None and entry.tier_id is not None else None
+        assert tier is not None  # every entry is in a tier of its event (migration 0010)
+        assert seats <= tier.seats_offered <= event.seats_offered
+        tier.seats_offered -= seats
+        event.seats_offered -= seats
+        entry.seats_offered = 0
+        entry.offer_expires_at = None
+    return seats
 
 
 def _write_promotions(
@@ -414,13 +510,15 @@ def restate_request(request: BookingRequest, is_withdrawn: bool = False) -> None
     )
 
 
-def withdraw_waiting(request: BookingRequest, entry: WaitlistEntry, reason: str, now: datetime) -> int:
+def withdraw_waiting(event: Event, request: BookingRequest, entry: WaitlistEntry, reason: str, now: datetime) -> int:
     """Give up a request's waiting seats (the guest left or cancelled; the event was deleted).
 
-    The entry leaves the queue (`cancelled`), the request waits for nothing and is restated.
-    Returns the seats withdrawn; the caller lists `entry.id` in its settlement's removed ids."""
+    The entry leaves the queue (`cancelled`), its open offer if any with it (the seats are the
+    event's again), the request waits for nothing and is restated. Returns the seats withdrawn;
+    the caller lists `entry.id` in its settlement's removed ids."""
     assert entry.booking_request_id == request.id
     assert entry.status == WaitlistStatus.WAITING
+    release_offer(event, entry)
     seats_withdrawn = entry.seats_remaining
     entry.status = WaitlistStatus.CANCELLED
     entry.updated_at = now
@@ -610,3 +708,8 @@ def _booking_values(
         "status": BookingStatus.CONFIRMED,
         "created_at": now,
     }
+
+
+def new_booking(event: Event, tier: EventTier, request: BookingRequest, seats: int, now: datetime) -> Booking:
+    """A booking of `seats` for `request` in `tier` (an accepted waitlist offer, services/offers.py)."""
+    return Booking(**_booking_values(event.id, tier.id, tier.price_minor, request, seats, now))

@@ -37,4 +37,5 @@ def availability_of(event: Event, waitlist_length: int) -> EventAvailability:
         is_deleted=event.is_deleted,
         waitlist_length=waitlist_length,
         sales_end_at=event.sales_end,
+        seats_offered=event.seats_offered,
     )

@@ -27,6 +27,8 @@ NOTIFICATION_KINDS = (
     "booking.withdrawn",
     "event.cancelled",
     "waitlist.expired",
+    "waitlist.offered",
+    "waitlist.offer_ended",
 )
 MESSAGE_ID_DOMAIN = "atomicseats.local"
 

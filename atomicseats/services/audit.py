@@ -68,6 +68,7 @@ def run_audit(pending_grace_s: int = PENDING_GRACE_S_DEFAULT) -> AuditReport:
     violations.extend(_check_cache(session))
     violations.extend(_check_check_ins(session))
     violations.extend(_check_tiers(session))
+    violations.extend(_check_offers(session))
     events_checked = session.execute(select(func.count(Event.id))).scalar_one()
     requests_checked = session.execute(select(func.count(BookingRequest.id))).scalar_one()
     return AuditReport(int(events_checked), int(requests_checked), violations[:VIOLATIONS_LISTED_MAX])
@@ -143,10 +144,14 @@ def _check_tier_waitlists(session: Session) -> list[Violation]:
     """Per tier (each tier's waitlist is its own): no seat of the tier's quota is free while
     someone waits in it and it is on sale. Past its sales end (the event's, or the tier's
     window) a tier serves nobody: its waitlist is closed out, not promoted (how long that may
-    take is the time check's business)."""
+    take is the time check's business). Seats held by open waitlist offers are not free, and an
+    entry whose open offer covers all it waits for wants nothing more."""
     waiting = (
         select(WaitlistEntry.tier_id, func.count(WaitlistEntry.id).label("entries"))
-        .where(WaitlistEntry.status == WaitlistStatus.WAITING)
+        .where(
+            WaitlistEntry.status == WaitlistStatus.WAITING,
+            WaitlistEntry.seats_remaining > WaitlistEntry.seats_offered,
+        )
         .group_by(WaitlistEntry.tier_id)
         .subquery()
     )
@@ -154,7 +159,7 @@ def _check_tier_waitlists(session: Session) -> list[Violation]:
         select(EventTier, Event, waiting.c.entries)
         .join(waiting, waiting.c.tier_id == EventTier.id)
         .join(Event, Event.id == EventTier.event_id)
-        .where(EventTier.reserved_seats < EventTier.quota_seats)
+        .where(EventTier.reserved_seats + EventTier.seats_offered < EventTier.quota_seats)
     ).all()
     now = utcnow()
     return [
@@ -497,3 +502,47 @@ def _check_check_ins(session: Session) -> list[Violation]:
 
 def _head(entry_ids: list[int]) -> str:
     return str(entry_ids) if len(entry_ids) <= VIOLATION_IDS_SHOWN_MAX else f"{entry_ids[:VIOLATION_IDS_SHOWN_MAX]}..."
+
+
+def _check_offers(session: Session) -> list[Violation]:
+    """Invariant 4 with waitlist offers: an event holds exactly the seats its open offers hold
+    (a seat is offered or sold, never both: the database's checks keep sold + offered within
+    the capacity and each offer within what its entry waits for), only waiting entries hold
+    offers, and an offer past its deadline ends within a few beats."""
+    violations = []
+    held = (
+        select(WaitlistEntry.event_id, func.sum(WaitlistEntry.seats_offered).label("seats"))
+        .where(WaitlistEntry.status == WaitlistStatus.WAITING)
+        .group_by(WaitlistEntry.event_id)
+        .subquery()
+    )
+    drifted = session.execute(
+        select(Event.id, Event.seats_offered, func.coalesce(held.c.seats, 0))
+        .outerjoin(held, held.c.event_id == Event.id)
+        .where(Event.seats_offered != func.coalesce(held.c.seats, 0))
+        .limit(VIOLATIONS_LISTED_MAX)
+    ).all()
+    violations += [
+        Violation("4-offers", f"event {event_id}", f"seats_offered={offered} but its open offers hold {holding}")
+        for event_id, offered, holding in drifted
+    ]
+    stray = session.execute(
+        select(WaitlistEntry.id, WaitlistEntry.status)
+        .where(WaitlistEntry.status != WaitlistStatus.WAITING, WaitlistEntry.seats_offered > 0)
+        .limit(VIOLATIONS_LISTED_MAX)
+    ).all()
+    violations += [
+        Violation("4-offers", f"waitlist entry {entry_id}", f"holds an open offer while {status}")
+        for entry_id, status in stray
+    ]
+    overdue = utcnow() - timedelta(seconds=limits.OFFER_EXPIRY_GRACE_S)
+    late = session.execute(
+        select(WaitlistEntry.id, WaitlistEntry.offer_expires_at)
+        .where(WaitlistEntry.seats_offered > 0, WaitlistEntry.offer_expires_at < overdue)
+        .limit(VIOLATIONS_LISTED_MAX)
+    ).all()
+    violations += [
+        Violation("4-offers", f"waitlist entry {entry_id}", f"its offer ended at {deadline} and still holds seats")
+        for entry_id, deadline in late
+    ]
+    return violations

@@ -44,7 +44,13 @@ from atomicseats.services._availability import availability_of, waitlist_totals
 from atomicseats.services._bulk import insert_rows
 from atomicseats.services._notification_rows import Notification, outbox_row
 from atomicseats.services._pages import Page
-from atomicseats.services.contracts import AcceptedRequest, AllocationSummary, EventAvailability, RequestStatus
+from atomicseats.services.contracts import (
+    AcceptedRequest,
+    AllocationSummary,
+    EventAvailability,
+    OpenOfferView,
+    RequestStatus,
+)
 from atomicseats.services.ports import RegistryUnavailable, adapters
 from atomicseats.services.unit_of_work import (
     UnitOfWork,
@@ -594,7 +600,9 @@ def cancel_bookings(user_id: int, event_id: int, booking_id: int | None, cancel_
         entries = _union_entries(entries, _waiting_entries_of_requests(work.session, list(requests)))
         requests.update(_requests_by_row_id(work.session, [entry.booking_request_id for entry in entries]))
         seats_withdrawn_by_request = {
-            entry.booking_request_id: withdraw_waiting(requests[entry.booking_request_id], entry, REASON_WITHDRAWN, now)
+            entry.booking_request_id: withdraw_waiting(
+                event, requests[entry.booking_request_id], entry, REASON_WITHDRAWN, now
+            )
             for entry in entries
         }
         seats_withdrawn = sum(seats_withdrawn_by_request.values())
@@ -763,9 +771,9 @@ def leave_waitlist(user_id: int, request_id: str) -> WaitlistWithdrawal:
             )
         (entry,) = entries
         now = utcnow()
-        seats_withdrawn = withdraw_waiting(request, entry, REASON_WITHDRAWN, now)
+        seats_withdrawn = withdraw_waiting(event, request, entry, REASON_WITHDRAWN, now)
         work.session.add(_withdrawn_notification(work, event, request, seats_withdrawn))
-        settlement = settle_event(work, event, [])  # frees nothing: nobody behind is served
+        settlement = settle_event(work, event, [])  # serves whoever an open offer it held frees seats for
         settlement.removed_entry_ids.append(entry.id)
         announce_after_commit(work, event, settlement)
     log.info("booking.waitlist.left", extra={"event_id": event_id, "seats_withdrawn": seats_withdrawn})
@@ -902,12 +910,14 @@ def _statuses_of(session: Session, requests: Sequence[_RequestColumns]) -> list[
     ):
         booking_ids[row_id].append(booking_id)
     waiting = session.execute(
-        select(WaitlistEntry.booking_request_id, WaitlistEntry.event_id, WaitlistEntry.id, WaitlistEntry.tier_id).where(
+        select(WaitlistEntry).where(
             WaitlistEntry.booking_request_id.in_(row_ids), WaitlistEntry.status == states.WaitlistStatus.WAITING
         )
-    ).all()
-    places = _places_in_line(session, [(event_id, entry_id, tier_id) for _, event_id, entry_id, tier_id in waiting])
-    standing_of = {row_id: places[entry_id] for row_id, _, entry_id, _ in waiting}
+    ).scalars()
+    entry_of = {entry.booking_request_id: entry for entry in waiting}
+    places = _places_in_line(session, [(entry.event_id, entry.id, entry.tier_id) for entry in entry_of.values()])
+    standing_of = {row_id: places[entry.id] for row_id, entry in entry_of.items()}
+    offer_of = {row_id: _open_offer(entry) for row_id, entry in entry_of.items()}
     tier_ids = {request.tier_id for request in requests if request.tier_id is not None}
     tier_names: dict[int, str] = (
         dict(session.execute(select(EventTier.id, EventTier.name).where(EventTier.id.in_(tier_ids))).tuples().all())
@@ -932,6 +942,7 @@ def _statuses_of(session: Session, requests: Sequence[_RequestColumns]) -> list[
             place_in_line=_line_place(request, standing_of.get(request.id)),
             tier_id=request.tier_id,
             tier_name=None if request.tier_id is None else tier_names.get(request.tier_id),
+            offer=offer_of.get(request.id),
         )
         for request in requests
     ]
@@ -981,6 +992,13 @@ def _line_place(
         position, seats_ahead = waitlist_standing
         return line_rules.waitlist_place(position - 1, seats_ahead)
     return None
+
+
+def _open_offer(entry: WaitlistEntry) -> OpenOfferView | None:
+    offer = entry.open_offer()
+    if offer is None:
+        return None
+    return OpenOfferView(offer.seats_offered, offer.seats_waiting, offer.expires_at)
 
 
 def _waitlist_place(entry: WaitlistEntry, request: BookingRequest, event: Event) -> WaitlistPlace:

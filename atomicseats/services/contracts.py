@@ -53,6 +53,16 @@ class RequestStatus:
     place_in_line: PendingPlace | WaitlistPlace | None = None
     tier_id: int | None = None  # named by the guest while pending; the tier decided in once decided
     tier_name: str | None = None
+    offer: OpenOfferView | None = None  # an open waitlist offer (offer mode)
+
+
+@dataclass(frozen=True)
+class OpenOfferView:
+    """A request's open waitlist offer: seats held for it until `expires_at`."""
+
+    seats_offered: int
+    seats_waiting: int  # all the request waits for, the offered seats included
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -69,10 +79,11 @@ class EventAvailability:
     is_deleted: bool
     waitlist_length: int
     sales_end_at: datetime
+    seats_offered: int = 0  # held by open waitlist offers: neither free nor sold
 
     @property
     def seats_left(self) -> int:
-        return self.capacity_seats - self.reserved_seats
+        return self.capacity_seats - self.reserved_seats - self.seats_offered
 
     def is_sales_open(self, now: datetime) -> bool:
         return allocator.is_sales_open(self.sales_end_at, now)

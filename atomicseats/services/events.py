@@ -17,8 +17,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, func, literal, select, tuple_
 from sqlalchemy.orm import Session
 
-from atomicseats.domain import allocator, limits, search, tiers
+from atomicseats.domain import allocator, limits, offers, search, tiers
 from atomicseats.domain.accounts import may_manage_event
+from atomicseats.domain.allocator import WaitlistMode
 from atomicseats.domain.request_state import REASON_EVENT_DELETED
 from atomicseats.domain.states import BookingStatus, EventStatus, RequestStatus, WaitlistStatus
 from atomicseats.domain.timeline import DayTotals, daily_timeline
@@ -58,6 +59,8 @@ EDITABLE_FIELDS = (
     "sales_end_at",
     "price_minor",
     "capacity_seats",
+    "waitlist_mode",  # auto | offer (domain/allocator.py WaitlistMode)
+    "offer_window_s",  # offer mode: how long a guest has to answer (domain/offers.py bounds)
 )
 
 
@@ -77,6 +80,12 @@ class ListedEvent:
     price_minor: int
     status: str
     availability: EventAvailability
+    waitlist_mode: str = WaitlistMode.AUTO
+    offer_window_s: int = offers.OFFER_WINDOW_DEFAULT_S
+
+    @property
+    def seats_offered(self) -> int:
+        return self.availability.seats_offered
 
     @property
     def capacity_seats(self) -> int:
@@ -171,6 +180,8 @@ def create_event(host: User, fields: EventFields) -> EventView:
                 else fields.get("price_minor", 0)
             ),
             is_waitlist_open=fields.get("is_waitlist_open", True),
+            waitlist_mode=fields.get("waitlist_mode", WaitlistMode.AUTO),
+            offer_window_s=fields.get("offer_window_s", offers.OFFER_WINDOW_DEFAULT_S),
             status=EventStatus.PUBLISHED,
         )
         work.session.add(event)
@@ -202,8 +213,8 @@ def update_event(actor: User, event_id: int, fields: EventFields) -> EventView:
             state = allocator.resize_capacity(event.to_state(utcnow()), fields["capacity_seats"])
             if state is None:
                 raise Conflict(
-                    "Capacity cannot drop below the seats already confirmed",
-                    {"capacity": [f"{event.reserved_seats} seats are already confirmed."]},
+                    "Capacity cannot drop below the seats already confirmed (or offered)",
+                    {"capacity": [f"{event.reserved_seats + event.seats_offered} seats are confirmed or offered."]},
                     code="seats_confirmed",
                 )
         _change_tiers(work, event, fields, allocator.sales_end_of(starts_at, sales_end_at))
@@ -274,7 +285,7 @@ def _cancel_everything(
         select(WaitlistEntry).where(WaitlistEntry.event_id == event.id, WaitlistEntry.status == WaitlistStatus.WAITING)
     ).scalars()
     for entry in entries:
-        withdraw_waiting(requests[entry.booking_request_id], entry, REASON_EVENT_DELETED, now)
+        withdraw_waiting(event, requests[entry.booking_request_id], entry, REASON_EVENT_DELETED, now)
         settlement.removed_entry_ids.append(entry.id)
         affected.setdefault(entry.user_id, f"event-{event.id}-user-{entry.user_id}")
     cancel_bookings_held(bookings, requests, REASON_EVENT_DELETED, now)
@@ -571,6 +582,8 @@ def _view(
         price_minor=row.price_minor,
         status=row.status,
         availability=availability,
+        waitlist_mode=row.waitlist_mode,
+        offer_window_s=row.offer_window_s,
     )
     return EventView(listed, waitlist_seats, tier_views)
 

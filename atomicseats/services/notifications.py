@@ -20,7 +20,7 @@ from atomicseats.domain.allocator import REASON_EVENT_STARTED, REASON_WAITLIST_C
 from atomicseats.domain.request_state import REASON_EVENT_DELETED
 from atomicseats.domain.states import RequestStatus
 from atomicseats.domain.tiers import REASON_TIER_NOT_ON_SALE
-from atomicseats.names import EVENT_PAGE_PATH, MAIL_KIND_HEADER, MY_BOOKINGS_PATH
+from atomicseats.names import EVENT_PAGE_PATH, MAIL_KIND_HEADER, MY_BOOKINGS_PATH, OFFER_PAGE_PATH
 from atomicseats.services._notification_rows import NOTIFICATION_KINDS
 from atomicseats.services._ticket_mail import TicketLine
 from atomicseats.services._ticket_media import QR_PNG_SCALE, QR_SYMBOL_MODULES
@@ -227,6 +227,46 @@ def _waitlist_expired(payload: Payload) -> Content:
     )
 
 
+def _offered(payload: Payload) -> Content:
+    offered, waiting = payload["seatsOffered"], payload["seatsWaiting"]
+    deadline = format_starts_at(payload.get("offerExpiresAt"))
+    first = (
+        f"Seats came free for {_event_name(payload)}, and you are next in line: {_seats(offered)} "
+        f"{_verb(offered)} held for you until {deadline}."
+    )
+    if offered < waiting:
+        first += f" You were waiting for {waiting}: if more come free before then, they are added to this offer."
+    second = (
+        "Accept them, accept fewer, or decline, with the link below (it works once) or on My bookings. "
+        "If you do not answer in time the seats go to the next person in line and your place ends."
+    )
+    return Content(
+        subject=f"{_seats(offered).capitalize()} offered to you for {_event_name(payload)}",
+        paragraphs=(first, second),
+        facts=(("Seats offered", str(offered)), ("Answer by", deadline), _request_fact(payload)),
+    )
+
+
+def _offer_ended(payload: Payload) -> Content:
+    offered, confirmed = payload["seatsOffered"], payload.get("seatsConfirmed") or 0
+    answer = payload["answer"]
+    if answer == "declined":
+        first = f"You declined the {_seats(offered)} offered to you for {_event_name(payload)}."
+    else:
+        first = (
+            f"The {_seats(offered)} offered to you for {_event_name(payload)} were not accepted in time, "
+            "and went to the next person in line."
+        )
+    second = "You are no longer on the waitlist."
+    if confirmed:
+        second += f" What was confirmed for you earlier ({_seats(confirmed)}) stays yours."
+    return Content(
+        subject=f"Your waitlist offer for {_event_name(payload)} has ended",
+        paragraphs=(first, second),
+        facts=(("Seats offered", str(offered)), ("Seats confirmed", str(confirmed)), _request_fact(payload)),
+    )
+
+
 _RENDERERS: dict[str, Callable[[Payload], Content]] = {
     "booking.confirmed": _confirmed,
     "booking.partial": _partial,
@@ -237,6 +277,8 @@ _RENDERERS: dict[str, Callable[[Payload], Content]] = {
     "booking.withdrawn": _withdrawn,
     "event.cancelled": _event_cancelled,
     "waitlist.expired": _waitlist_expired,
+    "waitlist.offered": _offered,
+    "waitlist.offer_ended": _offer_ended,
 }
 
 
@@ -299,6 +341,8 @@ def _booking_facts(payload: Payload) -> tuple[tuple[str, str], ...]:
 def _links(kind: str, payload: Payload, base_url: str) -> tuple[tuple[str, str], ...]:
     """(label, absolute URL) of the pages this e-mail leads to. A withdrawn event has no page."""
     links: tuple[tuple[str, str], ...] = ()
+    if kind == "waitlist.offered":
+        links += (("Answer the offer", base_url + OFFER_PAGE_PATH.format(token=payload["offerToken"])),)
     if kind != "event.cancelled" and payload.get("eventId") is not None:
         links += (("See the event", base_url + EVENT_PAGE_PATH.format(event_id=int(payload["eventId"]))),)
     return links + (("My bookings", base_url + MY_BOOKINGS_PATH),)

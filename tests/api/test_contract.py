@@ -135,6 +135,24 @@ def test_every_operation_answers_as_documented_through_an_on_sale(app, client, c
     contract("POST", check_ins, 403, headers=guest.headers, json={"code": tickets[0]["code"]})
     contract("POST", check_ins, 400, headers=host.headers, json={"door": "North"})
 
+    # Waitlist offers: an event in offer mode; a seat comes free; the head of the line answers.
+    offering = create_event(client, host, capacity=1)["id"]
+    mode = {"id": offering, "waitlistMode": "offer", "offerWindowMinutes": 60}
+    contract("POST", "/api/events/update", 200, headers=host.headers, json=mode)
+    contract("POST", "/api/events/update", 400, headers=host.headers, json={**mode, "offerWindowMinutes": 1})
+    contract("POST", "/api/events/book", 202, headers=guest.headers, json={"eventId": offering, "numberOfSeats": 1})
+    waiting = contract(
+        "POST", "/api/events/book", 202, headers=other.headers, json={"eventId": offering, "numberOfSeats": 1}
+    )["data"]
+    contract("DELETE", "/api/events/book", 200, headers=guest.headers, json={"eventId": offering, "cancelAll": True})
+    offer_url = f"/api/bookings/requests/{waiting['requestId']}/offer"
+    offered = contract("GET", f"/api/bookings/requests/{waiting['requestId']}", 200, headers=other.headers)["data"]
+    assert offered["offer"]["seatsOffered"] == 1
+    contract("POST", offer_url, 400, headers=other.headers, json={"answer": "maybe"})
+    contract("POST", offer_url, 404, headers=guest.headers, json={"answer": "accepted"})
+    contract("POST", offer_url, 200, headers=other.headers, json={"answer": "accepted"})
+    contract("POST", offer_url, 404, headers=other.headers, json={"answer": "declined"})
+
     # Guests look back and cancel.
     contract("GET", "/api/user/bookings", 200, headers=guest.headers)
     contract("GET", "/api/user/bookings?view=summary", 200, headers=guest.headers)

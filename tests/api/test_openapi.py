@@ -34,6 +34,7 @@ TAKES_A_BODY = {
     ("delete", "/api/events/book"),
     ("patch", "/api/admin/users/{user_id}"),
     ("post", "/api/events/{event_id}/check-ins"),
+    ("post", "/api/bookings/requests/{request_id}/offer"),
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 _PARAMETER = re.compile(r"<(?:[a-z]+(?:\([^)]*\))?:)?([A-Za-z_]+)>")  # converter, optional arguments, name

@@ -861,6 +861,34 @@ RENDER_CASES = {
             "confirmed for you earlier (1 seat) stays yours",
         ],
     ),
+    "offered (offer mode)": (
+        "waitlist.offered",
+        {
+            "seatsOffered": 2,
+            "seatsWaiting": 3,
+            "offerExpiresAt": "2026-12-04T19:30:00+00:00",
+            "offerToken": "tok",
+            "requestId": "r-1",
+        },
+        "2 seats offered to you for Jazz Night",
+        [
+            "you are next in line: 2 seats are held for you until Friday 04 December 2026, 19:30 UTC",
+            "You were waiting for 3",
+            "https://pages.example.test/offers/tok",
+        ],
+    ),
+    "offer declined": (
+        "waitlist.offer_ended",
+        {"answer": "declined", "seatsOffered": 2, "seatsConfirmed": 0},
+        "Your waitlist offer for Jazz Night has ended",
+        ["You declined the 2 seats offered to you", "no longer on the waitlist"],
+    ),
+    "offer expired": (
+        "waitlist.offer_ended",
+        {"answer": "expired", "seatsOffered": 1, "seatsConfirmed": 2},
+        "Your waitlist offer for Jazz Night has ended",
+        ["were not accepted in time", "confirmed for you earlier (2 seats) stays yours"],
+    ),
 }
 
 
@@ -881,6 +909,7 @@ def test_rendering_covers_every_kind_the_services_write():
     for kind in NOTIFICATION_KINDS:
         fields = {"seatsRequested": 1, "seatsConfirmed": 1, "seatsWaitlisted": 0, "bookingId": 1}
         fields |= {"seatsPromoted": 1, "seatsFreed": 1, "seatsWithdrawn": 1, "seatsExpired": 1}
+        fields |= {"seatsOffered": 1, "seatsWaiting": 1, "offerToken": "t", "answer": "declined"}
         assert notifications.render(kind, {**EVENT_FIELDS, **fields}, "Ada", BASE)[0]
     with pytest.raises(ValueError):
         notifications.render("booking.unknown", EVENT_FIELDS, "Ada", BASE)
