@@ -227,7 +227,9 @@ def _apply(
         request.seats_confirmed += resolution.seats_confirmed
         work.session.flush()  # the booking id goes into the e-mail
         booking_id = booking.id
-    if resolution.seats_still_waiting == 0:
+    if resolution.seats_still_waiting:
+        settlement.entry_seats[entry.id] = resolution.seats_still_waiting  # the mirror's seats ahead
+    else:
         entry.status = _ENTRY_STATUS_AFTER[resolution.answer]
         settlement.removed_entry_ids.append(entry.id)
         request.reason = resolution.reason
@@ -264,6 +266,7 @@ def _pass_on(work: UnitOfWork, event: Event, settlement: Settlement) -> None:
     served = settle_event(work, event, [])
     served.promoted_request_ids = settlement.promoted_request_ids + served.promoted_request_ids
     served.removed_entry_ids = settlement.removed_entry_ids + served.removed_entry_ids
+    served.entry_seats = {**settlement.entry_seats, **served.entry_seats}
     announce_after_commit(work, event, served)
 
 
