@@ -15,7 +15,7 @@ from sqlalchemy import select
 from atomicseats.domain import offers as offer_rules
 from atomicseats.errors import Conflict, InvalidInput, NotFound
 from atomicseats.extensions import db
-from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry, utcnow
+from atomicseats.models import Booking, BookingRequest, Event, EventTier, OutboxMessage, WaitlistEntry, utcnow
 from atomicseats.services import audit, offers
 from atomicseats.services.ports import adapters
 from tests.helpers import account, book, create_event, unchanged
@@ -271,4 +271,29 @@ def test_the_sales_end_ends_open_offers_with_the_waitlist(app, client, people):
     event = event_row(event_id)
     assert (event.seats_offered, event.reserved_seats) == (0, 0)
     assert entry_of(first).seats_offered == 0
+    assert_audit_clean()
+
+
+def test_in_a_tiered_event_a_seat_freed_in_a_tier_is_offered_in_that_tiers_line(app, client, people):
+    from tests.services.test_tiers import book_tier, tiered_event
+
+    host, guests = people
+    created = tiered_event(
+        client, host, [{"name": "Early", "price": 1000, "quota": 1}, {"name": "Standard", "price": 2000, "quota": 1}]
+    )
+    event_id = created["id"]
+    early, standard = (tier["id"] for tier in created["tiers"])
+    offer_mode(event_id)
+    book_tier(client, guests[0], event_id, 1, early)
+    book_tier(client, guests[3], event_id, 1, standard)
+    waits_standard = book_tier(client, guests[1], event_id, 1, standard)["requestId"]
+    waits_early = book_tier(client, guests[2], event_id, 1, early)["requestId"]
+    cancel_all(client, guests[0], event_id)  # the Early seat comes free: offered in Early's line only
+    assert (entry_of(waits_early).seats_offered, entry_of(waits_standard).seats_offered) == (1, 0)
+    db.session.rollback()
+    offered = {tier.name: tier.seats_offered for tier in db.session.execute(select(EventTier)).scalars()}
+    assert offered == {"Early": 1, "Standard": 0}
+    answer = offers.answer_by_owner(guests[2].id, waits_early, "accepted")
+    db.session.rollback()
+    assert db.session.get(Booking, answer.booking_id).cost_minor == 1000  # at its tier's price
     assert_audit_clean()
