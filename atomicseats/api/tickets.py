@@ -25,7 +25,7 @@ REFUSALS: dict[CheckInOutcome, tuple[type[NotFound] | type[Conflict], str]] = {
 }
 
 
-@bp.get("/bookings/<int:booking_id>/tickets")
+@bp.get(f"/bookings/<int(max={schemas.ID_MAX}):booking_id>/tickets")
 @login_required
 @documented(
     "A booking's tickets, one a seat, with their codes (yours, or any as an admin)",
@@ -47,7 +47,7 @@ def booking_tickets(booking_id: int):
     return envelope(200, data, f"{len(view.tickets)} tickets")
 
 
-@bp.get("/bookings/<int:booking_id>/tickets.ics")
+@bp.get(f"/bookings/<int(max={schemas.ID_MAX}):booking_id>/tickets.ics")
 @login_required
 @documented(
     "The booking's event as an iCalendar file (text/calendar), to add to a calendar",
@@ -67,7 +67,7 @@ def booking_calendar(booking_id: int):
     )
 
 
-@bp.post("/events/<int:event_id>/check-ins")
+@bp.post(f"/events/<int(max={schemas.ID_MAX}):event_id>/check-ins")
 @login_required
 @documented(
     "Check a ticket in at the door (the event's host or an admin): 200 admitted or already checked in; "

@@ -17,7 +17,7 @@ from atomicseats.web.host_forms import CheckInForm
 from atomicseats.web.views import EVENT_PATH
 
 CHECK_IN_PATH = f"/host{EVENT_PATH}/check-in"
-TICKETS_ICS_PATH = "/bookings/<int:booking_id>/tickets.ics"
+TICKETS_ICS_PATH = "/bookings/<int(max=9223372036854775807):booking_id>/tickets.ics"  # BIGINT ids: larger is a 404
 
 # How each outcome reads at the door: the tone (green, amber, red) and the headline.
 OUTCOME_WORDS: dict[CheckInOutcome, tuple[str, str]] = {

@@ -194,11 +194,11 @@ def test_capacity_below_the_seats_sold_is_refused_next_to_the_field(host_client)
     book(client, account(client), event_id, 4)
     response = post_form(client, f"/host/events/{event_id}/capacity", {"capacity": "3"}, f"/host/events/{event_id}")
     assert response.status_code == 409
-    assert "4 seats are already confirmed" in field_error(response.get_data(as_text=True), "capacity")
+    assert "4 seats are confirmed or offered" in field_error(response.get_data(as_text=True), "capacity")
     form = event_form(capacity="2")
     response = post_form(client, f"/host/events/{event_id}/edit", form)
     assert response.status_code == 409
-    assert "4 seats are already confirmed" in field_error(response.get_data(as_text=True), "capacity")
+    assert "4 seats are confirmed or offered" in field_error(response.get_data(as_text=True), "capacity")
     assert event(client, event_id)["capacity"] == 10
     response = post_form(client, f"/host/events/{event_id}/capacity", {"capacity": "0"}, f"/host/events/{event_id}")
     assert response.status_code == 400
