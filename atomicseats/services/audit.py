@@ -505,27 +505,28 @@ def _head(entry_ids: list[int]) -> str:
 
 
 def _check_offers(session: Session) -> list[Violation]:
-    """Invariant 4 with waitlist offers: an event holds exactly the seats its open offers hold
+    """Invariant 4 with waitlist offers: an event (and each tier) holds exactly the seats its open offers hold
     (a seat is offered or sold, never both: the database's checks keep sold + offered within
     the capacity and each offer within what its entry waits for), only waiting entries hold
     offers, and an offer past its deadline ends within a few beats."""
     violations = []
-    held = (
-        select(WaitlistEntry.event_id, func.sum(WaitlistEntry.seats_offered).label("seats"))
-        .where(WaitlistEntry.status == WaitlistStatus.WAITING)
-        .group_by(WaitlistEntry.event_id)
-        .subquery()
-    )
-    drifted = session.execute(
-        select(Event.id, Event.seats_offered, func.coalesce(held.c.seats, 0))
-        .outerjoin(held, held.c.event_id == Event.id)
-        .where(Event.seats_offered != func.coalesce(held.c.seats, 0))
-        .limit(VIOLATIONS_LISTED_MAX)
-    ).all()
-    violations += [
-        Violation("4-offers", f"event {event_id}", f"seats_offered={offered} but its open offers hold {holding}")
-        for event_id, offered, holding in drifted
-    ]
+    for owner, key, label in ((Event, WaitlistEntry.event_id, "event"), (EventTier, WaitlistEntry.tier_id, "tier")):
+        held = (
+            select(key.label("owner_id"), func.sum(WaitlistEntry.seats_offered).label("seats"))
+            .where(WaitlistEntry.status == WaitlistStatus.WAITING)
+            .group_by(key)
+            .subquery()
+        )
+        drifted = session.execute(
+            select(owner.id, owner.seats_offered, func.coalesce(held.c.seats, 0))
+            .outerjoin(held, held.c.owner_id == owner.id)
+            .where(owner.seats_offered != func.coalesce(held.c.seats, 0))
+            .limit(VIOLATIONS_LISTED_MAX)
+        ).all()
+        violations += [
+            Violation("4-offers", f"{label} {owner_id}", f"seats_offered={offered} but its open offers hold {holding}")
+            for owner_id, offered, holding in drifted
+        ]
     stray = session.execute(
         select(WaitlistEntry.id, WaitlistEntry.status)
         .where(WaitlistEntry.status != WaitlistStatus.WAITING, WaitlistEntry.seats_offered > 0)

@@ -297,3 +297,14 @@ def test_in_a_tiered_event_a_seat_freed_in_a_tier_is_offered_in_that_tiers_line(
     db.session.rollback()
     assert db.session.get(Booking, answer.booking_id).cost_minor == 1000  # at its tier's price
     assert_audit_clean()
+
+
+def test_the_audit_finds_offered_seats_that_drifted_from_the_open_offers(app, client, people):
+    event_id, (first, _) = sold_out_with_a_line(client, people, capacity=2, waiting=(2, 2))
+    cancel_all(client, people[1][0], event_id)
+    assert_audit_clean()
+    db.session.execute(sa.update(EventTier).where(EventTier.event_id == event_id).values(seats_offered=1))
+    db.session.execute(sa.update(Event).where(Event.id == event_id).values(seats_offered=1))
+    db.session.commit()
+    found = {(violation.invariant, violation.subject.split()[0]) for violation in audit.run_audit().violations}
+    assert {("4-offers", "event"), ("4-offers", "tier")} <= found
