@@ -796,6 +796,8 @@ class WaitlistPlace:
     seats_held: int  # already confirmed for the same request
     place: int  # 1 = the head of the event's waitlist
     joined_at: datetime
+    seats_offered: int = 0  # an open offer (offer mode): these of the seats waiting are held for it ...
+    offer_expires_at: datetime | None = None  # ... until then (services/offers.py answers it)
 
 
 def waitlist_places(user_id: int, limit: int = limits.WAITLIST_PLACES_SHOWN_MAX) -> Page[WaitlistPlace]:
@@ -1010,6 +1012,8 @@ def _waitlist_place(entry: WaitlistEntry, request: BookingRequest, event: Event)
         seats_held=seats_held(request.seats_confirmed, request.seats_cancelled),
         place=_place_in_line(entry),
         joined_at=entry.created_at,
+        seats_offered=entry.seats_offered,
+        offer_expires_at=entry.offer_expires_at,
     )
 
 

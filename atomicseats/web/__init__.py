@@ -55,7 +55,7 @@ def _security_headers(response):
 
 
 def register_web(app: Flask) -> None:
-    from atomicseats.web import admin, guest, host, present, sessions, tickets, views  # noqa: F401  (views, admin, guest, host, tickets: the routes)
+    from atomicseats.web import admin, guest, host, offers, present, sessions, tickets, views  # noqa: F401  (views, admin, guest, host, offers, tickets: the routes)
 
     sessions.install(login_manager)
     app.register_blueprint(bp)

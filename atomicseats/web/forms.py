@@ -123,6 +123,23 @@ class LeaveWaitlistForm(FlaskForm):
     pass
 
 
+class OfferAnswerForm(FlaskForm):
+    """An answer to a waitlist offer: accept all of it, accept `seats` of it, or decline (one
+    form per button on the offer page; the services check the seats against the offer)."""
+
+    action = HiddenField(validators=[AnyOf(("all", "some", "decline"))])
+    seats = IntegerField("Seats", validators=[Optional(), NumberRange(min=1, max=limits.CAPACITY_SEATS_MAX)])
+
+    def validate(self, extra_validators=None) -> bool:
+        """Accepting some needs how many (an inline validator would not run: Optional stops the chain)."""
+        if not super().validate(extra_validators):
+            return False
+        if self.action.data == "some" and self.seats.data is None:
+            self.seats.errors = ["Enter how many of the offered seats you take."]
+            return False
+        return True
+
+
 class SearchForm(FlaskForm):
     """The catalogue's filters: a GET form (bookmarkable), so no CSRF token."""
 
