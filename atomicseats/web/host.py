@@ -146,6 +146,8 @@ def _form_data(view) -> dict:
         "capacity": event.capacity_seats,
         "price": event.price_minor,
         "waitlist_open": event.is_waitlist_open,
+        "waitlist_mode": event.waitlist_mode,
+        "offer_window_minutes": event.offer_window_s // 60,
     }
 
 
@@ -162,6 +164,8 @@ def _changes(view, fields: dict) -> dict:
         "capacity_seats": event.capacity_seats,
         "price_minor": event.price_minor,
         "is_waitlist_open": event.is_waitlist_open,
+        "waitlist_mode": event.waitlist_mode,
+        "offer_window_s": event.offer_window_s,
     }
     changes = {name: value for name, value in fields.items() if name in current and current[name] != value}
     sales_end = fields["sales_end_at"]

@@ -29,7 +29,8 @@ from wtforms import (
 from wtforms.validators import AnyOf, DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import TextInput
 
-from atomicseats.domain import limits, tickets
+from atomicseats.domain import limits, offers, tickets
+from atomicseats.domain.allocator import WaitlistMode
 
 NAME_LENGTH_MAX = 200  # the events columns (and the API's schema)
 VENUE_LENGTH_MAX = 200
@@ -44,7 +45,18 @@ SERVICE_FIELDS = {
     "capacity": "capacity",
     "price": "price",
     "waitlistOpen": "waitlist_open",
+    "waitlistMode": "waitlist_mode",
+    "offerWindowMinutes": "offer_window_minutes",
 }
+
+# The offer window in whole minutes, as the API takes it: 5 minutes to 14 days.
+OFFER_WINDOW_MINUTES_MIN = offers.OFFER_WINDOW_MIN_S // 60
+OFFER_WINDOW_MINUTES_MAX = offers.OFFER_WINDOW_MAX_S // 60
+OFFER_WINDOW_RANGE = NumberRange(
+    OFFER_WINDOW_MINUTES_MIN,
+    OFFER_WINDOW_MINUTES_MAX,
+    f"From {OFFER_WINDOW_MINUTES_MIN} minutes to {OFFER_WINDOW_MINUTES_MAX:,} (14 days).",
+)
 
 # ... and the words a page uses for them, in the service's messages ("Must be after startsAt.").
 SERVICE_WORDS = {"salesEndAt": "the sales close", "startsAt": "the start", "endsAt": "the end"}
@@ -132,10 +144,30 @@ class EventForm(FlaskForm):
         description="Like 25 or 25.50; 0 makes the event free.",
     )
     waitlist_open = BooleanField("Open a waitlist when the seats run out", default=True)
+    waitlist_mode = SelectField(
+        "Freed seats",
+        choices=[
+            (WaitlistMode.AUTO.value, "Confirm them to the next in line at once"),
+            (WaitlistMode.OFFER.value, "Offer them to the next in line, who accepts or declines"),
+        ],
+        default=WaitlistMode.AUTO.value,
+        validate_choice=False,  # checked below with a sentence
+        description="When a booking is cancelled or seats are added, what the waitlist gets.",
+    )
+    offer_window_minutes = IntegerField(
+        "Time to answer an offer (minutes)",
+        validators=[InputRequired("Enter how many minutes a guest has to answer an offer."), OFFER_WINDOW_RANGE],
+        default=offers.OFFER_WINDOW_DEFAULT_S // 60,
+        description="With offers: 5 minutes to 20,160 (14 days); 1,440 is a day. Unanswered offers pass on.",
+    )
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.price.label.text = f"Price per seat ({current_app.config.get('CURRENCY_SYMBOL', '€')})"
+
+    def validate_waitlist_mode(self, field) -> None:
+        if field.data not in {mode.value for mode in WaitlistMode}:
+            raise ValidationError("Choose what freed seats do from the list.")
 
     def validate_timezone(self, field) -> None:
         if field.data not in time_zone_choices():
@@ -182,6 +214,8 @@ class EventForm(FlaskForm):
             "capacity_seats": self.capacity.data,
             "price_minor": self.price.data,
             "is_waitlist_open": bool(self.waitlist_open.data),
+            "waitlist_mode": self.waitlist_mode.data,
+            "offer_window_s": self.offer_window_minutes.data * 60,
         }
 
 

@@ -39,6 +39,8 @@ def event_form(**overrides) -> dict:
         "capacity": "120",
         "price": "25.50",
         "waitlist_open": "y",
+        "waitlist_mode": "auto",
+        "offer_window_minutes": "1440",
     }
     data.update(overrides)
     return {name: value for name, value in data.items() if value is not None}
@@ -127,6 +129,11 @@ def field_errors_of(response) -> dict:
         ({"starts_at": ""}, "starts_at", "Enter when the event starts"),
         ({"starts_at": "next tuesday"}, "starts_at", "Not a valid datetime value"),
         ({"timezone": "Mars/Olympus"}, "timezone", "Choose a time zone"),
+        ({"waitlist_mode": "sometimes"}, "waitlist_mode", "Choose what freed seats do"),
+        ({"offer_window_minutes": "4"}, "offer_window_minutes", "From 5 minutes to 20,160 (14 days)"),
+        ({"offer_window_minutes": "20161"}, "offer_window_minutes", "From 5 minutes to 20,160 (14 days)"),
+        ({"offer_window_minutes": ""}, "offer_window_minutes", "Enter how many minutes"),
+        ({"offer_window_minutes": "an hour"}, "offer_window_minutes", "Not a valid integer value"),
         # The events service's rules, shown next to the field they concern:
         ({"ends_at": f"{NEXT_YEAR}-06-01T18:00"}, "ends_at", "Must be after the start"),
         ({"sales_end_at": f"{NEXT_YEAR}-06-02T10:00"}, "sales_end_at", "Must not be after the start"),
@@ -186,6 +193,44 @@ def test_editing_shows_the_event_in_utc_and_saves_only_what_changed(host_client)
     assert response.status_code == 303, field_errors_of(response)
     assert event(client, event_id)["name"] == "Test Concert, late show"
     assert "Your changes are saved" in client.get(f"/host/events/{event_id}").get_data(as_text=True)
+
+
+def test_a_host_sets_the_waitlist_offers_and_their_window_on_create_and_edit(host_client):
+    client, _ = host_client
+    response = post_form(
+        client, "/host/events/new", event_form(waitlist_mode="offer", offer_window_minutes="90"), "/host/events/new"
+    )
+    assert response.status_code == 303, field_errors_of(response)
+    event_id = int(response.headers["Location"].rstrip("/").split("/")[-1])
+    created = event(client, event_id)
+    assert created["waitlistMode"] == "offer" and created["offerWindowMinutes"] == 90
+    manage = client.get(f"/host/events/{event_id}").get_data(as_text=True)
+    assert "who has 90 minutes to accept or decline" in manage
+    edit_path = f"/host/events/{event_id}/edit"
+    page = client.get(edit_path).get_data(as_text=True)
+    assert re.search(r'<option selected value="offer">|<option value="offer" selected>', page), page
+    assert 'name="offer_window_minutes"' in page and 'value="90"' in page
+    starts = datetime.fromisoformat(created["startsAt"]).astimezone(UTC)
+    form = event_form(
+        starts_at=starts.strftime("%Y-%m-%dT%H:%M"),
+        ends_at=datetime.fromisoformat(created["endsAt"]).astimezone(UTC).strftime("%Y-%m-%dT%H:%M"),
+        sales_end_at=datetime.fromisoformat(created["salesEndAt"]).astimezone(UTC).strftime("%Y-%m-%dT%H:%M"),
+        waitlist_mode="offer",
+        offer_window_minutes="20160",
+    )
+    response = post_form(client, edit_path, form)
+    assert response.status_code == 303, field_errors_of(response)
+    assert event(client, event_id)["offerWindowMinutes"] == 20160
+    response = post_form(client, edit_path, {**form, "waitlist_mode": "auto"})
+    assert response.status_code == 303, field_errors_of(response)
+    assert event(client, event_id)["waitlistMode"] == "auto"
+    assert "Freed seats are confirmed to the next in line at once" in client.get(f"/host/events/{event_id}").get_data(
+        as_text=True
+    )
+    refused = post_form(client, edit_path, {**form, "offer_window_minutes": "2"})
+    assert refused.status_code == 400
+    assert "From 5 minutes" in field_error(refused.get_data(as_text=True), "offer_window_minutes")
+    assert event(client, event_id)["offerWindowMinutes"] == 20160
 
 
 def test_capacity_below_the_seats_sold_is_refused_next_to_the_field(host_client):
