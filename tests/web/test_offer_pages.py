@@ -186,6 +186,9 @@ def test_my_bookings_shows_the_offer_and_answers_it(app, browser):
     row = re.search(rf'<tr data-request-id="{request_id}">.*?</tr>', html, re.S).group(0)
     assert 'data-testid="offer">1 seat offered to you until <time' in row
     assert f'href="/bookings/offers/{request_id}"' in row
+    status_page = text(browser.get(f"/requests/{request_id}"))
+    assert 'data-testid="request-offer"><strong>1 seat is offered to you</strong> until <time' in status_page
+    assert f'href="/bookings/offers/{request_id}"' in status_page
     with unchanged_by(app):
         page = browser.get(f"/bookings/offers/{request_id}")
     assert page.status_code == 200 and 'data-testid="seats-offered">1<' in text(page)
