@@ -85,7 +85,7 @@ class BookForm(FlaskForm):
     seats = IntegerField("Seats", validators=[InputRequired(), NumberRange(min=1)], default=1)
     # The event's tiers on sale, set per event by the page (`tier_choices`); "" lets the rule
     # choose (the cheapest tier on sale that has the seats). Shown only for a tiered event.
-    tier_id = SelectField("Price tier", choices=[("", "Cheapest available")], default="")
+    tier_id = SelectField("Price tier", choices=[SelectChoice("", "Cheapest available")], default="")
     # A fresh key per rendered form: a double submit, or a retry after a 503, is one request.
     idempotency_key = HiddenField(validators=[DataRequired(), UUID()], default=lambda: str(uuid.uuid4()))
 

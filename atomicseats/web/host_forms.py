@@ -22,6 +22,7 @@ from wtforms import (
     Field,
     HiddenField,
     IntegerField,
+    SelectChoice,
     SelectField,
     StringField,
     TextAreaField,
@@ -147,8 +148,8 @@ class EventForm(FlaskForm):
     waitlist_mode = SelectField(
         "Freed seats",
         choices=[
-            (WaitlistMode.AUTO.value, "Confirm them to the next in line at once"),
-            (WaitlistMode.OFFER.value, "Offer them to the next in line, who accepts or declines"),
+            SelectChoice(WaitlistMode.AUTO.value, "Confirm them to the next in line at once"),
+            SelectChoice(WaitlistMode.OFFER.value, "Offer them to the next in line, who accepts or declines"),
         ],
         default=WaitlistMode.AUTO.value,
         validate_choice=False,  # checked below with a sentence

@@ -8,6 +8,7 @@ from urllib.parse import urlencode, urlsplit
 from flask import current_app, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from werkzeug.exceptions import HTTPException
+from wtforms import SelectChoice
 
 from atomicseats.domain.states import RequestStatus
 from atomicseats.errors import (
@@ -99,10 +100,12 @@ def event_page(event_id: int):
     return _render_event(event_id, BookForm())
 
 
-def _tier_choices(view: events.EventView) -> list[tuple[str, str]]:
+def _tier_choices(view: events.EventView) -> list[SelectChoice]:
     """The booking form's tier choices: the rule's (cheapest with the seats), then each tier on sale."""
-    return [("", "Cheapest available")] + [
-        (str(tier.id), f"{tier.name} ({present.money(tier.price_minor)})") for tier in view.tiers if tier.is_on_sale
+    return [SelectChoice("", "Cheapest available")] + [
+        SelectChoice(str(tier.id), f"{tier.name} ({present.money(tier.price_minor)})")
+        for tier in view.tiers
+        if tier.is_on_sale
     ]
 
 
