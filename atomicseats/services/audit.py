@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import Select, case, exists, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Row, Select, case, exists, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.elements import SQLCoreOperations
 
 from atomicseats.domain import allocator, limits, tiers
@@ -281,21 +282,34 @@ def _check_requests(session: Session) -> list[Violation]:
     return violations
 
 
+def _drifted_counters(
+    session: Session,
+    owner: tuple[InstrumentedAttribute[Any], InstrumentedAttribute[int], InstrumentedAttribute[int]],
+    rows: tuple[InstrumentedAttribute[Any], InstrumentedAttribute[int]],
+    *where: SQLCoreOperations[bool],
+) -> list[Row[Any]]:
+    """A kept counter against the rows it counts: (shown id, counter, the rows' sum) of every
+    owner whose counter differs. `owner` is (the id shown, the counter, the key the rows name);
+    `rows` is (the rows' owner key, the column summed); `where` picks the rows counted."""
+    shown, counter, owner_key = owner
+    row_key, summed = rows
+    totals = select(row_key.label("owner_key"), func.sum(summed).label("total")).where(*where).group_by(row_key)
+    sums = totals.subquery()
+    total = func.coalesce(sums.c.total, 0)
+    statement = select(shown, counter, total).outerjoin(sums, sums.c.owner_key == owner_key).where(counter != total)
+    return list(session.execute(statement.limit(VIOLATIONS_LISTED_MAX)).all())
+
+
 def _check_request_state(session: Session) -> list[Violation]:
     """Invariant 3 (a request's state): seats_cancelled is the sum of its cancelled bookings, and
     every decided request's status is the rule's (domain/request_state.py) for its seats."""
-    cancelled = (
-        select(Booking.booking_request_id, func.sum(Booking.seats).label("seats"))
-        .where(Booking.booking_request_id.is_not(None), Booking.status == BookingStatus.CANCELLED)
-        .group_by(Booking.booking_request_id)
-        .subquery()
+    drifted = _drifted_counters(
+        session,
+        (BookingRequest.request_id, BookingRequest.seats_cancelled, BookingRequest.id),
+        (Booking.booking_request_id, Booking.seats),
+        Booking.booking_request_id.is_not(None),
+        Booking.status == BookingStatus.CANCELLED,
     )
-    drifted = session.execute(
-        select(BookingRequest.request_id, BookingRequest.seats_cancelled, func.coalesce(cancelled.c.seats, 0))
-        .outerjoin(cancelled, cancelled.c.booking_request_id == BookingRequest.id)
-        .where(BookingRequest.seats_cancelled != func.coalesce(cancelled.c.seats, 0))
-        .limit(VIOLATIONS_LISTED_MAX)
-    ).all()
     violations = [
         Violation(
             "3-request-state",
@@ -511,18 +525,12 @@ def _check_offers(session: Session) -> list[Violation]:
     offers, and an offer past its deadline ends within a few beats."""
     violations = []
     for owner, key, label in ((Event, WaitlistEntry.event_id, "event"), (EventTier, WaitlistEntry.tier_id, "tier")):
-        held = (
-            select(key.label("owner_id"), func.sum(WaitlistEntry.seats_offered).label("seats"))
-            .where(WaitlistEntry.status == WaitlistStatus.WAITING)
-            .group_by(key)
-            .subquery()
+        drifted = _drifted_counters(
+            session,
+            (owner.id, owner.seats_offered, owner.id),
+            (key, WaitlistEntry.seats_offered),
+            WaitlistEntry.status == WaitlistStatus.WAITING,
         )
-        drifted = session.execute(
-            select(owner.id, owner.seats_offered, func.coalesce(held.c.seats, 0))
-            .outerjoin(held, held.c.owner_id == owner.id)
-            .where(owner.seats_offered != func.coalesce(held.c.seats, 0))
-            .limit(VIOLATIONS_LISTED_MAX)
-        ).all()
         violations += [
             Violation("4-offers", f"{label} {owner_id}", f"seats_offered={offered} but its open offers hold {holding}")
             for owner_id, offered, holding in drifted
