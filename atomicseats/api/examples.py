@@ -141,6 +141,7 @@ EVENT_STATS = {
     "revenue": 2241000,
     "waitlistLength": 1,
     "waitlistSeats": 2,
+    "checkedIn": 312,
 }
 
 OPERATIONS: dict[str, Example] = {
@@ -306,7 +307,15 @@ OPERATIONS: dict[str, Example] = {
     ),
     "platformAnalytics": Example(
         response={
-            "totals": {"users": 1204, "guests": 1180, "hosts": 22, "admins": 2, "events": 48, "bookings": 9120},
+            "totals": {
+                "users": 1204,
+                "guests": 1180,
+                "hosts": 22,
+                "admins": 2,
+                "events": 48,
+                "bookings": 9120,
+                "ticketsCheckedIn": 6200,
+            },
             "capacityUtilisation": 0.82,
             "revenue": 41040000,
             "topEvents": [EVENT_STATS],

@@ -688,6 +688,10 @@ class EventStatsOut(Schema):
     revenue = fields.Integer(attribute="revenue_minor")
     waitlistLength = fields.Integer(attribute="waitlist_length")
     waitlistSeats = fields.Integer(attribute="waitlist_seats")
+    checkedIn = fields.Integer(
+        attribute="checked_in",
+        metadata={"description": "its tickets let in at the door (of reservedSeats: check-ins of confirmed bookings)"},
+    )
 
 
 class AnalyticsQuery(StrictSchema):
@@ -702,7 +706,13 @@ class AnalyticsQuery(StrictSchema):
 
 class AnalyticsOut(Schema):
     totals = fields.Dict(
-        keys=fields.String(), values=fields.Integer(), metadata={"description": "over all users, events and bookings"}
+        keys=fields.String(),
+        values=fields.Integer(),
+        metadata={
+            "description": "over all users, events and bookings: users, guests, hosts, admins, events (live), "
+            "bookings, seatsConfirmed, bookingsCancelled, waitlistEntries, waitlistSeats, "
+            "ticketsCheckedIn (tickets of confirmed bookings let in at the door)"
+        },
     )
     capacityUtilisation = fields.Float(attribute="capacity_utilisation", metadata={"description": "all live events"})
     revenue = fields.Integer(attribute="revenue_minor", metadata={"description": "minor units, all confirmed bookings"})

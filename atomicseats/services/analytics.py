@@ -1,8 +1,9 @@
-"""Admin analytics: totals, utilisation, revenue and waitlists, computed in SQL.
+"""Admin analytics: totals, utilisation, revenue, waitlists and check-ins, computed in SQL.
 
 Every platform-wide figure is one aggregate over all rows (never a sum in Python over a
-page or a capped list); the per-event part is a keyset page by event id, its revenue and
-waitlist figures grouped in SQL for the events of that page only. All of them are read
+page or a capped list); the per-event part is a keyset page by event id, its revenue,
+waitlist and check-in figures grouped in SQL for the events of that page (and the top
+events) only. All of them are read
 from one snapshot, so they agree with each other while bookings go on.
 """
 
@@ -23,6 +24,7 @@ from atomicseats.errors import Forbidden
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, User, WaitlistEntry
 from atomicseats.services._availability import waitlist_totals
+from atomicseats.services._check_ins import checked_in_by_event, checked_in_total
 from atomicseats.services._pages import Page, cursor_id, decode_cursor, page_of
 
 
@@ -36,6 +38,7 @@ class EventStats:
     revenue_minor: int
     waitlist_length: int
     waitlist_seats: int
+    checked_in: int  # of its tickets (its reserved seats), those let in at the door
 
 
 @dataclass(frozen=True)
@@ -94,21 +97,26 @@ def _analytics(session: Session, limit: int, after_id: int) -> Analytics:
     ).scalars()
     rows = session.execute(published.where(Event.id > after_id).order_by(Event.id).limit(limit + 1)).scalars()
     page = page_of(list(rows), limit, lambda event: {"id": event.id})
+    top_events = list(top)
+    stats = _event_stats(session, top_events + page.items)  # both lists: one grouped query per figure
     return Analytics(
         totals=_totals(session),
         capacity_utilisation=_ratio(int(reserved_total), int(capacity_total)),
         revenue_minor=int(revenue_total),
-        top_events=_event_stats(session, list(top)),
-        events=Page(items=_event_stats(session, page.items), has_more=page.has_more, next_cursor=page.next_cursor),
+        top_events=[stats[event.id] for event in top_events],
+        events=Page(
+            items=[stats[event.id] for event in page.items], has_more=page.has_more, next_cursor=page.next_cursor
+        ),
         request_outcomes=dict(
             session.execute(select(BookingRequest.status, func.count()).group_by(BookingRequest.status)).tuples().all()
         ),
     )
 
 
-def _event_stats(session: Session, events: list[Event]) -> list[EventStats]:
-    """Figures of these events (a page, or the top ones): revenue and waitlists grouped in SQL."""
-    event_ids = [event.id for event in events]
+def _event_stats(session: Session, events: list[Event]) -> dict[int, EventStats]:
+    """Figures of these events (the top ones and a page), by event id: revenue, waitlists and
+    check-ins each grouped in SQL, one query for all of them."""
+    event_ids = list(dict.fromkeys(event.id for event in events))
     revenue_by_event = (
         dict(
             session.execute(
@@ -123,8 +131,9 @@ def _event_stats(session: Session, events: list[Event]) -> list[EventStats]:
         else {}
     )
     waitlists = waitlist_totals(session, event_ids)
-    return [
-        EventStats(
+    checked_in = checked_in_by_event(session, event_ids)
+    return {
+        event.id: EventStats(
             event_id=event.id,
             name=event.name,
             capacity_seats=event.capacity_seats,
@@ -133,9 +142,10 @@ def _event_stats(session: Session, events: list[Event]) -> list[EventStats]:
             revenue_minor=int(revenue_by_event.get(event.id, 0)),
             waitlist_length=waitlists.get(event.id, (0, 0))[0],
             waitlist_seats=waitlists.get(event.id, (0, 0))[1],
+            checked_in=checked_in.get(event.id, 0),
         )
         for event in events
-    ]
+    }
 
 
 def _ratio(part: int, whole: int) -> float:
@@ -170,4 +180,5 @@ def _totals(session: Session) -> dict[str, int]:
         "bookingsCancelled": int(bookings[2]),
         "waitlistEntries": int(waiting[0]),
         "waitlistSeats": int(waiting[1]),
+        "ticketsCheckedIn": checked_in_total(session),
     }

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from flask import current_app
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from atomicseats.domain import limits
@@ -37,6 +37,7 @@ from atomicseats.domain.tickets import (
 from atomicseats.errors import Forbidden, NotFound
 from atomicseats.extensions import db
 from atomicseats.models import Booking, Event, TicketCheckIn, User, utcnow
+from atomicseats.services._check_ins import checked_in_by_event
 from atomicseats.services._ticket_media import (
     CalendarEntry,
     booking_calendar_entry,
@@ -347,18 +348,9 @@ def check_in_counts(event_ids: Sequence[int]) -> dict[int, CheckInCounts]:
     if not ids:
         return {}
     tickets = dict(db.session.execute(select(Event.id, Event.reserved_seats).where(Event.id.in_(ids))).tuples().all())
-    checked_in = dict(
-        db.session.execute(
-            select(TicketCheckIn.event_id, func.count())
-            .join(Booking, Booking.id == TicketCheckIn.booking_id)
-            .where(TicketCheckIn.event_id.in_(ids), Booking.status == BookingStatus.CONFIRMED)
-            .group_by(TicketCheckIn.event_id)
-        )
-        .tuples()
-        .all()
-    )
+    checked_in = checked_in_by_event(db.session(), ids)
     return {
-        event_id: CheckInCounts(checked_in=int(checked_in.get(event_id, 0)), tickets=int(seats))
+        event_id: CheckInCounts(checked_in=checked_in.get(event_id, 0), tickets=int(seats))
         for event_id, seats in tickets.items()
     }
 

@@ -20,7 +20,7 @@ from wtforms.validators import InputRequired, Length, Optional
 
 from atomicseats.domain import accounts, limits
 from atomicseats.errors import Conflict, Forbidden, InvalidInput
-from atomicseats.services import analytics, tickets, users
+from atomicseats.services import analytics, users
 from atomicseats.web import bp, present
 from atomicseats.web.forms import explain_csrf, show_service_errors
 
@@ -91,7 +91,6 @@ def admin_analytics():
         "web/admin/analytics.html",
         report=report,
         charts=_analytics_charts(report),
-        check_ins=tickets.check_in_counts([stats.event_id for stats in report.events.items]),
         next_url=next_url,
         is_first_page=not cursor,
     )

@@ -18,7 +18,7 @@ from tests.api.support import (
     insert_events,
     insert_waitlist,
 )
-from tests.helpers import account, unchanged
+from tests.helpers import account, book, create_event, unchanged
 
 PAGES_MAX = 100
 
@@ -100,6 +100,45 @@ def test_every_figure_is_the_sum_over_all_events(client):
     assert (stats[0]["waitlistLength"], stats[0]["waitlistSeats"]) == (2, 5)
     assert stats[1]["utilisation"] == round(reserved[1] / capacities[1], 4)
     assert [item["reservedSeats"] for item in report["topEvents"]] == [max(reserved)] * 10
+
+
+def ticket_code(client, guest, booking_id: int, seat_no: int) -> str:
+    tickets = assert_success(client.get(f"/api/bookings/{booking_id}/tickets", headers=guest.headers))["tickets"]
+    return next(ticket["code"] for ticket in tickets if ticket["seatNo"] == seat_no)
+
+
+def check_in(client, host, event_id: int, code: str, outcome: str) -> None:
+    data = assert_success(client.post(f"/api/events/{event_id}/check-ins", json={"code": code}, headers=host.headers))
+    assert data["outcome"] == outcome
+
+
+def test_checked_in_tickets_per_event_and_in_the_totals(client):
+    """One ticket let in (twice at the door: counted once); one of a booking cancelled after its
+    check-in, and another event's, count nowhere."""
+    admin = account(client, "admin")
+    host, guest = account(client, "host"), account(client, "guest")
+    door_event = create_event(client, host, capacity=10)["id"]
+    other_event = create_event(client, host, capacity=10)["id"]
+    kept = book(client, guest, door_event, 3)["bookingIds"][0]
+    cancelled = book(client, guest, door_event, 2)["bookingIds"][0]
+    book(client, guest, other_event, 1)
+    check_in(client, host, door_event, ticket_code(client, guest, kept, 2), "admitted")
+    check_in(client, host, door_event, ticket_code(client, guest, kept, 2), "already_checked_in")
+    check_in(client, host, door_event, ticket_code(client, guest, cancelled, 1), "admitted")
+    assert analytics(client, admin)["totals"]["ticketsCheckedIn"] == 2  # before the cancellation
+    cancel = {"eventId": door_event, "bookingId": cancelled}
+    assert_success(client.delete("/api/events/book", json=cancel, headers=guest.headers))
+
+    report = analytics(client, admin)
+
+    assert report["totals"]["ticketsCheckedIn"] == 1
+    by_event = {stats["eventId"]: stats for stats in report["events"]}
+    assert (by_event[door_event]["checkedIn"], by_event[door_event]["reservedSeats"]) == (1, 3)
+    assert by_event[other_event]["checkedIn"] == 0
+    top = {stats["eventId"]: stats["checkedIn"] for stats in report["topEvents"]}
+    assert top == {door_event: 1, other_event: 0}
+    second_page = analytics(client, admin, limit=1, cursor=analytics(client, admin, limit=1)["pageInfo"]["nextCursor"])
+    assert [(stats["eventId"], stats["checkedIn"]) for stats in second_page["events"]] == [(other_event, 0)]
 
 
 @pytest.mark.parametrize(
