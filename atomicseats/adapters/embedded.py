@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager
 from flask import Flask, current_app
 
 from atomicseats.services.contracts import AcceptedRequest, EventAvailability, Quota, RequestStatus
-from atomicseats.services.ports import LineReading, OutcomeChannel
+from atomicseats.services.ports import LineReading, MirroredEntry, OutcomeChannel
 
 log = logging.getLogger(__name__)
 
@@ -427,30 +427,27 @@ class NoRequestRegistry:
 
 
 class NoWaitlistMirror:
-    """Positions come straight from Postgres."""
+    """Places come straight from Postgres."""
 
     keeps_entries = False
 
-    def replace(self, event_id: int, entry_ids: list[int], seats: Mapping[int, int] | None = None) -> None:
+    def replace(self, event_id: int, entries: Mapping[int, MirroredEntry]) -> None:
         return None
 
     def apply(
         self,
         event_id: int,
-        appended: list[int],
+        appended: Mapping[int, MirroredEntry],
         removed: list[int],
         expected_length: int,
         seats: Mapping[int, int] | None = None,
     ) -> None:
         return None
 
-    def position(self, event_id: int, entry_id: int) -> int | None:
+    def place(self, event_id: int, entry_id: int, tier_id: int | None) -> tuple[int, int | None] | None:
         return None
 
-    def place(self, event_id: int, entry_id: int) -> tuple[int, int | None] | None:
-        return None
-
-    def load(self, event_id: int) -> list[int] | None:
+    def load(self, event_id: int) -> dict[int, int | None] | None:
         return None
 
 

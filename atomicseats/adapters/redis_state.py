@@ -8,9 +8,11 @@ and is repaired by `flask reconcile`. Nothing here raises a Redis error to a cal
 Keys:
   atomicseats:request:{request_id}                   accepted request (JSON), with a TTL
   atomicseats:idem:{user_id}:{sha256(key)}           first request accepted for that key
-  atomicseats:event:{event_id}:waitlist              FIFO list of waiting entry ids
+  atomicseats:event:{event_id}:waitlist:queue        sorted set of "{tier id}:{entry id}" (zero-padded,
+                                                     all score 0): each tier's FIFO queue, in id order
   atomicseats:event:{event_id}:waitlist:length       marker: the mirror exists, and its length
   atomicseats:event:{event_id}:waitlist:seats        hash: entry id -> seats it still waits for
+  atomicseats:event:{event_id}:waitlist:members      hash: entry id -> its member of the queue
   atomicseats:outcome:{request_id}                   pub/sub channel: "this request is final"
   atomicseats:outcome-hub                            pub/sub channel every AsyncOutcomeHub listens on
   LIMITS:LIMITER/{scope}/{user_id}/{amount}/{n}/{unit}  a user's quota counter (`limits`' fixed window)
@@ -35,7 +37,7 @@ from atomicseats.adapters.request_message import message_of
 from atomicseats.domain import limits
 from atomicseats.errors import RateLimited
 from atomicseats.services.contracts import AcceptedRequest, EventAvailability, Quota
-from atomicseats.services.ports import RegistryUnavailable
+from atomicseats.services.ports import MirroredEntry, RegistryUnavailable
 
 if TYPE_CHECKING:
     from redis.asyncio.client import PubSub as AsyncPubSub
@@ -48,8 +50,11 @@ OUTCOME_CHANNEL_PREFIX = "atomicseats:outcome:"
 QUOTA_KEY_PREFIX = "LIMITS:"  # `limits`' RedisStorage prefix: a quota counts where Flask-Limiter counts
 REQUEST_TTL_S_DEFAULT = 24 * 3600
 WAITLIST_TTL_S = KEY_TTL_S
-# Ids per RPUSH: keeps each command (and Lua's unpack) small however long the queue.
+# Entries per ZADD/HSET of a replace: keeps each command small however long the queue.
 WAITLIST_PUSH_CHUNK_SIZE = 1000
+# A queue member's widths: a tier id, then an entry id (a PostgreSQL bigint has 19 digits).
+# Zero-padded, the members of one tier sort together and by entry id, so a place is a ZLEXCOUNT.
+_TIER_DIGITS, _ENTRY_DIGITS = 12, 19
 # The subscriber's reads may legitimately block for a whole long poll.
 SUBSCRIBER_SOCKET_TIMEOUT_S = limits.LONG_POLL_WAIT_S_MAX + 5
 SUBSCRIBE_CONFIRM_TIMEOUT_S = 1.0
@@ -88,8 +93,8 @@ def idempotency_key_of(user_id: int, idempotency_key: str) -> str:
     return f"{IDEMPOTENCY_KEY_PREFIX}{user_id}:{digest}"
 
 
-def waitlist_key(event_id: int) -> str:
-    return f"{KEY_PREFIX}{event_id}:waitlist"
+def waitlist_queue_key(event_id: int) -> str:
+    return f"{KEY_PREFIX}{event_id}:waitlist:queue"
 
 
 def waitlist_length_key(event_id: int) -> str:
@@ -98,6 +103,45 @@ def waitlist_length_key(event_id: int) -> str:
 
 def waitlist_seats_key(event_id: int) -> str:
     return f"{KEY_PREFIX}{event_id}:waitlist:seats"
+
+
+def waitlist_members_key(event_id: int) -> str:
+    return f"{KEY_PREFIX}{event_id}:waitlist:members"
+
+
+def _waitlist_keys(event_id: int) -> list[str]:
+    """The mirror's keys, in the order its scripts take them."""
+    return [
+        waitlist_queue_key(event_id),
+        waitlist_length_key(event_id),
+        waitlist_seats_key(event_id),
+        waitlist_members_key(event_id),
+    ]
+
+
+def _tier_prefix(tier_id: int | None) -> str:
+    return f"{tier_id or 0:0{_TIER_DIGITS}d}:"
+
+
+def queue_member(entry_id: int, tier_id: int | None) -> str:
+    """The entry's member of the event's queue (see the module's doc; tier None queues as 0)."""
+    assert 0 < entry_id < 10**_ENTRY_DIGITS and (tier_id is None or 0 < tier_id < 10**_TIER_DIGITS)
+    return f"{_tier_prefix(tier_id)}{entry_id:0{_ENTRY_DIGITS}d}"
+
+
+def _split_member(member: str | bytes) -> tuple[int, int]:
+    """(tier id, entry id) of a queue member; ValueError when it is not one."""
+    text = member.decode() if isinstance(member, bytes) else member
+    tier, entry = text.split(":")
+    return int(tier), int(entry)
+
+
+def _tier_of_member(member: str | bytes) -> int | None:
+    return _split_member(member)[0] or None
+
+
+def _entry_of_member(member: str | bytes) -> int:
+    return _split_member(member)[1]
 
 
 def outcome_channel(request_id: str) -> str:
@@ -232,17 +276,19 @@ def _decode_request(stored: str | bytes) -> AcceptedRequest | None:
 
 # --- waitlist mirror -------------------------------------------------------------------
 
-# KEYS[1] list, KEYS[2] length marker, KEYS[3] seats hash. ARGV: expected length, TTL,
-# removed count, removed ids..., seats count, (entry id, seats) pairs..., appended ids...
-# A missing mirror stays missing (it would be a partial list); a mirror whose length then
-# disagrees with Postgres is dropped, to be rebuilt. The seats of the removed entries go,
-# the pairs' are (re)written: an entry without seats makes "seats ahead" unknown, never wrong.
+# KEYS: queue, length marker, seats hash, members hash (`_waitlist_keys`). ARGV: expected
+# length, TTL, removed count, removed ids..., seats count, (entry id, seats) pairs..., then
+# (entry id, member, seats) triples for the appended entries. A missing mirror stays missing
+# (it would be partial); a mirror whose length then disagrees with Postgres is dropped, to be
+# rebuilt. An entry without seats makes "seats ahead" unknown behind it, never wrong.
 _APPLY_SCRIPT = f"""
 if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end
 local expected = tonumber(ARGV[1])
 local removed_count = tonumber(ARGV[3])
 for i = 4, 3 + removed_count do
-  redis.call('LREM', KEYS[1], 1, ARGV[i])
+  local member = redis.call('HGET', KEYS[4], ARGV[i])
+  if member then redis.call('ZREM', KEYS[1], member) end
+  redis.call('HDEL', KEYS[4], ARGV[i])
   redis.call('HDEL', KEYS[3], ARGV[i])
 end
 local seats_at = 4 + removed_count
@@ -250,36 +296,40 @@ local seats_count = tonumber(ARGV[seats_at])
 for i = seats_at + 1, seats_at + 2 * seats_count, 2 do
   redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
 end
-local chunk = {WAITLIST_PUSH_CHUNK_SIZE}
-for first = seats_at + 1 + 2 * seats_count, #ARGV, chunk do
-  redis.call('RPUSH', KEYS[1], unpack(ARGV, first, math.min(first + chunk - 1, #ARGV)))
+for i = seats_at + 1 + 2 * seats_count, #ARGV, 3 do
+  redis.call('ZADD', KEYS[1], 0, ARGV[i + 1])
+  redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1])
+  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 2])
 end
-local length = redis.call('LLEN', KEYS[1])
+local length = redis.call('ZCARD', KEYS[1])
 if length ~= expected or length > {limits.WAITLIST_MIRROR_ENTRIES_MAX} then
-  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
   return -2
 end
 redis.call('SET', KEYS[2], length, 'EX', ARGV[2])
 if length > 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[2])
   redis.call('EXPIRE', KEYS[3], ARGV[2])
+  redis.call('EXPIRE', KEYS[4], ARGV[2])
 else
-  redis.call('DEL', KEYS[3])
+  redis.call('DEL', KEYS[3], KEYS[4])
 end
 return length
 """
 
-# KEYS[1] list, KEYS[2] length marker, KEYS[3] seats hash. ARGV[1] the entry id, ARGV[2] how
-# many entries ahead are read at most. Returns nil when the mirror does not hold the entry,
-# else {index, seats ahead} with -1 for seats not counted (too far back, or a seat count
-# missing): the cost of a place is bounded whatever the queue's length.
+# KEYS: as `_APPLY_SCRIPT`'s. ARGV: the entry's member, its tier's prefix, how many entries
+# ahead are read at most. Returns nil when the mirror does not hold the entry, else {index in
+# its tier's queue, seats ahead} with -1 for seats not counted (too far back, or a seat count
+# missing): a place costs O(log n) and the seats ahead a bounded read, whatever the length.
 _PLACE_SCRIPT = """
 if redis.call('EXISTS', KEYS[2]) == 0 then return nil end
-local index = redis.call('LPOS', KEYS[1], ARGV[1])
-if not index then return nil end
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return nil end
+local first, before = '[' .. ARGV[2], '(' .. ARGV[1]
+local index = redis.call('ZLEXCOUNT', KEYS[1], first, before)
 if index == 0 then return {0, 0} end
-if index > tonumber(ARGV[2]) then return {index, -1} end
-local ahead = redis.call('LRANGE', KEYS[1], 0, index - 1)
+if index > tonumber(ARGV[3]) then return {index, -1} end
+local ahead = redis.call('ZRANGEBYLEX', KEYS[1], first, before)
+for i = 1, #ahead do ahead[i] = string.match(ahead[i], ':0*(%d+)$') end
 local seats = redis.call('HMGET', KEYS[3], unpack(ahead))
 local total = 0
 for i = 1, #ahead do
@@ -291,7 +341,7 @@ return {index, total}
 
 
 class RedisWaitlistMirror:
-    """Each event's waiting entry ids in FIFO order; the length marker tells empty from missing."""
+    """Each event's waiting entries, a FIFO queue per tier; the length marker tells empty from missing."""
 
     keeps_entries = True
 
@@ -302,25 +352,24 @@ class RedisWaitlistMirror:
         self._apply = client.register_script(_APPLY_SCRIPT)
         self._place = client.register_script(_PLACE_SCRIPT)
 
-    def replace(self, event_id: int, entry_ids: list[int], seats: Mapping[int, int] | None = None) -> None:
-        """Write the whole queue in one MULTI (with each entry's seats, when given); a queue
-        too long to mirror is dropped instead."""
-        list_key, length_key = waitlist_key(event_id), waitlist_length_key(event_id)
-        seats_key = waitlist_seats_key(event_id)
+    def replace(self, event_id: int, entries: Mapping[int, MirroredEntry]) -> None:
+        """Write the whole waitlist in one MULTI; a waitlist too long to mirror is dropped instead."""
+        queue_key, length_key, seats_key, members_key = keys = _waitlist_keys(event_id)
+        held = list(entries.items())
         try:
             pipe = self.client.pipeline(transaction=True)
-            pipe.delete(list_key, length_key, seats_key)
-            if len(entry_ids) <= limits.WAITLIST_MIRROR_ENTRIES_MAX:
-                for first in range(0, len(entry_ids), WAITLIST_PUSH_CHUNK_SIZE):
-                    pipe.rpush(list_key, *entry_ids[first : first + WAITLIST_PUSH_CHUNK_SIZE])
-                known = [(entry_id, seats[entry_id]) for entry_id in entry_ids if seats and entry_id in seats]
-                for first in range(0, len(known), WAITLIST_PUSH_CHUNK_SIZE):
-                    pipe.hset(seats_key, mapping=dict(known[first : first + WAITLIST_PUSH_CHUNK_SIZE]))
-                if entry_ids:
-                    pipe.expire(list_key, self.ttl_s)
-                if known:
-                    pipe.expire(seats_key, self.ttl_s)
-                pipe.set(length_key, len(entry_ids), ex=self.ttl_s)
+            pipe.delete(*keys)
+            if len(held) <= limits.WAITLIST_MIRROR_ENTRIES_MAX:
+                for first in range(0, len(held), WAITLIST_PUSH_CHUNK_SIZE):
+                    chunk = held[first : first + WAITLIST_PUSH_CHUNK_SIZE]
+                    members = [(entry_id, queue_member(entry_id, entry.tier_id)) for entry_id, entry in chunk]
+                    pipe.zadd(queue_key, {member: 0 for _, member in members})
+                    pipe.hset(members_key, mapping=dict(members))
+                    pipe.hset(seats_key, mapping=dict((entry_id, entry.seats) for entry_id, entry in chunk))
+                if held:
+                    for key in (queue_key, seats_key, members_key):
+                        pipe.expire(key, self.ttl_s)
+                pipe.set(length_key, len(held), ex=self.ttl_s)
             pipe.execute()
         except REDIS_FAILURES as error:
             log.warning("waitlist_mirror.replace_failed", extra={"event_id": event_id, "error": str(error)})
@@ -328,57 +377,60 @@ class RedisWaitlistMirror:
     def apply(
         self,
         event_id: int,
-        appended: list[int],
+        appended: Mapping[int, MirroredEntry],
         removed: list[int],
         expected_length: int,
         seats: Mapping[int, int] | None = None,
     ) -> None:
-        """Append at the tail, drop removed ids, write the `seats` given (entry id -> seats it
-        still waits for); drop the mirror if its length then disagrees."""
-        keys = [waitlist_key(event_id), waitlist_length_key(event_id), waitlist_seats_key(event_id)]
+        """Add the appended entries, drop removed ids, write the `seats` given (entry id ->
+        seats it still waits for); drop the mirror if its length then disagrees."""
         pairs = [value for entry_id, count in (seats or {}).items() for value in (entry_id, count)]
-        args = [expected_length, self.ttl_s, len(removed), *removed, len(pairs) // 2, *pairs, *appended]
+        triples: list[int | str] = [
+            value
+            for entry_id, entry in appended.items()
+            for value in (entry_id, queue_member(entry_id, entry.tier_id), entry.seats)
+        ]
+        args: list[int | str] = [expected_length, self.ttl_s, len(removed), *removed, len(pairs) // 2, *pairs, *triples]
         try:
-            if self._apply(keys=keys, args=args) == -2:
+            if self._apply(keys=_waitlist_keys(event_id), args=args) == -2:
                 log.warning("waitlist_mirror.dropped", extra={"event_id": event_id, "expected": expected_length})
         except REDIS_FAILURES as error:
             log.warning("waitlist_mirror.apply_failed", extra={"event_id": event_id, "error": str(error)})
             self._drop_quietly(event_id)
 
-    def load(self, event_id: int) -> list[int] | None:
+    def load(self, event_id: int) -> dict[int, int | None] | None:
         try:
             pipe = self.client.pipeline(transaction=True)
-            pipe.lrange(waitlist_key(event_id), 0, -1)
+            pipe.hgetall(waitlist_members_key(event_id))
+            pipe.zcard(waitlist_queue_key(event_id))
             pipe.get(waitlist_length_key(event_id))
-            stored_ids, stored_length = pipe.execute()
+            stored_members, stored_count, stored_length = pipe.execute()
         except REDIS_FAILURES as error:
             log.warning("waitlist_mirror.load_failed", extra={"event_id": event_id, "error": str(error)})
             return None
         if stored_length is None:
             return None
         try:
-            entry_ids = [int(entry_id) for entry_id in stored_ids]
-            is_whole = int(stored_length) == len(entry_ids)
+            tiers = {int(entry_id): _tier_of_member(member) for entry_id, member in stored_members.items()}
+            is_whole = int(stored_length) == len(tiers) == stored_count and all(
+                _entry_of_member(member) == int(entry_id) for entry_id, member in stored_members.items()
+            )
         except ValueError:
             return None  # a damaged mirror is a miss, never a wrong answer
-        return entry_ids if is_whole else None
+        return {entry_id: tiers[entry_id] for entry_id in sorted(tiers)} if is_whole else None
 
-    def position(self, event_id: int, entry_id: int) -> int | None:
-        try:
-            index = self.client.lpos(waitlist_key(event_id), str(entry_id))  # the stored text of the id
-        except REDIS_FAILURES as error:
-            log.warning("waitlist_mirror.position_failed", extra={"event_id": event_id, "error": str(error)})
-            return None
-        return index + 1 if isinstance(index, int) else None  # an int, or None when absent
-
-    def place(self, event_id: int, entry_id: int) -> tuple[int, int | None] | None:
-        """(1-based place, seats the entries ahead wait for) or None when the mirror cannot say
-        (caller asks Postgres). The seats are counted over at most
+    def place(self, event_id: int, entry_id: int, tier_id: int | None) -> tuple[int, int | None] | None:
+        """(1-based place in its tier's queue, seats the entries ahead there wait for) or None
+        when the mirror cannot say (caller asks Postgres). The seats are counted over at most
         WAITLIST_SEATS_AHEAD_ENTRIES_MAX entries ahead: further back (or with a seat count
         missing) they are None, and the place alone is still exact."""
-        keys = [waitlist_key(event_id), waitlist_length_key(event_id), waitlist_seats_key(event_id)]
+        args: list[int | str] = [
+            queue_member(entry_id, tier_id),
+            _tier_prefix(tier_id),
+            limits.WAITLIST_SEATS_AHEAD_ENTRIES_MAX,
+        ]
         try:
-            reply = self._place(keys=keys, args=[str(entry_id), limits.WAITLIST_SEATS_AHEAD_ENTRIES_MAX])
+            reply = self._place(keys=_waitlist_keys(event_id), args=args)
         except REDIS_FAILURES as error:
             log.warning("waitlist_mirror.place_failed", extra={"event_id": event_id, "error": str(error)})
             return None
@@ -390,7 +442,7 @@ class RedisWaitlistMirror:
     def _drop_quietly(self, event_id: int) -> None:
         """After a failed update the mirror may be wrong: better missing than wrong."""
         try:
-            self.client.delete(waitlist_key(event_id), waitlist_length_key(event_id), waitlist_seats_key(event_id))
+            self.client.delete(*_waitlist_keys(event_id))
         except REDIS_FAILURES as error:
             log.warning("waitlist_mirror.drop_failed", extra={"event_id": event_id, "error": str(error)})
 

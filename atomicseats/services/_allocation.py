@@ -28,7 +28,7 @@ from atomicseats.observability import log_with_correlation
 from atomicseats.services._availability import availability_of, waitlist_totals
 from atomicseats.services._bulk import insert_rows
 from atomicseats.services._notification_rows import Notification, outbox_row, outbox_values_many
-from atomicseats.services.ports import adapters
+from atomicseats.services.ports import MirroredEntry, adapters
 from atomicseats.services.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class Settlement:
     allocation: allocator.Allocation | None = None
     decided_request_ids: list[str] = field(default_factory=list)
     promoted_request_ids: list[str] = field(default_factory=list)
-    appended_entry_ids: list[int] = field(default_factory=list)
+    appended_entries: dict[int, MirroredEntry] = field(default_factory=dict)  # new waiting entries, FIFO order
     removed_entry_ids: list[int] = field(default_factory=list)
     expired_request_ids: list[str] = field(default_factory=list)  # their waiting seats expired at the sales end
     # The highest row id among the pending requests this settle decided (None: it decided none);
@@ -317,13 +317,13 @@ def announce_decisions_after_commit(work: UnitOfWork, event: Event, settlement: 
 def _register_effects(work: UnitOfWork, event: Event, settlement: Settlement, waitlist_length: int) -> None:
     effects = adapters()
     work.after_commit(effects.availability.store, [availability_of(event, waitlist_length)])
-    if settlement.appended_entry_ids or settlement.removed_entry_ids or settlement.entry_seats:
+    if settlement.appended_entries or settlement.removed_entry_ids or settlement.entry_seats:
         removed = set(settlement.removed_entry_ids)
         seats = {entry_id: count for entry_id, count in settlement.entry_seats.items() if entry_id not in removed}
         work.after_commit(
             effects.waitlist.apply,
             event.id,
-            settlement.appended_entry_ids,
+            settlement.appended_entries,
             settlement.removed_entry_ids,
             waitlist_length,
             seats,
@@ -618,9 +618,12 @@ def _write_decisions(
         _update_requests(work, request_updates, now)
     booking_id_of = _insert_bookings(work, booking_rows)
     # In decision order, the queue's order; their ids (queue order too) go to the Redis mirror.
-    new_entries = insert_rows(work, WaitlistEntry.__table__, waitlist_rows, returning=("id", "seats_remaining"))
-    settlement.appended_entry_ids = sorted(entry_id for entry_id, _ in new_entries)
-    settlement.entry_seats.update((entry_id, seats) for entry_id, seats in new_entries)
+    new_entries = insert_rows(
+        work, WaitlistEntry.__table__, waitlist_rows, returning=("id", "seats_remaining", "tier_id")
+    )
+    settlement.appended_entries = {
+        entry_id: MirroredEntry(seats, entry_tier_id) for entry_id, seats, entry_tier_id in sorted(new_entries)
+    }
     notifications = [  # each e-mail names the booking its decision made (none for waitlisted or rejected)
         Notification(
             f"booking.{decision.outcome.value}",

@@ -16,40 +16,45 @@ from atomicseats.domain.states import RequestStatus, WaitlistStatus
 from atomicseats.models import BookingRequest, Event, WaitlistEntry
 from atomicseats.services._availability import availability_of, waitlist_totals
 from atomicseats.services.contracts import EventAvailability
+from atomicseats.services.ports import MirroredEntry
 
 
 @dataclass(frozen=True)
 class MirrorTruth:
     """The availability entry and the waitlist mirror one event should have.
 
-    `waiting_entry_ids` is None when the queue is too long to mirror: then no mirror
-    is the right state, and callers ask Postgres.
+    `waiting` (entry id -> seats and tier, FIFO order) is None when the waitlist is too long
+    to mirror: then no mirror is the right state, and callers ask Postgres.
     """
 
     availability: EventAvailability
-    waiting_entry_ids: list[int] | None
-    waiting_seats: dict[int, int] | None = None  # entry id -> seats it still waits for (as the ids)
+    waiting: dict[int, MirroredEntry] | None
 
     @property
     def event_id(self) -> int:
         return self.availability.event_id
 
+    @property
+    def waiting_tiers(self) -> dict[int, int | None] | None:
+        """What the mirror's `load` should return."""
+        return None if self.waiting is None else {entry_id: entry.tier_id for entry_id, entry in self.waiting.items()}
+
 
 def mirror_truths(session: Session, events: list[Event]) -> list[MirrorTruth]:
-    """One grouped count for all `events`, then one id query per event that has a queue."""
+    """One grouped count for all `events`, then one query per event that has a waitlist."""
     totals = waitlist_totals(session, [event.id for event in events])
     truths = []
     for event in events:
         entries_waiting = totals.get(event.id, (0, 0))[0]
-        seats = expected_entries(session, event.id, entries_waiting)
-        entry_ids = None if seats is None else list(seats)
-        truths.append(MirrorTruth(availability_of(event, entries_waiting), entry_ids, seats))
+        truths.append(
+            MirrorTruth(availability_of(event, entries_waiting), expected_entries(session, event.id, entries_waiting))
+        )
     return truths
 
 
-def expected_entries(session: Session, event_id: int, entries_waiting: int) -> dict[int, int] | None:
-    """What the mirror should hold (entry id -> seats still waited for, in FIFO order), given
-    the count `waitlist_totals` found (saves a query at 0); None when too many to mirror."""
+def expected_entries(session: Session, event_id: int, entries_waiting: int) -> dict[int, MirroredEntry] | None:
+    """What the mirror should hold, given the count `waitlist_totals` found (saves a query at
+    0, and at more than the mirror holds); None when too many to mirror."""
     if entries_waiting == 0:
         return {}
     if entries_waiting > limits.WAITLIST_MIRROR_ENTRIES_MAX:
@@ -57,16 +62,16 @@ def expected_entries(session: Session, event_id: int, entries_waiting: int) -> d
     return waiting_entries(session, event_id)
 
 
-def waiting_entries(session: Session, event_id: int) -> dict[int, int] | None:
-    """The event's waiting entries in FIFO (id) order, each with the seats it still waits for,
-    or None if too many to mirror."""
+def waiting_entries(session: Session, event_id: int) -> dict[int, MirroredEntry] | None:
+    """The event's waiting entries in FIFO (id) order, each with the seats it still waits for
+    and its tier, or None if too many to mirror."""
     statement = (
-        select(WaitlistEntry.id, WaitlistEntry.seats_remaining)
+        select(WaitlistEntry.id, WaitlistEntry.seats_remaining, WaitlistEntry.tier_id)
         .where(WaitlistEntry.event_id == event_id, WaitlistEntry.status == WaitlistStatus.WAITING)
         .order_by(WaitlistEntry.id)
         .limit(limits.WAITLIST_MIRROR_ENTRIES_MAX + 1)
     )
-    entries = {entry_id: seats for entry_id, seats in session.execute(statement)}
+    entries = {entry_id: MirroredEntry(seats, tier_id) for entry_id, seats, tier_id in session.execute(statement)}
     return None if len(entries) > limits.WAITLIST_MIRROR_ENTRIES_MAX else entries
 
 

@@ -474,16 +474,16 @@ def _check_cache(session: Session) -> list[Violation]:
                 Violation("6-cache-agrees", f"event {truth.event_id}", f"cache {cached} != truth {truth.availability}")
             )
         mirrored = effects.waitlist.load(truth.event_id)
-        if mirrored is None or mirrored == truth.waiting_entry_ids:
+        expected = truth.waiting_tiers
+        if mirrored is None or mirrored == expected:
             continue
-        expected_ids = truth.waiting_entry_ids
         entries_waiting = truth.availability.waitlist_length
-        shown = "not mirrored (too long)" if expected_ids is None else f"{_head(expected_ids)} ({entries_waiting})"
+        shown = "not mirrored (too long)" if expected is None else f"{_queues(expected)} ({entries_waiting})"
         violations.append(
             Violation(
                 "6-cache-agrees",
                 f"event {truth.event_id}",
-                f"waitlist mirror {_head(mirrored)} ({len(mirrored)}) != waiting entries {shown}",
+                f"waitlist mirror {_queues(mirrored)} ({len(mirrored)}) != waiting entries {shown}",
             )
         )
     return violations
@@ -514,8 +514,12 @@ def _check_check_ins(session: Session) -> list[Violation]:
     return violations
 
 
-def _head(entry_ids: list[int]) -> str:
-    return str(entry_ids) if len(entry_ids) <= VIOLATION_IDS_SHOWN_MAX else f"{entry_ids[:VIOLATION_IDS_SHOWN_MAX]}..."
+def _queues(tier_of: dict[int, int | None]) -> str:
+    """The first entries, each as "entry id (tier id)"."""
+    shown = ", ".join(
+        f"{entry_id} (tier {tier_id})" for entry_id, tier_id in list(tier_of.items())[:VIOLATION_IDS_SHOWN_MAX]
+    )
+    return f"[{shown}{', ...' if len(tier_of) > VIOLATION_IDS_SHOWN_MAX else ''}]"
 
 
 def _check_offers(session: Session) -> list[Violation]:

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
 
 from flask import current_app
-from sqlalchemy import ColumnElement, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from atomicseats.domain import allocator, limits, states, tiers
@@ -1026,29 +1026,26 @@ WaitlistStanding = tuple[int, int | None]  # (1-based place, seats the entries a
 
 
 def _places_in_line(session: Session, entries: list[tuple[int, int, int | None]]) -> dict[int, WaitlistStanding]:
-    """Waiting entries' places (1 = the head) and seats ahead, by entry id, from (event id,
-    entry id, tier id) triples: the Redis mirror's answer, else counted in Postgres: per queue,
-    the waiting entries (and their seats) before the first of them, then the waiting ones from
-    the first to the last (a batch's new entries are the queue's tail, next to each other).
-    An event sold in several price tiers has a queue per tier (FIFO within it): its places are
-    counted in its tier's queue in Postgres (the mirror keeps one queue per event)."""
+    """Waiting entries' places in their tier's queue (1 = the head) and seats ahead, by entry
+    id, from (event id, entry id, tier id) triples: the Redis mirror's answer, else counted in
+    Postgres: per queue, the waiting entries (and their seats) before the first of them, then
+    the waiting ones from the first to the last (a batch's new entries are the queue's tail,
+    next to each other)."""
     mirror = adapters().waitlist
-    tiered = _events_with_tiers(session, sorted({event_id for event_id, _, _ in entries}))
     places: dict[int, WaitlistStanding] = {}
     unmirrored: dict[tuple[int, int | None], list[int]] = {}
     for event_id, entry_id, tier_id in entries:
-        mirrored = None if event_id in tiered else mirror.place(event_id, entry_id)
+        mirrored = mirror.place(event_id, entry_id, tier_id)
         if mirrored is not None:
             places[entry_id] = mirrored
         else:
-            unmirrored.setdefault((event_id, tier_id if event_id in tiered else None), []).append(entry_id)
+            unmirrored.setdefault((event_id, tier_id), []).append(entry_id)
     for (event_id, tier_id), entry_ids in unmirrored.items():
-        waiting: tuple[ColumnElement[bool], ...] = (
+        waiting = (
             WaitlistEntry.event_id == event_id,
+            WaitlistEntry.tier_id == tier_id,  # IS NULL for None: those queue together, as in the mirror
             WaitlistEntry.status == states.WaitlistStatus.WAITING,
         )
-        if tier_id is not None:
-            waiting += (WaitlistEntry.tier_id == tier_id,)
         first, last = min(entry_ids), max(entry_ids)
         ahead = session.execute(
             select(func.count(WaitlistEntry.id), func.coalesce(func.sum(WaitlistEntry.seats_remaining), 0)).where(
@@ -1070,16 +1067,3 @@ def _places_in_line(session: Session, entries: list[tuple[int, int, int | None]]
             seats_ahead += seats
         places.update((entry_id, place_of[entry_id]) for entry_id in entry_ids)
     return places
-
-
-def _events_with_tiers(session: Session, event_ids: list[int]) -> set[int]:
-    """Of these events, those sold in more than one price tier (one grouped read, none for none)."""
-    if not event_ids:
-        return set()
-    statement = (
-        select(EventTier.event_id)
-        .where(EventTier.event_id.in_(event_ids))
-        .group_by(EventTier.event_id)
-        .having(func.count(EventTier.id) > 1)
-    )
-    return set(session.execute(statement).scalars())

@@ -135,35 +135,44 @@ class RequestRegistry(Protocol):
     def find(self, request_id: str) -> AcceptedRequest | None: ...
 
 
+@dataclass(frozen=True)
+class MirroredEntry:
+    """A waiting entry as the waitlist mirror holds it: the seats it still waits for and the
+    tier whose queue it is in (None: its tier is gone; such entries queue together)."""
+
+    seats: int
+    tier_id: int | None
+
+
 class WaitlistMirror(Protocol):
-    """A FIFO list per event of waiting entry ids, for positions and fast reads.
-    `keeps_entries` is False for a mirror that keeps nothing."""
+    """Each event's waiting entries, one FIFO (entry id) queue per tier, for places and seats
+    ahead without a Postgres scan. `keeps_entries` is False for a mirror that keeps nothing."""
 
     keeps_entries: bool
 
-    def replace(self, event_id: int, entry_ids: list[int], seats: Mapping[int, int] | None = None) -> None:
-        """The whole queue, and (when given) the seats each entry still waits for."""
+    def replace(self, event_id: int, entries: Mapping[int, MirroredEntry]) -> None:
+        """The whole waitlist: entry id -> what the mirror holds of it."""
 
     def apply(
         self,
         event_id: int,
-        appended: list[int],
+        appended: Mapping[int, MirroredEntry],
         removed: list[int],
         expected_length: int,
         seats: Mapping[int, int] | None = None,
     ) -> None:
-        """Append new entries at the tail and drop removed ones, and note `seats` (entry id ->
-        seats it still waits for: the new entries', and a partly served head's); if the mirror
-        then differs in length from `expected_length` (Postgres' count), drop it so it is rebuilt."""
+        """Add the new entries (at their queues' tails: ids only grow), drop removed ones and
+        note `seats` (entry id -> seats it still waits for: a partly served head's); if the
+        mirror then differs in length from `expected_length` (Postgres' count), drop it so it
+        is rebuilt. A missing mirror stays missing (it would be partial)."""
 
-    def position(self, event_id: int, entry_id: int) -> int | None:
-        """1-based place in the queue, or None when the mirror cannot say (caller asks Postgres)."""
+    def place(self, event_id: int, entry_id: int, tier_id: int | None) -> tuple[int, int | None] | None:
+        """(1-based place in its tier's queue, seats the entries ahead of it there still wait
+        for: None when not counted, e.g. too far back to count cheaply), or None when the
+        mirror cannot say (the caller asks Postgres)."""
 
-    def place(self, event_id: int, entry_id: int) -> tuple[int, int | None] | None:
-        """(1-based place, seats the entries ahead still wait for: None when not counted, e.g.
-        too far back to count cheaply), or None when the mirror cannot say (caller asks Postgres)."""
-
-    def load(self, event_id: int) -> list[int] | None: ...
+    def load(self, event_id: int) -> dict[int, int | None] | None:
+        """Every entry id held -> its tier id, in FIFO (id) order; None when not mirrored."""
 
 
 @dataclass(frozen=True)

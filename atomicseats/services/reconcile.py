@@ -140,14 +140,14 @@ def _repair(truth: MirrorTruth, tally: _Tally) -> None:
             tally.repairs_failed += 1
             tally.note(f"event {event_id}: availability could not be written (is Redis up?)")
     mirrored = effects.waitlist.load(event_id)
-    if mirrored != truth.waiting_entry_ids:
-        if truth.waiting_entry_ids is None:
+    if mirrored != truth.waiting_tiers:
+        if truth.waiting is None:
             # Too long to mirror: the right state is no mirror. No mirror can hold this
             # many entries, so `apply` finds the length wrong and drops it.
-            effects.waitlist.apply(event_id, [], [], truth.availability.waitlist_length)
+            effects.waitlist.apply(event_id, {}, [], truth.availability.waitlist_length)
         else:
-            effects.waitlist.replace(event_id, truth.waiting_entry_ids, truth.waiting_seats)
-        if effects.waitlist.load(event_id) == truth.waiting_entry_ids:
+            effects.waitlist.replace(event_id, truth.waiting)
+        if effects.waitlist.load(event_id) == truth.waiting_tiers:
             tally.waitlists_repaired += 1
             tally.note(f"event {event_id}: waitlist mirror {_describe_waitlist(mirrored, truth)}, repaired")
         else:
@@ -186,7 +186,7 @@ def _has_drifted(truth: MirrorTruth) -> bool:
     effects = adapters()
     if effects.availability.load(truth.event_id) != truth.availability:
         return True
-    return effects.waitlist.load(truth.event_id) != truth.waiting_entry_ids
+    return effects.waitlist.load(truth.event_id) != truth.waiting_tiers
 
 
 def _describe_availability(cached: EventAvailability | None, truth: EventAvailability) -> str:
@@ -200,12 +200,12 @@ def _describe_availability(cached: EventAvailability | None, truth: EventAvailab
     return "had " + ", ".join(differences)
 
 
-def _describe_waitlist(mirrored: list[int] | None, truth: MirrorTruth) -> str:
-    expected = truth.waiting_entry_ids
+def _describe_waitlist(mirrored: dict[int, int | None] | None, truth: MirrorTruth) -> str:
+    expected = truth.waiting_tiers
     if mirrored is None:
         return "missing"
     if expected is None:
         return f"present ({len(mirrored)} entries) for a queue too long to mirror"
-    if sorted(mirrored) == sorted(expected):
-        return f"out of order ({len(expected)} entries)"
+    if mirrored.keys() == expected.keys():
+        return f"had entries in the wrong tier's queue ({len(expected)} entries)"
     return f"had {len(mirrored)} entries, {len(expected)} waiting"

@@ -18,14 +18,16 @@ from atomicseats.adapters.redis_state import (
     RedisRequestRegistry,
     RedisWaitlistMirror,
     idempotency_key_of,
+    queue_member,
     request_key,
-    waitlist_key,
     waitlist_length_key,
+    waitlist_members_key,
+    waitlist_queue_key,
     waitlist_seats_key,
 )
 from atomicseats.domain import limits
 from atomicseats.services.contracts import AcceptedRequest, EventAvailability
-from atomicseats.services.ports import RegistryUnavailable
+from atomicseats.services.ports import MirroredEntry, RegistryUnavailable
 
 CLOSED_PORT_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1: every call fails fast
 WAKE_UP_S_MAX = 1.0  # a published outcome must wake its waiter well inside this
@@ -178,10 +180,10 @@ def test_a_redis_that_is_down_fails_fast_and_raises_only_where_the_caller_must_k
         registry.claim(request)
     registry.release(request)
     assert registry.find(request.request_id) is None
-    mirror.replace(1, [1, 2, 3])
-    mirror.apply(1, [4], [1], 3)
+    mirror.replace(1, waiting([1, 2, 3]))
+    mirror.apply(1, waiting([4]), [1], 3)
     assert mirror.load(1) is None
-    assert mirror.position(1, 2) is None
+    assert mirror.place(1, 2, TIER) is None
     outcomes.publish([request.request_id])
     outcomes.wait(request.request_id, 5)  # degraded: returns early so the caller re-reads Postgres
     with outcomes.subscribe(request.request_id) as subscription:
@@ -224,87 +226,101 @@ def test_a_hung_redis_costs_each_call_only_the_short_timeout(hung_redis_url):
 # --- waitlist mirror -------------------------------------------------------------------
 
 
-def test_the_mirror_holds_ten_thousand_entries_in_fifo_order(redis_client):
+TIER, OTHER_TIER = 7, 8
+
+
+def waiting(entry_ids, seats=1, tier_id=TIER):
+    return {entry_id: MirroredEntry(seats, tier_id) for entry_id in entry_ids}
+
+
+def test_the_mirror_holds_ten_thousand_entries_in_a_fifo_queue_per_tier(redis_client):
     mirror = RedisWaitlistMirror(redis_client)
-    entry_ids = list(range(1_000, 11_000))
-    started = time.monotonic()
-    mirror.replace(5, entry_ids)
-    assert mirror.load(5) == entry_ids
-    assert mirror.position(5, 1_000) == 1
-    assert mirror.position(5, 10_999) == 10_000
-    assert mirror.position(5, 5_000) == 4_001
-    assert mirror.position(5, 999) is None  # not waiting: the caller asks Postgres
-    assert time.monotonic() - started < 2.0
-    mirror.replace(5, [3, 1, 2])  # a replace overwrites the whole queue
-    assert mirror.load(5) == [3, 1, 2]
-    assert 0 < redis_client.ttl(waitlist_key(5)) <= redis_state.WAITLIST_TTL_S
+    entries = {entry_id: MirroredEntry(1, TIER if entry_id % 2 else OTHER_TIER) for entry_id in range(1_000, 11_000)}
+    mirror.replace(5, entries)
+    assert mirror.load(5) == {entry_id: entry.tier_id for entry_id, entry in entries.items()}
+    assert mirror.place(5, 1_000, OTHER_TIER) == (1, 0)
+    assert mirror.place(5, 1_001, TIER) == (1, 0)
+    assert mirror.place(5, 10_999, TIER) == (5_000, None)  # far back: the place alone
+    assert mirror.place(5, 1_010, OTHER_TIER) == (6, 5)  # 1000, 1002, .. 1008 ahead in its tier
+    assert mirror.place(5, 1_010, TIER) is None  # not in that tier's queue: the caller asks Postgres
+    assert mirror.place(5, 999, OTHER_TIER) is None  # not waiting
+    mirror.replace(5, waiting([3, 1, 2], tier_id=None))  # a replace overwrites the whole waitlist
+    assert mirror.load(5) == {1: None, 2: None, 3: None}  # FIFO (id) order whatever the order given
+    assert mirror.place(5, 3, None) == (3, 2)
+    for key in (waitlist_queue_key(5), waitlist_seats_key(5), waitlist_members_key(5)):
+        assert 0 < redis_client.ttl(key) <= redis_state.WAITLIST_TTL_S
 
 
 def test_an_empty_mirror_is_not_a_missing_one(redis_client):
     mirror = RedisWaitlistMirror(redis_client)
     assert mirror.load(3) is None
-    assert mirror.position(3, 1) is None
-    mirror.replace(3, [])
-    assert mirror.load(3) == []
+    assert mirror.place(3, 1, TIER) is None
+    mirror.replace(3, {})
+    assert mirror.load(3) == {}
     redis_client.flushdb()
     assert mirror.load(3) is None
 
 
+def test_a_damaged_mirror_is_a_miss_never_a_wrong_answer(redis_client):
+    mirror = RedisWaitlistMirror(redis_client)
+    mirror.replace(6, waiting([1, 2]))
+    redis_client.hset(waitlist_members_key(6), "2", queue_member(3, TIER))  # names another entry
+    assert mirror.load(6) is None
+    mirror.replace(6, waiting([1, 2]))
+    redis_client.zrem(waitlist_queue_key(6), queue_member(2, TIER))  # the queue lost one
+    assert mirror.load(6) is None
+    mirror.replace(6, waiting([1, 2]))
+    redis_client.hset(waitlist_members_key(6), "2", "not a member")
+    assert mirror.load(6) is None
+
+
 def test_apply_appends_and_removes_and_drops_a_mirror_that_disagrees(redis_client):
     mirror = RedisWaitlistMirror(redis_client)
-    mirror.apply(4, [1, 2], [], 2)
+    mirror.apply(4, waiting([1, 2]), [], 2)
     assert mirror.load(4) is None  # a missing mirror stays missing: it would be partial
-    mirror.replace(4, [1, 2, 3])
-    mirror.apply(4, [4, 5], [1, 3], 3)
-    assert mirror.load(4) == [2, 4, 5]
-    assert mirror.position(4, 5) == 3
-    mirror.apply(4, [6], [], 5)  # Postgres counts 5 waiting, the mirror would hold 4
+    mirror.replace(4, waiting([1, 2, 3]))
+    mirror.apply(4, {4: MirroredEntry(1, OTHER_TIER), 5: MirroredEntry(1, TIER)}, [1, 3], 3)
+    assert mirror.load(4) == {2: TIER, 4: OTHER_TIER, 5: TIER}
+    assert mirror.place(4, 5, TIER) == (2, 1)
+    assert mirror.place(4, 4, OTHER_TIER) == (1, 0)
+    mirror.apply(4, {}, [99], 3)  # removing what it does not hold changes nothing
+    assert mirror.load(4) == {2: TIER, 4: OTHER_TIER, 5: TIER}
+    mirror.apply(4, waiting([6]), [], 5)  # Postgres counts 5 waiting, the mirror would hold 4
     assert mirror.load(4) is None
-    assert redis_client.exists(waitlist_key(4), waitlist_length_key(4)) == 0
+    keys = (waitlist_queue_key(4), waitlist_length_key(4), waitlist_seats_key(4), waitlist_members_key(4))
+    assert redis_client.exists(*keys) == 0
 
 
-def test_a_place_counts_the_seats_asked_ahead_and_keeps_them_through_apply(redis_client):
+def test_a_place_counts_the_seats_asked_ahead_in_its_tier_and_keeps_them_through_apply(redis_client):
     mirror = RedisWaitlistMirror(redis_client)
-    mirror.replace(9, [1, 2, 3], {1: 4, 2: 1, 3: 2})
-    assert [mirror.place(9, entry_id) for entry_id in (1, 2, 3)] == [(1, 0), (2, 4), (3, 5)]
-    mirror.apply(9, [4], [2], 3, {1: 3, 4: 6})  # the head partly served; 2 left; 4 joined
-    assert [mirror.place(9, entry_id) for entry_id in (1, 3, 4)] == [(1, 0), (2, 3), (3, 5)]
-    assert mirror.place(9, 2) is None  # gone: the caller asks Postgres
+    mirror.replace(9, {1: MirroredEntry(4, TIER), 2: MirroredEntry(1, TIER), 3: MirroredEntry(2, TIER)})
+    assert [mirror.place(9, entry_id, TIER) for entry_id in (1, 2, 3)] == [(1, 0), (2, 4), (3, 5)]
+    mirror.apply(9, {4: MirroredEntry(6, TIER), 5: MirroredEntry(9, OTHER_TIER)}, [2], 4, {1: 3})
+    # the head partly served (3 left), 2 gone, 4 joined its queue, 5 another tier's (not ahead of anyone)
+    assert [mirror.place(9, entry_id, TIER) for entry_id in (1, 3, 4)] == [(1, 0), (2, 3), (3, 5)]
+    assert mirror.place(9, 5, OTHER_TIER) == (1, 0)
+    assert mirror.place(9, 2, TIER) is None  # gone: the caller asks Postgres
     assert redis_client.hexists(waitlist_seats_key(9), "2") == 0  # its seats went with it
-    mirror.apply(9, [5], [], 4)  # an entry whose seats were not given: unknown behind it, never wrong
-    assert mirror.place(9, 5) == (4, 11)
-    redis_client.hdel(waitlist_seats_key(9), "3")
-    assert mirror.place(9, 4) == (3, None)
-    assert mirror.place(9, 1) == (1, 0)
+    redis_client.hdel(waitlist_seats_key(9), "3")  # a seat count missing: unknown behind it, never wrong
+    assert mirror.place(9, 4, TIER) == (3, None)
+    assert mirror.place(9, 1, TIER) == (1, 0)
 
 
 def test_seats_ahead_are_counted_over_a_bounded_stretch_of_the_queue(redis_client):
     mirror = RedisWaitlistMirror(redis_client)
     bound = limits.WAITLIST_SEATS_AHEAD_ENTRIES_MAX
-    entry_ids = list(range(1, bound + 3))
-    mirror.replace(10, entry_ids, dict.fromkeys(entry_ids, 2))
-    assert mirror.place(10, bound + 1) == (bound + 1, 2 * bound)  # exactly `bound` entries ahead
-    assert mirror.place(10, bound + 2) == (bound + 2, None)  # further back: the place alone
-    assert mirror.place(10, 999_999) is None
-
-
-def test_a_damaged_or_partial_mirror_is_a_miss(redis_client):
-    mirror = RedisWaitlistMirror(redis_client)
-    mirror.replace(6, [1, 2, 3])
-    redis_client.rpop(waitlist_key(6))  # length marker now disagrees with the list
-    assert mirror.load(6) is None
-    mirror.replace(6, [1, 2])
-    redis_client.rpush(waitlist_key(6), "x")
-    redis_client.set(waitlist_length_key(6), 3)
-    assert mirror.load(6) is None
+    mirror.replace(10, waiting(range(1, bound + 3), seats=2))
+    assert mirror.place(10, bound + 1, TIER) == (bound + 1, 2 * bound)  # exactly `bound` entries ahead
+    assert mirror.place(10, bound + 2, TIER) == (bound + 2, None)  # further back: the place alone
+    assert mirror.place(10, 999_999, TIER) is None
 
 
 def test_a_queue_too_long_to_mirror_is_dropped(redis_client):
     mirror = RedisWaitlistMirror(redis_client)
-    mirror.replace(8, [1, 2])
-    mirror.replace(8, list(range(limits.WAITLIST_MIRROR_ENTRIES_MAX + 1)))
+    mirror.replace(8, waiting([1, 2]))
+    mirror.replace(8, waiting(range(1, limits.WAITLIST_MIRROR_ENTRIES_MAX + 2)))
     assert mirror.load(8) is None
-    assert mirror.position(8, 1) is None
+    assert mirror.place(8, 1, TIER) is None
 
 
 # --- outcome channel -------------------------------------------------------------------

@@ -4,21 +4,25 @@ leave the line with their decisions, and a lost line comes back with `flask reco
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import uuid
+from collections.abc import Iterator
 
 import pytest
+import sqlalchemy as sa
 
 from atomicseats.adapters.redis_cache import connect
 from atomicseats.adapters.redis_line import RedisLine, decided_mark_key, line_key
 from atomicseats.adapters.redis_state import RedisOutcomeChannel, RedisWaitlistMirror, waitlist_seats_key
 from atomicseats.domain.line import NOT_COUNTED_YET, PendingPlace, WaitlistPlace
+from atomicseats.extensions import db
 from atomicseats.models import utcnow
 from atomicseats.services import booking
 from atomicseats.services.contracts import AcceptedRequest
 from atomicseats.services.ports import EXTENSION_KEY
 from atomicseats.services.reconcile import reconcile
-from tests.helpers import account, book, create_event
+from tests.helpers import account, book, create_event, event_payload
 
 
 def accepted(user_id: int, event_id: int, seats: int = 1) -> AcceptedRequest:
@@ -131,3 +135,49 @@ def test_the_embedded_default_has_no_line_to_show(app, client, sale):
     status = book(client, guests[0], event_id, 1)
     assert status["status"] == "confirmed"
     assert status["placeInLine"] is None
+
+
+@contextlib.contextmanager
+def statements_seen() -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def remember(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", remember)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", remember)
+
+
+def test_a_tiered_events_places_are_per_tier_and_come_from_the_mirror_alone(app, client, line):
+    """Each tier has its own FIFO queue: a place counts only its tier's entries, and is read
+    from Redis without counting waitlist rows in Postgres (the mirror gone, Postgres answers alike)."""
+    app.extensions[EXTENSION_KEY] = dataclasses.replace(
+        app.extensions[EXTENSION_KEY], waitlist=RedisWaitlistMirror(line.client)
+    )
+    host = account(client, "host")
+    guests = [account(client, "guest") for _ in range(3)]
+    payload = {key: value for key, value in event_payload(capacity=2).items() if key != "price"}
+    tiers = [{"name": "A", "price": 100, "quota": 1}, {"name": "B", "price": 200, "quota": 1}]
+    response = client.post("/api/events/create", json={**payload, "tiers": tiers}, headers=host.headers)
+    assert response.status_code == 201, response.get_json()
+    event_id = response.get_json()["data"]["id"]
+    tier_a, tier_b = (tier["id"] for tier in response.get_json()["data"]["tiers"])
+    reconcile()  # the event's (empty) mirror exists from now on
+    asked = [(tier_a, 1), (tier_b, 1), (tier_b, 2), (tier_a, 3), (tier_b, 1), (tier_a, 1)]
+    requests = [
+        dataclasses.replace(accepted(guests[index % 3].id, event_id, seats), tier_id=tier_id)
+        for index, (tier_id, seats) in enumerate(asked)
+    ]
+    booking.record_requests(requests)
+    booking.allocate_pending(event_id)  # one confirmed in each tier, the rest wait in their tier's queue
+    expected = [None, None, WaitlistPlace(1, 0), WaitlistPlace(1, 0), WaitlistPlace(2, 2), WaitlistPlace(2, 3)]
+    with statements_seen() as seen:
+        assert [place_of(request) for request in requests] == expected
+    assert not [statement for statement in seen if "FROM waitlist_entries" in statement and "count(" in statement]
+    line.client.flushdb()  # no mirror: the same places, counted in Postgres
+    with statements_seen() as seen:
+        assert [place_of(request) for request in requests] == expected
+    assert [statement for statement in seen if "FROM waitlist_entries" in statement and "count(" in statement]

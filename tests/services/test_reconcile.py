@@ -16,14 +16,13 @@ from atomicseats.adapters.redis_state import (
     RedisOutcomeChannel,
     RedisRequestRegistry,
     RedisWaitlistMirror,
-    waitlist_key,
 )
 from atomicseats.cli.operations import reconcile_command
 from atomicseats.extensions import db
 from atomicseats.models import Event, WaitlistEntry
 from atomicseats.services import audit
 from atomicseats.services.contracts import EventAvailability
-from atomicseats.services.ports import EXTENSION_KEY, adapters
+from atomicseats.services.ports import EXTENSION_KEY, MirroredEntry, adapters
 from atomicseats.services.reconcile import reconcile
 from tests.conftest import fresh_app
 from tests.helpers import account, book, create_event
@@ -84,15 +83,16 @@ def postgres_app(postgres_url):
         yield application
 
 
-def truth(event_id: int) -> tuple[EventAvailability, list[int]]:
+def truth(event_id: int) -> tuple[EventAvailability, dict[int, int | None]]:
+    """The event's availability, and its waiting entries (id -> tier id) in FIFO order."""
     db.session.rollback()
     event = db.session.get(Event, event_id)
-    waiting = list(
+    waiting = dict(
         db.session.execute(
-            select(WaitlistEntry.id)
+            select(WaitlistEntry.id, WaitlistEntry.tier_id)
             .where(WaitlistEntry.event_id == event_id, WaitlistEntry.status == "waiting")
             .order_by(WaitlistEntry.id)
-        ).scalars()
+        ).all()
     )
     availability = EventAvailability(
         event_id,
@@ -157,19 +157,26 @@ def test_repairs_are_counted_for_operators(sale):
     assert repaired("waitlist") == before["waitlist"]
 
 
-def test_a_reordered_waitlist_is_the_only_repair(sale):
+def test_an_entry_in_the_wrong_tiers_queue_is_the_only_repair(sale):
     reconcile()
     _, waiting = truth(sale.busy_id)
-    sale.redis.delete(waitlist_key(sale.busy_id))
-    sale.redis.rpush(waitlist_key(sale.busy_id), *reversed(waiting))  # same length: only the order is wrong
+    head, tier_id = next(iter(waiting.items()))
+    assert tier_id is not None and len(waiting) == 3
+    wrong = {entry_id: MirroredEntry(1, tier_id) for entry_id in waiting} | {head: MirroredEntry(1, tier_id + 1000)}
+    adapters().waitlist.replace(sale.busy_id, wrong)  # same entries: one in another queue
+    second = list(waiting)[1]
+    assert adapters().waitlist.place(sale.busy_id, second, tier_id) == (1, 0)  # would be wrong: 3 ahead
     violations = audit.run_audit().violations
     assert [(violation.invariant, violation.subject) for violation in violations] == [
         ("6-cache-agrees", f"event {sale.busy_id}")
     ]
     report = reconcile()
     assert counts(report) == (3, 0, 1, 0)
-    assert report.details == [f"event {sale.busy_id}: waitlist mirror out of order (3 entries), repaired"]
-    assert adapters().waitlist.position(sale.busy_id, waiting[0]) == 1
+    assert report.details == [
+        f"event {sale.busy_id}: waitlist mirror had entries in the wrong tier's queue (3 entries), repaired"
+    ]
+    head_seats = db.session.get(WaitlistEntry, head).seats_remaining
+    assert adapters().waitlist.place(sale.busy_id, second, tier_id) == (2, head_seats)
     assert audit.run_audit().is_clean
 
 
