@@ -192,6 +192,9 @@ def create_event(host: User, fields: EventFields) -> EventView:
             work.session.add_all(_new_tier(event, item) for item in tier_fields)
         work.session.flush()
         availability, waitlist_seats = _announce_change(work, event, Settlement())
+        # Its (empty) waitlist mirror from the start: a flash sale's places come from Redis
+        # at once, not after the next reconcile.
+        work.after_commit(adapters().waitlist.replace, event.id, {})
         tier_views = _tiers_after_change(work, event)
     view = _view(event, availability, waitlist_seats, tier_views)
     log.info("event.created", extra={"event_id": view.event.id, "host_id": host.id})

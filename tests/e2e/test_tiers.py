@@ -1,6 +1,6 @@
 """Price tiers through the real pipeline (HTTP → Kafka → bridge → Celery → Postgres → outbox →
 SMTP): a tiered event booked over the API, each request decided in its tier (named, or the
-cheapest with the seats), the e-mails naming the tier, and the audit clean."""
+cheapest with the seats), the e-mails naming the tier, the places in each tier's own waitlist, and the audit clean."""
 
 from __future__ import annotations
 
@@ -64,5 +64,20 @@ def test_a_tiered_event_is_decided_per_tier_through_kafka_and_the_e_mails_name_t
     assert "Price tier:" in confirmed and "Early bird" in confirmed
     assert "Early bird" in mails[decision_message_id("waitlisted", third)][0].text
     assert standard["price"] == 2500
+
+    # Each tier's waitlist is its own FIFO queue: places count only the tier's entries.
+    finals = []
+    for guest, seats, tier_id in [(guests[0], 3, standard["id"]), (guests[1], 2, standard["id"])]:
+        request_id = book(platform, guest, event["id"], seats, tier_id)
+        finals.append(platform.wait_final(request_id, token=guest.access_token))
+    late_early = book(platform, guests[1], event["id"], 1, early["id"])
+    finals.append(platform.wait_final(late_early, token=guests[1].access_token))
+    assert [final["status"] for final in finals] == ["confirmed", "waitlisted", "waitlisted"]
+    places = [final["placeInLine"] for final in [*finals[1:], platform.wait_final(third, token=guests[2].access_token)]]
+    assert places == [
+        {"queue": "waitlist", "position": 1, "seatsAhead": 0},  # first in Standard, behind the Early bird entry
+        {"queue": "waitlist", "position": 2, "seatsAhead": 1},  # second in Early bird
+        {"queue": "waitlist", "position": 1, "seatsAhead": 0},
+    ]
     code, output = platform.run_audit()
     assert code == 0, output
