@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from atomicseats.adapters.redis_cache import connect
 from atomicseats.adapters.redis_line import RedisLine, decided_mark_key, line_key
 from atomicseats.adapters.redis_state import RedisOutcomeChannel, RedisWaitlistMirror, waitlist_seats_key
-from atomicseats.domain.line import NOT_COUNTED_YET, PendingPlace, WaitlistPlace
+from atomicseats.domain.line import NOT_COUNTED_YET, WaitlistPlace
 from atomicseats.extensions import db
 from atomicseats.models import utcnow
 from atomicseats.services import booking
@@ -102,11 +102,8 @@ def test_reconcile_rebuilds_a_lost_line_from_postgres(app, line, sale):
     report = reconcile()
     assert report.lines_repaired == 1
     assert any("pending line held 0 requests, 3 pending" in detail for detail in report.details)
-    assert [place_of(request) for request in requests[2:]] == [
-        PendingPlace(1, 0, None),
-        PendingPlace(2, 1, None),
-        PendingPlace(3, 2, None),
-    ]
+    # (the estimate depends on which whole seconds the two decisions fell in: not compared)
+    assert [(place.position, place.people_ahead) for place in map(place_of, requests[2:])] == [(1, 0), (2, 1), (3, 2)]
     assert reconcile().lines_repaired == 0  # nothing left to repair
 
 
