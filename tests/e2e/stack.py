@@ -39,6 +39,9 @@ DATABASE_PREFIX = "atomicseats_e2e_"
 APP_ENV_OVERRIDES = {
     "RATELIMIT_AUTH": "100000 per minute",
     "LOG_DEBUG": "atomicseats.bridge,atomicseats.services._allocation",
+    # A module's accounts log in once; its tests can outlast the 15-minute default on a busy
+    # machine (the fault tests took 20 there, and every call after the 15th answered 401).
+    "ACCESS_TOKEN_EXPIRY_MIN": "240",
 }
 # How long platform.sh waits for each process to be ready (its default: 60 s). On a busy machine
 # (a shared CI runner, several checkouts testing at once) the mailer, started at nice 19, can take
