@@ -289,6 +289,16 @@ def test_the_mailers_rate_counts_only_the_seconds_it_had_a_batch_waiting():
     assert figures.lag_p99_ms == pytest.approx(3969)
 
 
+def test_the_seconds_the_bench_stopped_the_mailer_are_not_counted_as_slow_ones():
+    # 4,000 decisions at once; 1,000 sent in [1, 2), the mailer stopped for [2, 5), 3,000 sent in [5, 8).
+    rows = [(at(0), at(1 + index / 1000)) for index in range(1000)]
+    rows += [(at(0), at(5 + index / 1000)) for index in range(3000)]
+    assert mailer_figures(rows).busy_per_s == 500  # the pause counted: it looks half as fast as it is
+    figures = mailer_figures(rows, paused=(at(2), at(5)))
+    assert (figures.busy_s, figures.busy_per_s) == (3, 1000)  # [1, 2), [5, 6), [6, 7): [7, 8) ends empty
+    assert figures.lag_p99_ms == pytest.approx(7959)  # the lags keep the pause: the e-mails waited
+
+
 def test_without_a_busy_second_the_rate_is_over_the_span_of_the_sends():
     rows = [(at(index), at(index + 0.5)) for index in range(11)] + [(at(20), None)]
     figures = mailer_figures(rows)

@@ -4,15 +4,19 @@ API's message format, then drained by the pipeline (headline decided/s) and by e
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import random
+import signal
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from scripts.bench.common import APP_RUN, BenchError, say
-from scripts.bench.cpu import CpuMeter, CpuReport, bench_roots, pidfile, settle_disk
+from scripts.bench.cpu import CpuMeter, CpuReport, bench_roots, pidfile, read_procs, settle_disk
 from scripts.bench.memory import MemoryMeter, MemoryReport
 from scripts.bench.outcomes import decided_rate, final_ids, status_counts, wait_final
 from scripts.bench.stack import Db, Stack
@@ -124,6 +128,7 @@ class DecideResult(DrainFigures):
     record_per_s: float | None = None
     record_wall_per_s: float | None = None
     record_cpu: CpuReport | None = None
+    mailer_paused: tuple[datetime, datetime] | None = None  # the stages phase stops the mailer meanwhile
 
 
 def decide_pipeline(stack: Stack, db: Db, brokers: str, event_id: int, user_ids: list[int], args) -> DecideResult:
@@ -180,8 +185,39 @@ def time_drain(
 
 
 def decide_stages(stack: Stack, db: Db, brokers: str, event_id: int, user_ids: list[int], args) -> DecideResult:
-    say(f"decide (stages): bridge and worker stopped, {args.backlog} more requests produced to Kafka")
+    """Each stage alone: the bridge records the backlog, then the worker decides it. The mailer
+    is paused meanwhile (SIGSTOP: it would send the pipeline phase's e-mails and these on the
+    same two cores, and its outbox queries would count as PostgreSQL's per decision); it goes
+    on after, from where it was."""
+    say(f"decide (stages): bridge and worker stopped, mailer paused, {args.backlog} more requests produced to Kafka")
     stack.platform("stop", "bridge", "worker")
+    with paused(pidfile(APP_RUN / "mailer.pid")) as mailer_paused_at:
+        result = _stages(stack, db, brokers, event_id, user_ids, args)
+    result.mailer_paused = (mailer_paused_at, datetime.now(UTC))
+    say("  the mailer goes on")
+    return result
+
+
+@contextlib.contextmanager
+def paused(root_pid: int | None) -> Iterator[datetime]:
+    """SIGSTOP a process and its descendants (yields when), SIGCONT them after: the same
+    processes go on where they were, their connections and queues as they were."""
+    procs = read_procs()
+    tree = [root_pid] if root_pid else []
+    for pid in tree:  # grows while it is walked: each process's children join the list
+        tree += [child for child, (ppid, *_) in procs.items() if ppid == pid]
+    for pid in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGSTOP)
+    try:
+        yield datetime.now(UTC)
+    finally:
+        for pid in tree:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+
+def _stages(stack: Stack, db: Db, brokers: str, event_id: int, user_ids: list[int], args) -> DecideResult:
     ids, _ = produce_backlog(brokers, event_id, user_ids, args.backlog, args.seed + 2)
     meter = CpuMeter(bench_roots())
     meter.start()

@@ -288,7 +288,7 @@ def decide_phase(
     say(f"waiting (≤{args.outbox_timeout:g}s) for the outbox to send the decide phase's e-mails")
     meter = CpuMeter(bench_roots())
     meter.start()
-    mail = wait_outbox(db, args.outbox_timeout, (decide_started, None))
+    mail = wait_outbox(db, args.outbox_timeout, (decide_started, None), stages.mailer_paused if stages else None)
     mail.cpu = meter.stop()
     say(f"  outbox: {mail.describe()}")
     say(f"  decide phase's e-mails: {mail.mailer.describe() if mail.mailer else '-'}")

@@ -65,11 +65,15 @@ class MailerFigures:
         )
 
 
-def mailer_figures(rows: list[tuple[datetime, datetime | None]]) -> MailerFigures:
+def mailer_figures(
+    rows: list[tuple[datetime, datetime | None]], paused: tuple[datetime, datetime] | None = None
+) -> MailerFigures:
     """rows: (created_at, sent_at) of a window's e-mails. The rate counts only the seconds the
     mailer had at least a batch waiting at their start and at their end (the whole second busy),
     so neither an empty outbox nor a trickle of new decisions makes it look slower than it is; if
-    no second was that busy, it is e-mails over the span from the first to the last send."""
+    no second was that busy, it is e-mails over the span from the first to the last send.
+    `paused`: while the bench had the mailer stopped (the stages phase), whose seconds are left
+    out of the rate (the lags keep them: an e-mail waited that long)."""
     sent = sorted((created, done) for created, done in rows if done is not None)
     lags = [(done - created).total_seconds() * 1000 for created, done in sent]
     unsent = len(rows) - len(sent)
@@ -82,9 +86,12 @@ def mailer_figures(rows: list[tuple[datetime, datetime | None]]) -> MailerFigure
     def backlog(moment: float) -> int:
         return bisect.bisect_right(created_times, moment) - bisect.bisect_right(sent_times, moment)
 
+    def running(second: int) -> bool:
+        return paused is None or not (paused[0].timestamp() < second + 1 and second < paused[1].timestamp())
+
     busy_s, busy_sent = 0, 0
     for second in range(first, last):
-        if backlog(second) >= BATCH_EMAILS and backlog(second + 1) >= BATCH_EMAILS:
+        if running(second) and backlog(second) >= BATCH_EMAILS and backlog(second + 1) >= BATCH_EMAILS:
             busy_s += 1
             busy_sent += bisect.bisect_left(sent_times, second + 1) - bisect.bisect_left(sent_times, second)
     if busy_s:
@@ -118,9 +125,15 @@ class OutboxDrain:
         )
 
 
-def wait_outbox(db: Db, deadline_s: float, window: tuple[datetime, datetime | None] | None = None) -> OutboxDrain:
+def wait_outbox(
+    db: Db,
+    deadline_s: float,
+    window: tuple[datetime, datetime | None] | None = None,
+    paused: tuple[datetime, datetime] | None = None,
+) -> OutboxDrain:
     """Wait until the outbox has sent every e-mail and published every domain event; with a
-    `window` (decisions made from .. to, None: until now), the mailer's figures for its e-mails."""
+    `window` (decisions made from .. to, None: until now), the mailer's figures for its e-mails
+    (`paused`: see mailer_figures)."""
     query = (
         "SELECT count(*) FILTER (WHERE channel = 'email' AND status = 'pending'),"
         " count(*) FILTER (WHERE published_at IS NULL) FROM outbox"
@@ -139,7 +152,8 @@ def wait_outbox(db: Db, deadline_s: float, window: tuple[datetime, datetime | No
                 "SELECT created_at, sent_at FROM outbox WHERE channel = 'email' AND created_at >= %s"
                 " AND (%s::timestamptz IS NULL OR created_at < %s)",
                 (since, until, until),
-            )
+            ),
+            paused,
         )
     return drain
 
