@@ -170,14 +170,31 @@ start_proc() {
   say "$proc ready (pid $(pid_of "$proc"), log $log)"
 }
 
+# Anything of the process group still alive (zombies aside): the restart loop is its leader, but
+# the process it ran (and that one's children) can outlive it.
+group_alive() { ps -e -o pgid=,stat= | awk -v group="$1" '$1 == group && $2 !~ /^Z/ { found = 1 } END { exit !found }'; }
+
+# TERM goes to the restart loop and to the process it runs, not to the whole group: a process
+# with children of its own stops them itself (Celery's warm shutdown lets its pool finish the
+# task in hand, granian drains its workers). TERM on the group reached the Celery pool at once,
+# which dies on it mid-task: a mailer child left its batch leased (OUTBOX_SEND_LEASE_S, 3 min)
+# and a restarted mailer could not finish its backlog until the lease ran out. After
+# STOP_TIMEOUT whatever is left of the group gets KILL; `kill` sends KILL to the group at once.
 stop_proc() {
   local proc=$1 signal=${2:-TERM} pid
   pid=$(pid_of "$proc")
-  if [[ -z $pid ]] || ! is_running "$proc"; then rm -f "$APP_RUN/$proc.pid"; return 0; fi
-  kill "-$signal" -- "-$pid" 2>/dev/null || kill "-$signal" "$pid" 2>/dev/null || true
+  if [[ -z $pid ]] || ! group_alive "$pid"; then rm -f "$APP_RUN/$proc.pid"; return 0; fi
+  if [[ $signal == TERM ]]; then
+    local running; running=$(pgrep -P "$pid" || true)  # the loop's child: the process (or its sleep)
+    kill -TERM "$pid" 2>/dev/null || true  # the loop first: it restarts nothing after
+    # shellcheck disable=SC2086  # one pid a word
+    [[ -n $running ]] && kill -TERM $running 2>/dev/null || true
+  else
+    kill "-$signal" -- "-$pid" 2>/dev/null || kill "-$signal" "$pid" 2>/dev/null || true
+  fi
   local deadline=$((SECONDS + STOP_TIMEOUT))
-  while is_running "$proc" && ((SECONDS < deadline)); do sleep 0.1; done
-  if is_running "$proc"; then kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true; fi
+  while group_alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+  if group_alive "$pid"; then kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true; fi
   rm -f "$APP_RUN/$proc.pid"
   say "$proc stopped ($signal)"
 }
