@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
 
 from flask import current_app
-from sqlalchemy import func, select, text
+from sqlalchemy import func, literal, select, text, union_all
 from sqlalchemy.orm import Session
 
 from atomicseats.domain import allocator, limits, states, tiers
@@ -69,6 +69,7 @@ IDEMPOTENCY_NAMESPACE = uuid.UUID("5d6c43f0-8a3e-4f0b-9d59-3f1c2b7a9e10")
 OUTCOME_RECHECK_S = 1.0
 ARRIVAL_LOCK_NAMESPACE = 0x5EA7  # advisory-lock namespace for "recording arrivals of an event"
 ADVISORY_KEY_MODULUS = 2**31 - 1  # the two-key form takes int4 keys; a collision only over-serializes
+_USER, _EVENT = "user", "event"  # what each row of the orphan check names
 
 
 @dataclass(frozen=True)
@@ -335,31 +336,31 @@ def record_requests(accepted_requests: list[AcceptedRequest]) -> list[int]:
     if not accepted_requests:
         return []
     now = utcnow()
-    accepted_requests = _drop_orphans(accepted_requests)
-    if not accepted_requests:
-        return []
-    rows = [
-        {
-            "request_id": accepted.request_id,
-            "idempotency_key": accepted.idempotency_key,
-            "user_id": accepted.user_id,
-            "event_id": accepted.event_id,
-            "seats_requested": accepted.seats,
-            "status": states.RequestStatus.PENDING,
-            "seats_confirmed": 0,
-            "seats_waitlisted": 0,
-            "correlation_id": accepted.correlation_id,
-            "accepted_at": accepted.accepted_at,
-            "kafka_partition": accepted.kafka_partition,
-            "kafka_offset": accepted.kafka_offset,
-            "tier_id": accepted.tier_id,
-            "created_at": now,
-        }
-        for accepted in accepted_requests
-    ]
-    with unit_of_work() as work:
+    with unit_of_work() as work:  # the orphan check too: one transaction, no read one rolled back before it
+        accepted_requests = _drop_orphans(work.session, accepted_requests)
+        if not accepted_requests:
+            return []
+        rows = [
+            {
+                "request_id": accepted.request_id,
+                "idempotency_key": accepted.idempotency_key,
+                "user_id": accepted.user_id,
+                "event_id": accepted.event_id,
+                "seats_requested": accepted.seats,
+                "status": states.RequestStatus.PENDING,
+                "seats_confirmed": 0,
+                "seats_waitlisted": 0,
+                "correlation_id": accepted.correlation_id,
+                "accepted_at": accepted.accepted_at,
+                "kafka_partition": accepted.kafka_partition,
+                "kafka_offset": accepted.kafka_offset,
+                "tier_id": accepted.tier_id,
+                "created_at": now,
+            }
+            for accepted in accepted_requests
+        ]
         if work.is_postgres:
-            _serialize_arrivals(work, sorted({accepted.event_id for accepted in accepted_requests}))
+            _serialize_arrivals(work, {accepted.event_id for accepted in accepted_requests})
         inserted = insert_rows(
             work, BookingRequest.__table__, rows, returning=("event_id", "id", "request_id"), skip_conflicts=True
         )
@@ -369,13 +370,21 @@ def record_requests(accepted_requests: list[AcceptedRequest]) -> list[int]:
     return sorted({event_id for event_id, _, _ in inserted})
 
 
-def _drop_orphans(accepted_requests: list[AcceptedRequest]) -> list[AcceptedRequest]:
+def _drop_orphans(session: Session, accepted_requests: list[AcceptedRequest]) -> list[AcceptedRequest]:
     """Leave out requests whose user or event no longer exists (deleted since the API took
-    them): recording them would fail forever and block every request behind them."""
+    them): recording them would fail forever and block every request behind them. One
+    statement for both (a round trip fewer per batch: the bridge records one request at a
+    time when idle)."""
     user_ids = {accepted.user_id for accepted in accepted_requests}
     event_ids = {accepted.event_id for accepted in accepted_requests}
-    known_users = set(db.session.execute(select(User.id).where(User.id.in_(user_ids))).scalars())
-    known_events = set(db.session.execute(select(Event.id).where(Event.id.in_(event_ids))).scalars())
+    statement = union_all(
+        select(literal(_USER), User.id).where(User.id.in_(user_ids)),
+        select(literal(_EVENT), Event.id).where(Event.id.in_(event_ids)),
+    )
+    known: dict[str, set[int]] = {_USER: set(), _EVENT: set()}
+    for kind, row_id in session.execute(statement):
+        known[kind].add(row_id)
+    known_users, known_events = known[_USER], known[_EVENT]
     kept = []
     for accepted in accepted_requests:
         if accepted.user_id in known_users and accepted.event_id in known_events:
@@ -388,21 +397,25 @@ def _drop_orphans(accepted_requests: list[AcceptedRequest]) -> list[AcceptedRequ
     return kept
 
 
-def _serialize_arrivals(work: UnitOfWork, event_ids: list[int]) -> None:
+def _serialize_arrivals(work: UnitOfWork, event_ids: Iterable[int]) -> None:
     """Make arrival order (the id sequence) equal commit order for each event.
 
     Ids are drawn at insert time but become visible at commit; two concurrent
     recorders could commit ids 58 before 54, and the allocator would decide 58
     first. A transaction-scoped advisory lock per event serializes recorders of the
-    same event (not the allocator, which holds the event row lock). Taken in event
-    id order, so two recorders never wait on each other crosswise. SQLite needs none:
+    same event (not the allocator, which holds the event row lock). Taken in key
+    order, so two recorders never wait on each other crosswise. SQLite needs none:
     BEGIN IMMEDIATE already serializes writers.
     """
-    for event_id in event_ids:
-        work.session.execute(
-            text("SELECT pg_advisory_xact_lock(:namespace, :key)"),
-            {"namespace": ARRIVAL_LOCK_NAMESPACE, "key": event_id % ADVISORY_KEY_MODULUS},
-        )
+    keys = sorted({event_id % ADVISORY_KEY_MODULUS for event_id in event_ids})
+    work.session.execute(_ARRIVAL_LOCKS, {"namespace": ARRIVAL_LOCK_NAMESPACE, "keys": keys})
+
+
+# Every event's lock in one statement (a round trip per batch, not per event): the aggregate
+# takes them row by row in the array's order, which the caller sorts.
+_ARRIVAL_LOCKS = text(
+    "SELECT count(pg_advisory_xact_lock(:namespace, key)) FROM unnest(CAST(:keys AS integer[])) AS locks(key)"
+)
 
 
 def allocate_pending(event_id: int, batch_max: int | None = None) -> AllocationSummary:

@@ -161,3 +161,35 @@ def test_audit_reports_a_waitlist_out_of_arrival_order(app, client, sale):
     assert details == [
         f"[4-fifo] event {event_id}: waitlist entry {first_id} queued before {second_id} but arrived after it"
     ]
+
+
+def test_recording_drops_orphans_and_costs_the_same_statements_for_one_event_or_many(app, client, sale):
+    """A request whose user or event is gone is left out (it could never be recorded); the
+    rest are. One statement checks users and events, one takes every event's arrival lock."""
+    event_id, guests = sale
+    host = account(client, "host")
+    others = [create_event(client, host, capacity=5)["id"] for _ in range(2)]
+    missing_event, missing_user = max([event_id, *others]) + 1000, max(guest.id for guest in guests) + 1000
+    batch = [
+        accepted(guests[0].id, event_id, 1),
+        accepted(guests[1].id, others[0], 1),
+        accepted(missing_user, others[1], 1),  # an account deleted after the API took it
+        accepted(guests[2].id, missing_event, 1),  # an event deleted likewise
+        accepted(guests[2].id, others[1], 2),
+    ]
+    statements: list[str] = []
+
+    def remember(_connection, _cursor, statement, *_args) -> None:
+        statements.append(statement.lower())
+
+    sa.event.listen(db.engine, "before_cursor_execute", remember)
+    try:
+        assert booking.record_requests(batch) == sorted([event_id, *others])
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", remember)
+    recorded = db.session.execute(select(BookingRequest.request_id)).scalars().all()
+    assert sorted(recorded) == sorted(batch[index].request_id for index in (0, 1, 4))
+    (check,) = [statement for statement in statements if "from users" in statement]
+    assert "from events" in check  # users and events checked in one statement
+    locks = [statement for statement in statements if "pg_advisory_xact_lock" in statement]
+    assert len(locks) == (1 if db.engine.dialect.name == "postgresql" else 0)  # three events, one statement
