@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Row, Select, case, exists, func, select
+from sqlalchemy import Row, Select, Subquery, case, exists, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.elements import SQLCoreOperations
 
@@ -75,17 +75,23 @@ def run_audit(pending_grace_s: int = PENDING_GRACE_S_DEFAULT) -> AuditReport:
     return AuditReport(int(events_checked), int(requests_checked), violations[:VIOLATIONS_LISTED_MAX])
 
 
-def _check_seats(session: Session) -> list[Violation]:
-    """Invariants 1 and 2: never oversold; reserved_seats is the sum of confirmed seats."""
-    confirmed = (
-        select(Booking.event_id, func.sum(Booking.seats).label("seats"))
+def _confirmed_seats_by(key: InstrumentedAttribute[int] | InstrumentedAttribute[int | None]) -> Subquery:
+    """The seats the confirmed bookings hold, summed per `key` (a Booking column): columns
+    `key` and `seats`. What the seat counters (an event's, a tier's) must equal."""
+    return (
+        select(key.label("key"), func.sum(Booking.seats).label("seats"))
         .where(Booking.status == BookingStatus.CONFIRMED)
-        .group_by(Booking.event_id)
+        .group_by(key)
         .subquery()
     )
+
+
+def _check_seats(session: Session) -> list[Violation]:
+    """Invariants 1 and 2: never oversold; reserved_seats is the sum of confirmed seats."""
+    confirmed = _confirmed_seats_by(Booking.event_id)
     rows = session.execute(
         select(Event.id, Event.capacity_seats, Event.reserved_seats, func.coalesce(confirmed.c.seats, 0)).outerjoin(
-            confirmed, confirmed.c.event_id == Event.id
+            confirmed, confirmed.c.key == Event.id
         )
     ).all()
     violations = []
@@ -178,15 +184,10 @@ def _check_tiers(session: Session) -> list[Violation]:
     """Price tiers: no tier oversold; each tier's reserved seats are its confirmed bookings;
     the quotas total at most the capacity; the event's reserved seats are its tiers' sum;
     every booking and waiting entry is in a tier of its own event (and so in its FIFO)."""
-    confirmed = (
-        select(Booking.tier_id, func.sum(Booking.seats).label("seats"))
-        .where(Booking.status == BookingStatus.CONFIRMED)
-        .group_by(Booking.tier_id)
-        .subquery()
-    )
+    confirmed = _confirmed_seats_by(Booking.tier_id)
     rows = session.execute(
         select(EventTier, func.coalesce(confirmed.c.seats, 0))
-        .outerjoin(confirmed, confirmed.c.tier_id == EventTier.id)
+        .outerjoin(confirmed, confirmed.c.key == EventTier.id)
         .order_by(EventTier.id)
     ).all()
     violations = []
