@@ -97,7 +97,9 @@ def test_each_tier_is_allocated_on_its_own_quota_and_price(app, client):
     assert audit.run_audit().is_clean
 
 
-def test_cancelling_frees_seats_into_its_own_tiers_waitlist(app, client):
+def two_sold_out_tiers(client) -> tuple[dict, list[Account], int, int]:
+    """An event of two one-seat tiers, A (100) and B (200), each sold to a guest; two more
+    guests. Returns (event, [four guests], tier A id, tier B id)."""
     host = account(client, "host")
     guests = [account(client, "guest") for _ in range(4)]
     created = tiered_event(
@@ -106,6 +108,11 @@ def test_cancelling_frees_seats_into_its_own_tiers_waitlist(app, client):
     tier_a, tier_b = (tier["id"] for tier in created["tiers"])
     book_tier(client, guests[0], created["id"], 1, tier_a)
     book_tier(client, guests[1], created["id"], 1, tier_b)
+    return created, guests, tier_a, tier_b
+
+
+def test_cancelling_frees_seats_into_its_own_tiers_waitlist(app, client):
+    created, guests, tier_a, tier_b = two_sold_out_tiers(client)
     waiting_b = book_tier(client, guests[2], created["id"], 1, tier_b)  # B's queue: earlier than A's
     waiting_a = book_tier(client, guests[3], created["id"], 1, tier_a)
     response = client.delete("/api/events/book", json={"eventId": created["id"]}, headers=guests[0].headers)
@@ -265,14 +272,7 @@ def test_the_audit_finds_free_tier_seats_while_someone_waits_in_it(app, client):
 
 
 def test_a_waiting_places_in_line_are_counted_in_its_own_tiers_queue(app, client):
-    host = account(client, "host")
-    guests = [account(client, "guest") for _ in range(4)]
-    created = tiered_event(
-        client, host, [{"name": "A", "price": 100, "quota": 1}, {"name": "B", "price": 200, "quota": 1}], capacity=2
-    )
-    tier_a, tier_b = (tier["id"] for tier in created["tiers"])
-    book_tier(client, guests[0], created["id"], 1, tier_a)
-    book_tier(client, guests[1], created["id"], 1, tier_b)
+    created, guests, tier_a, tier_b = two_sold_out_tiers(client)
     first_b = book_tier(client, guests[2], created["id"], 2, tier_b)
     first_a = book_tier(client, guests[3], created["id"], 1, tier_a)  # behind B's waiter, but first in A
     assert status(client, guests[2], first_b["requestId"])["waitlistPosition"] == 1
