@@ -157,7 +157,8 @@ def set_up(args) -> Setup:
     say("full pipeline: stopping any leftover bench processes, starting the services")
     base_env = {**os.environ, **STACK_ENV, **BENCH_SERVICES_ENV}
     run(
-        ["bash", "scripts/platform.sh", "stop", "api", "flower", "beat", "worker2", "worker", "bridge"],
+        # The mailer too: one left running (a run with --keep) would send with the code it started with.
+        ["bash", "scripts/platform.sh", "stop", "api", "flower", "beat", "mailer", "worker2", "worker", "bridge"],
         base_env,
         180,
         "platform.log",
