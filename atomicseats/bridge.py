@@ -1,10 +1,11 @@
 """The Kafka bridge: booking-requests → durable pending rows → a Celery wake-up per event.
 
 For each batch it reads, in Kafka order: record every request in one transaction
-(idempotent on request id, so a redelivered message records nothing twice), commit
-the offsets only after that, then wake the allocation task of each event on the
-queue of its partition. Killed at any point, it either re-reads messages it had not
-committed (harmless) or has recorded them already (and the sweeper wakes their
+(idempotent on request id, so a redelivered message records nothing twice), then wake
+the allocation task of each event on the queue of its partition; the offsets of what is
+recorded are committed after that, at most every OFFSET_COMMIT_INTERVAL_S (an idle
+bridge commits each batch at once). Killed at any point, it either re-reads messages it
+had not committed (harmless) or has recorded them already (and the sweeper wakes their
 events if the wake-up was lost). Nothing is acknowledged before it is durable.
 
 That makes it safe to end the bridge whenever it stops doing its job: requests wait on its
@@ -50,6 +51,10 @@ RECORD_RETRY_DELAY_S_MAX = 5.0
 STARTUP_TIMEOUT_S = 30.0
 LIVENESS_CHECK_INTERVAL_S = 5.0
 OFFSETS_QUERY_TIMEOUT_S = 2.0
+# Under load the loop comes round every few ms: a commit per batch was a write to the
+# broker's offsets log per batch. Committing less often only means a restarted bridge reads
+# (and records once, ignoring them) a little more again.
+OFFSET_COMMIT_INTERVAL_S = 0.25
 EXIT_STALLED = 75  # EX_TEMPFAIL: start me again
 EXIT_HUNG = 70
 CLIENT_ERROR_LOG_INTERVAL_S = 5.0
@@ -88,13 +93,21 @@ def run_bridge(app: Flask, stop: threading.Event | None = None) -> int:
     heartbeat = Heartbeat(app.config["BRIDGE_HUNG_S"], _end_hung_process).start()
     stall = StallWatch(app.config["BRIDGE_STALL_S"])
     consumer = Consumer({**consumer_config(app.config["KAFKA_BROKERS"]), "error_cb": _log_client_error})
+    offsets = OffsetKeeper(BOOKING_REQUESTS_TOPIC, OFFSET_COMMIT_INTERVAL_S)
     with app.app_context():
         metrics = adapters().metrics
+
+    def on_revoke(revoking: Consumer, partitions: list[TopicPartition]) -> None:
+        offsets.commit(revoking, [partition.partition for partition in partitions])  # theirs, before they go
+        _log_revocation(revoking, partitions)
+
+    def on_lost(losing: Consumer, partitions: list[TopicPartition]) -> None:
+        offsets.forget([partition.partition for partition in partitions])  # someone else's to commit now
+        _log_loss(losing, partitions)
+
     try:
         _check_broker(consumer)
-        consumer.subscribe(
-            [BOOKING_REQUESTS_TOPIC], on_assign=_log_assignment, on_revoke=_log_revocation, on_lost=_log_loss
-        )
+        consumer.subscribe([BOOKING_REQUESTS_TOPIC], on_assign=_log_assignment, on_revoke=on_revoke, on_lost=on_lost)
         serve_metrics(app)
         log.info("bridge.started", extra={"topic": BOOKING_REQUESTS_TOPIC, "group": BRIDGE_CONSUMER_GROUP})
         announce_ready()
@@ -103,13 +116,15 @@ def run_bridge(app: Flask, stop: threading.Event | None = None) -> int:
             heartbeat.beat()
             # Adaptive: a lone request at once, and whatever piled up meanwhile with it.
             messages = next_batch(consumer, CONSUME_BATCH_MAX, CONSUME_TIMEOUT_S)
-            if messages:
-                _handle_batch(app, consumer, messages, stop, heartbeat)
+            if messages and _handle_batch(app, messages, stop, heartbeat):
+                offsets.recorded(messages)
             now = time.monotonic()
+            offsets.commit_due(consumer, now)
             if now >= next_check:
                 next_check = now + LIVENESS_CHECK_INTERVAL_S
                 if _is_stalled(consumer, BOOKING_REQUESTS_TOPIC, stall, now, metrics):
                     return EXIT_STALLED
+        offsets.commit(consumer)  # what is recorded, before leaving: the next owner reads on from there
     finally:
         consumer.close()  # leaves the group at once, so a rebalance need not wait for a timeout
         heartbeat.stop()
@@ -190,12 +205,14 @@ def _end_hung_process(silent_s: float) -> None:
 
 
 def _handle_batch(
-    app: Flask, consumer: Consumer, messages: list[Message], stop: threading.Event, heartbeat: Heartbeat | None = None
-) -> None:
+    app: Flask, messages: list[Message], stop: threading.Event, heartbeat: Heartbeat | None = None
+) -> bool:
+    """Record the batch and wake its events; False if stopping before it was durable (its
+    offsets must not be committed: the messages come again)."""
     accepted = list(_parse(messages))
     with app.app_context():
         if accepted and not _record_until_durable(accepted, stop, heartbeat):
-            return  # stopping before it was durable: offsets stay uncommitted, messages come again
+            return False
         for request in accepted:
             log_with_correlation(
                 log,
@@ -207,14 +224,51 @@ def _handle_batch(
                 partition=request.kafka_partition,
                 offset=request.kafka_offset,
             )
+        _wake_events(accepted)
+    return True
+
+
+class OffsetKeeper:
+    """The offsets of recorded batches, committed at most every `interval_s`: the first batch
+    after a quiet spell at once, then whatever was recorded meanwhile in one commit.
+
+    Explicit offsets (the message after the last recorded one, per partition), never the
+    consumer's positions: those run ahead of what is durable while a batch is being recorded.
+    Asynchronous: a synchronous commit blocked the bridge for up to a minute during a broker
+    restart. Safe because recording is idempotent: an uncommitted batch is read again and
+    recorded once."""
+
+    def __init__(self, topic: str, interval_s: float) -> None:
+        self.topic = topic
+        self.interval_s = interval_s
+        self._next: dict[int, int] = {}  # partition -> the offset to commit
+        self._committed_at = float("-inf")
+
+    def recorded(self, messages: Iterable[Message]) -> None:
+        for message in messages:
+            partition, offset = message.partition(), message.offset()
+            if partition is not None and offset is not None and offset >= 0:
+                self._next[partition] = max(self._next.get(partition, 0), offset + 1)
+
+    def commit_due(self, consumer: Consumer, now: float) -> None:
+        if self._next and now - self._committed_at >= self.interval_s:
+            self.commit(consumer)
+            self._committed_at = now
+
+    def commit(self, consumer: Consumer, partitions: Iterable[int] | None = None) -> None:
+        """Commit what is recorded (of `partitions` only, if given) now."""
+        chosen = set(self._next) if partitions is None else set(partitions) & set(self._next)
+        if not chosen:
+            return
+        offsets = [TopicPartition(self.topic, partition, self._next.pop(partition)) for partition in sorted(chosen)]
         try:
-            # Asynchronous: a synchronous commit blocked the bridge for up to a minute during a broker
-            # restart. Safe because recording is idempotent: an uncommitted batch is read again and
-            # recorded once.
-            consumer.commit(asynchronous=True)
+            consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as error:  # e.g. mid-rebalance: the messages come again, recorded once
             log.warning("bridge.commit_failed", extra={"error": str(error)})
-        _wake_events(accepted)
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        for partition in partitions:
+            self._next.pop(partition, None)
 
 
 def _wake_events(accepted: list[AcceptedRequest]) -> None:
