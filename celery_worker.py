@@ -7,10 +7,10 @@ The worker consumes the allocation queue of every booking-requests partition
 
 from celery import signals
 
-from atomicseats import PIPELINE_PROCESS, create_app
+from atomicseats import create_app
 from atomicseats.adapters.metrics import serve_metrics
 
-flask_app = create_app(overrides=PIPELINE_PROCESS)
+flask_app = create_app()
 celery = flask_app.extensions["celery"]
 
 

@@ -180,12 +180,6 @@ class BaseConfig:
         # (a Postgres backend forked each time: a third of the API's and most of Postgres's
         # CPU at 260 bookings/s).
         self.SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_size": env_int("DATABASE_POOL_SIZE", 10, 1, 100)}
-        # A pooled connection is checked before each use (a round trip), so that one the server
-        # dropped between two requests is replaced, not answered with a 503. Processes that
-        # retry whatever fails (the Kafka bridge, the Celery workers: kafka_bridge.py,
-        # celery_worker.py) set this: they check it only after it sat idle
-        # (services/unit_of_work.py install_idle_ping), not before every batch.
-        self.DATABASE_PING_AFTER_IDLE = False
         self.MAX_CONTENT_LENGTH = limits.JSON_BODY_BYTES_MAX
         self.JSON_SORT_KEYS = False
 

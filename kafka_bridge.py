@@ -7,11 +7,11 @@ runs the same services in-process.
 
 import sys
 
-from atomicseats import PIPELINE_PROCESS, create_app
+from atomicseats import create_app
 
 
 def main() -> int:
-    app = create_app(overrides=PIPELINE_PROCESS)
+    app = create_app()
     if app.config["PIPELINE"] != "kafka":
         print("kafka_bridge: PIPELINE is 'embedded' (set KAFKA_BROKERS to run the Kafka pipeline)", file=sys.stderr)
         return 2

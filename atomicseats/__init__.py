@@ -13,9 +13,6 @@ from flask import Flask
 from config import load_config
 
 LIMITER_HOOKS_KEY = "atomicseats.limiter_hooks"  # until the blueprints are registered
-# The settings of a pipeline process (the Kafka bridge, the Celery workers and beat): it retries
-# whatever fails, so a pooled connection is checked only after it sat idle (config.py).
-PIPELINE_PROCESS = {"DATABASE_PING_AFTER_IDLE": True}
 
 
 class AssertionsOff(RuntimeError):
@@ -103,7 +100,12 @@ def bind_extensions(app: Flask) -> None:
 
     from atomicseats.domain import limits
     from atomicseats.extensions import db, limiter, mail, migrate
-    from atomicseats.services.unit_of_work import install_idle_ping, install_sqlite_pragmas, release_session
+    from atomicseats.services.unit_of_work import (
+        install_connection_check,
+        install_deferred_timeouts,
+        install_sqlite_pragmas,
+        release_session,
+    )
 
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
     if uri.startswith("sqlite:///"):
@@ -112,7 +114,9 @@ def bind_extensions(app: Flask) -> None:
         # Batch UPDATEs too (one allocation updates hundreds of request rows), not just INSERTs.
         options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
         options.setdefault("executemany_mode", "values_plus_batch")
-        options.setdefault("pool_pre_ping", not app.config.get("DATABASE_PING_AFTER_IDLE"))
+        # Pooled connections are checked before use by install_connection_check below, which
+        # pings only those that sat idle; pool_pre_ping would ping before every transaction.
+        options.setdefault("pool_pre_ping", False)
         # A database host that does not answer (rather than refusing) fails a connect in seconds:
         # a 503 with Retry-After, not a thread held for the kernel's minutes of SYN retries.
         connect_args = dict(options.get("connect_args") or {})
@@ -137,5 +141,7 @@ def bind_extensions(app: Flask) -> None:
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             install_sqlite_pragmas(db.engine)
-        elif not app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_pre_ping"):
-            install_idle_ping(db.engine)
+        else:
+            install_deferred_timeouts(db.engine)
+            if not app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_pre_ping"):
+                install_connection_check(db.engine)

@@ -8,6 +8,7 @@ so writers serialize just as `SELECT ... FOR UPDATE` makes them on Postgres.
 from __future__ import annotations
 
 import logging
+import select
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -68,6 +69,39 @@ class UnitOfWork:
                 log.exception("after_commit.failed", extra={"callback": getattr(callback, "__name__", "?")})
 
 
+def bound_waits_from_first_statement(session: Session) -> None:
+    """As `set_transaction_timeouts`, without a round trip of its own: the settings go to the
+    server with the transaction's first statement, in the same message (psycopg2 sends a
+    statement's text as one simple query; Postgres runs its parts in order, in the same
+    transaction, and the cursor holds the last one's result). Needs the engine's hook
+    (`install_deferred_timeouts`); SQLite's unit of work has its own bound."""
+    dbapi_connection = session.connection().connection.dbapi_connection  # no round trip: BEGIN waits too
+    _timeouts_due.set(dbapi_connection)
+
+
+def install_deferred_timeouts(engine: Engine) -> None:
+    """Prefix the timeouts a unit of work asked for to its first statement on that connection.
+    An executemany (psycopg2's batches repeat the statement) or a named cursor's statement (it
+    becomes DECLARE ... FOR the statement) gets them sent alone first, as before."""
+
+    @sa_event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _with_timeouts(
+        _connection: Connection, cursor: Any, statement: str, parameters: Any, _context: Any, executemany: bool
+    ) -> tuple[str, Any]:
+        due = _timeouts_due.get()
+        if due is None or due is not cursor.connection:
+            return statement, parameters
+        _timeouts_due.set(None)
+        if executemany or getattr(cursor, "name", None):  # batches, or a server-side cursor (DECLARE ... FOR)
+            cursor.execute(_SET_TIMEOUTS_SQL)
+            return statement, parameters
+        return f"{_SET_TIMEOUTS_SQL}; {statement}", parameters
+
+
+# The connection whose next statement must carry the timeouts (None: no unit of work waits for them).
+_timeouts_due: ContextVar[object | None] = ContextVar("transaction_timeouts_due", default=None)
+
+
 def set_transaction_timeouts(session: Session) -> None:
     """Bound the current transaction's waits on Postgres: `lock_timeout` and `statement_timeout`,
     SET LOCAL (they end with it). SQLite has neither: its busy_timeout pragma bounds the wait
@@ -76,11 +110,13 @@ def set_transaction_timeouts(session: Session) -> None:
         session.execute(_SET_TIMEOUTS)  # one round trip for both (a write transaction's first)
 
 
-# set_config(..., is_local => true) is SET LOCAL, as a function: both settings in one statement.
-_SET_TIMEOUTS = text(
+# set_config(..., is_local => true) is SET LOCAL, as a function: both settings in one statement
+# (no % in it: psycopg2 formats a statement with parameters, the prefix included).
+_SET_TIMEOUTS_SQL = (
     f"SELECT set_config('lock_timeout', '{limits.LOCK_TIMEOUT_MS}ms', true),"
     f" set_config('statement_timeout', '{limits.STATEMENT_TIMEOUT_MS}ms', true)"
 )
+_SET_TIMEOUTS = text(_SET_TIMEOUTS_SQL)
 
 
 def is_busy(error: DBAPIError) -> bool:
@@ -164,9 +200,10 @@ def unit_of_work() -> Iterator[UnitOfWork]:
     session = db.session()  # the app context's session itself, not its scoped proxy
     work = UnitOfWork(session=session)
     token = _sqlite_begin_immediate.set(True)
+    timeouts_token = _timeouts_due.set(None)
     try:
         if work.is_postgres:
-            set_transaction_timeouts(session)
+            bound_waits_from_first_statement(session)
         else:
             session.connection()  # emits BEGIN IMMEDIATE now, under the flag
         yield work
@@ -182,6 +219,7 @@ def unit_of_work() -> Iterator[UnitOfWork]:
         raise
     finally:
         _sqlite_begin_immediate.reset(token)
+        _timeouts_due.reset(timeouts_token)  # a unit of work that ran no statement leaves none due
     work.run_after_commit()
 
 
@@ -212,16 +250,20 @@ def read_alone(statement: Executable) -> list[Row[Any]]:
         return list(connection.execute(statement).all())
 
 
-def install_idle_ping(engine: Engine, idle_s: float = limits.DATABASE_PING_AFTER_IDLE_S) -> None:
-    """Check a pooled connection before use only when it sat idle for `idle_s` or more.
+def install_connection_check(engine: Engine, idle_s: float = limits.DATABASE_PING_AFTER_IDLE_S) -> None:
+    """Check a pooled Postgres connection before each use: without a round trip, and with one
+    (a ping) only when it sat idle for `idle_s` or more.
 
-    SQLAlchemy's pool_pre_ping checks it before every use: one more round trip per
-    transaction (per booking with an Idempotency-Key at the API, per batch in the bridge and
-    the worker), paid even by connections handed back a millisecond ago. A database restart
-    takes seconds, and a connection idle that long is checked (one that fails is replaced:
-    DisconnectionError makes the pool connect afresh); one in use when the server went away
-    fails its next statement, which invalidates the pool's connections, and its use case
-    answers 503 or retries as for any other database error."""
+    SQLAlchemy's pool_pre_ping pings before every use: one more round trip per transaction
+    (per keyed booking at the API, per batch in the bridge and the worker), paid even by
+    connections handed back a millisecond ago. A server that ends a connection (a restart, a
+    crash recovery, pg_terminate_backend, an idle timeout) tells the client so, a FATAL
+    message and then the end of the stream, and either makes the idle socket readable: a
+    look at the socket (poll, no wait) finds it at once. What it cannot see (a host gone
+    silently) a connection idle that long is pinged for. One that fails either check is
+    replaced (DisconnectionError makes the pool connect afresh); one in use when the server
+    went away fails its next statement, which invalidates the pool's connections, and its use
+    case answers 503 or retries as for any other database error."""
 
     @sa_event.listens_for(engine, "checkin")
     def _on_checkin(_dbapi_connection: object, record: ConnectionPoolEntry) -> None:
@@ -230,12 +272,25 @@ def install_idle_ping(engine: Engine, idle_s: float = limits.DATABASE_PING_AFTER
     @sa_event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, _proxy: object) -> None:
         checked_in_at = record.info.get(_CHECKED_IN_AT)
-        if checked_in_at is None or time.monotonic() - checked_in_at < idle_s:
-            return  # just connected, or in use a moment ago
+        if checked_in_at is None:
+            return  # just connected
+        if server_hung_up(dbapi_connection):
+            raise DisconnectionError("the server ended this idle connection")
+        if time.monotonic() - checked_in_at < idle_s:
+            return  # in use a moment ago
         try:
             engine.dialect.do_ping(dbapi_connection)  # as pool_pre_ping does (outside a transaction)
         except Exception as error:  # any failure: the pool replaces this connection
             raise DisconnectionError("idle connection no longer usable") from error
+
+
+def server_hung_up(dbapi_connection: DBAPIConnection) -> bool:
+    """The server wrote to, or closed, a connection nobody is using: between transactions a
+    live Postgres backend sends nothing (this app never LISTENs), so anything there is its
+    goodbye. A look, not a wait: poll with a zero timeout."""
+    poller = select.poll()
+    poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(0))
 
 
 _CHECKED_IN_AT = "atomicseats_checked_in_at"

@@ -142,7 +142,8 @@ def test_a_connection_killed_between_requests_is_replaced_not_answered_with_an_e
     admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         killed = connection.execute(
-            sa.text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = :name"),
+            # Each ended before this returns (the timeout form waits): "between two requests".
+            sa.text("SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity WHERE datname = :name"),
             {"name": url.database},
         ).scalar_one()
     admin.dispose()

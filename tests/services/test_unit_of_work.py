@@ -1,35 +1,81 @@
 """Postgres connections and transactions (services/unit_of_work.py): a write transaction bounds
-its waits (lock_timeout and statement_timeout set for it alone, in its first statement, ending
-with it); a pooled connection is checked before use only after it sat idle."""
+its waits (lock_timeout and statement_timeout set for it alone, sent with its first statement, ending
+with it); a pooled connection is checked before use, with a round trip only after it sat idle."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from atomicseats import PIPELINE_PROCESS
 from atomicseats.domain import limits
 from atomicseats.extensions import db
-from atomicseats.services.unit_of_work import install_idle_ping, release_session, unit_of_work
+from atomicseats.services import unit_of_work as unit_of_work_module
+from atomicseats.services.unit_of_work import install_connection_check, release_session, unit_of_work
 from tests.conftest import fresh_app
+
+TIMEOUTS = text(  # in milliseconds, the unit both settings are kept in
+    "SELECT max(setting) FILTER (WHERE name = 'lock_timeout'),"
+    " max(setting) FILTER (WHERE name = 'statement_timeout') FROM pg_settings"
+)
 
 
 def test_a_write_transaction_bounds_its_waits_and_only_its_own(postgres_url):
-    timeouts = text(  # in milliseconds, the unit both settings are kept in
-        "SELECT max(setting) FILTER (WHERE name = 'lock_timeout'),"
-        " max(setting) FILTER (WHERE name = 'statement_timeout') FROM pg_settings"
-    )
     with fresh_app(postgres_url):
-        defaults = db.session.execute(timeouts).one()
+        defaults = db.session.execute(TIMEOUTS).one()
         with unit_of_work() as work:
-            inside = work.session.execute(timeouts).one()
-        after = db.session.execute(timeouts).one()
+            inside = work.session.execute(TIMEOUTS).one()
+        after = db.session.execute(TIMEOUTS).one()
     assert tuple(inside) == (str(limits.LOCK_TIMEOUT_MS), str(limits.STATEMENT_TIMEOUT_MS))
     assert tuple(after) == tuple(defaults) != tuple(inside)  # SET LOCAL: the next transaction has the server's own
+
+
+def _sent(engine, statements: list[str]):
+    """Remember each statement as it went to the server."""
+
+    def remember(_connection, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "after_cursor_execute", remember)
+    return lambda: event.remove(engine, "after_cursor_execute", remember)
+
+
+def test_the_timeouts_ride_on_the_transactions_first_statement_no_round_trip_of_their_own(postgres_url):
+    statements: list[str] = []
+    with fresh_app(postgres_url):
+        stop = _sent(db.engine, statements)
+        try:
+            with unit_of_work() as work:
+                work.session.execute(text("SELECT 1"))
+                inside = work.session.execute(TIMEOUTS).one()
+        finally:
+            stop()
+    first, second = statements  # two statements, two round trips
+    assert first.startswith("SELECT set_config('lock_timeout'") and first.endswith("; SELECT 1")
+    assert "set_config" not in second
+    assert tuple(inside) == (str(limits.LOCK_TIMEOUT_MS), str(limits.STATEMENT_TIMEOUT_MS))
+
+
+def test_a_first_statement_sent_in_batches_gets_the_timeouts_sent_alone_before_it(postgres_url):
+    with fresh_app(postgres_url):
+        defaults = db.session.execute(TIMEOUTS).one()
+        with unit_of_work() as work:
+            work.session.execute(text("SELECT CAST(:x AS int)"), [{"x": 1}, {"x": 2}])  # an executemany
+            inside = work.session.execute(TIMEOUTS).one()
+    assert tuple(inside) == (str(limits.LOCK_TIMEOUT_MS), str(limits.STATEMENT_TIMEOUT_MS)) != tuple(defaults)
+
+
+def test_a_unit_of_work_without_statements_leaves_no_timeouts_to_the_next_read(postgres_url):
+    with fresh_app(postgres_url):
+        defaults = db.session.execute(TIMEOUTS).one()
+        release_session()
+        with unit_of_work():
+            pass
+        after = db.session.execute(TIMEOUTS).one()
+    assert tuple(after) == tuple(defaults)
 
 
 def _backend_pid(engine) -> int:
@@ -39,7 +85,7 @@ def _backend_pid(engine) -> int:
 
 def _pool_of_one(postgres_url: str, idle_s: float):
     engine = create_engine(postgres_url, pool_size=1, max_overflow=0)
-    install_idle_ping(engine, idle_s)
+    install_connection_check(engine, idle_s)
     pings = []
     ping = engine.dialect.do_ping
 
@@ -67,14 +113,38 @@ def test_an_idle_connection_the_server_dropped_is_replaced_before_use(postgres_u
         dropped = _backend_pid(engine)
         _terminate(postgres_url, dropped)  # as a database restart does to every connection
         time.sleep(0.3)  # idle longer than idle_s
-        assert _backend_pid(engine) != dropped  # checked, found dead, replaced: the use case never saw it
+        assert _backend_pid(engine) != dropped  # found dead, replaced: the use case never saw it
+        assert pings == []  # the socket said so: no round trip was needed to find out
+    finally:
+        engine.dispose()
+
+
+def test_a_connection_the_server_dropped_a_moment_ago_is_replaced_without_a_round_trip(postgres_url):
+    engine, pings = _pool_of_one(postgres_url, idle_s=60)  # far from idle long enough to be pinged
+    try:
+        dropped = _backend_pid(engine)
+        _terminate(postgres_url, dropped)
+        assert _backend_pid(engine) != dropped  # the server's goodbye was on the socket
+        assert pings == []
+    finally:
+        engine.dispose()
+
+
+def test_an_idle_connection_is_pinged_and_a_fresh_one_is_not(postgres_url):
+    engine, pings = _pool_of_one(postgres_url, idle_s=0.2)
+    try:
+        first = _backend_pid(engine)
+        assert pings == []  # just connected
+        time.sleep(0.3)
+        assert _backend_pid(engine) == first  # alive: kept
         assert len(pings) == 1
     finally:
         engine.dispose()
 
 
-def test_negative_control_without_the_check_the_dropped_connection_fails_its_next_use(postgres_url):
-    engine, pings = _pool_of_one(postgres_url, idle_s=60)  # not idle long enough to be checked
+def test_negative_control_without_the_check_the_dropped_connection_fails_its_next_use(postgres_url, monkeypatch):
+    engine, pings = _pool_of_one(postgres_url, idle_s=60)  # not idle long enough to be pinged
+    monkeypatch.setattr(unit_of_work_module, "server_hung_up", lambda _connection: False)  # the socket unread
     try:
         dropped = _backend_pid(engine)
         _terminate(postgres_url, dropped)
@@ -102,16 +172,13 @@ def _terminate(postgres_url: str, backend_pid: int) -> None:
         admin.dispose()
 
 
-def test_a_pipeline_process_checks_only_idle_connections_and_the_api_every_one(postgres_url):
-    """The bridge and the Celery workers (PIPELINE_PROCESS) retry whatever fails: no ping before
-    each batch. The API pings before every use: a connection dropped between two requests is
-    replaced (tests/api/test_database_outage.py)."""
+def test_every_process_checks_its_connections_without_pinging_each_use(postgres_url):
+    """The API, the bridge and the Celery workers alike: no ping before each transaction (a
+    round trip per keyed booking at the API), yet a connection dropped between two requests is
+    replaced, not answered with a 503 (tests/api/test_database_outage.py)."""
     with fresh_app(postgres_url):
-        assert db.engine.pool._pre_ping is True
-    with fresh_app(postgres_url, **PIPELINE_PROCESS):
         assert db.engine.pool._pre_ping is False
         dropped = db.session.execute(text("SELECT pg_backend_pid()")).scalar_one()
         release_session()
         _terminate(postgres_url, dropped)
-        time.sleep(limits.DATABASE_PING_AFTER_IDLE_S + 0.1)
         assert db.session.execute(text("SELECT pg_backend_pid()")).scalar_one() != dropped
