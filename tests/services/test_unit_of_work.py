@@ -107,25 +107,19 @@ def test_a_connection_in_use_a_moment_ago_is_not_pinged(postgres_url):
         engine.dispose()
 
 
-def test_an_idle_connection_the_server_dropped_is_replaced_before_use(postgres_url):
-    engine, pings = _pool_of_one(postgres_url, idle_s=0.2)
+@pytest.mark.parametrize(
+    ("idle_s", "idle_for_s"),
+    [(0.2, 0.3), (60, 0)],
+    ids=["idle-long-enough-to-be-pinged", "in-use-a-moment-ago"],
+)
+def test_a_connection_the_server_dropped_is_replaced_before_use_without_a_round_trip(postgres_url, idle_s, idle_for_s):
+    engine, pings = _pool_of_one(postgres_url, idle_s=idle_s)
     try:
         dropped = _backend_pid(engine)
         _terminate(postgres_url, dropped)  # as a database restart does to every connection
-        time.sleep(0.3)  # idle longer than idle_s
+        time.sleep(idle_for_s)
         assert _backend_pid(engine) != dropped  # found dead, replaced: the use case never saw it
-        assert pings == []  # the socket said so: no round trip was needed to find out
-    finally:
-        engine.dispose()
-
-
-def test_a_connection_the_server_dropped_a_moment_ago_is_replaced_without_a_round_trip(postgres_url):
-    engine, pings = _pool_of_one(postgres_url, idle_s=60)  # far from idle long enough to be pinged
-    try:
-        dropped = _backend_pid(engine)
-        _terminate(postgres_url, dropped)
-        assert _backend_pid(engine) != dropped  # the server's goodbye was on the socket
-        assert pings == []
+        assert pings == []  # the server's goodbye was on the socket: no ping was needed to find out
     finally:
         engine.dispose()
 
