@@ -73,16 +73,16 @@ def consumer_config(brokers: str) -> dict:
         # Fetching adapts like the batches (atomicseats/batching.py). The broker answers a
         # fetch once 64 KiB are there or FETCH_WAIT_MAX_MS has passed: under load, large
         # fetches (not one per produce, the broker's main cost); idle, a request waits at most
-        # 4 ms (100 ms here once cost an idle request up to 100 ms; 10 ms until make bench's
-        # idle phase, back to back at 260/s, showed 202 -> recorded p99 10.2-10.4 against
-        # 4.2-4.4 ms with 4, and 202 -> decided p99 24.1-24.2 against 19.6-19.8 ms, for
-        # ~0.15 ms more broker CPU per request at 260/s: twice the fetches while they are
-        # small). fetch.min.bytes=1 was tried: it answered every produce at once, yet left a
+        # 4 ms. (100 ms here once cost an idle request up to 100 ms. 10 ms until make bench's
+        # idle phase showed, back to back, 202 -> recorded p99 10.2-10.4 against 4.2-4.4 ms
+        # with 4, and 202 -> decided p99 24.1-24.2 against 19.6-19.8 ms, for ~0.15 ms more
+        # broker CPU per request in an open loop at 260/s: twice the fetches while they are
+        # small.) fetch.min.bytes=1 was tried: it answered every produce at once, yet left a
         # ~0.5 s tail (make bench's idle phase, a quiet machine: 202 -> recorded p99 515 ms vs
-        # 10 ms with 64 KiB or 10 ms,
-        # 202 -> decided p99 529 vs 28 ms) and more broker CPU. The client fetches ahead only
-        # while the loop keeps up: with a batch's worth waiting on a partition it stops
-        # (looking again every FETCH_QUEUE_BACKOFF_MS), so a bridge behind fetches in chunks.
+        # 10 ms with 64 KiB or 10 ms, 202 -> decided p99 529 vs 28 ms) and more broker CPU.
+        # The client fetches ahead only while the loop keeps up: with a batch's worth waiting
+        # on a partition it stops (looking again every FETCH_QUEUE_BACKOFF_MS), so a bridge
+        # behind fetches in chunks.
         "fetch.min.bytes": FETCH_MIN_BYTES,
         "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,
         "queued.min.messages": QUEUED_MESSAGES_MIN,
