@@ -12,6 +12,10 @@ ALLOCATION_BATCH_SIZE_MAX = 500  # new requests decided in one allocation transa
 # Under a backlog the worker's batches double, full batch after full batch, up to this: fewer
 # transactions (lock, commit, after-commit effects) per decision while work waits.
 ALLOCATION_BACKLOG_BATCH_MAX = 4000
+# A batch of at least this many decisions builds its waitlist entries and e-mails while its
+# requests' UPDATE runs (services/unit_of_work.py, `meanwhile`); a smaller one, one after the
+# other: the helper thread's start and the GIL's hand-over cost more than a few rows' Python.
+WRITES_ALONGSIDE_ROWS_MIN = 200
 WAITLIST_PROMOTION_BATCH_MAX = 1000  # waiting entries read for one promotion
 CAPACITY_SEATS_MAX = 1_000_000
 # Promotion rounds in one transaction: each round but the last serves a whole batch of
@@ -113,6 +117,7 @@ assert SEATS_PER_REQUEST_MAX >= 1
 assert SEATS_PER_REQUEST_MAX <= CAPACITY_SEATS_MAX
 assert ALLOCATION_BATCH_SIZE_MAX >= 1
 assert ALLOCATION_BATCH_SIZE_MAX <= ALLOCATION_BACKLOG_BATCH_MAX
+assert 1 <= WRITES_ALONGSIDE_ROWS_MIN <= ALLOCATION_BACKLOG_BATCH_MAX
 assert WAITLIST_PROMOTION_BATCH_MAX >= 1
 assert CLOSE_OUT_BATCH_MAX >= 1
 assert CLOSE_OUT_BATCH_MAX <= WAITLIST_PROMOTION_BATCH_MAX  # expire_waitlist takes one promotion batch

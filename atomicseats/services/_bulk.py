@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Row, Table, insert, text
+from sqlalchemy import Dialect, Executable, Row, Table, insert, text
 from sqlalchemy.dialects import sqlite
 
 from atomicseats.services.unit_of_work import UnitOfWork
@@ -33,13 +33,25 @@ def insert_rows(
     that would break a unique constraint is left out (ON CONFLICT DO NOTHING), and returns nothing."""
     if not rows:
         return []
-    if not work.is_postgres:
+    statement, parameters = insert_statement(work.session.get_bind().dialect, table, rows, returning, skip_conflicts)
+    result = work.session.execute(statement, parameters)
+    return result.all() if returning else []
+
+
+def insert_statement(
+    dialect: Dialect,
+    table: Table,
+    rows: Sequence[Mapping[str, object]],
+    returning: Sequence[str] = (),
+    skip_conflicts: bool = False,
+) -> tuple[Executable, Any]:
+    """`insert_rows`' statement and its parameters, to execute later (`rows` not empty)."""
+    assert rows
+    if dialect.name != "postgresql":
         statement = sqlite.insert(table).on_conflict_do_nothing() if skip_conflicts else insert(table)
         if returning:
-            return work.session.execute(statement.returning(*(table.c[name] for name in returning)), rows).all()
-        work.session.execute(statement, rows)
-        return []
-    dialect = work.session.get_bind().dialect
+            return statement.returning(*(table.c[name] for name in returning)), rows
+        return statement, rows
     columns = list(rows[0])
     select_list: list[str] = []
     arrays: list[str] = []
@@ -70,5 +82,4 @@ def insert_rows(
         sql += " ON CONFLICT DO NOTHING"
     if returning:
         sql += f" RETURNING {', '.join(returning)}"
-    result = work.session.execute(text(sql), params)
-    return result.all() if returning else []
+    return text(sql), params

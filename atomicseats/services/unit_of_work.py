@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import select
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVarTuple
 
 from psycopg2 import OperationalError as PostgresOperationalError
-from sqlalchemy import Executable, Row, text
+from sqlalchemy import Executable, Result, Row, text
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -61,12 +62,65 @@ class UnitOfWork:
             return
         self._after_commit.append((callback, args))
 
+    @contextmanager
+    def meanwhile(self, statement: Executable, parameters: Any, in_background: bool) -> Iterator[StatementAside]:
+        """Execute `statement` while the block builds the next statement's rows in Python alone:
+        the database works while the worker does (psycopg2 lets go of the GIL while it waits for
+        the server), where one after the other their times add up (a flash sale's decisions cost
+        about 0.05 ms of the worker's Python and 0.08 ms of PostgreSQL each).
+
+        The block must not use the session, nor read what its objects have not loaded: the
+        statement runs on the session's connection, on a thread of its own (a Core statement:
+        Connection.execute, no app context there). On leaving the block it has finished and its
+        error, if any, is raised there; its result is the yielded object's `result()`.
+        `in_background` false (a small batch: a thread's start and the GIL's hand-over cost a
+        few rows more than they save), or SQLite (its connection stays on its own thread): the
+        statement runs first, in line, on the session."""
+        if not (in_background and self.is_postgres):
+            aside = StatementAside(self.session.execute, statement, parameters)
+            aside.run()
+            aside.result()
+            yield aside
+            return
+        aside = StatementAside(self.session.connection().execute, statement, parameters)
+        aside.start()
+        try:
+            yield aside
+        finally:
+            aside.join()  # the session is the caller's again only once the statement is done
+        aside.result()
+
     def run_after_commit(self) -> None:
         for callback, args in self._after_commit:
             try:
                 callback(*args)
             except Exception:  # effects are best-effort; `flask reconcile` repairs caches
                 log.exception("after_commit.failed", extra={"callback": getattr(callback, "__name__", "?")})
+
+
+class StatementAside(threading.Thread):
+    """One statement, executed by `execute` on a thread of its own (`UnitOfWork.meanwhile`)."""
+
+    def __init__(self, execute: Callable[[Executable, Any], Result[Any]], statement: Executable, parameters: Any):
+        super().__init__(name="statement-aside", daemon=True)
+        self._execute = execute
+        self._statement = statement
+        self._parameters = parameters
+        self._result: Result[Any] | None = None
+        self._error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._result = self._execute(self._statement, self._parameters)
+        except BaseException as error:  # raised again by result(), on the unit of work's thread
+            self._error = error
+
+    def result(self) -> Result[Any]:
+        """The statement's result, once it has finished (or its error, raised)."""
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None, "result() before the statement finished"
+        return self._result
 
 
 def bound_waits_from_first_statement(session: Session) -> None:

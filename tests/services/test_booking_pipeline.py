@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 from atomicseats.domain import limits
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, EventTier, OutboxMessage, WaitlistEntry, utcnow
-from atomicseats.services import audit, booking
+from atomicseats.services import _allocation, audit, booking, unit_of_work
 from atomicseats.services.contracts import AcceptedRequest
+from tests.conftest import fresh_app
 from tests.helpers import account, book, create_event, unchanged
 
 
@@ -66,6 +67,88 @@ def test_a_backlog_larger_than_a_batch_is_decided_batch_by_batch(app, sale, monk
     assert [pending for pending, _ in booking.stranded_events(older_than_s=0)] == [event_id]
     assert booking.allocate_pending(event_id).requests_decided == 2
     assert booking.stranded_events(older_than_s=0) == []
+
+
+def _decided_rows(event_id: int) -> dict[str, list[tuple]]:
+    """What deciding an event's requests wrote, in id order, ids and times left out."""
+    requests = db.session.execute(
+        select(BookingRequest.status, BookingRequest.seats_confirmed, BookingRequest.seats_waitlisted)
+        .where(BookingRequest.event_id == event_id)
+        .order_by(BookingRequest.id)
+    ).all()
+    entries = db.session.execute(
+        select(WaitlistEntry.seats_remaining, WaitlistEntry.status)
+        .where(WaitlistEntry.event_id == event_id)
+        .order_by(WaitlistEntry.id)
+    ).all()
+    kinds = db.session.execute(
+        select(OutboxMessage.kind).where(OutboxMessage.event_id == event_id).order_by(OutboxMessage.id)
+    ).all()
+    return {"requests": [tuple(row) for row in requests], "entries": [tuple(row) for row in entries], "kinds": kinds}
+
+
+def test_a_big_batch_written_alongside_its_rows_writes_what_one_written_in_line_does(app, client, monkeypatch):
+    """A batch of WRITES_ALONGSIDE_ROWS_MIN or more runs its requests' UPDATE on a helper thread
+    (on Postgres) while its entries and e-mails are built: the same rows as one after the other."""
+    host = account(client, "host")
+    guests = [account(client, "guest") for _ in range(4)]
+    seats = [1 + index % 4 for index in range(40)]
+    started: list[int] = []
+    original_start = unit_of_work.StatementAside.start
+
+    def counted_start(self) -> None:
+        started.append(1)
+        original_start(self)
+
+    monkeypatch.setattr(unit_of_work.StatementAside, "start", counted_start)
+    written = {}
+    for mode, rows_min in (("in line", len(seats) + 1), ("alongside", len(seats))):
+        monkeypatch.setattr(limits, "WRITES_ALONGSIDE_ROWS_MIN", rows_min)
+        event_id = create_event(client, host, capacity=32)["id"]
+        booking.record_requests([accepted(guests[i % 4].id, event_id, count) for i, count in enumerate(seats)])
+        started.clear()
+        assert booking.allocate_pending(event_id).requests_decided == len(seats)
+        assert len(started) == (1 if mode == "alongside" and db.engine.dialect.name == "postgresql" else 0)
+        written[mode] = _decided_rows(event_id)
+    assert written["alongside"] == written["in line"]
+    assert {status for status, *_ in written["alongside"]["requests"]} == {"confirmed", "partial", "waitlisted"}
+    assert audit.run_audit().is_clean
+
+
+def test_marking_a_batch_decided_reads_only_the_events_pending_rows_never_the_whole_table(postgres_url):
+    """The planner, knowing the batch's size, hash-joined a sequential scan of every request ever
+    recorded when the rows were named by id alone; named as the event's pending rows in the
+    batch's id range too, it takes them from ix_booking_requests_event_status_id."""
+    with fresh_app(postgres_url) as application:
+        client = application.test_client()
+        host = account(client, "host")
+        guest = account(client, "guest")
+        busy_event, hot_event = (create_event(client, host, capacity=10)["id"] for _ in range(2))
+        db.session.execute(  # a table of many decided requests (another event's), and a batch pending
+            sa.text(
+                "INSERT INTO booking_requests (request_id, user_id, event_id, seats_requested, status,"
+                " seats_confirmed, seats_waitlisted, created_at)"
+                " SELECT gen_random_uuid()::text, :user_id, CASE WHEN n <= 60000 THEN :busy ELSE :hot END, 1,"
+                " CASE WHEN n <= 60000 THEN 'waitlisted' ELSE 'pending' END, 0, CASE WHEN n <= 60000 THEN 1 ELSE 0 END,"
+                " now() FROM generate_series(1, 62500) AS n"
+            ),
+            {"user_id": guest.id, "busy": busy_event, "hot": hot_event},
+        )
+        db.session.commit()
+        db.session.execute(sa.text("ANALYZE booking_requests"))
+        ids = (
+            db.session.execute(
+                select(BookingRequest.id).where(BookingRequest.event_id == hot_event).order_by(BookingRequest.id)
+            )
+            .scalars()
+            .all()
+        )
+        decided = [(row_id, "waitlisted", 0, 1, None, None) for row_id in ids]
+        statement, parameters = _allocation._decided_statement(db.engine.dialect, hot_event, decided, utcnow())
+        plan = "\n".join(db.session.execute(sa.text(f"EXPLAIN {statement.text}"), parameters).scalars())
+        db.session.rollback()
+    assert "Seq Scan on booking_requests" not in plan, plan
+    assert "ix_booking_requests_event_status_id" in plan, plan
 
 
 def test_promotion_serves_a_long_waitlist_in_bounded_rounds(app, client, monkeypatch):

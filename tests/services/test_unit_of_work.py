@@ -8,7 +8,7 @@ import time
 
 import pytest
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from atomicseats.domain import limits
@@ -176,3 +176,50 @@ def test_every_process_checks_its_connections_without_pinging_each_use(postgres_
         release_session()
         _terminate(postgres_url, dropped)
         assert db.session.execute(text("SELECT pg_backend_pid()")).scalar_one() != dropped
+
+
+# --- a statement executed while Python builds the next one (UnitOfWork.meanwhile) -------------
+
+SLOW_SEVEN = text("SELECT 7 FROM pg_sleep(0.3)")
+
+
+def test_a_statement_runs_in_the_background_while_the_block_runs_and_is_done_after_it(postgres_url):
+    with fresh_app(postgres_url), unit_of_work() as work:
+        with work.meanwhile(SLOW_SEVEN, {}, in_background=True) as aside:
+            running_meanwhile = aside.is_alive()
+        assert not aside.is_alive()
+        assert aside.result().scalar_one() == 7
+        work.session.execute(text("SELECT 1"))  # the session is the unit of work's again
+    assert running_meanwhile
+
+
+def test_the_background_statements_error_is_raised_on_leaving_the_block_and_rolls_back_the_unit(postgres_url):
+    with fresh_app(postgres_url):
+        with pytest.raises(DBAPIError, match="division by zero"), unit_of_work() as work:
+            work.session.execute(text("CREATE TABLE written_before (x integer)"))
+            with work.meanwhile(text("SELECT 1 / 0 FROM pg_sleep(0.1)"), {}, in_background=True):
+                pass  # result() is never asked for: the error comes all the same
+        with unit_of_work() as work:  # nothing of the failed unit stayed, and the session works
+            assert work.session.execute(text("SELECT to_regclass('written_before')")).scalar_one() is None
+
+
+def test_an_error_in_the_block_waits_for_the_statement_before_the_unit_rolls_back(postgres_url):
+    with fresh_app(postgres_url):
+        with (
+            pytest.raises(RuntimeError, match="building the rows failed"),
+            unit_of_work() as work,
+            work.meanwhile(SLOW_SEVEN, {}, in_background=True) as aside,
+        ):
+            raise RuntimeError("building the rows failed")
+        assert not aside.is_alive()
+        with unit_of_work() as work:
+            assert work.session.execute(text("SELECT 1")).scalar_one() == 1
+
+
+def test_a_small_batchs_statement_or_sqlites_runs_first_in_line(database_url):
+    with fresh_app(database_url), unit_of_work() as work:
+        in_line = [False] if work.is_postgres else [False, True]  # SQLite: in line even when asked
+        for in_background in in_line:
+            with work.meanwhile(text("SELECT 7"), {}, in_background=in_background) as aside:
+                assert aside.result().scalar_one() == 7  # done before the block starts
+                assert aside.ident is None  # no thread was started
