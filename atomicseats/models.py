@@ -135,6 +135,7 @@ class Event(Model):
         CheckConstraint("reserved_seats >= 0", name="reserved_non_negative"),
         CheckConstraint("reserved_seats <= capacity_seats", name="never_oversold"),
         CheckConstraint("seats_offered >= 0", name="offered_non_negative"),
+        CheckConstraint("waitlist_length >= 0", name="waitlist_length_non_negative"),
         # A seat is sold or offered, never both, and never more of them than the capacity.
         CheckConstraint("reserved_seats + seats_offered <= capacity_seats", name="never_overoffered"),
         CheckConstraint(_in("waitlist_mode", WaitlistMode), name="waitlist_mode_known"),
@@ -178,6 +179,10 @@ class Event(Model):
         server_default=str(offers.OFFER_WINDOW_DEFAULT_S),
     )
     seats_offered: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    # The waitlist's length: how many of its entries are `waiting`, kept by every change of an
+    # entry's status (services/_allocation.py, under the event row lock) so that announcing a
+    # decision batch reads one column, not a count over the whole queue (`flask audit` checks it).
+    waitlist_length: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     status: Mapped[str] = mapped_column(String(12), nullable=False, default=EventStatus.PUBLISHED)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)

@@ -14,7 +14,7 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import func, select
 
 from atomicseats.extensions import db
-from atomicseats.models import Booking, BookingRequest, OutboxMessage, WaitlistEntry
+from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry
 from atomicseats.services import audit
 from tests.conftest import BACKENDS, fresh_app, require_env
 from tests.helpers import account, book, create_event
@@ -72,4 +72,7 @@ def test_migrating_an_events_table_down_and_up_keeps_every_row_that_refers_to_it
         downgrade(revision="0010")  # before the waitlist offers' columns of events
         upgrade()
         assert row_counts() == before
+        # 0012 counted each event's waiting entries into its new column.
+        lengths = dict(db.session.execute(select(Event.id, Event.waitlist_length)).tuples().all())
+        assert lengths == {busy_id: 3, quiet_id: 0}
         assert audit.run_audit().is_clean

@@ -62,7 +62,14 @@ def run_audit(pending_grace_s: int = PENDING_GRACE_S_DEFAULT) -> AuditReport:
     session = db.session()  # the app context's session itself, not its scoped proxy
     session.rollback()  # audit one consistent, fresh view
     violations: list[Violation] = []
-    for check in (_check_seats, _check_waitlist_fifo, _check_requests, _check_request_state, _check_outbox):
+    for check in (
+        _check_seats,
+        _check_waitlist_length,
+        _check_waitlist_fifo,
+        _check_requests,
+        _check_request_state,
+        _check_outbox,
+    ):
         violations.extend(check(session))
     violations.extend(_check_pending(session, pending_grace_s))
     violations.extend(_check_sales_end(session))
@@ -113,6 +120,28 @@ def _check_seats(session: Session) -> list[Violation]:
                 )
             )
     return violations
+
+
+def _check_waitlist_length(session: Session) -> list[Violation]:
+    """Each event's `waitlist_length` is the number of its entries still waiting."""
+    waiting = (
+        select(WaitlistEntry.event_id.label("event_id"), func.count(WaitlistEntry.id).label("entries"))
+        .where(WaitlistEntry.status == WaitlistStatus.WAITING)
+        .group_by(WaitlistEntry.event_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Event.id, Event.waitlist_length, func.coalesce(waiting.c.entries, 0))
+        .outerjoin(waiting, waiting.c.event_id == Event.id)
+        .where(Event.waitlist_length != func.coalesce(waiting.c.entries, 0))
+        .order_by(Event.id)
+    ).all()
+    return [
+        Violation(
+            "2-waitlist-length-equals-waiting", f"event {event_id}", f"waitlist_length={kept}, waiting entries={count}"
+        )
+        for event_id, kept, count in rows
+    ]
 
 
 def _check_waitlist_fifo(session: Session) -> list[Violation]:

@@ -40,7 +40,7 @@ from atomicseats.services._allocation import (
     settle_event,
     withdraw_waiting,
 )
-from atomicseats.services._availability import availability_of, waitlist_totals
+from atomicseats.services._availability import availability_of
 from atomicseats.services._bulk import insert_rows
 from atomicseats.services._notification_rows import Notification, outbox_row
 from atomicseats.services._pages import Page
@@ -215,12 +215,7 @@ def _admit(event_id: int, availability: EventAvailability | None, now: datetime)
             event = db.session.get(Event, event_id)
             if event is None:
                 raise NotFound("Event not found")
-            # The waitlist's length is for the cache only (admission does not look at it): a
-            # count over the event's waiting entries is not paid where nothing keeps it.
-            waitlist_length = (
-                waitlist_totals(db.session(), [event_id]).get(event_id, (0, 0))[0] if cache.keeps_entries else 0
-            )
-        availability = availability_of(event, waitlist_length)
+        availability = availability_of(event, event.waitlist_length)
         if cache.keeps_entries:
             cache.store_missing([availability])  # never over a writer's newer entry
     if availability.is_deleted:

@@ -32,6 +32,7 @@ from atomicseats.models import BookingRequest, Event, EventTier, WaitlistEntry, 
 from atomicseats.services._allocation import (
     Settlement,
     announce_after_commit,
+    end_wait,
     entry_id_of_offer_token,
     event_tiers,
     lock_event,
@@ -230,7 +231,7 @@ def _apply(
     if resolution.seats_still_waiting:
         settlement.entry_seats[entry.id] = resolution.seats_still_waiting  # the mirror's seats ahead
     else:
-        entry.status = _ENTRY_STATUS_AFTER[resolution.answer]
+        end_wait(event, entry, _ENTRY_STATUS_AFTER[resolution.answer])
         settlement.removed_entry_ids.append(entry.id)
         request.reason = resolution.reason
     # Declined: the guest gave up its place (the entry is cancelled). Expired: like the sales end,

@@ -18,7 +18,7 @@ outbox_values, the one definition of its payload) and the event's reserved_seats
 On the clock, only the writing, with PostgreSQL's fastest bulk path: per batch the event row
 locked (SELECT ... FOR UPDATE, as the worker does), COPY FROM STDIN of the outcomes into a
 temporary table + one UPDATE booking_requests ... FROM it, COPY into bookings, waitlist_entries
-and outbox, the event's reserved_seats updated. Two modes, each on its own event: a commit per
+and outbox, the event's reserved_seats and waitlist_length updated. Two modes, each on its own event: a commit per
 batch (as the worker commits: the headline) and every batch in one transaction (what durable
 commits cost). Commits are durable as the bench's (the server's synchronous_commit and fsync are
 printed). Not on the clock: the worker's reads (the pending requests, the waitlist head) and its
@@ -411,8 +411,12 @@ def write(cursor, event_id: int, batches: list[Batch], one_transaction: bool, ba
             if batch.waitlist_n:
                 cursor.copy_expert(copy_sql("waitlist_entries", WAITLIST_COLUMNS), io.StringIO(batch.waitlist))
             cursor.copy_expert(copy_sql("outbox", batch.outbox_columns), io.StringIO(batch.outbox))
-            update = "UPDATE events SET reserved_seats = %s, updated_at = now() WHERE id = %s"
-            cursor.execute(update if one_transaction else update + "; COMMIT", (batch.reserved_seats, event_id))
+            update = (
+                "UPDATE events SET reserved_seats = %s, waitlist_length = waitlist_length + %s, updated_at = now()"
+                " WHERE id = %s"
+            )
+            parameters = (batch.reserved_seats, batch.waitlist_n, event_id)
+            cursor.execute(update if one_transaction else update + "; COMMIT", parameters)
         if one_transaction:
             cursor.execute("COMMIT")
     except BaseException:

@@ -209,6 +209,18 @@ def test_audit_reports_a_counter_that_drifted_from_the_bookings(app, client, sal
     assert "reserved_seats=1, confirmed bookings=2" in result.output
 
 
+def test_audit_reports_a_waitlist_length_that_drifted_from_the_waiting_entries(app, client, sale):
+    event_id, guests = sale
+    book(client, guests[0], event_id, 5)
+    book(client, guests[1], event_id, 2)
+    book(client, guests[2], event_id, 1)
+    assert audit.run_audit().is_clean
+    db.session.execute(sa.update(Event).where(Event.id == event_id).values(waitlist_length=1))
+    db.session.commit()
+    details = [str(violation) for violation in audit.run_audit().violations]
+    assert details == [f"[2-waitlist-length-equals-waiting] event {event_id}: waitlist_length=1, waiting entries=2"]
+
+
 def test_audit_reports_seats_left_free_while_people_wait(app, client, sale):
     event_id, guests = sale
     book(client, guests[0], event_id, 5)

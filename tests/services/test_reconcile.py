@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from dataclasses import dataclass
 
 import pytest
@@ -19,9 +20,9 @@ from atomicseats.adapters.redis_state import (
 )
 from atomicseats.cli.operations import reconcile_command
 from atomicseats.extensions import db
-from atomicseats.models import Event, WaitlistEntry
-from atomicseats.services import audit
-from atomicseats.services.contracts import EventAvailability
+from atomicseats.models import Event, WaitlistEntry, utcnow
+from atomicseats.services import audit, booking
+from atomicseats.services.contracts import AcceptedRequest, EventAvailability
 from atomicseats.services.ports import EXTENSION_KEY, MirroredEntry, adapters
 from atomicseats.services.reconcile import reconcile
 from tests.conftest import fresh_app
@@ -190,6 +191,28 @@ def test_the_mirror_follows_later_bookings_and_cancellations(sale, client):
     assert_redis_agrees(sale.busy_id)
     assert audit.run_audit().is_clean
     assert counts(reconcile()) == (3, 0, 0, 0)
+
+
+def test_a_decision_batch_caches_the_waitlist_length_of_the_event_row_and_never_counts_the_queue(sale):
+    """Announcing a batch reads `events.waitlist_length`; a count over the waiting entries made
+    every batch of a hot event slower as its queue grew."""
+    request = AcceptedRequest(str(uuid.uuid4()), sale.guests[1].id, sale.busy_id, 2, None, "test-correlation", utcnow())
+    booking.record_requests([request])
+    statements: list[str] = []
+
+    def record(connection, cursor, statement, *rest) -> None:
+        statements.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        assert booking.allocate_pending(sale.busy_id).requests_decided == 1
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+    assert statements  # the listener saw the batch
+    assert [s for s in statements if "waitlist_entries" in s and "count(" in s.lower()] == []
+    assert adapters().availability.load(sale.busy_id).waitlist_length == 4  # three waited, one more now
+    assert_redis_agrees(sale.busy_id)
+    assert audit.run_audit().is_clean
 
 
 def test_flask_reconcile_prints_the_report_and_audit_is_clean_after(app, sale):
