@@ -56,23 +56,31 @@ def sqlite_template(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
-    """A fresh database for this test session on the server `make test` started, migrated once."""
+@contextmanager
+def new_postgres_database(prefix: str) -> Iterator[str]:
+    """An empty database of its own on the server `make test` started (its URL), dropped after."""
     server_url = require_env("TEST_DATABASE_URL")
-    name = f"atomicseats_test_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    app = make_app(url)
-    with app.app_context():
-        upgrade()
-        db.engine.dispose()
-    yield url
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield sa.engine.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh database for this test session on the server `make test` started, migrated once."""
+    with new_postgres_database("atomicseats_test") as url:
+        app = make_app(url)
+        with app.app_context():
+            upgrade()
+            db.engine.dispose()
+        yield url
 
 
 def _truncate_postgres(app: Flask) -> None:
