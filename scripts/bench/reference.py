@@ -13,16 +13,18 @@ are made before the clock by the allocator itself (domain/allocator.py, the one 
 rules), in batches of the worker's size (limits.ALLOCATION_BATCH_SIZE_MAX), and every row is
 built: the request's outcome, a booking with its id (reserved from the sequence: the e-mail names
 it), a waitlist entry, the outbox row the worker writes (services/_notification_rows.py's
-outbox_values, the one definition of its payload) and the event's reserved_seats.
+outbox_values, the one definition of its payload) and the event's reserved_seats and
+waitlist_length.
 
 On the clock, only the writing, with PostgreSQL's fastest bulk path: per batch the event row
 locked (SELECT ... FOR UPDATE, as the worker does), COPY FROM STDIN of the outcomes into a
 temporary table + one UPDATE booking_requests ... FROM it, COPY into bookings, waitlist_entries
-and outbox, the event's reserved_seats and waitlist_length updated. Two modes, each on its own event: a commit per
-batch (as the worker commits: the headline) and every batch in one transaction (what durable
-commits cost). Commits are durable as the bench's (the server's synchronous_commit and fsync are
-printed). Not on the clock: the worker's reads (the pending requests, the waitlist head) and its
-work in Python. Then the rows are counted against the decisions (a mismatch is an error).
+and outbox, the event's reserved_seats and waitlist_length updated. Two modes, each on its own
+event: a commit per batch (as the worker commits: the headline) and every batch in one
+transaction (what durable commits cost). Commits are durable as the bench's (the server's
+synchronous_commit and fsync are printed). Not on the clock: the worker's reads (the pending
+requests, the waitlist head) and its work in Python. Then the rows are counted against the
+decisions (a mismatch is an error).
 
 CPU: of this process and of its PostgreSQL backend (/proc, same machine) per decision.
 A benchmark, not a test: the figure depends on the machine and on what else runs on it.
