@@ -16,7 +16,7 @@ from typing import Protocol
 
 from flask import current_app
 from itsdangerous import BadData, URLSafeSerializer
-from sqlalchemy import CursorResult, Dialect, Executable, select, text, update
+from sqlalchemy import CursorResult, Executable, select, text, update
 from sqlalchemy.orm import object_session
 
 from atomicseats.domain import allocator, limits, offers, tiers
@@ -620,7 +620,7 @@ def _write_decisions(
         return
     booking_id_of = _insert_bookings(work, booking_rows)  # first: each e-mail names its booking
     in_background = len(request_updates) >= limits.WRITES_ALONGSIDE_ROWS_MIN
-    with work.meanwhile(*_decided_statement(dialect, event_id, request_updates, now), in_background) as update_:
+    with work.meanwhile(*_decided_statement(work, event_id, request_updates, now), in_background) as update_:
         waitlist_rows = [  # in decision order, the queue's order
             _waiting_values(event_id, tier_decision.tier_id, request, tier_decision.decision.seats_waitlisted, now)
             for request, tier_decision in zip(pending, tier_decisions, strict=True)
@@ -642,7 +642,7 @@ def _write_decisions(
             if waitlist_rows
             else None
         )
-    if dialect.name == "postgresql":  # SQLite's bulk update by primary key counts no rows
+    if work.is_postgres:  # SQLite's bulk update by primary key counts no rows
         updated = update_.result()
         assert isinstance(updated, CursorResult)  # an UPDATE's result: it counts the rows
         assert updated.rowcount == len(request_updates)
@@ -731,12 +731,12 @@ _UPDATE_DECIDED_SQL = text(
 
 
 def _decided_statement(
-    dialect: Dialect, event_id: int, decided: list[Decided], now: datetime
+    work: UnitOfWork, event_id: int, decided: list[Decided], now: datetime
 ) -> tuple[Executable, object]:
     """The statement that marks a batch of an event's pending requests decided, and its
     parameters: on Postgres one UPDATE ... FROM unnest(arrays) (an UPDATE per row was a third
     of a decision's cost); elsewhere the ORM's bulk update by primary key."""
-    if dialect.name != "postgresql":
+    if not work.is_postgres:
         return update(BookingRequest), [
             {**dict(zip(_DECIDED_COLUMNS, row, strict=True)), "decided_at": now} for row in decided
         ]

@@ -144,7 +144,9 @@ def test_marking_a_batch_decided_reads_only_the_events_pending_rows_never_the_wh
             .all()
         )
         decided = [(row_id, "waitlisted", 0, 1, None, None) for row_id in ids]
-        statement, parameters = _allocation._decided_statement(db.engine.dialect, hot_event, decided, utcnow())
+        statement, parameters = _allocation._decided_statement(
+            unit_of_work.UnitOfWork(session=db.session()), hot_event, decided, utcnow()
+        )
         plan = "\n".join(db.session.execute(sa.text(f"EXPLAIN {statement.text}"), parameters).scalars())
         db.session.rollback()
     assert "Seq Scan on booking_requests" not in plan, plan
