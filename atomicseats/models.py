@@ -23,8 +23,9 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.event import listens_for
 from sqlalchemy.ext.hybrid import hybrid_property
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 from sqlalchemy.types import DateTime, TypeDecorator
 
 from atomicseats.domain import accounts, allocator, limits, offers, tickets, tiers
@@ -183,6 +184,11 @@ class Event(Model):
     # entry's status (services/_allocation.py, under the event row lock) so that announcing a
     # decision batch reads one column, not a count over the whole queue (`flask audit` checks it).
     waitlist_length: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    # One more at every UPDATE of the row (`_count_event_version`, below): the writers of an
+    # event take turns on its row lock, so the number orders their commits, and the availability
+    # cache keeps the highest it was given (two writers' after-commit stores can land in Redis in
+    # either order).
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1, server_default="1")
     status: Mapped[str] = mapped_column(String(12), nullable=False, default=EventStatus.PUBLISHED)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
@@ -222,6 +228,17 @@ class Event(Model):
             seats_offered=self.seats_offered,
             waitlist_mode=WaitlistMode(self.waitlist_mode),
         )
+
+
+@listens_for(Event, "before_update")
+def _count_event_version(_mapper, _connection, event: Event) -> None:
+    """Every flushed change of an event row counts one version more, in the same UPDATE. Plain
+    arithmetic on the loaded value is exact because every writer holds the row lock
+    (services/_allocation.lock_event); SQLAlchemy's `version_id_col` is not used, as it would also
+    refuse a stale write, which the concurrency tests' negative control (no lock) must reach."""
+    session = object_session(event)
+    if session is not None and session.is_modified(event, include_collections=False):
+        event.version += 1
 
 
 class EventTier(Model):

@@ -2,7 +2,9 @@
 
 Redis is never the truth (DESIGN invariant 6): everything here can be lost and
 rebuilt by `flask reconcile`. Writers store an entry only after their transaction
-commits; readers that missed fill absent entries from Postgres, never overwrite one.
+commits, and never over a newer version of it (the event row's `version`: their stores
+can arrive in the other order than their commits); readers that missed fill absent
+entries from Postgres, never overwrite one.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ KEY_TTL_S = 24 * 3600
 SOCKET_TIMEOUT_S = 0.5
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
-# The field added last: an entry without it was written by older code and counts as absent.
-NEWEST_FIELD = "seats_offered"
+# The event row's version of the entry; also the field added last: an entry without it was
+# written by older code and counts as absent.
+VERSION_FIELD = "version"
 
 
 def connect(url: str) -> redis.Redis:
@@ -50,29 +53,37 @@ def availability_key(event_id: int) -> str:
     return f"{KEY_PREFIX}{event_id}:availability"
 
 
-# Fill only the entries that are absent, each whole: a reader's fill from Postgres never
-# overwrites (or mixes fields with) what a writer stored after a newer commit. An entry
-# lacking the newest field (written before it existed) is absent too, else it would stay
-# a miss until its TTL.
-# ARGV: ttl, number of fields, the newest field's name, the field names, then each key's
-# values in that order.
-_STORE_MISSING = """
+# Write entries whole, each unless the key holds a newer one. ARGV: ttl, number of fields,
+# mode, the field names (the version first: _encode), then each key's values in that order.
+# Mode "newer" (writers, after their commit): unless the stored version is higher, since two
+# writers of an event can reach Redis in the other order than their row lock let them commit.
+# Mode "missing" (readers filling from Postgres): only where no entry is, never over what a
+# writer stored after a newer commit. An entry without a version (written by older code) is
+# absent to both, else it would stay a miss until its TTL.
+_STORE_ENTRIES = """
 local width = tonumber(ARGV[2])
-local newest = ARGV[3]
-local filled = 0
+local only_missing = ARGV[3] == 'missing'
+local version_field = ARGV[4]
+local written = 0
 for index, key in ipairs(KEYS) do
-  if redis.call('HEXISTS', key, newest) == 0 then
+  local first = 3 + width * index
+  local stored = redis.call('HGET', key, version_field)
+  local write = not stored
+  if stored and not only_missing then
+    write = tonumber(stored) == nil or tonumber(stored) <= tonumber(ARGV[first + 1])
+  end
+  if write then
     local entry = {}
     for field = 1, width do
       entry[#entry + 1] = ARGV[3 + field]
-      entry[#entry + 1] = ARGV[3 + width * index + field]
+      entry[#entry + 1] = ARGV[first + field]
     end
     redis.call('HSET', key, unpack(entry))
     redis.call('EXPIRE', key, ARGV[1])
-    filled = filled + 1
+    written = written + 1
   end
 end
-return filled
+return written
 """
 
 
@@ -81,30 +92,26 @@ class RedisAvailabilityCache:
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
-        self._store_missing = client.register_script(_STORE_MISSING)
+        self._store_entries = client.register_script(_STORE_ENTRIES)
 
     def store(self, availability: list[EventAvailability]) -> None:
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            for item in availability:
-                key = availability_key(item.event_id)
-                # redis-py types the mapping's keys invariantly as every encodable type: str keys are one.
-                pipe.hset(key, mapping=_encode(item))  # type: ignore[arg-type]
-                pipe.expire(key, KEY_TTL_S)
-            pipe.execute()
-        except redis.RedisError as error:  # best-effort: reconcile repairs it
-            log.warning("cache.store_failed", extra={"error": str(error)})
+        """Each entry, unless Redis holds a newer version of it (best-effort: reconcile repairs)."""
+        self._store(availability, "newer")
 
     def store_missing(self, availability: list[EventAvailability]) -> None:
+        """Each entry that is absent (best-effort: the next reader fills it)."""
+        self._store(availability, "missing")
+
+    def _store(self, availability: list[EventAvailability], mode: str) -> None:
         if not availability:
             return
         names = list(_encode(availability[0]))
         values = [value for item in availability for value in _encode(item).values()]
         try:
             keys = [availability_key(item.event_id) for item in availability]
-            self._store_missing(keys=keys, args=[KEY_TTL_S, len(names), NEWEST_FIELD, *names, *values])
-        except redis.RedisError as error:  # best-effort: the next reader fills it
-            log.warning("cache.store_failed", extra={"error": str(error)})
+            self._store_entries(keys=keys, args=[KEY_TTL_S, len(names), mode, *names, *values])
+        except redis.RedisError as error:
+            log.warning("cache.store_failed", extra={"error": str(error), "mode": mode})
 
     def load(self, event_id: int) -> EventAvailability | None:
         return self.load_many([event_id]).get(event_id)
@@ -136,7 +143,8 @@ class RedisAvailabilityCache:
 
 
 def _encode(item: EventAvailability) -> dict[str, str]:
-    return {
+    return {  # the version first: _STORE_ENTRIES reads it there
+        VERSION_FIELD: str(item.version),
         "capacity_seats": str(item.capacity_seats),
         "reserved_seats": str(item.reserved_seats),
         "seats_offered": str(item.seats_offered),
@@ -159,7 +167,8 @@ def decode_availability(event_id: int, fields: dict[str, str]) -> EventAvailabil
             is_deleted=fields["is_deleted"] == "1",
             waitlist_length=int(fields["waitlist_length"]),
             sales_end_at=EPOCH + int(fields["sales_end_us"]) * MICROSECOND,
-            seats_offered=int(fields[NEWEST_FIELD]),
+            seats_offered=int(fields["seats_offered"]),
+            version=int(fields[VERSION_FIELD]),
         )
     except (KeyError, ValueError, OverflowError):
         return None

@@ -322,6 +322,7 @@ def announce_decisions_after_commit(work: UnitOfWork, event: Event, settlement: 
 
 def _register_effects(work: UnitOfWork, event: Event, settlement: Settlement, waitlist_length: int) -> None:
     effects = adapters()
+    work.session.flush()  # the event's changes written, so its version (models.Event) is this commit's
     work.after_commit(effects.availability.store, [availability_of(event, waitlist_length)])
     if settlement.appended_entries or settlement.removed_entry_ids or settlement.entry_seats:
         removed = set(settlement.removed_entry_ids)

@@ -38,4 +38,5 @@ def availability_of(event: Event, waitlist_length: int) -> EventAvailability:
         waitlist_length=waitlist_length,
         sales_end_at=event.sales_end,
         seats_offered=event.seats_offered,
+        version=event.version,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from atomicseats.domain import allocator
@@ -80,6 +80,9 @@ class EventAvailability:
     waitlist_length: int
     sales_end_at: datetime
     seats_offered: int = 0  # held by open waitlist offers: neither free nor sold
+    # The event row's version these figures are of (Event.version): orders the cache's writes,
+    # so it is not part of what the figures say (two equal figures compare equal).
+    version: int = field(default=0, compare=False)
 
     @property
     def seats_left(self) -> int:

@@ -14,7 +14,9 @@ CLOSED_PORT_URL = "redis://127.0.0.1:1/0"
 SALES_END_AT = datetime(2031, 5, 1, 18, 0, 0, 123456, tzinfo=UTC)
 
 
-def availability(event_id: int, reserved_seats: int = 0, waitlist_length: int = 0) -> EventAvailability:
+def availability(
+    event_id: int, reserved_seats: int = 0, waitlist_length: int = 0, version: int = 1
+) -> EventAvailability:
     return EventAvailability(
         event_id=event_id,
         capacity_seats=10,
@@ -23,6 +25,7 @@ def availability(event_id: int, reserved_seats: int = 0, waitlist_length: int = 
         is_deleted=False,
         waitlist_length=waitlist_length,
         sales_end_at=SALES_END_AT,
+        version=version,
     )
 
 
@@ -65,6 +68,34 @@ def test_store_missing_fills_absent_entries_and_never_overwrites_one(connection)
     assert cache.load_many([1, 2]) == {1: availability(1, reserved_seats=5), 2: availability(2, reserved_seats=7)}
     assert 0 < connection.ttl(availability_key(2)) <= KEY_TTL_S
     cache.store_missing([])
+
+
+def test_store_keeps_the_newest_version_whatever_order_the_writes_arrive_in(connection):
+    """Two writers of one event commit in the row lock's order, but their after-commit stores can
+    reach Redis the other way round: the older figures must not replace the newer."""
+    cache = RedisAvailabilityCache(connection)
+    cache.store([availability(1, reserved_seats=5, version=8), availability(2, reserved_seats=1, version=3)])
+
+    cache.store([availability(1, reserved_seats=4, version=7), availability(2, reserved_seats=2, version=4)])
+
+    assert cache.load_many([1, 2]) == {1: availability(1, reserved_seats=5), 2: availability(2, reserved_seats=2)}
+    assert cache.load(1).version == 8 and cache.load(2).version == 4
+    cache.store([availability(1, reserved_seats=6, version=8)])  # the same version again (reconcile): written
+    assert cache.load(1) == availability(1, reserved_seats=6)
+
+
+def test_an_entry_without_a_version_is_a_miss_and_any_write_replaces_it(connection):
+    """Written by the code before versions: read as absent, filled by a reader, replaced by a writer."""
+    cache = RedisAvailabilityCache(connection)
+    cache.store([availability(1, reserved_seats=5), availability(2, reserved_seats=5)])
+    connection.hdel(availability_key(1), "version")
+    connection.hdel(availability_key(2), "version")
+    assert cache.load_many([1, 2]) == {}
+
+    cache.store_missing([availability(1, reserved_seats=2)])
+    cache.store([availability(2, reserved_seats=3, version=0)])
+
+    assert cache.load_many([1, 2]) == {1: availability(1, reserved_seats=2), 2: availability(2, reserved_seats=3)}
 
 
 def test_with_redis_unreachable_reads_miss_and_writes_are_dropped():
