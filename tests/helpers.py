@@ -192,6 +192,23 @@ def stored_state(ignoring: re.Pattern[bytes] | None = None) -> dict[str, object]
 
 
 @contextmanager
+def statements_seen() -> Iterator[list[str]]:
+    """The SQL statements sent to the database while the block runs, as sent."""
+    from atomicseats.extensions import db
+
+    seen: list[str] = []
+
+    def remember(_connection, _cursor, statement, *_args) -> None:
+        seen.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", remember)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", remember)
+
+
+@contextmanager
 def unchanged(ignoring: bytes | None = None) -> Iterator[None]:
     """Assert that what runs inside (a refused request) wrote nothing: no row added, changed or
     removed in any table, no e-mail queued, no Redis key set or deleted (but for the keys the

@@ -14,7 +14,7 @@ from atomicseats.models import Booking, BookingRequest, Event, EventTier, Outbox
 from atomicseats.services import _allocation, audit, booking, unit_of_work
 from atomicseats.services.contracts import AcceptedRequest
 from tests.conftest import fresh_app
-from tests.helpers import account, book, create_event, unchanged
+from tests.helpers import account, book, create_event, statements_seen, unchanged
 
 
 def accepted(user_id: int, event_id: int, seats: int) -> AcceptedRequest:
@@ -163,6 +163,24 @@ def test_promotion_serves_a_long_waitlist_in_bounded_rounds(app, client, monkeyp
     response = client.post("/api/events/update", json={"id": event_id, "capacity": 6}, headers=host.headers)
     assert response.status_code == 200
     assert response.get_json()["data"]["waitlistLength"] == 2
+    assert audit.run_audit().is_clean
+
+
+def test_a_batch_reads_the_waitlist_only_when_someone_waits(app, sale):
+    """Seats left and nobody waiting: serving the waitlist head first has nothing to read (the
+    event's waitlist_length says so), so the batch costs no query over the entries."""
+    event_id, guests = sale  # 5 seats
+    booking.record_requests([accepted(guests[0].id, event_id, 4)])
+    with statements_seen() as statements:
+        booking.allocate_pending(event_id)
+    assert statements and not [s for s in statements if "FROM waitlist_entries" in s]
+
+    booking.record_requests([accepted(guests[1].id, event_id, 3)])  # 1 seat confirmed, 2 wait
+    booking.allocate_pending(event_id)
+    booking.record_requests([accepted(guests[2].id, event_id, 1)])  # sold out: the head is not read
+    with statements_seen() as statements:
+        booking.allocate_pending(event_id)
+    assert statements and not [s for s in statements if "FROM waitlist_entries" in s]
     assert audit.run_audit().is_clean
 
 

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -36,7 +35,7 @@ from atomicseats.services.contracts import AcceptedRequest
 from atomicseats.services.ports import EXTENSION_KEY
 from atomicseats.services.unit_of_work import one_transaction
 from tests.conftest import fresh_app
-from tests.helpers import account, create_event
+from tests.helpers import account, create_event, statements_seen
 
 SUBMITTERS = 10
 NO_SUCH_EVENT = 999_999
@@ -305,27 +304,15 @@ def decide_and_watch_the_statements(client) -> None:
     guests = [account(client, "guest") for _ in range(3)]
     event_id = create_event(client, host, capacity=1)["id"]
     batch = [accepted(guest.id, event_id, 1) for guest in guests]
-    with watched_statements() as deciding:
+    with statements_seen() as seen:
         booking.record_and_decide(batch)
+    deciding = [statement.lower() for statement in seen]
     assert any("insert into waitlist_entries" in statement for statement in deciding)
     assert not [statement for statement in deciding if "count(waitlist_entries.id)" in statement]
-    with watched_statements() as reading:
+    with statements_seen() as seen:
         booking.recorded_statuses([request.request_id for request in batch])
+    reading = [statement.lower() for statement in seen]
     # The callers' places in line (their statuses, read by the leader after the commit):
     # counted once for the event's new entries, not once for each waiting request.
     assert len([statement for statement in reading if "count(waitlist_entries.id)" in statement]) == 1
     assert audit.run_audit().is_clean
-
-
-@contextmanager
-def watched_statements() -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def remember(_connection, _cursor, statement, *_args) -> None:
-        statements.append(statement.lower())
-
-    sa_event.listen(db.engine, "before_cursor_execute", remember)
-    try:
-        yield statements
-    finally:
-        sa_event.remove(db.engine, "before_cursor_execute", remember)

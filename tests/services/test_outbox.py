@@ -32,7 +32,7 @@ from atomicseats.services import booking, notifications, outbox
 from atomicseats.services.outbox import SendReport
 from atomicseats.services.ports import EXTENSION_KEY
 from tests.conftest import REPO_ROOT, fresh_app
-from tests.helpers import account, book, create_event
+from tests.helpers import account, book, create_event, statements_seen
 from tests.outage import database_back_after
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
@@ -497,18 +497,9 @@ def test_a_batch_is_claimed_and_recorded_in_a_few_statements_whatever_its_size(a
     def outbox_writes_of_one_batch(rows: int) -> list[str]:
         for _ in range(rows):
             book(client, guest, event_id, 1)
-        statements: list[str] = []
-
-        def seen(conn, cursor, statement, parameters, context, executemany) -> None:
-            if re.match(r"\s*UPDATE outbox", statement):
-                statements.append(statement.split(" WHERE ")[0])
-
-        sa.event.listen(db.engine, "before_cursor_execute", seen)
-        try:
+        with statements_seen() as seen:
             assert outbox.send_due_notifications() == SendReport(sent=rows, retried=0, failed=0)
-        finally:
-            sa.event.remove(db.engine, "before_cursor_execute", seen)
-        return statements
+        return [statement.split(" WHERE ")[0] for statement in seen if re.match(r"\s*UPDATE outbox", statement)]
 
     few, many = outbox_writes_of_one_batch(2), outbox_writes_of_one_batch(12)
     assert len(few) == len(many) == 2  # one UPDATE leases the batch, one records it sent

@@ -4,25 +4,21 @@ leave the line with their decisions, and a lost line comes back with `flask reco
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import uuid
-from collections.abc import Iterator
 
 import pytest
-import sqlalchemy as sa
 
 from atomicseats.adapters.redis_cache import connect
 from atomicseats.adapters.redis_line import RedisLine, decided_mark_key, line_key
 from atomicseats.adapters.redis_state import RedisOutcomeChannel, RedisWaitlistMirror, waitlist_seats_key
 from atomicseats.domain.line import NOT_COUNTED_YET, WaitlistPlace
-from atomicseats.extensions import db
 from atomicseats.models import utcnow
 from atomicseats.services import booking
 from atomicseats.services.contracts import AcceptedRequest
 from atomicseats.services.ports import EXTENSION_KEY
 from atomicseats.services.reconcile import reconcile
-from tests.helpers import account, book, create_event, event_payload
+from tests.helpers import account, book, create_event, event_payload, statements_seen
 
 
 def accepted(user_id: int, event_id: int, seats: int = 1) -> AcceptedRequest:
@@ -132,20 +128,6 @@ def test_the_embedded_default_has_no_line_to_show(app, client, sale):
     status = book(client, guests[0], event_id, 1)
     assert status["status"] == "confirmed"
     assert status["placeInLine"] is None
-
-
-@contextlib.contextmanager
-def statements_seen() -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def remember(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
-
-    sa.event.listen(db.engine, "before_cursor_execute", remember)
-    try:
-        yield seen
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", remember)
 
 
 def test_a_tiered_events_places_are_per_tier_and_come_from_the_mirror_alone(app, client, line):

@@ -26,7 +26,7 @@ from atomicseats.services.contracts import AcceptedRequest, EventAvailability
 from atomicseats.services.ports import EXTENSION_KEY, MirroredEntry, adapters
 from atomicseats.services.reconcile import reconcile
 from tests.conftest import fresh_app
-from tests.helpers import account, book, create_event
+from tests.helpers import account, book, create_event, statements_seen
 
 CLOSED_PORT_URL = "redis://127.0.0.1:1/0"
 
@@ -238,16 +238,8 @@ def test_a_decision_batch_caches_the_waitlist_length_of_the_event_row_and_never_
     every batch of a hot event slower as its queue grew."""
     request = AcceptedRequest(str(uuid.uuid4()), sale.guests[1].id, sale.busy_id, 2, None, "test-correlation", utcnow())
     booking.record_requests([request])
-    statements: list[str] = []
-
-    def record(connection, cursor, statement, *rest) -> None:
-        statements.append(statement)
-
-    sa.event.listen(db.engine, "before_cursor_execute", record)
-    try:
+    with statements_seen() as statements:
         assert booking.allocate_pending(sale.busy_id).requests_decided == 1
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", record)
     assert statements  # the listener saw the batch
     assert [s for s in statements if "waitlist_entries" in s and "count(" in s.lower()] == []
     assert adapters().availability.load(sale.busy_id).waitlist_length == 4  # three waited, one more now
