@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,6 +15,9 @@ import redis
 import sqlalchemy as sa
 from flask import Flask, current_app
 from werkzeug.serving import make_server
+
+from atomicseats.models import utcnow
+from atomicseats.services.contracts import AcceptedRequest
 
 _counter = itertools.count(1)
 PASSWORD = "correct-horse-battery"
@@ -189,6 +193,11 @@ def stored_state(ignoring: re.Pattern[bytes] | None = None) -> dict[str, object]
         finally:
             client.close()
     return state
+
+
+def accepted(user_id: int, event_id: int, seats: int = 1) -> AcceptedRequest:
+    """A booking request as the API accepted it (the pipeline's input), with a fresh request id."""
+    return AcceptedRequest(str(uuid.uuid4()), user_id, event_id, seats, None, "test-correlation", utcnow())
 
 
 @contextmanager

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import func, select
@@ -12,13 +10,8 @@ from atomicseats.domain import limits
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, EventTier, OutboxMessage, WaitlistEntry, utcnow
 from atomicseats.services import _allocation, audit, booking, unit_of_work
-from atomicseats.services.contracts import AcceptedRequest
 from tests.conftest import fresh_app
-from tests.helpers import account, book, create_event, statements_seen, unchanged
-
-
-def accepted(user_id: int, event_id: int, seats: int) -> AcceptedRequest:
-    return AcceptedRequest(str(uuid.uuid4()), user_id, event_id, seats, None, "test-correlation", utcnow())
+from tests.helpers import accepted, account, book, create_event, statements_seen, unchanged
 
 
 @pytest.fixture

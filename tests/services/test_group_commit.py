@@ -29,21 +29,17 @@ from atomicseats.adapters.embedded import GroupCommit, InProcessPipeline, Writer
 from atomicseats.domain import limits
 from atomicseats.errors import NotFound
 from atomicseats.extensions import db
-from atomicseats.models import Booking, BookingRequest, OutboxMessage, utcnow
+from atomicseats.models import Booking, BookingRequest, OutboxMessage
 from atomicseats.services import audit, booking
 from atomicseats.services.contracts import AcceptedRequest
 from atomicseats.services.ports import EXTENSION_KEY
 from atomicseats.services.unit_of_work import one_transaction
 from tests.conftest import fresh_app
-from tests.helpers import account, create_event, statements_seen
+from tests.helpers import accepted, account, create_event, statements_seen
 
 SUBMITTERS = 10
 NO_SUCH_EVENT = 999_999
 WAIT_GIVE_UP_S = 60  # a bound on waiting for the threads, never a measurement
-
-
-def accepted(user_id: int, event_id: int, seats: int) -> AcceptedRequest:
-    return AcceptedRequest(str(uuid.uuid4()), user_id, event_id, seats, None, "test-correlation", utcnow())
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ leave the line with their decisions, and a lost line comes back with `flask reco
 from __future__ import annotations
 
 import dataclasses
-import uuid
 
 import pytest
 
@@ -13,16 +12,11 @@ from atomicseats.adapters.redis_cache import connect
 from atomicseats.adapters.redis_line import RedisLine, decided_mark_key, line_key
 from atomicseats.adapters.redis_state import RedisOutcomeChannel, RedisWaitlistMirror, waitlist_seats_key
 from atomicseats.domain.line import NOT_COUNTED_YET, WaitlistPlace
-from atomicseats.models import utcnow
 from atomicseats.services import booking
 from atomicseats.services.contracts import AcceptedRequest
 from atomicseats.services.ports import EXTENSION_KEY
 from atomicseats.services.reconcile import reconcile
-from tests.helpers import account, book, create_event, event_payload, statements_seen
-
-
-def accepted(user_id: int, event_id: int, seats: int = 1) -> AcceptedRequest:
-    return AcceptedRequest(str(uuid.uuid4()), user_id, event_id, seats, None, "test-correlation", utcnow())
+from tests.helpers import accepted, account, book, create_event, event_payload, statements_seen
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from dataclasses import dataclass
 
 import pytest
@@ -20,13 +19,13 @@ from atomicseats.adapters.redis_state import (
 )
 from atomicseats.cli.operations import reconcile_command
 from atomicseats.extensions import db
-from atomicseats.models import Event, WaitlistEntry, utcnow
+from atomicseats.models import Event, WaitlistEntry
 from atomicseats.services import audit, booking
-from atomicseats.services.contracts import AcceptedRequest, EventAvailability
+from atomicseats.services.contracts import EventAvailability
 from atomicseats.services.ports import EXTENSION_KEY, MirroredEntry, adapters
 from atomicseats.services.reconcile import reconcile
 from tests.conftest import fresh_app
-from tests.helpers import account, book, create_event, statements_seen
+from tests.helpers import accepted, account, book, create_event, statements_seen
 
 CLOSED_PORT_URL = "redis://127.0.0.1:1/0"
 
@@ -217,7 +216,7 @@ def test_cache_writes_that_land_in_reverse_commit_order_leave_the_newer_figures(
     app.extensions[EXTENSION_KEY] = dataclasses.replace(app.extensions[EXTENSION_KEY], availability=holding)
     version_before = db.session.get(Event, sale.busy_id).version
     for guest in sale.guests[1:]:
-        request = AcceptedRequest(str(uuid.uuid4()), guest.id, sale.busy_id, 1, None, "test-correlation", utcnow())
+        request = accepted(guest.id, sale.busy_id, 1)
         booking.record_requests([request])
         assert booking.allocate_pending(sale.busy_id).requests_decided == 1
     app.extensions[EXTENSION_KEY] = dataclasses.replace(app.extensions[EXTENSION_KEY], availability=cache)
@@ -236,7 +235,7 @@ def test_cache_writes_that_land_in_reverse_commit_order_leave_the_newer_figures(
 def test_a_decision_batch_caches_the_waitlist_length_of_the_event_row_and_never_counts_the_queue(sale):
     """Announcing a batch reads `events.waitlist_length`; a count over the waiting entries made
     every batch of a hot event slower as its queue grew."""
-    request = AcceptedRequest(str(uuid.uuid4()), sale.guests[1].id, sale.busy_id, 2, None, "test-correlation", utcnow())
+    request = accepted(sale.guests[1].id, sale.busy_id, 2)
     booking.record_requests([request])
     with statements_seen() as statements:
         assert booking.allocate_pending(sale.busy_id).requests_decided == 1

@@ -11,15 +11,10 @@ from sqlalchemy import select
 
 from atomicseats.errors import Conflict, NotFound
 from atomicseats.extensions import db
-from atomicseats.models import BookingRequest, Event, OutboxMessage, User, WaitlistEntry, utcnow
+from atomicseats.models import BookingRequest, Event, OutboxMessage, User, WaitlistEntry
 from atomicseats.services import audit, booking, events
-from atomicseats.services.contracts import AcceptedRequest
 from atomicseats.services.ports import adapters
-from tests.helpers import account, create_event, unchanged
-
-
-def accepted(user_id: int, event_id: int, seats: int) -> AcceptedRequest:
-    return AcceptedRequest(str(uuid.uuid4()), user_id, event_id, seats, None, "test-correlation", utcnow())
+from tests.helpers import accepted, account, create_event, unchanged
 
 
 def decide(event_id: int, *requests: tuple[int, int]) -> list[str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -22,15 +21,10 @@ from atomicseats.errors import Conflict
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, OutboxMessage, WaitlistEntry, utcnow
 from atomicseats.services import audit, booking, sales
-from atomicseats.services.contracts import AcceptedRequest
 from atomicseats.services.ports import adapters
-from tests.helpers import account, book, create_event, unchanged
+from tests.helpers import accepted, account, book, create_event, unchanged
 
 SALES_END_AHEAD_S = 1.5  # how far ahead a test puts a sales end it then waits for
-
-
-def accepted(user_id: int, event_id: int, seats: int) -> AcceptedRequest:
-    return AcceptedRequest(str(uuid.uuid4()), user_id, event_id, seats, None, "test-correlation", utcnow())
 
 
 def end_sales(event_id: int, ago: timedelta = timedelta(0)) -> None:
