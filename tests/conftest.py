@@ -90,7 +90,7 @@ def _truncate_postgres(app: Flask) -> None:
             connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
 
-def _flush_test_redis(app: Flask) -> None:
+def flush_test_redis(app: Flask) -> None:
     """Event ids restart with every test database: stale cache entries must not survive.
     Only the suite's own Redis database is flushed (an app pointed elsewhere, e.g. at a
     closed port to play an outage, has nothing of ours to lose)."""
@@ -112,7 +112,7 @@ def fresh_app(database_url: str, *, hold_context: bool = True, empty: bool = Tru
     if empty:
         if database_url.startswith("postgresql"):
             _truncate_postgres(application)
-        _flush_test_redis(application)
+        flush_test_redis(application)
     try:
         if hold_context:
             with application.app_context():

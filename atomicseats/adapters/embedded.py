@@ -393,6 +393,9 @@ class NoAvailabilityCache:
     def store(self, availability: list[EventAvailability]) -> None:
         return None
 
+    def replace(self, availability: list[EventAvailability]) -> None:
+        return None
+
     def store_missing(self, availability: list[EventAvailability]) -> None:
         return None
 

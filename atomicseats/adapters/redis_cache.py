@@ -53,23 +53,24 @@ def availability_key(event_id: int) -> str:
     return f"{KEY_PREFIX}{event_id}:availability"
 
 
-# Write entries whole, each unless the key holds a newer one. ARGV: ttl, number of fields,
-# mode, the field names (the version first: _encode), then each key's values in that order.
+# Write entries whole. ARGV: ttl, number of fields, mode, the field names (the version first:
+# _encode), then each key's values in that order.
 # Mode "newer" (writers, after their commit): unless the stored version is higher, since two
 # writers of an event can reach Redis in the other order than their row lock let them commit.
 # Mode "missing" (readers filling from Postgres): only where no entry is, never over what a
 # writer stored after a newer commit. An entry without a version (written by older code) is
-# absent to both, else it would stay a miss until its TTL.
+# absent to both, else it would stay a miss until its TTL. Mode "replace" (a repair under the
+# row lock): always.
 _STORE_ENTRIES = """
 local width = tonumber(ARGV[2])
-local only_missing = ARGV[3] == 'missing'
+local mode = ARGV[3]
 local version_field = ARGV[4]
 local written = 0
 for index, key in ipairs(KEYS) do
   local first = 3 + width * index
   local stored = redis.call('HGET', key, version_field)
-  local write = not stored
-  if stored and not only_missing then
+  local write = mode == 'replace' or not stored
+  if stored and mode == 'newer' then
     write = tonumber(stored) == nil or tonumber(stored) <= tonumber(ARGV[first + 1])
   end
   if write then
@@ -97,6 +98,10 @@ class RedisAvailabilityCache:
     def store(self, availability: list[EventAvailability]) -> None:
         """Each entry, unless Redis holds a newer version of it (best-effort: reconcile repairs)."""
         self._store(availability, "newer")
+
+    def replace(self, availability: list[EventAvailability]) -> None:
+        """Each entry, whatever version Redis holds (the caller holds the events' row locks)."""
+        self._store(availability, "replace")
 
     def store_missing(self, availability: list[EventAvailability]) -> None:
         """Each entry that is absent (best-effort: the next reader fills it)."""

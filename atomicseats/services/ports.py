@@ -94,7 +94,15 @@ class AvailabilityCache(Protocol):
     keeps_entries: bool
 
     def store(self, availability: list[EventAvailability]) -> None:
-        """Overwrite the entries: what a writer read in the transaction that just committed."""
+        """Overwrite the entries, each unless the cache holds a newer version of it: what a
+        writer read in the transaction that just committed (writers' stores can arrive in the
+        other order than their commits)."""
+
+    def replace(self, availability: list[EventAvailability]) -> None:
+        """Overwrite the entries whatever version they hold: a repair by a caller that holds
+        the events' row locks (reconcile), so no newer commit can be overwritten. It also
+        mends an entry left ahead of the database (restored from a backup, or a database
+        made anew under the same Redis), which `store` would keep."""
 
     def store_missing(self, availability: list[EventAvailability]) -> None:
         """Fill only the entries the cache lacks: a reader filling a miss from Postgres must

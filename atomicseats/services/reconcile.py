@@ -131,8 +131,8 @@ def _repair(truth: MirrorTruth, tally: _Tally) -> None:
     effects = adapters()
     event_id = truth.event_id
     cached = effects.availability.load(event_id)
-    if cached != truth.availability:
-        effects.availability.store([truth.availability])
+    if _availability_is_wrong(cached, truth.availability):
+        effects.availability.replace([truth.availability])  # under the share lock: no newer commit
         if effects.availability.load(event_id) == truth.availability:
             tally.availability_repaired += 1
             tally.note(f"event {event_id}: availability {_describe_availability(cached, truth.availability)}, repaired")
@@ -184,9 +184,16 @@ def _reconcile_lines(session: Session, event_ids: list[int], tally: _Tally) -> N
 
 def _has_drifted(truth: MirrorTruth) -> bool:
     effects = adapters()
-    if effects.availability.load(truth.event_id) != truth.availability:
+    if _availability_is_wrong(effects.availability.load(truth.event_id), truth.availability):
         return True
     return effects.waitlist.load(truth.event_id) != truth.waiting_tiers
+
+
+def _availability_is_wrong(cached: EventAvailability | None, truth: EventAvailability) -> bool:
+    """Other figures, or a version ahead of the database's (an entry left from before a restore,
+    or from a database made anew under the same Redis: writers' stores would never replace it
+    until their versions caught up). Under the row lock nothing newer than the truth exists."""
+    return cached != truth or (cached is not None and cached.version > truth.version)
 
 
 def _describe_availability(cached: EventAvailability | None, truth: EventAvailability) -> str:

@@ -232,6 +232,27 @@ def test_cache_writes_that_land_in_reverse_commit_order_leave_the_newer_figures(
     assert audit.run_audit().is_clean
 
 
+def test_an_entry_ahead_of_the_database_is_replaced_by_reconcile(sale):
+    """An entry whose version is ahead of the event row's (left from before a restore, or from a
+    database made anew under the same Redis) keeps every writer's store out; reconcile, holding
+    the row's share lock, replaces it, also when its figures happen to agree."""
+    cache = adapters().availability
+    ahead = db.session.get(Event, sale.busy_id).version + 50
+    cache.replace([dataclasses.replace(cache.load(sale.busy_id), reserved_seats=0, version=ahead)])
+    booking.record_requests([accepted(sale.guests[1].id, sale.busy_id, 1)])
+    assert booking.allocate_pending(sale.busy_id).requests_decided == 1
+    assert cache.load(sale.busy_id).reserved_seats == 0  # the writer's newer figures were kept out
+
+    assert reconcile().availability_repaired == 1
+    assert_redis_agrees(sale.busy_id)
+    assert cache.load(sale.busy_id).version == db.session.get(Event, sale.busy_id).version
+
+    cache.replace([dataclasses.replace(cache.load(sale.busy_id), version=ahead)])  # same figures
+    assert reconcile().availability_repaired == 1
+    assert cache.load(sale.busy_id).version == db.session.get(Event, sale.busy_id).version
+    assert audit.run_audit().is_clean
+
+
 def test_a_decision_batch_caches_the_waitlist_length_of_the_event_row_and_never_counts_the_queue(sale):
     """Announcing a batch reads `events.waitlist_length`; a count over the waiting entries made
     every batch of a hot event slower as its queue grew."""
