@@ -3,8 +3,9 @@
 The availability cache is written after each commit, and two writers of one event (two
 allocation batches, an allocation and a host's edit) can reach Redis in the other order than
 they committed: the older state then stayed in the cache until the next write or the next
-reconcile, a minute later (`flask audit` found one after make bench's many-events phase). The row lock orders the
-writers; the version numbers that order, and the cache keeps the highest.
+reconcile, a minute later (`flask audit` found one after make bench's many-events phase).
+The row lock orders the writers; the version numbers that order, and the cache keeps the
+highest.
 
 Revision ID: 0013
 Revises: 0012
