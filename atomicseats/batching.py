@@ -15,6 +15,7 @@ Pure of any client: `source` is anything with confluent-kafka's `consume(num_mes
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Protocol, TypeVar
 
 T = TypeVar("T")
@@ -45,3 +46,16 @@ def grown_batch_size(size: int, decided: int, start: int, cap: int) -> int:
     assert start <= size <= cap
     assert 0 <= decided <= size
     return min(size * 2, cap) if decided == size else start
+
+
+def events_by_partition(pairs: Iterable[tuple[int, int]]) -> dict[int, list[int]]:
+    """(event id, partition) pairs as one allocation wake-up per partition: partition -> its
+    events, each event once (with the partition it was first named with), in first-seen order.
+    A partition's events are decided by one task, together (tasks.allocate_events)."""
+    partition_of: dict[int, int] = {}
+    for event_id, partition in pairs:
+        partition_of.setdefault(event_id, partition)
+    grouped: dict[int, list[int]] = {}
+    for event_id, partition in partition_of.items():
+        grouped.setdefault(partition, []).append(event_id)
+    return grouped

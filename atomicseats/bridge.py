@@ -29,7 +29,7 @@ from flask import Flask
 
 from atomicseats.adapters import request_message
 from atomicseats.adapters.metrics import serve_metrics
-from atomicseats.batching import next_batch
+from atomicseats.batching import events_by_partition, next_batch
 from atomicseats.domain import limits
 from atomicseats.liveness import Heartbeat, StallWatch
 from atomicseats.names import BOOKING_REQUESTS_TOPIC, BRIDGE_CONSUMER_GROUP
@@ -276,14 +276,14 @@ class OffsetKeeper:
 
 
 def _wake_events(accepted: list[AcceptedRequest]) -> None:
-    """One wake-up per event in the batch; a lost one is recovered by the sweeper."""
-    partitions_by_event = {request.event_id: request.kafka_partition or 0 for request in accepted}
+    """One wake-up per partition in the batch, for its events; a lost one is recovered by the sweeper."""
     wakeups = adapters().wakeups
-    for event_id, partition in partitions_by_event.items():
+    grouped = events_by_partition((request.event_id, request.kafka_partition or 0) for request in accepted)
+    for partition, event_ids in grouped.items():
         try:
-            wakeups.wake_allocation(event_id, partition)
+            wakeups.wake_allocation(partition, event_ids)
         except Exception as error:  # noqa: BLE001 - the broker may be down; the sweeper re-wakes
-            log.warning("bridge.wake_failed", extra={"event_id": event_id, "error": str(error)[:300]})
+            log.warning("bridge.wake_failed", extra={"event_ids": event_ids, "error": str(error)[:300]})
 
 
 def _parse(messages: Iterable[Message]) -> Iterable[AcceptedRequest]:

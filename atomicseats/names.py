@@ -45,7 +45,7 @@ DOMAIN_EVENTS_QUEUE = "domain-events"  # outbox rows to the booking-events topic
 MAINTENANCE_QUEUE = "maintenance"
 
 # --- Celery tasks ------------------------------------------------------------------------------
-ALLOCATE_EVENT_TASK = "atomicseats.allocate_event"
+ALLOCATE_EVENTS_TASK = "atomicseats.allocate_events"
 SWEEP_PENDING_TASK = "atomicseats.sweep_pending"
 SEND_NOTIFICATIONS_TASK = "atomicseats.send_notifications"
 PUBLISH_DOMAIN_EVENTS_TASK = "atomicseats.publish_domain_events"
@@ -54,7 +54,7 @@ EXPIRE_OFFERS_TASK = "atomicseats.expire_offers"
 RECONCILE_CACHES_TASK = "atomicseats.reconcile_caches"
 PURGE_TASK = "atomicseats.purge"
 TASKS = (
-    ALLOCATE_EVENT_TASK,
+    ALLOCATE_EVENTS_TASK,
     SWEEP_PENDING_TASK,
     SEND_NOTIFICATIONS_TASK,
     PUBLISH_DOMAIN_EVENTS_TASK,

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 
 from celery import shared_task
 
-from atomicseats.batching import grown_batch_size
+from atomicseats.batching import events_by_partition, grown_batch_size
 from atomicseats.domain import limits
 from atomicseats.errors import ServiceBusy
 from atomicseats.names import (
-    ALLOCATE_EVENT_TASK,
+    ALLOCATE_EVENTS_TASK,
     CLOSE_SALES_TASK,
     EXPIRE_OFFERS_TASK,
     PUBLISH_DOMAIN_EVENTS_TASK,
@@ -38,25 +39,29 @@ OUTBOX_ROUNDS_MAX = 20  # domain events: a round is one produce to Kafka
 EMAIL_TASK_S_MAX = 5.0
 
 
-@shared_task(name=ALLOCATE_EVENT_TASK, bind=True, max_retries=ALLOCATION_RETRIES_MAX)
-def allocate_event(self, event_id: int, partition: int = 0) -> int:
-    """Decide an event's pending requests, batch after batch, until none are left; batches grow
-    while they come back full (atomicseats/batching.py)."""
-    adapters().wakeups.allocation_started(event_id)  # before reading: later requests wake it again
+@shared_task(name=ALLOCATE_EVENTS_TASK, bind=True, max_retries=ALLOCATION_RETRIES_MAX)
+def allocate_events(self, partition: int, event_ids: list[int]) -> int:
+    """Decide the pending requests of a partition's events, batch after batch, until none are
+    left: each round one transaction for up to ALLOCATION_EVENTS_PER_TRANSACTION_MAX of them
+    (services/booking.py, `allocate_pending_together`); an event whose batch came back short
+    is done, one whose batch came back full goes on with a bigger one (atomicseats/batching.py)."""
+    wakeups = adapters().wakeups
+    wakeups.allocation_started(event_ids)  # before reading: later requests wake them again
+    batch_max_by_event = dict.fromkeys(sorted(set(event_ids)), limits.ALLOCATION_BATCH_SIZE_MAX)
     decided = 0
-    size = limits.ALLOCATION_BATCH_SIZE_MAX
     try:
-        while decided < ALLOCATION_REQUESTS_PER_TASK_MAX:
-            summary = booking.allocate_pending(event_id, size)
-            decided += summary.requests_decided
-            if summary.requests_decided < size:
-                return decided
-            size = grown_batch_size(
-                size, summary.requests_decided, limits.ALLOCATION_BATCH_SIZE_MAX, limits.ALLOCATION_BACKLOG_BATCH_MAX
-            )
+        while batch_max_by_event and decided < ALLOCATION_REQUESTS_PER_TASK_MAX:
+            chosen = dict(itertools.islice(batch_max_by_event.items(), limits.ALLOCATION_EVENTS_PER_TRANSACTION_MAX))
+            for event_id, summary in booking.allocate_pending_together(chosen).items():
+                decided += summary.requests_decided
+                size = batch_max_by_event.pop(event_id)
+                if summary.requests_decided == size:  # a full batch: more may be pending, after the others
+                    start, cap = limits.ALLOCATION_BATCH_SIZE_MAX, limits.ALLOCATION_BACKLOG_BATCH_MAX
+                    batch_max_by_event[event_id] = grown_batch_size(size, summary.requests_decided, start, cap)
     except ServiceBusy as error:  # a lock held elsewhere, or the database down or recovering
         raise self.retry(exc=error, countdown=allocation_retry_delay_s(self.request.retries)) from error
-    adapters().wakeups.wake_allocation(event_id, partition)  # more remain: queue behind whatever else waits
+    if batch_max_by_event:  # more remain: queue behind whatever else waits
+        wakeups.wake_allocation(partition, list(batch_max_by_event))
     return decided
 
 
@@ -76,8 +81,8 @@ def sweep_pending() -> int:
         log.warning("sweep.skipped", extra={"reason": "database unavailable"})
         return 0
     wakeups = adapters().wakeups
-    for event_id, partition in stranded:
-        wakeups.wake_allocation(event_id, partition)
+    for partition, event_ids in events_by_partition(stranded).items():
+        wakeups.wake_allocation(partition, event_ids)
     if stranded:
         log.warning("sweep.rewoke", extra={"events": len(stranded)})
     return len(stranded)

@@ -13,7 +13,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from atomicseats.batching import grown_batch_size, next_batch
+from atomicseats.batching import events_by_partition, grown_batch_size, next_batch
 
 BATCH_MAX = 500
 WAIT_S = 0.2
@@ -151,3 +151,22 @@ def test_a_backlog_is_decided_whole_in_batches_that_double_up_to_the_cap(backlog
 def test_an_idle_pipeline_decides_a_lone_request_in_a_batch_of_one():
     assert batches_for(1) == [1]
     assert batches_for(0) == [0]
+
+
+@given(st.lists(st.tuples(st.integers(1, 30), st.integers(0, 5)), max_size=60))
+def test_each_partitions_events_make_one_wake_up_each_event_once_in_first_seen_order(pairs):
+    grouped = events_by_partition(pairs)
+    woken = [event_id for event_ids in grouped.values() for event_id in event_ids]
+    assert sorted(woken) == sorted({event_id for event_id, _ in pairs})  # every event, once
+    first_partition = {}
+    for event_id, partition in pairs:
+        first_partition.setdefault(event_id, partition)
+    for partition, event_ids in grouped.items():
+        assert event_ids  # no empty wake-up
+        assert all(first_partition[event_id] == partition for event_id in event_ids)
+        seen_order = [event_id for event_id in first_partition if first_partition[event_id] == partition]
+        assert event_ids == seen_order
+
+
+def test_a_batch_over_two_partitions_wakes_two_tasks():
+    assert events_by_partition([(7, 2), (3, 0), (7, 2), (9, 2), (3, 4)]) == {2: [7, 9], 0: [3]}

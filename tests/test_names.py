@@ -34,7 +34,7 @@ def test_every_task_is_registered_under_its_name():
     registered = {
         task.name
         for task in (
-            tasks.allocate_event,
+            tasks.allocate_events,
             tasks.sweep_pending,
             tasks.send_notifications,
             tasks.publish_domain_events,

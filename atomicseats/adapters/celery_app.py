@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 
 import redis
 from celery import Celery, Task, signals
@@ -19,7 +20,7 @@ from flask import Flask
 
 from atomicseats.domain.limits import CLOSE_OUT_INTERVAL_S, OFFER_EXPIRY_INTERVAL_S
 from atomicseats.names import (
-    ALLOCATE_EVENT_TASK,
+    ALLOCATE_EVENTS_TASK,
     CLOSE_SALES_TASK,
     CORRELATION_HEADER_CELERY,
     DOMAIN_EVENTS_QUEUE,
@@ -125,21 +126,30 @@ class CeleryWakeups:
         self._last_outbox_wake = 0.0
         self._lock = threading.Lock()
 
-    def wake_allocation(self, event_id: int, partition: int) -> None:
-        """The allocation task of the event, on the queue of its Kafka partition, unless one is
-        queued already and not started."""
-        self._send_once(
-            ALLOCATION_QUEUED_KEY.format(event_id=event_id),
-            ALLOCATION_QUEUED_TTL_S,
-            ALLOCATE_EVENT_TASK,
-            queue=allocation_queue(partition),
-            args=[event_id, partition],
-            marker_value=partition,
-        )
+    def wake_allocation(self, partition: int, event_ids: Sequence[int]) -> None:
+        """One allocation task for the events, on the queue of their Kafka partition, leaving
+        out each whose task is queued already and not started (one round trip for their markers)."""
+        keys = {event_id: ALLOCATION_QUEUED_KEY.format(event_id=event_id) for event_id in dict.fromkeys(event_ids)}
+        waking = list(keys)
+        if self.markers is not None and keys:
+            try:
+                with self.markers.pipeline(transaction=False) as markers:
+                    for key in keys.values():
+                        markers.set(key, str(partition), nx=True, px=int(ALLOCATION_QUEUED_TTL_S * 1000))
+                    waking = [event_id for event_id, is_set in zip(keys, markers.execute(), strict=True) if is_set]
+            except redis.RedisError:
+                keys = {}  # no markers: wake them all
+        if not waking:
+            return
+        try:
+            self.celery_app.send_task(ALLOCATE_EVENTS_TASK, args=[partition, waking], queue=allocation_queue(partition))
+        except Exception:
+            self._forget(*(keys[event_id] for event_id in waking if event_id in keys))  # the next wake-up must send
+            raise
 
-    def allocation_started(self, event_id: int) -> None:
-        """The event's allocation task has started: a wake-up from now on queues another one."""
-        self._forget(ALLOCATION_QUEUED_KEY.format(event_id=event_id))
+    def allocation_started(self, event_ids: Sequence[int]) -> None:
+        """The events' allocation task has started: a wake-up from now on queues another one."""
+        self._forget(*(ALLOCATION_QUEUED_KEY.format(event_id=event_id) for event_id in event_ids))
 
     def wake_outbox(self) -> None:
         """The outbox's tasks (e-mails, domain events), each unless one is queued and not
@@ -165,38 +175,30 @@ class CeleryWakeups:
         """An outbox task (`task`, its name) has started: a wake-up from now on queues another one."""
         self._forget(OUTBOX_QUEUED_KEY.format(task=task))
 
-    def _send_once(
-        self,
-        key: str,
-        ttl_s: float,
-        task: str,
-        queue: str,
-        args: list | None = None,
-        expires: float | None = None,
-        marker_value: object = 1,
-    ) -> None:
+    def _send_once(self, key: str, ttl_s: float, task: str, queue: str, expires: float | None = None) -> None:
         """Send `task` unless its marker `key` says one is queued and not started; the marker
         lives `ttl_s` at most, so a task lost on its way cannot hold wake-ups back for long.
         Without Redis every wake-up is sent (one too many is harmless; one too few is not)."""
         if self.markers is not None:
             try:
-                if not self.markers.set(key, str(marker_value), nx=True, px=int(ttl_s * 1000)):
+                if not self.markers.set(key, "1", nx=True, px=int(ttl_s * 1000)):
                     return
             except redis.RedisError:
                 key = ""  # no marker: wake anyway
         try:
-            self.celery_app.send_task(task, args=args, queue=queue, expires=expires)
+            self.celery_app.send_task(task, queue=queue, expires=expires)
         except Exception:
             self._forget(key)  # nothing queued: the next wake-up must send
             raise
 
-    def _forget(self, key: str) -> None:
-        if self.markers is None or not key:
+    def _forget(self, *keys: str) -> None:
+        keys = tuple(key for key in keys if key)
+        if self.markers is None or not keys:
             return
         try:
-            self.markers.delete(key)
+            self.markers.delete(*keys)
         except redis.RedisError:
-            log.warning("wakeups.marker_not_cleared", extra={"key": key})  # it expires on its own
+            log.warning("wakeups.marker_not_cleared", extra={"keys": list(keys)})  # they expire on their own
 
 
 @signals.before_task_publish.connect

@@ -267,10 +267,11 @@ class InProcessWakeups:
         self._send_notifications = send_notifications
         self._send_in_background = send_in_background
 
-    def wake_allocation(self, event_id: int, partition: int) -> None:
-        self._allocate(event_id)
+    def wake_allocation(self, partition: int, event_ids: Sequence[int]) -> None:
+        for event_id in event_ids:
+            self._allocate(event_id)
 
-    def allocation_started(self, event_id: int) -> None:
+    def allocation_started(self, event_ids: Sequence[int]) -> None:
         """Nothing to clear: an in-process wake-up is never queued."""
 
     def outbox_started(self, task: str) -> None:

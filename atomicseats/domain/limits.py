@@ -12,6 +12,9 @@ ALLOCATION_BATCH_SIZE_MAX = 500  # new requests decided in one allocation transa
 # Under a backlog the worker's batches double, full batch after full batch, up to this: fewer
 # transactions (lock, commit, after-commit effects) per decision while work waits.
 ALLOCATION_BACKLOG_BATCH_MAX = 4000
+# The events of one partition's wake-up are decided together, this many in one transaction (one
+# commit, one Celery task): a hot event's turn no longer waits behind a task per small event.
+ALLOCATION_EVENTS_PER_TRANSACTION_MAX = 32
 # A batch of at least this many decisions builds its waitlist entries and e-mails while its
 # requests' UPDATE runs (services/unit_of_work.py, `meanwhile`); a smaller one, one after the
 # other: the helper thread's start and the GIL's hand-over cost more than a few rows' Python.
@@ -117,6 +120,7 @@ assert SEATS_PER_REQUEST_MAX >= 1
 assert SEATS_PER_REQUEST_MAX <= CAPACITY_SEATS_MAX
 assert ALLOCATION_BATCH_SIZE_MAX >= 1
 assert ALLOCATION_BATCH_SIZE_MAX <= ALLOCATION_BACKLOG_BATCH_MAX
+assert ALLOCATION_EVENTS_PER_TRANSACTION_MAX >= 1
 assert 1 <= WRITES_ALONGSIDE_ROWS_MIN <= ALLOCATION_BACKLOG_BATCH_MAX
 assert WAITLIST_PROMOTION_BATCH_MAX >= 1
 assert CLOSE_OUT_BATCH_MAX >= 1

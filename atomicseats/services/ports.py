@@ -58,12 +58,13 @@ class Wakeups(Protocol):
     Best-effort: a lost wake-up is made good by the sweeper (allocation) or the periodic
     sender (notifications), so callers log a failure and go on."""
 
-    def wake_allocation(self, event_id: int, partition: int) -> None:
-        """Decide the event's recorded requests (on the queue of the Kafka partition they came from).
-        May send nothing when the event's wake-up is queued already and not started."""
+    def wake_allocation(self, partition: int, event_ids: Sequence[int]) -> None:
+        """Decide the events' recorded requests, together (on the queue of the Kafka partition
+        they came from). Leaves out each event whose wake-up is queued already and not started
+        (and sends nothing when that is all of them)."""
 
-    def allocation_started(self, event_id: int) -> None:
-        """The event's allocation task starts (before it reads the pending requests): a wake-up
+    def allocation_started(self, event_ids: Sequence[int]) -> None:
+        """The events' allocation task starts (before it reads the pending requests): a wake-up
         from now on must queue another."""
 
     def wake_outbox(self) -> None:

@@ -1,7 +1,7 @@
 """Allocation wake-ups are coalesced per event, and the outbox's per task (adapters/celery_app.py,
-CeleryWakeups): while an
-event's task waits in its partition's queue, waking it again sends nothing; once the task starts
-(it clears the marker before it reads the pending requests), a wake-up queues another.
+CeleryWakeups): while an event's task waits in its partition's queue, waking it again sends
+nothing; once the task starts (it clears the markers before it reads the pending requests), a
+wake-up queues another. A partition's events are woken in one task.
 
 make bench's many-events phase found the pile this prevents: a task per event per bridge batch
 and per sweep, 1,100 of them still queued after the last of 20,000 requests over 200 events was
@@ -25,6 +25,7 @@ from atomicseats.adapters.celery_app import (
     CeleryWakeups,
 )
 from atomicseats.adapters.redis_cache import connect
+from atomicseats.domain import limits
 from atomicseats.names import (
     DOMAIN_EVENTS_QUEUE,
     NOTIFICATIONS_QUEUE,
@@ -32,8 +33,9 @@ from atomicseats.names import (
     SEND_NOTIFICATIONS_TASK,
     allocation_queue,
 )
+from atomicseats.services import booking
 from atomicseats.services.ports import EXTENSION_KEY
-from tests.helpers import account, book, create_event
+from tests.helpers import accepted, account, book, create_event
 
 
 @pytest.fixture
@@ -57,10 +59,14 @@ def celery_on(broker_url: str) -> Celery:
     return celery_app
 
 
-def queued(client, partition: int) -> list[list[int]]:
-    """The arguments ([event id, partition]) of the tasks waiting in a partition's queue, oldest first."""
+def queued(client, partition: int) -> list[list]:
+    """The arguments ([partition, [event ids]]) of the tasks waiting in a partition's queue, oldest first."""
     messages = reversed(client.lrange(allocation_queue(partition), 0, -1))  # kombu pushes to the head
-    return [json.loads(json.loads(message)["headers"]["argsrepr"]) for message in messages]
+    return [json.loads(message)["headers"]["argsrepr"] for message in messages]
+
+
+def args(partition: int, event_ids: list[int]) -> str:
+    return repr([partition, event_ids])
 
 
 def closed_port() -> int:
@@ -72,56 +78,124 @@ def closed_port() -> int:
 def test_an_event_whose_task_waits_in_the_queue_is_not_queued_again(redis_url, redis_client):
     wakeups = CeleryWakeups(celery_on(redis_url), markers=redis_client)
     for _ in range(3):  # three bridge batches (or sweeps) with requests for event 5
-        wakeups.wake_allocation(5, 2)
-    wakeups.wake_allocation(6, 2)
-    wakeups.wake_allocation(5, 3)  # the same event from another partition's batch: still queued once
-    assert queued(redis_client, 2) == [[5, 2], [6, 2]]
+        wakeups.wake_allocation(2, [5])
+    wakeups.wake_allocation(2, [5, 6])  # only 6 is new: a task for it alone
+    wakeups.wake_allocation(3, [5])  # the same event from another partition's batch: still queued once
+    assert queued(redis_client, 2) == [args(2, [5]), args(2, [6])]
     assert queued(redis_client, 3) == []
     ttl_ms = redis_client.pttl(ALLOCATION_QUEUED_KEY.format(event_id=5))
     assert 0 < ttl_ms <= ALLOCATION_QUEUED_TTL_S * 1000  # a marker whose task was lost cannot hold wake-ups for long
 
 
+def test_a_partitions_events_are_woken_in_one_task(redis_url, redis_client):
+    wakeups = CeleryWakeups(celery_on(redis_url), markers=redis_client)
+    wakeups.wake_allocation(1, [7, 3, 7, 9])  # a bridge batch's events of partition 1, one named twice
+    assert queued(redis_client, 1) == [args(1, [7, 3, 9])]
+    assert all(redis_client.exists(ALLOCATION_QUEUED_KEY.format(event_id=event_id)) for event_id in (3, 7, 9))
+    wakeups.wake_allocation(1, [9, 3])  # all of them queued already: nothing sent
+    assert queued(redis_client, 1) == [args(1, [7, 3, 9])]
+
+
 def test_once_the_task_has_started_a_wake_up_queues_another(redis_url, redis_client):
     wakeups = CeleryWakeups(celery_on(redis_url), markers=redis_client)
-    wakeups.wake_allocation(5, 0)
-    wakeups.allocation_started(5)  # it reads the pending requests after this: later ones need a task of their own
-    wakeups.wake_allocation(5, 0)
-    wakeups.wake_allocation(5, 0)
-    assert queued(redis_client, 0) == [[5, 0], [5, 0]]
+    wakeups.wake_allocation(0, [5, 6])
+    wakeups.allocation_started([5, 6])  # it reads the pending requests after this: later ones need a task of their own
+    wakeups.wake_allocation(0, [5])
+    wakeups.wake_allocation(0, [5, 6])
+    assert queued(redis_client, 0) == [args(0, [5, 6]), args(0, [5]), args(0, [6])]
 
 
 def test_without_the_markers_every_wake_up_is_sent(redis_url, redis_client):
     unreachable = connect(f"redis://127.0.0.1:{closed_port()}/0")
     wakeups = CeleryWakeups(celery_on(redis_url), markers=unreachable)
     for _ in range(3):
-        wakeups.wake_allocation(5, 1)
-    assert queued(redis_client, 1) == [[5, 1]] * 3  # a wake-up too many is harmless; one too few is not
-    wakeups.allocation_started(5)  # and starting a task does not fail either
+        wakeups.wake_allocation(1, [5, 6])
+    assert queued(redis_client, 1) == [args(1, [5, 6])] * 3  # a wake-up too many is harmless; one too few is not
+    wakeups.allocation_started([5, 6])  # and starting a task does not fail either
 
 
 def test_a_wake_up_that_could_not_be_sent_leaves_no_marker(redis_url, redis_client):
     wakeups = CeleryWakeups(celery_on(f"redis://127.0.0.1:{closed_port()}/0"), markers=redis_client)
+    redis_client.set(ALLOCATION_QUEUED_KEY.format(event_id=4), "0")  # event 4's task is queued (elsewhere)
     with pytest.raises(Exception):  # noqa: B017 - kombu's connection error, whichever it is
-        wakeups.wake_allocation(5, 0)
+        wakeups.wake_allocation(0, [4, 5, 6])
     assert redis_client.exists(ALLOCATION_QUEUED_KEY.format(event_id=5)) == 0  # the next wake-up sends
-    CeleryWakeups(celery_on(redis_url), markers=redis_client).wake_allocation(5, 0)
-    assert queued(redis_client, 0) == [[5, 0]]
+    assert redis_client.exists(ALLOCATION_QUEUED_KEY.format(event_id=6)) == 0
+    assert redis_client.exists(ALLOCATION_QUEUED_KEY.format(event_id=4)) == 1  # not this wake-up's to clear
+    CeleryWakeups(celery_on(redis_url), markers=redis_client).wake_allocation(0, [4, 5, 6])
+    assert queued(redis_client, 0) == [args(0, [5, 6])]
 
 
-def test_the_allocation_task_clears_its_events_marker_before_it_decides(app, client, redis_url, redis_client):
+def test_the_allocation_task_clears_its_events_markers_before_it_decides(app, client, redis_url, redis_client):
     import dataclasses
 
     host, guest = account(client, "host"), account(client)
-    event_id = create_event(client, host)["id"]
-    book(client, guest, event_id, 2)  # the embedded default decides it at once
+    event_ids = [create_event(client, host)["id"] for _ in range(2)]
+    book(client, guest, event_ids[0], 2)  # the embedded default decides it at once
     wakeups = CeleryWakeups(celery_on(redis_url), markers=redis_client)
     app.extensions[EXTENSION_KEY] = dataclasses.replace(app.extensions[EXTENSION_KEY], wakeups=wakeups)
-    wakeups.wake_allocation(event_id, 0)
-    assert redis_client.exists(ALLOCATION_QUEUED_KEY.format(event_id=event_id)) == 1
-    assert tasks.allocate_event.apply(args=[event_id, 0]).get() == 0  # the queued task runs: nothing left
-    assert redis_client.exists(ALLOCATION_QUEUED_KEY.format(event_id=event_id)) == 0
-    wakeups.wake_allocation(event_id, 0)
-    assert queued(redis_client, 0) == [[event_id, 0], [event_id, 0]]
+    wakeups.wake_allocation(0, event_ids)
+    assert redis_client.exists(*(ALLOCATION_QUEUED_KEY.format(event_id=event_id) for event_id in event_ids)) == 2
+    assert tasks.allocate_events.apply(args=[0, event_ids]).get() == 0  # the queued task runs: nothing left
+    assert redis_client.exists(*(ALLOCATION_QUEUED_KEY.format(event_id=event_id) for event_id in event_ids)) == 0
+    wakeups.wake_allocation(0, event_ids)
+    assert queued(redis_client, 0) == [args(0, event_ids)] * 2
+
+
+def test_a_task_decides_its_events_batch_after_batch_and_queues_what_its_cap_left(
+    app, client, redis_url, redis_client, monkeypatch
+):
+    import dataclasses
+
+    host, guest = account(client, "host"), account(client)
+    first_id, second_id = (create_event(client, host, capacity=20)["id"] for _ in range(2))
+    booking.record_requests([accepted(guest.id, first_id) for _ in range(5)] + [accepted(guest.id, second_id)])
+    wakeups = CeleryWakeups(celery_on(redis_url), markers=redis_client)
+    app.extensions[EXTENSION_KEY] = dataclasses.replace(app.extensions[EXTENSION_KEY], wakeups=wakeups)
+    monkeypatch.setattr(limits, "ALLOCATION_BATCH_SIZE_MAX", 2)
+    monkeypatch.setattr(limits, "ALLOCATION_EVENTS_PER_TRANSACTION_MAX", 1)  # a transaction each
+    monkeypatch.setattr(tasks, "ALLOCATION_REQUESTS_PER_TASK_MAX", 3)
+    # The first event's full batch of 2 sends it behind the second (1, short: done); then the
+    # task has decided its 3 and queues a successor for the first event, whose batch had grown.
+    assert tasks.allocate_events.apply(args=[4, [second_id, first_id]]).get() == 3
+    assert queued(redis_client, 4) == [args(4, [first_id])]
+    assert dict(pending_counts()) == {first_id: 3}
+
+
+def test_the_sweeper_wakes_each_partitions_stranded_events_in_one_task(
+    app, client, redis_url, redis_client, monkeypatch
+):
+    import dataclasses
+
+    host, guest = account(client, "host"), account(client)
+    event_ids = [create_event(client, host)["id"] for _ in range(3)]
+    partitions = {event_ids[0]: 1, event_ids[1]: 5, event_ids[2]: 1}
+    booking.record_requests(
+        [
+            dataclasses.replace(accepted(guest.id, event_id), kafka_partition=partitions[event_id])
+            for event_id in event_ids
+        ]
+    )
+    wakeups = CeleryWakeups(celery_on(redis_url), markers=redis_client)
+    app.extensions[EXTENSION_KEY] = dataclasses.replace(app.extensions[EXTENSION_KEY], wakeups=wakeups)
+    monkeypatch.setattr(tasks, "STRANDED_AFTER_S", 0)
+    assert tasks.sweep_pending() == 3
+    assert queued(redis_client, 1) == [args(1, [event_ids[0], event_ids[2]])]
+    assert queued(redis_client, 5) == [args(5, [event_ids[1]])]
+
+
+def pending_counts() -> list[tuple[int, int]]:
+    from sqlalchemy import func, select
+
+    from atomicseats.extensions import db
+    from atomicseats.models import BookingRequest
+
+    statement = (
+        select(BookingRequest.event_id, func.count())
+        .where(BookingRequest.status == "pending")
+        .group_by(BookingRequest.event_id)
+    )
+    return [tuple(row) for row in db.session.execute(statement)]
 
 
 # -- the outbox's wake-ups: the same coalescing, one marker per task ------------------------

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from atomicseats.names import ALLOCATE_EVENT_TASK
+from atomicseats.names import ALLOCATE_EVENTS_TASK
 from tests.e2e.support import Platform, poll
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -44,7 +44,7 @@ def test_flower_asks_a_login_and_lists_the_allocation_tasks_of_a_booking(platfor
     login = platform.env["FLOWER_BASIC_AUTH"]
     user, _, password = login.partition(":")
     assert flower.startswith("http://127.0.0.1:") and user and len(password) >= 24
-    tasks_url = f"{flower}/api/tasks?taskname={ALLOCATE_EVENT_TASK}"
+    tasks_url = f"{flower}/api/tasks?taskname={ALLOCATE_EVENTS_TASK}"
     assert get(tasks_url)[0] == 401
     assert get(tasks_url, f"{user}:not-the-password")[0] == 401
 
@@ -58,8 +58,8 @@ def test_flower_asks_a_login_and_lists_the_allocation_tasks_of_a_booking(platfor
         status, tasks = get(tasks_url, login)
         assert status == 200, status
         assert isinstance(tasks, dict)
-        return [task for task in tasks.values() if task["name"] == ALLOCATE_EVENT_TASK and task["state"] == "SUCCESS"]
+        return [task for task in tasks.values() if task["name"] == ALLOCATE_EVENTS_TASK and task["state"] == "SUCCESS"]
 
     decided = poll(allocation_tasks, 20, 0.5, "Flower lists a succeeded allocation task")
-    # The task that decided this booking: allocate_event(event_id, partition).
-    assert any(ast.literal_eval(task["args"])[0] == event_id for task in decided), decided
+    # The task that decided this booking: allocate_events(partition, [event ids]).
+    assert any(event_id in ast.literal_eval(task["args"])[1] for task in decided), decided

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import func, select
@@ -10,6 +13,7 @@ from atomicseats.domain import limits
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, EventTier, OutboxMessage, WaitlistEntry, utcnow
 from atomicseats.services import _allocation, audit, booking, unit_of_work
+from atomicseats.services.ports import adapters
 from tests.conftest import fresh_app
 from tests.helpers import accepted, account, book, create_event, statements_seen, unchanged
 
@@ -301,3 +305,79 @@ def test_recording_drops_orphans_and_costs_the_same_statements_for_one_event_or_
     assert "from events" in check  # users and events checked in one statement
     locks = [statement for statement in statements if "pg_advisory_xact_lock" in statement]
     assert len(locks) == (1 if db.engine.dialect.name == "postgresql" else 0)  # three events, one statement
+
+
+@contextmanager
+def commits_and_event_locks() -> Iterator[tuple[list[str], list[int]]]:
+    """The commits (one entry each) and the event rows read for their lock (their ids, in order)
+    while the block runs."""
+    commits: list[str] = []
+    locked: list[int] = []
+
+    def on_commit(_connection) -> None:
+        commits.append("commit")
+
+    def on_execute(_connection, _cursor, statement, parameters, *_args) -> None:
+        if "FROM events" in statement and "WHERE events.id =" in statement:
+            values = list(parameters.values() if isinstance(parameters, dict) else parameters)
+            locked.append(values[0])  # the event's id, the statement's only parameter
+
+    sa.event.listen(db.engine, "commit", on_commit)
+    sa.event.listen(db.engine, "before_cursor_execute", on_execute)
+    try:
+        yield commits, locked
+    finally:
+        sa.event.remove(db.engine, "commit", on_commit)
+        sa.event.remove(db.engine, "before_cursor_execute", on_execute)
+
+
+def test_a_partitions_events_are_decided_together_in_one_commit_locked_in_id_order(app, client, sale, monkeypatch):
+    """One transaction for several events' batches: one commit, each event decided as alone."""
+    monkeypatch.setattr(type(adapters().wakeups), "wake_outbox", lambda _self: None)  # the sender's commits
+    first_id, guests = sale
+    host = account(client, "host")
+    second_id = create_event(client, host, capacity=1)["id"]
+    booking.record_requests([accepted(guests[0].id, first_id, 4), accepted(guests[1].id, first_id, 3)])
+    booking.record_requests([accepted(guests[2].id, second_id, 2)])
+    with commits_and_event_locks() as (commits, locked):
+        summaries = booking.allocate_pending_together({second_id: 500, first_id: 500})
+    assert len(commits) == 1
+    assert locked == [first_id, second_id]  # id order, whatever the caller's: no two wait on each other in a cycle
+    assert {event_id: summary.requests_decided for event_id, summary in summaries.items()} == {
+        first_id: 2,
+        second_id: 1,
+    }
+    statuses = db.session.execute(
+        select(BookingRequest.event_id, BookingRequest.status).order_by(BookingRequest.id)
+    ).all()
+    assert [tuple(row) for row in statuses] == [(first_id, "confirmed"), (first_id, "partial"), (second_id, "partial")]
+    assert audit.run_audit().is_clean
+
+
+def test_events_decided_together_are_written_all_or_none(app, client, sale, monkeypatch):
+    first_id, guests = sale
+    second_id = create_event(client, account(client, "host"), capacity=3)["id"]
+    booking.record_requests([accepted(guests[0].id, first_id, 2), accepted(guests[1].id, second_id, 2)])
+    settle = _allocation.settle_event
+
+    def fail_on_the_second(work, event, pending):
+        if event.id == second_id:
+            raise RuntimeError("the second event's allocation failed")
+        return settle(work, event, pending)
+
+    monkeypatch.setattr(booking, "settle_event", fail_on_the_second)
+    with pytest.raises(RuntimeError):
+        booking.allocate_pending_together({first_id: 500, second_id: 500})
+    db.session.rollback()
+    statuses = db.session.execute(select(BookingRequest.status)).scalars().all()
+    assert statuses == ["pending", "pending"]  # the first event's decision went with the second's failure
+    assert db.session.execute(select(func.count(Booking.id))).scalar_one() == 0
+
+
+def test_an_event_that_does_not_exist_decides_nothing_and_stops_no_other(app, sale):
+    event_id, guests = sale
+    booking.record_requests([accepted(guests[0].id, event_id, 1)])
+    summaries = booking.allocate_pending_together({event_id: 500, 999_999: 500})
+    assert summaries[event_id].requests_decided == 1
+    assert summaries[999_999].requests_decided == 0
+    assert db.session.execute(select(BookingRequest.status)).scalar_one() == "confirmed"

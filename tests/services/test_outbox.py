@@ -71,11 +71,11 @@ class ManualOutboxWakeups:
     def __init__(self, inner) -> None:
         self.inner = inner
 
-    def wake_allocation(self, event_id: int, partition: int) -> None:
-        self.inner.wake_allocation(event_id, partition)
+    def wake_allocation(self, partition: int, event_ids) -> None:
+        self.inner.wake_allocation(partition, event_ids)
 
-    def allocation_started(self, event_id: int) -> None:
-        self.inner.allocation_started(event_id)
+    def allocation_started(self, event_ids) -> None:
+        self.inner.allocation_started(event_ids)
 
     def outbox_started(self, task: str) -> None:
         self.inner.outbox_started(task)
