@@ -41,13 +41,15 @@ EMAIL_TASK_S_MAX = 5.0
 
 @shared_task(name=ALLOCATE_EVENTS_TASK, bind=True, max_retries=ALLOCATION_RETRIES_MAX)
 def allocate_events(self, partition: int, event_ids: list[int]) -> int:
-    """Decide the pending requests of a partition's events, batch after batch, until none are
-    left: each round one transaction for up to ALLOCATION_EVENTS_PER_TRANSACTION_MAX of them
+    """Decide the pending requests of a partition's events (those it was sent with, and those
+    woken while it waited), batch after batch, until none are left: each round one transaction
+    for up to ALLOCATION_EVENTS_PER_TRANSACTION_MAX of them
     (services/booking.py, `allocate_pending_together`); an event whose batch came back short
     is done, one whose batch came back full goes on with a bigger one (atomicseats/batching.py)."""
     wakeups = adapters().wakeups
-    wakeups.allocation_started(event_ids)  # before reading: later requests wake them again
-    batch_max_by_event = dict.fromkeys(sorted(set(event_ids)), limits.ALLOCATION_BATCH_SIZE_MAX)
+    joined = wakeups.allocation_started(partition)  # before reading: later requests wake another task
+    all_event_ids = sorted({*event_ids, *joined})
+    batch_max_by_event = dict.fromkeys(all_event_ids, limits.ALLOCATION_BATCH_SIZE_MAX)
     decided = 0
     try:
         while batch_max_by_event and decided < ALLOCATION_REQUESTS_PER_TASK_MAX:
@@ -59,7 +61,9 @@ def allocate_events(self, partition: int, event_ids: list[int]) -> int:
                     start, cap = limits.ALLOCATION_BATCH_SIZE_MAX, limits.ALLOCATION_BACKLOG_BATCH_MAX
                     batch_max_by_event[event_id] = grown_batch_size(size, summary.requests_decided, start, cap)
     except ServiceBusy as error:  # a lock held elsewhere, or the database down or recovering
-        raise self.retry(exc=error, countdown=allocation_retry_delay_s(self.request.retries)) from error
+        # Every event it took, those that joined it too: the set they came from is empty now.
+        delay_s = allocation_retry_delay_s(self.request.retries)
+        raise self.retry(args=[partition, all_event_ids], exc=error, countdown=delay_s) from error
     if batch_max_by_event:  # more remain: queue behind whatever else waits
         wakeups.wake_allocation(partition, list(batch_max_by_event))
     return decided

@@ -48,11 +48,27 @@ OUTBOX_WAKE_INTERVAL_S = 0.25  # at most this often per process; beat sweeps the
 # A wake-up still queued after this long is dropped when it is received: the senders were busy,
 # and a pile of stale wake-ups would only stand in front of the next useful one.
 OUTBOX_WAKE_EXPIRES_S = 2.0
-# Marks an event whose allocation task is queued and not yet started: while it is there, a
-# wake-up sends nothing (the queued task will see the new requests: it reads them after it
-# starts). Its TTL bounds how long a marker whose task was lost can hold wake-ups back.
-ALLOCATION_QUEUED_KEY = "atomicseats:event:{event_id}:allocation-queued"
+# Marks a partition whose allocation task is queued and not yet started: while it is there, a
+# wake-up for the partition adds its events to the partition's set and sends nothing (the queued
+# task takes the set when it starts, and reads the pending requests after that). So a partition
+# has at most one task waiting, and it decides every event woken meanwhile in one transaction.
+# The TTL bounds how long a marker whose task was lost can hold wake-ups back.
+ALLOCATION_QUEUED_KEY = "atomicseats:partition:{partition}:allocation-queued"
+ALLOCATION_EVENTS_KEY = "atomicseats:partition:{partition}:allocation-events"
 ALLOCATION_QUEUED_TTL_S = 10.0
+# KEYS: the marker, the set; ARGV: the TTL in ms, then the event ids. 1: a task must be sent.
+_WAKE_PARTITION = """
+redis.call('SADD', KEYS[2], unpack(ARGV, 2))
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 1 end
+return 0
+"""
+# KEYS: the marker, the set. The events woken since the task was queued, taken with the marker.
+_START_PARTITION = """
+local events = redis.call('SMEMBERS', KEYS[2])
+redis.call('DEL', KEYS[1], KEYS[2])
+return events
+"""
 # The same for the outbox's two tasks (e-mails, domain events): one of each waits at a time.
 # A queued wake-up expires after OUTBOX_WAKE_EXPIRES_S, and its marker with it. Without the
 # marker every allocation batch of every worker process sent both (a Celery publish costs
@@ -113,43 +129,60 @@ class CeleryWakeups:
     """The Wakeups port of the full pipeline: Celery task messages, sent by task name (this
     module never imports the tasks, which call services).
 
-    Allocation wake-ups are coalesced per event through a Redis marker (`markers`, the shared
-    Redis): one task per event waits in the queue at a time. Without it every bridge batch
-    queued a task for each event it held, and every sweep one more for each event still
+    Allocation wake-ups are coalesced per partition through a Redis marker and a set of its
+    woken events (`markers`, the shared Redis): one task per partition waits in the queue at a
+    time, and it decides every event woken while it waited. Without coalescing every bridge
+    batch queued a task for each event it held, and every sweep one more for each event still
     pending: with 200 events on sale, thousands of tasks that found nothing to decide stood in
     the partitions' queues in front of those that had work (make bench's many-events phase:
-    1,100 still queued after the last decision)."""
+    1,100 still queued after the last decision). With a marker per event, a hot event's task
+    still waited behind a task for each small event woken at another moment (half load: ~1.1
+    events a task)."""
 
     def __init__(self, celery_app: Celery, markers: redis.Redis | None = None) -> None:
         self.celery_app = celery_app
         self.markers = markers
         self._last_outbox_wake = 0.0
         self._lock = threading.Lock()
+        if markers is not None:
+            self._wake_partition = markers.register_script(_WAKE_PARTITION)
+            self._start_partition = markers.register_script(_START_PARTITION)
 
     def wake_allocation(self, partition: int, event_ids: Sequence[int]) -> None:
-        """One allocation task for the events, on the queue of their Kafka partition, leaving
-        out each whose task is queued already and not started (one round trip for their markers)."""
-        keys = {event_id: ALLOCATION_QUEUED_KEY.format(event_id=event_id) for event_id in dict.fromkeys(event_ids)}
-        waking = list(keys)
-        if self.markers is not None and keys:
+        """One allocation task for the partition's events, on its queue, unless one is queued
+        already and not started: then the events join that task's (one round trip to Redis)."""
+        keys = [ALLOCATION_QUEUED_KEY.format(partition=partition), ALLOCATION_EVENTS_KEY.format(partition=partition)]
+        marked = False
+        if self.markers is not None and event_ids:
             try:
-                with self.markers.pipeline(transaction=False) as markers:
-                    for key in keys.values():
-                        markers.set(key, str(partition), nx=True, px=int(ALLOCATION_QUEUED_TTL_S * 1000))
-                    waking = [event_id for event_id, is_set in zip(keys, markers.execute(), strict=True) if is_set]
+                ttl_ms = int(ALLOCATION_QUEUED_TTL_S * 1000)
+                if not self._wake_partition(keys=keys, args=[ttl_ms, *event_ids]):
+                    return
+                marked = True
             except redis.RedisError:
-                keys = {}  # no markers: wake them all
-        if not waking:
-            return
+                pass  # no marker: wake anyway
         try:
-            self.celery_app.send_task(ALLOCATE_EVENTS_TASK, args=[partition, waking], queue=allocation_queue(partition))
+            self.celery_app.send_task(
+                ALLOCATE_EVENTS_TASK,
+                args=[partition, list(dict.fromkeys(event_ids))],
+                queue=allocation_queue(partition),
+            )
         except Exception:
-            self._forget(*(keys[event_id] for event_id in waking if event_id in keys))  # the next wake-up must send
+            if marked:
+                self._forget(keys[0])  # nothing queued: the next wake-up must send (it finds the set too)
             raise
 
-    def allocation_started(self, event_ids: Sequence[int]) -> None:
-        """The events' allocation task has started: a wake-up from now on queues another one."""
-        self._forget(*(ALLOCATION_QUEUED_KEY.format(event_id=event_id) for event_id in event_ids))
+    def allocation_started(self, partition: int) -> list[int]:
+        """The partition's allocation task has started: a wake-up from now on queues another one.
+        Returns the events woken for the partition while the task waited."""
+        if self.markers is None:
+            return []
+        keys = [ALLOCATION_QUEUED_KEY.format(partition=partition), ALLOCATION_EVENTS_KEY.format(partition=partition)]
+        try:
+            return [int(event_id) for event_id in self._start_partition(keys=keys)]
+        except redis.RedisError:
+            log.warning("wakeups.marker_not_cleared", extra={"keys": keys})  # it expires on its own
+            return []  # the task's own events; any other's requests the sweeper finds
 
     def wake_outbox(self) -> None:
         """The outbox's tasks (e-mails, domain events), each unless one is queued and not
@@ -191,14 +224,13 @@ class CeleryWakeups:
             self._forget(key)  # nothing queued: the next wake-up must send
             raise
 
-    def _forget(self, *keys: str) -> None:
-        keys = tuple(key for key in keys if key)
-        if self.markers is None or not keys:
+    def _forget(self, key: str) -> None:
+        if self.markers is None or not key:
             return
         try:
-            self.markers.delete(*keys)
+            self.markers.delete(key)
         except redis.RedisError:
-            log.warning("wakeups.marker_not_cleared", extra={"keys": list(keys)})  # they expire on their own
+            log.warning("wakeups.marker_not_cleared", extra={"key": key})  # it expires on its own
 
 
 @signals.before_task_publish.connect

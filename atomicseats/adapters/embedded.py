@@ -271,8 +271,9 @@ class InProcessWakeups:
         for event_id in event_ids:
             self._allocate(event_id)
 
-    def allocation_started(self, event_ids: Sequence[int]) -> None:
-        """Nothing to clear: an in-process wake-up is never queued."""
+    def allocation_started(self, partition: int) -> list[int]:
+        """Nothing to clear or take: an in-process wake-up is never queued."""
+        return []
 
     def outbox_started(self, task: str) -> None:
         """Nothing to clear: an in-process wake-up is never queued."""

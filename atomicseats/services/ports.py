@@ -60,12 +60,13 @@ class Wakeups(Protocol):
 
     def wake_allocation(self, partition: int, event_ids: Sequence[int]) -> None:
         """Decide the events' recorded requests, together (on the queue of the Kafka partition
-        they came from). Leaves out each event whose wake-up is queued already and not started
-        (and sends nothing when that is all of them)."""
+        they came from). May send nothing when the partition's wake-up is queued already and not
+        started: the events join it."""
 
-    def allocation_started(self, event_ids: Sequence[int]) -> None:
-        """The events' allocation task starts (before it reads the pending requests): a wake-up
-        from now on must queue another."""
+    def allocation_started(self, partition: int) -> list[int]:
+        """The partition's allocation task starts (before it reads the pending requests): a
+        wake-up from now on must queue another. Returns the events that joined its wake-up
+        while it waited (beside those it was sent with)."""
 
     def wake_outbox(self) -> None:
         """Ask for due notifications to be sent (after a commit that wrote some). May send

@@ -1,7 +1,7 @@
 """Allocation wake-ups are coalesced per event, and the outbox's per task (adapters/celery_app.py,
-CeleryWakeups): while an event's task waits in its partition's queue, waking it again sends
-nothing; once the task starts (it clears the markers before it reads the pending requests), a
-wake-up queues another. A partition's events are woken in one task.
+CeleryWakeups): while a partition's task waits in its queue, waking it again sends nothing and
+the events join that task; once the task starts (it takes them and clears the marker before it
+reads the pending requests), a wake-up queues another.
 
 make bench's many-events phase found the pile this prevents: a task per event per bridge batch
 and per sweep, 1,100 of them still queued after the last of 20,000 requests over 200 events was
@@ -18,6 +18,7 @@ from celery import Celery
 from atomicseats import tasks
 from atomicseats.adapters import celery_app as celery_app_module
 from atomicseats.adapters.celery_app import (
+    ALLOCATION_EVENTS_KEY,
     ALLOCATION_QUEUED_KEY,
     ALLOCATION_QUEUED_TTL_S,
     OUTBOX_QUEUED_KEY,
@@ -75,34 +76,43 @@ def closed_port() -> int:
         return probe.getsockname()[1]  # closed again when the block ends: nothing listens there
 
 
-def test_an_event_whose_task_waits_in_the_queue_is_not_queued_again(redis_url, redis_client):
+def marker(partition: int) -> str:
+    return ALLOCATION_QUEUED_KEY.format(partition=partition)
+
+
+def joined(client, partition: int) -> set[int]:
+    """The events woken for a partition while its task waits in the queue."""
+    return {int(member) for member in client.smembers(ALLOCATION_EVENTS_KEY.format(partition=partition))}
+
+
+def test_a_partition_whose_task_waits_in_the_queue_is_not_queued_again_its_events_join_it(redis_url, redis_client):
     wakeups = CeleryWakeups(celery_on(redis_url), markers=redis_client)
     for _ in range(3):  # three bridge batches (or sweeps) with requests for event 5
         wakeups.wake_allocation(2, [5])
-    wakeups.wake_allocation(2, [5, 6])  # only 6 is new: a task for it alone
-    wakeups.wake_allocation(3, [5])  # the same event from another partition's batch: still queued once
-    assert queued(redis_client, 2) == [args(2, [5]), args(2, [6])]
-    assert queued(redis_client, 3) == []
-    ttl_ms = redis_client.pttl(ALLOCATION_QUEUED_KEY.format(event_id=5))
+    wakeups.wake_allocation(2, [5, 6])  # 6 is new: it joins the queued task
+    wakeups.wake_allocation(3, [7])  # another partition: a task of its own
+    assert queued(redis_client, 2) == [args(2, [5])]
+    assert queued(redis_client, 3) == [args(3, [7])]
+    assert joined(redis_client, 2) == {5, 6}
+    ttl_ms = redis_client.pttl(marker(2))
     assert 0 < ttl_ms <= ALLOCATION_QUEUED_TTL_S * 1000  # a marker whose task was lost cannot hold wake-ups for long
 
 
-def test_a_partitions_events_are_woken_in_one_task(redis_url, redis_client):
+def test_a_batchs_events_of_one_partition_are_woken_in_one_task(redis_url, redis_client):
     wakeups = CeleryWakeups(celery_on(redis_url), markers=redis_client)
     wakeups.wake_allocation(1, [7, 3, 7, 9])  # a bridge batch's events of partition 1, one named twice
-    assert queued(redis_client, 1) == [args(1, [7, 3, 9])]
-    assert all(redis_client.exists(ALLOCATION_QUEUED_KEY.format(event_id=event_id)) for event_id in (3, 7, 9))
-    wakeups.wake_allocation(1, [9, 3])  # all of them queued already: nothing sent
     assert queued(redis_client, 1) == [args(1, [7, 3, 9])]
 
 
 def test_once_the_task_has_started_a_wake_up_queues_another(redis_url, redis_client):
     wakeups = CeleryWakeups(celery_on(redis_url), markers=redis_client)
-    wakeups.wake_allocation(0, [5, 6])
-    wakeups.allocation_started([5, 6])  # it reads the pending requests after this: later ones need a task of their own
     wakeups.wake_allocation(0, [5])
+    wakeups.wake_allocation(0, [6])
+    assert sorted(wakeups.allocation_started(0)) == [5, 6]  # the task takes every event woken meanwhile
+    assert redis_client.exists(marker(0)) == 0 and joined(redis_client, 0) == set()
+    wakeups.wake_allocation(0, [5])  # it reads the pending requests after this: later ones need a task of their own
     wakeups.wake_allocation(0, [5, 6])
-    assert queued(redis_client, 0) == [args(0, [5, 6]), args(0, [5]), args(0, [6])]
+    assert queued(redis_client, 0) == [args(0, [5]), args(0, [5])]
 
 
 def test_without_the_markers_every_wake_up_is_sent(redis_url, redis_client):
@@ -111,35 +121,61 @@ def test_without_the_markers_every_wake_up_is_sent(redis_url, redis_client):
     for _ in range(3):
         wakeups.wake_allocation(1, [5, 6])
     assert queued(redis_client, 1) == [args(1, [5, 6])] * 3  # a wake-up too many is harmless; one too few is not
-    wakeups.allocation_started([5, 6])  # and starting a task does not fail either
+    assert wakeups.allocation_started(1) == []  # and starting a task does not fail either: it has its own events
 
 
 def test_a_wake_up_that_could_not_be_sent_leaves_no_marker(redis_url, redis_client):
     wakeups = CeleryWakeups(celery_on(f"redis://127.0.0.1:{closed_port()}/0"), markers=redis_client)
-    redis_client.set(ALLOCATION_QUEUED_KEY.format(event_id=4), "0")  # event 4's task is queued (elsewhere)
     with pytest.raises(Exception):  # noqa: B017 - kombu's connection error, whichever it is
-        wakeups.wake_allocation(0, [4, 5, 6])
-    assert redis_client.exists(ALLOCATION_QUEUED_KEY.format(event_id=5)) == 0  # the next wake-up sends
-    assert redis_client.exists(ALLOCATION_QUEUED_KEY.format(event_id=6)) == 0
-    assert redis_client.exists(ALLOCATION_QUEUED_KEY.format(event_id=4)) == 1  # not this wake-up's to clear
-    CeleryWakeups(celery_on(redis_url), markers=redis_client).wake_allocation(0, [4, 5, 6])
-    assert queued(redis_client, 0) == [args(0, [5, 6])]
+        wakeups.wake_allocation(0, [4, 5])
+    assert redis_client.exists(marker(0)) == 0  # the next wake-up sends
+    working = CeleryWakeups(celery_on(redis_url), markers=redis_client)
+    working.wake_allocation(0, [6])
+    assert queued(redis_client, 0) == [args(0, [6])]
+    assert sorted(working.allocation_started(0)) == [4, 5, 6]  # and its task takes the unsent one's events
 
 
-def test_the_allocation_task_clears_its_events_markers_before_it_decides(app, client, redis_url, redis_client):
+def test_the_allocation_task_takes_the_events_that_joined_it_and_clears_the_marker(
+    app, client, redis_url, redis_client
+):
     import dataclasses
 
     host, guest = account(client, "host"), account(client)
     event_ids = [create_event(client, host)["id"] for _ in range(2)]
     book(client, guest, event_ids[0], 2)  # the embedded default decides it at once
+    booking.record_requests([accepted(guest.id, event_ids[1], 3)])  # pending
     wakeups = CeleryWakeups(celery_on(redis_url), markers=redis_client)
     app.extensions[EXTENSION_KEY] = dataclasses.replace(app.extensions[EXTENSION_KEY], wakeups=wakeups)
+    wakeups.wake_allocation(0, [event_ids[0]])
+    wakeups.wake_allocation(0, [event_ids[1]])  # joins the queued task
+    assert queued(redis_client, 0) == [args(0, [event_ids[0]])]
+    assert tasks.allocate_events.apply(args=[0, [event_ids[0]]]).get() == 1  # the joined event's request
+    assert redis_client.exists(marker(0)) == 0 and joined(redis_client, 0) == set()
     wakeups.wake_allocation(0, event_ids)
-    assert redis_client.exists(*(ALLOCATION_QUEUED_KEY.format(event_id=event_id) for event_id in event_ids)) == 2
-    assert tasks.allocate_events.apply(args=[0, event_ids]).get() == 0  # the queued task runs: nothing left
-    assert redis_client.exists(*(ALLOCATION_QUEUED_KEY.format(event_id=event_id) for event_id in event_ids)) == 0
-    wakeups.wake_allocation(0, event_ids)
-    assert queued(redis_client, 0) == [args(0, event_ids)] * 2
+    assert queued(redis_client, 0) == [args(0, [event_ids[0]]), args(0, event_ids)]
+
+
+def test_a_retried_task_keeps_the_events_that_joined_it(app, redis_url, redis_client, monkeypatch):
+    """The set they joined is emptied when the task starts: its retry (the database busy) must
+    carry them, or they would wait for the sweeper."""
+    import dataclasses
+
+    from atomicseats.errors import ServiceBusy
+
+    wakeups = CeleryWakeups(celery_on(redis_url), markers=redis_client)
+    app.extensions[EXTENSION_KEY] = dataclasses.replace(app.extensions[EXTENSION_KEY], wakeups=wakeups)
+    wakeups.wake_allocation(0, [11])
+    wakeups.wake_allocation(0, [12])  # joins
+    attempts: list[list[int]] = []
+
+    def busy(batch_max_by_event):
+        attempts.append(sorted(batch_max_by_event))
+        raise ServiceBusy()
+
+    monkeypatch.setattr(booking, "allocate_pending_together", busy)
+    tasks.allocate_events.apply(args=[0, [11]])  # eager: its retries run at once, until they give up
+    assert len(attempts) == tasks.ALLOCATION_RETRIES_MAX + 1
+    assert all(attempt == [11, 12] for attempt in attempts)
 
 
 def test_a_task_decides_its_events_batch_after_batch_and_queues_what_its_cap_left(

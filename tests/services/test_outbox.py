@@ -74,8 +74,8 @@ class ManualOutboxWakeups:
     def wake_allocation(self, partition: int, event_ids) -> None:
         self.inner.wake_allocation(partition, event_ids)
 
-    def allocation_started(self, event_ids) -> None:
-        self.inner.allocation_started(event_ids)
+    def allocation_started(self, partition: int) -> list[int]:
+        return self.inner.allocation_started(partition)
 
     def outbox_started(self, task: str) -> None:
         self.inner.outbox_started(task)
