@@ -59,3 +59,19 @@ def events_by_partition(pairs: Iterable[tuple[int, int]]) -> dict[int, list[int]
     for event_id, partition in partition_of.items():
         grouped.setdefault(partition, []).append(event_id)
     return grouped
+
+
+def transaction_round(batch_max_by_event: dict[int, int], events_max: int, requests_max: int) -> dict[int, int]:
+    """The events one allocation transaction takes next, in the given order (event id -> its
+    batch's size): at most `events_max` of them and, but for the first, no more than
+    `requests_max` requests in all, so a round over many busy events holds their locks no longer
+    than one hot event's biggest batch does."""
+    assert events_max >= 1 and requests_max >= 1
+    chosen: dict[int, int] = {}
+    requests = 0
+    for event_id, size in batch_max_by_event.items():
+        if chosen and (len(chosen) == events_max or requests + size > requests_max):
+            break
+        chosen[event_id] = size
+        requests += size
+    return chosen

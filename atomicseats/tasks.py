@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 
 from celery import shared_task
 
-from atomicseats.batching import events_by_partition, grown_batch_size
+from atomicseats.batching import events_by_partition, grown_batch_size, transaction_round
 from atomicseats.domain import limits
 from atomicseats.errors import ServiceBusy
 from atomicseats.names import (
@@ -43,9 +42,9 @@ EMAIL_TASK_S_MAX = 5.0
 def allocate_events(self, partition: int, event_ids: list[int]) -> int:
     """Decide the pending requests of a partition's events (those it was sent with, and those
     woken while it waited), batch after batch, until none are left: each round one transaction
-    for up to ALLOCATION_EVENTS_PER_TRANSACTION_MAX of them
-    (services/booking.py, `allocate_pending_together`); an event whose batch came back short
-    is done, one whose batch came back full goes on with a bigger one (atomicseats/batching.py)."""
+    for as many of them as `transaction_round` allows (services/booking.py,
+    `allocate_pending_together`); an event whose batch came back short is done, one whose batch
+    came back full goes on with a bigger one, after the others (atomicseats/batching.py)."""
     wakeups = adapters().wakeups
     joined = wakeups.allocation_started(partition)  # before reading: later requests wake another task
     all_event_ids = sorted({*event_ids, *joined})
@@ -53,7 +52,9 @@ def allocate_events(self, partition: int, event_ids: list[int]) -> int:
     decided = 0
     try:
         while batch_max_by_event and decided < ALLOCATION_REQUESTS_PER_TASK_MAX:
-            chosen = dict(itertools.islice(batch_max_by_event.items(), limits.ALLOCATION_EVENTS_PER_TRANSACTION_MAX))
+            chosen = transaction_round(
+                batch_max_by_event, limits.ALLOCATION_EVENTS_PER_TRANSACTION_MAX, limits.ALLOCATION_BACKLOG_BATCH_MAX
+            )
             for event_id, summary in booking.allocate_pending_together(chosen).items():
                 decided += summary.requests_decided
                 size = batch_max_by_event.pop(event_id)

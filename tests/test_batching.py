@@ -13,7 +13,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from atomicseats.batching import events_by_partition, grown_batch_size, next_batch
+from atomicseats.batching import events_by_partition, grown_batch_size, next_batch, transaction_round
 
 BATCH_MAX = 500
 WAIT_S = 0.2
@@ -170,3 +170,28 @@ def test_each_partitions_events_make_one_wake_up_each_event_once_in_first_seen_o
 
 def test_a_batch_over_two_partitions_wakes_two_tasks():
     assert events_by_partition([(7, 2), (3, 0), (7, 2), (9, 2), (3, 4)]) == {2: [7, 9], 0: [3]}
+
+
+@given(
+    st.dictionaries(st.integers(1, 500), st.integers(1, 4000), max_size=80),
+    st.integers(1, 40),
+    st.integers(1, 8000),
+)
+def test_a_transaction_takes_the_next_events_in_order_within_both_bounds(batch_max_by_event, events_max, requests_max):
+    chosen = transaction_round(batch_max_by_event, events_max, requests_max)
+    assert list(chosen) == list(batch_max_by_event)[: len(chosen)]  # the next ones, in order
+    assert all(chosen[event_id] == batch_max_by_event[event_id] for event_id in chosen)
+    if not batch_max_by_event:
+        assert chosen == {}
+        return
+    assert 1 <= len(chosen) <= events_max  # never none: one busy event alone may exceed the request bound
+    assert len(chosen) == 1 or sum(chosen.values()) <= requests_max
+    if len(chosen) < min(events_max, len(batch_max_by_event)):  # it stopped early: the next would not fit
+        assert sum(chosen.values()) + batch_max_by_event[list(batch_max_by_event)[len(chosen)]] > requests_max
+
+
+def test_a_round_holds_as_many_events_as_one_hot_events_biggest_batch_allows():
+    assert transaction_round({1: 500, 2: 500, 3: 500}, 32, 1000) == {1: 500, 2: 500}
+    assert transaction_round({7: 4000, 8: 500}, 32, 4000) == {7: 4000}
+    assert transaction_round({7: 4000}, 32, 1000) == {7: 4000}  # alone, whatever its size
+    assert transaction_round(dict.fromkeys(range(40), 1), 32, 4000) == dict.fromkeys(range(32), 1)

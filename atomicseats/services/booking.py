@@ -459,11 +459,34 @@ def allocate_pending(event_id: int, batch_max: int | None = None) -> AllocationS
 
 def allocate_pending_together(batch_max_by_event: Mapping[int, int]) -> dict[int, AllocationSummary]:
     """Decide one batch of each event's pending requests (event id -> its batch's size), all
-    committed once: the events locked in id order (two such transactions never wait on each
-    other in a cycle), each decided by `allocate_pending` unchanged. One commit and one task for
-    a partition's events: with a task per event, a hot event's turn came after every small
-    event's (make bench's open loop at half the ceiling: ~400 ms between its batches). An event
-    that does not exist decides nothing (a wake-up nothing recorded can name)."""
+    committed once (`_allocate_in_one_transaction`). One commit and one task for a partition's
+    events: with a task per event, a hot event's turn came after every small event's (make
+    bench's open loop at half the ceiling: ~400 ms between its batches). If that transaction
+    fails, each event is decided in a transaction of its own, so one event's failure (its row
+    locked too long elsewhere, an error of its own) holds none of the others back; the first
+    error is raised once the others are decided."""
+    try:
+        return _allocate_in_one_transaction(batch_max_by_event)
+    except Exception:
+        if len(batch_max_by_event) == 1:
+            raise
+        log.warning("booking.allocation.together_failed", extra={"event_ids": sorted(batch_max_by_event)})
+    summaries: dict[int, AllocationSummary] = {}
+    first_error: Exception | None = None
+    for event_id in sorted(batch_max_by_event):
+        try:
+            summaries.update(_allocate_in_one_transaction({event_id: batch_max_by_event[event_id]}))
+        except Exception as error:  # noqa: BLE001 - raised below, once the other events are decided
+            first_error = first_error or error
+    if first_error is not None:
+        raise first_error
+    return summaries
+
+
+def _allocate_in_one_transaction(batch_max_by_event: Mapping[int, int]) -> dict[int, AllocationSummary]:
+    """The events locked in id order (two such transactions never wait on each other in a
+    cycle), each decided by `allocate_pending` unchanged, one commit for all of it or none. An
+    event that does not exist decides nothing (a wake-up nothing recorded can name)."""
     assert 1 <= len(batch_max_by_event) <= limits.ALLOCATION_EVENTS_PER_TRANSACTION_MAX
     summaries: dict[int, AllocationSummary] = {}
     with one_transaction():

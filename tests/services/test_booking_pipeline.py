@@ -354,24 +354,57 @@ def test_a_partitions_events_are_decided_together_in_one_commit_locked_in_id_ord
     assert audit.run_audit().is_clean
 
 
-def test_events_decided_together_are_written_all_or_none(app, client, sale, monkeypatch):
+def _failing_on(monkeypatch, failing_event_id: int) -> list[int]:
+    """settle_event raises for one event; returns the ids of the events settled (in order)."""
+    settle = _allocation.settle_event
+    settled: list[int] = []
+
+    def fail_on_one(work, event, pending):
+        settled.append(event.id)
+        if event.id == failing_event_id:
+            raise RuntimeError("this event's allocation failed")
+        return settle(work, event, pending)
+
+    monkeypatch.setattr(booking, "settle_event", fail_on_one)
+    return settled
+
+
+def test_events_decided_in_one_transaction_are_written_all_or_none(app, client, sale, monkeypatch):
     first_id, guests = sale
     second_id = create_event(client, account(client, "host"), capacity=3)["id"]
     booking.record_requests([accepted(guests[0].id, first_id, 2), accepted(guests[1].id, second_id, 2)])
-    settle = _allocation.settle_event
-
-    def fail_on_the_second(work, event, pending):
-        if event.id == second_id:
-            raise RuntimeError("the second event's allocation failed")
-        return settle(work, event, pending)
-
-    monkeypatch.setattr(booking, "settle_event", fail_on_the_second)
+    _failing_on(monkeypatch, second_id)
     with pytest.raises(RuntimeError):
-        booking.allocate_pending_together({first_id: 500, second_id: 500})
+        booking._allocate_in_one_transaction({first_id: 500, second_id: 500})
     db.session.rollback()
     statuses = db.session.execute(select(BookingRequest.status)).scalars().all()
     assert statuses == ["pending", "pending"]  # the first event's decision went with the second's failure
     assert db.session.execute(select(func.count(Booking.id))).scalar_one() == 0
+
+
+def test_one_events_failure_holds_back_none_of_the_others_decided_with_it(app, client, sale, monkeypatch):
+    """The transaction of all of them fails: each is then decided alone, and the failure is raised
+    once the others are written (a lock held too long on one event, or an error of its own)."""
+    first_id, guests = sale
+    host = account(client, "host")
+    second_id, third_id = (create_event(client, host, capacity=3)["id"] for _ in range(2))
+    booking.record_requests(
+        [accepted(guests[index].id, event_id, 2) for index, event_id in enumerate([first_id, second_id, third_id])]
+    )
+    settled = _failing_on(monkeypatch, second_id)
+    with pytest.raises(RuntimeError):
+        booking.allocate_pending_together({third_id: 500, second_id: 500, first_id: 500})
+    assert settled == [first_id, second_id, first_id, second_id, third_id]  # together, then each alone
+    db.session.rollback()
+    statuses = db.session.execute(
+        select(BookingRequest.event_id, BookingRequest.status).order_by(BookingRequest.id)
+    ).all()
+    assert [tuple(row) for row in statuses] == [
+        (first_id, "confirmed"),
+        (second_id, "pending"),
+        (third_id, "confirmed"),
+    ]
+    assert audit.run_audit().is_clean
 
 
 def test_an_event_that_does_not_exist_decides_nothing_and_stops_no_other(app, sale):
