@@ -220,6 +220,22 @@ def test_the_sweeper_wakes_each_partitions_stranded_events_in_one_task(
     assert queued(redis_client, 5) == [args(5, [event_ids[1]])]
 
 
+def test_a_bridge_batch_wakes_one_task_per_partition_with_its_events(app, redis_url, redis_client):
+    import dataclasses
+
+    from atomicseats.bridge import _wake_events
+
+    wakeups = CeleryWakeups(celery_on(redis_url), markers=redis_client)
+    app.extensions[EXTENSION_KEY] = dataclasses.replace(app.extensions[EXTENSION_KEY], wakeups=wakeups)
+    where = [(7, 1), (3, 4), (7, 1), (9, 1), (3, 4), (8, None)]  # (event, partition); None: not from Kafka
+    _wake_events(
+        [dataclasses.replace(accepted(1, event_id), kafka_partition=partition) for event_id, partition in where]
+    )
+    assert queued(redis_client, 1) == [args(1, [7, 9])]
+    assert queued(redis_client, 4) == [args(4, [3])]
+    assert queued(redis_client, 0) == [args(0, [8])]
+
+
 def pending_counts() -> list[tuple[int, int]]:
     from sqlalchemy import func, select
 
