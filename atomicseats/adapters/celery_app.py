@@ -69,12 +69,19 @@ local events = redis.call('SMEMBERS', KEYS[2])
 redis.call('DEL', KEYS[1], KEYS[2])
 return events
 """
+
+
 # The same for the outbox's two tasks (e-mails, domain events): one of each waits at a time.
 # A queued wake-up expires after OUTBOX_WAKE_EXPIRES_S, and its marker with it. Without the
 # marker every allocation batch of every worker process sent both (a Celery publish costs
 # ~1 ms of CPU; ~15 % of a worker deciding small batches for many events) while the mailer
 # was still busy with the wake-ups before.
 OUTBOX_QUEUED_KEY = "atomicseats:outbox:{task}:queued"
+
+
+def _partition_keys(partition: int) -> list[str]:
+    """The partition's "task queued" marker and the set of events woken while it waits (KEYS of both scripts)."""
+    return [ALLOCATION_QUEUED_KEY.format(partition=partition), ALLOCATION_EVENTS_KEY.format(partition=partition)]
 
 
 def celery_config(app: Flask) -> dict:
@@ -151,7 +158,7 @@ class CeleryWakeups:
     def wake_allocation(self, partition: int, event_ids: Sequence[int]) -> None:
         """One allocation task for the partition's events, on its queue, unless one is queued
         already and not started: then the events join that task's (one round trip to Redis)."""
-        keys = [ALLOCATION_QUEUED_KEY.format(partition=partition), ALLOCATION_EVENTS_KEY.format(partition=partition)]
+        keys = _partition_keys(partition)
         marked = False
         if self.markers is not None and event_ids:
             try:
@@ -177,7 +184,7 @@ class CeleryWakeups:
         Returns the events woken for the partition while the task waited."""
         if self.markers is None:
             return []
-        keys = [ALLOCATION_QUEUED_KEY.format(partition=partition), ALLOCATION_EVENTS_KEY.format(partition=partition)]
+        keys = _partition_keys(partition)
         try:
             return [int(event_id) for event_id in self._start_partition(keys=keys)]
         except redis.RedisError:
