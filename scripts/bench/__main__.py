@@ -77,9 +77,15 @@ def _add_load_options(parser: argparse.ArgumentParser) -> None:
         "--warmup",
         type=int,
         default=20,
-        help="seconds of warm-up load on a separate event, all connections (20): a freshly started "
-        "Kafka broker spends its first half minute JIT-compiling (twice the CPU per request), "
-        "a production one is long warm",
+        help="seconds of warm-up load on a separate event, all connections, at least (20): a freshly "
+        "started Kafka broker spends its first minute JIT-compiling (twice the CPU per request), a "
+        "production one is long warm; the warm-up goes on in 10 s slices until its compilers are quiet",
+    )
+    parser.add_argument(
+        "--warmup-max",
+        type=int,
+        default=120,
+        help="seconds the warm-up may go on, at most, waiting for the broker's JIT compilers to be quiet (120)",
     )
     parser.add_argument("--drain-timeout", type=float, default=300, help="seconds to wait for outcomes (300)")
 
@@ -138,6 +144,8 @@ def _check_ranges(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         parse_rates(args.openloop_rates)
     except ValueError as error:
         parser.error(f"--openloop-rates: {error}")
+    if args.warmup < 0 or not 0 <= args.warmup_max <= 3600:
+        parser.error("out-of-range option")
     if not 0 <= args.openloop_seconds <= 120 or not 0 <= args.openloop_warmup <= 60:
         parser.error("out-of-range option")
     if args.skip_full and args.skip_embedded:

@@ -60,6 +60,34 @@ def pidfile(path: Path) -> int | None:
         return None
 
 
+# HotSpot's JIT compiler threads, as /proc names them (comm is cut at 15 characters).
+JIT_THREAD_NAMES = ("C1 CompilerThre", "C2 CompilerThre")
+
+
+def jit_cpu_s(pid: int | None) -> float:
+    """CPU seconds a JVM's JIT compiler threads (HotSpot's C1 and C2) have used so far, from
+    /proc/<pid>/task; 0 when there is no such process. A freshly started Kafka broker compiles
+    for about its first minute under load, at up to a fifth of a core (the warm-up waits it out)."""
+    if pid is None:
+        return 0.0
+    ticks = 0
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0
+    for thread in threads:
+        try:
+            with open(f"/proc/{pid}/task/{thread}/stat") as handle:
+                stat = handle.read()
+        except OSError:
+            continue  # the thread ended meanwhile
+        close = stat.rfind(")")
+        if stat[stat.find("(") + 1 : close] in JIT_THREAD_NAMES:
+            fields_ = stat[close + 2 :].split()
+            ticks += int(fields_[11]) + int(fields_[12])
+    return ticks / CLK_TCK
+
+
 class CpuMeter:
     """CPU seconds per process group between start() and stop(), from /proc."""
 

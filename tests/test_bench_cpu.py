@@ -1,0 +1,64 @@
+"""`make bench`'s CPU accounting (scripts/bench/cpu.py) against real processes: a JVM's JIT."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from scripts.bench.cpu import jit_cpu_s
+from scripts.bench.full import next_warmup_slice_s
+
+SPIN = """
+public class Spin {
+    public static void main(String[] args) throws Exception {
+        long sum = 0;
+        long until = System.nanoTime() + 20_000_000_000L;
+        while (System.nanoTime() < until) {  // hot code: C1 then C2 compile it
+            for (int i = 0; i < 1_000_000; i++) sum += (i ^ sum) % 7;
+            if (System.in.available() > 0) break;
+        }
+        System.out.println(sum);
+    }
+}
+"""
+
+
+def test_a_jvm_compiling_its_hot_code_shows_its_jit_threads_cpu_and_other_processes_none(tmp_path):
+    java = shutil.which("java")
+    if java is None:
+        pytest.fail("java is not installed (Kafka needs it too)")
+    source = tmp_path / "Spin.java"
+    source.write_text(SPIN)
+    jvm = subprocess.Popen([java, str(source)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while jit_cpu_s(jvm.pid) < 0.05 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert jit_cpu_s(jvm.pid) >= 0.05  # the source launcher's javac and the loop are compiled
+    finally:
+        jvm.kill()
+        jvm.wait()
+    assert jit_cpu_s(os.getpid()) == 0.0  # CPython has no such threads
+    assert jit_cpu_s(jvm.pid) == 0.0  # gone
+    assert jit_cpu_s(None) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("elapsed_s", "jit_share", "warmup_max_s", "more_s"),
+    [
+        (20, 0.20, 120, 10),  # still compiling: another slice
+        (20, 0.03, 120, 0),  # quiet: warm
+        (50, 0.01, 120, 0),
+        (110, 0.20, 120, 10),  # the last slice that fits
+        (111, 0.20, 120, 0),  # another would pass the limit
+        (20, 0.20, 20, 0),  # --warmup-max no longer than --warmup: the first slice only
+    ],
+)
+def test_the_warm_up_goes_on_in_slices_while_the_broker_compiles_and_within_its_limit(
+    elapsed_s, jit_share, warmup_max_s, more_s
+):
+    assert next_warmup_slice_s(elapsed_s, jit_share, warmup_max_s) == more_s
