@@ -45,21 +45,29 @@ def lock_event(work: UnitOfWork, event_id: int) -> Event:
     4,568 decided/s, where the bridge alone records ~14,500/s and the worker alone decides
     ~7,200/s). The lock still excludes every other seat change (they all take it) and any
     change of the event's key or its deletion (those take FOR UPDATE)."""
-    config = current_app.config
-    statement = select(Event).where(Event.id == event_id)
-    if not config.get("TESTING_SKIP_EVENT_LOCK"):
-        statement = statement.with_for_update(key_share=True)
-    event = work.session.execute(statement).scalar_one_or_none()
+    event = lock_events(work, [event_id]).get(event_id)
     if event is None:
         raise NotFound("Event not found")
+    return event
+
+
+def lock_events(work: UnitOfWork, event_ids: Sequence[int]) -> dict[int, Event]:
+    """`lock_event` for several events in one statement, their rows locked in id order (so two
+    such transactions never wait on each other in a cycle); those that do not exist are left
+    out. Returns them by id, in id order."""
+    config = current_app.config
+    statement = select(Event).where(Event.id.in_(event_ids)).order_by(Event.id)
+    if not config.get("TESTING_SKIP_EVENT_LOCK"):
+        statement = statement.with_for_update(key_share=True)
+    events = {event.id: event for event in work.session.execute(statement).scalars()}
     pause_s = config.get("TESTING_PAUSE_AFTER_READ_S", 0)
-    if pause_s:  # negative control for the concurrency tests: widen the race window
+    if pause_s and events:  # negative control for the concurrency tests: widen the race window
         # The tiers' seats are read before the pause too, and held (the identity map keeps only
         # weak references), so settle_event decides on them: two allocations see the same seats.
-        tiers_read = work.session.execute(select(EventTier).where(EventTier.event_id == event_id)).scalars().all()
+        tiers_read = work.session.execute(select(EventTier).where(EventTier.event_id.in_(events))).scalars().all()
         work.session.info["tiers_read_before_pause"] = list(tiers_read)
         time.sleep(pause_s)
-    return event
+    return events
 
 
 @dataclass
@@ -117,13 +125,27 @@ def event_tiers(work: UnitOfWork, event: Event) -> list[EventTier]:
     """The event's tiers, oldest first; the caller holds the event row lock (every change of a
     tier's seats or quota is made under it). An event none was made for (written by something
     older than tiers, such as the bench's bare-SQL reference) gets its default tier here."""
-    statement = select(EventTier).where(EventTier.event_id == event.id).order_by(EventTier.id)
-    rows = list(work.session.execute(statement.limit(limits.TIERS_PER_EVENT_MAX)).scalars())
-    if not rows:
-        rows = [default_tier(event)]
-        work.session.add(rows[0])
+    return event_tiers_of(work, [event])[event.id]
+
+
+def event_tiers_of(work: UnitOfWork, events: Sequence[Event]) -> dict[int, list[EventTier]]:
+    """`event_tiers` of several events (each locked by the caller) in one statement, by event id."""
+    statement = (
+        select(EventTier)
+        .where(EventTier.event_id.in_([event.id for event in events]))
+        .order_by(EventTier.event_id, EventTier.id)
+        .limit(limits.TIERS_PER_EVENT_MAX * len(events))
+    )
+    tiers_by_event: dict[int, list[EventTier]] = {event.id: [] for event in events}
+    for tier in work.session.execute(statement).scalars():
+        tiers_by_event[tier.event_id].append(tier)
+    untiered = [event for event in events if not tiers_by_event[event.id]]
+    for event in untiered:
+        tiers_by_event[event.id] = [default_tier(event)]
+        work.session.add(tiers_by_event[event.id][0])
+    if untiered:
         work.session.flush()
-    return rows
+    return tiers_by_event
 
 
 def default_tier(event: Event) -> EventTier:
@@ -172,15 +194,28 @@ def release_tier_seats(tier_rows: Sequence[EventTier], bookings: Sequence[Bookin
         assert tier.reserved_seats >= 0
 
 
-def settle_event(work: UnitOfWork, event: Event, pending: Sequence[PendingRequest]) -> Settlement:
+def settle_event(
+    work: UnitOfWork,
+    event: Event,
+    pending: Sequence[PendingRequest],
+    tier_rows: Sequence[EventTier] | None = None,
+    writes: DecisionWrites | None = None,
+    now: datetime | None = None,
+) -> Settlement:
     """Serve the waitlist head first, then decide `pending` in arrival order; write it all.
 
     The allocator decides (domain/allocator.py); this reads what it asks for and writes
     what it decided. After the sales end nobody is served and whoever still waits is
-    told (one batch); while sales are open nobody expires."""
-    now = utcnow()  # the decision time: sales are open or closed as of now
+    told (one batch); while sales are open nobody expires.
+
+    Several events settled in one transaction (`booking.allocate_pending_together`) pass what
+    the caller read for all of them at once (`tier_rows`), their decision time (`now`) and
+    `writes`, which holds their decisions until the caller writes them all together
+    (`DecisionWrites.execute`, then a flush); without `writes` this event's are written before
+    it returns."""
+    now = utcnow() if now is None else now  # the decision time: sales are open or closed as of now
     settlement = Settlement()
-    tier_rows = event_tiers(work, event)
+    tier_rows = event_tiers(work, event) if tier_rows is None else list(tier_rows)
     close_out_waitlist(work, event, now, settlement, tier_rows)
     names = tier_names(tier_rows)
     for tier in tier_rows:  # each tier's waitlist head first, on the tier's own state
@@ -200,8 +235,13 @@ def settle_event(work: UnitOfWork, event: Event, pending: Sequence[PendingReques
         capacity_seats=event.capacity_seats,
     )
     prices = {tier.id: tier.price_minor for tier in tier_rows}
-    _write_decisions(work, event, pending, decided.decisions, prices, tier_names(tier_rows), now, settlement)
     event.updated_at = now
+    if writes is not None:
+        writes.add(event, pending, decided.decisions, prices, names, now, settlement)
+        return settlement
+    own = DecisionWrites()
+    own.add(event, pending, decided.decisions, prices, names, now, settlement)
+    own.execute(work)
     work.session.flush()
     return settlement
 
@@ -572,91 +612,144 @@ def cancel_bookings_held(
     return sum(booking.seats for booking in bookings)
 
 
-def _write_decisions(
-    work: UnitOfWork,
-    event: Event,
-    pending: Sequence[PendingRequest],
-    tier_decisions: tuple[tiers.TierDecision, ...],
-    prices: dict[int, int],
-    names: dict[int, str],
-    now: datetime,
-    settlement: Settlement,
-) -> None:
-    """Write a batch's decisions with one bulk statement per table (the hot path of a flash sale).
+@dataclass
+class _EventDecisions:
+    """One event's batch as `DecisionWrites` holds it until it is written."""
 
-    The request rows are updated in bulk, by primary key (loaded objects, if any, keep their
-    old state, unmodified, and expire at commit); a big batch's waitlist entries and e-mails are
-    built meanwhile (`UnitOfWork.meanwhile`). One line per decision only at DEBUG (a flash sale
-    decides thousands a second); the batch's INFO line is the caller's."""
-    assert len(pending) == len(tier_decisions)
-    event_id = event.id
-    dialect = work.session.get_bind().dialect
-    request_updates: list[Decided] = []
-    booking_rows: list[dict[str, object]] = []
-    log_each = log.isEnabledFor(logging.DEBUG)
-    for request, tier_decision in zip(pending, tier_decisions, strict=True):
-        decision, tier_id = tier_decision.decision, tier_decision.tier_id
-        assert request.request_id == decision.request_id
-        assert request.status == RequestStatus.PENDING
-        outcome = decision.outcome.value
-        tier_id_kept = request.tier_id if tier_id is None else tier_id  # the named one, when none took it
-        request_updates.append(
-            (request.id, outcome, decision.seats_confirmed, decision.seats_waitlisted, decision.reason, tier_id_kept)
-        )
-        settlement.decided_request_ids.append(request.request_id)
-        if log_each:
-            log_with_correlation(
-                log,
-                "booking.request.decided",
-                request.correlation_id,
-                logging.DEBUG,
-                request_id=request.request_id,
-                event_id=event_id,
-                outcome=outcome,
-                seats_confirmed=decision.seats_confirmed,
+    event: Event
+    pending: Sequence[PendingRequest]
+    tier_decisions: tuple[tiers.TierDecision, ...]
+    names: dict[int, str]
+    settlement: Settlement
+
+
+_NEW_ENTRY_COLUMNS = ("id", "seats_remaining", "tier_id", "event_id")  # what the mirror needs of a new entry
+
+
+class DecisionWrites:
+    """The decisions of one or several events' batches, written with one bulk statement per
+    table whatever the number of events (the hot path of a flash sale; a partition's small
+    events settled in one transaction each added a statement per table before, and a round
+    trip each on a busy machine is what a decision waits for at half load).
+
+    `add` takes an event's batch as decided (the request ids it decided go into its settlement
+    at once); `execute` writes all of them: the bookings first (each e-mail names its booking),
+    then the requests marked decided (in bulk, by primary key: loaded objects, if any, keep
+    their old state, unmodified, and expire at commit) while a big batch's waitlist entries and
+    e-mails are built meanwhile (`UnitOfWork.meanwhile`), the new waitlist entries (each
+    settlement gets its own, and its event's `waitlist_length` counts them) and the e-mails.
+    The events' and tiers' rows are left to the caller's flush: one UPDATE for all of them.
+    One line per decision only at DEBUG (a flash sale decides thousands a second); the batch's
+    INFO line is the caller's."""
+
+    def __init__(self) -> None:
+        self._clear()
+
+    def _clear(self) -> None:
+        self._batches: list[_EventDecisions] = []
+        self._request_updates: list[Decided] = []
+        self._booking_rows: list[dict[str, object]] = []
+        self._now: datetime | None = None
+
+    def add(
+        self,
+        event: Event,
+        pending: Sequence[PendingRequest],
+        tier_decisions: tuple[tiers.TierDecision, ...],
+        prices: dict[int, int],
+        names: dict[int, str],
+        now: datetime,
+        settlement: Settlement,
+    ) -> None:
+        assert len(pending) == len(tier_decisions)
+        assert self._now in (None, now)  # one decision time for what is written together
+        self._now = now
+        event_id = event.id
+        log_each = log.isEnabledFor(logging.DEBUG)
+        for request, tier_decision in zip(pending, tier_decisions, strict=True):
+            decision, tier_id = tier_decision.decision, tier_decision.tier_id
+            assert request.request_id == decision.request_id
+            assert request.status == RequestStatus.PENDING
+            outcome = decision.outcome.value
+            tier_id_kept = request.tier_id if tier_id is None else tier_id  # the named one, when none took it
+            seats_confirmed, seats_waitlisted = decision.seats_confirmed, decision.seats_waitlisted
+            self._request_updates.append(
+                (request.id, outcome, seats_confirmed, seats_waitlisted, decision.reason, tier_id_kept)
             )
-        if decision.seats_confirmed:
-            assert tier_id is not None
-            booking_rows.append(
-                _booking_values(event_id, tier_id, prices[tier_id], request, decision.seats_confirmed, now)
-            )
-    if not request_updates:
-        return
-    booking_id_of = _insert_bookings(work, booking_rows)  # first: each e-mail names its booking
-    in_background = len(request_updates) >= limits.WRITES_ALONGSIDE_ROWS_MIN
-    with work.meanwhile(*_decided_statement(work, event_id, request_updates, now), in_background) as update_:
-        waitlist_rows = [  # in decision order, the queue's order
-            _waiting_values(event_id, tier_decision.tier_id, request, tier_decision.decision.seats_waitlisted, now)
-            for request, tier_decision in zip(pending, tier_decisions, strict=True)
-            if tier_decision.decision.seats_waitlisted
-        ]
-        notifications = [  # each e-mail names the booking its decision made (none for waitlisted or rejected)
-            _decided_notification(
-                event,
-                request,
-                tier_decision,
-                names,
-                booking_id_of[request.id] if tier_decision.decision.seats_confirmed else None,
-            )
-            for request, tier_decision in zip(pending, tier_decisions, strict=True)
-        ]
-        outbox_insert = insert_statement(dialect, OutboxMessage.__table__, outbox_values_many(notifications))
-        waitlist_insert = (
-            insert_statement(dialect, WaitlistEntry.__table__, waitlist_rows, ("id", "seats_remaining", "tier_id"))
-            if waitlist_rows
-            else None
-        )
-    if work.is_postgres:  # SQLite's bulk update by primary key counts no rows
-        updated = update_.result()
-        assert isinstance(updated, CursorResult)  # an UPDATE's result: it counts the rows
-        assert updated.rowcount == len(request_updates)
-    # The new entries' ids (queue order too) go to the Redis mirror.
-    new_entries = work.session.execute(*waitlist_insert).all() if waitlist_insert else []
-    event.waitlist_length += len(new_entries)
-    settlement.appended_entries = {
-        entry_id: MirroredEntry(seats, entry_tier_id) for entry_id, seats, entry_tier_id in sorted(new_entries)
-    }
-    work.session.execute(*outbox_insert)
+            settlement.decided_request_ids.append(request.request_id)
+            if log_each:
+                log_with_correlation(
+                    log,
+                    "booking.request.decided",
+                    request.correlation_id,
+                    logging.DEBUG,
+                    request_id=request.request_id,
+                    event_id=event_id,
+                    outcome=outcome,
+                    seats_confirmed=decision.seats_confirmed,
+                )
+            if decision.seats_confirmed:
+                assert tier_id is not None
+                self._booking_rows.append(
+                    _booking_values(event_id, tier_id, prices[tier_id], request, decision.seats_confirmed, now)
+                )
+        if pending:
+            self._batches.append(_EventDecisions(event, pending, tier_decisions, names, settlement))
+
+    def execute(self, work: UnitOfWork) -> None:
+        if not self._request_updates:
+            return
+        now = self._now
+        assert now is not None
+        dialect = work.session.get_bind().dialect
+        batches = self._batches
+        # The events' and tiers' changes wait for the caller's one flush: none of these statements
+        # reads them, and the new waitlist entries change the events' rows once more below.
+        with work.session.no_autoflush:
+            booking_id_of = _insert_bookings(work, self._booking_rows)  # first: each e-mail names its booking
+            in_background = len(self._request_updates) >= limits.WRITES_ALONGSIDE_ROWS_MIN
+            event_ids = [batch.event.id for batch in batches]
+            decided_statement = _decided_statement(work, event_ids, self._request_updates, now)
+            with work.meanwhile(*decided_statement, in_background) as update_:
+                waitlist_rows = [  # in decision order, the queue's order
+                    _waiting_values(
+                        batch.event.id, tier_decision.tier_id, request, tier_decision.decision.seats_waitlisted, now
+                    )
+                    for batch in batches
+                    for request, tier_decision in zip(batch.pending, batch.tier_decisions, strict=True)
+                    if tier_decision.decision.seats_waitlisted
+                ]
+                notifications = [  # each e-mail names the booking its decision made (none for waitlisted or rejected)
+                    _decided_notification(
+                        batch.event,
+                        request,
+                        tier_decision,
+                        batch.names,
+                        booking_id_of[request.id] if tier_decision.decision.seats_confirmed else None,
+                    )
+                    for batch in batches
+                    for request, tier_decision in zip(batch.pending, batch.tier_decisions, strict=True)
+                ]
+                outbox_insert = insert_statement(dialect, OutboxMessage.__table__, outbox_values_many(notifications))
+                waitlist_insert = (
+                    insert_statement(dialect, WaitlistEntry.__table__, waitlist_rows, _NEW_ENTRY_COLUMNS)
+                    if waitlist_rows
+                    else None
+                )
+            if work.is_postgres:  # SQLite's bulk update by primary key counts no rows
+                updated = update_.result()
+                assert isinstance(updated, CursorResult)  # an UPDATE's result: it counts the rows
+                assert updated.rowcount == len(self._request_updates)
+            # The new entries' ids (queue order too) go to the Redis mirror.
+            new_entries = work.session.execute(*waitlist_insert).all() if waitlist_insert else []
+            appended: dict[int, dict[int, MirroredEntry]] = {}
+            for entry_id, seats, entry_tier_id, event_id in sorted(new_entries):
+                appended.setdefault(event_id, {})[entry_id] = MirroredEntry(seats, entry_tier_id)
+            for batch in batches:
+                batch.settlement.appended_entries = appended.get(batch.event.id, {})
+                batch.event.waitlist_length += len(batch.settlement.appended_entries)
+            work.session.execute(*outbox_insert)
+        self._clear()  # written: nothing is held any more
 
 
 def _waiting_values(
@@ -713,7 +806,7 @@ def _insert_bookings(work: UnitOfWork, booking_rows: list[dict[str, object]]) ->
 _DECIDED_COLUMNS = ("id", "status", "seats_confirmed", "seats_waitlisted", "reason", "tier_id")
 Decided = tuple[int, str, int, int, str | None, int | None]  # one request's decision, as _DECIDED_COLUMNS
 # One statement for a whole batch: the decisions travel as six arrays, side by side.
-# The rows it may touch are named twice: by id (the join), and as the event's pending requests
+# The rows it may touch are named twice: by id (the join), and as the events' pending requests
 # in the batch's id range, which ix_booking_requests_event_status_id finds directly. Joined by id
 # alone, the planner (knowing the arrays' length, a big batch) hash-joined a sequential scan of
 # every request ever recorded: 71 of the statement's 133 ms for a batch of 2,500 with 274,000
@@ -728,16 +821,16 @@ _UPDATE_DECIDED_SQL = text(
                 CAST(:waitlisted AS integer[]), CAST(:reasons AS text[]), CAST(:tier_ids AS bigint[]))
          AS decided (id, status, seats_confirmed, seats_waitlisted, reason, tier_id)
     WHERE request.id = decided.id
-      AND request.event_id = :event_id AND request.status = :pending
+      AND request.event_id = ANY(CAST(:event_ids AS bigint[])) AND request.status = :pending
       AND request.id BETWEEN :first_id AND :last_id
     """
 )
 
 
 def _decided_statement(
-    work: UnitOfWork, event_id: int, decided: list[Decided], now: datetime
+    work: UnitOfWork, event_ids: Sequence[int], decided: list[Decided], now: datetime
 ) -> tuple[Executable, object]:
-    """The statement that marks a batch of an event's pending requests decided, and its
+    """The statement that marks a batch of the events' pending requests decided, and its
     parameters: on Postgres one UPDATE ... FROM unnest(arrays) (an UPDATE per row was a third
     of a decision's cost); elsewhere the ORM's bulk update by primary key."""
     if not work.is_postgres:
@@ -753,7 +846,7 @@ def _decided_statement(
         "reasons": reasons,
         "tier_ids": tier_ids,
         "decided_at": now,
-        "event_id": event_id,
+        "event_ids": list(event_ids),
         "pending": RequestStatus.PENDING.value,
         "first_id": min(ids),
         "last_id": max(ids),

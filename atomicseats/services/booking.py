@@ -29,13 +29,17 @@ from atomicseats.models import Booking, BookingRequest, Event, EventTier, Outbox
 from atomicseats.services import quotas
 from atomicseats.services._allocation import (
     PENDING_COLUMNS,
+    DecisionWrites,
     PendingRequest,
+    Settlement,
     announce_after_commit,
     announce_decisions_after_commit,
     bookings_held_by,
     cancel_bookings_held,
     event_tiers,
+    event_tiers_of,
     lock_event,
+    lock_events,
     release_tier_seats,
     settle_event,
     withdraw_waiting,
@@ -415,58 +419,26 @@ _ARRIVAL_LOCKS = text(
 
 def allocate_pending(event_id: int, batch_max: int | None = None) -> AllocationSummary:
     """Decide one batch of an event's pending requests in arrival order, in one transaction:
-    the oldest `batch_max` (ALLOCATION_BATCH_SIZE_MAX unless the caller's batches grew)."""
-    started = time.monotonic()
+    the oldest `batch_max` (ALLOCATION_BATCH_SIZE_MAX unless the caller's batches grew).
+    NotFound when there is no such event."""
     batch_max = limits.ALLOCATION_BATCH_SIZE_MAX if batch_max is None else batch_max
-    assert 1 <= batch_max <= limits.ALLOCATION_BACKLOG_BATCH_MAX
-    with unit_of_work() as work:
-        event = lock_event(work, event_id)
-        pending: Sequence[PendingRequest]
-        rejected: list[BookingRequest] = []
-        if event.is_deleted:
-            rejected = _pending_requests(work.session, event_id, batch_max)
-            _reject_for_deleted_event(work, event, rejected)
-            pending, accepted_at = [], {}
-        else:
-            pending = _pending_rows(work.session, event_id, batch_max)
-            accepted_at = {request.request_id: request.accepted_at for request in pending}
-        reserved_before = event.reserved_seats
-        settlement = settle_event(work, event, pending)
-        decided_rows = pending or rejected  # read oldest first: the last is the highest row id
-        if decided_rows:  # decided in arrival order: all of the event's up to the last leave its line
-            settlement.decided_through_row_id = decided_rows[-1].id
-        announce_decisions_after_commit(work, event, settlement)
-        allocation = settlement.allocation
-        assert allocation is not None  # settle_event always decides
-        # Counted once committed: inside a group commit (`record_and_decide`) that is the
-        # batch's commit, and a batch rolled back counts nothing.
-        work.after_commit(_count_decisions, accepted_at, allocation.decisions, started)
-    seats_decided = sum(decision.seats_confirmed for decision in allocation.decisions)
-    summary = AllocationSummary(
-        event_id=event_id,
-        requests_decided=len(allocation.decisions),
-        seats_confirmed=seats_decided,
-        seats_promoted=allocation.reserved_seats - reserved_before - seats_decided,
-        reserved_seats=allocation.reserved_seats,
-    )
-    if summary.requests_decided or summary.seats_promoted:  # one line a batch (each decision's is DEBUG)
-        log.info(
-            "booking.batch.decided",
-            extra={**asdict(summary), "ms": round((time.monotonic() - started) * 1000, 1)},
-        )
-    return summary
+    summaries = _decide_batches({event_id: batch_max})
+    if event_id not in summaries:
+        raise NotFound("Event not found")
+    return summaries[event_id]
 
 
 def allocate_pending_together(batch_max_by_event: Mapping[int, int]) -> dict[int, AllocationSummary]:
     """Decide one batch of each event's pending requests (event id -> its batch's size), all
-    committed once (`_allocate_in_one_transaction`). One commit and one task for a partition's
-    events: with a task per event, a hot event's turn came after every small event's (make
-    bench's open loop at half the ceiling: ~400 ms between its batches). If that transaction
-    fails, each event is decided in a transaction of its own, so one event's failure (its row
-    locked too long elsewhere, an error of its own) holds none of the others back; the first
-    error is raised once the others are decided."""
+    committed once (`_decide_batches`). One commit and one task for a partition's events: with
+    a task per event, a hot event's turn came after every small event's (make bench's open
+    loop at half the ceiling: ~400 ms between its batches). An event that does not exist
+    decides nothing (a wake-up nothing recorded can name). If that transaction fails, each
+    event is decided in a transaction of its own, so one event's failure (its row locked too
+    long elsewhere, an error of its own) holds none of the others back; the first error is
+    raised once the others are decided."""
     try:
-        return _allocate_in_one_transaction(batch_max_by_event)
+        return _with_missing_events(batch_max_by_event, _decide_batches(batch_max_by_event))
     except Exception:
         if len(batch_max_by_event) == 1:
             raise
@@ -474,8 +446,9 @@ def allocate_pending_together(batch_max_by_event: Mapping[int, int]) -> dict[int
     summaries: dict[int, AllocationSummary] = {}
     first_error: Exception | None = None
     for event_id in sorted(batch_max_by_event):
+        alone = {event_id: batch_max_by_event[event_id]}
         try:
-            summaries.update(_allocate_in_one_transaction({event_id: batch_max_by_event[event_id]}))
+            summaries.update(_with_missing_events(alone, _decide_batches(alone)))
         except Exception as error:  # noqa: BLE001 - raised below, once the other events are decided
             first_error = first_error or error
     if first_error is not None:
@@ -483,19 +456,80 @@ def allocate_pending_together(batch_max_by_event: Mapping[int, int]) -> dict[int
     return summaries
 
 
-def _allocate_in_one_transaction(batch_max_by_event: Mapping[int, int]) -> dict[int, AllocationSummary]:
-    """The events locked in id order (two such transactions never wait on each other in a
-    cycle), each decided by `allocate_pending` unchanged, one commit for all of it or none. An
-    event that does not exist decides nothing (a wake-up nothing recorded can name)."""
+def _with_missing_events(
+    batch_max_by_event: Mapping[int, int], summaries: dict[int, AllocationSummary]
+) -> dict[int, AllocationSummary]:
+    """Every event asked for: one that does not exist decided nothing."""
+    for event_id in batch_max_by_event:
+        if event_id not in summaries:
+            log.warning("booking.allocation.no_event", extra={"event_id": event_id})
+            summaries[event_id] = AllocationSummary(event_id, 0, 0, 0, 0)
+    return summaries
+
+
+def _decide_batches(batch_max_by_event: Mapping[int, int]) -> dict[int, AllocationSummary]:
+    """One batch of each event's pending requests decided in one transaction (events that do
+    not exist are left out of the result). The events are locked in id order (two such
+    transactions never wait on each other in a cycle) and what deciding them reads is read
+    for all of them at once: their rows, their pending requests, their tiers; each is settled
+    on its own (`settle_event`: the same rules as for one event alone), and their decisions
+    are written together (`DecisionWrites`): a statement per table, not per table and event,
+    then one flush of the events' and tiers' rows. Their effects (caches, outcomes, the
+    outbox's wake-up) follow the commit."""
     assert 1 <= len(batch_max_by_event) <= limits.ALLOCATION_EVENTS_PER_TRANSACTION_MAX
-    summaries: dict[int, AllocationSummary] = {}
-    with one_transaction():
-        for event_id in sorted(batch_max_by_event):
-            try:
-                summaries[event_id] = allocate_pending(event_id, batch_max_by_event[event_id])
-            except NotFound:  # raised by the lock's read, before anything was written
-                log.warning("booking.allocation.no_event", extra={"event_id": event_id})
-                summaries[event_id] = AllocationSummary(event_id, 0, 0, 0, 0)
+    assert all(1 <= size <= limits.ALLOCATION_BACKLOG_BATCH_MAX for size in batch_max_by_event.values())
+    started = time.monotonic()
+    reserved_before: dict[int, int] = {}
+    settlements: dict[int, Settlement] = {}
+    with unit_of_work() as work:
+        events = lock_events(work, sorted(batch_max_by_event))
+        live = [event for event in events.values() if not event.is_deleted]
+        pending_by_event = _pending_rows_of(work.session, {event.id: batch_max_by_event[event.id] for event in live})
+        tiers_by_event = event_tiers_of(work, live) if live else {}
+        now = utcnow()
+        writes = DecisionWrites()
+        for event_id, event in events.items():
+            reserved_before[event_id] = event.reserved_seats
+            pending: Sequence[PendingRequest] = pending_by_event.get(event_id, [])
+            if event.is_deleted:
+                rejected = _pending_requests(work.session, event_id, batch_max_by_event[event_id])
+                _reject_for_deleted_event(work, event, rejected)
+                settlement = settle_event(work, event, [], now=now)
+                decided_rows: Sequence[PendingRequest] = rejected
+            else:
+                settlement = settle_event(work, event, pending, tiers_by_event[event_id], writes, now)
+                decided_rows = pending
+            if decided_rows:  # decided in arrival order: all of the event's up to the last leave its line
+                settlement.decided_through_row_id = decided_rows[-1].id  # read oldest first: the highest row id
+            settlements[event_id] = settlement
+        writes.execute(work)
+        work.session.flush()  # the events' and tiers' rows, one UPDATE per table for all of them
+        for event_id, event in events.items():
+            settlement = settlements[event_id]
+            announce_decisions_after_commit(work, event, settlement)
+            assert settlement.allocation is not None  # settle_event always decides
+            accepted_at = {request.request_id: request.accepted_at for request in pending_by_event.get(event_id, [])}
+            # Counted once committed: inside a group commit (`record_and_decide`) that is the
+            # batch's commit, and a batch rolled back counts nothing.
+            work.after_commit(_count_decisions, accepted_at, settlement.allocation.decisions, started)
+    summaries = {}
+    for event_id, settlement in settlements.items():
+        allocation = settlement.allocation
+        assert allocation is not None
+        seats_decided = sum(decision.seats_confirmed for decision in allocation.decisions)
+        summary = AllocationSummary(
+            event_id=event_id,
+            requests_decided=len(allocation.decisions),
+            seats_confirmed=seats_decided,
+            seats_promoted=allocation.reserved_seats - reserved_before[event_id] - seats_decided,
+            reserved_seats=allocation.reserved_seats,
+        )
+        if summary.requests_decided or summary.seats_promoted:  # one line a batch (each decision's is DEBUG)
+            log.info(
+                "booking.batch.decided",
+                extra={**asdict(summary), "ms": round((time.monotonic() - started) * 1000, 1)},
+            )
+        summaries[event_id] = summary
     return summaries
 
 
@@ -597,6 +631,47 @@ def _pending_rows(session: Session, event_id: int, limit: int) -> list[_PendingR
         .limit(limit)
     )
     return [_PendingRow._make(row) for row in session.execute(statement)]
+
+
+# The next batch of each of several events' pending requests in one statement: a LATERAL
+# subquery per event (its own LIMIT, from ix_booking_requests_event_status_id), the events and
+# their batches' sizes as two arrays side by side. Its columns are PENDING_COLUMNS' (checked below).
+_PENDING_OF_EVENTS_SQL = text(
+    """
+    SELECT batch.event_id, batch.id, batch.request_id, batch.user_id, batch.seats_requested, batch.status,
+           batch.correlation_id, batch.tier_id, batch.accepted_at
+    FROM unnest(CAST(:event_ids AS bigint[]), CAST(:batch_maxes AS integer[])) AS wanted (event_id, batch_max)
+    CROSS JOIN LATERAL (
+        SELECT request.event_id, request.id, request.request_id, request.user_id, request.seats_requested,
+               request.status, request.correlation_id, request.tier_id, request.accepted_at
+        FROM booking_requests AS request
+        WHERE request.event_id = wanted.event_id AND request.status = :pending
+        ORDER BY request.id
+        LIMIT wanted.batch_max
+    ) AS batch
+    ORDER BY batch.event_id, batch.id
+    """
+).columns(BookingRequest.event_id, *PENDING_COLUMNS)
+
+
+def _pending_rows_of(session: Session, batch_max_by_event: Mapping[int, int]) -> dict[int, list[_PendingRow]]:
+    """`_pending_rows` of several events (event id -> its batch's size), by event id: on
+    Postgres one statement for all of them, elsewhere one each."""
+    if len(batch_max_by_event) <= 1 or session.get_bind().dialect.name != "postgresql":
+        return {event_id: _pending_rows(session, event_id, limit) for event_id, limit in batch_max_by_event.items()}
+    event_ids = sorted(batch_max_by_event)
+    rows = session.execute(
+        _PENDING_OF_EVENTS_SQL,
+        {
+            "event_ids": event_ids,
+            "batch_maxes": [batch_max_by_event[event_id] for event_id in event_ids],
+            "pending": states.RequestStatus.PENDING.value,
+        },
+    )
+    pending: dict[int, list[_PendingRow]] = {event_id: [] for event_id in event_ids}
+    for event_id, *columns in rows:
+        pending[event_id].append(_PendingRow._make(columns))
+    return pending
 
 
 def _pending_requests(session: Session, event_id: int, limit: int) -> list[BookingRequest]:
