@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager
 from flask import Flask, current_app
 
 from atomicseats.services.contracts import AcceptedRequest, EventAvailability, Quota, RequestStatus
-from atomicseats.services.ports import LineReading, MirroredEntry, OutcomeChannel
+from atomicseats.services.ports import LineDeparture, LineReading, MirroredEntry, OutcomeChannel
 
 log = logging.getLogger(__name__)
 
@@ -468,8 +468,8 @@ class NoLine:
     def enter(self, recorded: Sequence[tuple[int, int, str]]) -> None:
         return None
 
-    def leave(self, event_id: int, decided_through_row_id: int, decided: int, announced: list[str]) -> None:
-        self.outcomes.publish(announced)
+    def leave(self, departures: Sequence[LineDeparture]) -> None:
+        self.outcomes.publish([request_id for departure in departures for request_id in departure.announced])
 
     def reading(self, event_id: int, request_id: str) -> LineReading | None:
         return None

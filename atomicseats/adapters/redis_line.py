@@ -14,7 +14,7 @@ mark): no decided entry lingers. The rate is counted per second of the Redis ser
 own clock (TIME), so every process agrees on what "the last few seconds" are.
 
 The worker's after-commit call (`leave`) also PUBLISHes the batch's outcomes: one
-script call, one round trip, as the outcome channel's publish was before.
+script call, one round trip, for all of the events one transaction decided.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from atomicseats.adapters.redis_cache import KEY_PREFIX, KEY_TTL_S
 from atomicseats.adapters.redis_state import OUTCOME_MESSAGE, REDIS_FAILURES, outcome_channel
 from atomicseats.domain import limits
 from atomicseats.domain.line import RATE_WINDOW_S
-from atomicseats.services.ports import LineReading
+from atomicseats.services.ports import LineDeparture, LineReading
 
 log = logging.getLogger(__name__)
 
@@ -82,33 +82,42 @@ if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]
 return added
 """
 
-# KEYS[1] line, KEYS[2] decided mark, KEYS[3] rate ring. ARGV[1] TTL, ARGV[2] decided
-# through this row id, ARGV[3] decisions to count, ARGV[4] the outcome message, ARGV[5..]
-# outcome channels. The line loses the decided ones, this second's slot counts them, and
-# each channel is told.
+# For each event, three KEYS: its line, decided mark and rate ring. ARGV[1] TTL, ARGV[2] the
+# outcome message, then for each event in KEYS' order: decided through this row id (0: no
+# news), decisions to count, the number of outcome channels, those channels. Each line loses
+# its decided ones, this second's slot of its ring counts them, and each channel is told.
 _LEAVE_SCRIPT = f"""
-local through = tonumber(ARGV[2])
-local mark = tonumber(redis.call('GET', KEYS[2]) or '0')
-if through > mark then
-  redis.call('SET', KEYS[2], through, 'EX', ARGV[1])
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', through)
-end
-local count = tonumber(ARGV[3])
-if count > 0 then
-  local now = tonumber(redis.call('TIME')[1])
-  local slot = now % {RATE_RING_SLOTS}
-  local stored = redis.call('HGET', KEYS[3], slot)
-  if stored then
-    local second, counted = string.match(stored, '^(%d+):(%d+)$')
-    if tonumber(second) == now then count = count + tonumber(counted) end
+local now = nil
+local at = 3
+local told = 0
+for event = 1, #KEYS / 3 do
+  local line, mark_key, ring = KEYS[3 * event - 2], KEYS[3 * event - 1], KEYS[3 * event]
+  local through = tonumber(ARGV[at])
+  local count = tonumber(ARGV[at + 1])
+  local channels = tonumber(ARGV[at + 2])
+  local mark = tonumber(redis.call('GET', mark_key) or '0')
+  if through > mark then
+    redis.call('SET', mark_key, through, 'EX', ARGV[1])
+    redis.call('ZREMRANGEBYSCORE', line, '-inf', through)
   end
-  redis.call('HSET', KEYS[3], slot, now .. ':' .. count)
-  redis.call('EXPIRE', KEYS[3], {RATE_TTL_S})
+  if count > 0 then
+    now = now or tonumber(redis.call('TIME')[1])
+    local slot = now % {RATE_RING_SLOTS}
+    local stored = redis.call('HGET', ring, slot)
+    if stored then
+      local second, counted = string.match(stored, '^(%d+):(%d+)$')
+      if tonumber(second) == now then count = count + tonumber(counted) end
+    end
+    redis.call('HSET', ring, slot, now .. ':' .. count)
+    redis.call('EXPIRE', ring, {RATE_TTL_S})
+  end
+  for i = at + 3, at + 2 + channels do
+    redis.call('PUBLISH', ARGV[i], ARGV[2])
+  end
+  told = told + channels
+  at = at + 3 + channels
 end
-for i = 5, #ARGV do
-  redis.call('PUBLISH', ARGV[i], ARGV[4])
-end
-return #ARGV - 4
+return told
 """
 
 # KEYS[1] line, KEYS[2] rate ring. ARGV[1] the request id. Returns the rank (-1 when the line
@@ -162,19 +171,39 @@ class RedisLine:
         except REDIS_FAILURES as error:  # reconcile puts them in; meanwhile they read "being counted"
             log.warning("line.enter_failed", extra={"requests": len(recorded), "error": str(error)})
 
-    def leave(self, event_id: int, decided_through_row_id: int, decided: int, announced: list[str]) -> None:
-        assert decided >= 0
-        keys = [line_key(event_id), decided_mark_key(event_id), rate_key(event_id)]
-        channels = [outcome_channel(request_id) for request_id in announced]
+    def leave(self, departures: Sequence[LineDeparture]) -> None:
+        """One script call for all of the events (a transaction's, `booking._decide_batches`),
+        or more when they announce over PUBLISH_CHUNK_MAX outcomes in all: an event's channels
+        beyond a call's go in the next, with nothing more to count."""
+        calls: list[tuple[list[str], list[int | str]]] = []
+        keys: list[str] = []
+        args: list[int | str] = []
+        channel_count = 0
+        for departure in departures:
+            assert departure.decided >= 0
+            channels = [outcome_channel(request_id) for request_id in departure.announced]
+            through, decided = departure.through_row_id, departure.decided
+            while True:
+                if keys and channel_count + len(channels) > PUBLISH_CHUNK_MAX:
+                    calls.append((keys, args))
+                    keys, args, channel_count = [], [], 0
+                told = channels[:PUBLISH_CHUNK_MAX]
+                event_id = departure.event_id
+                keys.extend([line_key(event_id), decided_mark_key(event_id), rate_key(event_id)])
+                args.extend([through, decided, len(told), *told])
+                channel_count += len(told)
+                channels = channels[PUBLISH_CHUNK_MAX:]
+                if not channels:
+                    break
+                through, decided = 0, 0  # the rest of a big batch's channels: nothing more to count
+        if keys:
+            calls.append((keys, args))
         try:
-            first, rest = channels[:PUBLISH_CHUNK_MAX], channels[PUBLISH_CHUNK_MAX:]
-            self._leave(keys=keys, args=[self.ttl_s, decided_through_row_id, decided, OUTCOME_MESSAGE, *first])
-            for start in range(0, len(rest), PUBLISH_CHUNK_MAX):  # a batch above 1,000: more calls
-                self._leave(
-                    keys=keys, args=[self.ttl_s, 0, 0, OUTCOME_MESSAGE, *rest[start : start + PUBLISH_CHUNK_MAX]]
-                )
+            for call_keys, call_args in calls:
+                self._leave(keys=call_keys, args=[self.ttl_s, OUTCOME_MESSAGE, *call_args])
         except REDIS_FAILURES as error:
-            log.warning("line.leave_failed", extra={"event_id": event_id, "error": str(error)})
+            event_ids = [departure.event_id for departure in departures]
+            log.warning("line.leave_failed", extra={"event_ids": event_ids, "error": str(error)})
 
     def reading(self, event_id: int, request_id: str) -> LineReading | None:
         try:

@@ -28,7 +28,7 @@ from atomicseats.observability import log_with_correlation
 from atomicseats.services._availability import availability_of, waitlist_totals
 from atomicseats.services._bulk import insert_rows, insert_statement
 from atomicseats.services._notification_rows import Notification, outbox_row, outbox_values_many
-from atomicseats.services.ports import MirroredEntry, adapters
+from atomicseats.services.ports import LineDeparture, MirroredEntry, adapters
 from atomicseats.services.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -366,7 +366,7 @@ def announce_decisions_after_commit(work: UnitOfWork, event: Event, settlement: 
 def _register_effects(work: UnitOfWork, event: Event, settlement: Settlement, waitlist_length: int) -> None:
     effects = adapters()
     work.session.flush()  # the event's changes written, so its version (models.Event) is this commit's
-    work.after_commit(effects.availability.store, [availability_of(event, waitlist_length)])
+    work.after_commit_each(effects.availability.store, availability_of(event, waitlist_length))
     if settlement.appended_entries or settlement.removed_entry_ids or settlement.entry_seats:
         removed = set(settlement.removed_entry_ids)
         seats = {entry_id: count for entry_id, count in settlement.entry_seats.items() if entry_id not in removed}
@@ -386,7 +386,8 @@ def _register_effects(work: UnitOfWork, event: Event, settlement: Settlement, wa
     )
     if settlement.decided_through_row_id is not None:  # announced in the same round trip as the line
         decided = len(settlement.decided_request_ids)
-        work.after_commit(effects.line.leave, event.id, settlement.decided_through_row_id, decided, announced)
+        departure = LineDeparture(event.id, settlement.decided_through_row_id, decided, announced)
+        work.after_commit_each(effects.line.leave, departure)
     elif announced:
         work.after_commit(effects.outcomes.publish, announced)
     work.after_commit(effects.wakeups.wake_outbox)

@@ -195,6 +195,18 @@ class LineReading:
     decided_per_second: tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class LineDeparture:
+    """An event's requests that a commit decided: all of them up to row id `through_row_id`
+    (decisions follow arrival order), `decided` in number; `announced` (request ids whose
+    outcome changed) are published on the outcome channel."""
+
+    event_id: int
+    through_row_id: int
+    decided: int
+    announced: list[str]
+
+
 class Line(Protocol):
     """Each event's pending line: the requests recorded and not yet decided, in arrival order
     (the booking request row id: the order allocation follows), and the event's recent
@@ -209,11 +221,10 @@ class Line(Protocol):
     def enter(self, recorded: Sequence[tuple[int, int, str]]) -> None:
         """(event id, row id, request id) of requests just recorded (after the commit)."""
 
-    def leave(self, event_id: int, decided_through_row_id: int, decided: int, announced: list[str]) -> None:
-        """After a commit that decided `decided` of the event's pending requests, all of them
-        up to row id `decided_through_row_id` (decisions follow arrival order): they leave
-        the line and count towards the rate. `announced` (request ids whose outcome changed)
-        are published on the outcome channel, in the same round trip where the store can."""
+    def leave(self, departures: Sequence[LineDeparture]) -> None:
+        """After a commit that decided the events' requests (one departure per event): they
+        leave the line and count towards the rate, and the outcomes announced are published,
+        in one round trip for all of them where the store can."""
 
     def reading(self, event_id: int, request_id: str) -> LineReading | None:
         """The request's rank and the event's rate, in one round trip; None when the line

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, TypeVarTuple
+from typing import Any, TypeVar, TypeVarTuple
 
 from psycopg2 import OperationalError as PostgresOperationalError
 from sqlalchemy import Executable, Result, Row, text
@@ -35,6 +35,7 @@ from atomicseats.extensions import db
 log = logging.getLogger(__name__)
 
 CallbackArgs = TypeVarTuple("CallbackArgs")
+Item = TypeVar("Item")
 
 _sqlite_begin_immediate: ContextVar[bool] = ContextVar("sqlite_begin_immediate", default=False)
 # The unit of work that units of work opened inside `one_transaction()` join (None: none).
@@ -49,6 +50,7 @@ _BUSY_SQLSTATES = frozenset({"55P03", "57014", "40001", "40P01"})
 class UnitOfWork:
     session: Session
     _after_commit: list[tuple[Callable[..., object], tuple[object, ...]]] = field(default_factory=list)
+    _each: dict[Callable[..., object], list[Any]] = field(default_factory=dict)  # after_commit_each's lists
 
     @property
     def is_postgres(self) -> bool:
@@ -61,6 +63,16 @@ class UnitOfWork:
         if not args and (callback, ()) in self._after_commit:
             return
         self._after_commit.append((callback, args))
+
+    def after_commit_each(self, callback: Callable[[list[Item]], object], item: Item) -> None:
+        """Run `callback(items)` once the transaction has committed, with every item registered
+        for it, in their order: a transaction that decided several events caches their figures
+        and announces their decisions in one call each (one round trip), not one per event."""
+        items = self._each.get(callback)
+        if items is None:
+            items = self._each[callback] = []
+            self._after_commit.append((callback, (items,)))
+        items.append(item)
 
     @contextmanager
     def meanwhile(self, statement: Executable, parameters: Any, in_background: bool) -> Iterator[StatementAside]:

@@ -393,6 +393,35 @@ def test_a_partitions_events_cost_the_statements_of_one_event_each_table_written
         assert audit.run_audit().is_clean
 
 
+def test_a_partitions_events_are_cached_and_announced_in_one_call_each_after_the_commit(app, client, monkeypatch):
+    """The effects of one transaction's events: their availability stored in one call, their
+    lines left (and outcomes announced) in one call, whatever the number of events."""
+    effects = adapters()
+    stored: list[list[int]] = []
+    left: list[list[tuple[int, int, int]]] = []
+    store, leave = effects.availability.store, effects.line.leave
+
+    def spy_store(availability):
+        stored.append([item.event_id for item in availability])
+        store(availability)
+
+    def spy_leave(departures):
+        left.append([(item.event_id, item.decided, len(item.announced)) for item in departures])
+        leave(departures)
+
+    monkeypatch.setattr(effects.availability, "store", spy_store)
+    monkeypatch.setattr(effects.line, "leave", spy_leave)
+    host = account(client, "host")
+    guests = [account(client, "guest") for _ in range(2)]
+    events = [create_event(client, host, capacity=3)["id"] for _ in range(3)]
+    for event_id in events:
+        booking.record_requests([accepted(guests[0].id, event_id, 2), accepted(guests[1].id, event_id, 1)])
+    stored.clear()
+    booking.allocate_pending_together(dict.fromkeys(events, 500))
+    assert stored == [events]
+    assert left == [[(event_id, 2, 2) for event_id in events]]
+
+
 def _failing_on(monkeypatch, failing_event_id: int) -> list[int]:
     """settle_event raises for one event; returns the ids of the events settled (in order)."""
     settle = _allocation.settle_event

@@ -14,7 +14,7 @@ from sqlalchemy.pool import NullPool
 from atomicseats.domain import limits
 from atomicseats.extensions import db
 from atomicseats.services import unit_of_work as unit_of_work_module
-from atomicseats.services.unit_of_work import install_connection_check, release_session, unit_of_work
+from atomicseats.services.unit_of_work import UnitOfWork, install_connection_check, release_session, unit_of_work
 from tests.conftest import fresh_app
 
 TIMEOUTS = text(  # in milliseconds, the unit both settings are kept in
@@ -223,3 +223,29 @@ def test_a_small_batchs_statement_or_sqlites_runs_first_in_line(database_url):
             with work.meanwhile(text("SELECT 7"), {}, in_background=in_background) as aside:
                 assert aside.result().scalar_one() == 7  # done before the block starts
                 assert aside.ident is None  # no thread was started
+
+
+def test_items_registered_for_one_callback_reach_it_in_one_call_at_the_first_ones_place():
+    """`after_commit_each`: a transaction that decided several events stores their figures and
+    announces their decisions in one call each, in the order the effects were registered."""
+    calls: list[tuple[str, object]] = []
+
+    def store(items):
+        calls.append(("store", list(items)))
+
+    def leave(items):
+        calls.append(("leave", list(items)))
+
+    def wake():
+        calls.append(("wake", None))
+
+    work = UnitOfWork(session=None)  # the effects alone: no statement runs
+    work.after_commit_each(store, "a")
+    work.after_commit_each(leave, 1)
+    work.after_commit(wake)
+    work.after_commit_each(store, "b")
+    work.after_commit_each(leave, 2)
+    work.after_commit(wake)  # a wake-up registered again runs once
+    assert calls == []  # never before the commit
+    work.run_after_commit()
+    assert calls == [("store", ["a", "b"]), ("leave", [1, 2]), ("wake", None)]
