@@ -198,12 +198,12 @@ class RedisLine:
                 through, decided = 0, 0  # the rest of a big batch's channels: nothing more to count
         if keys:
             calls.append((keys, args))
-        try:
-            for call_keys, call_args in calls:
+        for call_keys, call_args in calls:  # one failed call leaves the others' events their news
+            try:
                 self._leave(keys=call_keys, args=[self.ttl_s, OUTCOME_MESSAGE, *call_args])
-        except REDIS_FAILURES as error:
-            event_ids = [departure.event_id for departure in departures]
-            log.warning("line.leave_failed", extra={"event_ids": event_ids, "error": str(error)})
+            except REDIS_FAILURES as error:
+                event_ids = sorted({int(key.split(":")[2]) for key in call_keys})
+                log.warning("line.leave_failed", extra={"event_ids": event_ids, "error": str(error)})
 
     def reading(self, event_id: int, request_id: str) -> LineReading | None:
         try:

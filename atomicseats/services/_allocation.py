@@ -2,7 +2,8 @@
 
 Every path that moves seats (new requests, cancellation, capacity change, reopening
 the waitlist, deleting an event) locks the event row and ends in `settle_event`,
-which runs the one pure allocator and writes its decisions. Nothing here commits.
+which runs the one pure allocator and writes its decisions (allocation hands them to a
+`DecisionWrites` that writes several events' together). Nothing here commits.
 """
 
 from __future__ import annotations
@@ -129,12 +130,13 @@ def event_tiers(work: UnitOfWork, event: Event) -> list[EventTier]:
 
 
 def event_tiers_of(work: UnitOfWork, events: Sequence[Event]) -> dict[int, list[EventTier]]:
-    """`event_tiers` of several events (each locked by the caller) in one statement, by event id."""
+    """`event_tiers` of several events (each locked by the caller) in one statement, by event id.
+    Every tier of each (at most TIERS_PER_EVENT_MAX, as creating one checks): a limit shared by
+    the events could leave one of them without its tiers."""
     statement = (
         select(EventTier)
         .where(EventTier.event_id.in_([event.id for event in events]))
         .order_by(EventTier.event_id, EventTier.id)
-        .limit(limits.TIERS_PER_EVENT_MAX * len(events))
     )
     tiers_by_event: dict[int, list[EventTier]] = {event.id: [] for event in events}
     for tier in work.session.execute(statement).scalars():
@@ -208,11 +210,11 @@ def settle_event(
     what it decided. After the sales end nobody is served and whoever still waits is
     told (one batch); while sales are open nobody expires.
 
-    Several events settled in one transaction (`booking.allocate_pending_together`) pass what
-    the caller read for all of them at once (`tier_rows`), their decision time (`now`) and
-    `writes`, which holds their decisions until the caller writes them all together
-    (`DecisionWrites.execute`, then a flush); without `writes` this event's are written before
-    it returns."""
+    Events settled in one transaction by allocation (`booking._decide_batches`, for one event
+    or a partition's) pass what the caller read for all of them at once (`tier_rows`), their
+    decision time (`now`) and `writes`, which holds their decisions until the caller writes
+    them all together (`DecisionWrites.execute`, then a flush); without `writes` (every other
+    seat change) this event's are written before it returns."""
     now = utcnow() if now is None else now  # the decision time: sales are open or closed as of now
     settlement = Settlement()
     tier_rows = event_tiers(work, event) if tier_rows is None else list(tier_rows)
@@ -639,7 +641,8 @@ class DecisionWrites:
     their old state, unmodified, and expire at commit) while a big batch's waitlist entries and
     e-mails are built meanwhile (`UnitOfWork.meanwhile`), the new waitlist entries (each
     settlement gets its own, and its event's `waitlist_length` counts them) and the e-mails.
-    The events' and tiers' rows are left to the caller's flush: one UPDATE for all of them.
+    The events' and tiers' rows are left to the caller's flush (one UPDATE per table for all of
+    them where the same columns changed; an event's promotions or reads may flush earlier ones).
     One line per decision only at DEBUG (a flash sale decides thousands a second); the batch's
     INFO line is the caller's."""
 
@@ -704,8 +707,10 @@ class DecisionWrites:
         assert now is not None
         dialect = work.session.get_bind().dialect
         batches = self._batches
-        # The events' and tiers' changes wait for the caller's one flush: none of these statements
-        # reads them, and the new waitlist entries change the events' rows once more below.
+        # The events' and tiers' changes wait for the caller's flush: none of these statements
+        # reads them, and the new waitlist entries change the events' rows once more below. (On
+        # Postgres these are Core statements, which never flush; SQLite's bulk update by primary
+        # key is an ORM statement, which would.)
         with work.session.no_autoflush:
             booking_id_of = _insert_bookings(work, self._booking_rows)  # first: each e-mail names its booking
             in_background = len(self._request_updates) >= limits.WRITES_ALONGSIDE_ROWS_MIN
@@ -811,7 +816,10 @@ Decided = tuple[int, str, int, int, str | None, int | None]  # one request's dec
 # in the batch's id range, which ix_booking_requests_event_status_id finds directly. Joined by id
 # alone, the planner (knowing the arrays' length, a big batch) hash-joined a sequential scan of
 # every request ever recorded: 71 of the statement's 133 ms for a batch of 2,500 with 274,000
-# rows in the table (make bench's worker-alone phase), and growing with the table.
+# rows in the table (make bench's worker-alone phase), and growing with the table. For several
+# events the range is the union's: when a hot event's batch (its oldest pending) is decided
+# with small events' newer requests, the scan also passes the hot event's pending entries
+# between the two (its backlog beyond the batch), never another event's rows.
 _UPDATE_DECIDED_SQL = text(
     """
     UPDATE booking_requests AS request

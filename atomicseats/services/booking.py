@@ -9,6 +9,7 @@ the same transactions and the same pure allocator.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -474,8 +475,9 @@ def _decide_batches(batch_max_by_event: Mapping[int, int]) -> dict[int, Allocati
     for all of them at once: their rows, their pending requests, their tiers; each is settled
     on its own (`settle_event`: the same rules as for one event alone), and their decisions
     are written together (`DecisionWrites`): a statement per table, not per table and event,
-    then one flush of the events' and tiers' rows. Their effects (caches, outcomes, the
-    outbox's wake-up) follow the commit."""
+    then a flush of the events' and tiers' rows. Their effects (caches, outcomes, the
+    outbox's wake-up) follow the commit. Each event's batch is counted (metrics, its log line)
+    with the transaction's time, from its start to the end of the writes."""
     assert 1 <= len(batch_max_by_event) <= limits.ALLOCATION_EVENTS_PER_TRANSACTION_MAX
     assert all(1 <= size <= limits.ALLOCATION_BACKLOG_BATCH_MAX for size in batch_max_by_event.values())
     started = time.monotonic()
@@ -503,7 +505,7 @@ def _decide_batches(batch_max_by_event: Mapping[int, int]) -> dict[int, Allocati
                 settlement.decided_through_row_id = decided_rows[-1].id  # read oldest first: the highest row id
             settlements[event_id] = settlement
         writes.execute(work)
-        work.session.flush()  # the events' and tiers' rows, one UPDATE per table for all of them
+        work.session.flush()  # the events' and tiers' rows: one UPDATE per table where the same columns changed
         for event_id, event in events.items():
             settlement = settlements[event_id]
             announce_decisions_after_commit(work, event, settlement)
@@ -635,7 +637,8 @@ def _pending_rows(session: Session, event_id: int, limit: int) -> list[_PendingR
 
 # The next batch of each of several events' pending requests in one statement: a LATERAL
 # subquery per event (its own LIMIT, from ix_booking_requests_event_status_id), the events and
-# their batches' sizes as two arrays side by side. Its columns are PENDING_COLUMNS' (checked below).
+# their batches' sizes as two arrays side by side. Its columns: the event's id, then
+# PENDING_COLUMNS' (checked below, as _PendingRow's).
 _PENDING_OF_EVENTS_SQL = text(
     """
     SELECT batch.event_id, batch.id, batch.request_id, batch.user_id, batch.seats_requested, batch.status,
@@ -652,6 +655,10 @@ _PENDING_OF_EVENTS_SQL = text(
     ORDER BY batch.event_id, batch.id
     """
 ).columns(BookingRequest.event_id, *PENDING_COLUMNS)
+assert re.findall(r"batch\.(\w+)", _PENDING_OF_EVENTS_SQL.element.text.partition("FROM")[0]) == [
+    "event_id",
+    *_PendingRow._fields,
+]
 
 
 def _pending_rows_of(session: Session, batch_max_by_event: Mapping[int, int]) -> dict[int, list[_PendingRow]]:

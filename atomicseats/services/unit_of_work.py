@@ -50,7 +50,8 @@ _BUSY_SQLSTATES = frozenset({"55P03", "57014", "40001", "40P01"})
 class UnitOfWork:
     session: Session
     _after_commit: list[tuple[Callable[..., object], tuple[object, ...]]] = field(default_factory=list)
-    _each: dict[Callable[..., object], list[Any]] = field(default_factory=dict)  # after_commit_each's lists
+    # after_commit_each's entries in _after_commit, by callback: (callback, (its items,))
+    _each: dict[Callable[..., object], tuple[Callable[..., object], tuple[list[Any]]]] = field(default_factory=dict)
 
     @property
     def is_postgres(self) -> bool:
@@ -67,12 +68,18 @@ class UnitOfWork:
     def after_commit_each(self, callback: Callable[[list[Item]], object], item: Item) -> None:
         """Run `callback(items)` once the transaction has committed, with every item registered
         for it, in their order: a transaction that decided several events caches their figures
-        and announces their decisions in one call each (one round trip), not one per event."""
-        items = self._each.get(callback)
-        if items is None:
-            items = self._each[callback] = []
-            self._after_commit.append((callback, (items,)))
-        items.append(item)
+        and announces their decisions in one call each (one round trip), not one per event.
+        The call takes the place of the last item registered, so whatever was registered before
+        any of its items has run by then (each event's waitlist mirror is written before the
+        outcomes are announced, as with an event alone: a guest woken reads a place that is
+        already right)."""
+        entry = self._each.get(callback)
+        if entry is None:
+            entry = self._each[callback] = (callback, ([],))
+        else:
+            self._after_commit.remove(entry)
+        self._after_commit.append(entry)
+        entry[1][0].append(item)
 
     @contextmanager
     def meanwhile(self, statement: Executable, parameters: Any, in_background: bool) -> Iterator[StatementAside]:

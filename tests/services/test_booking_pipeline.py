@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -115,46 +116,52 @@ def test_a_big_batch_written_alongside_its_rows_writes_what_one_written_in_line_
 def test_marking_a_batch_decided_reads_only_the_events_pending_rows_never_the_whole_table(postgres_url):
     """The planner, knowing the batch's size, hash-joined a sequential scan of every request ever
     recorded when the rows were named by id alone; named as the events' pending rows in the
-    batch's id range too, it takes them from ix_booking_requests_event_status_id (or, for
-    several events, from the primary key over the batch's id range)."""
+    batch's id range too, and as the batch's ids, it reads the batch's rows alone: for one event
+    (from ix_booking_requests_event_status_id) and for a partition's events whose requests lie
+    far apart, a big backlog of another event's between them (never the range between)."""
     with fresh_app(postgres_url) as application:
         client = application.test_client()
         host = account(client, "host")
         guest = account(client, "guest")
-        busy_event, hot_event = (create_event(client, host, capacity=10)["id"] for _ in range(2))
-        db.session.execute(  # a table of many decided requests (another event's), and a batch pending
+        hot_event, busy_event, small_event = (create_event(client, host, capacity=10)["id"] for _ in range(3))
+        db.session.execute(  # the hot event's 2,500 pending, 60,000 of another's, then one of a small event
             sa.text(
                 "INSERT INTO booking_requests (request_id, user_id, event_id, seats_requested, status,"
                 " seats_confirmed, seats_waitlisted, created_at)"
-                " SELECT gen_random_uuid()::text, :user_id, CASE WHEN n <= 60000 THEN :busy ELSE :hot END, 1,"
-                " CASE WHEN n <= 60000 THEN 'waitlisted' ELSE 'pending' END, 0, CASE WHEN n <= 60000 THEN 1 ELSE 0 END,"
-                " now() FROM generate_series(1, 62500) AS n"
+                " SELECT gen_random_uuid()::text, :user_id,"
+                " CASE WHEN n <= 2500 THEN :hot WHEN n <= 62500 THEN :busy ELSE :small END, 1,"
+                " CASE WHEN n <= 2500 OR n > 62500 THEN 'pending' ELSE 'waitlisted' END, 0,"
+                " CASE WHEN n <= 2500 OR n > 62500 THEN 0 ELSE 1 END,"
+                " now() FROM generate_series(1, 62501) AS n"
             ),
-            {"user_id": guest.id, "busy": busy_event, "hot": hot_event},
+            {"user_id": guest.id, "hot": hot_event, "busy": busy_event, "small": small_event},
         )
         db.session.commit()
         db.session.execute(sa.text("ANALYZE booking_requests"))
-        ids = (
-            db.session.execute(
-                select(BookingRequest.id).where(BookingRequest.event_id == hot_event).order_by(BookingRequest.id)
+        pending = {
+            event_id: db.session.execute(
+                select(BookingRequest.id)
+                .where(BookingRequest.event_id == event_id, BookingRequest.status == "pending")
+                .order_by(BookingRequest.id)
             )
             .scalars()
             .all()
-        )
-        decided = [(row_id, "waitlisted", 0, 1, None, None) for row_id in ids]
+            for event_id in (hot_event, small_event)
+        }
         plans = []
-        for event_ids in ([hot_event], [busy_event, hot_event]):  # one event's batch; a partition's events
+        for event_ids in ([hot_event], [hot_event, small_event]):  # one event's batch; a partition's events
+            decided = [
+                (row_id, "waitlisted", 0, 1, None, None) for event_id in event_ids for row_id in pending[event_id]
+            ]
             statement, parameters = _allocation._decided_statement(
                 unit_of_work.UnitOfWork(session=db.session()), event_ids, decided, utcnow()
             )
             plans.append("\n".join(db.session.execute(sa.text(f"EXPLAIN {statement.text}"), parameters).scalars()))
         db.session.rollback()
-    one_event, two_events = plans
-    assert "Seq Scan on booking_requests" not in one_event, one_event
-    assert "ix_booking_requests_event_status_id" in one_event, one_event
-    # Several events: their pending rows, or the batch's id range (the primary key) when that is narrower.
-    assert "Seq Scan on booking_requests" not in two_events, two_events
-    assert "Index Scan using" in two_events, two_events
+    for plan in plans:
+        assert "Seq Scan on booking_requests" not in plan, plan
+        rows_read = max(int(rows) for rows in re.findall(r"Scan[^\n]*on booking_requests[^\n]*rows=(\d+)", plan))
+        assert rows_read <= 2501 * 2, plan  # the batch's rows, not the 60,000 between them
 
 
 def test_promotion_serves_a_long_waitlist_in_bounded_rounds(app, client, monkeypatch):
@@ -427,27 +434,54 @@ def _failing_on(monkeypatch, failing_event_id: int) -> list[int]:
     settle = _allocation.settle_event
     settled: list[int] = []
 
-    def fail_on_one(work, event, pending, *args):
+    def fail_on_one(work, event, pending, *args, **kwargs):
         settled.append(event.id)
         if event.id == failing_event_id:
             raise RuntimeError("this event's allocation failed")
-        return settle(work, event, pending, *args)
+        return settle(work, event, pending, *args, **kwargs)
 
     monkeypatch.setattr(booking, "settle_event", fail_on_one)
     return settled
 
 
 def test_events_decided_in_one_transaction_are_written_all_or_none(app, client, sale, monkeypatch):
+    """A failure once every event's decisions are written (the second event's effects fail to
+    register) rolls back the first event's too."""
     first_id, guests = sale
     second_id = create_event(client, account(client, "host"), capacity=3)["id"]
     booking.record_requests([accepted(guests[0].id, first_id, 2), accepted(guests[1].id, second_id, 2)])
-    _failing_on(monkeypatch, second_id)
+    announce = booking.announce_decisions_after_commit
+    written: list[int] = []
+
+    def fail_on_second(work, event, settlement):
+        written.append(db.session.execute(select(func.count(Booking.id))).scalar_one())
+        if event.id == second_id:
+            raise RuntimeError("this event's effects failed")
+        announce(work, event, settlement)
+
+    monkeypatch.setattr(booking, "announce_decisions_after_commit", fail_on_second)
     with pytest.raises(RuntimeError):
         booking._decide_batches({first_id: 500, second_id: 500})
+    assert written == [2, 2]  # both events' bookings were in the transaction when it failed
     db.session.rollback()
     statuses = db.session.execute(select(BookingRequest.status)).scalars().all()
     assert statuses == ["pending", "pending"]  # the first event's decision went with the second's failure
     assert db.session.execute(select(func.count(Booking.id))).scalar_one() == 0
+
+
+def test_a_deleted_events_requests_are_rejected_beside_a_live_events_decided_in_the_same_transaction(app, client, sale):
+    deleted_id, guests = sale
+    live_id = create_event(client, account(client, "host"), capacity=3)["id"]
+    booking.record_requests([accepted(guests[0].id, deleted_id, 1), accepted(guests[1].id, live_id, 2)])
+    db.session.get(Event, deleted_id).status = "deleted"
+    db.session.commit()
+    summaries = booking.allocate_pending_together({deleted_id: 500, live_id: 500})
+    assert (summaries[deleted_id].requests_decided, summaries[live_id].requests_decided) == (0, 1)
+    rows = db.session.execute(
+        select(BookingRequest.event_id, BookingRequest.status, BookingRequest.reason).order_by(BookingRequest.id)
+    ).all()
+    assert [tuple(row) for row in rows] == [(deleted_id, "rejected", "event_deleted"), (live_id, "confirmed", None)]
+    assert booking.stranded_events(older_than_s=0) == []
 
 
 def test_one_events_failure_holds_back_none_of_the_others_decided_with_it(app, client, sale, monkeypatch):

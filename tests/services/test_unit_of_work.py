@@ -225,13 +225,17 @@ def test_a_small_batchs_statement_or_sqlites_runs_first_in_line(database_url):
                 assert aside.ident is None  # no thread was started
 
 
-def test_items_registered_for_one_callback_reach_it_in_one_call_at_the_first_ones_place():
+def test_items_registered_for_one_callback_reach_it_in_one_call_at_the_last_ones_place():
     """`after_commit_each`: a transaction that decided several events stores their figures and
-    announces their decisions in one call each, in the order the effects were registered."""
+    announces their decisions in one call each, after everything registered before any of
+    their items (each event's mirror is written before any outcome is announced)."""
     calls: list[tuple[str, object]] = []
 
     def store(items):
         calls.append(("store", list(items)))
+
+    def mirror(event_name):
+        calls.append(("mirror", event_name))
 
     def leave(items):
         calls.append(("leave", list(items)))
@@ -240,12 +244,17 @@ def test_items_registered_for_one_callback_reach_it_in_one_call_at_the_first_one
         calls.append(("wake", None))
 
     work = UnitOfWork(session=None)  # the effects alone: no statement runs
-    work.after_commit_each(store, "a")
-    work.after_commit_each(leave, 1)
-    work.after_commit(wake)
-    work.after_commit_each(store, "b")
-    work.after_commit_each(leave, 2)
-    work.after_commit(wake)  # a wake-up registered again runs once
+    for event_name in ("a", "b"):  # as _register_effects does for each event of a transaction
+        work.after_commit_each(store, event_name)
+        work.after_commit(mirror, event_name)
+        work.after_commit_each(leave, event_name)
+        work.after_commit(wake)  # a wake-up registered again runs once
     assert calls == []  # never before the commit
     work.run_after_commit()
-    assert calls == [("store", ["a", "b"]), ("leave", [1, 2]), ("wake", None)]
+    assert calls == [
+        ("mirror", "a"),
+        ("wake", None),
+        ("store", ["a", "b"]),
+        ("mirror", "b"),
+        ("leave", ["a", "b"]),
+    ]
