@@ -477,7 +477,7 @@ def _decide_batches(batch_max_by_event: Mapping[int, int]) -> dict[int, Allocati
     are written together (`DecisionWrites`): a statement per table, not per table and event,
     then a flush of the events' and tiers' rows. Their effects (caches, outcomes, the
     outbox's wake-up) follow the commit. Each event's batch is counted (metrics, its log line)
-    with the transaction's time, from its start to the end of the writes."""
+    with the transaction's time, from its start to its commit."""
     assert 1 <= len(batch_max_by_event) <= limits.ALLOCATION_EVENTS_PER_TRANSACTION_MAX
     assert all(1 <= size <= limits.ALLOCATION_BACKLOG_BATCH_MAX for size in batch_max_by_event.values())
     started = time.monotonic()
