@@ -174,35 +174,37 @@ class RedisLine:
     def leave(self, departures: Sequence[LineDeparture]) -> None:
         """One script call for all of the events (a transaction's, `booking._decide_batches`),
         or more when they announce over PUBLISH_CHUNK_MAX outcomes in all: an event's channels
-        beyond a call's go in the next, with nothing more to count."""
-        calls: list[tuple[list[str], list[int | str]]] = []
-        keys: list[str] = []
-        args: list[int | str] = []
-        channel_count = 0
+        beyond a chunk's go in a piece of their own, with nothing more to count."""
+        pieces: list[tuple[int, int, int, list[str]]] = []  # (event id, through row id, decided, channels)
         for departure in departures:
             assert departure.decided >= 0
             channels = [outcome_channel(request_id) for request_id in departure.announced]
-            through, decided = departure.through_row_id, departure.decided
-            while True:
-                if keys and channel_count + len(channels) > PUBLISH_CHUNK_MAX:
-                    calls.append((keys, args))
-                    keys, args, channel_count = [], [], 0
-                told = channels[:PUBLISH_CHUNK_MAX]
-                event_id = departure.event_id
-                keys.extend([line_key(event_id), decided_mark_key(event_id), rate_key(event_id)])
-                args.extend([through, decided, len(told), *told])
-                channel_count += len(told)
-                channels = channels[PUBLISH_CHUNK_MAX:]
-                if not channels:
-                    break
-                through, decided = 0, 0  # the rest of a big batch's channels: nothing more to count
-        if keys:
-            calls.append((keys, args))
-        for call_keys, call_args in calls:  # one failed call leaves the others' events their news
+            chunks = [
+                channels[first : first + PUBLISH_CHUNK_MAX] for first in range(0, len(channels), PUBLISH_CHUNK_MAX)
+            ]
+            first_chunk, *more = chunks or [[]]
+            pieces.append((departure.event_id, departure.through_row_id, departure.decided, first_chunk))
+            pieces.extend((departure.event_id, 0, 0, chunk) for chunk in more)
+        calls: list[list[tuple[int, int, int, list[str]]]] = [[]]
+        for piece in pieces:  # in order, as many to a call as PUBLISH_CHUNK_MAX channels allow
+            if calls[-1] and sum(len(told) for *_, told in calls[-1]) + len(piece[3]) > PUBLISH_CHUNK_MAX:
+                calls.append([])
+            calls[-1].append(piece)
+        for call in calls:  # one failed call leaves the others' events their news
+            if not call:
+                continue
+            keys = [
+                key
+                for event_id, *_ in call
+                for key in (line_key(event_id), decided_mark_key(event_id), rate_key(event_id))
+            ]
+            args: list[int | str] = []
+            for _, through, decided, told in call:
+                args += (through, decided, len(told), *told)
             try:
-                self._leave(keys=call_keys, args=[self.ttl_s, OUTCOME_MESSAGE, *call_args])
+                self._leave(keys=keys, args=[self.ttl_s, OUTCOME_MESSAGE, *args])
             except REDIS_FAILURES as error:
-                event_ids = sorted({int(key.split(":")[2]) for key in call_keys})
+                event_ids = sorted({event_id for event_id, *_ in call})
                 log.warning("line.leave_failed", extra={"event_ids": event_ids, "error": str(error)})
 
     def reading(self, event_id: int, request_id: str) -> LineReading | None:

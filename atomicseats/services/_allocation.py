@@ -238,13 +238,11 @@ def settle_event(
     )
     prices = {tier.id: tier.price_minor for tier in tier_rows}
     event.updated_at = now
-    if writes is not None:
-        writes.add(event, pending, decided.decisions, prices, names, now, settlement)
-        return settlement
-    own = DecisionWrites()
-    own.add(event, pending, decided.decisions, prices, names, now, settlement)
-    own.execute(work)
-    work.session.flush()
+    target = DecisionWrites() if writes is None else writes
+    target.add(event, pending, decided.decisions, prices, names, now, settlement)
+    if writes is None:  # this event's alone: written now
+        target.execute(work)
+        work.session.flush()
     return settlement
 
 
