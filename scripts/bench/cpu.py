@@ -24,20 +24,23 @@ def read_procs() -> dict[int, tuple[int, int, str, int]]:
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
-        try:
-            with open(f"/proc/{name}/stat") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        close = stat.rfind(")")
-        fields_ = stat[close + 2 :].split()
-        procs[int(name)] = (
-            int(fields_[1]),
-            int(fields_[11]) + int(fields_[12]),
-            stat[stat.find("(") + 1 : close],
-            int(fields_[19]),
-        )
+        stat = _read_stat(f"/proc/{name}/stat")
+        if stat is not None:
+            comm, fields_ = stat
+            procs[int(name)] = (int(fields_[1]), int(fields_[11]) + int(fields_[12]), comm, int(fields_[19]))
     return procs
+
+
+def _read_stat(path: str) -> tuple[str, list[str]] | None:
+    """A /proc stat file's comm and the fields after it (state first), or None when the process
+    or thread has gone. The comm may hold spaces and parentheses: it ends at the last ')'."""
+    try:
+        with open(path) as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    close = stat.rfind(")")
+    return stat[stat.find("(") + 1 : close], stat[close + 2 :].split()
 
 
 def _read_machine() -> tuple[int, int]:
@@ -76,15 +79,9 @@ def jit_cpu_s(pid: int | None) -> float:
     except OSError:
         return 0.0
     for thread in threads:
-        try:
-            with open(f"/proc/{pid}/task/{thread}/stat") as handle:
-                stat = handle.read()
-        except OSError:
-            continue  # the thread ended meanwhile
-        close = stat.rfind(")")
-        if stat[stat.find("(") + 1 : close] in JIT_THREAD_NAMES:
-            fields_ = stat[close + 2 :].split()
-            ticks += int(fields_[11]) + int(fields_[12])
+        stat = _read_stat(f"/proc/{pid}/task/{thread}/stat")  # None: the thread ended meanwhile
+        if stat is not None and stat[0] in JIT_THREAD_NAMES:
+            ticks += int(stat[1][11]) + int(stat[1][12])
     return ticks / CLK_TCK
 
 
