@@ -306,6 +306,14 @@ class BookingRequest(Model):
         CheckConstraint("seats_cancelled <= seats_requested", name="seats_cancelled_within_requested"),
         CheckConstraint(_in("status", RequestStatus), name="status_known"),
         Index("ix_booking_requests_event_status_id", "event_id", "status", "id"),
+        # The newest keyed request, the request registry's mark (services/booking.py
+        # `_mark_keys_held`): a partial index, only requests with an Idempotency-Key.
+        Index(
+            "ix_booking_requests_keyed_created_at",
+            "created_at",
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+            sqlite_where=text("idempotency_key IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -15,11 +15,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime
 
 from flask import Flask, current_app
 
 from atomicseats.services.contracts import AcceptedRequest, EventAvailability, Quota, RequestStatus
-from atomicseats.services.ports import LineDeparture, LineReading, MirroredEntry, OutcomeChannel
+from atomicseats.services.ports import Claim, LineDeparture, LineReading, MirroredEntry, OutcomeChannel
 
 log = logging.getLogger(__name__)
 
@@ -418,11 +419,13 @@ class NoRequestRegistry:
         return None
 
     counts_quotas = False
+    key_ttl_s = 0
 
-    def claim_and_read(
-        self, accepted: AcceptedRequest, quotas: Sequence[Quota] = ()
-    ) -> tuple[AcceptedRequest | None, EventAvailability | None]:
-        return None, None
+    def claim_and_read(self, accepted: AcceptedRequest, quotas: Sequence[Quota] = ()) -> Claim:
+        return Claim()
+
+    def hold_keys_after(self, since: datetime) -> None:
+        return None
 
     def release(self, accepted: AcceptedRequest) -> None:
         return None

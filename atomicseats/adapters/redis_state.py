@@ -27,6 +27,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 import redis
@@ -36,8 +37,8 @@ from atomicseats.adapters.redis_cache import KEY_PREFIX, KEY_TTL_S, SOCKET_TIMEO
 from atomicseats.adapters.request_message import message_of
 from atomicseats.domain import limits
 from atomicseats.errors import RateLimited
-from atomicseats.services.contracts import AcceptedRequest, EventAvailability, Quota
-from atomicseats.services.ports import MirroredEntry, RegistryUnavailable
+from atomicseats.services.contracts import AcceptedRequest, Quota
+from atomicseats.services.ports import Claim, MirroredEntry, RegistryUnavailable
 
 if TYPE_CHECKING:
     from redis.asyncio.client import PubSub as AsyncPubSub
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 
 REQUEST_KEY_PREFIX = "atomicseats:request:"
 IDEMPOTENCY_KEY_PREFIX = "atomicseats:idem:"
+KEYS_HELD_AFTER_KEY = "atomicseats:registry:keys-held-after"  # epoch seconds (RequestRegistry.hold_keys_after)
 OUTCOME_CHANNEL_PREFIX = "atomicseats:outcome:"
 QUOTA_KEY_PREFIX = "LIMITS:"  # `limits`' RedisStorage prefix: a quota counts where Flask-Limiter counts
 REQUEST_TTL_S_DEFAULT = 24 * 3600
@@ -208,17 +210,20 @@ class RedisRequestRegistry:
         self.counts_quotas = counts_quotas  # True when this Redis is also the rate limiter's storage
         self._release = client.register_script(_RELEASE_SCRIPT)
 
-    def claim(self, accepted: AcceptedRequest) -> AcceptedRequest | None:
-        return self.claim_and_read(accepted)[0]
+    @property
+    def key_ttl_s(self) -> int:
+        return self.ttl_s
 
-    def claim_and_read(
-        self, accepted: AcceptedRequest, quotas: Sequence[Quota] = ()
-    ) -> tuple[AcceptedRequest | None, EventAvailability | None]:
-        """`claim`, plus the event's cached availability, in one round trip (the booking hot
-        path), counting the user's `quotas` first (RateLimited, nothing claimed, when one is
-        used up). A Redis failure raises RegistryUnavailable: the caller decides whether
-        Postgres can stand in (it can for a request without a key, or one recorded before
-        answering); the quotas then go uncounted (they fail open)."""
+    def claim(self, accepted: AcceptedRequest) -> AcceptedRequest | None:
+        return self.claim_and_read(accepted).earlier
+
+    def claim_and_read(self, accepted: AcceptedRequest, quotas: Sequence[Quota] = ()) -> Claim:
+        """`claim`, plus the event's cached availability (and, for a keyed request, the mark of
+        `hold_keys_after`), in one round trip (the booking hot path), counting the user's
+        `quotas` first (RateLimited, nothing claimed, when one is used up). A Redis failure
+        raises RegistryUnavailable: the caller decides whether Postgres can stand in (it can
+        for a request without a key, or one recorded before answering); the quotas then go
+        uncounted (they fail open)."""
         keys = self._keys_of(accepted)
         keyed = len(keys) - 1
         quota_args: list[int] = []
@@ -230,15 +235,26 @@ class RedisRequestRegistry:
         # EVAL rather than a registered Script: in a pipeline a Script first asks SCRIPT EXISTS,
         # a second round trip. Redis caches the compiled body by its hash either way.
         pipe.eval(_CLAIM_SCRIPT, len(keys), *keys, _encode_request(accepted), self.ttl_s, keyed, *quota_args)
+        if keyed:
+            pipe.get(KEYS_HELD_AFTER_KEY)
         try:
-            fields, earlier = pipe.execute()
+            fields, earlier, *mark = pipe.execute()
         except REDIS_FAILURES as error:
             log.warning("registry.claim_failed", extra={"request_id": accepted.request_id, "error": str(error)})
             raise RegistryUnavailable from error
         if isinstance(earlier, int):
             raise RateLimited(earlier)
-        availability = redis_cache.decode_availability(accepted.event_id, fields) if fields else None
-        return (None if earlier is None else _decode_request(earlier)), availability
+        return Claim(
+            earlier=None if earlier is None else _decode_request(earlier),
+            availability=redis_cache.decode_availability(accepted.event_id, fields) if fields else None,
+            keys_held_after=_decode_mark(mark[0]) if mark else None,
+        )
+
+    def hold_keys_after(self, since: datetime) -> None:
+        try:
+            self.client.set(KEYS_HELD_AFTER_KEY, repr(since.timestamp()), nx=True)
+        except REDIS_FAILURES as error:  # no mark: the next keyed claim asks the database again
+            log.warning("registry.mark_failed", extra={"error": str(error)})
 
     def release(self, accepted: AcceptedRequest) -> None:
         try:
@@ -264,6 +280,17 @@ class RedisRequestRegistry:
 
 def _encode_request(accepted: AcceptedRequest) -> str:
     return json.dumps(message_of(accepted), sort_keys=True, separators=(",", ":"))
+
+
+def _decode_mark(stored: str | bytes | None) -> datetime | None:
+    """hold_keys_after's mark; None when absent or damaged (the database is asked again)."""
+    if stored is None:
+        return None
+    try:
+        return datetime.fromtimestamp(float(stored), timezone.utc)
+    except (TypeError, ValueError, OverflowError):
+        log.warning("registry.mark_damaged")
+        return None
 
 
 def _decode_request(stored: str | bytes) -> AcceptedRequest | None:

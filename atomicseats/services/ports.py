@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import current_app
@@ -118,12 +119,24 @@ class AvailabilityCache(Protocol):
     def forget(self, event_id: int) -> None: ...
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What `RequestRegistry.claim_and_read` found: the request first claimed under the same
+    (user, Idempotency-Key), if any; the event's cached availability, if cached; and, for a
+    keyed claim, since when the registry holds every key (`keys_held_after`, None when it
+    cannot say: see `RequestRegistry.hold_keys_after`)."""
+
+    earlier: AcceptedRequest | None = None
+    availability: EventAvailability | None = None
+    keys_held_after: datetime | None = None
+
+
 class RequestRegistry(Protocol):
     """Requests the API accepted that the database may not have recorded yet.
 
     `claim` stores the request under its id and, when it has one, under its
-    (user, Idempotency-Key); it returns the request already stored for that key, if
-    any, so a retry finds the first attempt before the bridge has recorded it.
+    (user, Idempotency-Key) for `key_ttl_s`; it returns the request already stored for
+    that key, if any, so a retry finds the first attempt before the bridge has recorded it.
     """
 
     def claim(self, accepted: AcceptedRequest) -> AcceptedRequest | None: ...
@@ -131,13 +144,21 @@ class RequestRegistry(Protocol):
     counts_quotas: bool
     """Whether `claim_and_read` counts quotas (its store is the rate limiter's)."""
 
-    def claim_and_read(
-        self, accepted: AcceptedRequest, quotas: Sequence[Quota] = ()
-    ) -> tuple[AcceptedRequest | None, EventAvailability | None]:
+    key_ttl_s: int
+    """How long a claimed Idempotency-Key is held (0: none is, nothing is claimed)."""
+
+    def claim_and_read(self, accepted: AcceptedRequest, quotas: Sequence[Quota] = ()) -> Claim:
         """`claim`, and the event's availability as the AvailabilityCache holds it (None when
         it does not), in one round trip: admission control and the claim on the hot path.
         Where `counts_quotas`, the user's quotas are counted first: RateLimited (nothing
         claimed) when one is used up. Raises RegistryUnavailable when it could do neither."""
+
+    def hold_keys_after(self, since: datetime) -> None:
+        """Mark, unless marked already, that the registry holds every key claimed after
+        `since` (each for `key_ttl_s`). The services set it from the database when a claim
+        finds no mark (a new Redis, or one that lost its data): `since` is then the newest
+        keyed request recorded. The mark goes with the registry's data, like the claims: a
+        registry that lost claims never vouches for them."""
 
     def release(self, accepted: AcceptedRequest) -> None:
         """Undo a claim whose hand-off failed (the API answered 503)."""

@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
@@ -27,7 +27,7 @@ from atomicseats.adapters.redis_state import (
 )
 from atomicseats.domain import limits
 from atomicseats.services.contracts import AcceptedRequest, EventAvailability
-from atomicseats.services.ports import MirroredEntry, RegistryUnavailable
+from atomicseats.services.ports import Claim, MirroredEntry, RegistryUnavailable
 
 CLOSED_PORT_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1: every call fails fast
 WAKE_UP_S_MAX = 1.0  # a published outcome must wake its waiter well inside this
@@ -92,13 +92,31 @@ def test_claim_and_read_claims_and_returns_the_cached_availability_in_one_go(red
     )
     first = accepted(idempotency_key="order-9")
 
-    assert registry.claim_and_read(first) == (None, None)  # nothing cached for event 7 yet
+    assert registry.claim_and_read(first) == Claim()  # nothing cached for event 7 yet, no mark
     RedisAvailabilityCache(redis_client).store([availability])
     retry = accepted(idempotency_key="order-9", seats=3)
 
-    assert registry.claim_and_read(retry) == (first, availability)
+    assert registry.claim_and_read(retry) == Claim(first, availability)
     assert registry.find(first.request_id) == first
     assert registry.find(retry.request_id) is None
+
+
+def test_the_keys_held_mark_is_set_once_read_with_each_keyed_claim_and_lost_with_redis(redis_client):
+    """`hold_keys_after` marks since when the registry holds every key: the first mark stays
+    (a later one cannot move it), a keyed claim reads it in its round trip, a flush loses it
+    with the claims, and a damaged one reads as none (the database is asked again)."""
+    registry = RedisRequestRegistry(redis_client)
+    since = datetime(2026, 12, 1, 6, 30, 15, 250000, tzinfo=UTC)
+    registry.hold_keys_after(since)
+    registry.hold_keys_after(since + timedelta(hours=1))
+
+    assert registry.claim_and_read(accepted(idempotency_key="order-1")).keys_held_after == since
+    assert registry.claim_and_read(accepted()).keys_held_after is None  # without a key: not read
+
+    redis_client.flushdb()
+    assert registry.claim_and_read(accepted(idempotency_key="order-2")).keys_held_after is None
+    redis_client.set(redis_state.KEYS_HELD_AFTER_KEY, "not a time")
+    assert registry.claim_and_read(accepted(idempotency_key="order-3")).keys_held_after is None
 
 
 def test_claim_and_read_counts_quotas_first_and_claims_nothing_once_one_is_used_up(redis_client, redis_url):
