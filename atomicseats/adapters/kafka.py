@@ -50,15 +50,24 @@ class ProducerSettings:
 
 
 class _Delivery:
-    __slots__ = ("done", "error")
+    """One message's delivery report, waited for by its sender: a lock taken at creation and
+    given back by the report (librdkafka reports each message once), the leanest wait CPython
+    has (threading.Event builds a Condition and a lock per wait)."""
+
+    __slots__ = ("_pending", "error")
 
     def __init__(self) -> None:
-        self.done = threading.Event()
+        self._pending = threading.Lock()
+        self._pending.acquire()
         self.error: KafkaError | None = None
 
     def __call__(self, error, _message) -> None:
         self.error = error
-        self.done.set()
+        self._pending.release()
+
+    def wait(self, timeout_s: float) -> bool:
+        """True once reported (then `error` says how), False after `timeout_s` without."""
+        return self._pending.acquire(timeout=timeout_s)
 
 
 class SharedProducer:
@@ -99,7 +108,7 @@ class SharedProducer:
         except (BufferError, KafkaException) as error:
             log.warning("kafka.produce_refused", extra={"topic": topic, "error": str(error)})
             raise ServiceBusy("Booking is temporarily unavailable, please retry") from error
-        if not delivery.done.wait(self.settings.delivery_timeout_s + 1.0):
+        if not delivery.wait(self.settings.delivery_timeout_s + 1.0):
             raise ServiceBusy("Booking is temporarily unavailable, please retry")
         if delivery.error is not None:
             log.warning("kafka.delivery_failed", extra={"topic": topic, "error": str(delivery.error)})
@@ -114,7 +123,7 @@ class SharedProducer:
             producer.produce(topic, key=key.encode(), value=value, on_delivery=delivery)
             deliveries.append(delivery)
         for delivery in deliveries:
-            if not delivery.done.wait(self.settings.delivery_timeout_s + 1.0) or delivery.error is not None:
+            if not delivery.wait(self.settings.delivery_timeout_s + 1.0) or delivery.error is not None:
                 raise KafkaException(delivery.error or KafkaError(KafkaError._TIMED_OUT))
 
     def close(self, timeout_s: float = 5.0) -> None:
