@@ -42,7 +42,8 @@ OFFER_PAGE_PATH = "/offers/{token}"  # a waitlist offer, answered from its e-mai
 ALLOCATION_QUEUE_PREFIX = "alloc.p"
 NOTIFICATIONS_QUEUE = "notifications"  # e-mail
 DOMAIN_EVENTS_QUEUE = "domain-events"  # outbox rows to the booking-events topic: never behind e-mail
-MAINTENANCE_QUEUE = "maintenance"
+MAINTENANCE_QUEUE = "maintenance"  # the sweeper, sales close-out, offer expiry: quick, beside allocation
+HOUSEKEEPING_QUEUE = "housekeeping"  # cache reconcile, retention purge: long runs, never in an allocation process
 
 # --- Celery tasks ------------------------------------------------------------------------------
 ALLOCATE_EVENTS_TASK = "atomicseats.allocate_events"
@@ -79,11 +80,12 @@ def allocation_queues(partition_count: int) -> list[str]:
 
 def worker_queues(kind: str = "all", partitions: int = BOOKING_REQUESTS_PARTITIONS) -> list[str]:
     """The queues a worker consumes: allocation (every partition, plus maintenance), notifications
-    (e-mail and domain events, best in a process of their own so mail never delays a decision), or all."""
+    (e-mail, domain events and housekeeping, best in a process of their own so neither mail nor a
+    minute's cache reconcile ever holds an allocation process), or all."""
     if kind not in WORKER_KINDS:
         raise ValueError(f"unknown worker kind {kind!r} (one of {', '.join(WORKER_KINDS)})")
     allocation = [*allocation_queues(partitions), MAINTENANCE_QUEUE]
-    notifications = [NOTIFICATIONS_QUEUE, DOMAIN_EVENTS_QUEUE]
+    notifications = [NOTIFICATIONS_QUEUE, DOMAIN_EVENTS_QUEUE, HOUSEKEEPING_QUEUE]
     if kind == "allocation":
         return allocation
     if kind == "notifications":

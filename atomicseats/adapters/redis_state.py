@@ -27,7 +27,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import redis
@@ -287,7 +287,7 @@ def _decode_mark(stored: str | bytes | None) -> datetime | None:
     if stored is None:
         return None
     try:
-        return datetime.fromtimestamp(float(stored), timezone.utc)
+        return datetime.fromtimestamp(float(stored), UTC)
     except (TypeError, ValueError, OverflowError):
         log.warning("registry.mark_damaged")
         return None

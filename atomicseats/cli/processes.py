@@ -28,7 +28,7 @@ def bridge_command() -> None:
     type=click.Choice(WORKER_KINDS),
     default="all",
     show_default=True,
-    help="allocation: every partition's queue and maintenance; notifications: e-mail and domain events.",
+    help="allocation: every partition's queue and maintenance; notifications: e-mail, domain events and housekeeping.",
 )
 def worker_queues_command(kind: str) -> None:
     """Print the Celery queues a worker must consume (comma-separated, for -Q)."""
