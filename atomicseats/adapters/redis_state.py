@@ -1,13 +1,17 @@
 """Request registry, waitlist mirror and outcome pub/sub in Redis: all best-effort.
 
 Postgres is the only truth (DESIGN invariant 6). Everything here may vanish at any
-moment (Redis runs without persistence) and every caller has a Postgres answer to
-fall back on: a failed or missing read returns None, a failed write logs a warning
+moment (Redis runs without persistence, and with `maxmemory-policy noeviction`, its default:
+an eviction policy could drop claims and keep the registry's mark) and every caller has a
+Postgres answer to fall back on: a failed or missing read returns None, a failed write logs a warning
 and is repaired by `flask reconcile`. Nothing here raises a Redis error to a caller.
 
 Keys:
   atomicseats:request:{request_id}                   accepted request (JSON), with a TTL
   atomicseats:idem:{user_id}:{sha256(key)}           first request accepted for that key
+  atomicseats:registry:keys-held-after               the registry's mark (epoch seconds, no TTL): it
+                                                     holds every key claimed after it (hold_keys_after);
+                                                     lost with the claims, or a claim falls back on Postgres
   atomicseats:event:{event_id}:waitlist:queue        sorted set of "{tier id}:{entry id}" (zero-padded,
                                                      all score 0): each tier's FIFO queue, in id order
   atomicseats:event:{event_id}:waitlist:length       marker: the mirror exists, and its length
@@ -244,11 +248,20 @@ class RedisRequestRegistry:
             raise RegistryUnavailable from error
         if isinstance(earlier, int):
             raise RateLimited(earlier)
+        keys_held_after = _decode_mark(mark[0]) if mark else None
+        if mark and mark[0] is not None and keys_held_after is None:
+            self._drop_damaged_mark()  # else SET NX could never mark again: Postgres read for good
         return Claim(
             earlier=None if earlier is None else _decode_request(earlier),
             availability=redis_cache.decode_availability(accepted.event_id, fields) if fields else None,
-            keys_held_after=_decode_mark(mark[0]) if mark else None,
+            keys_held_after=keys_held_after,
         )
+
+    def _drop_damaged_mark(self) -> None:
+        try:
+            self.client.delete(KEYS_HELD_AFTER_KEY)
+        except REDIS_FAILURES as error:
+            log.warning("registry.mark_failed", extra={"error": str(error)})
 
     def hold_keys_after(self, since: datetime) -> None:
         try:

@@ -333,7 +333,7 @@ _IDEMPOTENCY_KEY = {
     "required": False,
     "description": "Makes the request safe to retry: within 24 h the same key with the same body answers "
     "the first request's id and status again; with a different body, 409 (idempotency_key_reused). After "
-    "24 h a reused key still names the first request (never a second booking). A UUID is a good key.",
+    "24 h a reused key still names the first request while it is kept (no second booking). A UUID is a good key.",
     "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_LENGTH_MAX},
 }
 _ERROR_DESCRIPTIONS = {

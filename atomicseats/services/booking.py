@@ -197,11 +197,14 @@ def _registry_vouches_for_key(registry: RequestRegistry, claim: Claim | None, ac
     that window, unless the registry lost claims (Redis is not persistent): its mark
     (`hold_keys_after`) says since when it holds every claim, and it vouches once every
     claim it may have lost is older than the window. A registry without a mark gets one from
-    Postgres (its newest keyed request), and meanwhile Postgres is asked. A key reused after its
-    window (or lost in the instant between reading Postgres and setting the mark) is never a
-    second booking either: its request id is derived from the key, so the 202 carries the first
-    request's id and the bridge records it once (ON CONFLICT DO NOTHING); what is not given
-    is the 409 for a different body, and the 202 says `pending` until its status is read."""
+    Postgres (its newest keyed request), and meanwhile Postgres is asked. That mark counts what
+    Postgres had recorded: a claim still in Kafka when Redis lost it (or made in the instant
+    between reading Postgres and setting the mark) is not in it, and a platform that recorded no
+    keyed request in the window before would vouch for it (README, "Idempotency"). A key reused
+    after its window, or one of those, is never a second booking either: its request id is
+    derived from the key, so the 202 carries the first request's id and the bridge records it
+    once (ON CONFLICT DO NOTHING); what is not given is the 409 for a different body, and the
+    202 says `pending` until its status is read."""
     if claim is None or claim.earlier is not None or accepted.idempotency_key is None or not registry.key_ttl_s:
         return False
     if claim.keys_held_after is None:

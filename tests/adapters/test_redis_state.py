@@ -104,7 +104,8 @@ def test_claim_and_read_claims_and_returns_the_cached_availability_in_one_go(red
 def test_the_keys_held_mark_is_set_once_read_with_each_keyed_claim_and_lost_with_redis(redis_client):
     """`hold_keys_after` marks since when the registry holds every key: the first mark stays
     (a later one cannot move it), a keyed claim reads it in its round trip, a flush loses it
-    with the claims, and a damaged one reads as none (the database is asked again)."""
+    with the claims, and a damaged one reads as none and is dropped (the database is asked
+    again, and the next mark can be set)."""
     registry = RedisRequestRegistry(redis_client)
     since = datetime(2026, 12, 1, 6, 30, 15, 250000, tzinfo=UTC)
     registry.hold_keys_after(since)
@@ -117,6 +118,8 @@ def test_the_keys_held_mark_is_set_once_read_with_each_keyed_claim_and_lost_with
     assert registry.claim_and_read(accepted(idempotency_key="order-2")).keys_held_after is None
     redis_client.set(redis_state.KEYS_HELD_AFTER_KEY, "not a time")
     assert registry.claim_and_read(accepted(idempotency_key="order-3")).keys_held_after is None
+    registry.hold_keys_after(since)  # the damaged mark was dropped: a new one can be set
+    assert registry.claim_and_read(accepted(idempotency_key="order-4")).keys_held_after == since
 
 
 def test_claim_and_read_counts_quotas_first_and_claims_nothing_once_one_is_used_up(redis_client, redis_url):
