@@ -117,6 +117,11 @@ class ServiceBusy(AtomicSeatsError):
         super().__init__(message, headers={"Retry-After": str(retry_after_s)})
 
 
+class HandOffUnknown(ServiceBusy):
+    """A hand-off whose outcome is unknown: the broker did not confirm in time, so it may hold
+    the request after all (a retry with the same Idempotency-Key must find it again)."""
+
+
 class RateLimited(AtomicSeatsError):
     """A quota of this user (or address) is used up for the current window."""
 

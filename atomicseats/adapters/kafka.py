@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from atomicseats.adapters.request_message import headers_of, message_of
-from atomicseats.errors import ServiceBusy
+from atomicseats.errors import HandOffUnknown, ServiceBusy
 from atomicseats.names import BOOKING_EVENTS_TOPIC, BOOKING_REQUESTS_TOPIC
 from atomicseats.services.contracts import AcceptedRequest
 
@@ -108,11 +108,13 @@ class SharedProducer:
         except (BufferError, KafkaException) as error:
             log.warning("kafka.produce_refused", extra={"topic": topic, "error": str(error)})
             raise ServiceBusy("Booking is temporarily unavailable, please retry") from error
+        # Past produce() the message is librdkafka's: not confirmed in time, or reported failed
+        # (a timed-out message may have reached the broker), it may be in the topic after all.
         if not delivery.wait(self.settings.delivery_timeout_s + 1.0):
-            raise ServiceBusy("Booking is temporarily unavailable, please retry")
+            raise HandOffUnknown("Booking is temporarily unavailable, please retry")
         if delivery.error is not None:
             log.warning("kafka.delivery_failed", extra={"topic": topic, "error": str(delivery.error)})
-            raise ServiceBusy("Booking is temporarily unavailable, please retry")
+            raise HandOffUnknown("Booking is temporarily unavailable, please retry")
 
     def send_many(self, topic: str, messages: list[tuple[str, bytes]]) -> None:
         """Produce a batch and wait for all acknowledgements; raise if any failed."""

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from atomicseats.domain import allocator, limits, states, tiers
 from atomicseats.domain import line as line_rules
 from atomicseats.domain.request_state import REASON_EVENT_DELETED, REASON_WITHDRAWN, seats_held
-from atomicseats.errors import Conflict, InvalidInput, NotFound, ServiceBusy
+from atomicseats.errors import Conflict, HandOffUnknown, InvalidInput, NotFound, ServiceBusy
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, EventTier, OutboxMessage, User, WaitlistEntry, utcnow
 from atomicseats.services import quotas
@@ -163,6 +163,8 @@ def submit_request(
     release_session()
     try:
         recorded_status = adapters().pipeline.submit(accepted)
+    except HandOffUnknown:
+        raise  # the request may be on its way: its claim stays, so a retry of the key finds it
     except ServiceBusy:
         if earlier_attempt is None:
             registry.release(accepted)

@@ -45,7 +45,8 @@ class Pipeline(Protocol):
     records_before_answering: bool
 
     def submit(self, accepted: AcceptedRequest) -> RequestStatus | None:
-        """Hand the request on; return only once it is durable (raise ServiceBusy if not).
+        """Hand the request on; return only once it is durable (raise ServiceBusy if not, and
+        HandOffUnknown, a ServiceBusy, when it may be durable after all: not confirmed in time).
 
         In-process, the request is recorded and decided before this returns: its status as
         the pipeline read it then (the recorded row's: a racing body under the same request

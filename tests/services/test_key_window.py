@@ -124,3 +124,24 @@ def test_after_the_window_a_reused_key_is_still_one_request(setup):
     assert retried.status_code == 202
     assert retried.get_json()["data"]["requestId"] == first["requestId"]
     assert db.session.scalar(select(func.count()).where(BookingRequest.idempotency_key == "order-8")) == 1
+
+
+def test_a_hand_off_the_broker_never_confirmed_keeps_its_key(database_url, redis_url):
+    """Kafka unreachable (nothing listens on port 1): librdkafka takes the message and reports it
+    timed out, which does not say it never reached a broker. The booking is a 503, and its key's
+    claim stays, so the key still names that request: another body is a 409 (a claim given back
+    would let the registry vouch for a key whose request may yet be recorded)."""
+    overrides = {"REDIS_URL": redis_url, "PIPELINE": "kafka", "KAFKA_BROKERS": "127.0.0.1:1"}
+    with fresh_app(database_url, **overrides) as app:
+        client = app.test_client()
+        host = account(client, "host")
+        guest = account(client, "guest")
+        event_id = create_event(client, host, capacity=5)["id"]
+
+        unconfirmed = book(client, guest, event_id, 2, "order-9")
+        other_body = book(client, guest, event_id, 3, "order-9")
+
+    assert unconfirmed.status_code == 503
+    assert unconfirmed.headers["Retry-After"]
+    assert other_body.status_code == 409
+    assert other_body.get_json()["code"] == "idempotency_key_reused"
