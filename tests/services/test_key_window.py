@@ -22,6 +22,7 @@ from atomicseats.adapters.redis_state import KEYS_HELD_AFTER_KEY
 from atomicseats.extensions import db
 from atomicseats.models import BookingRequest, utcnow
 from atomicseats.services.booking import NO_KEYED_REQUEST_BEFORE
+from atomicseats.services.ports import adapters
 from tests.conftest import fresh_app
 from tests.helpers import account, create_event
 
@@ -138,8 +139,11 @@ def test_a_hand_off_the_broker_never_confirmed_keeps_its_key(database_url, redis
         guest = account(client, "guest")
         event_id = create_event(client, host, capacity=5)["id"]
 
-        unconfirmed = book(client, guest, event_id, 2, "order-9")
-        other_body = book(client, guest, event_id, 3, "order-9")
+        try:
+            unconfirmed = book(client, guest, event_id, 2, "order-9")
+            other_body = book(client, guest, event_id, 3, "order-9")
+        finally:
+            adapters().pipeline.producer.close(1.0)  # else librdkafka dials port 1 until the run ends
 
     assert unconfirmed.status_code == 503
     assert unconfirmed.headers["Retry-After"]
