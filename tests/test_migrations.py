@@ -3,9 +3,12 @@ every row and fills new columns from the rows there: SQLite and the real Postgre
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
@@ -72,3 +75,57 @@ def test_migrating_an_events_table_down_and_up_keeps_every_row_that_refers_to_it
         lengths = dict(db.session.execute(select(Event.id, Event.waitlist_length)).tuples().all())
         assert lengths == {busy_id: 3, quiet_id: 0}
         assert audit.run_audit().is_clean
+
+
+def test_the_keyed_requests_index_is_built_while_requests_are_still_recorded():
+    """0014 builds its index on booking_requests CONCURRENTLY: an insert (the bridge recording
+    requests) goes ahead while the build waits for a transaction that was open before it. A
+    plain CREATE INDEX would queue its SHARE lock behind that transaction and every insert
+    behind the SHARE lock: the insert here would time out."""
+    with new_postgres_database("atomicseats_migrations") as url, fresh_app(url, empty=False) as app:
+        upgrade(revision="0013")
+        db.session.remove()
+        engine = sa.create_engine(url)
+        older, recorder = engine.connect(), engine.connect()
+        try:
+            older.execute(sa.text("LOCK TABLE booking_requests IN ROW EXCLUSIVE MODE"))  # an insert's lock, held open
+            migration = threading.Thread(target=_upgrade_in_context, args=(app,))
+            migration.start()
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
+                _wait_for_index_build(watcher)
+            recorder.execute(sa.text("SET lock_timeout = '3s'"))
+            recorder.execute(sa.text("LOCK TABLE booking_requests IN ROW EXCLUSIVE MODE"))  # as an insert would
+            recorder.commit()
+            older.commit()
+            migration.join(timeout=30)
+            assert not migration.is_alive()
+            validity = "SELECT indisvalid FROM pg_index WHERE indexrelid = CAST(:name AS regclass)"
+            is_valid = older.execute(sa.text(validity), {"name": "ix_booking_requests_keyed_created_at"}).scalar_one()
+            assert is_valid
+        finally:
+            older.close()
+            recorder.close()
+            engine.dispose()
+
+
+def _upgrade_in_context(app) -> None:
+    with app.app_context():
+        upgrade()
+        db.session.remove()
+
+
+def _wait_for_index_build(connection, timeout_s: float = 15.0) -> None:
+    """Until a CREATE INDEX on another connection waits for a lock (`connection` in autocommit:
+    a transaction would see pg_stat_activity as it was when it first read it)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        waiting = connection.execute(
+            sa.text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE query ILIKE 'CREATE INDEX%' AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+        if waiting:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the migration never started building its index")

@@ -5,6 +5,11 @@ registry (Redis) now answers for a fresh key alone once it holds every key of th
 after Redis starts empty, it learns since when from the newest request recorded with a key,
 read from this partial index (only keyed requests, by recording time).
 
+On PostgreSQL the index is built CONCURRENTLY (outside the migration's transaction): a plain
+CREATE INDEX holds a SHARE lock on booking_requests for the whole build, and the bridge's
+inserts wait behind it; a deploy onto a big table would stop recording requests meanwhile.
+A build that failed leaves an invalid index of that name: it is dropped and built again.
+
 Revision ID: 0014
 Revises: 0013
 Create Date: 2026-12-01
@@ -20,15 +25,27 @@ branch_labels = None
 depends_on = None
 
 
+INDEX = "ix_booking_requests_keyed_created_at"
+
+
 def upgrade():
-    op.create_index(
-        "ix_booking_requests_keyed_created_at",
-        "booking_requests",
-        ["created_at"],
-        postgresql_where=sa.text("idempotency_key IS NOT NULL"),
-        sqlite_where=sa.text("idempotency_key IS NOT NULL"),
-    )
+    if op.get_bind().dialect.name != "postgresql":
+        op.create_index(INDEX, "booking_requests", ["created_at"], sqlite_where=sa.text("idempotency_key IS NOT NULL"))
+        return
+    with op.get_context().autocommit_block():
+        op.drop_index(INDEX, table_name="booking_requests", postgresql_concurrently=True, if_exists=True)
+        op.create_index(
+            INDEX,
+            "booking_requests",
+            ["created_at"],
+            postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+            postgresql_concurrently=True,
+        )
 
 
 def downgrade():
-    op.drop_index("ix_booking_requests_keyed_created_at", table_name="booking_requests")
+    if op.get_bind().dialect.name != "postgresql":
+        op.drop_index(INDEX, table_name="booking_requests")
+        return
+    with op.get_context().autocommit_block():
+        op.drop_index(INDEX, table_name="booking_requests", postgresql_concurrently=True)
