@@ -1,8 +1,8 @@
 """Request registry, waitlist mirror and outcome pub/sub in Redis: all best-effort.
 
 Postgres is the only truth (DESIGN invariant 6). Everything here may vanish at any
-moment (Redis runs without persistence, and with `maxmemory-policy noeviction`, its default:
-an eviction policy could drop claims and keep the registry's mark) and every caller has a
+moment (Redis runs without persistence; where it may evict keys, a memory limit and a policy
+other than noeviction, the registry sets no mark: see `hold_keys_after`) and every caller has a
 Postgres answer to fall back on: a failed or missing read returns None, a failed write logs a warning
 and is repaired by `flask reconcile`. Nothing here raises a Redis error to a caller.
 
@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 REQUEST_KEY_PREFIX = "atomicseats:request:"
 IDEMPOTENCY_KEY_PREFIX = "atomicseats:idem:"
 KEYS_HELD_AFTER_KEY = "atomicseats:registry:keys-held-after"  # epoch seconds (RequestRegistry.hold_keys_after)
+EVICTION_RECHECK_S = 60.0  # a Redis found evicting keys is asked again after this long (hold_keys_after)
 OUTCOME_CHANNEL_PREFIX = "atomicseats:outcome:"
 QUOTA_KEY_PREFIX = "LIMITS:"  # `limits`' RedisStorage prefix: a quota counts where Flask-Limiter counts
 REQUEST_TTL_S_DEFAULT = 24 * 3600
@@ -213,6 +214,7 @@ class RedisRequestRegistry:
         self.ttl_s = ttl_s
         self.counts_quotas = counts_quotas  # True when this Redis is also the rate limiter's storage
         self._release = client.register_script(_RELEASE_SCRIPT)
+        self._eviction_checked_until = 0.0  # monotonic: `hold_keys_after` found Redis evicting until then
 
     @property
     def key_ttl_s(self) -> int:
@@ -264,10 +266,31 @@ class RedisRequestRegistry:
             log.warning("registry.mark_failed", extra={"error": str(error)})
 
     def hold_keys_after(self, since: datetime) -> None:
+        """Sets the mark only where Redis keeps every claim until its TTL: a Redis that may
+        evict keys (a memory limit and a policy other than noeviction), or whose settings it
+        will not show (CONFIG renamed or refused), gets no mark, and every keyed claim asks
+        the database as before it. Asked again at most once a minute while unmarked."""
         try:
+            if not self._keeps_every_key():
+                return
             self.client.set(KEYS_HELD_AFTER_KEY, repr(since.timestamp()), nx=True)
         except REDIS_FAILURES as error:  # no mark: the next keyed claim asks the database again
             log.warning("registry.mark_failed", extra={"error": str(error)})
+
+    def _keeps_every_key(self) -> bool:
+        now = time.monotonic()
+        if now < self._eviction_checked_until:
+            return False  # found evicting (or unreadable) a moment ago
+        settings: Mapping[str | None, str | None]
+        try:
+            settings = self.client.config_get("maxmemory*")
+        except redis.ResponseError as error:  # CONFIG renamed or not permitted (a managed Redis)
+            settings = {"error": str(error)}
+        if keeps_every_key(settings):
+            return True
+        self._eviction_checked_until = now + EVICTION_RECHECK_S
+        log.warning("registry.mark_withheld", extra={"redis_settings": settings})
+        return False
 
     def release(self, accepted: AcceptedRequest) -> None:
         try:
@@ -293,6 +316,13 @@ class RedisRequestRegistry:
 
 def _encode_request(accepted: AcceptedRequest) -> str:
     return json.dumps(message_of(accepted), sort_keys=True, separators=(",", ":"))
+
+
+def keeps_every_key(settings: Mapping[str | None, str | None]) -> bool:
+    """From CONFIG GET maxmemory*: Redis never evicts a key without a memory limit (0) or with
+    the noeviction policy (it refuses writes instead); any other policy may drop claims (the
+    volatile ones too: every claim has a TTL) while the mark, which has none, stays."""
+    return settings.get("maxmemory") == "0" or settings.get("maxmemory-policy") == "noeviction"
 
 
 def _decode_mark(stored: str | bytes | None) -> datetime | None:

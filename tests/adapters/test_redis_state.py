@@ -122,6 +122,58 @@ def test_the_keys_held_mark_is_set_once_read_with_each_keyed_claim_and_lost_with
     assert registry.claim_and_read(accepted(idempotency_key="order-4")).keys_held_after == since
 
 
+@pytest.fixture
+def eviction_settings(redis_client):
+    """The test Redis's memory limit and policy, put back after the test changed them."""
+    saved = redis_client.config_get("maxmemory*")
+    yield redis_client
+    redis_client.config_set("maxmemory-policy", saved["maxmemory-policy"])
+    redis_client.config_set("maxmemory", saved["maxmemory"])
+
+
+@pytest.mark.parametrize(
+    ("maxmemory", "policy", "is_marked"),
+    [
+        ("0", "allkeys-lru", True),  # no memory limit: nothing is ever evicted
+        ("1gb", "noeviction", True),  # a limit, but writes are refused rather than keys dropped
+        ("1gb", "allkeys-lru", False),
+        ("1gb", "volatile-ttl", False),  # every claim has a TTL: volatile policies evict them too
+    ],
+)
+def test_the_keys_held_mark_is_set_only_where_redis_never_evicts_a_claim(
+    eviction_settings, maxmemory, policy, is_marked
+):
+    """A Redis that may evict keys could drop a claim and keep the mark (it has no TTL): the
+    registry would vouch for a key it lost. There, no mark: the database answers for keys."""
+    redis_client = eviction_settings
+    redis_client.config_set("maxmemory-policy", policy)
+    redis_client.config_set("maxmemory", maxmemory)
+    registry = RedisRequestRegistry(redis_client)
+    since = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+
+    registry.hold_keys_after(since)
+
+    expected = since if is_marked else None
+    assert registry.claim_and_read(accepted(idempotency_key="order-1")).keys_held_after == expected
+
+
+def test_a_redis_found_evicting_is_asked_again_only_after_a_while(eviction_settings, monkeypatch):
+    redis_client = eviction_settings
+    redis_client.config_set("maxmemory-policy", "allkeys-lru")
+    redis_client.config_set("maxmemory", "1gb")
+    registry = RedisRequestRegistry(redis_client)
+    since = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    registry.hold_keys_after(since)
+    redis_client.config_set("maxmemory-policy", "noeviction")  # fixed by its operator
+
+    registry.hold_keys_after(since)  # within the minute: not asked again, no mark
+    assert redis_client.get(redis_state.KEYS_HELD_AFTER_KEY) is None
+    a_minute_later = time.monotonic() + redis_state.EVICTION_RECHECK_S + 1
+    monkeypatch.setattr(time, "monotonic", lambda: a_minute_later)
+    registry.hold_keys_after(since)
+    assert redis_client.get(redis_state.KEYS_HELD_AFTER_KEY) is not None
+
+
 def test_claim_and_read_counts_quotas_first_and_claims_nothing_once_one_is_used_up(redis_client, redis_url):
     """The per-user booking limit rides the claim's round trip, in `limits`' own keys: a hit
     over a quota is RateLimited with the window's seconds left, and holds no key."""
