@@ -119,13 +119,16 @@ metrics_env_of() {
   esac
 }
 
-# CPU priority (nice) when everything shares one machine: the API first (an accepted request
-# is durable in Kafka, so in a burst the front door keeps answering); then the pipeline that
-# decides (bridge, worker: the backlog waits safely in Kafka); e-mail and the dashboards take
-# what is left (the outbox keeps every e-mail, nothing is dropped).
+# CPU priority (nice) when everything shares one machine: the API and the allocation worker
+# first; then the bridge (in a burst the front door keeps answering, and accepted requests wait
+# safely in Kafka, recorded in bigger batches); e-mail and the dashboards take what is left (the
+# outbox keeps every e-mail, nothing is dropped). The worker's tasks wait on a dozen round trips
+# each (PostgreSQL, Redis): at nice 5 each answer's wake-up queued behind the API's threads, and
+# a decision at half load took ~1.3-2 times as long (make bench's open loop, 2026-12-01).
 nice_of() {
   case $1 in
-    bridge | worker | worker2) echo "${PIPELINE_NICE:-5}" ;;
+    bridge) echo "${BRIDGE_NICE:-5}" ;;
+    worker | worker2) echo "${WORKER_NICE:-0}" ;;
     mailer) echo "${MAILER_NICE:-19}" ;;
     flower) echo "${FLOWER_NICE:-19}" ;;
     *) echo 0 ;;
