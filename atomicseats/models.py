@@ -307,7 +307,7 @@ class BookingRequest(Model):
         CheckConstraint(_in("status", RequestStatus), name="status_known"),
         Index("ix_booking_requests_event_status_id", "event_id", "status", "id"),
         # The newest keyed request, the request registry's mark (services/booking.py
-        # `_mark_keys_held`): a partial index, only requests with an Idempotency-Key.
+        # `_newest_keyed_request`): a partial index, only requests with an Idempotency-Key.
         Index(
             "ix_booking_requests_keyed_created_at",
             "created_at",

@@ -424,7 +424,7 @@ class NoRequestRegistry:
     def claim_and_read(self, accepted: AcceptedRequest, quotas: Sequence[Quota] = ()) -> Claim:
         return Claim()
 
-    def hold_keys_after(self, since: datetime) -> None:
+    def hold_keys_after(self, since: Callable[[], datetime | None]) -> None:
         return None
 
     def release(self, accepted: AcceptedRequest) -> None:

@@ -30,7 +30,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -265,15 +265,19 @@ class RedisRequestRegistry:
         except REDIS_FAILURES as error:
             log.warning("registry.mark_failed", extra={"error": str(error)})
 
-    def hold_keys_after(self, since: datetime) -> None:
+    def hold_keys_after(self, since: Callable[[], datetime | None]) -> None:
         """Sets the mark only where Redis keeps every claim until its TTL: a Redis that may
         evict keys (a memory limit and a policy other than noeviction), or whose settings it
-        will not show (CONFIG renamed or refused), gets no mark, and every keyed claim asks
-        the database as before it. Asked again at most once a minute while unmarked."""
+        will not show (CONFIG renamed or refused), gets no mark, and `since` is not called
+        (every keyed claim asks the database for its key, and nothing more). Asked again at
+        most once a minute while unmarked."""
         try:
             if not self._keeps_every_key():
                 return
-            self.client.set(KEYS_HELD_AFTER_KEY, repr(since.timestamp()), nx=True)
+            marked_after = since()
+            if marked_after is None:
+                return
+            self.client.set(KEYS_HELD_AFTER_KEY, repr(marked_after.timestamp()), nx=True)
         except REDIS_FAILURES as error:  # no mark: the next keyed claim asks the database again
             log.warning("registry.mark_failed", extra={"error": str(error)})
 

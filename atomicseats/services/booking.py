@@ -210,22 +210,23 @@ def _registry_vouches_for_key(registry: RequestRegistry, claim: Claim | None, ac
     if claim is None or claim.earlier is not None or accepted.idempotency_key is None or not registry.key_ttl_s:
         return False
     if claim.keys_held_after is None:
-        _mark_keys_held(registry)
+        registry.hold_keys_after(_newest_keyed_request)
         return False
     return claim.keys_held_after + timedelta(seconds=registry.key_ttl_s) <= accepted.accepted_at
 
 
-def _mark_keys_held(registry: RequestRegistry) -> None:
-    """Give the registry its mark: the newest keyed request Postgres recorded (every key the
-    registry lost was claimed before it), or the epoch when there is none. One read of an
-    index's last entry; while Postgres is down, none (the next keyed claim tries again)."""
+def _newest_keyed_request() -> datetime | None:
+    """The registry's mark, read when it will set one: the newest keyed request Postgres
+    recorded (every key the registry lost was claimed before it), or the epoch when there is
+    none. One read of an index's last entry; while Postgres is down, None (no mark: the next
+    keyed claim tries again)."""
     newest = select(func.max(BookingRequest.created_at)).where(BookingRequest.idempotency_key.is_not(None))
     try:
         with database_errors_as_busy():
             (recorded_at,) = read_alone(newest)[0]
     except ServiceBusy:
-        return
-    registry.hold_keys_after(recorded_at or NO_KEYED_REQUEST_BEFORE)
+        return None
+    return recorded_at or NO_KEYED_REQUEST_BEFORE
 
 
 def _recorded_request_for_key(

@@ -154,12 +154,13 @@ class RequestRegistry(Protocol):
         Where `counts_quotas`, the user's quotas are counted first: RateLimited (nothing
         claimed) when one is used up. Raises RegistryUnavailable when it could do neither."""
 
-    def hold_keys_after(self, since: datetime) -> None:
-        """Mark, unless marked already, that the registry holds every key claimed after
-        `since` (each for `key_ttl_s`). The services set it from the database when a claim
-        finds no mark (a new Redis, or one that lost its data): `since` is then the newest
-        keyed request recorded. The mark goes with the registry's data, like the claims: a
-        registry that lost claims never vouches for them."""
+    def hold_keys_after(self, since: Callable[[], datetime | None]) -> None:
+        """Mark, unless marked already, that the registry holds every key claimed after the
+        time `since()` gives (each for `key_ttl_s`); None from it: no mark yet. The services
+        call it when a claim finds no mark (a new Redis, or one that lost its data), `since`
+        reading the newest keyed request the database recorded: a registry that cannot keep
+        every claim (one that may evict keys) never calls it. The mark goes with the
+        registry's data, like the claims: a registry that lost claims never vouches for them."""
 
     def release(self, accepted: AcceptedRequest) -> None:
         """Undo a claim whose hand-off failed (the API answered 503)."""

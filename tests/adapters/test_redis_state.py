@@ -108,8 +108,8 @@ def test_the_keys_held_mark_is_set_once_read_with_each_keyed_claim_and_lost_with
     again, and the next mark can be set)."""
     registry = RedisRequestRegistry(redis_client)
     since = datetime(2026, 12, 1, 6, 30, 15, 250000, tzinfo=UTC)
-    registry.hold_keys_after(since)
-    registry.hold_keys_after(since + timedelta(hours=1))
+    registry.hold_keys_after(lambda: since)
+    registry.hold_keys_after(lambda: since + timedelta(hours=1))
 
     assert registry.claim_and_read(accepted(idempotency_key="order-1")).keys_held_after == since
     assert registry.claim_and_read(accepted()).keys_held_after is None  # without a key: not read
@@ -118,7 +118,7 @@ def test_the_keys_held_mark_is_set_once_read_with_each_keyed_claim_and_lost_with
     assert registry.claim_and_read(accepted(idempotency_key="order-2")).keys_held_after is None
     redis_client.set(redis_state.KEYS_HELD_AFTER_KEY, "not a time")
     assert registry.claim_and_read(accepted(idempotency_key="order-3")).keys_held_after is None
-    registry.hold_keys_after(since)  # the damaged mark was dropped: a new one can be set
+    registry.hold_keys_after(lambda: since)  # the damaged mark was dropped: a new one can be set
     assert registry.claim_and_read(accepted(idempotency_key="order-4")).keys_held_after == since
 
 
@@ -144,17 +144,28 @@ def test_the_keys_held_mark_is_set_only_where_redis_never_evicts_a_claim(
     eviction_settings, maxmemory, policy, is_marked
 ):
     """A Redis that may evict keys could drop a claim and keep the mark (it has no TTL): the
-    registry would vouch for a key it lost. There, no mark: the database answers for keys."""
+    registry would vouch for a key it lost. There, no mark, and the database is not read for
+    one (`since` is not called): it answers for each key instead."""
     redis_client = eviction_settings
     redis_client.config_set("maxmemory-policy", policy)
     redis_client.config_set("maxmemory", maxmemory)
     registry = RedisRequestRegistry(redis_client)
     since = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    reads: list[datetime] = []
 
-    registry.hold_keys_after(since)
+    registry.hold_keys_after(lambda: reads.append(since) or since)
 
     expected = since if is_marked else None
     assert registry.claim_and_read(accepted(idempotency_key="order-1")).keys_held_after == expected
+    assert len(reads) == (1 if is_marked else 0)
+
+
+def test_no_mark_when_the_database_cannot_say_since_when(redis_client):
+    registry = RedisRequestRegistry(redis_client)
+
+    registry.hold_keys_after(lambda: None)  # Postgres down: the next keyed claim tries again
+
+    assert registry.claim_and_read(accepted(idempotency_key="order-1")).keys_held_after is None
 
 
 def test_a_redis_found_evicting_is_asked_again_only_after_a_while(eviction_settings, monkeypatch):
@@ -163,14 +174,14 @@ def test_a_redis_found_evicting_is_asked_again_only_after_a_while(eviction_setti
     redis_client.config_set("maxmemory", "1gb")
     registry = RedisRequestRegistry(redis_client)
     since = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
-    registry.hold_keys_after(since)
+    registry.hold_keys_after(lambda: since)
     redis_client.config_set("maxmemory-policy", "noeviction")  # fixed by its operator
 
-    registry.hold_keys_after(since)  # within the minute: not asked again, no mark
+    registry.hold_keys_after(lambda: since)  # within the minute: not asked again, no mark
     assert redis_client.get(redis_state.KEYS_HELD_AFTER_KEY) is None
     a_minute_later = time.monotonic() + redis_state.EVICTION_RECHECK_S + 1
     monkeypatch.setattr(time, "monotonic", lambda: a_minute_later)
-    registry.hold_keys_after(since)
+    registry.hold_keys_after(lambda: since)
     assert redis_client.get(redis_state.KEYS_HELD_AFTER_KEY) is not None
 
 
