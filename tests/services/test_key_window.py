@@ -44,13 +44,19 @@ def key_lookups() -> Iterator[list[str]]:
         event.remove(db.engine, "before_cursor_execute", _on_execute)
 
 
-@pytest.fixture
-def setup(database_url, redis_url):
-    with fresh_app(database_url, REDIS_URL=redis_url) as app:
+@contextmanager
+def guest_and_event(database_url: str, capacity: int, **overrides) -> Iterator[tuple]:
+    """A fresh app (with `overrides`), its test client, a guest, and an event of a host's."""
+    with fresh_app(database_url, **overrides) as app:
         client = app.test_client()
         host = account(client, "host")
         guest = account(client, "guest")
-        event_id = create_event(client, host, capacity=50)["id"]
+        yield client, guest, create_event(client, host, capacity=capacity)["id"]
+
+
+@pytest.fixture
+def setup(database_url, redis_url):
+    with guest_and_event(database_url, 50, REDIS_URL=redis_url) as (client, guest, event_id):
         store = redis.Redis.from_url(redis_url)
         try:
             yield client, guest, event_id, store
@@ -133,12 +139,7 @@ def test_a_hand_off_the_broker_never_confirmed_keeps_its_key(database_url, redis
     claim stays, so the key still names that request: another body is a 409 (a claim given back
     would let the registry vouch for a key whose request may yet be recorded)."""
     overrides = {"REDIS_URL": redis_url, "PIPELINE": "kafka", "KAFKA_BROKERS": "127.0.0.1:1"}
-    with fresh_app(database_url, **overrides) as app:
-        client = app.test_client()
-        host = account(client, "host")
-        guest = account(client, "guest")
-        event_id = create_event(client, host, capacity=5)["id"]
-
+    with guest_and_event(database_url, 5, **overrides) as (client, guest, event_id):
         try:
             unconfirmed = book(client, guest, event_id, 2, "order-9")
             other_body = book(client, guest, event_id, 3, "order-9")
