@@ -420,8 +420,11 @@ class NoRequestRegistry:
 
     counts_quotas = False
     key_ttl_s = 0
+    confirms_sessions = False
 
-    def claim_and_read(self, accepted: AcceptedRequest, quotas: Sequence[Quota] = ()) -> Claim:
+    def claim_and_read(
+        self, accepted: AcceptedRequest, quotas: Sequence[Quota] = (), session_id: str | None = None
+    ) -> Claim:
         return Claim()
 
     def hold_keys_after(self, since: Callable[[], datetime | None]) -> None:

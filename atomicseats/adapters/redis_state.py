@@ -42,7 +42,7 @@ from atomicseats.adapters.request_message import message_of
 from atomicseats.domain import limits
 from atomicseats.errors import RateLimited
 from atomicseats.services.contracts import AcceptedRequest, Quota
-from atomicseats.services.ports import Claim, MirroredEntry, RegistryUnavailable
+from atomicseats.services.ports import Claim, MirroredEntry, RegistryUnavailable, SessionUnconfirmed
 
 if TYPE_CHECKING:
     from redis.asyncio.client import PubSub as AsyncPubSub
@@ -157,17 +157,24 @@ def outcome_channel(request_id: str) -> str:
 
 # --- request registry ------------------------------------------------------------------
 
-# KEYS: the request key, the idempotency key (when ARGV[3] is 1), then one counter key per
-# quota. ARGV[1] request JSON, ARGV[2] TTL, ARGV[3] 1 with an idempotency key else 0, then
-# (amount, window s) per quota. Atomic. The quotas are counted first, as `limits`' fixed
-# window counts them (INCRBY, EXPIRE on the first hit); the first one used up answers its
-# seconds left (a number) and nothing is claimed. Else either the key was free and both
-# are written, or the first request's JSON is returned.
+# KEYS: the request key, the idempotency key (when ARGV[3] is 1), the session's live key (when
+# ARGV[4] is not empty), then one counter key per quota. ARGV[1] request JSON, ARGV[2] TTL,
+# ARGV[3] 1 with an idempotency key else 0, ARGV[4] the user id the session must be live for
+# (empty: no session to confirm), then (amount, window s) per quota. Atomic. A session the
+# cache does not hold live for that user answers 0, and nothing is counted or claimed. Then
+# the quotas are counted, as `limits`' fixed window counts them (INCRBY, EXPIRE on the first
+# hit); the first one used up answers its seconds left (a number, at least 1) and nothing is
+# claimed. Else either the key was free and both are written, or the first request's JSON is
+# returned.
 _CLAIM_SCRIPT = """
 local keyed = tonumber(ARGV[3])
 local first_counter = 2 + keyed
+if ARGV[4] ~= '' then
+  if redis.call('GET', KEYS[first_counter]) ~= ARGV[4] then return 0 end
+  first_counter = first_counter + 1
+end
 for i = first_counter, #KEYS do
-  local slot = 4 + 2 * (i - first_counter)
+  local slot = 5 + 2 * (i - first_counter)
   local count = redis.call('INCRBY', KEYS[i], 1)
   if count == 1 then redis.call('EXPIRE', KEYS[i], ARGV[slot + 1]) end
   if count > tonumber(ARGV[slot]) then
@@ -213,6 +220,7 @@ class RedisRequestRegistry:
         self.client = client
         self.ttl_s = ttl_s
         self.counts_quotas = counts_quotas  # True when this Redis is also the rate limiter's storage
+        self.confirms_sessions = True  # the session cache is in this Redis too (wiring)
         self._release = client.register_script(_RELEASE_SCRIPT)
         self._eviction_checked_until = 0.0  # monotonic: `hold_keys_after` found Redis evicting until then
 
@@ -223,24 +231,32 @@ class RedisRequestRegistry:
     def claim(self, accepted: AcceptedRequest) -> AcceptedRequest | None:
         return self.claim_and_read(accepted).earlier
 
-    def claim_and_read(self, accepted: AcceptedRequest, quotas: Sequence[Quota] = ()) -> Claim:
+    def claim_and_read(
+        self, accepted: AcceptedRequest, quotas: Sequence[Quota] = (), session_id: str | None = None
+    ) -> Claim:
         """`claim`, plus the event's cached availability (and, for a keyed request, the mark of
-        `hold_keys_after`), in one round trip (the booking hot path), counting the user's
-        `quotas` first (RateLimited, nothing claimed, when one is used up). A Redis failure
-        raises RegistryUnavailable: the caller decides whether Postgres can stand in (it can
-        for a request without a key, or one recorded before answering); the quotas then go
-        uncounted (they fail open)."""
+        `hold_keys_after`), in one round trip (the booking hot path), confirming `session_id`
+        live for the user first (SessionUnconfirmed, nothing counted or claimed, when the
+        session cache does not hold it) and counting the user's `quotas` next (RateLimited,
+        nothing claimed, when one is used up). A Redis failure raises RegistryUnavailable: the
+        caller decides whether Postgres can stand in (it can for a request without a key, or
+        one recorded before answering); the quotas then go uncounted (they fail open)."""
         keys = self._keys_of(accepted)
         keyed = len(keys) - 1
+        if session_id is not None:
+            keys.append(redis_cache.session_key(session_id))
         quota_args: list[int] = []
         for quota in quotas:
             keys.append(f"{QUOTA_KEY_PREFIX}{quota.key}")
             quota_args += (quota.amount, quota.window_s)
+        session_user = "" if session_id is None else str(accepted.user_id)
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(redis_cache.availability_key(accepted.event_id))
         # EVAL rather than a registered Script: in a pipeline a Script first asks SCRIPT EXISTS,
         # a second round trip. Redis caches the compiled body by its hash either way.
-        pipe.eval(_CLAIM_SCRIPT, len(keys), *keys, _encode_request(accepted), self.ttl_s, keyed, *quota_args)
+        pipe.eval(
+            _CLAIM_SCRIPT, len(keys), *keys, _encode_request(accepted), self.ttl_s, keyed, session_user, *quota_args
+        )
         if keyed:
             pipe.get(KEYS_HELD_AFTER_KEY)
         try:
@@ -248,6 +264,8 @@ class RedisRequestRegistry:
         except REDIS_FAILURES as error:
             log.warning("registry.claim_failed", extra={"request_id": accepted.request_id, "error": str(error)})
             raise RegistryUnavailable from error
+        if earlier == 0:
+            raise SessionUnconfirmed
         if isinstance(earlier, int):
             raise RateLimited(earlier)
         keys_held_after = _decode_mark(mark[0]) if mark else None

@@ -7,7 +7,7 @@ from flask import Blueprint, url_for
 from atomicseats.api import schemas
 from atomicseats.api._io import correlation_id, idempotency_key, load_body, load_query
 from atomicseats.api.openapi import documented
-from atomicseats.auth import current_account, current_user_id, login_required
+from atomicseats.auth import current_account, current_session_id, current_user_id, login_required, token_required
 from atomicseats.http import envelope
 from atomicseats.services import booking, offers
 
@@ -18,7 +18,7 @@ ACCEPTED_OUT = schemas.AcceptedOut()
 
 
 @bp.post("/events/book")
-@login_required
+@token_required  # the session is confirmed by submit_request, in the claim's round trip
 @documented(
     "Request seats; answers 202 with the request id (send Idempotency-Key to retry safely)",
     "bookings",
@@ -37,6 +37,7 @@ def book_seats():
         idempotency_key=idempotency_key(),
         correlation_id=correlation_id(),
         tier_id=body.get("tier_id"),
+        session_id=current_session_id(),
     )
     status_url = url_for("api_bookings.request_status", request_id=status.request_id)
     data = ACCEPTED_OUT.dump({**vars(status), "status_url": status_url})  # shallow: asdict() deep-copies

@@ -27,7 +27,7 @@ from atomicseats.domain.request_state import REASON_EVENT_DELETED, REASON_WITHDR
 from atomicseats.errors import Conflict, HandOffUnknown, InvalidInput, NotFound, ServiceBusy
 from atomicseats.extensions import db
 from atomicseats.models import Booking, BookingRequest, Event, EventTier, OutboxMessage, User, WaitlistEntry, utcnow
-from atomicseats.services import quotas
+from atomicseats.services import quotas, users
 from atomicseats.services._allocation import (
     PENDING_COLUMNS,
     DecisionWrites,
@@ -54,9 +54,10 @@ from atomicseats.services.contracts import (
     AllocationSummary,
     EventAvailability,
     OpenOfferView,
+    Quota,
     RequestStatus,
 )
-from atomicseats.services.ports import Claim, RegistryUnavailable, RequestRegistry, adapters
+from atomicseats.services.ports import Claim, RegistryUnavailable, RequestRegistry, SessionUnconfirmed, adapters
 from atomicseats.services.unit_of_work import (
     UnitOfWork,
     database_errors_as_busy,
@@ -97,9 +98,15 @@ def submit_request(
     idempotency_key: str | None,
     correlation_id: str | None,
     tier_id: int | None = None,
+    session_id: str | None = None,
 ) -> RequestStatus:
     """Accept a request for seats (in the tier named, or the one the rule chooses) and hand it
     to the pipeline; refuse what can never succeed.
+
+    `session_id`: the caller's session when its liveness is still to be confirmed (the API's
+    booking route, `auth.token_required`): it is, before anything is counted or claimed, in
+    the claim's round trip where the registry can (NotAuthenticated when it is not live).
+    None: the caller confirmed it.
 
     Returns once the pipeline holds the request durably (in Kafka: acknowledged by
     the broker). A retry with the same Idempotency-Key is the same request: same id,
@@ -120,15 +127,20 @@ def submit_request(
     )
     registry = adapters().requests
     user_quotas = quotas.quotas_for("RATELIMIT_BOOKING", "booking", user_id)
+    if session_id is not None and not (registry.confirms_sessions and registry.counts_quotas):
+        users.require_live_session(session_id, user_id)  # before a quota is charged or a key claimed
+        session_id = None
     if not registry.counts_quotas:
         quotas.charge(user_quotas)
         user_quotas = ()
-    # One round trip: count the user's quotas, claim the request id (and key), read the
-    # cached availability. A refused request gives its fresh claim back (the only extra
-    # round trip).
+    # One round trip: confirm the session, count the user's quotas, claim the request id (and
+    # key), read the cached availability. A refused request gives its fresh claim back (the
+    # only extra round trip).
     try:
-        claim = registry.claim_and_read(accepted, user_quotas)
+        claim = _claim_confirming_session(registry, accepted, user_quotas, session_id)
     except RegistryUnavailable:
+        if session_id is not None:
+            users.require_live_session(session_id, user_id)
         _check_key_without_registry(idempotency_key)
         claim = None
     earlier_attempt, cached = (claim.earlier, claim.availability) if claim else (None, None)
@@ -177,6 +189,19 @@ def submit_request(
     # (ON CONFLICT DO NOTHING): another body's row is a 409.
     _check_same_request(recorded_status.event_id, recorded_status.seats_requested, event_id, seats)
     return recorded_status
+
+
+def _claim_confirming_session(
+    registry: RequestRegistry, accepted: AcceptedRequest, user_quotas: Sequence[Quota], session_id: str | None
+) -> Claim:
+    """The registry's claim, which confirms the session on its way. A session the session
+    cache does not hold (its live answer lasts seconds) is asked of the database, as
+    `auth.login_required` asks it, and the claim made again: nothing was counted or claimed."""
+    try:
+        return registry.claim_and_read(accepted, user_quotas, session_id)
+    except SessionUnconfirmed:
+        users.require_live_session(session_id, accepted.user_id)
+        return registry.claim_and_read(accepted, user_quotas)
 
 
 def _check_key_without_registry(idempotency_key: str | None) -> None:

@@ -36,6 +36,12 @@ class RegistryUnavailable(Exception):
     """The request registry could not be reached: it neither claimed nor read anything."""
 
 
+class SessionUnconfirmed(Exception):
+    """The request registry's store does not hold the caller's session as live (it expired
+    from the session cache, or was revoked): nothing was counted or claimed. The session's
+    liveness has to be asked of the database, and the claim made again."""
+
+
 class Pipeline(Protocol):
     """Takes an accepted booking request towards its allocation."""
 
@@ -148,11 +154,20 @@ class RequestRegistry(Protocol):
     key_ttl_s: int
     """How long a claimed Idempotency-Key is held (0: none is, nothing is claimed)."""
 
-    def claim_and_read(self, accepted: AcceptedRequest, quotas: Sequence[Quota] = ()) -> Claim:
+    confirms_sessions: bool
+    """Whether `claim_and_read` confirms a session (its store is the SessionCache's)."""
+
+    def claim_and_read(
+        self, accepted: AcceptedRequest, quotas: Sequence[Quota] = (), session_id: str | None = None
+    ) -> Claim:
         """`claim`, and the event's availability as the AvailabilityCache holds it (None when
         it does not), in one round trip: admission control and the claim on the hot path.
-        Where `counts_quotas`, the user's quotas are counted first: RateLimited (nothing
-        claimed) when one is used up. Raises RegistryUnavailable when it could do neither."""
+        Where `confirms_sessions` and a `session_id` is given, the session cache must hold that
+        session live for the request's user before anything else (SessionUnconfirmed, nothing
+        counted or claimed, when it does not): the caller's liveness check rides the same
+        round trip. Where `counts_quotas`, the user's quotas are counted next: RateLimited
+        (nothing claimed) when one is used up. Raises RegistryUnavailable when it could do
+        none of it."""
 
     def hold_keys_after(self, since: Callable[[], datetime | None]) -> None:
         """Mark, unless marked already, that the registry holds every key claimed after the

@@ -283,6 +283,16 @@ def is_session_live(session_id: str | None, user_id: int) -> bool:
     return is_live
 
 
+DEAD_SESSION_MESSAGE = "Invalid or revoked token"  # the 401 of a token whose session is not live
+
+
+def require_live_session(session_id: str | None, user_id: int) -> None:
+    """`is_session_live`, or NotAuthenticated: an access token's session, checked by the auth
+    wiring on every request, or by the booking service in its claim's round trip."""
+    if not is_session_live(session_id, user_id):
+        raise NotAuthenticated(DEAD_SESSION_MESSAGE)
+
+
 def session_user(session: Session, user_id: int) -> User:
     user = session.get(User, user_id)
     if user is None:

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from atomicseats.adapters import redis_state
-from atomicseats.adapters.redis_cache import RedisAvailabilityCache, connect
+from atomicseats.adapters.redis_cache import RedisAvailabilityCache, connect, session_key
 from atomicseats.adapters.redis_state import (
     RedisOutcomeChannel,
     RedisRequestRegistry,
@@ -26,8 +26,8 @@ from atomicseats.adapters.redis_state import (
     waitlist_seats_key,
 )
 from atomicseats.domain import limits
-from atomicseats.services.contracts import AcceptedRequest, EventAvailability
-from atomicseats.services.ports import Claim, MirroredEntry, RegistryUnavailable
+from atomicseats.services.contracts import AcceptedRequest, EventAvailability, Quota
+from atomicseats.services.ports import Claim, MirroredEntry, RegistryUnavailable, SessionUnconfirmed
 
 CLOSED_PORT_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1: every call fails fast
 WAKE_UP_S_MAX = 1.0  # a published outcome must wake its waiter well inside this
@@ -192,7 +192,6 @@ def test_claim_and_read_counts_quotas_first_and_claims_nothing_once_one_is_used_
     from limits.storage import storage_from_string
 
     from atomicseats.errors import RateLimited
-    from atomicseats.services.contracts import Quota
 
     registry = RedisRequestRegistry(redis_client, counts_quotas=True)
     wide, narrow = parse_many("100 per hour; 2 per minute")
@@ -215,6 +214,26 @@ def test_claim_and_read_counts_quotas_first_and_claims_nothing_once_one_is_used_
     assert limiter_storage.get(quotas[1].key) == 3
     assert 0 < redis_client.ttl(f"LIMITS:{quotas[1].key}") <= 60
     assert 3000 < redis_client.ttl(f"LIMITS:{quotas[0].key}") <= 3600
+
+
+def test_claim_and_read_confirms_a_session_live_for_that_user_before_counting_or_claiming(redis_client):
+    """The booking route's session check rides the claim (services/booking.py): a session the
+    cache does not hold live for the request's user is SessionUnconfirmed, nothing counted."""
+    registry = RedisRequestRegistry(redis_client, counts_quotas=True)
+    request = accepted(idempotency_key="order-1")
+    quotas = [Quota(key="LIMITER/booking/1/5/1/minute", amount=5, window_s=60)]
+    for holder in (None, str(request.user_id + 1)):  # no live answer, another user's
+        if holder is not None:
+            redis_client.set(session_key("s-1"), holder)
+        with pytest.raises(SessionUnconfirmed):
+            registry.claim_and_read(request, quotas, session_id="s-1")
+        assert redis_client.keys("atomicseats:[ri]*") == redis_client.keys("LIMITS:*") == []
+
+    redis_client.set(session_key("s-1"), str(request.user_id))
+    assert registry.claim_and_read(request, quotas, session_id="s-1").earlier is None
+    assert registry.claim_and_read(request, quotas, session_id="s-1").earlier == request  # the key's first claim
+    assert len(redis_client.keys("LIMITS:*")) == 1
+    assert registry.claim_and_read(accepted(), quotas).earlier is None  # no session to confirm: not asked
 
 
 def test_claim_and_read_without_redis_says_so_rather_than_claiming_nothing():
