@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from scripts.bench.cpu import jit_cpu_s
+from scripts.bench.cpu import Gauge, jit_cpu_s, machine_gauge_ms
 from scripts.bench.full import next_warmup_slice_s
 
 SPIN = """
@@ -62,3 +62,13 @@ def test_the_warm_up_goes_on_in_slices_while_the_broker_compiles_and_within_its_
     elapsed_s, jit_share, warmup_max_s, more_s
 ):
     assert next_warmup_slice_s(elapsed_s, jit_share, warmup_max_s) == more_s
+
+
+def test_the_machine_gauge_times_the_same_work_alike_and_reports_the_slower_end():
+    first, second = machine_gauge_ms(rounds=2), machine_gauge_ms(rounds=2)
+    assert first > 0 and second > 0
+    assert max(first, second) / min(first, second) < 3  # the same work: the same order of CPU
+    gauge = Gauge(start_ms=80.4, end_ms=95.6)
+    assert gauge.field() == " cpu_gauge_ms=96"  # the slower of the two ends
+    assert gauge.line().startswith("machine gauge: 80 ms at the start, 96 ms at the end")
+    assert Gauge(start_ms=80.4).field() == " cpu_gauge_ms=80"  # no end measured (NaN): the start

@@ -10,6 +10,7 @@ import sys
 import scripts.bench
 from scripts.bench.accounts import internal_setup
 from scripts.bench.common import API_URL, EMBEDDED_PORT, STACK_ENV, WORK, BenchError, say, stack_problem
+from scripts.bench.cpu import Gauge, machine_gauge_ms
 from scripts.bench.embedded import run_embedded
 from scripts.bench.full import run_full
 from scripts.bench.openloop import DEFAULT_RATES, ensure_vegeta, parse_rates
@@ -171,7 +172,11 @@ def main(argv: list[str]) -> int:
             print(f"bench: {error} (--openloop-seconds 0 skips the open-loop phase)", file=sys.stderr)
             return 2
     fresh_work_dir()
-    say(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} before start; logs in {WORK}")
+    gauge = Gauge(start_ms=machine_gauge_ms())
+    say(
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} before start; "
+        f"machine gauge {gauge.start_ms:.0f} ms; logs in {WORK}"
+    )
     full = embedded = None
     if not args.skip_full:
         try:
@@ -185,7 +190,8 @@ def main(argv: list[str]) -> int:
             print(f"bench: embedded comparison failed: {error}", file=sys.stderr)
             if full is None:
                 return 2
-    final, ok = report(args, full, embedded)
+    gauge.end_ms = machine_gauge_ms()
+    final, ok = report(args, full, embedded, gauge)
     print(final, flush=True)
     return 0 if ok else 1
 

@@ -55,6 +55,57 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+GAUGE_ROUNDS = 5
+
+
+def _gauge_workload() -> int:
+    """A fixed piece of interpreter work like the API's (calls, dicts, strings, ints)."""
+    table: dict[int, str] = {}
+    total = 0
+    for number in range(300_000):
+        key = number & 1023
+        table[key] = f"{key}:{number}"
+        total += len(table[key]) + _gauge_step(number)
+    return total
+
+
+def _gauge_step(number: int) -> int:
+    return number % 7
+
+
+@dataclass
+class Gauge:
+    """The machine gauge before the bench's first phase and after its last (a VM's core can
+    change speed within a run)."""
+
+    start_ms: float
+    end_ms: float = float("nan")
+
+    def line(self) -> str:
+        return (
+            f"machine gauge: {self.start_ms:.0f} ms at the start, {self.end_ms:.0f} ms at the end "
+            "(CPU of one fixed pure-Python workload; smaller is faster)"
+        )
+
+    def field(self) -> str:
+        """` cpu_gauge_ms=N`: the larger of the two (the slower the machine was)."""
+        known = [value for value in (self.start_ms, self.end_ms) if value == value]  # not NaN
+        return f" cpu_gauge_ms={round(max(known))}" if known else ""
+
+
+def machine_gauge_ms(rounds: int = GAUGE_ROUNDS) -> float:
+    """The CPU milliseconds (this process's, the least of `rounds` runs) one fixed piece of
+    pure-Python work takes: how fast this machine's core is right now. The figures of two runs
+    compare only as far as their gauges agree: the same code accepted 1,370-1,520/s on one
+    machine and 600-820/s on one whose cores ran Python about half as fast."""
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.process_time()
+        _gauge_workload()
+        best = min(best, time.process_time() - started)
+    return best * 1000
+
+
 def pidfile(path: Path) -> int | None:
     try:
         text = path.read_text().split()

@@ -9,6 +9,7 @@ import time
 
 from scripts.bench.backlog import DecideResult
 from scripts.bench.common import FLOOR_ACCEPTED, FLOOR_DECIDED, OTHER, WORK, fmt
+from scripts.bench.cpu import Gauge
 from scripts.bench.embedded import EmbeddedResult
 from scripts.bench.full import FullResult
 from scripts.bench.idle import FLOOR_IDLE_P99_MS, IdleResult
@@ -20,7 +21,9 @@ from scripts.bench.reference import ReferenceResult, share_line, share_percent
 COLUMNS = "{:<44}{:>20}{:>20}   {}"
 
 
-def report(args, full: FullResult | None, embedded: EmbeddedResult | None) -> tuple[str, bool]:
+def report(
+    args, full: FullResult | None, embedded: EmbeddedResult | None, gauge: Gauge | None = None
+) -> tuple[str, bool]:
     """Print the report; returns (the machine-readable last line, whether the run is ok)."""
     print_header(args)
     decided, acc_floor, dec_floor = floors(full)
@@ -41,6 +44,8 @@ def report(args, full: FullResult | None, embedded: EmbeddedResult | None) -> tu
         for line in embedded.cpu.lines({"accepted": embedded.accept.accepted}):
             print(line)
         ok = ok and embedded.oversold == 0 and embedded.lost == 0
+    if gauge:
+        print(gauge.line())
     print(f"details: {WORK}")
     if full:
         final = full_final_line(full, decided, lost_full, embedded)
@@ -51,7 +56,7 @@ def report(args, full: FullResult | None, embedded: EmbeddedResult | None) -> tu
             ok = False
     else:
         final = embedded_final_line(embedded)
-    return final, ok
+    return final + (gauge.field() if gauge else ""), ok
 
 
 def print_header(args) -> None:
