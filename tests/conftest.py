@@ -3,16 +3,23 @@
 Backends come from ATOMICSEATS_TEST_BACKENDS (default "sqlite,postgres"). A backend
 that is asked for but not reachable FAILS the tests that use it: a skipped suite
 is a failed suite. Redis is likewise required where a test asks for it.
+
+`make test` runs the suite in TEST_WORKERS processes (pytest-xdist, default 2): each has a
+PostgreSQL database of its own (`postgres_database`) and a Redis database of its own (below);
+the tests that need the full-mode stack (one per pytest process: tests/e2e/stack.py) all run
+in one of them (`pytest_xdist_make_scheduler` below), so one stack starts.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -31,6 +38,55 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = [name.strip() for name in os.environ.get("ATOMICSEATS_TEST_BACKENDS", "sqlite,postgres").split(",")]
 # Cheap hashing in tests only: production uses argon2's defaults.
 FAST_HASHING = {"ARGON2_TIME_COST": 1, "ARGON2_MEMORY_KIB": 1024, "ARGON2_PARALLELISM": 1}
+
+
+FULL_STACK_GROUP = "full-mode-stack"
+
+
+def pytest_configure(config) -> None:
+    """A test process of pytest-xdist (PYTEST_XDIST_WORKER gw0, gw1, ...) takes the Redis
+    database that many after the one `make test` gave the suite: the tests flush theirs."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    url = os.environ.get("TEST_REDIS_URL", "").strip()
+    if worker.startswith("gw") and url:
+        os.environ["TEST_REDIS_URL"] = redis_database_after(url, int(worker[2:]))
+
+
+def redis_database_after(url: str, offset: int) -> str:
+    """The same Redis server's database `offset` numbers after the URL's (0 when it names none)."""
+    parts = urlsplit(url)
+    number = int(parts.path.strip("/") or 0) + offset
+    return urlunsplit(parts._replace(path=f"/{number}"))
+
+
+def needs_full_stack(nodeid: str) -> bool:
+    """The end-to-end tests and the browser tests on the "pipeline" server use the stack."""
+    if nodeid.startswith("tests/e2e/"):
+        return True
+    return nodeid.startswith("tests/browser/") and re.search(r"[\[-]pipeline[\]-]", nodeid) is not None
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)  # a hook of pytest-xdist's
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist's load scheduling, with every test of the full-mode stack in one unit of
+    work (one process). Its own `xdist_group` marks cannot do it with pytest 9: the group
+    rides on a node id xdist 3.8 can no longer change."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FullStackTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return FULL_STACK_GROUP if needs_full_stack(nodeid) else nodeid
+
+    return FullStackTogether(config, log)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """A test that asks for the stack by fixture must be one the scheduler keeps together."""
+    for item in items:
+        if {"platform", "pipeline_server"} & set(getattr(item, "fixturenames", ())) and not needs_full_stack(
+            item.nodeid
+        ):
+            raise pytest.UsageError(f"{item.nodeid} uses the full-mode stack: conftest.needs_full_stack must say so")
 
 
 def require_env(name: str) -> str:

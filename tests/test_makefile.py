@@ -53,3 +53,24 @@ def test_make_run_serves_with_granian_from_the_one_server_script():
     assert "scripts/api_server.sh full" in (ROOT / "scripts" / "platform.sh").read_text()
     command = server_command(5090)
     assert command[-2:] == [str(ROOT / "scripts" / "api_server.sh"), "embedded"]
+
+
+def test_make_test_runs_the_suite_in_two_processes_and_the_stacks_tests_in_one():
+    from tests.conftest import needs_full_stack
+
+    script = (ROOT / "scripts" / "run_tests.sh").read_text()
+    assert "workers=${TEST_WORKERS:-2}" in script
+    assert '-n "$workers"' in script and script.rstrip().endswith('"$@"')  # the caller's arguments last
+    assert needs_full_stack("tests/e2e/test_pipeline.py::test_a")
+    assert needs_full_stack("tests/browser/test_guest_pages.py::test_b[pipeline]")
+    assert needs_full_stack("tests/browser/test_guest_pages.py::test_b[pipeline-2]")
+    assert not needs_full_stack("tests/browser/test_guest_pages.py::test_b[embedded]")
+    assert not needs_full_stack("tests/api/test_bookings.py::test_pipeline_c[postgres]")
+
+
+def test_each_test_process_flushes_a_redis_database_of_its_own():
+    from tests.conftest import redis_database_after
+
+    assert redis_database_after("redis://127.0.0.1:56379/0", 1) == "redis://127.0.0.1:56379/1"
+    assert redis_database_after("redis://:secret@127.0.0.1:56379/3", 2) == "redis://:secret@127.0.0.1:56379/5"
+    assert redis_database_after("redis://127.0.0.1:56379", 0) == "redis://127.0.0.1:56379/0"

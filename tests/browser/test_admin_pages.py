@@ -120,6 +120,7 @@ def test_an_admin_reads_the_analytics_and_promotes_a_user_who_is_a_host_on_their
 
 
 def test_with_javascript_off_an_admin_promotes_a_user_and_steps_down(new_page, live_server):
+    live_server.seed_event()  # something to chart, whichever tests ran on this server before
     page = new_page(javascript=False)
     user = new_page()
     username = register(user)
