@@ -33,10 +33,11 @@ bash scripts/ensure_prometheus.sh
 unset DATABASE_URL REDIS_URL REDIS_HOST KAFKA_BROKERS KAFKA_BROKER ATOMICSEATS_ENV
 export ATOMICSEATS_TEST_BACKENDS="${ATOMICSEATS_TEST_BACKENDS:-sqlite,postgres}"
 
-# TEST_WORKERS test processes (pytest-xdist; 0: the suite in this one). Two halve the suite on
-# two cores: much of it waits on the services, the browser and the stack's processes. The tests
-# of the full-mode stack share one process (tests/conftest.py: pytest_xdist_make_scheduler), so one stack
-# starts. The caller's arguments come after these, so PYTEST_ARGS="-n 0" wins.
+# TEST_WORKERS test processes (pytest-xdist; 0: the suite in this one). In one, the suite kept
+# one of two cores busy (much of it waits on the services, the browser and the stack's
+# processes) and took ~20 minutes; in two, 13-14 (2026-12-02). The tests of the full-mode stack
+# share one process (tests/conftest.py: pytest_xdist_make_scheduler), so one stack starts.
+# The caller's arguments come after these, so PYTEST_ARGS="-n 0" wins.
 workers=${TEST_WORKERS:-2}
 echo "make test: PostgreSQL at ${TEST_DATABASE_URL%%@*}@…, Redis at ${TEST_REDIS_URL}; backends: ${ATOMICSEATS_TEST_BACKENDS}; ${workers} test processes"
 .venv/bin/python -m pytest -p no:cacheprovider --timeout=300 -n "$workers" --durations=15 "$@"
