@@ -72,3 +72,4 @@ def test_the_machine_gauge_times_the_same_work_alike_and_reports_the_slower_end(
     assert gauge.field() == " cpu_gauge_ms=96"  # the slower of the two ends
     assert gauge.line().startswith("machine gauge: 80 ms at the start, 96 ms at the end")
     assert Gauge(start_ms=80.4).field() == " cpu_gauge_ms=80"  # no end measured (NaN): the start
+    assert "not measured at the end" in Gauge(start_ms=80.4).line()

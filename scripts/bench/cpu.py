@@ -3,6 +3,7 @@ so where the time goes is measured, not guessed; and what keeps a measured phase
 
 from __future__ import annotations
 
+import math
 import os
 import resource
 import subprocess
@@ -82,15 +83,16 @@ class Gauge:
     end_ms: float = float("nan")
 
     def line(self) -> str:
+        end = "not measured" if math.isnan(self.end_ms) else f"{self.end_ms:.0f} ms"
         return (
-            f"machine gauge: {self.start_ms:.0f} ms at the start, {self.end_ms:.0f} ms at the end "
+            f"machine gauge: {self.start_ms:.0f} ms at the start, {end} at the end "
             "(CPU of one fixed pure-Python workload; smaller is faster)"
         )
 
     def field(self) -> str:
         """` cpu_gauge_ms=N`: the larger of the two (the slower the machine was)."""
-        known = [value for value in (self.start_ms, self.end_ms) if value == value]  # not NaN
-        return f" cpu_gauge_ms={round(max(known))}" if known else ""
+        measured = [value for value in (self.start_ms, self.end_ms) if not math.isnan(value)]
+        return f" cpu_gauge_ms={round(max(measured))}"
 
 
 def machine_gauge_ms(rounds: int = GAUGE_ROUNDS) -> float:
