@@ -279,6 +279,9 @@ def register(page: Page, role: str = "guest") -> str:
 
 def check_page(page: Page, name: str) -> None:
     """axe-core finds no serious or critical violation; screenshots at desktop and phone width."""
+    # A click that navigates returns before the next document exists: read the page once it has loaded.
+    page.wait_for_load_state("load")
+    page.wait_for_function("() => document.body !== null")
     # Hold the page still (no htmx polling swaps) while axe reads it and the camera clicks.
     page.evaluate("() => document.body.addEventListener('htmx:beforeRequest', (event) => event.preventDefault())")
     page.evaluate(AXE_SOURCE)

@@ -99,6 +99,7 @@ def test_a_host_creates_an_event_closes_and_reopens_the_waitlist_and_raising_cap
     check_page(page, "host-dashboard")
 
     page.get_by_role("link", name="New event").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("New event")
     check_page(page, "host-event-form")
 
 
