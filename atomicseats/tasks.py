@@ -44,9 +44,11 @@ def allocate_events(self, partition: int, event_ids: list[int]) -> int:
     woken while it waited), batch after batch, until none are left: each round one transaction
     for as many of them as `transaction_round` allows (services/booking.py,
     `allocate_pending_together`); an event whose batch came back short is done, one whose batch
-    came back full goes on with a bigger one, after the others (atomicseats/batching.py)."""
+    came back full goes on with a bigger one, after the others (atomicseats/batching.py).
+    A delivery of the task after its worker died takes again the events the first one had
+    joined (Wakeups.allocation_started: held under the task's id until it finishes)."""
     wakeups = adapters().wakeups
-    joined = wakeups.allocation_started(partition)  # before reading: later requests wake another task
+    joined = wakeups.allocation_started(partition, self.request.id)  # before reading: later requests wake another task
     all_event_ids = sorted({*event_ids, *joined})
     batch_max_by_event = dict.fromkeys(all_event_ids, limits.ALLOCATION_BATCH_SIZE_MAX)
     decided = 0
@@ -67,6 +69,8 @@ def allocate_events(self, partition: int, event_ids: list[int]) -> int:
         raise self.retry(args=[partition, all_event_ids], exc=error, countdown=delay_s) from error
     if batch_max_by_event:  # more remain: queue behind whatever else waits
         wakeups.wake_allocation(partition, list(batch_max_by_event))
+    if joined:  # held under its id (its retries carry them in their arguments, and finish here too)
+        wakeups.allocation_finished(partition, self.request.id)
     return decided
 
 

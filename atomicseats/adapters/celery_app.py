@@ -64,11 +64,22 @@ redis.call('PEXPIRE', KEYS[2], ARGV[1])
 if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 1 end
 return 0
 """
-# KEYS: the marker, the set. The events woken since the task was queued, taken with the marker.
+# The events a started task took from the set are held under its task id until it finishes:
+# a task whose worker died is delivered again under the same id with the arguments it was sent
+# with, and takes them from there (else they waited for the sweeper). The TTL outlasts a
+# redelivery (VISIBILITY_TIMEOUT_S) and a task's own run many times over; past it, the sweeper.
+ALLOCATION_HELD_KEY = "atomicseats:allocation-task:{task_id}:held-events"
+ALLOCATION_HELD_TTL_S = 600.0
+# KEYS: the marker, the set, the task's held set; ARGV: the held set's TTL in ms. The events
+# woken since the task was queued, taken with the marker, and those its earlier delivery took.
 _START_PARTITION = """
 local events = redis.call('SMEMBERS', KEYS[2])
 redis.call('DEL', KEYS[1], KEYS[2])
-return events
+if #events > 0 then
+  redis.call('SADD', KEYS[3], unpack(events))
+  redis.call('PEXPIRE', KEYS[3], ARGV[1])
+end
+return redis.call('SMEMBERS', KEYS[3])
 """
 
 
@@ -81,7 +92,8 @@ OUTBOX_QUEUED_KEY = "atomicseats:outbox:{task}:queued"
 
 
 def _partition_keys(partition: int) -> list[str]:
-    """The partition's "task queued" marker and the set of events woken while it waits (KEYS of both scripts)."""
+    """The partition's "task queued" marker and the set of events woken while it waits (the
+    first KEYS of both scripts)."""
     return [ALLOCATION_QUEUED_KEY.format(partition=partition), ALLOCATION_EVENTS_KEY.format(partition=partition)]
 
 
@@ -185,17 +197,24 @@ class CeleryWakeups:
                 self._forget(keys[0])  # nothing queued: the next wake-up must send (it finds the set too)
             raise
 
-    def allocation_started(self, partition: int) -> list[int]:
+    def allocation_started(self, partition: int, task_id: str) -> list[int]:
         """The partition's allocation task has started: a wake-up from now on queues another one.
-        Returns the events woken for the partition while the task waited."""
+        Returns the events woken for the partition while the task waited, and those an earlier
+        delivery of the task took (held under its id until `allocation_finished`)."""
         if self.markers is None:
             return []
-        keys = _partition_keys(partition)
+        keys = [*_partition_keys(partition), ALLOCATION_HELD_KEY.format(task_id=task_id)]
         try:
-            return [int(event_id) for event_id in self._start_partition(keys=keys)]
+            held = self._start_partition(keys=keys, args=[int(ALLOCATION_HELD_TTL_S * 1000)])
+            return [int(event_id) for event_id in held]
         except redis.RedisError:
             log.warning("wakeups.marker_not_cleared", extra={"keys": keys})  # it expires on its own
             return []  # the task's own events; any other's requests the sweeper finds
+
+    def allocation_finished(self, partition: int, task_id: str) -> None:
+        """The task is done with the events it held: a later delivery of it takes none of them."""
+        if self.markers is not None:
+            self._forget(ALLOCATION_HELD_KEY.format(task_id=task_id))
 
     def wake_outbox(self) -> None:
         """The outbox's tasks (e-mails, domain events), each unless one is queued and not

@@ -272,9 +272,12 @@ class InProcessWakeups:
         for event_id in event_ids:
             self._allocate(event_id)
 
-    def allocation_started(self, partition: int) -> list[int]:
+    def allocation_started(self, partition: int, task_id: str) -> list[int]:
         """Nothing to clear or take: an in-process wake-up is never queued."""
         return []
+
+    def allocation_finished(self, partition: int, task_id: str) -> None:
+        """Nothing to let go: an in-process task takes nothing."""
 
     def outbox_started(self, task: str) -> None:
         """Nothing to clear: an in-process wake-up is never queued."""

@@ -19,6 +19,8 @@ from atomicseats import tasks
 from atomicseats.adapters import celery_app as celery_app_module
 from atomicseats.adapters.celery_app import (
     ALLOCATION_EVENTS_KEY,
+    ALLOCATION_HELD_KEY,
+    ALLOCATION_HELD_TTL_S,
     ALLOCATION_QUEUED_KEY,
     ALLOCATION_QUEUED_TTL_S,
     OUTBOX_QUEUED_KEY,
@@ -108,11 +110,32 @@ def test_once_the_task_has_started_a_wake_up_queues_another(redis_url, redis_cli
     wakeups = CeleryWakeups(celery_on(redis_url), markers=redis_client)
     wakeups.wake_allocation(0, [5])
     wakeups.wake_allocation(0, [6])
-    assert sorted(wakeups.allocation_started(0)) == [5, 6]  # the task takes every event woken meanwhile
+    assert sorted(wakeups.allocation_started(0, "task-a")) == [5, 6]  # the task takes every event woken meanwhile
     assert redis_client.exists(marker(0)) == 0 and joined(redis_client, 0) == set()
     wakeups.wake_allocation(0, [5])  # it reads the pending requests after this: later ones need a task of their own
     wakeups.wake_allocation(0, [5, 6])
     assert queued(redis_client, 0) == [args(0, [5]), args(0, [5])]
+
+
+def test_a_task_delivered_again_takes_again_the_events_its_first_delivery_took_until_it_finishes(
+    redis_url, redis_client
+):
+    """A task whose worker died comes back under its id with the arguments it was sent with:
+    the events that had joined it are held under that id, not lost until the sweeper."""
+    wakeups = CeleryWakeups(celery_on(redis_url), markers=redis_client)
+    wakeups.wake_allocation(0, [5])
+    wakeups.wake_allocation(0, [6])  # joins
+    assert sorted(wakeups.allocation_started(0, "task-a")) == [5, 6]
+    held = ALLOCATION_HELD_KEY.format(task_id="task-a")
+    assert 0 < redis_client.pttl(held) <= ALLOCATION_HELD_TTL_S * 1000  # one that never finishes: for so long
+    wakeups.wake_allocation(0, [7])  # a wake-up after the start queues the next task, which takes 7
+    assert sorted(wakeups.allocation_started(0, "task-b")) == [7]
+    # task-a's worker dies; the broker delivers it again (same id, same arguments: [0, [5]])
+    assert sorted(wakeups.allocation_started(0, "task-a")) == [5, 6]
+    wakeups.allocation_finished(0, "task-a")
+    assert redis_client.exists(held) == 0
+    assert wakeups.allocation_started(0, "task-a") == []  # a later delivery of a finished task takes nothing
+    assert sorted(wakeups.allocation_started(0, "task-b")) == [7]  # another task's events are its own
 
 
 def test_without_the_markers_every_wake_up_is_sent(redis_url, redis_client):
@@ -121,7 +144,7 @@ def test_without_the_markers_every_wake_up_is_sent(redis_url, redis_client):
     for _ in range(3):
         wakeups.wake_allocation(1, [5, 6])
     assert queued(redis_client, 1) == [args(1, [5, 6])] * 3  # a wake-up too many is harmless; one too few is not
-    assert wakeups.allocation_started(1) == []  # and starting a task does not fail either: it has its own events
+    assert wakeups.allocation_started(1, "task-a") == []  # nor does starting a task fail: it has its own events
 
 
 def test_a_wake_up_that_could_not_be_sent_leaves_no_marker(redis_url, redis_client):
@@ -132,7 +155,7 @@ def test_a_wake_up_that_could_not_be_sent_leaves_no_marker(redis_url, redis_clie
     working = CeleryWakeups(celery_on(redis_url), markers=redis_client)
     working.wake_allocation(0, [6])
     assert queued(redis_client, 0) == [args(0, [6])]
-    assert sorted(working.allocation_started(0)) == [4, 5, 6]  # and its task takes the unsent one's events
+    assert sorted(working.allocation_started(0, "task-a")) == [4, 5, 6]  # its task takes the unsent one's events
 
 
 def test_the_allocation_task_takes_the_events_that_joined_it_and_clears_the_marker(
@@ -176,6 +199,33 @@ def test_a_retried_task_keeps_the_events_that_joined_it(app, redis_url, redis_cl
     tasks.allocate_events.apply(args=[0, [11]])  # eager: its retries run at once, until they give up
     assert len(attempts) == tasks.ALLOCATION_RETRIES_MAX + 1
     assert all(attempt == [11, 12] for attempt in attempts)
+
+
+def test_an_allocation_task_whose_worker_died_decides_the_joined_events_when_delivered_again(
+    app, client, redis_url, redis_client, monkeypatch
+):
+    import dataclasses
+
+    host, guest = account(client, "host"), account(client)
+    event_ids = [create_event(client, host)["id"] for _ in range(2)]
+    booking.record_requests([accepted(guest.id, event_id, 2) for event_id in event_ids])  # pending
+    wakeups = CeleryWakeups(celery_on(redis_url), markers=redis_client)
+    app.extensions[EXTENSION_KEY] = dataclasses.replace(app.extensions[EXTENSION_KEY], wakeups=wakeups)
+    wakeups.wake_allocation(0, [event_ids[0]])
+    wakeups.wake_allocation(0, [event_ids[1]])  # joins the queued task, whose message names only the first
+    decide = booking.allocate_pending_together
+
+    def worker_dies(batch_max_by_event):
+        monkeypatch.setattr(booking, "allocate_pending_together", decide)  # the next delivery runs on
+        raise RuntimeError("the worker process was killed")  # before it decided anything
+
+    monkeypatch.setattr(booking, "allocate_pending_together", worker_dies)
+    assert tasks.allocate_events.apply(args=[0, [event_ids[0]]], task_id="allocation-1").failed()
+    assert dict(pending_counts()) == {event_ids[0]: 1, event_ids[1]: 1}
+    # Delivered again: the same id and arguments. Both events are decided, not the first alone.
+    assert tasks.allocate_events.apply(args=[0, [event_ids[0]]], task_id="allocation-1").get() == 2
+    assert dict(pending_counts()) == {}
+    assert redis_client.exists(ALLOCATION_HELD_KEY.format(task_id="allocation-1")) == 0  # finished: let go
 
 
 def test_a_task_decides_its_events_batch_after_batch_and_queues_what_its_cap_left(

@@ -74,8 +74,11 @@ class ManualOutboxWakeups:
     def wake_allocation(self, partition: int, event_ids) -> None:
         self.inner.wake_allocation(partition, event_ids)
 
-    def allocation_started(self, partition: int) -> list[int]:
-        return self.inner.allocation_started(partition)
+    def allocation_started(self, partition: int, task_id: str) -> list[int]:
+        return self.inner.allocation_started(partition, task_id)
+
+    def allocation_finished(self, partition: int, task_id: str) -> None:
+        self.inner.allocation_finished(partition, task_id)
 
     def outbox_started(self, task: str) -> None:
         self.inner.outbox_started(task)
