@@ -48,7 +48,8 @@ def allocate_events(self, partition: int, event_ids: list[int]) -> int:
     A delivery of the task after its worker died takes again the events the first one had
     joined (Wakeups.allocation_started: held under the task's id until it finishes)."""
     wakeups = adapters().wakeups
-    joined = wakeups.allocation_started(partition, self.request.id)  # before reading: later requests wake another task
+    # Before reading: requests recorded from now on wake another task.
+    joined = wakeups.allocation_started(partition, self.request.id, event_ids)
     all_event_ids = sorted({*event_ids, *joined})
     batch_max_by_event = dict.fromkeys(all_event_ids, limits.ALLOCATION_BATCH_SIZE_MAX)
     decided = 0

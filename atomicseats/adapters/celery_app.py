@@ -64,19 +64,28 @@ redis.call('PEXPIRE', KEYS[2], ARGV[1])
 if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 1 end
 return 0
 """
-# The events a started task took from the set are held under its task id until it finishes:
-# a task whose worker died is delivered again under the same id with the arguments it was sent
-# with, and takes them from there (else they waited for the sweeper). The TTL outlasts a
-# redelivery (VISIBILITY_TIMEOUT_S) and a task's own run many times over; past it, the sweeper.
+# The events a started task took from the set, other than those it was sent with, are held
+# under its task id until it finishes: a task whose worker died is delivered again under the
+# same id with the arguments it was sent with, and takes them from there (else they waited for
+# the sweeper). The TTL outlasts a redelivery (VISIBILITY_TIMEOUT_S) and a task's own run many
+# times over; past it, the sweeper.
 ALLOCATION_HELD_KEY = "atomicseats:allocation-task:{task_id}:held-events"
 ALLOCATION_HELD_TTL_S = 600.0
-# KEYS: the marker, the set, the task's held set; ARGV: the held set's TTL in ms. The events
-# woken since the task was queued, taken with the marker, and those its earlier delivery took.
+# KEYS: the marker, the set, the task's held set; ARGV: the held set's TTL in ms, then the
+# events the task was sent with. The other events woken since the task was queued, taken with
+# the marker, and those its earlier delivery took. (The set holds the task's own events too: the
+# wake-up that queued it added them. Held, they would cost every task a round trip to let go.)
 _START_PARTITION = """
 local events = redis.call('SMEMBERS', KEYS[2])
 redis.call('DEL', KEYS[1], KEYS[2])
-if #events > 0 then
-  redis.call('SADD', KEYS[3], unpack(events))
+local own = {}
+for i = 2, #ARGV do own[ARGV[i]] = true end
+local joined = {}
+for _, event_id in ipairs(events) do
+  if not own[event_id] then joined[#joined + 1] = event_id end
+end
+if #joined > 0 then
+  redis.call('SADD', KEYS[3], unpack(joined))
   redis.call('PEXPIRE', KEYS[3], ARGV[1])
 end
 return redis.call('SMEMBERS', KEYS[3])
@@ -197,15 +206,15 @@ class CeleryWakeups:
                 self._forget(keys[0])  # nothing queued: the next wake-up must send (it finds the set too)
             raise
 
-    def allocation_started(self, partition: int, task_id: str) -> list[int]:
+    def allocation_started(self, partition: int, task_id: str, sent_with: Sequence[int]) -> list[int]:
         """The partition's allocation task has started: a wake-up from now on queues another one.
-        Returns the events woken for the partition while the task waited, and those an earlier
-        delivery of the task took (held under its id until `allocation_finished`)."""
+        Returns the other events woken for the partition while the task waited, and those an
+        earlier delivery of the task took (held under its id until `allocation_finished`)."""
         if self.markers is None:
             return []
         keys = [*_partition_keys(partition), ALLOCATION_HELD_KEY.format(task_id=task_id)]
         try:
-            held = self._start_partition(keys=keys, args=[int(ALLOCATION_HELD_TTL_S * 1000)])
+            held = self._start_partition(keys=keys, args=[int(ALLOCATION_HELD_TTL_S * 1000), *sent_with])
             return [int(event_id) for event_id in held]
         except redis.RedisError:
             log.warning("wakeups.marker_not_cleared", extra={"keys": keys})  # it expires on its own

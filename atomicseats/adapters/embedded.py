@@ -272,7 +272,7 @@ class InProcessWakeups:
         for event_id in event_ids:
             self._allocate(event_id)
 
-    def allocation_started(self, partition: int, task_id: str) -> list[int]:
+    def allocation_started(self, partition: int, task_id: str, sent_with: Sequence[int]) -> list[int]:
         """Nothing to clear or take: an in-process wake-up is never queued."""
         return []
 

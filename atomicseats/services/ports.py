@@ -71,12 +71,12 @@ class Wakeups(Protocol):
         they came from). May send nothing when the partition's wake-up is queued already and not
         started: the events join it."""
 
-    def allocation_started(self, partition: int, task_id: str) -> list[int]:
-        """The partition's allocation task `task_id` starts (before it reads the pending
-        requests): a wake-up from now on must queue another. Returns the events that joined its
-        wake-up while it waited (beside those it was sent with), and those an earlier delivery
-        of the same task took and did not finish: a task redelivered after its worker died
-        carries only the events it was sent with."""
+    def allocation_started(self, partition: int, task_id: str, sent_with: Sequence[int]) -> list[int]:
+        """The partition's allocation task `task_id`, sent with the events `sent_with`, starts
+        (before it reads the pending requests): a wake-up from now on must queue another.
+        Returns the other events that joined its wake-up while it waited, and those an earlier
+        delivery of the same task took and did not finish (a task redelivered after its worker
+        died carries only the events it was sent with). None of them: nothing to finish."""
 
     def allocation_finished(self, partition: int, task_id: str) -> None:
         """The allocation task `task_id` is done with the events it took (decided, or handed to

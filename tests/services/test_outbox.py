@@ -74,8 +74,8 @@ class ManualOutboxWakeups:
     def wake_allocation(self, partition: int, event_ids) -> None:
         self.inner.wake_allocation(partition, event_ids)
 
-    def allocation_started(self, partition: int, task_id: str) -> list[int]:
-        return self.inner.allocation_started(partition, task_id)
+    def allocation_started(self, partition: int, task_id: str, sent_with) -> list[int]:
+        return self.inner.allocation_started(partition, task_id, sent_with)
 
     def allocation_finished(self, partition: int, task_id: str) -> None:
         self.inner.allocation_finished(partition, task_id)
