@@ -17,6 +17,7 @@ from scripts.bench.memory import API, BRIDGE, MAILER, WORKER, MemoryReport
 from scripts.bench.openloop import OpenLoopResult, table_lines
 from scripts.bench.outcomes import OutboxDrain
 from scripts.bench.reference import ReferenceResult, share_line, share_percent
+from scripts.bench.waits import described
 
 COLUMNS = "{:<44}{:>20}{:>20}   {}"
 
@@ -269,7 +270,8 @@ def print_waits(W) -> None:
     print(
         f"waits phase: {W.subscribed} of {W.count} long polls open and subscribed in {W.open_s:.1f}s; "
         f"after decisions resumed {W.answered_final} final, {W.answered_pending} still pending, "
-        f"{W.errors} errors, last answer {W.last_answer_s:.1f}s after it"
+        f"{W.errors} errors{described(W.error_kinds)}, last answer {W.last_answer_s:.1f}s after it, "
+        f"slowest {W.slowest_answer_s:.1f}s after its request"
     )
     print(f"  other routes, no wait open:  {W.idle.describe()}")
     print(f"  other routes, {W.count} waits open: {W.waiting.describe()}")

@@ -4,6 +4,7 @@ decisions resume and every wait must answer with its final outcome."""
 
 from __future__ import annotations
 
+import collections
 import json
 import threading
 import time
@@ -52,7 +53,9 @@ class WaitsResult:
     answered_final: int
     answered_pending: int
     errors: int
+    error_kinds: dict[str, int]  # an HTTP status or the client's exception, and how many
     last_answer_s: float  # after decisions resumed
+    slowest_answer_s: float  # the longest time from a poll's request to its answer (a wait is WAIT_S)
     lost: int
     booked_ids: list[str]
 
@@ -110,6 +113,7 @@ class LongPolls:
         self.polls = polls
         self.answers: list = []
         self.answered_at: list[float] = []
+        self.took_s: list[float] = []  # each answer's time from its request
         self.thread = threading.Thread(target=self._run, name="bench-long-polls", daemon=True)
 
     def start(self) -> None:
@@ -128,10 +132,12 @@ class LongPolls:
                 ).encode()
             )
             await writer.drain()
+            sent = time.monotonic()
             raw = await asyncio.wait_for(reader.read(), WAIT_S + 60)
         finally:
             writer.close()
         self.answered_at.append(time.monotonic())
+        self.took_s.append(self.answered_at[-1] - sent)
         head, _, body = raw.partition(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1])
         if status != 200:
@@ -175,6 +181,7 @@ def measure_waits(stack: Stack, db: Db, service_env: dict, events: Events, accou
     waiting, booked_waiting = sample_routes(API_URL, tokens, events.warmup, args.waits_sample)
     say(f"  other routes, {subscribed} waits open: {waiting.describe()}")
     final, pending, last_s = resume_decisions(stack, polls, len(ids))
+    kinds = error_kinds(polls.answers)
     wait_final(db, [events.waits], set(ids), args.drain_timeout, "waits-phase requests")
     lost = len(set(ids) - final_ids(db, [events.waits]))
     client.close()
@@ -187,7 +194,9 @@ def measure_waits(stack: Stack, db: Db, service_env: dict, events: Events, accou
         answered_final=final,
         answered_pending=pending,
         errors=len(ids) - final - pending,
+        error_kinds=kinds,
         last_answer_s=last_s,
+        slowest_answer_s=max(polls.took_s, default=0.0),
         lost=lost,
         booked_ids=booked_idle + booked_waiting,
     )
@@ -226,6 +235,22 @@ def open_waits(client, ids: list[str], tokens: list[str]) -> tuple[LongPolls, in
     return polls, subscribed, open_s
 
 
+def error_kinds(answers: list) -> dict[str, int]:
+    """What the polls that did not answer with a status got instead: `HTTP 503`, or the
+    client's exception (`TimeoutError`: no answer within WAIT_S + 60 s)."""
+    kinds = collections.Counter(
+        type(answer).__name__ if isinstance(answer, BaseException) else answer
+        for answer in answers
+        if isinstance(answer, BaseException) or str(answer).startswith("HTTP ")
+    )
+    return dict(kinds.most_common())
+
+
+def described(kinds: dict[str, int]) -> str:
+    """` (HTTP 503 3, TimeoutError 2)`, or nothing when there were none."""
+    return f" ({', '.join(f'{kind} {number}' for kind, number in kinds.items())})" if kinds else ""
+
+
 def resume_decisions(stack: Stack, polls: LongPolls, count: int) -> tuple[int, int, float]:
     """Start the bridge and collect the waits' answers: (final, still pending, seconds from the
     bridge start to the last answer)."""
@@ -239,6 +264,7 @@ def resume_decisions(stack: Stack, polls: LongPolls, count: int) -> tuple[int, i
     last_s = max(polls.answered_at, default=started) - started
     say(
         f"  decisions resumed: {final} waits answered final, {pending} pending, "
-        f"{count - final - pending} errors; last answer {last_s:.1f}s after the bridge start"
+        f"{count - final - pending} errors{described(error_kinds(answers))}; last answer {last_s:.1f}s after "
+        f"the bridge start, slowest {max(polls.took_s, default=0.0):.1f}s after its request (wait={WAIT_S})"
     )
     return final, pending, last_s
