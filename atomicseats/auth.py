@@ -14,6 +14,7 @@ import time
 from flask import Flask, current_app, request
 from flask_jwt_extended import get_jwt, verify_jwt_in_request
 
+from atomicseats.domain import accounts
 from atomicseats.errors import Forbidden, NotAuthenticated
 from atomicseats.extensions import jwt, login_manager
 from atomicseats.http import error_response
@@ -200,6 +201,10 @@ def current_session_id() -> str:
 def current_user_id() -> int:
     """The signed-in user's id, from the verified token: no database round trip."""
     return int(current_claims()["sub"])
+
+
+def current_account_is_admin() -> bool:
+    return accounts.is_admin(current_account().role)
 
 
 def current_account() -> User:

@@ -18,7 +18,11 @@ A long poll here:
 Re-reads happen on an announcement, after the pub/sub connection was lost (then every
 DEGRADED_RECHECK_S while it is down) and at the deadline: no polling while Redis is up.
 Reads run on their own small pool, so a burst of wake-ups never queues ahead of the
-other routes' requests.
+other routes' requests. When they queue instead (thousands of outcomes announced at once
+on an overloaded machine), a re-read still waiting DEADLINE_GRACE_S after the deadline is
+given up and the last read answers (`pending`): a wait of N s answers within N + that,
+as the client was promised, and the read it gave up is never run. (The first read has no
+answer to fall back on: it is waited for, as any request is.)
 
 The bridge to the WSGI app is a2wsgi's environ (the ASGI→WSGI mapping, pinned) with a
 leaner hand-off than its middleware: the body (at most MAX_CONTENT_LENGTH + 1 bytes) is
@@ -59,6 +63,7 @@ log = logging.getLogger(__name__)
 WAIT_PATH_PREFIX = "/api/bookings/requests/"
 API_THREADS_DEFAULT = 8  # as granian's --blocking-threads for the WSGI interface
 WAIT_READ_THREADS = 2  # the waiters' status reads, apart from the other routes' threads
+DEADLINE_GRACE_S = 2.0  # a re-read not done this long after the wait's deadline is given up
 
 Scope = dict
 
@@ -129,6 +134,10 @@ class _LoopCrew:
     def _serve(self) -> None:
         while (call := self._calls.get()) is not None:
             future, function, args = call
+            # Its awaiter gave up while it queued (a long poll past its deadline, a client gone):
+            # not run. (Only the loop changes a future; reading its state here is a plain read.)
+            if future.cancelled():
+                continue
             outcome: tuple[object, BaseException | None]
             try:
                 outcome = (function(*args), None)
@@ -225,10 +234,19 @@ class WaitingFront:
         read_scope = {**scope, "query_string": _with_query_value(scope["query_string"], "wait", "0")}
         # A client that hangs up stops its wait (and leaves its channel) at once.
         disconnected = loop.create_task(_until_disconnected(receive))
+        response: Captured | None = None
         try:
             async with self.hub.listen(request_id) as listener:
                 while True:
-                    response = await self._call_flask(read_scope, _no_body, self.read_lane)
+                    read = self._call_flask(read_scope, _no_body, self.read_lane)
+                    if response is None:
+                        response = await read  # the first read: nothing else could answer
+                    else:
+                        late_s = max(0.0, deadline - loop.time()) + DEADLINE_GRACE_S
+                        try:
+                            response = await asyncio.wait_for(read, late_s)
+                        except TimeoutError:
+                            break  # the reads queue past the deadline: the last read answers
                     if not _is_pending(response) or loop.time() >= deadline or disconnected.done():
                         break
                     # One correlation id for the whole wait: each re-read logs under it.
@@ -243,6 +261,7 @@ class WaitingFront:
             is_gone = disconnected.done()
             disconnected.cancel()
         if not is_gone:
+            assert response is not None  # the loop's first turn read one
             await _send_response(send, response)
 
     # -- the WSGI app ------------------------------------------------------------------

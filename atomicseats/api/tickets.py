@@ -10,6 +10,7 @@ from atomicseats.api import schemas
 from atomicseats.api._io import load_body
 from atomicseats.api.openapi import documented
 from atomicseats.auth import current_account, login_required
+from atomicseats.domain import accounts
 from atomicseats.errors import Conflict, NotFound
 from atomicseats.http import envelope
 from atomicseats.services import tickets
@@ -35,7 +36,7 @@ REFUSALS: dict[CheckInOutcome, tuple[type[NotFound] | type[Conflict], str]] = {
 )
 def booking_tickets(booking_id: int):
     account = current_account()
-    view = tickets.booking_tickets(account.id, account.role == "admin", booking_id)
+    view = tickets.booking_tickets(account.id, accounts.is_admin(account.role), booking_id)
     data = schemas.BookingTicketsOut().dump(
         {
             **vars(view),
@@ -59,7 +60,7 @@ def booking_tickets(booking_id: int):
 )
 def booking_calendar(booking_id: int):
     account = current_account()
-    filename, data = tickets.booking_calendar(account.id, account.role == "admin", booking_id)
+    filename, data = tickets.booking_calendar(account.id, accounts.is_admin(account.role), booking_id)
     return Response(
         data,
         content_type="text/calendar; charset=utf-8",

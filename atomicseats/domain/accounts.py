@@ -89,6 +89,12 @@ def leaves_no_admin(current_role: str, remains_admin: bool, admins_counted: int)
     return current_role == ADMIN_ROLE and not remains_admin and min(admins_counted, ADMINS_COUNTED_MAX) <= 1
 
 
+def is_admin(role: str) -> bool:
+    """Whether an account of this role sees and manages everything (every request, booking and
+    event)."""
+    return role == ADMIN_ROLE
+
+
 def may_manage_event(role: str, user_id: int, host_id: int) -> bool:
     """An event's host, or an admin, manages it (edits, roster, check-in); nobody else."""
-    return role == ADMIN_ROLE or user_id == host_id
+    return is_admin(role) or user_id == host_id

@@ -12,7 +12,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple, Protocol
@@ -1022,8 +1022,14 @@ def waitlist_places(user_id: int, limit: int = limits.WAITLIST_PLACES_SHOWN_MAX)
     return Page(items=places, has_more=len(rows) > limit, next_cursor=None)
 
 
-def request_status(request_id: str, viewer_id: int, viewer_is_admin: bool, wait_s: float = 0) -> RequestStatus:
+def request_status(
+    request_id: str, viewer_id: int, viewer_is_admin: bool | Callable[[], bool], wait_s: float = 0
+) -> RequestStatus:
     """The outcome of a request; with `wait_s`, wait up to that long for a final one.
+
+    Its owner sees it, an admin anyone's. `viewer_is_admin` may be a function, then asked
+    only for someone else's request: the API's route loads the account (a round trip) only
+    then, not on every read of a long poll's own request.
 
     A request the API accepted but the bridge has not recorded yet is `pending`
     (known from the request registry). Waiting subscribes to the outcome channel
@@ -1045,16 +1051,22 @@ def request_status(request_id: str, viewer_id: int, viewer_is_admin: bool, wait_
     return status
 
 
-def _current_status(request_id: str, viewer_id: int, viewer_is_admin: bool) -> RequestStatus:
+def _current_status(request_id: str, viewer_id: int, viewer_is_admin: bool | Callable[[], bool]) -> RequestStatus:
     request = _find_request(request_id)
     if request is not None:
-        if request.user_id != viewer_id and not viewer_is_admin:
+        if not _may_see(request.user_id, viewer_id, viewer_is_admin):
             raise NotFound("Booking request not found")
         return _status_of(request)
     in_flight = adapters().requests.find(_canonical_request_id(request_id) or "")
-    if in_flight is None or (in_flight.user_id != viewer_id and not viewer_is_admin):
+    if in_flight is None or not _may_see(in_flight.user_id, viewer_id, viewer_is_admin):
         raise NotFound("Booking request not found")
     return _pending_status(in_flight)
+
+
+def _may_see(owner_id: int, viewer_id: int, viewer_is_admin: bool | Callable[[], bool]) -> bool:
+    if owner_id == viewer_id:
+        return True
+    return viewer_is_admin() if callable(viewer_is_admin) else viewer_is_admin
 
 
 def _canonical_request_id(request_id: str) -> str | None:

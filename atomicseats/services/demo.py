@@ -11,6 +11,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import select
 
+from atomicseats.domain import accounts
 from atomicseats.errors import Forbidden
 from atomicseats.extensions import db
 from atomicseats.models import Event, User, utcnow
@@ -48,7 +49,7 @@ def seed_demo() -> list[DemoAccount]:
         if db.session.execute(select(User.id).where(User.username == account.username)).first():
             continue
         name = account.username.capitalize()
-        if account.role == "admin":
+        if accounts.is_admin(account.role):
             users.create_admin(account.username, name, account.email, account.password)
         else:
             users.register_user(account.username, name, account.email, account.password, account.role)

@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, Select, func, literal, select, tuple_
 from sqlalchemy.orm import Session
 
 from atomicseats.domain import allocator, limits, offers, search, tiers
-from atomicseats.domain.accounts import may_manage_event
+from atomicseats.domain.accounts import is_admin, may_manage_event
 from atomicseats.domain.allocator import WaitlistMode
 from atomicseats.domain.request_state import REASON_EVENT_DELETED
 from atomicseats.domain.states import BookingStatus, EventStatus, RequestStatus, WaitlistStatus
@@ -338,7 +338,7 @@ def list_events(
     assert filters.when in EVENT_LIST_WHENS
     assert filters.status is None or filters.status in EVENT_LIST_STATUSES
     is_deleted_listed = filters.status == "deleted"
-    if is_deleted_listed and (viewer is None or viewer.role != "admin"):
+    if is_deleted_listed and (viewer is None or not is_admin(viewer.role)):
         raise Forbidden("Only admins can list deleted events")
     position = decode_cursor(cursor) if cursor else None
     as_of = cursor_time(position, "asOf") if position else utcnow()

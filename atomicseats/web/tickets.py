@@ -10,6 +10,7 @@ from flask import Response, render_template, request
 from flask_login import current_user, login_required
 from markupsafe import Markup
 
+from atomicseats.domain import accounts
 from atomicseats.services import events, tickets
 from atomicseats.services.tickets import CheckInOutcome
 from atomicseats.web import bp
@@ -38,7 +39,7 @@ def ticket_qr(code: str, label: str) -> Markup:
 @login_required
 def booking_calendar_file(booking_id: int):
     account = current_user.account
-    filename, data = tickets.booking_calendar(account.id, account.role == "admin", booking_id)
+    filename, data = tickets.booking_calendar(account.id, accounts.is_admin(account.role), booking_id)
     return Response(
         data,
         content_type="text/calendar; charset=utf-8",

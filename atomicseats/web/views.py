@@ -10,6 +10,7 @@ from flask_login import current_user, login_required
 from werkzeug.exceptions import HTTPException
 from wtforms import SelectChoice
 
+from atomicseats.domain import accounts
 from atomicseats.domain.states import RequestStatus
 from atomicseats.errors import (
     AccountDisabled,
@@ -181,7 +182,7 @@ def book(event_id: int):
 @bp.get("/requests/<request_id>")
 @login_required
 def request_page(request_id: str):
-    status = booking.request_status(request_id, current_user.id, current_user.role == "admin")
+    status = booking.request_status(request_id, current_user.id, accounts.is_admin(current_user.role))
     view = events.get_event(status.event_id) if request.headers.get("HX-Request") is None else None
     is_pending = status.status == RequestStatus.PENDING
     context = {

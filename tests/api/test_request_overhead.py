@@ -1,5 +1,5 @@
 """What every request pays at the edge: no cookie signer without a cookie, no database
-session where nothing read the database."""
+session where nothing read the database, no account loaded where the token says enough."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from flask import session
 
 from atomicseats.extensions import db
 from atomicseats.services.unit_of_work import release_session
+from tests.api.support import assert_success
+from tests.helpers import account, book, create_event, statements_seen
 
 
 def test_a_request_without_a_session_cookie_builds_no_signer_and_one_with_it_reads_it(app, monkeypatch):
@@ -53,3 +55,22 @@ def test_an_untouched_session_writes_nothing_and_a_changed_one_is_saved(app):
         interface.save_session(app, changed, response)
         assert response.headers["Set-Cookie"].startswith(f"{app.config['SESSION_COOKIE_NAME']}=")
         assert "HttpOnly" in response.headers["Set-Cookie"]
+
+
+def test_reading_ones_own_request_loads_no_account_and_an_admin_reading_anothers_does(client):
+    """A long poll re-reads its request on every announcement: the owner's read is the
+    request's rows only. Whether the viewer is an admin is asked (the account loaded) only
+    for someone else's request."""
+    host, guest, admin = account(client, "host"), account(client, "guest"), account(client, "admin")
+    accepted = book(client, guest, create_event(client, host)["id"], 1)
+
+    with statements_seen() as owners:
+        assert assert_success(client.get(accepted["statusUrl"], headers=guest.headers))["status"] == "confirmed"
+    with statements_seen() as admins:
+        assert assert_success(client.get(accepted["statusUrl"], headers=admin.headers))["status"] == "confirmed"
+
+    def account_reads(statements: list[str]) -> int:
+        return sum(1 for statement in statements if "FROM users" in statement)
+
+    assert account_reads(owners) == 0, owners
+    assert account_reads(admins) == 1, admins

@@ -23,7 +23,7 @@ from atomicseats.models import utcnow
 from atomicseats.services import booking
 from atomicseats.services.contracts import AcceptedRequest
 from atomicseats.services.ports import adapters
-from atomicseats.waiting import WAIT_READ_THREADS, create_asgi_app
+from atomicseats.waiting import DEADLINE_GRACE_S, WAIT_READ_THREADS, create_asgi_app
 from tests.helpers import account, book, create_event
 
 FRONT_THREADS = 4
@@ -212,6 +212,51 @@ def test_a_final_outcome_answers_at_once_and_the_deadline_answers_pending(app, c
     assert pending[2]["data"]["requestId"] == accepted.request_id
 
 
+def test_a_long_poll_answers_by_its_deadline_when_its_reads_queue(app, client, front):
+    """Thousands of outcomes announced at once on an overloaded machine queue their re-reads
+    behind each other (a 30 s wait once answered after 79 s in `make bench`). A wait still
+    answers within its deadline and DEADLINE_GRACE_S, with its last read (pending); the
+    re-read it gave up is never run; asked again, it answers the outcome."""
+    host, guest = account(client, "host"), account(client, "guest")
+    event_id = create_event(client, host, capacity=5)["id"]
+    accepted = pending_request(guest, event_id)
+    path = f"/api/bookings/requests/{accepted.request_id}"
+    wait_s = 2
+    reads_done: list[int] = []
+    run_wsgi = front._run_wsgi
+
+    def counted(environ):
+        response = run_wsgi(environ)
+        reads_done.append(response.status)
+        return response
+
+    front._run_wsgi = counted  # what the read lane's threads run, looked up per request
+    release = threading.Event()
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        poll = asyncio.create_task(call(front, "GET", path, f"wait={wait_s}", guest.headers))
+        await until(lambda: len(reads_done) == 1, "the first read answered pending")
+        opened = loop.time()
+        # Every read thread busy: the re-read that the announcement asks for queues behind them.
+        busy = [asyncio.ensure_future(front.read_lane.run(release.wait, 30)) for _ in range(WAIT_READ_THREADS)]
+        await asyncio.to_thread(decide, app, [accepted], event_id)
+        answer = await asyncio.wait_for(poll, ANSWER_TIMEOUT_S)
+        took_s = loop.time() - opened
+        release.set()
+        await asyncio.gather(*busy)
+        await asyncio.sleep(0.3)  # a re-read still queued would run now
+        reads_after = len(reads_done)
+        again = await call(front, "GET", path, "wait=5", guest.headers)
+        return answer, took_s, reads_after, again
+
+    (status, _, body), took_s, reads_after, again = asyncio.run(scenario())
+    assert status == 200 and body["data"]["status"] == "pending"
+    assert took_s < wait_s + DEADLINE_GRACE_S + 1.0, took_s
+    assert reads_after == 1, "the re-read given up at the deadline ran anyway"
+    assert again[0] == 200 and again[2]["data"]["status"] == "confirmed"
+
+
 def test_every_other_request_goes_through_to_the_flask_app(app, client, front):
     host, guest = account(client, "host"), account(client, "guest")
     event_id = create_event(client, host, capacity=5)["id"]
@@ -326,3 +371,25 @@ def test_the_thread_lane_returns_each_result_to_its_caller_and_raises_its_errors
             else:
                 assert answer == number * number
     lane.close()
+
+
+def test_the_thread_lane_never_runs_a_call_whose_caller_gave_up_while_it_queued():
+    from atomicseats.waiting import ThreadLane
+
+    lane = ThreadLane(1, "test-lane")
+    release = threading.Event()
+    ran: list[int] = []
+
+    async def scenario():
+        busy = asyncio.ensure_future(lane.run(release.wait, 5))
+        queued = [asyncio.ensure_future(lane.run(ran.append, number)) for number in range(3)]
+        await asyncio.sleep(0.05)
+        queued[1].cancel()  # its caller gives up while the only thread is busy
+        release.set()
+        await busy
+        return await asyncio.gather(*queued, return_exceptions=True)
+
+    answers = asyncio.run(scenario())
+    lane.close()
+    assert ran == [0, 2]
+    assert answers[0] is None and isinstance(answers[1], asyncio.CancelledError) and answers[2] is None
