@@ -235,12 +235,14 @@ class WaitingFront:
         # A client that hangs up stops its wait (and leaves its channel) at once.
         disconnected = loop.create_task(_until_disconnected(receive))
         response: Captured | None = None
+        first_read_s = 0.0
         try:
             async with self.hub.listen(request_id) as listener:
                 while True:
                     read = self._call_flask(read_scope, _no_body, self.read_lane)
                     if response is None:
                         response = await read  # the first read: nothing else could answer
+                        first_read_s = loop.time() - (deadline - wait_s)
                     else:
                         late_s = max(0.0, deadline - loop.time()) + DEADLINE_GRACE_S
                         try:
@@ -263,6 +265,12 @@ class WaitingFront:
         if not is_gone:
             assert response is not None  # the loop's first turn read one
             await _send_response(send, response)
+        late_s = loop.time() - deadline
+        if late_s > DEADLINE_GRACE_S:  # the first read queued past the deadline, or the loop lagged
+            log.warning(
+                "http.long_poll.late",
+                extra={"wait_s": wait_s, "late_s": round(late_s, 3), "first_read_s": round(first_read_s, 3)},
+            )
 
     # -- the WSGI app ------------------------------------------------------------------
 

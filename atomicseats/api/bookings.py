@@ -18,9 +18,12 @@ from atomicseats.http import envelope
 from atomicseats.services import booking, offers
 
 bp = Blueprint("api_bookings", __name__, url_prefix="/api")
-# The flash-sale hot path: schemas are stateless, build them once.
+# The flash-sale hot paths (booking, and the status every long poll re-reads): schemas are
+# stateless, build them once.
 BOOK_SCHEMA = schemas.BookSchema()
 ACCEPTED_OUT = schemas.AcceptedOut()
+STATUS_QUERY = schemas.RequestStatusQuery()
+STATUS_OUT = schemas.RequestStatusOut()
 
 
 @bp.post("/events/book")
@@ -75,10 +78,10 @@ def cancel_booking():
     errors=(404,),
 )
 def request_status(request_id: str):
-    query = load_query(schemas.RequestStatusQuery())
+    query = load_query(STATUS_QUERY)
     # The account is loaded only to look at someone else's request (an admin may).
     status = booking.request_status(request_id, current_user_id(), current_account_is_admin, query["wait"])
-    return envelope(200, schemas.RequestStatusOut().dump(status), f"Request {status.status}")
+    return envelope(200, STATUS_OUT.dump(status), f"Request {status.status}")
 
 
 @bp.delete("/bookings/requests/<request_id>/waitlist")

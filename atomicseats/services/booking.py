@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple, Protocol
 
 from flask import current_app
-from sqlalchemy import func, literal, select, text, union_all
+from sqlalchemy import bindparam, func, literal, select, text, union_all
 from sqlalchemy.orm import Session
 
 from atomicseats.domain import allocator, limits, states, tiers
@@ -1076,11 +1076,26 @@ def _canonical_request_id(request_id: str) -> str | None:
         return None
 
 
+# Every long poll re-reads its request's status on each announcement: the status reads' statements
+# are built once (their parameters bound per read), not rebuilt per read.
+_REQUEST_BY_ID = select(BookingRequest).where(BookingRequest.request_id == bindparam("request_id"))
+_BOOKING_IDS_OF_REQUESTS = (
+    select(Booking.booking_request_id, Booking.id)
+    .where(Booking.booking_request_id.in_(bindparam("row_ids", expanding=True)))
+    .order_by(Booking.id)
+)
+_WAITING_ENTRIES_OF_REQUESTS = select(WaitlistEntry).where(
+    WaitlistEntry.booking_request_id.in_(bindparam("row_ids", expanding=True)),
+    WaitlistEntry.status == states.WaitlistStatus.WAITING,
+)
+_TIER_NAMES = select(EventTier.id, EventTier.name).where(EventTier.id.in_(bindparam("tier_ids", expanding=True)))
+
+
 def _find_request(request_id: str) -> BookingRequest | None:
     canonical = _canonical_request_id(request_id)
     if canonical is None:
         return None
-    return db.session.execute(select(BookingRequest).where(BookingRequest.request_id == canonical)).scalar_one_or_none()
+    return db.session.execute(_REQUEST_BY_ID, {"request_id": canonical}).scalar_one_or_none()
 
 
 def _status_of(request: BookingRequest) -> RequestStatus:
@@ -1122,26 +1137,16 @@ def _statuses_of(session: Session, requests: Sequence[_RequestColumns]) -> list[
     their waitlist entries whatever their number (places in line: `_places_in_line`)."""
     row_ids = [request.id for request in requests]
     booking_ids: dict[int, list[int]] = {row_id: [] for row_id in row_ids}
-    for row_id, booking_id in session.execute(
-        select(Booking.booking_request_id, Booking.id)
-        .where(Booking.booking_request_id.in_(row_ids))
-        .order_by(Booking.id)
-    ):
+    for row_id, booking_id in session.execute(_BOOKING_IDS_OF_REQUESTS, {"row_ids": row_ids}):
         booking_ids[row_id].append(booking_id)
-    waiting = session.execute(
-        select(WaitlistEntry).where(
-            WaitlistEntry.booking_request_id.in_(row_ids), WaitlistEntry.status == states.WaitlistStatus.WAITING
-        )
-    ).scalars()
+    waiting = session.execute(_WAITING_ENTRIES_OF_REQUESTS, {"row_ids": row_ids}).scalars()
     entry_of = {entry.booking_request_id: entry for entry in waiting}
     places = _places_in_line(session, [(entry.event_id, entry.id, entry.tier_id) for entry in entry_of.values()])
     standing_of = {row_id: places[entry.id] for row_id, entry in entry_of.items()}
     offer_of = {row_id: _open_offer(entry) for row_id, entry in entry_of.items()}
     tier_ids = {request.tier_id for request in requests if request.tier_id is not None}
     tier_names: dict[int, str] = (
-        dict(session.execute(select(EventTier.id, EventTier.name).where(EventTier.id.in_(tier_ids))).tuples().all())
-        if tier_ids
-        else {}
+        dict(session.execute(_TIER_NAMES, {"tier_ids": list(tier_ids)}).tuples().all()) if tier_ids else {}
     )
     return [
         RequestStatus(
