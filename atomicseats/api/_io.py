@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from typing import TypeVar
 
 from flask import request
 from marshmallow import Schema
@@ -13,6 +15,17 @@ from atomicseats.names import IDEMPOTENCY_HEADER
 from atomicseats.observability import get_correlation_id
 
 IDEMPOTENCY_KEY_LENGTH_MAX = 255
+
+SchemaT = TypeVar("SchemaT", bound=Schema)
+
+
+@functools.cache
+def schema(schema_class: type[SchemaT]) -> SchemaT:
+    """The one instance of a schema class that every request uses. Marshmallow builds an
+    instance's fields (deep copies of the declared ones, nested schemas included) when it is
+    made: 0.1-0.5 ms a schema, on every request that made its own. Ours keep no state
+    between loads and dumps (no context), so one instance serves every thread."""
+    return schema_class()
 
 
 class _DuplicateKey(ValueError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 from atomicseats.api import schemas
-from atomicseats.api._io import load_body, load_query
+from atomicseats.api._io import load_body, load_query, schema
 from atomicseats.api.openapi import documented
 from atomicseats.auth import current_account, current_session_id, role_required
 from atomicseats.http import envelope
@@ -26,9 +26,9 @@ bp = Blueprint("api_admin", __name__, url_prefix="/api/admin")
     errors=(403,),
 )
 def platform_analytics():
-    query = load_query(schemas.AnalyticsQuery())
+    query = load_query(schema(schemas.AnalyticsQuery))
     report = analytics.platform_analytics(current_account(), query["limit"], query.get("cursor"))
-    return envelope(200, schemas.AnalyticsOut().dump(report), "Analytics")
+    return envelope(200, schema(schemas.AnalyticsOut).dump(report), "Analytics")
 
 
 @bp.get("/users")
@@ -41,9 +41,9 @@ def platform_analytics():
     errors=(403,),
 )
 def list_users():
-    query = load_query(schemas.UsersQuery())
+    query = load_query(schema(schemas.UsersQuery))
     page = users.list_users(current_account(), query.get("text") or None, query["limit"], query.get("cursor"))
-    return envelope(200, schemas.UserPageOut().dump(page), "Users")
+    return envelope(200, schema(schemas.UserPageOut).dump(page), "Users")
 
 
 @bp.patch(f"/users/<int(max={ID_MAX}):user_id>")
@@ -56,7 +56,7 @@ def list_users():
     errors=(403, 404, 409),
 )
 def change_role(user_id: int):
-    body = load_body(schemas.RoleChangeSchema())
+    body = load_body(schema(schemas.RoleChangeSchema))
     change = users.change_role(current_account(), user_id, body["role"], current_session_id())
     message = "Role changed" if change.is_changed else "Role unchanged"
-    return envelope(200, schemas.RoleChangeOut().dump(change), message)
+    return envelope(200, schema(schemas.RoleChangeOut).dump(change), message)

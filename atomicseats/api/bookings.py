@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, url_for
 
 from atomicseats.api import schemas
-from atomicseats.api._io import correlation_id, idempotency_key, load_body, load_query
+from atomicseats.api._io import correlation_id, idempotency_key, load_body, load_query, schema
 from atomicseats.api.openapi import documented
 from atomicseats.auth import (
     current_account_is_admin,
@@ -18,12 +18,6 @@ from atomicseats.http import envelope
 from atomicseats.services import booking, offers
 
 bp = Blueprint("api_bookings", __name__, url_prefix="/api")
-# The flash-sale hot paths (booking, and the status every long poll re-reads): schemas are
-# stateless, build them once.
-BOOK_SCHEMA = schemas.BookSchema()
-ACCEPTED_OUT = schemas.AcceptedOut()
-STATUS_QUERY = schemas.RequestStatusQuery()
-STATUS_OUT = schemas.RequestStatusOut()
 
 
 @bp.post("/events/book")
@@ -38,7 +32,7 @@ STATUS_OUT = schemas.RequestStatusOut()
     takes_idempotency_key=True,
 )
 def book_seats():
-    body = load_body(BOOK_SCHEMA)
+    body = load_body(schema(schemas.BookSchema))
     status = booking.submit_request(
         user_id=current_user_id(),
         event_id=body["event_id"],
@@ -49,7 +43,7 @@ def book_seats():
         session_id=current_session_id(),
     )
     status_url = url_for("api_bookings.request_status", request_id=status.request_id)
-    data = ACCEPTED_OUT.dump({**vars(status), "status_url": status_url})  # shallow: asdict() deep-copies
+    data = schema(schemas.AcceptedOut).dump({**vars(status), "status_url": status_url})  # shallow: asdict() deep-copies
     return envelope(202, data, "Booking request accepted")
 
 
@@ -63,9 +57,9 @@ def book_seats():
     errors=(404, 409),
 )
 def cancel_booking():
-    body = load_body(schemas.CancelSchema())
+    body = load_body(schema(schemas.CancelSchema))
     result = booking.cancel_bookings(current_user_id(), body["event_id"], body.get("booking_id"), body["cancel_all"])
-    return envelope(200, schemas.CancelOut().dump(result), "Booking cancelled successfully")
+    return envelope(200, schema(schemas.CancelOut).dump(result), "Booking cancelled successfully")
 
 
 @bp.get("/bookings/requests/<request_id>")
@@ -78,10 +72,10 @@ def cancel_booking():
     errors=(404,),
 )
 def request_status(request_id: str):
-    query = load_query(STATUS_QUERY)
+    query = load_query(schema(schemas.RequestStatusQuery))
     # The account is loaded only to look at someone else's request (an admin may).
     status = booking.request_status(request_id, current_user_id(), current_account_is_admin, query["wait"])
-    return envelope(200, STATUS_OUT.dump(status), f"Request {status.status}")
+    return envelope(200, schema(schemas.RequestStatusOut).dump(status), f"Request {status.status}")
 
 
 @bp.delete("/bookings/requests/<request_id>/waitlist")
@@ -94,7 +88,7 @@ def request_status(request_id: str):
 )
 def leave_waitlist(request_id: str):
     withdrawal = booking.leave_waitlist(current_user_id(), request_id)
-    data = schemas.WaitlistWithdrawalOut().dump(
+    data = schema(schemas.WaitlistWithdrawalOut).dump(
         {**vars(withdrawal.request), "seats_withdrawn": withdrawal.seats_withdrawn}
     )
     return envelope(200, data, "Left the waitlist")
@@ -110,6 +104,6 @@ def leave_waitlist(request_id: str):
     errors=(404, 409),
 )
 def answer_offer(request_id: str):
-    body = load_body(schemas.OfferAnswerSchema())
+    body = load_body(schema(schemas.OfferAnswerSchema))
     answer = offers.answer_by_owner(current_user_id(), request_id, body["answer"], body.get("seats"))
-    return envelope(200, schemas.OfferAnswerOut().dump(answer), f"Offer {answer.answer}")
+    return envelope(200, schema(schemas.OfferAnswerOut).dump(answer), f"Offer {answer.answer}")

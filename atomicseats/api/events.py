@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 from atomicseats.api import schemas
-from atomicseats.api._io import load_body, load_query
+from atomicseats.api._io import load_body, load_query, schema
 from atomicseats.api.openapi import documented
 from atomicseats.api.schemas import ID_MAX
 from atomicseats.auth import current_account, login_required, role_required, signed_in_account
@@ -26,11 +26,11 @@ bp = Blueprint("api_events", __name__, url_prefix="/api/events")
     errors=(401, 403),
 )
 def list_events():
-    query = load_query(schemas.EventListQuery())
+    query = load_query(schema(schemas.EventListQuery))
     limit, cursor = query.pop("limit"), query.pop("cursor", None)
     viewer = signed_in_account() if query.get("status") == "deleted" else None
     page = events.list_events(events.EventFilter(**query), limit, cursor, viewer)
-    return envelope(200, schemas.EventPageOut().dump(page), "Events found")
+    return envelope(200, schema(schemas.EventPageOut).dump(page), "Events found")
 
 
 @bp.get(f"/<int(max={ID_MAX}):event_id>")
@@ -38,7 +38,7 @@ def list_events():
     "One event with live availability", "events", response=schemas.EventOut, is_authenticated=False, errors=(404,)
 )
 def get_event(event_id: int):
-    return envelope(200, schemas.EventOut().dump(events.get_event(event_id)), "Event found")
+    return envelope(200, schema(schemas.EventOut).dump(events.get_event(event_id)), "Event found")
 
 
 @bp.post("/create")
@@ -52,9 +52,9 @@ def get_event(event_id: int):
     errors=(403,),
 )
 def create_event():
-    body = load_body(schemas.EventCreateSchema())
+    body = load_body(schema(schemas.EventCreateSchema))
     view = events.create_event(current_account(), body)
-    return envelope(201, schemas.EventOut().dump(view), "Event created successfully")
+    return envelope(201, schema(schemas.EventOut).dump(view), "Event created successfully")
 
 
 @bp.post("/update")
@@ -67,12 +67,12 @@ def create_event():
     errors=(403, 404, 409),
 )
 def update_event():
-    body = load_body(schemas.EventUpdateSchema())
+    body = load_body(schema(schemas.EventUpdateSchema))
     event_id = body.pop("event_id")
     if "is_waitlist_closed" in body:
         body["is_waitlist_open"] = not body.pop("is_waitlist_closed")
     view = events.update_event(current_account(), event_id, body)
-    return envelope(200, schemas.EventOut().dump(view), "Event updated successfully")
+    return envelope(200, schema(schemas.EventOut).dump(view), "Event updated successfully")
 
 
 @bp.post("/delete")
@@ -85,9 +85,9 @@ def update_event():
     errors=(403, 404),
 )
 def delete_event():
-    body = load_body(schemas.EventIdSchema())
+    body = load_body(schema(schemas.EventIdSchema))
     view = events.delete_event(current_account(), body["event_id"])
-    return envelope(200, schemas.EventOut().dump(view), "Event deleted successfully")
+    return envelope(200, schema(schemas.EventOut).dump(view), "Event deleted successfully")
 
 
 @bp.post(f"/<int(max={ID_MAX}):event_id>/waitlist/close")
@@ -100,7 +100,7 @@ def delete_event():
 )
 def close_waitlist(event_id: int):
     view = events.set_waitlist_open(current_account(), event_id, False)
-    return envelope(200, schemas.EventOut().dump(view), "Waitlist closed")
+    return envelope(200, schema(schemas.EventOut).dump(view), "Waitlist closed")
 
 
 @bp.post(f"/<int(max={ID_MAX}):event_id>/waitlist/reopen")
@@ -110,7 +110,7 @@ def close_waitlist(event_id: int):
 )
 def reopen_waitlist(event_id: int):
     view = events.set_waitlist_open(current_account(), event_id, True)
-    return envelope(200, schemas.EventOut().dump(view), "Waitlist reopened")
+    return envelope(200, schema(schemas.EventOut).dump(view), "Waitlist reopened")
 
 
 @bp.get(f"/<int(max={ID_MAX}):event_id>/roster")
@@ -123,6 +123,6 @@ def reopen_waitlist(event_id: int):
     errors=(403, 404),
 )
 def roster(event_id: int):
-    query = load_query(schemas.RosterQuery())
+    query = load_query(schema(schemas.RosterQuery))
     view = events.event_roster(current_account(), event_id, query["limit"], query.get("cursor"))
-    return envelope(200, schemas.RosterOut().dump(view), "Event roster")
+    return envelope(200, schema(schemas.RosterOut).dump(view), "Event roster")

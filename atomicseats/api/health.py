@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from atomicseats.api import schemas
+from atomicseats.api._io import schema
 from atomicseats.api.openapi import documented
 from atomicseats.services import telemetry
 from atomicseats.services.readiness import checks as readiness_checks
@@ -21,7 +22,7 @@ bp = Blueprint("health", __name__)
     is_enveloped=False,
 )
 def liveness():
-    return jsonify(schemas.LivenessOut().dump({"status": "ok"}))
+    return jsonify(schema(schemas.LivenessOut).dump({"status": "ok"}))
 
 
 @bp.get("/readyz")
@@ -36,7 +37,9 @@ def liveness():
 def readiness():
     checks = readiness_checks()
     is_ready = all(checks.values())
-    response = jsonify(schemas.ReadinessOut().dump({"status": "ready" if is_ready else "not ready", "checks": checks}))
+    response = jsonify(
+        schema(schemas.ReadinessOut).dump({"status": "ready" if is_ready else "not ready", "checks": checks})
+    )
     response.status_code = 200 if is_ready else 503
     return response
 

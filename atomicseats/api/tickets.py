@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, url_for
 
 from atomicseats.api import schemas
-from atomicseats.api._io import load_body
+from atomicseats.api._io import load_body, schema
 from atomicseats.api.openapi import documented
 from atomicseats.auth import current_account, login_required
 from atomicseats.domain import accounts
@@ -37,7 +37,7 @@ REFUSALS: dict[CheckInOutcome, tuple[type[NotFound] | type[Conflict], str]] = {
 def booking_tickets(booking_id: int):
     account = current_account()
     view = tickets.booking_tickets(account.id, accounts.is_admin(account.role), booking_id)
-    data = schemas.BookingTicketsOut().dump(
+    data = schema(schemas.BookingTicketsOut).dump(
         {
             **vars(view),
             "view": view,
@@ -79,7 +79,7 @@ def booking_calendar(booking_id: int):
     errors=(403, 404, 409),
 )
 def check_in(event_id: int):
-    body = load_body(schemas.CheckInSchema())
+    body = load_body(schema(schemas.CheckInSchema))
     actor = current_account()
     result = tickets.check_in(actor, event_id, body["code"], body["door"])
     refusal = REFUSALS.get(result.outcome)
@@ -87,6 +87,6 @@ def check_in(event_id: int):
         error, message = refusal
         raise error(message, {"code": [f"{result.outcome.value}: {message}."]})
     counts = tickets.check_in_counts([event_id])[event_id]
-    data = schemas.CheckInOut().dump({**vars(result), "counts": counts})
+    data = schema(schemas.CheckInOut).dump({**vars(result), "counts": counts})
     message = "Admitted" if result.outcome is CheckInOutcome.ADMITTED else "Already checked in"
     return envelope(200, data, message)

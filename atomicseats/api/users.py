@@ -12,7 +12,7 @@ from flask_jwt_extended import (
 )
 
 from atomicseats.api import schemas
-from atomicseats.api._io import load_body, load_optional_body, load_query
+from atomicseats.api._io import load_body, load_optional_body, load_query, schema
 from atomicseats.api.openapi import documented
 from atomicseats.auth import current_session_id, current_user_id, login_required
 from atomicseats.extensions import limiter
@@ -43,9 +43,9 @@ def _limits_enabled() -> bool:
     is_rate_limited=True,
 )
 def register():
-    body = load_body(schemas.RegisterSchema())
+    body = load_body(schema(schemas.RegisterSchema))
     user = users.register_user(body["username"], body["name"], body["email"], body["password"], body["role"])
-    return envelope(201, schemas.UserOut().dump(user), "User created successfully")
+    return envelope(201, schema(schemas.UserOut).dump(user), "User created successfully")
 
 
 @bp.post("/login")
@@ -60,7 +60,7 @@ def register():
     is_rate_limited=True,
 )
 def login():
-    body = load_body(schemas.LoginSchema())
+    body = load_body(schema(schemas.LoginSchema))
     user = users.authenticate(body.get("username") or body["email"], body["password"])
     result = users.login(user.id)
     return _token_response(result, "User logged in successfully")
@@ -77,7 +77,7 @@ def login():
     is_body_required=False,
 )
 def refresh():
-    load_optional_body(schemas.RefreshSchema())  # validates a body if one is sent
+    load_optional_body(schema(schemas.RefreshSchema))  # validates a body if one is sent
     verify_jwt_in_request(refresh=True, locations=["headers", "cookies", "json"])
     claims = get_jwt()
     result = users.rotate_refresh_token(int(claims["sub"]), claims.get("sid", ""), claims["jti"])
@@ -103,7 +103,7 @@ def logout():
     response=(schemas.TicketPageOut, schemas.SummaryPageOut),
 )
 def booking_history():
-    query = load_query(schemas.HistoryQuery())
+    query = load_query(schema(schemas.HistoryQuery))
     filters = history.HistoryFilter(
         event_id=query.get("event_id"),
         status=query.get("status"),
@@ -112,12 +112,12 @@ def booking_history():
     )
     page = history.booking_history(current_user_id(), query["view"], query["limit"], query.get("cursor"), filters)
     if query["view"] == "summary":
-        return envelope(200, schemas.SummaryPageOut().dump(page), "Booking history (summary)")
-    return envelope(200, schemas.TicketPageOut().dump(page), "Booking history")
+        return envelope(200, schema(schemas.SummaryPageOut).dump(page), "Booking history (summary)")
+    return envelope(200, schema(schemas.TicketPageOut).dump(page), "Booking history")
 
 
 def _token_response(result: users.LoginResult, message: str):
-    response = make_response(envelope(200, schemas.LoginOut().dump(result), message))
+    response = make_response(envelope(200, schema(schemas.LoginOut).dump(result), message))
     set_access_cookies(response, result.access_token)
     set_refresh_cookies(response, result.refresh_token)
     return response

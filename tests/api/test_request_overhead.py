@@ -74,3 +74,30 @@ def test_reading_ones_own_request_loads_no_account_and_an_admin_reading_anothers
 
     assert account_reads(owners) == 0, owners
     assert account_reads(admins) == 1, admins
+
+
+def test_the_routes_make_no_schema_per_request(client, monkeypatch):
+    """Marshmallow builds a schema's fields when an instance is made (0.1-0.5 ms): every route
+    uses the one instance of each schema class (`api._io.schema`), made by the first request."""
+    from marshmallow import Schema
+
+    host, guest = account(client, "host"), account(client, "guest")
+    event_id = create_event(client, host)["id"]
+
+    def requests() -> None:
+        accepted = book(client, guest, event_id, 1)
+        assert_success(client.get(accepted["statusUrl"], headers=guest.headers))
+        assert_success(client.get("/api/events/all?limit=5"))
+        assert_success(client.get(f"/api/events/{event_id}"))
+
+    requests()  # the first requests make them
+    made: list[str] = []
+    real_init = Schema.__init__
+
+    def counted(self, *args, **kwargs):
+        made.append(type(self).__name__)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(Schema, "__init__", counted)
+    requests()
+    assert made == []
