@@ -234,7 +234,7 @@ class Platform:
     app_run_dir: Path
     admin: Account | None = None
     log_offsets: dict[str, int] = field(default_factory=dict)  # where this session's lines begin
-    _mail_cache: dict[Path, Mail] = field(default_factory=dict)
+    _mail_cache: dict[str, Mail] = field(default_factory=dict)
     _mail_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -488,10 +488,11 @@ class Platform:
     def mails(self) -> list[Mail]:
         """Every message the SMTP sink stored (parsed once each), in arrival order."""
         with self._mail_lock:
-            for path in sorted(self.sink_dir.glob("*.eml")):
-                if path not in self._mail_cache:
-                    self._mail_cache[path] = parse_mail(path)
-            return [self._mail_cache[path] for path in sorted(self._mail_cache)]
+            for path in self.sink_dir.glob("*.eml"):
+                if path.name not in self._mail_cache:
+                    self._mail_cache[path.name] = parse_mail(path)
+            # By name, as before by path: the sink names its files by arrival (time, pid, counter).
+            return [self._mail_cache[name] for name in sorted(self._mail_cache)]
 
     def mails_by_message_id(self) -> dict[str, list[Mail]]:
         grouped: dict[str, list[Mail]] = {}
