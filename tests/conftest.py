@@ -12,6 +12,7 @@ in one of them (`pytest_xdist_make_scheduler` below), so one stack starts.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -99,6 +100,25 @@ def require_env(name: str) -> str:
 def make_app(database_url: str, **overrides) -> Flask:
     config = {"SQLALCHEMY_DATABASE_URI": database_url, **FAST_HASHING, **overrides}
     return create_app("testing", overrides=config)
+
+
+@pytest.fixture(autouse=True)
+def no_event_loop_left_running(request) -> Iterator[None]:
+    """Playwright's sync API (the browser tests' driver, one per test process) runs its event
+    loop in a greenlet of the main thread, and that loop stays registered as the thread's
+    running loop in between: a later test of the same process that calls `asyncio.run` was
+    refused ("cannot be called from a running event loop"; CI, when xdist ordered a browser
+    test first). Such a test starts with no loop registered; the driver's is put back after
+    it. A test that drives the browser keeps it (its calls switch into that loop)."""
+    left = asyncio.events._get_running_loop()
+    if left is None or "browser" in request.fixturenames:
+        yield
+        return
+    asyncio.events._set_running_loop(None)
+    try:
+        yield
+    finally:
+        asyncio.events._set_running_loop(left)
 
 
 @pytest.fixture(scope="session")
