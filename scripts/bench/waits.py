@@ -125,6 +125,11 @@ class LongPolls:
     def start(self) -> None:
         self.thread.start()
 
+    @property
+    def slowest_s(self) -> float:
+        """The longest time from a request to its answer (a wait is WAIT_S)."""
+        return max(self.took_s, default=0.0)
+
     async def _one(self, request_id: str, token: str):
         """Long-polls until the request is final, as a client does: a wait that answers
         `pending` (its deadline came first) is asked again, until ASK_FOR_S have passed."""
@@ -199,7 +204,6 @@ def measure_waits(stack: Stack, db: Db, service_env: dict, events: Events, accou
     waiting, booked_waiting = sample_routes(API_URL, tokens, events.warmup, args.waits_sample)
     say(f"  other routes, {subscribed} waits open: {waiting.describe()}")
     final, pending, last_s = resume_decisions(stack, polls, len(ids))
-    kinds = error_kinds(polls.answers)
     wait_final(db, [events.waits], set(ids), args.drain_timeout, "waits-phase requests")
     lost = len(set(ids) - final_ids(db, [events.waits]))
     client.close()
@@ -214,9 +218,9 @@ def measure_waits(stack: Stack, db: Db, service_env: dict, events: Events, accou
         asked_again=polls.asked_again,
         answered_pending=pending,
         errors=len(ids) - final - pending,
-        error_kinds=kinds,
+        error_kinds=error_kinds(polls.answers),
         last_answer_s=last_s,
-        slowest_answer_s=max(polls.took_s, default=0.0),
+        slowest_answer_s=polls.slowest_s,
         lost=lost,
         booked_ids=booked_idle + booked_waiting,
     )
@@ -286,6 +290,6 @@ def resume_decisions(stack: Stack, polls: LongPolls, count: int) -> tuple[int, i
         f"  decisions resumed: {final} waits answered final ({polls.final_first} at the first wait, the others "
         f"after {polls.asked_again} waits that answered pending were asked again), {pending} pending, "
         f"{count - final - pending} errors{described(error_kinds(answers))}; last answer {last_s:.1f}s after "
-        f"the bridge start, slowest {max(polls.took_s, default=0.0):.1f}s after its request (wait={WAIT_S})"
+        f"the bridge start, slowest {polls.slowest_s:.1f}s after its request (wait={WAIT_S})"
     )
     return final, pending, last_s
