@@ -111,8 +111,12 @@ def _register_embedded_beat(app: Flask) -> embedded.EmbeddedBeat | None:
 def embedded_beat_rounds() -> list[tuple[str, Callable[[], object]]]:
     """The embedded default's periodic work, in the order beat would run it. The e-mail round
     is the full mode's task body (batches while they come back full, then a wake-up for the
-    rest), so a woken round drains what a burst of bookings wrote."""
+    rest), so a woken round drains what a burst of bookings wrote; so is the sweep, which
+    decides what a server recorded and could not decide at once (EMBEDDED_GROUP_COMMIT=false:
+    its event's row held past the lock timeout) and what a server killed between recording
+    and deciding left."""
     return [
+        ("sweep_pending", tasks.sweep_pending.run),
         ("close_sales", sales.close_due_sales),
         ("expire_offers", offers.expire_due_offers),
         (SEND_NOTIFICATIONS_ROUND, tasks.send_notifications.run),

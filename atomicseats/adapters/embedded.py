@@ -56,7 +56,13 @@ class InProcessPipeline:
 class SerialInProcessPipeline:
     """EMBEDDED_GROUP_COMMIT=false: each request recorded, then its event decided, in two
     transactions of its own before the API answers; concurrent requests decide concurrently
-    (the event row lock serializes them). Then its status is read (`read_statuses`)."""
+    (the event row lock serializes them). Then its status is read (`read_statuses`).
+
+    Once recorded, the request is accepted whatever follows: should deciding it fail (its
+    event's row held past the lock timeout, the database gone) or its status be unreadable,
+    the caller answers with it pending, never with an error a client would take for "not
+    booked" and send again as a second request. The next allocation of its event decides it,
+    or the beat's sweep of stranded requests (`embedded_beat_rounds`)."""
 
     records_before_answering = True
 
@@ -72,8 +78,16 @@ class SerialInProcessPipeline:
 
     def submit(self, accepted: AcceptedRequest) -> RequestStatus | None:
         self._record([accepted])
-        self._allocate(accepted.event_id)
-        return self._read_statuses([accepted.request_id]).get(accepted.request_id)
+        try:
+            self._allocate(accepted.event_id)
+            return self._read_statuses([accepted.request_id]).get(accepted.request_id)
+        except Exception:
+            log.warning(
+                "embedded.serial.left_pending",
+                extra={"request_id": accepted.request_id, "event_id": accepted.event_id},
+                exc_info=True,
+            )
+            return None
 
 
 class _Slot:

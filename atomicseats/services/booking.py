@@ -376,7 +376,8 @@ def recorded_statuses(request_ids: list[str]) -> dict[str, RequestStatus]:
 
 
 def _pending_status(accepted: AcceptedRequest) -> RequestStatus:
-    """Known, not yet recorded: still travelling through Kafka."""
+    """Known, not yet decided: still travelling through Kafka, or recorded by a pipeline that
+    could not decide it or read it back at once (its status will tell)."""
     return RequestStatus(
         request_id=accepted.request_id,
         event_id=accepted.event_id,
