@@ -19,10 +19,12 @@ Re-reads happen on an announcement, after the pub/sub connection was lost (then 
 DEGRADED_RECHECK_S while it is down) and at the deadline: no polling while Redis is up.
 Reads run on their own small pool, so a burst of wake-ups never queues ahead of the
 other routes' requests. When they queue instead (thousands of outcomes announced at once
-on an overloaded machine), a re-read still waiting DEADLINE_GRACE_S after the deadline is
-given up and the last read answers (`pending`): a wait of N s answers within N + that,
-as the client was promised, and the read it gave up is never run. (The first read has no
-answer to fall back on: it is waited for, as any request is.)
+on an overloaded machine, or thousands of waits opened at once), a read still waiting
+DEADLINE_GRACE_S after the deadline is given up, and the read it gave up is never run: a
+re-read's wait answers with the last read (`pending`), a first read's, which has nothing to
+fall back on, with the 503 (`busy`, Retry-After) of an overloaded server. Either way a wait
+of N s answers within N + that, as the client was promised, and the reads that queue are
+shed rather than all run long after their callers stopped caring.
 
 The bridge to the WSGI app is a2wsgi's environ (the ASGI→WSGI mapping, pinned) with a
 leaner hand-off than its middleware: the body (at most MAX_CONTENT_LENGTH + 1 bytes) is
@@ -56,6 +58,7 @@ from flask import Flask
 from atomicseats.adapters.redis_state import AsyncOutcomeHub
 from atomicseats.domain import limits
 from atomicseats.domain.states import RequestStatus
+from atomicseats.errors import ServiceBusy
 from atomicseats.names import CORRELATION_HEADER
 
 log = logging.getLogger(__name__)
@@ -63,7 +66,8 @@ log = logging.getLogger(__name__)
 WAIT_PATH_PREFIX = "/api/bookings/requests/"
 API_THREADS_DEFAULT = 8  # as granian's --blocking-threads for the WSGI interface
 WAIT_READ_THREADS = 2  # the waiters' status reads, apart from the other routes' threads
-DEADLINE_GRACE_S = 2.0  # a re-read not done this long after the wait's deadline is given up
+DEADLINE_GRACE_S = 2.0  # a read not done this long after the wait's deadline is given up
+UNREAD_RETRY_AFTER_S = 2  # a wait whose first read was given up: when to ask again
 
 Scope = dict
 
@@ -235,20 +239,16 @@ class WaitingFront:
         # A client that hangs up stops its wait (and leaves its channel) at once.
         disconnected = loop.create_task(_until_disconnected(receive))
         response: Captured | None = None
-        first_read_s = 0.0
         try:
             async with self.hub.listen(request_id) as listener:
                 while True:
                     read = self._call_flask(read_scope, _no_body, self.read_lane)
-                    if response is None:
-                        response = await read  # the first read: nothing else could answer
-                        first_read_s = loop.time() - (deadline - wait_s)
-                    else:
-                        late_s = max(0.0, deadline - loop.time()) + DEADLINE_GRACE_S
-                        try:
-                            response = await asyncio.wait_for(read, late_s)
-                        except TimeoutError:
-                            break  # the reads queue past the deadline: the last read answers
+                    try:
+                        response = await asyncio.wait_for(read, max(0.0, deadline - loop.time()) + DEADLINE_GRACE_S)
+                    except TimeoutError:  # the reads queue past the deadline: the last read answers
+                        if response is None:
+                            response = _unread()
+                        break
                     if not _is_pending(response) or loop.time() >= deadline or disconnected.done():
                         break
                     # One correlation id for the whole wait: each re-read logs under it.
@@ -262,14 +262,13 @@ class WaitingFront:
         finally:
             is_gone = disconnected.done()
             disconnected.cancel()
+        assert response is not None  # the loop's first turn read one, or gave it up
         if not is_gone:
-            assert response is not None  # the loop's first turn read one
             await _send_response(send, response)
         late_s = loop.time() - deadline
-        if late_s > DEADLINE_GRACE_S:  # the first read queued past the deadline, or the loop lagged
+        if late_s > DEADLINE_GRACE_S:  # a read given up (503: the first), or the loop lagged
             log.warning(
-                "http.long_poll.late",
-                extra={"wait_s": wait_s, "late_s": round(late_s, 3), "first_read_s": round(first_read_s, 3)},
+                "http.long_poll.late", extra={"wait_s": wait_s, "late_s": round(late_s, 3), "status": response.status}
             )
 
     # -- the WSGI app ------------------------------------------------------------------
@@ -359,8 +358,24 @@ async def _send_response(send: Send, response: Captured) -> None:
 
 
 def _internal_error() -> Captured:
-    body = json.dumps({"statusCode": 500, "code": "internal", "message": "Internal error", "errors": {}}).encode()
-    return Captured(500, [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())], body)
+    return _error_response(500, "internal", "Internal error")
+
+
+def _unread() -> Captured:
+    """A wait whose first read was not done by its deadline and grace: the server is too busy to
+    read the status in time. The API's 503 (`errors.ServiceBusy`: its code, its message, its
+    Retry-After)."""
+    busy = ServiceBusy(retry_after_s=UNREAD_RETRY_AFTER_S)
+    return _error_response(busy.status, busy.code, busy.message, busy.headers)
+
+
+def _error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Captured:
+    """The API's error envelope (`http.error_response`), built without a Flask request."""
+    body = json.dumps({"statusCode": status, "code": code, "message": message, "errors": {}}).encode()
+    extra = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in (headers or {}).items()]
+    return Captured(
+        status, [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra], body
+    )
 
 
 def _is_pending(response: Captured) -> bool:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import csv
 import io
 import json
 import math
+import time
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
@@ -28,6 +30,7 @@ from scripts.bench.openloop import (
 )
 from scripts.bench.outcomes import MailerFigures, OutboxDrain, mailer_figures
 from scripts.bench.report import half_load_field
+from scripts.bench.waits import LongPolls, _retry_after_s
 from tests.bench_support import full_result
 
 NAN = float("nan")
@@ -333,3 +336,26 @@ def test_the_last_line_gains_the_embedded_rate_before_the_mailers():
     assert embedded_final_line(embedded) == (
         "accepted_per_s=403 decided_per_s=403 p50_ms=40 p99_ms=210 embedded_decided_per_s=403 oversold=0 lost=0"
     )
+
+
+# ----------------------------------------------------------------------------- waits
+
+
+def test_a_wait_is_asked_again_after_pending_and_after_busy_once_its_retry_after_passed():
+    polls = LongPolls("http://127.0.0.1:1", [])
+    answers = [("HTTP 503", 0.05), ("pending", 0.0), ("waitlisted", 0.0)]
+    asked_at: list[float] = []
+
+    async def ask(request_id: str, token: str) -> tuple[str, float]:
+        asked_at.append(time.monotonic())
+        return answers.pop(0)
+
+    polls._ask = ask
+    assert asyncio.run(polls._one("a-request", "a-token")) == "waitlisted"
+    assert (polls.final_first, polls.busy, polls.asked_again) == (0, 1, 1)
+    assert asked_at[1] - asked_at[0] >= 0.05  # not before the 503's Retry-After
+
+
+def test_an_answer_s_retry_after_is_read_from_its_head():
+    assert _retry_after_s(b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: x\r\nretry-after: 2") == 2.0
+    assert _retry_after_s(b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: x") == 1.0

@@ -270,7 +270,7 @@ def print_waits(W) -> None:
     print(
         f"waits phase: {W.subscribed} of {W.count} long polls open and subscribed in {W.open_s:.1f}s; "
         f"after decisions resumed {W.answered_final} final ({W.answered_final_first} at the first wait, "
-        f"{W.asked_again} waits asked again after pending), {W.answered_pending} still pending, "
+        f"{W.asked_again} waits asked again after pending, {W.busy} after busy), {W.answered_pending} still pending, "
         f"{W.errors} errors{described(W.error_kinds)}, last answer {W.last_answer_s:.1f}s after it, "
         f"slowest {W.slowest_answer_s:.1f}s after its request"
     )

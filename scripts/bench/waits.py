@@ -21,6 +21,8 @@ from scripts.bench.stack import Db, Stack
 
 WAIT_S = 30  # each long poll's ?wait= (LONG_POLL_WAIT_S_MAX)
 ASK_FOR_S = 2 * WAIT_S  # a poll answered `pending` asks again until then (decisions resumed late)
+BUSY = "HTTP 503"  # the server could not read the status by the wait's deadline: ask again after Retry-After
+ASK_AGAIN = frozenset({"pending", BUSY})
 SAMPLE_CLIENTS = 4  # clients of the other routes, each back to back
 SAMPLE_TIMEOUT_S = 30.0
 
@@ -55,6 +57,7 @@ class WaitsResult:
     answered_final: int
     answered_final_first: int  # at the first wait; the others asked again after `pending`
     asked_again: int
+    busy: int  # waits answered 503 (the first read given up) and asked again
     answered_pending: int
     errors: int
     error_kinds: dict[str, int]  # an HTTP status or the client's exception, and how many
@@ -120,6 +123,7 @@ class LongPolls:
         self.took_s: list[float] = []  # each answer's time from its request
         self.final_first = 0  # polls whose first wait answered a final outcome
         self.asked_again = 0  # waits that answered `pending` and were asked again
+        self.busy = 0  # waits whose first read the server gave up (503), asked again after Retry-After
         self.thread = threading.Thread(target=self._run, name="bench-long-polls", daemon=True)
 
     def start(self) -> None:
@@ -132,17 +136,25 @@ class LongPolls:
 
     async def _one(self, request_id: str, token: str):
         """Long-polls until the request is final, as a client does: a wait that answers
-        `pending` (its deadline came first) is asked again, until ASK_FOR_S have passed."""
+        `pending` (its deadline came first) is asked again, and so is one the server was too
+        busy to read (503: after its Retry-After), until ASK_FOR_S have passed."""
+        import asyncio
+
         started = time.monotonic()
-        answer = await self._ask(request_id, token)
-        if answer != "pending":
+        answer, retry_after_s = await self._ask(request_id, token)
+        if answer not in ASK_AGAIN:
             self.final_first += 1
-        while answer == "pending" and time.monotonic() - started < ASK_FOR_S:
-            self.asked_again += 1
-            answer = await self._ask(request_id, token)
+        while answer in ASK_AGAIN and time.monotonic() - started < ASK_FOR_S:
+            if answer == BUSY:
+                self.busy += 1
+                await asyncio.sleep(retry_after_s)
+            else:
+                self.asked_again += 1
+            answer, retry_after_s = await self._ask(request_id, token)
         return answer
 
-    async def _ask(self, request_id: str, token: str):
+    async def _ask(self, request_id: str, token: str) -> tuple[str, float]:
+        """One wait: (the request's status, or `HTTP <status>`; the answer's Retry-After in seconds, or 0)."""
         import asyncio
 
         reader, writer = await asyncio.open_connection(self.host, self.port)
@@ -164,8 +176,8 @@ class LongPolls:
         head, _, body = raw.partition(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1])
         if status != 200:
-            return f"HTTP {status}"
-        return json.loads(body)["data"]["status"]
+            return f"HTTP {status}", _retry_after_s(head)
+        return json.loads(body)["data"]["status"], 0.0
 
     def _run(self) -> None:
         import asyncio
@@ -174,6 +186,14 @@ class LongPolls:
             return await asyncio.gather(*(self._one(rid, token) for rid, token in self.polls), return_exceptions=True)
 
         self.answers = asyncio.run(everyone())
+
+
+def _retry_after_s(head: bytes) -> float:
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"retry-after":
+            return float(value.strip())
+    return 1.0
 
 
 def subscribed_count(client, request_ids: list[str]) -> int:
@@ -216,6 +236,7 @@ def measure_waits(stack: Stack, db: Db, service_env: dict, events: Events, accou
         answered_final=final,
         answered_final_first=polls.final_first,
         asked_again=polls.asked_again,
+        busy=polls.busy,
         answered_pending=pending,
         errors=len(ids) - final - pending,
         error_kinds=error_kinds(polls.answers),
@@ -288,7 +309,8 @@ def resume_decisions(stack: Stack, polls: LongPolls, count: int) -> tuple[int, i
     last_s = max(polls.answered_at, default=started) - started
     say(
         f"  decisions resumed: {final} waits answered final ({polls.final_first} at the first wait, the others "
-        f"after {polls.asked_again} waits that answered pending were asked again), {pending} pending, "
+        f"after {polls.asked_again} waits that answered pending and {polls.busy} answered busy (503) were asked "
+        f"again), {pending} pending, "
         f"{count - final - pending} errors{described(error_kinds(answers))}; last answer {last_s:.1f}s after "
         f"the bridge start, slowest {polls.slowest_s:.1f}s after its request (wait={WAIT_S})"
     )

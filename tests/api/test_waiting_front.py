@@ -19,12 +19,13 @@ import pytest
 import redis
 
 from atomicseats.adapters.redis_state import outcome_channel
+from atomicseats.errors import ServiceBusy
 from atomicseats.extensions import db
 from atomicseats.models import utcnow
 from atomicseats.services import booking
 from atomicseats.services.contracts import AcceptedRequest
 from atomicseats.services.ports import adapters
-from atomicseats.waiting import DEADLINE_GRACE_S, WAIT_READ_THREADS, create_asgi_app
+from atomicseats.waiting import DEADLINE_GRACE_S, UNREAD_RETRY_AFTER_S, WAIT_READ_THREADS, create_asgi_app
 from tests.helpers import account, book, create_event
 
 FRONT_THREADS = 4
@@ -258,7 +259,53 @@ def test_a_long_poll_answers_by_its_deadline_when_its_reads_queue(app, client, f
     assert reads_after == 1, "the re-read given up at the deadline ran anyway"
     late = [record for record in caplog.records if record.getMessage() == "http.long_poll.late"]
     assert len(late) == 1 and DEADLINE_GRACE_S <= late[0].late_s < DEADLINE_GRACE_S + 1.0
+    assert late[0].status == 200
     assert again[0] == 200 and again[2]["data"]["status"] == "confirmed"
+
+
+def test_a_long_poll_whose_first_read_queues_past_its_deadline_answers_busy(app, client, front, caplog):
+    """Thousands of waits opened at once queue their first reads (37 s behind in `make bench`
+    on a slow machine). A first read has no earlier answer to fall back on: one not done by the
+    deadline and its grace is given up, never run, and the wait answers the API's 503 with
+    Retry-After, in time; asked again once the reads flow, it answers."""
+    caplog.set_level(logging.WARNING, logger="atomicseats.waiting")
+    host, guest = account(client, "host"), account(client, "guest")
+    event_id = create_event(client, host, capacity=5)["id"]
+    accepted = pending_request(guest, event_id)
+    path = f"/api/bookings/requests/{accepted.request_id}"
+    wait_s = 1
+    reads_done: list[int] = []
+    run_wsgi = front._run_wsgi
+
+    def counted(environ):
+        response = run_wsgi(environ)
+        reads_done.append(response.status)
+        return response
+
+    front._run_wsgi = counted
+    release = threading.Event()
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        busy = [asyncio.ensure_future(front.read_lane.run(release.wait, 30)) for _ in range(WAIT_READ_THREADS)]
+        opened = loop.time()
+        answer = await asyncio.wait_for(call(front, "GET", path, f"wait={wait_s}", guest.headers), ANSWER_TIMEOUT_S)
+        took_s = loop.time() - opened
+        release.set()
+        await asyncio.gather(*busy)
+        await asyncio.sleep(0.3)  # a read still queued would run now
+        reads_after = len(reads_done)
+        again = await call(front, "GET", path, "wait=0.5", guest.headers)
+        return answer, took_s, reads_after, again
+
+    (status, headers, body), took_s, reads_after, again = asyncio.run(scenario())
+    assert status == 503 and headers["retry-after"] == str(UNREAD_RETRY_AFTER_S), (status, headers)
+    assert body == {"statusCode": 503, "code": "busy", "message": ServiceBusy().message, "errors": {}}
+    assert wait_s + DEADLINE_GRACE_S <= took_s < wait_s + DEADLINE_GRACE_S + 1.0, took_s
+    assert reads_after == 0, "the first read given up at the deadline ran anyway"
+    late = [record for record in caplog.records if record.getMessage() == "http.long_poll.late"]
+    assert [record.status for record in late] == [503]
+    assert again[0] == 200 and again[2]["data"]["status"] == "pending"
 
 
 def test_every_other_request_goes_through_to_the_flask_app(app, client, front):
