@@ -462,8 +462,10 @@ class Platform:
                 return request_id, None
             if response.status == 200 and response.data["status"] in FINAL_STATUSES:
                 return request_id, response.data
-            assert response.status in (200, 404), (request_id, response.status, response.body)
-            return request_id, None  # pending, or not yet known to this API (registry lost)
+            assert response.status in (200, 404, 503), (request_id, response.status, response.body)
+            # Pending, not yet known to this API (registry lost), or a status the API was too busy
+            # to read by the wait's deadline (503): asked again on the next round, as a client does.
+            return request_id, None
 
         with ThreadPoolExecutor(16) as pool:
             while outstanding:
