@@ -214,17 +214,16 @@ def test_a_final_outcome_answers_at_once_and_the_deadline_answers_pending(app, c
     assert pending[2]["data"]["requestId"] == accepted.request_id
 
 
-def test_a_long_poll_answers_by_its_deadline_when_its_reads_queue(app, client, front, caplog):
-    """Thousands of outcomes announced at once on an overloaded machine queue their re-reads
-    behind each other (a 30 s wait once answered after 79 s in `make bench`). A wait still
-    answers within its deadline and DEADLINE_GRACE_S, with its last read (pending), and says
-    so in the log; the re-read it gave up is never run; asked again, it answers the outcome."""
-    caplog.set_level(logging.WARNING, logger="atomicseats.waiting")
+def pending_wait(client):
+    """A guest's pending request for a fresh event: (event id, guest, the request, its status path)."""
     host, guest = account(client, "host"), account(client, "guest")
     event_id = create_event(client, host, capacity=5)["id"]
     accepted = pending_request(guest, event_id)
-    path = f"/api/bookings/requests/{accepted.request_id}"
-    wait_s = 2
+    return event_id, guest, accepted, f"/api/bookings/requests/{accepted.request_id}"
+
+
+def count_reads(front) -> list[int]:
+    """The statuses of the reads the front runs from now on, in the order they were done."""
     reads_done: list[int] = []
     run_wsgi = front._run_wsgi
 
@@ -234,6 +233,18 @@ def test_a_long_poll_answers_by_its_deadline_when_its_reads_queue(app, client, f
         return response
 
     front._run_wsgi = counted  # what the read lane's threads run, looked up per request
+    return reads_done
+
+
+def test_a_long_poll_answers_by_its_deadline_when_its_reads_queue(app, client, front, caplog):
+    """Thousands of outcomes announced at once on an overloaded machine queue their re-reads
+    behind each other (a 30 s wait once answered after 79 s in `make bench`). A wait still
+    answers within its deadline and DEADLINE_GRACE_S, with its last read (pending), and says
+    so in the log; the re-read it gave up is never run; asked again, it answers the outcome."""
+    caplog.set_level(logging.WARNING, logger="atomicseats.waiting")
+    event_id, guest, accepted, path = pending_wait(client)
+    wait_s = 2
+    reads_done = count_reads(front)
     release = threading.Event()
 
     async def scenario():
@@ -269,20 +280,9 @@ def test_a_long_poll_whose_first_read_queues_past_its_deadline_answers_busy(app,
     deadline and its grace is given up, never run, and the wait answers the API's 503 with
     Retry-After, in time; asked again once the reads flow, it answers."""
     caplog.set_level(logging.WARNING, logger="atomicseats.waiting")
-    host, guest = account(client, "host"), account(client, "guest")
-    event_id = create_event(client, host, capacity=5)["id"]
-    accepted = pending_request(guest, event_id)
-    path = f"/api/bookings/requests/{accepted.request_id}"
+    event_id, guest, accepted, path = pending_wait(client)
     wait_s = 1
-    reads_done: list[int] = []
-    run_wsgi = front._run_wsgi
-
-    def counted(environ):
-        response = run_wsgi(environ)
-        reads_done.append(response.status)
-        return response
-
-    front._run_wsgi = counted
+    reads_done = count_reads(front)
     release = threading.Event()
 
     async def scenario():
