@@ -10,6 +10,7 @@ open against the real platform.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -236,6 +237,20 @@ def count_reads(front) -> list[int]:
     return reads_done
 
 
+@contextlib.asynccontextmanager
+async def every_read_thread_busy(front):
+    """Every thread of the front's read lane busy for the block; after it, they are let go and
+    a read still queued has had the time to run."""
+    release = threading.Event()
+    busy = [asyncio.ensure_future(front.read_lane.run(release.wait, 30)) for _ in range(WAIT_READ_THREADS)]
+    try:
+        yield
+    finally:
+        release.set()
+        await asyncio.gather(*busy)
+        await asyncio.sleep(0.3)
+
+
 def test_a_long_poll_answers_by_its_deadline_when_its_reads_queue(app, client, front, caplog):
     """Thousands of outcomes announced at once on an overloaded machine queue their re-reads
     behind each other (a 30 s wait once answered after 79 s in `make bench`). A wait still
@@ -245,21 +260,16 @@ def test_a_long_poll_answers_by_its_deadline_when_its_reads_queue(app, client, f
     event_id, guest, accepted, path = pending_wait(client)
     wait_s = 2
     reads_done = count_reads(front)
-    release = threading.Event()
 
     async def scenario():
         loop = asyncio.get_running_loop()
         poll = asyncio.create_task(call(front, "GET", path, f"wait={wait_s}", guest.headers))
         await until(lambda: len(reads_done) == 1, "the first read answered pending")
         opened = loop.time()
-        # Every read thread busy: the re-read that the announcement asks for queues behind them.
-        busy = [asyncio.ensure_future(front.read_lane.run(release.wait, 30)) for _ in range(WAIT_READ_THREADS)]
-        await asyncio.to_thread(decide, app, [accepted], event_id)
-        answer = await asyncio.wait_for(poll, ANSWER_TIMEOUT_S)
-        took_s = loop.time() - opened
-        release.set()
-        await asyncio.gather(*busy)
-        await asyncio.sleep(0.3)  # a re-read still queued would run now
+        async with every_read_thread_busy(front):  # the re-read the announcement asks for queues
+            await asyncio.to_thread(decide, app, [accepted], event_id)
+            answer = await asyncio.wait_for(poll, ANSWER_TIMEOUT_S)
+            took_s = loop.time() - opened
         reads_after = len(reads_done)
         again = await call(front, "GET", path, "wait=5", guest.headers)
         return answer, took_s, reads_after, again
@@ -283,17 +293,14 @@ def test_a_long_poll_whose_first_read_queues_past_its_deadline_answers_busy(app,
     event_id, guest, accepted, path = pending_wait(client)
     wait_s = 1
     reads_done = count_reads(front)
-    release = threading.Event()
 
     async def scenario():
         loop = asyncio.get_running_loop()
-        busy = [asyncio.ensure_future(front.read_lane.run(release.wait, 30)) for _ in range(WAIT_READ_THREADS)]
-        opened = loop.time()
-        answer = await asyncio.wait_for(call(front, "GET", path, f"wait={wait_s}", guest.headers), ANSWER_TIMEOUT_S)
-        took_s = loop.time() - opened
-        release.set()
-        await asyncio.gather(*busy)
-        await asyncio.sleep(0.3)  # a read still queued would run now
+        async with every_read_thread_busy(front):  # the wait's first read queues
+            opened = loop.time()
+            poll = call(front, "GET", path, f"wait={wait_s}", guest.headers)
+            answer = await asyncio.wait_for(poll, ANSWER_TIMEOUT_S)
+            took_s = loop.time() - opened
         reads_after = len(reads_done)
         again = await call(front, "GET", path, "wait=0.5", guest.headers)
         return answer, took_s, reads_after, again
