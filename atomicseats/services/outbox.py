@@ -224,7 +224,11 @@ class _Tickets:
                 self.calendars = booking_calendars(db.session(), booking_ids)
             except SQLAlchemyError:  # the database went away since the claim: the payloads' facts will do
                 log.warning("outbox.tickets.calendars_unread", extra={"rows": len(booking_ids)})
-            db.session.rollback()  # no transaction open while the batch goes out
+            try:
+                db.session.rollback()  # no transaction open while the batch goes out
+            except SQLAlchemyError:  # the database went away after the read: its connection is discarded
+                log.warning("outbox.tickets.read_unended", extra={"rows": len(booking_ids)})
+                db.session.remove()
 
 
 def _mail_message(claim: _Claim, tickets: _Tickets) -> MailMessage:

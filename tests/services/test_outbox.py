@@ -734,6 +734,36 @@ def test_a_send_made_while_the_database_restarts_is_recorded_once_it_is_back(pos
     assert [message_id(mail) for mail in sink.take()] == [row.message_id]
 
 
+def test_a_database_lost_right_after_the_claim_does_not_hold_the_batch_for_its_lease(
+    postgres_app, postgres_url, sink, monkeypatch
+):
+    """The database dies between the batch's claim and the end of its ticket read (the e2e
+    SIGKILL of Postgres met it there): the read's end fails on the dead connection. The batch
+    still goes out now and is recorded once the database is back; before, the task raised and
+    its rows stayed leased, the e-mails three minutes late."""
+    client = postgres_app.test_client()
+    book(client, account(client), create_event(client, account(client, "host"), capacity=5)["id"], 1)
+    read_calendars = outbox.booking_calendars
+    outages = []
+
+    def read_then_lose_the_database(session, booking_ids):
+        calendars = read_calendars(session, booking_ids)
+        outages.append(database_back_after(postgres_url, delay_s=1.0))
+        outages[-1].__enter__()  # the read's connection is terminated before its transaction ends
+        return calendars
+
+    monkeypatch.setattr(outbox, "booking_calendars", read_then_lose_the_database)
+    try:
+        assert outbox.send_due_notifications() == SendReport(sent=1, retried=0, failed=0)
+    finally:
+        for outage in outages:
+            outage.__exit__(None, None, None)
+    assert len(outages) == 1
+    (row,) = outbox_rows()
+    assert (row.status, row.attempts) == ("sent", 1)
+    assert [message_id(mail) for mail in sink.take()] == [row.message_id]
+
+
 # --- operators ---------------------------------------------------------------------------
 
 
