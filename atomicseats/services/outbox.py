@@ -50,7 +50,7 @@ from atomicseats.services._ticket_mail import (
 from atomicseats.services._ticket_media import current_code_key
 from atomicseats.services.contracts import MailMessage, MailNotAttempted, MailPart
 from atomicseats.services.ports import adapters
-from atomicseats.services.unit_of_work import UnitOfWork, unit_of_work
+from atomicseats.services.unit_of_work import UnitOfWork, release_session, unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +120,10 @@ def send_due_notifications(limit: int = limits.OUTBOX_BATCH_SIZE_MAX) -> SendRep
         for claim, result in zip(claims, results, strict=True)
         if result is not None and not isinstance(result, MailNotAttempted)
     ]
-    if unsent:  # leave the rest to the next run rather than outlive the lease
-        _release(unsent)
     sent_count = recorded.count + (_record(_record_sent, sent, 0) if sent else 0)
     retried, gave_up = _record(_record_failures, errors, (0, 0)) if errors else (0, 0)
+    if unsent:  # leave the rest to the next run rather than outlive the lease
+        _record(_release, unsent, None)
     adapters().metrics.notifications_sent(sent_count, retried + gave_up)
     return SendReport(sent=sent_count, retried=retried, failed=failed + gave_up)
 
@@ -224,11 +224,7 @@ class _Tickets:
                 self.calendars = booking_calendars(db.session(), booking_ids)
             except SQLAlchemyError:  # the database went away since the claim: the payloads' facts will do
                 log.warning("outbox.tickets.calendars_unread", extra={"rows": len(booking_ids)})
-            try:
-                db.session.rollback()  # no transaction open while the batch goes out
-            except SQLAlchemyError:  # the database went away after the read: its connection is discarded
-                log.warning("outbox.tickets.read_unended", extra={"rows": len(booking_ids)})
-                db.session.remove()
+            release_session()  # no transaction open while the batch goes out, even if the database went away since
 
 
 def _mail_message(claim: _Claim, tickets: _Tickets) -> MailMessage:
@@ -266,7 +262,8 @@ def _record(recorder: Callable[[list[Row]], Recorded], batch: list[Row], unrecor
     out again, so while the database is busy, down or recovering (a restart takes seconds) the
     record is retried with backoff for up to OUTBOX_RECORD_RETRY_S_MAX. If the database refuses
     longer, the lease runs out and the rows are sent again later (same Message-IDs): duplicates,
-    never a loss."""
+    never a loss. Rows given back unsent wait for the database the same way, so that their
+    e-mails do not wait out the lease; a giving back that fails only costs that wait."""
     deadline = time.monotonic() + limits.OUTBOX_RECORD_RETRY_S_MAX
     delay_s = OUTBOX_RECORD_RETRY_DELAY_S
     while True:

@@ -29,6 +29,7 @@ from atomicseats.domain import limits
 from atomicseats.extensions import db
 from atomicseats.models import OutboxMessage, utcnow
 from atomicseats.services import booking, notifications, outbox
+from atomicseats.services.contracts import MailNotAttempted
 from atomicseats.services.outbox import SendReport
 from atomicseats.services.ports import EXTENSION_KEY
 from tests.conftest import REPO_ROOT, fresh_app
@@ -762,6 +763,49 @@ def test_a_database_lost_right_after_the_claim_does_not_hold_the_batch_for_its_l
     (row,) = outbox_rows()
     assert (row.status, row.attempts) == ("sent", 1)
     assert [message_id(mail) for mail in sink.take()] == [row.message_id]
+
+
+def test_rows_a_batch_gives_back_at_its_deadline_while_the_database_restarts_are_given_back_once_it_is_back(
+    postgres_app, postgres_url, sink, monkeypatch
+):
+    """The batch's deadline passed after its first e-mail, and the database restarts just as
+    the rest is given back: the giving back waits for the database as a record does. Before,
+    the task raised there, the unsent row stayed leased (its e-mail minutes late) and a send
+    whose record had been deferred went out twice."""
+    client = postgres_app.test_client()
+    guest = account(client)
+    event_id = create_event(client, account(client, "host"), capacity=5)["id"]
+    book(client, guest, event_id, 1)
+    book(client, guest, event_id, 1)
+    mailer = postgres_app.extensions[EXTENSION_KEY].mailer
+    send_all = mailer.send_all
+
+    def first_then_deadline(messages, deadline, on_accepted=None):
+        sent = send_all(messages[:1], deadline, on_accepted)  # the real SMTP session
+        return sent + [MailNotAttempted("the batch's deadline passed")] * (len(messages) - 1)
+
+    release = outbox._release
+    outages = []
+
+    def release_while_the_database_restarts(claims):
+        if not outages:
+            outages.append(database_back_after(postgres_url, delay_s=1.0))
+            outages[-1].__enter__()
+        return release(claims)
+
+    monkeypatch.setattr(mailer, "send_all", first_then_deadline)
+    monkeypatch.setattr(outbox, "_release", release_while_the_database_restarts)
+    try:
+        assert outbox.send_due_notifications() == SendReport(sent=1, retried=0, failed=0)
+    finally:
+        for outage in outages:
+            outage.__exit__(None, None, None)
+    assert outbox.outbox_backlog()["due"] == 1  # given back, not leased for OUTBOX_SEND_LEASE_S
+    monkeypatch.undo()
+    assert outbox.send_due_notifications() == SendReport(sent=1, retried=0, failed=0)
+    received_ids = [message_id(mail) for mail in sink.take()]
+    assert sorted(received_ids) == sorted(row.message_id for row in outbox_rows())  # each once
+    assert {(row.status, row.attempts) for row in outbox_rows()} == {("sent", 1)}
 
 
 # --- operators ---------------------------------------------------------------------------
