@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from atomicseats.extensions import db
 from atomicseats.services.ports import adapters
+from atomicseats.services.unit_of_work import release_session
 
 
 def checks() -> dict[str, bool]:
@@ -29,7 +30,7 @@ def _database_ok() -> bool:
         db.session.execute(text("SELECT 1"))
         return True
     except Exception:  # a probe reports, it never raises
-        db.session.rollback()
+        release_session()
         return False
 
 
@@ -39,7 +40,7 @@ def _migrations_at_head() -> bool:
         current = MigrationContext.configure(db.session.connection()).get_current_heads()
         return set(current) == set(head_revisions(current_app.extensions["migrate"].directory))
     except Exception:  # a probe reports, it never raises
-        db.session.rollback()
+        release_session()
         return False
 
 

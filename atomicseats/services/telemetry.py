@@ -17,6 +17,7 @@ from atomicseats.models import BookingRequest, Event, WaitlistEntry, utcnow
 from atomicseats.services.contracts import PlatformGauges
 from atomicseats.services.outbox import outbox_backlog
 from atomicseats.services.ports import adapters
+from atomicseats.services.unit_of_work import release_session
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ def exposition() -> tuple[bytes, str]:
     try:
         gauges: PlatformGauges | None = platform_gauges()
     except Exception as error:  # noqa: BLE001 - a scrape must not fail with the database
-        db.session.rollback()
+        release_session()
         log.warning("metrics.gauges_unavailable", extra={"error": str(error)[:300]})
         gauges = None
     return adapters().metrics.render(gauges)
