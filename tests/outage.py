@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import sqlalchemy as sa
 
@@ -62,3 +62,26 @@ def database_back_after(database_url: str, delay_s: float) -> Iterator[None]:
     finally:
         timer.cancel()
         bring_back(database_url)
+
+
+class DownAtFirstCall:
+    """For a fault at an exact point of a service: calling it takes the database down, back
+    `delay_s` later (the first call only; `calls` counts them all). The `with` block it
+    belongs to brings the database back whatever happened in it."""
+
+    def __init__(self, database_url: str, delay_s: float = 1.0) -> None:
+        self.database_url = database_url
+        self.delay_s = delay_s
+        self.calls = 0
+        self._outages = ExitStack()
+
+    def __call__(self) -> None:
+        if not self.calls:
+            self._outages.enter_context(database_back_after(self.database_url, self.delay_s))
+        self.calls += 1
+
+    def __enter__(self) -> DownAtFirstCall:
+        return self
+
+    def __exit__(self, *_exc_info: object) -> None:
+        self._outages.close()

@@ -34,7 +34,7 @@ from atomicseats.services.outbox import SendReport
 from atomicseats.services.ports import EXTENSION_KEY
 from tests.conftest import REPO_ROOT, fresh_app
 from tests.helpers import account, book, create_event, statements_seen
-from tests.outage import database_back_after
+from tests.outage import DownAtFirstCall, database_back_after
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 from smtp_sink import start_sink  # noqa: E402  (a script, not a package)
@@ -745,21 +745,16 @@ def test_a_database_lost_right_after_the_claim_does_not_hold_the_batch_for_its_l
     client = postgres_app.test_client()
     book(client, account(client), create_event(client, account(client, "host"), capacity=5)["id"], 1)
     read_calendars = outbox.booking_calendars
-    outages = []
+    with DownAtFirstCall(postgres_url) as lose_the_database:
 
-    def read_then_lose_the_database(session, booking_ids):
-        calendars = read_calendars(session, booking_ids)
-        outages.append(database_back_after(postgres_url, delay_s=1.0))
-        outages[-1].__enter__()  # the read's connection is terminated before its transaction ends
-        return calendars
+        def read_then_lose_the_database(session, booking_ids):
+            calendars = read_calendars(session, booking_ids)
+            lose_the_database()  # the read's connection is terminated before its transaction ends
+            return calendars
 
-    monkeypatch.setattr(outbox, "booking_calendars", read_then_lose_the_database)
-    try:
+        monkeypatch.setattr(outbox, "booking_calendars", read_then_lose_the_database)
         assert outbox.send_due_notifications() == SendReport(sent=1, retried=0, failed=0)
-    finally:
-        for outage in outages:
-            outage.__exit__(None, None, None)
-    assert len(outages) == 1
+    assert lose_the_database.calls == 1
     (row,) = outbox_rows()
     assert (row.status, row.attempts) == ("sent", 1)
     assert [message_id(mail) for mail in sink.take()] == [row.message_id]
@@ -785,21 +780,16 @@ def test_rows_a_batch_gives_back_at_its_deadline_while_the_database_restarts_are
         return sent + [MailNotAttempted("the batch's deadline passed")] * (len(messages) - 1)
 
     release = outbox._release
-    outages = []
-
-    def release_while_the_database_restarts(claims):
-        if not outages:
-            outages.append(database_back_after(postgres_url, delay_s=1.0))
-            outages[-1].__enter__()
-        return release(claims)
-
     monkeypatch.setattr(mailer, "send_all", first_then_deadline)
-    monkeypatch.setattr(outbox, "_release", release_while_the_database_restarts)
-    try:
+    with DownAtFirstCall(postgres_url) as lose_the_database:
+
+        def release_while_the_database_restarts(claims):
+            lose_the_database()
+            return release(claims)
+
+        monkeypatch.setattr(outbox, "_release", release_while_the_database_restarts)
         assert outbox.send_due_notifications() == SendReport(sent=1, retried=0, failed=0)
-    finally:
-        for outage in outages:
-            outage.__exit__(None, None, None)
+    assert lose_the_database.calls >= 1
     assert outbox.outbox_backlog()["due"] == 1  # given back, not leased for OUTBOX_SEND_LEASE_S
     monkeypatch.undo()
     assert outbox.send_due_notifications() == SendReport(sent=1, retried=0, failed=0)
