@@ -56,9 +56,20 @@ class VerifiedTokens:
             self._claims[token] = claims
 
 
+def _drop_remember_cookie_hook(app: Flask) -> None:
+    """Flask-Login's after-request hook keeps a "remember me" cookie up to date. There is none
+    here: `web.sessions.sign_in` calls `login_user` without `remember`, and `sign_out` clears
+    the session after `logout_user`. All the hook did was read the session on every request,
+    which marks it accessed: Flask then worked out the session cookie's attributes and added
+    `Vary: Cookie` to every answer, bearer-token API calls included (~4 % of a booking's CPU)."""
+    hook = login_manager._update_remember_cookie  # Flask-Login 0.6 (pinned); gone, this raises
+    app.after_request_funcs[None].remove(hook)
+
+
 def register_auth(app: Flask) -> None:
     jwt.init_app(app)
     login_manager.init_app(app)
+    _drop_remember_cookie_hook(app)
     jwt.encode_key_loader(encoding_key)
     jwt.decode_key_loader(decoding_key)
     jwt.token_in_blocklist_loader(_is_token_revoked)

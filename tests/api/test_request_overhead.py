@@ -3,6 +3,8 @@ session where nothing read the database, no account loaded where the token says 
 
 from __future__ import annotations
 
+import re
+
 from flask import session
 
 from atomicseats.extensions import db
@@ -101,3 +103,29 @@ def test_the_routes_make_no_schema_per_request(client, monkeypatch):
     monkeypatch.setattr(Schema, "__init__", counted)
     requests()
     assert made == []
+
+
+def test_every_answer_carries_the_edge_headers_once_and_a_route_keeps_its_own(client):
+    """The correlation id (ours), nosniff and the referrer policy on every answer, `no-store` on
+    the API's unless the route chose (the Swagger assets cache for an hour); each header once.
+    A bearer-token answer reads no session: no cookie, no `Vary: Cookie` (a hook reading the
+    session on every request would add it)."""
+    host, guest = account(client, "host"), account(client, "guest")
+    booked = client.post(
+        "/api/events/book",
+        json={"eventId": create_event(client, host)["id"], "numberOfSeats": 1},
+        headers={**guest.headers, "X-Request-ID": "edge-1"},
+    )
+    html = client.get("/api/docs").get_data(as_text=True)
+    asset = client.get(re.findall(r'(?:src|href)="(/api/docs/assets/[^"]+)"', html)[0])
+
+    assert booked.status_code == 202
+    for response in (booked, asset):
+        assert response.headers.getlist("X-Content-Type-Options") == ["nosniff"]
+        assert response.headers.getlist("Referrer-Policy") == ["same-origin"]
+        assert len(response.headers.getlist("X-Request-ID")) == 1
+    assert booked.headers["X-Request-ID"] == "edge-1"
+    assert booked.headers.getlist("Cache-Control") == ["no-store"]
+    assert asset.headers.getlist("Cache-Control") == ["public, max-age=3600"]
+    assert "Set-Cookie" not in booked.headers
+    assert "Cookie" not in booked.headers.get("Vary", "")
