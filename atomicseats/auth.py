@@ -61,7 +61,8 @@ def _drop_remember_cookie_hook(app: Flask) -> None:
     here: `web.sessions.sign_in` calls `login_user` without `remember`, and `sign_out` clears
     the session after `logout_user`. All the hook did was read the session on every request,
     which marks it accessed: Flask then worked out the session cookie's attributes and added
-    `Vary: Cookie` to every answer, bearer-token API calls included (~4 % of a booking's CPU)."""
+    `Vary: Cookie` to every answer, bearer-token API calls included (~4 % of the instructions
+    a booking runs, README "The runs behind the table", 8615e90)."""
     hook = login_manager._update_remember_cookie  # Flask-Login 0.6 (pinned); gone, this raises
     app.after_request_funcs[None].remove(hook)
 
