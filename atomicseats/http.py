@@ -89,13 +89,13 @@ def access_log_level(status: int) -> int:
     return logging.DEBUG
 
 
-# What every answer carries unless its route said otherwise: (lower-case name, name, value).
+# What every answer carries (pages add theirs: web.SECURITY_HEADERS) unless its route said
+# otherwise: (lower-case name, name, value).
 _EDGE_HEADERS = (
     ("x-content-type-options", "X-Content-Type-Options", "nosniff"),
     ("referrer-policy", "Referrer-Policy", "same-origin"),
 )
-_API_EDGE_HEADERS = (*_EDGE_HEADERS, ("cache-control", "Cache-Control", "no-store"))  # JSON is never cached
-_CORRELATION_KEY = CORRELATION_HEADER.lower()
+_API_EDGE_HEADERS = (*_EDGE_HEADERS, ("cache-control", "Cache-Control", "no-store"))  # API answers: not cached
 
 
 def _add_edge_headers(response, is_api: bool) -> None:
@@ -104,11 +104,7 @@ def _add_edge_headers(response, is_api: bool) -> None:
     BadRequestKeyError for each header that is missing: ~3 % of the instructions a booking runs."""
     headers = response.headers
     present = {name.lower() for name, _ in headers}
-    correlation_id = get_correlation_id() or ""
-    if _CORRELATION_KEY in present:
-        headers[CORRELATION_HEADER] = correlation_id
-    else:
-        headers.add(CORRELATION_HEADER, correlation_id)
+    headers.set(CORRELATION_HEADER, get_correlation_id() or "")
     for key, name, value in _API_EDGE_HEADERS if is_api else _EDGE_HEADERS:
         if key not in present:
             headers.add(name, value)

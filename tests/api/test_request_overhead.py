@@ -106,8 +106,9 @@ def test_the_routes_make_no_schema_per_request(client, monkeypatch):
 
 
 def test_every_answer_carries_the_edge_headers_once_and_a_route_keeps_its_own(client):
-    """The correlation id (ours), nosniff and the referrer policy on every answer, `no-store` on
-    the API's unless the route chose (the Swagger assets cache for an hour); each header once.
+    """The correlation id (ours), nosniff and the referrer policy on every answer, pages too;
+    `no-store` on the API's unless the route chose (the Swagger assets cache for an hour); each
+    header once.
     A bearer-token answer reads no session: no cookie, no `Vary: Cookie` (a hook reading the
     session on every request would add it)."""
     host, guest = account(client, "host"), account(client, "guest")
@@ -118,9 +119,10 @@ def test_every_answer_carries_the_edge_headers_once_and_a_route_keeps_its_own(cl
     )
     html = client.get("/api/docs").get_data(as_text=True)
     asset = client.get(re.findall(r'(?:src|href)="(/api/docs/assets/[^"]+)"', html)[0])
+    page = client.get("/login")
 
-    assert booked.status_code == 202
-    for response in (booked, asset):
+    assert booked.status_code == 202 and page.status_code == 200
+    for response in (booked, asset, page):
         assert response.headers.getlist("X-Content-Type-Options") == ["nosniff"]
         assert response.headers.getlist("Referrer-Policy") == ["same-origin"]
         assert len(response.headers.getlist("X-Request-ID")) == 1
