@@ -21,7 +21,21 @@
 # booking; one process's threads share one GIL and got ~0.6 of a core), 2 workers 262-343/s
 # (3.6-4.1 ms), 3 workers 277-281/s (3.7-4.4 ms, outcome p50 ~108 ms against ~75). A hot
 # event's 400 decisions/s need more than one core at this cost: 2 workers, one per core.
-# The server runs in the foreground (exec): Ctrl-C (SIGINT) or SIGTERM stops it gracefully.
+# The server runs in the foreground (exec): Ctrl-C (SIGINT) or SIGTERM stops it gracefully, and
+# a worker still running KILL_TIMEOUT_S after the stop began is killed (granian's
+# --workers-kill-timeout; off by default). Without that bound the server could wait forever on a
+# worker that missed its signal. A terminal's Ctrl-C reaches every process of the group, the
+# workers as well as the master, which then signals them again. Two granian 2.8.9 races turn
+# this into a worker that never stops, seen in ~1 of 10 Ctrl-Cs on a 2-core machine:
+#  - a worker still loading the app when the signals come has no handler of its own yet, so
+#    it drops them and then serves on;
+#  - the worker's stop flag is a channel with room for one message, so a worker signalled
+#    more than once may block its event loop for good in the signal handler.
+# tests/test_api_server.py sends Ctrl-C to the group while a worker is starting. The bound is
+# short enough to come before platform.sh's KILL (PLATFORM_STOP_TIMEOUT, 20 s) and compose's
+# stop_grace_period (30 s), and long enough for a booking in flight (the Kafka delivery
+# timeout, 5 s). A long poll still waiting is cut; its client asks again.
+KILL_TIMEOUT_S=10
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -34,7 +48,8 @@ case $mode in
   *) echo "usage: api_server.sh full|embedded" >&2; exit 2 ;;
 esac
 export API_THREADS=$threads  # asgi.py's Flask threads (atomicseats.waiting.create_asgi_app)
-common=(--host "${API_HOST:-127.0.0.1}" --port "${API_PORT:-5000}" --workers "$workers" --backlog 2048 --no-ws)
+common=(--host "${API_HOST:-127.0.0.1}" --port "${API_PORT:-5000}" --workers "$workers" --backlog 2048 --no-ws
+  --workers-kill-timeout "$KILL_TIMEOUT_S")
 if [[ ${API_INTERFACE:-asgi} == wsgi ]]; then  # the former front end (a long poll holds a thread)
   exec "$BIN/granian" --interface wsgi "${common[@]}" --blocking-threads "$threads" wsgi:app
 fi

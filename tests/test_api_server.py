@@ -1,5 +1,5 @@
 """scripts/api_server.sh embedded (what `make run` runs): granian serves the embedded default,
-answers, and stops cleanly on Ctrl-C (SIGINT)."""
+answers, and stops cleanly on Ctrl-C (SIGINT), even one that comes while a worker starts."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT_GIVE_UP_S = 60  # a bound on waiting for the server, never a measurement
@@ -38,17 +40,33 @@ def wait_ready(url: str, server: subprocess.Popen) -> None:
         time.sleep(0.1)
 
 
-def test_the_embedded_server_is_granian_and_stops_on_ctrl_c(sqlite_template, tmp_path):
+def embedded_env(sqlite_template: Path, tmp_path: Path, workers: int) -> dict[str, str]:
     database = tmp_path / "atomicseats.db"
     shutil.copyfile(sqlite_template, database)
-    port = free_port()
     env = {name: value for name, value in os.environ.items() if name not in FULL_MODE_VARIABLES}
-    env.update(DATABASE_URL=f"sqlite:///{database}", API_PORT=str(port), API_WORKERS="1", API_THREADS="4")
-    log = tmp_path / "server.log"
+    env.update(
+        DATABASE_URL=f"sqlite:///{database}", API_PORT=str(free_port()), API_WORKERS=str(workers), API_THREADS="4"
+    )
+    return env
+
+
+def start_embedded(env: dict[str, str], log: Path, **popen_options) -> subprocess.Popen:
     with open(log, "w") as output:
-        server = subprocess.Popen(
-            ["bash", "scripts/api_server.sh", "embedded"], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+        return subprocess.Popen(
+            ["bash", "scripts/api_server.sh", "embedded"],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            **popen_options,
         )
+
+
+def test_the_embedded_server_is_granian_and_stops_on_ctrl_c(sqlite_template, tmp_path):
+    env = embedded_env(sqlite_template, tmp_path, workers=1)
+    port = env["API_PORT"]
+    log = tmp_path / "server.log"
+    server = start_embedded(env, log)
     try:
         url = f"http://127.0.0.1:{port}"
         wait_ready(url, server)
@@ -62,3 +80,30 @@ def test_the_embedded_server_is_granian_and_stops_on_ctrl_c(sqlite_template, tmp
             server.wait()
     text = log.read_text()
     assert "Starting granian" in text and "Granian shutdown completed" in text, text
+
+
+def test_ctrl_c_while_a_worker_starts_stops_every_process(sqlite_template, tmp_path):
+    """A terminal's Ctrl-C signals the whole process group: the master, which signals its
+    workers again, and the workers themselves. A worker still loading the app then has no
+    handler of its own and drops both signals (granian 2.8.9); without api_server.sh's
+    --workers-kill-timeout the master waited for it forever."""
+    env = embedded_env(sqlite_template, tmp_path, workers=2)
+    log = tmp_path / "server.log"
+    server = start_embedded(env, log, start_new_session=True)  # its own group, as a terminal's job
+    group = server.pid
+    try:
+        deadline = time.monotonic() + WAIT_GIVE_UP_S
+        while "Spawning worker-2" not in log.read_text():  # forked, loading the app now
+            assert server.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "worker-2 never spawned"
+            time.sleep(0.01)
+        os.killpg(group, signal.SIGINT)
+        assert server.wait(WAIT_GIVE_UP_S) == 0
+    finally:
+        if server.poll() is None:
+            os.killpg(group, signal.SIGKILL)
+            server.wait()
+    text = log.read_text()
+    assert "Granian shutdown completed" in text, text
+    with pytest.raises(ProcessLookupError):  # no worker left behind
+        os.killpg(group, 0)
