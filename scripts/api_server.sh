@@ -30,11 +30,12 @@
 #  - a worker still loading the app when the signals come has no handler of its own yet, so
 #    it drops them and then serves on;
 #  - the worker's stop flag is a channel with room for one message, so a worker signalled
-#    more than once may block its event loop for good in the signal handler.
+#    more often than it reads the flag blocks its event loop for good in the signal handler
+#    (py-spy: the loop thread in WorkerSignal.set()).
 # tests/test_api_server.py sends Ctrl-C to the group while a worker is starting. The bound is
-# short enough to come before platform.sh's KILL (PLATFORM_STOP_TIMEOUT, 20 s) and compose's
-# stop_grace_period (30 s), and long enough for a booking in flight (the Kafka delivery
-# timeout, 5 s). A long poll still waiting is cut; its client asks again.
+# short enough to come before platform.sh's KILL (PLATFORM_STOP_TIMEOUT, 20 s) and the API's
+# stop_grace_period in docker-compose.yml (20 s), and long enough for a booking in flight (the
+# Kafka delivery timeout, 5 s). A long poll still waiting is cut; its client asks again.
 KILL_TIMEOUT_S=10
 set -euo pipefail
 
