@@ -113,7 +113,8 @@ def test_every_image_is_pinned_to_a_release():
 
 def test_the_image_api_kills_a_worker_that_will_not_stop_as_api_server_sh_does_before_compose_does():
     """A granian worker can miss its stop signal (scripts/api_server.sh says how): the image's
-    command bounds the wait as api_server.sh does, within the API's stop_grace_period."""
+    command bounds the wait as api_server.sh does, within the API's stop_grace_period and
+    before scripts/platform.sh kills the API's process group."""
     (command,) = re.findall(r"^CMD (\[.*\])$", (ROOT / "Dockerfile").read_text(), flags=re.MULTILINE)
     arguments = json.loads(command)
     timeout_s = int(arguments[arguments.index("--workers-kill-timeout") + 1])
@@ -121,6 +122,12 @@ def test_the_image_api_kills_a_worker_that_will_not_stop_as_api_server_sh_does_b
     assert re.search(rf"^KILL_TIMEOUT_S={timeout_s}$", script, flags=re.MULTILINE)
     assert '--workers-kill-timeout "$KILL_TIMEOUT_S"' in script
     assert timeout_s < int(service("api")["stop_grace_period"].removesuffix("s"))
+    (platform_stop_s,) = re.findall(
+        r"^STOP_TIMEOUT=\$\{PLATFORM_STOP_TIMEOUT:-(\d+)\}$",
+        (ROOT / "scripts" / "platform.sh").read_text(),
+        flags=re.MULTILINE,
+    )
+    assert timeout_s < int(platform_stop_s)
 
 
 def test_beat_keeps_its_schedule_on_a_volume_the_image_user_may_write():
