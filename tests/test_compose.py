@@ -60,12 +60,12 @@ class UniqueKeyLoader(yaml.SafeLoader):
 
 @cache
 def compose() -> dict:
-    return yaml.load((ROOT / "docker-compose.yml").read_text(), Loader=UniqueKeyLoader)  # noqa: S506: a safe loader
+    return yaml.load((ROOT / "docker-compose.yml").read_text(), Loader=UniqueKeyLoader)  # noqa: S506 (UniqueKeyLoader is a SafeLoader)
 
 
 def test_a_key_twice_in_one_mapping_is_refused():
     with pytest.raises(yaml.constructor.ConstructorError, match="duplicate keys"):
-        yaml.load("a:\n  b: 1\n  b: 2\n", Loader=UniqueKeyLoader)  # noqa: S506: a safe loader
+        yaml.load("a:\n  b: 1\n  b: 2\n", Loader=UniqueKeyLoader)  # noqa: S506 (UniqueKeyLoader is a SafeLoader)
 
 
 def service(name: str) -> dict:
