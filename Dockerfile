@@ -13,8 +13,7 @@ RUN useradd --create-home --uid 10001 atomicseats \
 USER atomicseats
 ENV ATOMICSEATS_ENV=production FLASK_APP=wsgi
 EXPOSE 5000
-# ASGI front (asgi.py): long polls wait on the outcome pub/sub without a thread; every other
-# route runs the Flask app on API_THREADS threads per worker (as --blocking-threads did for WSGI).
-# A worker still running 10 s after the stop began is killed (scripts/api_server.sh says why).
-ENV API_THREADS=8
-CMD ["granian", "--interface", "asgi", "--host", "0.0.0.0", "--port", "5000", "--workers", "3", "--backlog", "2048", "--backpressure", "16384", "--loop", "uvloop", "--no-ws", "--workers-kill-timeout", "10", "asgi:app"]
+# The API server of every mode (scripts/api_server.sh full): granian's ASGI front (asgi.py), 3
+# workers x API_THREADS Flask threads, a worker that will not stop killed 10 s after a stop.
+ENV API_HOST=0.0.0.0 API_PORT=5000
+CMD ["bash", "scripts/api_server.sh", "full"]

@@ -3,7 +3,8 @@
 # long poll served asynchronously, every other route by the Flask app on API_THREADS threads)
 # or, with API_INTERFACE=wsgi, wsgi.py on granian's blocking threads.
 #
-#   scripts/api_server.sh full       the full mode's API (scripts/platform.sh: make up, e2e, bench)
+#   scripts/api_server.sh full       the full mode's API (scripts/platform.sh: make up, e2e, bench;
+#                                    the image's command, Dockerfile)
 #   scripts/api_server.sh embedded   the embedded default (make run, and make bench's embedded phase)
 #
 # Environment (the caller's values win): API_HOST (127.0.0.1), API_PORT (5000), API_WORKERS,
@@ -41,7 +42,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 cd "$ROOT"
-BIN=$ROOT/.venv/bin
+GRANIAN=$ROOT/.venv/bin/granian  # the repo's virtualenv; in the image (Dockerfile), the one on PATH
+[[ -x $GRANIAN ]] || GRANIAN=granian
 mode=${1:?usage: api_server.sh full|embedded}
 case $mode in
   full) workers=${API_WORKERS:-3} threads=${API_THREADS:-8} ;;
@@ -52,7 +54,7 @@ export API_THREADS=$threads  # asgi.py's Flask threads (atomicseats.waiting.crea
 common=(--host "${API_HOST:-127.0.0.1}" --port "${API_PORT:-5000}" --workers "$workers" --backlog 2048 --no-ws
   --workers-kill-timeout "$KILL_TIMEOUT_S")
 if [[ ${API_INTERFACE:-asgi} == wsgi ]]; then  # the former front end (a long poll holds a thread)
-  exec "$BIN/granian" --interface wsgi "${common[@]}" --blocking-threads "$threads" wsgi:app
+  exec "$GRANIAN" --interface wsgi "${common[@]}" --blocking-threads "$threads" wsgi:app
 fi
-exec "$BIN/granian" --interface asgi "${common[@]}" --backpressure "${API_BACKPRESSURE:-16384}" \
+exec "$GRANIAN" --interface asgi "${common[@]}" --backpressure "${API_BACKPRESSURE:-16384}" \
   --loop "${API_LOOP:-uvloop}" asgi:app

@@ -16,6 +16,7 @@ import fnmatch
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from functools import cache
@@ -111,16 +112,36 @@ def test_every_image_is_pinned_to_a_release():
     assert bases and all(PINNED_IMAGE.fullmatch(base) for base in bases), bases
 
 
-def test_the_image_api_kills_a_worker_that_will_not_stop_as_api_server_sh_does_before_compose_does():
-    """A granian worker can miss its stop signal (scripts/api_server.sh says how): the image's
-    command bounds the wait as api_server.sh does, within the API's stop_grace_period and
+def test_the_image_runs_the_api_as_api_server_sh_full_and_its_kill_bound_comes_first(tmp_path):
+    """The image's command is scripts/api_server.sh full, the API server of every mode, run here
+    as the image runs it: no .venv (granian from PATH, a stand-in that prints its arguments) and
+    the Dockerfile's environment. It listens on every interface and kills a worker that will not
+    stop (scripts/api_server.sh says why) before compose's stop_grace_period for the API and
     before scripts/platform.sh kills the API's process group."""
-    (command,) = re.findall(r"^CMD (\[.*\])$", (ROOT / "Dockerfile").read_text(), flags=re.MULTILINE)
-    arguments = json.loads(command)
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    (command,) = re.findall(r"^CMD (\[.*\])$", dockerfile, flags=re.MULTILINE)
+    assert json.loads(command) == ["bash", "scripts/api_server.sh", "full"]
+    image_env = dict(
+        pair.split("=", 1)
+        for line in re.findall(r"^ENV (.+)$", dockerfile, flags=re.MULTILINE)
+        for pair in line.split()
+    )
+    root = tmp_path / "app"  # the image's /app: the code, no .venv
+    (root / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "api_server.sh", root / "scripts")
+    path = tmp_path / "bin"
+    path.mkdir()
+    (path / "granian").write_text('#!/bin/sh\necho "$@"\n')
+    (path / "granian").chmod(0o755)
+    env = {"PATH": f"{path}:/usr/bin:/bin", **image_env}
+    printed = subprocess.run(
+        ["bash", "scripts/api_server.sh", "full"], cwd=root, env=env, capture_output=True, text=True, check=True
+    )
+    arguments = printed.stdout.split()
+    assert arguments[arguments.index("--interface") + 1] == "asgi" and arguments[-1] == "asgi:app"
+    assert arguments[arguments.index("--host") + 1] == "0.0.0.0"
+    assert arguments[arguments.index("--port") + 1] == "5000"
     timeout_s = int(arguments[arguments.index("--workers-kill-timeout") + 1])
-    script = (ROOT / "scripts" / "api_server.sh").read_text()
-    assert re.search(rf"^KILL_TIMEOUT_S={timeout_s}$", script, flags=re.MULTILINE)
-    assert '--workers-kill-timeout "$KILL_TIMEOUT_S"' in script
     assert timeout_s < int(service("api")["stop_grace_period"].removesuffix("s"))
     (platform_stop_s,) = re.findall(
         r"^STOP_TIMEOUT=\$\{PLATFORM_STOP_TIMEOUT:-(\d+)\}$",

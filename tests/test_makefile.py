@@ -49,7 +49,7 @@ def test_make_run_serves_with_granian_from_the_one_server_script():
     assert " run --host" not in recipe and "flask --app wsgi run" not in recipe
     assert "db upgrade" in recipe and "seed-demo" in recipe  # the demo data stays
     script = (ROOT / "scripts" / "api_server.sh").read_text()
-    assert script.count('exec "$BIN/granian"') == 2  # the ASGI and the WSGI interface, nothing else
+    assert script.count('exec "$GRANIAN"') == 2  # the ASGI and the WSGI interface, nothing else
     assert "scripts/api_server.sh full" in (ROOT / "scripts" / "platform.sh").read_text()
     command = server_command(5090)
     assert command[-2:] == [str(ROOT / "scripts" / "api_server.sh"), "embedded"]
