@@ -3,6 +3,7 @@ answers, and stops cleanly on Ctrl-C (SIGINT), even one that comes while a worke
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,34 +52,37 @@ def embedded_env(sqlite_template: Path, tmp_path: Path, workers: int) -> dict[st
     return env
 
 
-def start_embedded(env: dict[str, str], log: Path, **popen_options) -> subprocess.Popen:
+@contextlib.contextmanager
+def embedded_server(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    """scripts/api_server.sh embedded in a process group of its own, as a terminal runs a job
+    (its pid is the group's id); whatever of the group is left at the end is killed."""
     with open(log, "w") as output:
-        return subprocess.Popen(
+        server = subprocess.Popen(
             ["bash", "scripts/api_server.sh", "embedded"],
             cwd=ROOT,
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT,
-            **popen_options,
+            start_new_session=True,
         )
+    try:
+        yield server
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
 
 
 def test_the_embedded_server_is_granian_and_stops_on_ctrl_c(sqlite_template, tmp_path):
     env = embedded_env(sqlite_template, tmp_path, workers=1)
-    port = env["API_PORT"]
     log = tmp_path / "server.log"
-    server = start_embedded(env, log)
-    try:
-        url = f"http://127.0.0.1:{port}"
+    with embedded_server(env, log) as server:
+        url = f"http://127.0.0.1:{env['API_PORT']}"
         wait_ready(url, server)
         with urllib.request.urlopen(f"{url}/api/events/all", timeout=10) as response:  # nosec B310 - loopback
             assert json.load(response)["data"]["items"] == []
         server.send_signal(signal.SIGINT)  # what Ctrl-C sends
         assert server.wait(WAIT_GIVE_UP_S) == 0
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
     text = log.read_text()
     assert "Starting granian" in text and "Granian shutdown completed" in text, text
 
@@ -89,21 +94,15 @@ def test_ctrl_c_while_a_worker_starts_stops_every_process(sqlite_template, tmp_p
     --workers-kill-timeout the master waited for it forever."""
     env = embedded_env(sqlite_template, tmp_path, workers=2)
     log = tmp_path / "server.log"
-    server = start_embedded(env, log, start_new_session=True)  # its own group, as a terminal's job
-    group = server.pid
-    try:
+    with embedded_server(env, log) as server:
         deadline = time.monotonic() + WAIT_GIVE_UP_S
         while "Spawning worker-2" not in log.read_text():  # forked, loading the app now
             assert server.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "worker-2 never spawned"
             time.sleep(0.01)
-        os.killpg(group, signal.SIGINT)
+        os.killpg(server.pid, signal.SIGINT)
         assert server.wait(WAIT_GIVE_UP_S) == 0
-    finally:
-        if server.poll() is None:
-            os.killpg(group, signal.SIGKILL)
-            server.wait()
     text = log.read_text()
     assert "Granian shutdown completed" in text, text
     with pytest.raises(ProcessLookupError):  # no worker left behind
-        os.killpg(group, 0)
+        os.killpg(server.pid, 0)
