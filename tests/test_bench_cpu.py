@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -9,7 +10,7 @@ import time
 
 import pytest
 
-from scripts.bench.cpu import Gauge, jit_cpu_s, machine_gauge_ms
+from scripts.bench.cpu import Gauge, jit_cpu_s, machine_gauge_ms, wakeup_gauge_us
 from scripts.bench.full import next_warmup_slice_s
 
 SPIN = """
@@ -73,3 +74,23 @@ def test_the_machine_gauge_times_the_same_work_alike_and_reports_the_slower_end(
     assert gauge.line().startswith("machine gauge: 80 ms at the start, 96 ms at the end")
     assert Gauge(start_ms=80.4).field() == " cpu_gauge_ms=80"  # no end measured (NaN): the start
     assert "not measured at the end" in Gauge(start_ms=80.4).line()
+
+
+def test_the_wake_up_gauge_times_round_trips_across_two_cpus_and_leaves_the_affinity_as_it_was():
+    own = os.sched_getaffinity(0)
+    if len(own) < 2:
+        pytest.fail("the bench machine has two CPUs; this one lets the process use fewer")
+    microseconds = wakeup_gauge_us(round_trips=200, rounds=2)
+    assert 0 < microseconds < 10_000  # a real round trip: microseconds, not nothing, not a timeout
+    assert os.sched_getaffinity(0) == own  # pinned while it measured, then given back
+    try:
+        os.sched_setaffinity(0, {min(own)})
+        assert math.isnan(wakeup_gauge_us(round_trips=10, rounds=1))  # one CPU: nothing to measure across
+    finally:
+        os.sched_setaffinity(0, own)
+    gauge = Gauge(start_ms=80.4, end_ms=95.6, wakeup_us=49.6)
+    assert gauge.field() == " cpu_gauge_ms=96 wakeup_gauge_us=50"
+    assert gauge.line().endswith(
+        "wake-up gauge: 50 us (a round trip between two processes on two CPUs; smaller is faster)"
+    )
+    assert Gauge(start_ms=80.4).field() == " cpu_gauge_ms=80"  # not measured: no field

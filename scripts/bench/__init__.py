@@ -95,10 +95,13 @@ The last line of the output is machine-readable:
     oversold=N lost=N
     reference_decided_per_s=N many_decided_per_s=N api_rss_mb=N bridge_rss_mb=N worker_rss_mb=N mailer_rss_mb=N
     kafka_order_inversions=N acceptance_order_inversions=N waits_open=N
-    waiting_other_p50_ms=N waiting_other_p99_ms=N waits_final=N cpu_gauge_ms=N
+    waiting_other_p50_ms=N waiting_other_p99_ms=N waits_final=N cpu_gauge_ms=N wakeup_gauge_us=N
 (a phase that did not run leaves its fields out; *_rss_mb: the largest process of the group;
 cpu_gauge_ms: the machine gauge, the CPU one fixed pure-Python workload took before the first
-phase and after the last, the larger: figures of two runs compare as far as their gauges agree.)
+phase and after the last, the larger; wakeup_gauge_us: a round trip between two processes
+pinned to two CPUs, before the first phase. Figures of two runs compare as far as both gauges
+agree: a hand-off that wakes another CPU cost ~50 us a round trip on a VM whose CPU gauge
+matched a machine where the API accepted over twice as many requests.)
 Exit status: 0, or 1 if oversold/lost/audit/Kafka order failed (or --strict and a floor was missed),
 2 if the benchmark itself could not run.
 

@@ -10,7 +10,7 @@ import sys
 import scripts.bench
 from scripts.bench.accounts import internal_setup
 from scripts.bench.common import API_URL, EMBEDDED_PORT, STACK_ENV, WORK, BenchError, say, stack_problem
-from scripts.bench.cpu import Gauge, machine_gauge_ms
+from scripts.bench.cpu import Gauge, machine_gauge_ms, wakeup_gauge_us
 from scripts.bench.embedded import run_embedded
 from scripts.bench.full import run_full
 from scripts.bench.openloop import DEFAULT_RATES, ensure_vegeta, parse_rates
@@ -172,10 +172,10 @@ def main(argv: list[str]) -> int:
             print(f"bench: {error} (--openloop-seconds 0 skips the open-loop phase)", file=sys.stderr)
             return 2
     fresh_work_dir()
-    gauge = Gauge(start_ms=machine_gauge_ms())
+    gauge = Gauge(start_ms=machine_gauge_ms(), wakeup_us=wakeup_gauge_us())
     say(
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} before start; "
-        f"machine gauge {gauge.start_ms:.0f} ms; logs in {WORK}"
+        f"machine gauge {gauge.start_ms:.0f} ms, wake-up gauge {gauge.wakeup_us:.0f} us; logs in {WORK}"
     )
     full = embedded = None
     if not args.skip_full:

@@ -7,6 +7,7 @@ import math
 import os
 import resource
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ def _children_cpu_s() -> float:
 
 
 GAUGE_ROUNDS = 5
+WAKEUP_ROUND_TRIPS = 2000
 
 
 def _gauge_workload() -> int:
@@ -76,23 +78,29 @@ def _gauge_step(number: int) -> int:
 
 @dataclass
 class Gauge:
-    """The machine gauge before the bench's first phase and after its last (a VM's core can
-    change speed within a run)."""
+    """The machine gauges before the bench's first phase and after its last (a VM's core can
+    change speed within a run): the CPU gauge (machine_gauge_ms) at both ends, the wake-up gauge
+    (wakeup_gauge_us) at the start."""
 
     start_ms: float
     end_ms: float = float("nan")
+    wakeup_us: float = float("nan")
 
     def line(self) -> str:
         end = "not measured" if math.isnan(self.end_ms) else f"{self.end_ms:.0f} ms"
+        wakeup = "not measured" if math.isnan(self.wakeup_us) else f"{self.wakeup_us:.0f} us"
         return (
             f"machine gauge: {self.start_ms:.0f} ms at the start, {end} at the end "
-            "(CPU of one fixed pure-Python workload; smaller is faster)"
+            "(CPU of one fixed pure-Python workload; smaller is faster); "
+            f"wake-up gauge: {wakeup} (a round trip between two processes on two CPUs; smaller is faster)"
         )
 
     def field(self) -> str:
-        """` cpu_gauge_ms=N`: the larger of the two (the slower the machine was)."""
+        """` cpu_gauge_ms=N`: the larger of the two (the slower the machine was); then
+        ` wakeup_gauge_us=N` when it was measured."""
         measured = [value for value in (self.start_ms, self.end_ms) if not math.isnan(value)]
-        return f" cpu_gauge_ms={round(max(measured))}"
+        wakeup = "" if math.isnan(self.wakeup_us) else f" wakeup_gauge_us={round(self.wakeup_us)}"
+        return f" cpu_gauge_ms={round(max(measured))}{wakeup}"
 
 
 def machine_gauge_ms(rounds: int = GAUGE_ROUNDS) -> float:
@@ -106,6 +114,52 @@ def machine_gauge_ms(rounds: int = GAUGE_ROUNDS) -> float:
         _gauge_workload()
         best = min(best, time.process_time() - started)
     return best * 1000
+
+
+# The wake-up gauge's partner: pinned to the CPU it is given, it echoes each byte it reads.
+_ECHO = """
+import os, sys
+os.sched_setaffinity(0, {int(sys.argv[1])})
+os.write(1, b"r")
+while os.read(0, 1):
+    os.write(1, b".")
+"""
+
+
+def wakeup_gauge_us(round_trips: int = WAKEUP_ROUND_TRIPS, rounds: int = GAUGE_ROUNDS) -> float:
+    """Wall microseconds of one round trip between this process and a partner pinned to another
+    CPU, a byte each way over pipes (the least of `rounds` means): what a hand-off from one
+    process or thread to another costs when it wakes a sleeping CPU. The pipeline hands every
+    request on many times (client, API server, Flask thread, Kafka client, broker, bridge,
+    Celery), so this moves its rates where the CPU gauge does not: on a Firecracker VM whose
+    CPU gauge read 73-95 ms (as fast as the machine where the API accepted 1,520/s) it read
+    ~50 us (~6 us with both processes on one CPU) and the API accepted 550-860/s. NaN with
+    fewer than two CPUs to pin to."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return float("nan")
+    own_cpus = os.sched_getaffinity(0)
+    partner = subprocess.Popen(
+        [sys.executable, "-c", _ECHO, str(cpus[1])], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert partner.stdin is not None and partner.stdout is not None
+    to_partner, from_partner = partner.stdin.fileno(), partner.stdout.fileno()
+    best = float("inf")
+    try:
+        os.sched_setaffinity(0, {cpus[0]})
+        os.read(from_partner, 1)  # the partner is pinned and ready
+        for _ in range(rounds):
+            started = time.perf_counter()
+            for _ in range(round_trips):
+                os.write(to_partner, b".")
+                os.read(from_partner, 1)
+            best = min(best, (time.perf_counter() - started) / round_trips)
+    finally:
+        os.sched_setaffinity(0, own_cpus)
+        partner.stdin.close()
+        partner.wait(timeout=10)
+        partner.stdout.close()
+    return best * 1_000_000
 
 
 def pidfile(path: Path) -> int | None:
