@@ -94,3 +94,4 @@ def test_the_wake_up_gauge_times_round_trips_across_two_cpus_and_leaves_the_affi
         "wake-up gauge: 50 us (a round trip between two processes on two CPUs; smaller is faster)"
     )
     assert Gauge(start_ms=80.4).field() == " cpu_gauge_ms=80"  # not measured: no field
+    assert Gauge(start_ms=80.4).wakeup() == "not measured"

@@ -175,7 +175,7 @@ def main(argv: list[str]) -> int:
     gauge = Gauge(start_ms=machine_gauge_ms(), wakeup_us=wakeup_gauge_us())
     say(
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} before start; "
-        f"machine gauge {gauge.start_ms:.0f} ms, wake-up gauge {gauge.wakeup_us:.0f} us; logs in {WORK}"
+        f"machine gauge {gauge.start_ms:.0f} ms, wake-up gauge {gauge.wakeup()}; logs in {WORK}"
     )
     full = embedded = None
     if not args.skip_full:

@@ -88,12 +88,14 @@ class Gauge:
 
     def line(self) -> str:
         end = "not measured" if math.isnan(self.end_ms) else f"{self.end_ms:.0f} ms"
-        wakeup = "not measured" if math.isnan(self.wakeup_us) else f"{self.wakeup_us:.0f} us"
         return (
             f"machine gauge: {self.start_ms:.0f} ms at the start, {end} at the end "
             "(CPU of one fixed pure-Python workload; smaller is faster); "
-            f"wake-up gauge: {wakeup} (a round trip between two processes on two CPUs; smaller is faster)"
+            f"wake-up gauge: {self.wakeup()} (a round trip between two processes on two CPUs; smaller is faster)"
         )
+
+    def wakeup(self) -> str:
+        return "not measured" if math.isnan(self.wakeup_us) else f"{self.wakeup_us:.0f} us"
 
     def field(self) -> str:
         """` cpu_gauge_ms=N`: the larger of the two (the slower the machine was); then
@@ -135,10 +137,10 @@ def wakeup_gauge_us(round_trips: int = WAKEUP_ROUND_TRIPS, rounds: int = GAUGE_R
     CPU gauge read 73-95 ms (as fast as the machine where the API accepted 1,520/s) it read
     ~50 us (~6 us with both processes on one CPU) and the API accepted 550-860/s. NaN with
     fewer than two CPUs to pin to."""
-    cpus = sorted(os.sched_getaffinity(0))
+    own_cpus = os.sched_getaffinity(0)
+    cpus = sorted(own_cpus)
     if len(cpus) < 2:
         return float("nan")
-    own_cpus = os.sched_getaffinity(0)
     partner = subprocess.Popen(
         [sys.executable, "-c", _ECHO, str(cpus[1])], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
