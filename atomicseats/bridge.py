@@ -53,8 +53,8 @@ log = logging.getLogger("atomicseats.bridge")
 
 CONSUME_BATCH_MAX = limits.ALLOCATION_BATCH_SIZE_MAX
 CONSUME_TIMEOUT_S = 0.2  # the longest the loop waits for a first message before it comes round
-FETCH_MIN_BYTES = 64 * 1024
-FETCH_WAIT_MAX_MS = 4
+FETCH_MIN_BYTES = 1
+FETCH_WAIT_MAX_MS = 500
 QUEUED_MESSAGES_MIN = CONSUME_BATCH_MAX  # fetched ahead per partition, at most (about)
 FETCH_QUEUE_BACKOFF_MS = 10
 RECORD_RETRY_DELAY_S_MAX = 5.0
@@ -80,19 +80,17 @@ def consumer_config(brokers: str) -> dict:
         "session.timeout.ms": 10000,
         "max.poll.interval.ms": 300000,
         "isolation.level": "read_committed",
-        # Fetching adapts like the batches (atomicseats/batching.py). The broker answers a
-        # fetch once 64 KiB are there or FETCH_WAIT_MAX_MS has passed: under load, large
-        # fetches (not one per produce, the broker's main cost); idle, a request waits at most
-        # 4 ms. (100 ms here once cost an idle request up to 100 ms. 10 ms until make bench's
-        # idle phase showed, back to back, 202 -> recorded p99 10.2-10.4 against 4.2-4.4 ms
-        # with 4, and 202 -> decided p99 24.1-24.2 against 19.6-19.8 ms, for ~0.15 ms more
-        # broker CPU per request in an open loop at 260/s: twice the fetches while they are
-        # small.) fetch.min.bytes=1 was tried: it answered every produce at once, yet left a
-        # ~0.5 s tail (make bench's idle phase, a quiet machine: 202 -> recorded p99 515 ms vs
-        # 10 ms with 64 KiB or 10 ms, 202 -> decided p99 529 vs 28 ms) and more broker CPU.
-        # The client fetches ahead only while the loop keeps up: with a batch's worth waiting
-        # on a partition it stops (looking again every FETCH_QUEUE_BACKOFF_MS), so a bridge
-        # behind fetches in chunks.
+        # Fetching adapts like the batches (atomicseats/batching.py): the broker answers a fetch
+        # as soon as a message is there, or empty after FETCH_WAIT_MAX_MS. Idle, a request is
+        # fetched the moment it is written and the connection is quiet in between; busy, what
+        # was written while the last fetch travelled comes in one. The client fetches ahead only
+        # while the loop keeps up: with a batch's worth waiting on a partition it stops (looking
+        # again every FETCH_QUEUE_BACKOFF_MS), so a bridge behind fetches in chunks.
+        # (Until 2026-12-03 a fetch waited for 64 KiB or 4 ms: an idle request waited up to
+        # 4 ms, and the broker answered 250 empty fetches a second, ~11 % of a core on a quiet
+        # stack. fetch.min.bytes=1 had been tried before and left a ~0.5 s tail, which was the
+        # liveness check's, not the fetch's: it asked the broker on the consumer's connection,
+        # behind a fetch held for fetch.wait.max.ms; LagReader asks on its own.)
         "fetch.min.bytes": FETCH_MIN_BYTES,
         "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,
         "queued.min.messages": QUEUED_MESSAGES_MIN,
