@@ -106,9 +106,7 @@ def run_bridge(app: Flask, stop: threading.Event | None = None) -> int:
     stall = StallWatch(app.config["BRIDGE_STALL_S"])
     consumer = Consumer({**consumer_config(app.config["KAFKA_BROKERS"]), "error_cb": _log_client_error})
     offsets = OffsetKeeper(BOOKING_REQUESTS_TOPIC, OFFSET_COMMIT_INTERVAL_S)
-    lag_reader = LagReader(
-        app.config["KAFKA_BROKERS"], BOOKING_REQUESTS_TOPIC, BRIDGE_CONSUMER_GROUP, error_cb=_log_client_error
-    )
+    lag_reader = LagReader(app.config["KAFKA_BROKERS"], BOOKING_REQUESTS_TOPIC, BRIDGE_CONSUMER_GROUP)
     with app.app_context():
         metrics = adapters().metrics
 
@@ -192,11 +190,13 @@ class LagReader:
     An admin client has its own connection: one ListOffsets request for every partition, and
     one OffsetFetch for the group's committed offsets when some partition has no position yet."""
 
-    def __init__(self, brokers: str, topic: str, group: str, timeout_s: float = OFFSETS_QUERY_TIMEOUT_S, **config):
+    def __init__(self, brokers: str, topic: str, group: str, timeout_s: float = OFFSETS_QUERY_TIMEOUT_S) -> None:
         self.topic = topic
         self.group = group
         self.timeout_s = timeout_s
-        self.admin = AdminClient({"bootstrap.servers": brokers, **config})
+        # No error_cb: its events would queue until someone polls the client, which nothing
+        # does; the consumer reports the same broker's errors (librdkafka logs them as well).
+        self.admin = AdminClient({"bootstrap.servers": brokers})
 
     def read(self, consumer: Consumer) -> Lag | None:
         """None if the broker cannot tell now."""
