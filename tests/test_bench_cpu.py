@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from scripts.bench.cpu import Gauge, jit_cpu_s, machine_gauge_ms, wakeup_gauge_us
+from scripts.bench.cpu import Gauge, jit_cpu_s, machine_gauge_ms, settle_cpu, wakeup_gauge_us
 from scripts.bench.full import next_warmup_slice_s
 
 SPIN = """
@@ -95,3 +95,22 @@ def test_the_wake_up_gauge_times_round_trips_across_two_cpus_and_leaves_the_affi
     )
     assert Gauge(start_ms=80.4).field() == " cpu_gauge_ms=80"  # not measured: no field
     assert Gauge(start_ms=80.4).wakeup() == "not measured"
+
+
+def test_a_phase_on_an_idle_stack_waits_for_the_machine_to_go_quiet_and_not_forever():
+    def machine(busy_per_window: list[int]):
+        """A /proc/stat reader: 100 jiffies a window, `busy` of them busy, one window per sleep."""
+        totals = [(sum(busy_per_window[:windows]), 100 * windows) for windows in range(len(busy_per_window) + 1)]
+        readings = iter(totals)
+        return lambda: next(readings)
+
+    slept: list[float] = []
+    waited_s, share = settle_cpu(0.10, 1.0, 20.0, read=machine([60, 35, 8, 50]), sleep=slept.append)
+    assert (waited_s, share) == (3.0, 0.08) and slept == [1.0, 1.0, 1.0]  # the third window was quiet
+
+    waited_s, share = settle_cpu(0.10, 1.0, 3.0, read=machine([60, 40, 30, 20]), sleep=slept.append)
+    assert (waited_s, share) == (3.0, 0.30)  # never quiet: given up at the limit, with the last share
+
+    # The real machine: an idle test process's reading ends at once or within the limit.
+    waited_s, share = settle_cpu(1.0, 0.2, 1.0)
+    assert waited_s == 0.2 and 0.0 <= share <= 1.0

@@ -16,11 +16,13 @@ What it does (every step bounded by a deadline, everything on 127.0.0.1):
             starts on a quiet platform) and dirty pages are synced to disk, so neither the
             mailer nor the kernel's writeback lands in a measured phase.
   idle      (scripts/bench/idle.py) one booking at a time on the warm, quiet stack (--idle,
-            200): each POSTed on a kept-alive connection and waited for with ?wait, then a short
-            gap (--idle-gap-ms, 50). p50/p99/p99.9 of 202 -> decided: decided_at (the worker's
-            record) minus the moment the client read the 202, both this machine's clock; beside
-            it 202 -> recorded by the bridge (created_at), accepted_at -> decided_at and the
-            client's 202 -> answer of the wait. Floor: p99 <= 30 ms (idle_p99_ms on the last line).
+            200), once the machine's CPUs were at most 10 % busy for a second (at most 20 s:
+            the outbox's last rows are sent before the mailer's task ends): each POSTed on a
+            kept-alive connection and waited for with ?wait, then a short gap (--idle-gap-ms,
+            50). p50/p99/p99.9 of 202 -> decided: decided_at (the worker's record) minus the
+            moment the client read the 202, both this machine's clock; beside it 202 ->
+            recorded by the bridge (created_at), accepted_at -> decided_at and the client's
+            202 -> answer of the wait. Floor: p99 <= 30 ms (idle_p99_ms on the last line).
   accept    wrk (C, cheap on 2 shared cores) drives N connections for T seconds of
             POST /api/events/book with rotating tokens: 70% to one hot event, 30% spread
             over 20 others, 1-4 seats. accepted/s = 2xx responses / duration. The request id

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -311,6 +312,35 @@ def settle_disk() -> None:
     started = time.monotonic()
     os.sync()
     say(f"  disk settled (sync, {time.monotonic() - started:.1f}s)")
+
+
+QUIET_SHARE = 0.10  # of the machine's CPUs: a full stack with nothing to do uses ~4-5 %
+QUIET_WINDOW_S = 1.0
+QUIET_WAIT_S_MAX = 20.0
+
+
+def settle_cpu(
+    share_max: float = QUIET_SHARE,
+    window_s: float = QUIET_WINDOW_S,
+    wait_s_max: float = QUIET_WAIT_S_MAX,
+    read: Callable[[], tuple[int, int]] = _read_machine,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[float, float]:
+    """Wait until the machine's CPUs were at most `share_max` busy over the last `window_s`
+    (at most `wait_s_max`), so a phase that measures an idle stack starts on one: the outbox's
+    rows can all be sent while the mailer and its database backend still finish their last
+    task. Returns (seconds waited, the last window's busy share)."""
+    waited_s, share = 0.0, 1.0
+    busy0, total0 = read()
+    while waited_s < wait_s_max:
+        sleep(window_s)
+        waited_s += window_s
+        busy1, total1 = read()
+        share = (busy1 - busy0) / max(total1 - total0, 1)
+        if share <= share_max:
+            break
+        busy0, total0 = busy1, total1
+    return waited_s, share
 
 
 def top_snapshot(path: Path, delay_s: float) -> threading.Thread:

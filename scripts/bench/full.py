@@ -23,7 +23,7 @@ from scripts.bench.common import (
     run,
     say,
 )
-from scripts.bench.cpu import CpuMeter, CpuReport, bench_roots, jit_cpu_s, pidfile, settle_disk
+from scripts.bench.cpu import CpuMeter, CpuReport, bench_roots, jit_cpu_s, pidfile, settle_cpu, settle_disk
 from scripts.bench.fairness import RunFairness, measure_fairness
 from scripts.bench.idle import IdleResult, measure_idle
 from scripts.bench.load import WrkResult, run_wrk
@@ -239,8 +239,12 @@ def warm_up(db: Db, events: Events, tokens_file: Path, args) -> None:
 
 
 def idle_phase(setup: Setup, db: Db, args) -> IdleResult:
-    """On the warm, quiet platform (the warm-up's e-mails are out), before the flash sale."""
+    """On the warm, quiet platform (the warm-up's e-mails are out, the machine's CPUs idle), before
+    the flash sale."""
     accounts = setup.accounts
+    settle_disk()
+    waited_s, share = settle_cpu()
+    say(f"  machine settled: {100 * share:.0f}% of its CPUs busy over the last second, after {waited_s:.0f}s")
     idle = measure_idle(
         db, accounts["host_token"], accounts["guest_tokens"], args.idle, args.idle_gap_ms, args.drain_timeout
     )
